@@ -1,0 +1,40 @@
+# Every target bootstraps its own virtualenv on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: venv test lint unit e2e demo bench clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+lint: venv
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+unit: venv
+	$(BIN)/pytest tests/unit -q
+
+e2e: venv
+	$(BIN)/pytest tests/e2e -q
+
+# The one command CI runs: lint, types, layers and every test.
+test: lint
+	$(BIN)/pytest -q
+
+demo: venv
+	$(BIN)/ami controlplane --config examples/mesh
+
+bench: venv
+	$(BIN)/python bench/xds_convergence.py --quick
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Per-workload agent: Envoy bootstrap and the Envoy process."""

@@ -1,0 +1,1 @@
+"""Ami command line: each command parses options and calls a Python API."""

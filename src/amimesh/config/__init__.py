@@ -1,0 +1,1 @@
+"""Config store (last good config, errors) and config sources (directory watch)."""

@@ -1,0 +1,1 @@
+"""The control plane process: store -> snapshot -> translate -> xDS."""

@@ -1,0 +1,1 @@
+"""The immutable, indexed snapshot of the mesh. Pure."""

@@ -1,0 +1,108 @@
+"""The proxy as the control plane sees it: who it is and which ports it owns.
+
+A proxy describes itself in its Envoy node metadata (written by the bootstrap);
+the xDS server turns that metadata into a `Proxy` with `proxy_from_metadata`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+ProxyKind = Literal["sidecar", "gateway"]
+
+# Keys of the Envoy node metadata that the bootstrap writes and the control plane reads.
+META_KIND = "AMI_KIND"
+META_WORKLOAD = "AMI_WORKLOAD"
+META_NAMESPACE = "AMI_NAMESPACE"
+META_LABELS = "AMI_LABELS"
+META_SERVICE_ACCOUNT = "AMI_SERVICE_ACCOUNT"
+META_OUTBOUND_PORT = "AMI_OUTBOUND_PORT"
+META_INBOUND = "AMI_INBOUND"
+META_ADDRESS = "AMI_ADDRESS"
+
+
+@dataclass(frozen=True)
+class InboundPort:
+    """One port of the workload, fronted by an inbound listener of its sidecar.
+
+    `port` is the workload's declared port (the Kubernetes targetPort / containerPort);
+    `listen_port` is where the sidecar's inbound listener accepts mesh traffic;
+    `app_port` is where the application really listens (on the same host).
+    """
+
+    port: int
+    listen_port: int
+    app_port: int
+    name: str = ""
+    protocol: str = "HTTP"
+
+
+@dataclass(frozen=True)
+class Proxy:
+    """A connected Envoy: a workload's sidecar or a gateway."""
+
+    id: str
+    kind: ProxyKind = "sidecar"
+    workload: str = ""
+    namespace: str = "default"
+    labels: Mapping[str, str] = field(default_factory=dict)
+    service_account: str = "default"
+    address: str = "127.0.0.1"
+    # Port of the explicit-proxy (HTTP_PROXY) outbound listener; 0 means none.
+    outbound_port: int = 0
+    inbound: tuple[InboundPort, ...] = ()
+
+    def metadata(self) -> dict[str, Any]:
+        """The node metadata a bootstrap writes for this proxy (JSON-compatible)."""
+        return {
+            META_KIND: self.kind,
+            META_WORKLOAD: self.workload,
+            META_NAMESPACE: self.namespace,
+            META_LABELS: dict(self.labels),
+            META_SERVICE_ACCOUNT: self.service_account,
+            META_ADDRESS: self.address,
+            META_OUTBOUND_PORT: str(self.outbound_port),
+            META_INBOUND: [
+                {
+                    "port": str(p.port),
+                    "listen_port": str(p.listen_port),
+                    "app_port": str(p.app_port),
+                    "name": p.name,
+                    "protocol": p.protocol,
+                }
+                for p in self.inbound
+            ],
+        }
+
+
+def proxy_from_metadata(node_id: str, metadata: Mapping[str, Any]) -> Proxy:
+    """Rebuild a `Proxy` from node metadata (as decoded from a protobuf Struct).
+
+    Numbers travel as strings because a protobuf Struct keeps only doubles.
+    Missing keys take the defaults, so a bare Envoy still gets a (minimal) proxy.
+    """
+    kind = str(metadata.get(META_KIND, "sidecar"))
+    inbound = tuple(
+        InboundPort(
+            port=int(float(p["port"])),
+            listen_port=int(float(p["listen_port"])),
+            app_port=int(float(p["app_port"])),
+            name=str(p.get("name", "")),
+            protocol=str(p.get("protocol", "HTTP")),
+        )
+        for p in metadata.get(META_INBOUND, []) or []
+    )
+    labels = metadata.get(META_LABELS, {}) or {}
+    return Proxy(
+        id=node_id,
+        kind="gateway" if kind == "gateway" else "sidecar",
+        workload=str(metadata.get(META_WORKLOAD, "")),
+        namespace=str(metadata.get(META_NAMESPACE, "default")),
+        labels={str(k): str(v) for k, v in labels.items()},
+        service_account=str(metadata.get(META_SERVICE_ACCOUNT, "default")),
+        address=str(metadata.get(META_ADDRESS, "127.0.0.1")),
+        outbound_port=int(float(metadata.get(META_OUTBOUND_PORT, 0) or 0)),
+        inbound=inbound,
+    )

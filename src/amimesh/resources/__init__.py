@@ -1,0 +1,1 @@
+"""Typed resources (Istio, Kubernetes, Ami kinds), YAML loading and validation. Pure."""

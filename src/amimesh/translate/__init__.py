@@ -1,0 +1,1 @@
+"""Snapshot x proxy -> Envoy resources, one module per xDS type. Pure."""

@@ -1,0 +1,50 @@
+"""A translated Envoy resource, packed once and shared by every proxy that needs it."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import cached_property
+
+from google.protobuf import any_pb2
+from google.protobuf.message import Message
+
+TYPE_PREFIX = "type.googleapis.com/"
+CLUSTER = TYPE_PREFIX + "envoy.config.cluster.v3.Cluster"
+ENDPOINT = TYPE_PREFIX + "envoy.config.endpoint.v3.ClusterLoadAssignment"
+LISTENER = TYPE_PREFIX + "envoy.config.listener.v3.Listener"
+ROUTE = TYPE_PREFIX + "envoy.config.route.v3.RouteConfiguration"
+SECRET = TYPE_PREFIX + "envoy.extensions.transport_sockets.tls.v3.Secret"
+
+# The order in which an update is pushed: a route never names a cluster Envoy lacks.
+PUSH_ORDER = (CLUSTER, ENDPOINT, LISTENER, ROUTE)
+
+
+@dataclass(frozen=True, eq=False)
+class Built:
+    """One named Envoy resource of one xDS type.
+
+    `version` is a digest of the serialized message, so two proxies holding the same
+    resource agree on its version, and an unchanged resource keeps its version.
+    Serialization happens once per `Built`, however many proxies it is sent to.
+    """
+
+    type_url: str
+    name: str
+    message: Message
+
+    @cached_property
+    def serialized(self) -> bytes:
+        return self.message.SerializeToString(deterministic=True)
+
+    @cached_property
+    def version(self) -> str:
+        return hashlib.blake2b(self.serialized, digest_size=8).hexdigest()
+
+    @cached_property
+    def any(self) -> any_pb2.Any:
+        return any_pb2.Any(type_url=self.type_url, value=self.serialized)
+
+
+# What the control plane holds for one proxy: type URL -> resource name -> resource.
+ProxyConfig = dict[str, dict[str, Built]]

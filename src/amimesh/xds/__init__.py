@@ -1,0 +1,1 @@
+"""Aggregated Discovery Service (SotW and delta) and per-proxy state."""
