@@ -1,0 +1,391 @@
+"""The immutable, indexed snapshot of the mesh: services, endpoints and policies.
+
+`build_snapshot` turns validated resources plus the live instances (registered by the
+runtime when ready) into a `Snapshot`. Given the previous snapshot, it reuses every
+value that did not change, so translators can cache by identity.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, TypeVar
+
+from amimesh.model import hosts
+from amimesh.resources import istio_networking as net
+from amimesh.resources import kube
+from amimesh.resources.meta import Resource
+from amimesh.resources.workload import Workload
+
+Resolution = Literal["EDS", "STATIC", "DNS", "DNS_ROUND_ROBIN", "NONE"]
+
+
+@dataclass(frozen=True)
+class Instance:
+    """A running, ready replica of a workload, as the runtime registers it.
+
+    `ports` maps each workload port to the host port that reaches it through the
+    instance's sidecar (its inbound listener); `port_names` maps port names to
+    workload ports, for Services whose targetPort is a name.
+    """
+
+    id: str
+    workload: str
+    namespace: str = "default"
+    labels: Mapping[str, str] = field(default_factory=dict)
+    service_account: str = "default"
+    address: str = "127.0.0.1"
+    ports: Mapping[int, int] = field(default_factory=dict)
+    port_names: Mapping[str, int] = field(default_factory=dict)
+    locality: str = ""
+    ready: bool = True
+
+
+@dataclass(frozen=True)
+class ServicePort:
+    name: str
+    port: int
+    target_port: int | str
+    protocol: str = "HTTP"  # HTTP, HTTP2, GRPC, TCP, TLS, HTTPS, ...
+
+
+@dataclass(frozen=True)
+class MeshService:
+    """A destination the mesh routes to, from a Kubernetes Service or a ServiceEntry."""
+
+    hostname: str  # fully qualified: reviews.default.svc.cluster.local or api.example.com
+    name: str
+    namespace: str
+    ports: tuple[ServicePort, ...]
+    origin: Literal["kubernetes", "service-entry"] = "kubernetes"
+    location: Literal["MESH_INTERNAL", "MESH_EXTERNAL"] = "MESH_INTERNAL"
+    resolution: Resolution = "EDS"
+    selector: Mapping[str, str] | None = None
+
+    def port(self, number: int) -> ServicePort | None:
+        for p in self.ports:
+            if p.port == number:
+                return p
+        return None
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    address: str
+    port: int
+    labels: Mapping[str, str] = field(default_factory=dict)
+    workload: str = ""
+    namespace: str = "default"
+    service_account: str = "default"
+    locality: str = ""
+    weight: int = 1
+
+
+@dataclass(frozen=True, eq=False)
+class Snapshot:
+    """Everything the translators read. Build it with `build_snapshot`."""
+
+    version: int
+    domain: str
+    resources: Mapping[tuple[str, str, str], Resource]
+    services: Mapping[str, MeshService]
+    # (hostname, service port) -> endpoints; absent key = no endpoints.
+    endpoints: Mapping[tuple[str, int], tuple[Endpoint, ...]]
+    # hostname -> VirtualServices (non-delegate, mesh-bound) whose hosts name it.
+    virtual_services: Mapping[str, tuple[net.VirtualService, ...]]
+    # VirtualServices whose hosts contain a wildcard, in stable order.
+    wildcard_virtual_services: tuple[net.VirtualService, ...]
+    # (namespace, name) -> delegate VirtualService (one without hosts).
+    delegates: Mapping[tuple[str, str], net.VirtualService]
+    destination_rules: Mapping[str, net.DestinationRule]
+    workloads: Mapping[tuple[str, str], Workload]
+    instances: tuple[Instance, ...]
+
+    def resolve(self, host: str, namespace: str) -> str:
+        """The hostname a reference to `host` from `namespace` means."""
+        h = host.lower().rstrip(".")
+        if h in self.services:
+            return h
+        return hosts.expand(h, namespace, self.domain)
+
+    def service(self, hostname: str) -> MeshService | None:
+        return self.services.get(hostname)
+
+    def destination_rule(self, hostname: str) -> net.DestinationRule | None:
+        return self.destination_rules.get(hostname)
+
+    def subset_labels(self, hostname: str, subset: str) -> Mapping[str, str] | None:
+        """Labels of a DestinationRule subset; None if the subset is not defined."""
+        dr = self.destination_rules.get(hostname)
+        if dr is None:
+            return None
+        for s in dr.spec.subsets:
+            if s.name == subset:
+                return s.labels
+        return None
+
+    def endpoints_for(
+        self, hostname: str, port: int, subset_labels: Mapping[str, str] | None = None
+    ) -> tuple[Endpoint, ...]:
+        eps = self.endpoints.get((hostname, port), ())
+        if not subset_labels:
+            return eps
+        return tuple(e for e in eps if _selects(subset_labels, e.labels))
+
+    def delegate(self, name: str, namespace: str) -> net.VirtualService | None:
+        return self.delegates.get((namespace, name))
+
+
+def _selects(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def build_snapshot(
+    resources: Iterable[Resource],
+    instances: Sequence[Instance] = (),
+    *,
+    version: int = 0,
+    domain: str = hosts.DEFAULT_DOMAIN,
+    previous: Snapshot | None = None,
+) -> Snapshot:
+    """Index `resources` and ready `instances` into a snapshot.
+
+    Values equal to the `previous` snapshot's are reused (same object), so an
+    unchanged service keeps its identity across snapshots.
+    """
+    by_key: dict[tuple[str, str, str], Resource] = {}
+    for r in sorted(resources, key=lambda r: r.key):
+        by_key[r.key] = r
+    ready = tuple(sorted((i for i in instances if i.ready), key=lambda i: i.id))
+
+    services: dict[str, MeshService] = {}
+    endpoints: dict[tuple[str, int], tuple[Endpoint, ...]] = {}
+    workload_entries = [r for r in by_key.values() if isinstance(r, net.WorkloadEntry)]
+    for r in by_key.values():
+        if isinstance(r, kube.Service):
+            svc = _kube_service(r, domain)
+            services[svc.hostname] = svc
+            for sp in svc.ports:
+                endpoints[(svc.hostname, sp.port)] = _kube_endpoints(
+                    svc, sp, ready, workload_entries
+                )
+        elif isinstance(r, net.ServiceEntry):
+            for svc, eps in _service_entry(r, ready, workload_entries):
+                services.setdefault(svc.hostname, svc)
+                endpoints.update(eps)
+
+    vs_by_host: dict[str, list[net.VirtualService]] = defaultdict(list)
+    wildcard: list[net.VirtualService] = []
+    delegates: dict[tuple[str, str], net.VirtualService] = {}
+    drs: dict[str, net.DestinationRule] = {}
+    workloads: dict[tuple[str, str], Workload] = {}
+    for r in by_key.values():
+        if isinstance(r, net.VirtualService):
+            if not r.spec.hosts:
+                delegates[(r.namespace, r.name)] = r
+                continue
+            for h in r.spec.hosts:
+                if hosts.is_wildcard(h):
+                    if r not in wildcard:
+                        wildcard.append(r)
+                    continue
+                host = h.lower() if h.lower() in services else hosts.expand(h, r.namespace, domain)
+                vs_by_host[host].append(r)
+        elif isinstance(r, net.DestinationRule):
+            host = r.spec.host.lower()
+            if host not in services:
+                host = hosts.expand(host, r.namespace, domain)
+            # A rule in the service's own namespace wins over one elsewhere.
+            current = drs.get(host)
+            owner = services.get(host)
+            if current is None or (owner is not None and r.namespace == owner.namespace):
+                drs[host] = r
+        elif isinstance(r, Workload):
+            workloads[(r.namespace, r.name)] = r
+
+    snap = Snapshot(
+        version=version,
+        domain=domain,
+        resources=by_key,
+        services=services,
+        endpoints=endpoints,
+        virtual_services={h: tuple(v) for h, v in vs_by_host.items()},
+        wildcard_virtual_services=tuple(wildcard),
+        delegates=delegates,
+        destination_rules=drs,
+        workloads=workloads,
+        instances=ready,
+    )
+    return _reuse(snap, previous) if previous is not None else snap
+
+
+def _reuse(new: Snapshot, old: Snapshot) -> Snapshot:
+    """Swap in the old snapshot's objects wherever they equal the new ones."""
+
+    return Snapshot(
+        version=new.version,
+        domain=new.domain,
+        resources=_keep(new.resources, old.resources),
+        services=_keep(new.services, old.services),
+        endpoints=_keep(new.endpoints, old.endpoints),
+        virtual_services=_keep(new.virtual_services, old.virtual_services),
+        wildcard_virtual_services=(
+            old.wildcard_virtual_services
+            if old.wildcard_virtual_services == new.wildcard_virtual_services
+            else new.wildcard_virtual_services
+        ),
+        delegates=_keep(new.delegates, old.delegates),
+        destination_rules=_keep(new.destination_rules, old.destination_rules),
+        workloads=_keep(new.workloads, old.workloads),
+        instances=old.instances if old.instances == new.instances else new.instances,
+    )
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _keep(new_map: Mapping[K, V], old_map: Mapping[K, V]) -> dict[K, V]:
+    out: dict[K, V] = {}
+    for k, v in new_map.items():
+        o = old_map.get(k)
+        out[k] = o if o is not None and o == v else v
+    return out
+
+
+def _protocol_of(name: str | None, app_protocol: str | None) -> str:
+    """Istio's protocol selection: appProtocol first, then the port name's prefix."""
+    candidates = [app_protocol or "", (name or "").split("-")[0]]
+    for c in candidates:
+        c = c.lower()
+        if c in ("http", "http2", "grpc", "grpc-web", "tcp", "tls", "https", "mongo", "udp"):
+            return {"grpc-web": "HTTP"}.get(c, c.upper())
+        if c in ("h2c", "kubernetes.io/h2c"):
+            return "HTTP2"
+    # Ami is an HTTP mesh first: unnamed ports are treated as HTTP (Istio sniffs them).
+    return "HTTP"
+
+
+def _kube_service(r: kube.Service, domain: str) -> MeshService:
+    ports = tuple(
+        ServicePort(
+            name=p.name or str(p.port),
+            port=p.port,
+            target_port=p.targetPort if p.targetPort is not None else p.port,
+            protocol=_protocol_of(p.name, p.appProtocol),
+        )
+        for p in r.spec.ports
+    )
+    return MeshService(
+        hostname=hosts.fqdn(r.name, r.namespace, domain),
+        name=r.name,
+        namespace=r.namespace,
+        ports=ports,
+        selector=dict(r.spec.selector),
+    )
+
+
+def _kube_endpoints(
+    svc: MeshService,
+    sp: ServicePort,
+    instances: Sequence[Instance],
+    workload_entries: Sequence[net.WorkloadEntry],
+) -> tuple[Endpoint, ...]:
+    out: list[Endpoint] = []
+    if not svc.selector:
+        return ()
+    for i in instances:
+        if i.namespace != svc.namespace or not _selects(svc.selector, i.labels):
+            continue
+        target = sp.target_port
+        workload_port = i.port_names.get(target) if isinstance(target, str) else target
+        if workload_port is None or workload_port not in i.ports:
+            continue
+        out.append(
+            Endpoint(
+                address=i.address,
+                port=i.ports[workload_port],
+                labels=dict(i.labels),
+                workload=i.workload,
+                namespace=i.namespace,
+                service_account=i.service_account,
+                locality=i.locality,
+            )
+        )
+    for we in workload_entries:
+        if we.namespace != svc.namespace or not _selects(svc.selector, we.spec.labels):
+            continue
+        ep = _entry_endpoint(we.spec, sp, we.namespace)
+        if ep is not None:
+            out.append(ep)
+    return tuple(out)
+
+
+def _entry_endpoint(
+    spec: net.WorkloadEntrySpec, sp: ServicePort, namespace: str
+) -> Endpoint | None:
+    if not spec.address:
+        return None
+    if sp.name in spec.ports:
+        port = spec.ports[sp.name]
+    elif isinstance(sp.target_port, int):
+        port = sp.target_port
+    else:
+        return None
+    return Endpoint(
+        address=spec.address,
+        port=port,
+        labels=dict(spec.labels),
+        namespace=namespace,
+        service_account=spec.serviceAccount or "default",
+        locality=spec.locality or "",
+        weight=spec.weight or 1,
+    )
+
+
+def _service_entry(
+    r: net.ServiceEntry,
+    instances: Sequence[Instance],
+    workload_entries: Sequence[net.WorkloadEntry],
+) -> Iterable[tuple[MeshService, dict[tuple[str, int], tuple[Endpoint, ...]]]]:
+    spec = r.spec
+    ports = tuple(
+        ServicePort(
+            name=p.name,
+            port=p.number,
+            target_port=p.targetPort or p.number,
+            protocol=p.protocol,
+        )
+        for p in spec.ports
+    )
+    selector = dict(spec.workloadSelector.labels) if spec.workloadSelector else None
+    for host in spec.hosts:
+        svc = MeshService(
+            hostname=host.lower(),
+            name=host.lower(),
+            namespace=r.namespace,
+            ports=ports,
+            origin="service-entry",
+            location=spec.location,
+            resolution=spec.resolution,
+            selector=selector,
+        )
+        eps: dict[tuple[str, int], tuple[Endpoint, ...]] = {}
+        for sp in ports:
+            found: list[Endpoint] = []
+            for e in spec.endpoints:
+                ep = _entry_endpoint(e, sp, r.namespace)
+                if ep is not None:
+                    found.append(ep)
+            if selector is not None:
+                kube_like = MeshService(
+                    hostname=svc.hostname,
+                    name=svc.name,
+                    namespace=svc.namespace,
+                    ports=ports,
+                    selector=selector,
+                )
+                found.extend(_kube_endpoints(kube_like, sp, instances, workload_entries))
+            eps[(svc.hostname, sp.port)] = tuple(found)
+        yield svc, eps

@@ -1,0 +1,358 @@
+"""Istio networking kinds (networking.istio.io v1alpha3, v1beta1, v1).
+
+Field names are Istio's own (camelCase), so a user's YAML maps one to one. Fields that
+Istio defines but Ami does not implement yet are typed `NotSupported`: naming one is a
+validation error that says so.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from amimesh.resources.fields import Duration, NotSupported, Port, Strict
+from amimesh.resources.meta import Resource
+
+ISTIO_NETWORKING_VERSIONS = ("v1alpha3", "v1beta1", "v1")
+
+
+class StringMatch(Strict):
+    exact: str | None = None
+    prefix: str | None = None
+    regex: str | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> StringMatch:
+        set_ = [k for k in ("exact", "prefix", "regex") if getattr(self, k) is not None]
+        if len(set_) != 1:
+            raise ValueError("must set exactly one of exact, prefix, regex")
+        return self
+
+
+class Percent(Strict):
+    value: float = Field(ge=0, le=100)
+
+
+class PortSelector(Strict):
+    number: Port
+
+
+class Destination(Strict):
+    host: str = Field(min_length=1)
+    subset: str | None = None
+    port: PortSelector | None = None
+
+
+class HeaderOperations(Strict):
+    set: dict[str, str] = Field(default_factory=dict)
+    add: dict[str, str] = Field(default_factory=dict)
+    remove: list[str] = Field(default_factory=list)
+
+
+class Headers(Strict):
+    request: HeaderOperations | None = None
+    response: HeaderOperations | None = None
+
+
+class HTTPMatchRequest(Strict):
+    name: str | None = None
+    uri: StringMatch | None = None
+    method: StringMatch | None = None
+    authority: StringMatch | None = None
+    headers: dict[str, StringMatch] = Field(default_factory=dict)
+    queryParams: dict[str, StringMatch] = Field(default_factory=dict)
+    port: Port | None = None
+    sourceLabels: dict[str, str] = Field(default_factory=dict)
+    gateways: list[str] = Field(default_factory=list)
+    ignoreUriCase: bool = False
+    withoutHeaders: dict[str, StringMatch] = Field(default_factory=dict)
+    sourceNamespace: str | None = None
+    scheme: NotSupported = None
+    statPrefix: NotSupported = None
+
+
+class HTTPRouteDestination(Strict):
+    destination: Destination
+    weight: int | None = Field(default=None, ge=0, le=100)
+    headers: Headers | None = None
+
+
+class HTTPRedirect(Strict):
+    uri: str | None = None
+    authority: str | None = None
+    port: Port | None = None
+    scheme: str | None = None
+    redirectCode: int | None = Field(default=None, ge=300, le=399)
+    derivePort: NotSupported = None
+
+
+class RegexRewrite(Strict):
+    match: str
+    rewrite: str
+
+
+class HTTPRewrite(Strict):
+    uri: str | None = None
+    authority: str | None = None
+    uriRegexRewrite: RegexRewrite | None = None
+
+
+class HTTPBody(Strict):
+    string: str | None = None
+    bytes: str | None = None  # base64, as Istio encodes it
+
+
+class HTTPDirectResponse(Strict):
+    status: int = Field(ge=200, le=599)
+    body: HTTPBody | None = None
+
+
+class FaultDelay(Strict):
+    fixedDelay: Duration
+    percentage: Percent | None = None
+    percent: int | None = Field(default=None, ge=0, le=100)  # deprecated by Istio
+    exponentialDelay: NotSupported = None
+
+
+class FaultAbort(Strict):
+    httpStatus: int | None = Field(default=None, ge=200, le=599)
+    grpcStatus: str | None = None
+    percentage: Percent | None = None
+    http2Error: NotSupported = None
+
+    @model_validator(mode="after")
+    def _one_error(self) -> FaultAbort:
+        if (self.httpStatus is None) == (self.grpcStatus is None):
+            raise ValueError("must set exactly one of httpStatus, grpcStatus")
+        return self
+
+
+class HTTPFaultInjection(Strict):
+    delay: FaultDelay | None = None
+    abort: FaultAbort | None = None
+
+
+class HTTPRetry(Strict):
+    attempts: int = Field(ge=0)
+    perTryTimeout: Duration | None = None
+    retryOn: str | None = None
+    retryRemoteLocalities: bool | None = None
+
+
+class CorsPolicy(Strict):
+    allowOrigins: list[StringMatch] = Field(default_factory=list)
+    allowOrigin: list[str] = Field(default_factory=list)  # deprecated by Istio
+    allowMethods: list[str] = Field(default_factory=list)
+    allowHeaders: list[str] = Field(default_factory=list)
+    exposeHeaders: list[str] = Field(default_factory=list)
+    maxAge: Duration | None = None
+    allowCredentials: bool | None = None
+    unmatchedPreflights: NotSupported = None
+
+
+class Delegate(Strict):
+    name: str
+    namespace: str | None = None
+
+
+class HTTPRoute(Strict):
+    name: str | None = None
+    match: list[HTTPMatchRequest] = Field(default_factory=list)
+    route: list[HTTPRouteDestination] = Field(default_factory=list)
+    redirect: HTTPRedirect | None = None
+    directResponse: HTTPDirectResponse | None = None
+    delegate: Delegate | None = None
+    rewrite: HTTPRewrite | None = None
+    timeout: Duration | None = None
+    retries: HTTPRetry | None = None
+    fault: HTTPFaultInjection | None = None
+    mirror: Destination | None = None
+    mirrorPercentage: Percent | None = None
+    mirrorPercent: int | None = Field(default=None, ge=0, le=100)  # deprecated by Istio
+    corsPolicy: CorsPolicy | None = None
+    headers: Headers | None = None
+    mirrors: NotSupported = None
+
+
+class VirtualServiceSpec(Strict):
+    hosts: list[str] = Field(default_factory=list)
+    gateways: list[str] = Field(default_factory=list)
+    http: list[HTTPRoute] = Field(default_factory=list)
+    exportTo: list[str] = Field(default_factory=list)
+    tls: NotSupported = None
+    tcp: NotSupported = None
+
+
+class VirtualService(Resource):
+    KIND: ClassVar[str] = "VirtualService"
+    API_GROUP: ClassVar[str] = "networking.istio.io"
+    API_VERSIONS: ClassVar[tuple[str, ...]] = ISTIO_NETWORKING_VERSIONS
+    spec: VirtualServiceSpec
+
+
+# --- DestinationRule -------------------------------------------------------------------
+
+
+class HTTPCookie(Strict):
+    name: str
+    path: str | None = None
+    ttl: Duration | None = None
+
+
+class ConsistentHash(Strict):
+    httpHeaderName: str | None = None
+    httpCookie: HTTPCookie | None = None
+    useSourceIp: bool | None = None
+    httpQueryParameterName: str | None = None
+    minimumRingSize: int | None = Field(default=None, ge=1)
+    ringHash: NotSupported = None
+    maglev: NotSupported = None
+
+
+class LocalityFailover(Strict):
+    from_: str = Field(alias="from")
+    to: str
+
+
+class LocalityDistribute(Strict):
+    from_: str = Field(alias="from")
+    to: dict[str, int]
+
+
+class LocalityLbSetting(Strict):
+    enabled: bool | None = None
+    failover: list[LocalityFailover] = Field(default_factory=list)
+    distribute: list[LocalityDistribute] = Field(default_factory=list)
+    failoverPriority: NotSupported = None
+
+
+class LoadBalancerSettings(Strict):
+    simple: (
+        Literal["UNSPECIFIED", "ROUND_ROBIN", "LEAST_REQUEST", "LEAST_CONN", "RANDOM"] | None
+    ) = None
+    consistentHash: ConsistentHash | None = None
+    localityLbSetting: LocalityLbSetting | None = None
+    warmupDurationSecs: NotSupported = None
+
+
+class TCPSettings(Strict):
+    maxConnections: int | None = Field(default=None, ge=1)
+    connectTimeout: Duration | None = None
+    tcpKeepalive: NotSupported = None
+    maxConnectionDuration: NotSupported = None
+    idleTimeout: NotSupported = None
+
+
+class HTTPSettings(Strict):
+    http1MaxPendingRequests: int | None = Field(default=None, ge=1)
+    http2MaxRequests: int | None = Field(default=None, ge=1)
+    maxRequestsPerConnection: int | None = Field(default=None, ge=0)
+    maxRetries: int | None = Field(default=None, ge=0)
+    idleTimeout: Duration | None = None
+    h2UpgradePolicy: NotSupported = None
+    useClientProtocol: NotSupported = None
+    maxConcurrentStreams: NotSupported = None
+
+
+class ConnectionPoolSettings(Strict):
+    tcp: TCPSettings | None = None
+    http: HTTPSettings | None = None
+
+
+class OutlierDetection(Strict):
+    consecutive5xxErrors: int | None = Field(default=None, ge=0)
+    consecutiveGatewayErrors: int | None = Field(default=None, ge=0)
+    interval: Duration | None = None
+    baseEjectionTime: Duration | None = None
+    maxEjectionPercent: int | None = Field(default=None, ge=0, le=100)
+    minHealthPercent: int | None = Field(default=None, ge=0, le=100)
+    consecutiveErrors: NotSupported = None
+    consecutiveLocalOriginFailures: NotSupported = None
+    splitExternalLocalOriginErrors: NotSupported = None
+
+
+class TrafficPolicy(Strict):
+    loadBalancer: LoadBalancerSettings | None = None
+    connectionPool: ConnectionPoolSettings | None = None
+    outlierDetection: OutlierDetection | None = None
+    tls: NotSupported = None
+    portLevelSettings: NotSupported = None
+    tunnel: NotSupported = None
+    proxyProtocol: NotSupported = None
+
+
+class Subset(Strict):
+    name: str = Field(min_length=1)
+    labels: dict[str, str] = Field(default_factory=dict)
+    trafficPolicy: TrafficPolicy | None = None
+
+
+class DestinationRuleSpec(Strict):
+    host: str = Field(min_length=1)
+    trafficPolicy: TrafficPolicy | None = None
+    subsets: list[Subset] = Field(default_factory=list)
+    exportTo: list[str] = Field(default_factory=list)
+    workloadSelector: NotSupported = None
+
+
+class DestinationRule(Resource):
+    KIND: ClassVar[str] = "DestinationRule"
+    API_GROUP: ClassVar[str] = "networking.istio.io"
+    API_VERSIONS: ClassVar[tuple[str, ...]] = ISTIO_NETWORKING_VERSIONS
+    spec: DestinationRuleSpec
+
+
+# --- ServiceEntry and WorkloadEntry ------------------------------------------------------
+
+Protocol = Literal["HTTP", "HTTPS", "GRPC", "HTTP2", "TCP", "TLS", "MONGO", "UDP"]
+
+
+class WorkloadEntrySpec(Strict):
+    address: str | None = None
+    ports: dict[str, Port] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=dict)
+    locality: str | None = None
+    weight: int | None = Field(default=None, ge=1)
+    serviceAccount: str | None = None
+    network: NotSupported = None
+
+
+class WorkloadEntry(Resource):
+    KIND: ClassVar[str] = "WorkloadEntry"
+    API_GROUP: ClassVar[str] = "networking.istio.io"
+    API_VERSIONS: ClassVar[tuple[str, ...]] = ISTIO_NETWORKING_VERSIONS
+    spec: WorkloadEntrySpec
+
+
+class ServicePort(Strict):
+    number: Port
+    protocol: Protocol = "TCP"
+    name: str = Field(min_length=1)
+    targetPort: Port | None = None
+
+
+class ServiceEntrySpec(Strict):
+    hosts: list[str] = Field(min_length=1)
+    addresses: list[str] = Field(default_factory=list)
+    ports: list[ServicePort] = Field(default_factory=list)
+    location: Literal["MESH_EXTERNAL", "MESH_INTERNAL"] = "MESH_EXTERNAL"
+    resolution: Literal["NONE", "STATIC", "DNS", "DNS_ROUND_ROBIN"] = "NONE"
+    endpoints: list[WorkloadEntrySpec] = Field(default_factory=list)
+    workloadSelector: WorkloadSelector | None = None
+    exportTo: list[str] = Field(default_factory=list)
+    subjectAltNames: NotSupported = None
+
+
+class WorkloadSelector(Strict):
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+ServiceEntrySpec.model_rebuild()
+
+
+class ServiceEntry(Resource):
+    KIND: ClassVar[str] = "ServiceEntry"
+    API_GROUP: ClassVar[str] = "networking.istio.io"
+    API_VERSIONS: ClassVar[tuple[str, ...]] = ISTIO_NETWORKING_VERSIONS
+    spec: ServiceEntrySpec

@@ -1,0 +1,57 @@
+"""Object metadata and the resource envelope common to every kind."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from amimesh.resources.fields import DNS_LABEL, DNS_SUBDOMAIN, Strict
+
+DEFAULT_NAMESPACE = "default"
+
+
+class ObjectMeta(Strict):
+    name: str = Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)
+    namespace: str = Field(default=DEFAULT_NAMESPACE, max_length=63, pattern=DNS_LABEL)
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    # Read-only fields that `kubectl get -o yaml` writes; accepted and not used.
+    uid: str | None = None
+    resourceVersion: str | None = None
+    generation: int | None = None
+    creationTimestamp: str | None = None
+    managedFields: list[Any] | None = None
+
+
+class Resource(Strict):
+    """A document: apiVersion, kind, metadata and a kind-specific spec.
+
+    Subclasses set `KIND`, `API_GROUP` and `API_VERSIONS`, and type `spec`.
+    """
+
+    KIND: ClassVar[str] = ""
+    API_GROUP: ClassVar[str] = ""
+    API_VERSIONS: ClassVar[tuple[str, ...]] = ()
+
+    apiVersion: str
+    kind: str
+    metadata: ObjectMeta
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    @property
+    def namespace(self) -> str:
+        return self.metadata.namespace
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """(kind, namespace, name): unique within a store."""
+        return (self.kind, self.metadata.namespace, self.metadata.name)
+
+    @property
+    def ref(self) -> str:
+        """`Kind/namespace/name`, as errors and logs print it."""
+        return f"{self.kind}/{self.metadata.namespace}/{self.metadata.name}"

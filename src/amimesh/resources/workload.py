@@ -1,0 +1,67 @@
+"""Ami's own Workload (ami.dev/v1alpha1): a local process with labels and ports."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from amimesh.resources.fields import Port, Strict
+from amimesh.resources.meta import Resource
+
+
+class WorkloadPort(Strict):
+    name: str | None = None
+    port: Port
+    protocol: Literal["HTTP", "HTTP2", "GRPC", "TCP"] = "HTTP"
+
+
+class EnvVar(Strict):
+    name: str = Field(min_length=1)
+    value: str = ""
+
+
+class HTTPGetAction(Strict):
+    path: str = "/"
+    port: Port | str | None = None
+
+
+class TCPSocketAction(Strict):
+    port: Port | str | None = None
+
+
+class Probe(Strict):
+    httpGet: HTTPGetAction | None = None
+    tcpSocket: TCPSocketAction | None = None
+    initialDelaySeconds: float = Field(default=0, ge=0)
+    periodSeconds: float = Field(default=1, gt=0)
+    timeoutSeconds: float = Field(default=1, gt=0)
+    failureThreshold: int = Field(default=3, ge=1)
+
+    @model_validator(mode="after")
+    def _one_action(self) -> Probe:
+        if (self.httpGet is None) == (self.tcpSocket is None):
+            raise ValueError("must set exactly one of httpGet, tcpSocket")
+        return self
+
+
+class WorkloadSpec(Strict):
+    command: list[str] = Field(min_length=1)
+    args: list[str] = Field(default_factory=list)
+    env: list[EnvVar] = Field(default_factory=list)
+    workingDir: str | None = None
+    serviceAccount: str = Field(default="default", min_length=1)
+    replicas: int = Field(default=1, ge=0)
+    ports: list[WorkloadPort] = Field(default_factory=list)
+    readinessProbe: Probe | None = None
+    restartPolicy: Literal["Always", "OnFailure", "Never"] = "Always"
+    locality: str | None = None
+
+
+class Workload(Resource):
+    """Labels are `metadata.labels` (app, version, ...), as on a Kubernetes pod."""
+
+    KIND: ClassVar[str] = "Workload"
+    API_GROUP: ClassVar[str] = "ami.dev"
+    API_VERSIONS: ClassVar[tuple[str, ...]] = ("v1alpha1",)
+    spec: WorkloadSpec
