@@ -1,0 +1,42 @@
+"""`ami validate PATH...`: print every error a user must fix; exit 1 on any."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+
+from amimesh.config.directory import yaml_files
+from amimesh.resources import ConfigError, load_path
+
+
+def validate_paths(paths: Sequence[Path]) -> tuple[int, list[ConfigError]]:
+    """(number of resources that validated, errors) over every YAML file under `paths`."""
+    count = 0
+    errors: list[ConfigError] = []
+    for root in paths:
+        if not root.exists():
+            raise FileNotFoundError(root)
+        for f in yaml_files(root):
+            result = load_path(f)
+            count += len(result.resources)
+            errors += result.errors
+    return count, errors
+
+
+def run(paths: Sequence[Path]) -> int:
+    out = Console(highlight=False, soft_wrap=True)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    try:
+        count, errors = validate_paths(paths)
+    except FileNotFoundError as e:
+        err.print(f"[red]error:[/red] no such file or directory: {e}")
+        return 2
+    for e in errors:
+        err.print(f"[red]error:[/red] {e}", markup=True)
+    if errors:
+        err.print(f"{len(errors)} error(s); {count} resource(s) valid")
+        return 1
+    out.print(f"{count} resource(s) valid")
+    return 0

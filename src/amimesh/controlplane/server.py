@@ -1,0 +1,119 @@
+"""The control plane: config store → snapshot → translation → xDS, in one process.
+
+The snapshot is rebuilt lazily: a store change only marks it stale and tells the xDS
+server, whose debounce coalesces bursts; the first proxy translated afterwards
+rebuilds the snapshot once for everybody.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from amimesh.config.directory import DirectorySource
+from amimesh.config.store import Store
+from amimesh.model.proxy import Proxy
+from amimesh.model.snapshot import Snapshot, build_snapshot
+from amimesh.translate.built import ProxyConfig
+from amimesh.translate.generate import Generator
+from amimesh.xds.server import XdsServer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ControlPlaneConfig:
+    xds_host: str = "127.0.0.1"
+    xds_port: int = 0
+    config_dir: Path | None = None
+    debounce_s: float = 0.05
+    domain: str = "cluster.local"
+    watch: bool = True
+
+
+class ControlPlane:
+    """Owns the store, the snapshot, the generator and the xDS server."""
+
+    def __init__(self, config: ControlPlaneConfig, store: Store | None = None) -> None:
+        self.config = config
+        self.store = store if store is not None else Store()
+        self._snapshot_version = -1
+        self._snapshot: Snapshot | None = None
+        self._generator = Generator(self._build())
+        self.xds = XdsServer(self._generate, debounce_s=config.debounce_s)
+        self._source = (
+            DirectorySource(self.store, config.config_dir) if config.config_dir else None
+        )
+        self._stop = asyncio.Event()
+        self._watch_task: asyncio.Task[None] | None = None
+        self._unsubscribe = self.store.subscribe(self._on_store_change)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.xds_port = 0
+
+    def _build(self) -> Snapshot:
+        version = self.store.version
+        snap = build_snapshot(
+            self.store.resources(),
+            self.store.instances(),
+            version=version,
+            domain=self.config.domain,
+            previous=self._snapshot,
+        )
+        self._snapshot = snap
+        self._snapshot_version = version
+        return snap
+
+    @property
+    def snapshot(self) -> Snapshot:
+        if self._snapshot_version != self.store.version:
+            self._generator.update(self._build())
+        assert self._snapshot is not None
+        return self._snapshot
+
+    def _generate(self, proxy: Proxy) -> ProxyConfig:
+        if self._snapshot_version != self.store.version:
+            self._generator.update(self._build())
+        return self._generator.generate(proxy)
+
+    def _on_store_change(self) -> None:
+        # Store writers may run in other threads; the xDS server lives on our loop.
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self.xds.config_changed()
+        else:
+            loop.call_soon_threadsafe(self.xds.config_changed)
+
+    async def start(self) -> int:
+        """Load config, start serving xDS; returns the xDS port."""
+        self._loop = asyncio.get_running_loop()
+        if self._source is not None:
+            errors = self._source.sync()
+            for e in errors:
+                log.warning("%s", e)
+        self.xds_port = await self.xds.start(self.config.xds_host, self.config.xds_port)
+        if self._source is not None and self.config.watch:
+            self._watch_task = asyncio.create_task(
+                self._source.watch(self._stop), name="config-watch"
+            )
+        log.info("xDS serving on %s:%d", self.config.xds_host, self.xds_port)
+        return self.xds_port
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+            try:
+                await self._watch_task
+            except asyncio.CancelledError:
+                pass
+            self._watch_task = None
+        self._unsubscribe()
+        await self.xds.stop()
