@@ -65,6 +65,7 @@ class Mesh:
     workdir: Path
     delta: bool = True
     debounce_s: float = 0.02
+    config_dir: Path | None = None
     sidecars: list[Sidecar] = field(default_factory=list)
     _cp: ControlPlane | None = None
     _loop: asyncio.AbstractEventLoop | None = None
@@ -81,7 +82,9 @@ class Mesh:
         return self
 
     async def _make_cp(self) -> ControlPlane:
-        cp = ControlPlane(ControlPlaneConfig(xds_port=0, debounce_s=self.debounce_s))
+        cp = ControlPlane(
+            ControlPlaneConfig(xds_port=0, debounce_s=self.debounce_s, config_dir=self.config_dir)
+        )
         await cp.start()
         return cp
 

@@ -7,7 +7,6 @@ from pathlib import Path
 
 from rich.console import Console
 
-from amimesh.config.directory import yaml_files
 from amimesh.resources import ConfigError, load_path
 
 
@@ -18,10 +17,9 @@ def validate_paths(paths: Sequence[Path]) -> tuple[int, list[ConfigError]]:
     for root in paths:
         if not root.exists():
             raise FileNotFoundError(root)
-        for f in yaml_files(root):
-            result = load_path(f)
-            count += len(result.resources)
-            errors += result.errors
+        result = load_path(root)
+        count += len(result.resources)
+        errors += result.errors
     return count, errors
 
 
@@ -30,11 +28,12 @@ def run(paths: Sequence[Path]) -> int:
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
         count, errors = validate_paths(paths)
-    except FileNotFoundError as e:
-        err.print(f"[red]error:[/red] no such file or directory: {e}")
+    except FileNotFoundError as missing:
+        err.print(f"[red]error:[/red] no such file or directory: {missing}")
         return 2
-    for e in errors:
-        err.print(f"[red]error:[/red] {e}", markup=True)
+    for problem in errors:
+        err.print("[red]error:[/red] ", end="")
+        err.print(str(problem), markup=False)
     if errors:
         err.print(f"{len(errors)} error(s); {count} resource(s) valid")
         return 1

@@ -14,11 +14,10 @@ from pathlib import Path
 import watchfiles
 
 from amimesh.config.store import Store
-from amimesh.resources import ConfigError, load_path
+from amimesh.resources import ConfigError, files, load_path
 
 log = logging.getLogger(__name__)
 
-SUFFIXES = (".yaml", ".yml")
 SOURCE_PREFIX = "file:"
 
 
@@ -26,13 +25,7 @@ def yaml_files(root: Path) -> list[Path]:
     """The YAML files under `root` (or `root` itself), sorted, hidden ones skipped."""
     if root.is_file():
         return [root]
-    return sorted(
-        p
-        for p in root.rglob("*")
-        if p.is_file()
-        and p.suffix in SUFFIXES
-        and not any(part.startswith(".") for part in p.relative_to(root).parts)
-    )
+    return files.yaml_files(root)
 
 
 class DirectorySource:

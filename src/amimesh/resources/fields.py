@@ -1,11 +1,19 @@
-"""Field types shared by every resource kind: strict base model, durations, markers."""
+"""Field types shared by every resource kind: strict base model, durations, markers.
+
+Types that carry a `TypeName` in their `Annotated` metadata are named that way in the
+generated field reference (`schema_doc`); `NOT_SUPPORTED` and `UnsupportedValues` mark
+what Istio or Kubernetes define and Ami does not implement yet.
+"""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+
+from amimesh.resources import re2
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 _UNIT_SECONDS = {
@@ -17,12 +25,63 @@ _UNIT_SECONDS = {
     "m": 60.0,
     "h": 3600.0,
 }
+NOT_SUPPORTED_MESSAGE = "is not supported by Ami yet"
+
+
+@dataclass(frozen=True)
+class TypeName:
+    """How the field reference names a type ("duration", "port", ...)."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class UnsupportedValues:
+    """Enum values the upstream API defines that Ami does not implement yet."""
+
+    values: tuple[str, ...]
+    uppercase: bool = False  # read the value case-insensitively
+
+    def __call__(self, value: Any) -> Any:
+        if isinstance(value, str) and self.uppercase:
+            value = value.upper()
+        if isinstance(value, str) and value in self.values:
+            raise ValueError(f'"{value}" {NOT_SUPPORTED_MESSAGE}')
+        return value
+
+
+class _NotSupportedMarker:
+    def __repr__(self) -> str:
+        return "NOT_SUPPORTED"
+
+
+NOT_SUPPORTED = _NotSupportedMarker()
+
+
+def show(value: Any) -> str:
+    """A value as the user wrote it in YAML: strings quoted, true/false/null, cut short."""
+    if value is None:
+        text = "null"
+    elif isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, str):
+        text = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    elif isinstance(value, int | float):
+        text = repr(value)
+    elif isinstance(value, dict):
+        text = "a mapping"
+    elif isinstance(value, list):
+        text = "a list"
+    else:
+        text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def parse_duration(value: Any) -> float:
     """Parse a duration as Istio accepts it ("1s", "0.5s", "100ms", "1h30m") into seconds."""
+    problem = f'must be a duration such as "1s", "250ms" or "1m30s", got {show(value)}'
     if isinstance(value, bool) or not isinstance(value, str):
-        raise ValueError(f'must be a duration string such as "1s" or "250ms", not {value!r}')
+        raise ValueError(problem)
     text = value.strip()
     pos = 0
     total = 0.0
@@ -32,14 +91,97 @@ def parse_duration(value: Any) -> float:
         total += float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
         pos = m.end()
     if pos != len(text) or not text:
-        raise ValueError(f'must be a duration string such as "1s" or "250ms", not {value!r}')
+        raise ValueError(problem)
     return total
 
 
 def _not_supported(value: Any) -> Any:
     if value is not None:
-        raise ValueError("is not supported by Ami yet")
+        raise ValueError(NOT_SUPPORTED_MESSAGE)
     return value
+
+
+def _check_regex(value: str) -> str:
+    if value == "*":
+        return value  # Istio's "header is present" in withoutHeaders; checked per kind
+    problem = re2.problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9a-zA-Z]+$")
+_PSEUDO_HEADERS = frozenset({":method", ":scheme", ":authority", ":path"})
+
+
+def _check_match_header(name: str) -> str:
+    if name.startswith("@request.auth.claims"):
+        raise ValueError(f"matching on JWT claims ({name}) {NOT_SUPPORTED_MESSAGE}")
+    if name in _PSEUDO_HEADERS:
+        return name
+    if not _TOKEN.match(name):
+        raise ValueError(f"{show(name)} is not a valid HTTP header name")
+    if name != name.lower():
+        raise ValueError(f"header names must be lowercase: write {show(name.lower())}")
+    return name
+
+
+_RETRY_ON = frozenset(
+    {
+        # x-envoy-retry-on
+        "5xx",
+        "gateway-error",
+        "reset",
+        "reset-before-request",
+        "connect-failure",
+        "envoy-ratelimited",
+        "retriable-4xx",
+        "refused-stream",
+        "retriable-status-codes",
+        "retriable-headers",
+        "http3-post-connect-failure",
+        # x-envoy-retry-grpc-on
+        "cancelled",
+        "deadline-exceeded",
+        "internal",
+        "resource-exhausted",
+        "unavailable",
+    }
+)
+
+
+def _check_retry_on(value: str) -> str:
+    policies = [p.strip() for p in value.split(",")]
+    for p in policies:
+        if p in _RETRY_ON or (p.isdigit() and len(p) == 3 and 100 <= int(p) <= 599):
+            continue
+        allowed = ", ".join(sorted(_RETRY_ON))
+        raise ValueError(
+            f"{show(p)} is not a retry condition; use HTTP status codes (503) or: {allowed}"
+        )
+    return ",".join(policies)
+
+
+_IANA_SVC_NAME = re.compile(r"^(?=.*[a-z])[a-z0-9]([a-z0-9]|-(?=[a-z0-9]))*$")
+
+
+def _check_port_or_name(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError(f"must be a port number or a port name, got {show(value)}")
+    if isinstance(value, int):
+        if not 1 <= value <= 65535:
+            raise ValueError(f"must be a port number from 1 to 65535, got {value}")
+        return value
+    if isinstance(value, str):
+        if value.isdigit():
+            return _check_port_or_name(int(value))
+        if len(value) > 15 or not _IANA_SVC_NAME.match(value):
+            raise ValueError(
+                f"must be a port number or a port name (lowercase letters, digits and '-', "
+                f"at most 15 characters), got {show(value)}"
+            )
+        return value
+    raise ValueError(f"must be a port number or a port name, got {show(value)}")
 
 
 class Strict(BaseModel):
@@ -49,13 +191,27 @@ class Strict(BaseModel):
 
 
 # Seconds, parsed from Istio's duration strings.
-Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
+Duration = Annotated[float, TypeName("duration"), BeforeValidator(parse_duration), Field(ge=0)]
 
 # A field that Istio (or Kubernetes) defines but Ami does not implement yet: accepted by
 # the schema so that the error says "not supported yet" instead of "unknown field".
-NotSupported = Annotated[Any, AfterValidator(_not_supported)]
+NotSupported = Annotated[Any, NOT_SUPPORTED, AfterValidator(_not_supported)]
 
-Port = Annotated[int, Field(ge=1, le=65535)]
+Port = Annotated[int, TypeName("port"), Field(ge=1, le=65535)]
+
+# A port number or an IANA service name (a Kubernetes targetPort, a probe's port).
+PortOrName = Annotated[
+    int | str, TypeName("port or port name"), BeforeValidator(_check_port_or_name)
+]
+
+# A regular expression in RE2 syntax, as Envoy evaluates it.
+RE2Regex = Annotated[str, TypeName("RE2 regex"), AfterValidator(_check_regex)]
+
+# A request header name to match on: lowercase, as Istio documents it.
+MatchHeaderName = Annotated[str, TypeName("header name"), AfterValidator(_check_match_header)]
+
+# Envoy retry conditions, comma-separated; normalized without spaces.
+RetryOn = Annotated[str, TypeName("retry conditions"), AfterValidator(_check_retry_on)]
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"

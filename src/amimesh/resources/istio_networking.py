@@ -7,26 +7,38 @@ validation error that says so.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
-from amimesh.resources.fields import Duration, NotSupported, Port, Strict
+from amimesh.resources.fields import (
+    Duration,
+    MatchHeaderName,
+    NotSupported,
+    Port,
+    RE2Regex,
+    RetryOn,
+    Strict,
+    UnsupportedValues,
+)
 from amimesh.resources.meta import Resource
 
 ISTIO_NETWORKING_VERSIONS = ("v1alpha3", "v1beta1", "v1")
 
 
 class StringMatch(Strict):
+    """At most one of exact, prefix, regex. None set (`{}`) on a header or query
+    parameter means "is present" (in withoutHeaders: "is absent"), as in Istio."""
+
     exact: str | None = None
     prefix: str | None = None
-    regex: str | None = None
+    regex: RE2Regex | None = None
 
     @model_validator(mode="after")
     def _one_of(self) -> StringMatch:
         set_ = [k for k in ("exact", "prefix", "regex") if getattr(self, k) is not None]
-        if len(set_) != 1:
-            raise ValueError("must set exactly one of exact, prefix, regex")
+        if len(set_) > 1:
+            raise ValueError(f"set only one of exact, prefix, regex (got {' and '.join(set_)})")
         return self
 
 
@@ -60,13 +72,13 @@ class HTTPMatchRequest(Strict):
     uri: StringMatch | None = None
     method: StringMatch | None = None
     authority: StringMatch | None = None
-    headers: dict[str, StringMatch] = Field(default_factory=dict)
+    headers: dict[MatchHeaderName, StringMatch] = Field(default_factory=dict)
     queryParams: dict[str, StringMatch] = Field(default_factory=dict)
     port: Port | None = None
     sourceLabels: dict[str, str] = Field(default_factory=dict)
     gateways: list[str] = Field(default_factory=list)
     ignoreUriCase: bool = False
-    withoutHeaders: dict[str, StringMatch] = Field(default_factory=dict)
+    withoutHeaders: dict[MatchHeaderName, StringMatch] = Field(default_factory=dict)
     sourceNamespace: str | None = None
     scheme: NotSupported = None
     statPrefix: NotSupported = None
@@ -74,7 +86,11 @@ class HTTPMatchRequest(Strict):
 
 class HTTPRouteDestination(Strict):
     destination: Destination
-    weight: int | None = Field(default=None, ge=0, le=100)
+    weight: int | None = Field(
+        default=None,
+        ge=0,
+        description="relative: a destination gets weight/sum of the traffic (Istio 1.15+)",
+    )
     headers: Headers | None = None
 
 
@@ -85,10 +101,11 @@ class HTTPRedirect(Strict):
     scheme: str | None = None
     redirectCode: int | None = Field(default=None, ge=300, le=399)
     derivePort: NotSupported = None
+    prefixRewrite: NotSupported = None
 
 
 class RegexRewrite(Strict):
-    match: str
+    match: RE2Regex
     rewrite: str
 
 
@@ -111,7 +128,7 @@ class HTTPDirectResponse(Strict):
 class FaultDelay(Strict):
     fixedDelay: Duration
     percentage: Percent | None = None
-    percent: int | None = Field(default=None, ge=0, le=100)  # deprecated by Istio
+    percent: int | None = Field(default=None, ge=0, le=100, description="deprecated by Istio")
     exponentialDelay: NotSupported = None
 
 
@@ -136,13 +153,15 @@ class HTTPFaultInjection(Strict):
 class HTTPRetry(Strict):
     attempts: int = Field(ge=0)
     perTryTimeout: Duration | None = None
-    retryOn: str | None = None
+    retryOn: RetryOn | None = None
     retryRemoteLocalities: bool | None = None
+    retryIgnorePreviousHosts: NotSupported = None
+    backoff: NotSupported = None
 
 
 class CorsPolicy(Strict):
     allowOrigins: list[StringMatch] = Field(default_factory=list)
-    allowOrigin: list[str] = Field(default_factory=list)  # deprecated by Istio
+    allowOrigin: list[str] = Field(default_factory=list, description="deprecated by Istio")
     allowMethods: list[str] = Field(default_factory=list)
     allowHeaders: list[str] = Field(default_factory=list)
     exposeHeaders: list[str] = Field(default_factory=list)
@@ -169,7 +188,7 @@ class HTTPRoute(Strict):
     fault: HTTPFaultInjection | None = None
     mirror: Destination | None = None
     mirrorPercentage: Percent | None = None
-    mirrorPercent: int | None = Field(default=None, ge=0, le=100)  # deprecated by Istio
+    mirrorPercent: int | None = Field(default=None, ge=0, le=100, description="deprecated by Istio")
     corsPolicy: CorsPolicy | None = None
     headers: Headers | None = None
     mirrors: NotSupported = None
@@ -195,9 +214,10 @@ class VirtualService(Resource):
 
 
 class HTTPCookie(Strict):
-    name: str
+    name: str = Field(min_length=1)
     path: str | None = None
     ttl: Duration | None = None
+    attributes: NotSupported = None
 
 
 class ConsistentHash(Strict):
@@ -205,7 +225,7 @@ class ConsistentHash(Strict):
     httpCookie: HTTPCookie | None = None
     useSourceIp: bool | None = None
     httpQueryParameterName: str | None = None
-    minimumRingSize: int | None = Field(default=None, ge=1)
+    minimumRingSize: int | None = Field(default=None, ge=1, description="deprecated by Istio")
     ringHash: NotSupported = None
     maglev: NotSupported = None
 
@@ -227,13 +247,21 @@ class LocalityLbSetting(Strict):
     failoverPriority: NotSupported = None
 
 
+_SIMPLE_LB_NOT_YET = UnsupportedValues(("PASSTHROUGH",))
+SimpleLB = Annotated[
+    Literal["UNSPECIFIED", "ROUND_ROBIN", "LEAST_REQUEST", "LEAST_CONN", "RANDOM"],
+    _SIMPLE_LB_NOT_YET,
+    BeforeValidator(_SIMPLE_LB_NOT_YET),
+]
+
+
 class LoadBalancerSettings(Strict):
-    simple: (
-        Literal["UNSPECIFIED", "ROUND_ROBIN", "LEAST_REQUEST", "LEAST_CONN", "RANDOM"] | None
-    ) = None
+    simple: SimpleLB | None = None
     consistentHash: ConsistentHash | None = None
     localityLbSetting: LocalityLbSetting | None = None
     warmupDurationSecs: NotSupported = None
+    warmup: NotSupported = None
+    zoneAwareLbSetting: NotSupported = None
 
 
 class TCPSettings(Strict):
@@ -253,6 +281,7 @@ class HTTPSettings(Strict):
     h2UpgradePolicy: NotSupported = None
     useClientProtocol: NotSupported = None
     maxConcurrentStreams: NotSupported = None
+    http2KeepAlive: NotSupported = None
 
 
 class ConnectionPoolSettings(Strict):
@@ -270,6 +299,7 @@ class OutlierDetection(Strict):
     consecutiveErrors: NotSupported = None
     consecutiveLocalOriginFailures: NotSupported = None
     splitExternalLocalOriginErrors: NotSupported = None
+    outlierDetectionHttpErrorCodes: NotSupported = None
 
 
 class TrafficPolicy(Strict):
@@ -280,6 +310,7 @@ class TrafficPolicy(Strict):
     portLevelSettings: NotSupported = None
     tunnel: NotSupported = None
     proxyProtocol: NotSupported = None
+    retryBudget: NotSupported = None
 
 
 class Subset(Strict):
@@ -305,7 +336,21 @@ class DestinationRule(Resource):
 
 # --- ServiceEntry and WorkloadEntry ------------------------------------------------------
 
-Protocol = Literal["HTTP", "HTTPS", "GRPC", "HTTP2", "TCP", "TLS", "MONGO", "UDP"]
+# Istio reads protocols case-insensitively; they are kept uppercase here.
+_PROTOCOL_NOT_YET = UnsupportedValues(
+    ("GRPC-WEB", "HTTP_PROXY", "REDIS", "MYSQL", "HBONE"), uppercase=True
+)
+Protocol = Annotated[
+    Literal["HTTP", "HTTPS", "GRPC", "HTTP2", "TCP", "TLS", "MONGO", "UDP"],
+    _PROTOCOL_NOT_YET,
+    BeforeValidator(_PROTOCOL_NOT_YET),
+]
+_RESOLUTION_NOT_YET = UnsupportedValues(("DYNAMIC_DNS",))
+Resolution = Annotated[
+    Literal["NONE", "STATIC", "DNS", "DNS_ROUND_ROBIN"],
+    _RESOLUTION_NOT_YET,
+    BeforeValidator(_RESOLUTION_NOT_YET),
+]
 
 
 class WorkloadEntrySpec(Strict):
@@ -325,6 +370,10 @@ class WorkloadEntry(Resource):
     spec: WorkloadEntrySpec
 
 
+class WorkloadSelector(Strict):
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
 class ServicePort(Strict):
     number: Port
     protocol: Protocol = "TCP"
@@ -337,18 +386,11 @@ class ServiceEntrySpec(Strict):
     addresses: list[str] = Field(default_factory=list)
     ports: list[ServicePort] = Field(default_factory=list)
     location: Literal["MESH_EXTERNAL", "MESH_INTERNAL"] = "MESH_EXTERNAL"
-    resolution: Literal["NONE", "STATIC", "DNS", "DNS_ROUND_ROBIN"] = "NONE"
+    resolution: Resolution = "NONE"
     endpoints: list[WorkloadEntrySpec] = Field(default_factory=list)
     workloadSelector: WorkloadSelector | None = None
     exportTo: list[str] = Field(default_factory=list)
     subjectAltNames: NotSupported = None
-
-
-class WorkloadSelector(Strict):
-    labels: dict[str, str] = Field(default_factory=dict)
-
-
-ServiceEntrySpec.model_rebuild()
 
 
 class ServiceEntry(Resource):

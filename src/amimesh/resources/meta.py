@@ -6,9 +6,10 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from amimesh.resources.fields import DNS_LABEL, DNS_SUBDOMAIN, Strict
+from amimesh.resources.fields import DNS_LABEL, DNS_SUBDOMAIN, NotSupported, Strict
 
 DEFAULT_NAMESPACE = "default"
+_READ_ONLY = "accepted and ignored (written by kubectl get -o yaml)"
 
 
 class ObjectMeta(Strict):
@@ -16,12 +17,18 @@ class ObjectMeta(Strict):
     namespace: str = Field(default=DEFAULT_NAMESPACE, max_length=63, pattern=DNS_LABEL)
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
+    generateName: NotSupported = None
     # Read-only fields that `kubectl get -o yaml` writes; accepted and not used.
-    uid: str | None = None
-    resourceVersion: str | None = None
-    generation: int | None = None
-    creationTimestamp: str | None = None
-    managedFields: list[Any] | None = None
+    uid: str | None = Field(default=None, description=_READ_ONLY)
+    resourceVersion: str | None = Field(default=None, description=_READ_ONLY)
+    generation: int | None = Field(default=None, description=_READ_ONLY)
+    creationTimestamp: str | None = Field(default=None, description=_READ_ONLY)
+    deletionTimestamp: str | None = Field(default=None, description=_READ_ONLY)
+    deletionGracePeriodSeconds: int | None = Field(default=None, description=_READ_ONLY)
+    selfLink: str | None = Field(default=None, description=_READ_ONLY)
+    managedFields: list[Any] | None = Field(default=None, description=_READ_ONLY)
+    ownerReferences: list[Any] | None = Field(default=None, description=_READ_ONLY)
+    finalizers: list[str] | None = Field(default=None, description=_READ_ONLY)
 
 
 class Resource(Strict):
@@ -37,6 +44,7 @@ class Resource(Strict):
     apiVersion: str
     kind: str
     metadata: ObjectMeta
+    status: dict[str, Any] | None = Field(default=None, description=_READ_ONLY)
 
     @property
     def name(self) -> str:

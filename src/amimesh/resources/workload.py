@@ -6,7 +6,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from amimesh.resources.fields import Port, Strict
+from amimesh.resources.fields import NotSupported, Port, PortOrName, Strict
 from amimesh.resources.meta import Resource
 
 
@@ -23,11 +23,11 @@ class EnvVar(Strict):
 
 class HTTPGetAction(Strict):
     path: str = "/"
-    port: Port | str | None = None
+    port: PortOrName | None = None
 
 
 class TCPSocketAction(Strict):
-    port: Port | str | None = None
+    port: PortOrName | None = None
 
 
 class Probe(Strict):
@@ -37,6 +37,8 @@ class Probe(Strict):
     periodSeconds: float = Field(default=1, gt=0)
     timeoutSeconds: float = Field(default=1, gt=0)
     failureThreshold: int = Field(default=3, ge=1)
+    exec: NotSupported = None
+    grpc: NotSupported = None
 
     @model_validator(mode="after")
     def _one_action(self) -> Probe:

@@ -1,0 +1,73 @@
+"""Kubernetes Service and Ami Workload checks beyond the schema."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from amimesh.resources.checks_common import dns_label_problem, duplicates
+from amimesh.resources.errors import Issue
+from amimesh.resources.fields import show
+from amimesh.resources.kube import Service
+from amimesh.resources.workload import Workload
+
+# Kubernetes names Services with RFC 1035 labels: they become host names.
+_DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+def check_service(svc: Service) -> Iterator[Issue]:
+    if not _DNS_1035.match(svc.name):
+        yield Issue(
+            ("metadata", "name"),
+            "a Service name must be at most 63 lowercase letters, digits and '-', starting "
+            f"with a letter and ending with a letter or digit, got {show(svc.name)}",
+        )
+    ports = svc.spec.ports
+    for i, port in enumerate(ports):
+        if port.name is None:
+            if len(ports) > 1:
+                yield Issue(
+                    ("spec", "ports", i, "name"), "is required when a Service has several ports"
+                )
+            continue
+        problem = dns_label_problem(port.name)
+        if problem is not None:
+            yield Issue(("spec", "ports", i, "name"), problem)
+    for first, later in duplicates(ports, lambda p: (p.port, p.protocol)):
+        p = ports[later]
+        yield Issue(
+            ("spec", "ports", later, "port"),
+            f"port {p.port}/{p.protocol} is already defined by ports[{first}]",
+        )
+    for first, later in duplicates(ports, lambda p: p.name):
+        yield Issue(
+            ("spec", "ports", later, "name"),
+            f'port name "{ports[later].name}" is already used by ports[{first}]',
+        )
+
+
+def check_workload(wl: Workload) -> Iterator[Issue]:
+    ports = wl.spec.ports
+    for first, later in duplicates(ports, lambda p: p.port):
+        yield Issue(
+            ("spec", "ports", later, "port"),
+            f"port {ports[later].port} is already defined by ports[{first}]",
+        )
+    for first, later in duplicates(ports, lambda p: p.name):
+        yield Issue(
+            ("spec", "ports", later, "name"),
+            f'port name "{ports[later].name}" is already used by ports[{first}]',
+        )
+    probe = wl.spec.readinessProbe
+    if probe is None:
+        return
+    action = "httpGet" if probe.httpGet is not None else "tcpSocket"
+    handler = probe.httpGet or probe.tcpSocket
+    port = handler.port if handler is not None else None
+    names = {p.name for p in ports if p.name}
+    if isinstance(port, str) and port not in names:
+        known = ", ".join(sorted(names)) or "none"
+        yield Issue(
+            ("spec", "readinessProbe", action, "port"),
+            f"names no port of this Workload (its port names: {known}), got {show(port)}",
+        )

@@ -1,0 +1,142 @@
+"""The kinds Ami reads: (API group, kind) -> model class and its semantic checks.
+
+To add a kind, write its model (a `Resource` subclass with KIND, API_GROUP and
+API_VERSIONS) and, if it needs checks beyond the schema, a function
+`check_x(resource) -> Iterable[Issue]`; then add `Kind.of(Model, check_x)` to
+`_BUILTIN` below. A caller can also extend a registry without touching this module:
+`KINDS.with_kinds(Kind.of(Model))`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import TypeVar
+
+from amimesh.resources import checks_core, checks_networking, checks_virtualservice, kube, workload
+from amimesh.resources import istio_networking as net
+from amimesh.resources.errors import Issue
+from amimesh.resources.meta import Resource
+
+R = TypeVar("R", bound=Resource)
+Check = Callable[[Resource], Iterable[Issue]]
+
+
+def _no_check(resource: Resource) -> Iterable[Issue]:
+    return ()
+
+
+@dataclass(frozen=True)
+class Kind:
+    model: type[Resource]
+    check: Check = _no_check
+
+    @classmethod
+    def of(cls, model: type[R], check: Callable[[R], Iterable[Issue]] | None = None) -> Kind:
+        """A kind whose `check` receives the model's own type."""
+        if check is None:
+            return cls(model)
+        typed_check = check
+
+        def run(resource: Resource) -> Iterable[Issue]:
+            if not isinstance(resource, model):
+                raise TypeError(f"expected {model.__name__}, got {type(resource).__name__}")
+            return typed_check(resource)
+
+        return cls(model, run)
+
+    @property
+    def name(self) -> str:
+        return self.model.KIND
+
+    @property
+    def group(self) -> str:
+        return self.model.API_GROUP
+
+    @property
+    def api_versions(self) -> tuple[str, ...]:
+        """Full apiVersion strings: `v1`, `networking.istio.io/v1beta1`."""
+        g = self.group
+        return tuple(f"{g}/{v}" if g else v for v in self.model.API_VERSIONS)
+
+
+class UnknownKind(LookupError):
+    """Raised by `KindRegistry.resolve`; `field` is "kind" or "apiVersion"."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def split_api_version(api_version: str) -> tuple[str, str]:
+    """`networking.istio.io/v1` -> (`networking.istio.io`, `v1`); `v1` -> (``, `v1`)."""
+    group, _, version = api_version.rpartition("/")
+    return group, version
+
+
+class KindRegistry(Mapping[tuple[str, str], Kind]):
+    """Immutable: (API group, kind name) -> Kind."""
+
+    def __init__(self, kinds: Iterable[Kind]) -> None:
+        self._kinds: dict[tuple[str, str], Kind] = {}
+        for k in kinds:
+            key = (k.group, k.name)
+            if key in self._kinds:
+                raise ValueError(f"kind {k.name} of group {k.group!r} registered twice")
+            self._kinds[key] = k
+
+    def __getitem__(self, key: tuple[str, str]) -> Kind:
+        return self._kinds[key]
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._kinds)
+
+    def __len__(self) -> int:
+        return len(self._kinds)
+
+    def with_kinds(self, *kinds: Kind) -> KindRegistry:
+        return KindRegistry([*self._kinds.values(), *kinds])
+
+    def resolve(self, api_version: str, kind: str) -> Kind:
+        """The kind for a document's apiVersion and kind, or `UnknownKind` saying why not."""
+        group, version = split_api_version(api_version)
+        found = self._kinds.get((group, kind))
+        if found is None:
+            raise UnknownKind(
+                "kind", f'unknown kind "{kind}" ({api_version}); Ami supports {self.supported()}'
+            )
+        if version not in found.model.API_VERSIONS:
+            raise UnknownKind(
+                "apiVersion",
+                f"{kind} is not served at {api_version}; use " + " or ".join(found.api_versions),
+            )
+        return found
+
+    def supported(self) -> str:
+        """`Service (v1), VirtualService, DestinationRule (networking.istio.io/v1alpha3, v1)`."""
+        groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+        for k in self._kinds.values():
+            groups.setdefault((k.group, k.model.API_VERSIONS), []).append(k.name)
+        parts = []
+        for (group, versions), names in groups.items():
+            prefix = f"{group}/" if group else ""
+            parts.append(f"{', '.join(names)} ({prefix}{', '.join(versions)})")
+        return ", ".join(parts)
+
+    def check(self, resource: Resource) -> list[Issue]:
+        """Semantic issues of a resource whose schema already validated."""
+        kind = self._kinds.get((resource.API_GROUP, resource.KIND))
+        return list(kind.check(resource)) if kind is not None else []
+
+
+_BUILTIN = (
+    Kind.of(kube.Service, checks_core.check_service),
+    Kind.of(workload.Workload, checks_core.check_workload),
+    Kind.of(net.VirtualService, checks_virtualservice.check_virtual_service),
+    Kind.of(net.DestinationRule, checks_networking.check_destination_rule),
+    Kind.of(net.ServiceEntry, checks_networking.check_service_entry),
+    Kind.of(net.WorkloadEntry, checks_networking.check_workload_entry),
+)
+
+KINDS = KindRegistry(_BUILTIN)

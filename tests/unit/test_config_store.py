@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from amimesh.config.directory import DirectorySource, yaml_files
+from amimesh.config.store import Store
+from amimesh.model.snapshot import Instance
+from amimesh.resources import parse_documents
+
+SVC = """
+apiVersion: v1
+kind: Service
+metadata: {name: %s}
+spec:
+  selector: {app: %s}
+  ports: [{name: http, port: 80}]
+"""
+
+
+def test_source_update_is_all_or_nothing() -> None:
+    store = Store()
+    assert store.set_source("a.yaml", parse_documents(SVC % ("one", "one"), "a.yaml")) == []
+    v = store.version
+    broken = SVC % ("one", "one") + "---\n" + SVC.replace("port: 80", "port: 0") % ("two", "two")
+    errors = store.set_source("a.yaml", parse_documents(broken, "a.yaml"))
+    assert errors and "spec.ports[0].port" in str(errors[0])
+    # The last good config keeps serving; the error is kept for status.
+    assert [r.name for r in store.resources()] == ["one"]
+    assert store.errors() == errors
+    assert store.version > v
+    # Fixing the file clears the errors and applies everything.
+    fixed = SVC % ("one", "one") + "---\n" + SVC % ("two", "two")
+    assert store.set_source("a.yaml", parse_documents(fixed, "a.yaml")) == []
+    assert sorted(r.name for r in store.resources()) == ["one", "two"]
+    assert store.errors() == []
+
+
+def test_unchanged_source_is_not_a_change() -> None:
+    store = Store()
+    calls: list[int] = []
+    store.subscribe(lambda: calls.append(store.version))
+    store.set_source("a.yaml", parse_documents(SVC % ("one", "one"), "a.yaml"))
+    store.set_source("a.yaml", parse_documents(SVC % ("one", "one"), "a.yaml"))
+    assert len(calls) == 1
+
+
+def test_same_resource_in_two_sources_is_an_error() -> None:
+    store = Store()
+    store.set_source("a.yaml", parse_documents(SVC % ("one", "one"), "a.yaml"))
+    errors = store.set_source("b.yaml", parse_documents(SVC % ("one", "x"), "b.yaml"))
+    assert len(errors) == 1
+    assert "Service/default/one is already defined in a.yaml" in str(errors[0])
+    assert store.get(("Service", "default", "one")).spec.selector == {"app": "one"}  # type: ignore[union-attr]
+
+
+def test_instances_register_and_leave() -> None:
+    store = Store()
+    i = Instance(id="a-0", workload="a", labels={"app": "a"}, ports={80: 1234})
+    store.register_instance(i)
+    v = store.version
+    store.register_instance(i)
+    assert store.version == v
+    store.deregister_instance("a-0")
+    assert store.instances() == []
+
+
+def test_directory_source_tracks_files(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(SVC % ("one", "one"))
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.yml").write_text(SVC % ("two", "two"))
+    (tmp_path / ".hidden.yaml").write_text("not: [valid")
+    (tmp_path / "notes.txt").write_text("ignored")
+    assert [p.name for p in yaml_files(tmp_path)] == ["a.yaml", "b.yml"]
+    store = Store()
+    src = DirectorySource(store, tmp_path)
+    assert src.sync() == []
+    assert sorted(r.name for r in store.resources()) == ["one", "two"]
+    (tmp_path / "sub" / "b.yml").unlink()
+    (tmp_path / "a.yaml").write_text("kind: [")
+    errors = src.sync()
+    assert len(errors) == 1 and str(tmp_path / "a.yaml") in str(errors[0])
+    assert [r.name for r in store.resources()] == ["one"]

@@ -1,0 +1,95 @@
+"""The registry of kinds: lookup, errors naming what Ami supports, extension."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import ClassVar
+
+import pytest
+
+from amimesh.resources import KINDS, Issue, Kind, KindRegistry, Service, VirtualService
+from amimesh.resources.fields import Strict
+from amimesh.resources.meta import Resource
+from amimesh.resources.parse import parse_documents
+from amimesh.resources.registry import UnknownKind
+
+
+class GatewaySpec(Strict):
+    selector: dict[str, str]
+
+
+class Gateway(Resource):
+    KIND: ClassVar[str] = "Gateway"
+    API_GROUP: ClassVar[str] = "networking.istio.io"
+    API_VERSIONS: ClassVar[tuple[str, ...]] = ("v1",)
+    spec: GatewaySpec
+
+
+def check_gateway(gw: Gateway) -> Iterator[Issue]:
+    if not gw.spec.selector:
+        yield Issue(("spec", "selector"), "must select at least one workload")
+
+
+GATEWAY = "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: edge}\n"
+
+
+def test_builtin_kinds() -> None:
+    assert KINDS[("", "Service")].model is Service
+    assert KINDS[("networking.istio.io", "VirtualService")].model is VirtualService
+    assert sorted(name for _, name in KINDS) == [
+        "DestinationRule",
+        "Service",
+        "ServiceEntry",
+        "VirtualService",
+        "Workload",
+        "WorkloadEntry",
+    ]
+    assert KINDS.resolve("networking.istio.io/v1beta1", "VirtualService").model is VirtualService
+    assert KINDS.resolve("v1", "Service").api_versions == ("v1",)
+
+
+def test_resolve_errors_name_the_field() -> None:
+    with pytest.raises(UnknownKind) as unknown:
+        KINDS.resolve("v1", "ConfigMap")
+    assert unknown.value.field == "kind"
+    assert unknown.value.message.startswith('unknown kind "ConfigMap" (v1); Ami supports Service')
+    with pytest.raises(UnknownKind) as version:
+        KINDS.resolve("v2", "Service")
+    assert version.value.field == "apiVersion"
+    assert version.value.message == "Service is not served at v2; use v1"
+
+
+def test_a_later_kind_registers_with_its_check() -> None:
+    kinds = KINDS.with_kinds(Kind.of(Gateway, check_gateway))
+    good = parse_documents(
+        GATEWAY + "spec: {selector: {istio: ingressgateway}}\n", "gw.yaml", kinds
+    )
+    assert [r.ref for r in good.resources] == ["Gateway/default/edge"]
+    bad = parse_documents(GATEWAY + "spec: {selector: {}}\n", "gw.yaml", kinds)
+    assert [str(e) for e in bad.errors] == [
+        "gw.yaml: document 0 (line 1): Gateway/default/edge: spec.selector: "
+        "must select at least one workload"
+    ]
+    # The built-in registry is unchanged.
+    assert ("networking.istio.io", "Gateway") not in KINDS
+    assert parse_documents(GATEWAY + "spec: {selector: {}}\n", "gw.yaml").errors[0].field == "kind"
+
+
+def test_a_kind_registers_once() -> None:
+    with pytest.raises(ValueError, match="registered twice"):
+        KindRegistry([Kind.of(Gateway), Kind.of(Gateway)])
+
+
+def test_check_receives_its_own_type() -> None:
+    kind = Kind.of(Gateway, check_gateway)
+    with pytest.raises(TypeError):
+        kind.check(
+            KINDS.resolve("v1", "Service").model.model_validate(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Service",
+                    "metadata": {"name": "a"},
+                    "spec": {"ports": [{"port": 1}]},
+                }
+            )
+        )
