@@ -1,0 +1,213 @@
+"""The sidecar's outbound route table "outbound": VirtualServices → Envoy virtual hosts.
+
+Apps reach the mesh through the sidecar's explicit-proxy listener (HTTP_PROXY), which
+routes by the request's Host with this one RouteConfiguration.
+
+Virtual hosts. One per (service, HTTP port), named `HOST:PORT`. Its domains are every
+name a client in the proxy's namespace may use, each with `:PORT`: for a Kubernetes
+service `svc` (same namespace only), `svc.ns`, `svc.ns.svc` and `svc.ns.svc.DOMAIN`; for
+a ServiceEntry its host. A request without a port in its Host means port 80 to HTTP
+clients, so the portless names go to the service's port 80 if it has one, else to its
+first HTTP port (the only one, for most services). Ports of other protocols (TCP, TLS,
+HTTPS, ...) get no virtual host: nothing HTTP reaches them through this table. Envoy
+rejects a domain named twice in one table, so a name already taken (by an earlier
+service in hostname order) is left out.
+
+Routes. A service with VirtualServices (bound to the mesh: `gateways` empty or
+containing `mesh`, and exported to the proxy's namespace) gets their http routes, merged
+in snapshot order with delegates inlined (see `route_delegate`), each VirtualService's
+routes stopping at its first catch-all, and catch-all routes moved last (stable). Exact
+hosts win; otherwise the most specific wildcard VirtualService (`*.example.com`) that
+covers the service applies. A VirtualService host that is no service gets a virtual
+host on port 80 (the host and `host:80`), as in Istio. If no VirtualService route
+applies to this proxy and port, the virtual host gets Istio's default route: everything
+to `outbound|PORT||HOST`, no timeout, the default retry policy.
+
+Sharing. The table depends on the proxy's namespace (short names, sourceNamespace,
+exportTo) and on the values of the labels that some sourceLabels names, so proxies that
+agree on those share one table (`sharing_key`). Gateways get no table here.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Hashable, Iterable, Mapping
+
+from envoy.config.route.v3 import route_components_pb2 as rc
+from envoy.config.route.v3 import route_pb2
+
+from amimesh.model import hosts
+from amimesh.model.proxy import Proxy
+from amimesh.model.snapshot import MeshService, Snapshot
+from amimesh.resources import istio_networking as net
+from amimesh.translate import names, route_action, route_build, route_delegate, route_match
+
+HTTP_PROTOCOLS = frozenset({"HTTP", "HTTP2", "GRPC", "GRPC-WEB"})
+DEFAULT_ROUTE_NAME = "default"
+# Istio's limit for directResponse bodies; Envoy's own default is 4 KiB.
+MAX_DIRECT_RESPONSE_BODY_BYTES = 1024 * 1024
+
+_label_keys: weakref.WeakKeyDictionary[Snapshot, tuple[str, ...]] = weakref.WeakKeyDictionary()
+
+
+def sharing_key(snap: Snapshot, proxy: Proxy) -> Hashable:
+    """Proxies with equal keys get equal route tables from `route_configs`."""
+    keys = _label_keys.get(snap)
+    if keys is None:
+        keys = _source_label_keys(snap)
+        _label_keys[snap] = keys
+    return (proxy.kind, proxy.namespace, tuple((k, proxy.labels.get(k)) for k in keys))
+
+
+def route_configs(snap: Snapshot, proxy: Proxy) -> list[route_pb2.RouteConfiguration]:
+    if proxy.kind != "sidecar":
+        return []
+    return [outbound(snap, proxy.namespace, proxy.labels)]
+
+
+def outbound(
+    snap: Snapshot, namespace: str, labels: Mapping[str, str]
+) -> route_pb2.RouteConfiguration:
+    """The "outbound" table for a sidecar in `namespace` with `labels`."""
+    table = _Table(snap, namespace, labels)
+    for hostname in sorted(snap.services):
+        table.add_service(snap.services[hostname])
+    for host, services in _unregistered(snap):
+        table.add_host(host, services)
+    out = route_pb2.RouteConfiguration(name=names.OUTBOUND_ROUTE, virtual_hosts=table.virtual_hosts)
+    out.max_direct_response_body_size_bytes.value = MAX_DIRECT_RESPONSE_BODY_BYTES
+    return out
+
+
+class _Table:
+    """Virtual hosts being collected for one route table."""
+
+    def __init__(self, snap: Snapshot, namespace: str, labels: Mapping[str, str]) -> None:
+        self.snap = snap
+        self.namespace = namespace
+        self.labels = labels
+        self.virtual_hosts: list[rc.VirtualHost] = []
+        self._used: set[str] = set()
+
+    def add_service(self, svc: MeshService) -> None:
+        ports = [p.port for p in svc.ports if p.protocol.upper() in HTTP_PROTOCOLS]
+        if not ports:
+            return
+        portless = 80 if 80 in ports else ports[0]
+        services = self._virtual_services(svc.hostname)
+        forms = _name_forms(svc, self.namespace, self.snap.domain)
+        for port in ports:
+            routes = self._routes(services, port) or [default_route(self.snap, svc, port)]
+            self._add(f"{svc.hostname}:{port}", forms, port, port == portless, routes)
+
+    def add_host(self, host: str, services: list[net.VirtualService]) -> None:
+        visible = [vs for vs in services if self._visible(vs)]
+        routes = self._routes(visible, 80)
+        if routes:
+            self._add(f"{host}:80", self._host_forms(host), 80, True, routes)
+
+    def _host_forms(self, host: str) -> list[str]:
+        suffix = f".svc.{self.snap.domain}"
+        parts = host.removesuffix(suffix).split(".")
+        if host.endswith(suffix) and len(parts) == 2:
+            return hosts.name_forms(parts[0], parts[1], self.namespace, self.snap.domain)
+        return [host]
+
+    def _add(
+        self, name: str, forms: list[str], port: int, portless: bool, routes: list[rc.Route]
+    ) -> None:
+        domains = []
+        for form in forms:
+            for d in (form, f"{form}:{port}") if portless else (f"{form}:{port}",):
+                if d not in self._used:
+                    self._used.add(d)
+                    domains.append(d)
+        if domains:
+            self.virtual_hosts.append(
+                rc.VirtualHost(
+                    name=name, domains=domains, routes=routes, include_request_attempt_count=True
+                )
+            )
+
+    def _virtual_services(self, hostname: str) -> list[net.VirtualService]:
+        exact = [vs for vs in self.snap.virtual_services.get(hostname, ()) if self._visible(vs)]
+        if exact:
+            return exact
+        best: tuple[int, net.VirtualService] | None = None
+        for vs in self.snap.wildcard_virtual_services:
+            if not self._visible(vs):
+                continue
+            for h in vs.spec.hosts:
+                if hosts.is_wildcard(h) and hosts.wildcard_matches(h.lower(), hostname):
+                    if best is None or len(h) > best[0]:
+                        best = (len(h), vs)
+        return [best[1]] if best else []
+
+    def _visible(self, vs: net.VirtualService) -> bool:
+        gateways = vs.spec.gateways
+        bound = not gateways or route_match.MESH_GATEWAY in gateways
+        return bound and route_delegate.exported_to(vs, self.namespace)
+
+    def _routes(self, services: Iterable[net.VirtualService], port: int) -> list[rc.Route]:
+        routes: list[rc.Route] = []
+        for vs in services:
+            for sourced in route_delegate.flatten(self.snap, [vs]):
+                built = route_build.build(
+                    self.snap,
+                    sourced,
+                    port=port,
+                    proxy_namespace=self.namespace,
+                    proxy_labels=self.labels,
+                )
+                routes.extend(built)
+                if built and route_match.is_catch_all(built[-1].match):
+                    break
+        # Stable: specific routes keep their order, catch-alls keep theirs, after them.
+        return sorted(routes, key=lambda r: route_match.is_catch_all(r.match))
+
+
+def default_route(snap: Snapshot, svc: MeshService, port: int) -> rc.Route:
+    """Istio's route for a service without VirtualService: all of it to its port."""
+    http = net.HTTPRoute(
+        route=[
+            net.HTTPRouteDestination(
+                destination=net.Destination(host=svc.hostname, port=net.PortSelector(number=port))
+            )
+        ]
+    )
+    out = rc.Route(name=DEFAULT_ROUTE_NAME, match=rc.RouteMatch(prefix="/"))
+    route_action.forward(out, http, route_action.Scope(snap, svc.namespace, port), None)
+    out.decorator.operation = f"{svc.hostname}:{port}/*"
+    return out
+
+
+def _name_forms(svc: MeshService, namespace: str, domain: str) -> list[str]:
+    if svc.origin == "kubernetes":
+        return hosts.name_forms(svc.name, svc.namespace, namespace, domain)
+    return [svc.hostname]
+
+
+def _unregistered(snap: Snapshot) -> list[tuple[str, list[net.VirtualService]]]:
+    """VirtualService hosts that name no service, with their VirtualServices."""
+    out: dict[str, list[net.VirtualService]] = {
+        host: list(vss) for host, vss in snap.virtual_services.items() if host not in snap.services
+    }
+    for vs in snap.wildcard_virtual_services:
+        for h in vs.spec.hosts:
+            pattern = h.lower()
+            if pattern == "*" or not hosts.is_wildcard(pattern):
+                continue
+            if not any(hosts.wildcard_matches(pattern, s) for s in snap.services):
+                out.setdefault(pattern, []).append(vs)
+    return sorted(out.items())
+
+
+def _source_label_keys(snap: Snapshot) -> tuple[str, ...]:
+    found: set[str] = set()
+    services = [vs for vss in snap.virtual_services.values() for vs in vss]
+    services += [*snap.wildcard_virtual_services, *snap.delegates.values()]
+    for vs in services:
+        for http in vs.spec.http:
+            for m in http.match:
+                found.update(m.sourceLabels)
+    return tuple(sorted(found))
