@@ -1,0 +1,157 @@
+"""A DestinationRule's traffic policy as cluster settings: merging, pools, outlier detection.
+
+Istio's semantics, and Istio's defaults where the rule is silent:
+
+- A subset's `trafficPolicy` replaces the top-level one field by field at the top level:
+  a subset `connectionPool` replaces the whole top-level `connectionPool`, and so on.
+- Circuit breaker thresholds default to 2^32-1 (Envoy's own defaults are low enough to
+  cause 503s during rollouts); `connect_timeout` defaults to 10s.
+- A zero `http1MaxPendingRequests`, `http2MaxRequests`, `maxRetries`,
+  `maxRequestsPerConnection` or `maxEjectionPercent` means "not set", as in Istio.
+- With `outlierDetection`, success-rate ejection is off and the panic threshold is
+  `minHealthPercent` (0 when unset: Envoy never sends traffic to ejected hosts).
+"""
+
+from __future__ import annotations
+
+from envoy.config.cluster.v3 import circuit_breaker_pb2, cluster_pb2, outlier_detection_pb2
+from envoy.config.core.v3 import protocol_pb2
+from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
+from envoy.type.v3 import percent_pb2
+from google.protobuf import any_pb2, duration_pb2
+
+from amimesh.model.snapshot import Snapshot
+from amimesh.resources import istio_networking as net
+
+MAX_THRESHOLD = 4294967295
+DEFAULT_CONNECT_TIMEOUT = 10.0
+HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+
+# Port protocols that carry HTTP through the mesh, and those that want HTTP/2 upstream.
+HTTP_PROTOCOLS = frozenset({"HTTP", "HTTP2", "GRPC"})
+H2_PROTOCOLS = frozenset({"HTTP2", "GRPC"})
+
+_POLICY_FIELDS = ("loadBalancer", "connectionPool", "outlierDetection")
+
+
+def duration(seconds: float) -> duration_pb2.Duration:
+    d = duration_pb2.Duration()
+    d.FromNanoseconds(round(seconds * 1e9))
+    return d
+
+
+def merge(
+    top: net.TrafficPolicy | None, subset: net.TrafficPolicy | None
+) -> net.TrafficPolicy | None:
+    """The policy of a subset cluster: subset fields replace top-level fields."""
+    if subset is None:
+        return top
+    if top is None:
+        return subset
+    update = {f: getattr(subset, f) for f in _POLICY_FIELDS if getattr(subset, f) is not None}
+    return top.model_copy(update=update)
+
+
+def effective_policy(snap: Snapshot, host: str, subset: str | None) -> net.TrafficPolicy | None:
+    """The traffic policy that applies to `outbound|*|subset|host`, or None."""
+    dr = snap.destination_rule(host)
+    if dr is None:
+        return None
+    top = dr.spec.trafficPolicy
+    if subset:
+        for s in dr.spec.subsets:
+            if s.name == subset:
+                return merge(top, s.trafficPolicy)
+    return top
+
+
+def subsets(snap: Snapshot, host: str) -> list[str | None]:
+    """None (the whole service), then each subset of the host's DestinationRule."""
+    dr = snap.destination_rule(host)
+    out: list[str | None] = [None]
+    for s in dr.spec.subsets if dr is not None else ():
+        if s.name not in out:
+            out.append(s.name)
+    return out
+
+
+def circuit_breakers(
+    pool: net.ConnectionPoolSettings | None,
+) -> circuit_breaker_pb2.CircuitBreakers:
+    t = circuit_breaker_pb2.CircuitBreakers.Thresholds(track_remaining=True)
+    tcp = pool.tcp if pool is not None else None
+    http = pool.http if pool is not None else None
+    t.max_connections.value = (tcp.maxConnections if tcp else None) or MAX_THRESHOLD
+    t.max_pending_requests.value = (http.http1MaxPendingRequests if http else None) or MAX_THRESHOLD
+    t.max_requests.value = (http.http2MaxRequests if http else None) or MAX_THRESHOLD
+    t.max_retries.value = (http.maxRetries if http else None) or MAX_THRESHOLD
+    return circuit_breaker_pb2.CircuitBreakers(thresholds=[t])
+
+
+def connect_timeout(pool: net.ConnectionPoolSettings | None) -> duration_pb2.Duration:
+    tcp = pool.tcp if pool is not None else None
+    if tcp is not None and tcp.connectTimeout is not None:
+        return duration(tcp.connectTimeout)
+    return duration(DEFAULT_CONNECT_TIMEOUT)
+
+
+def http_protocol_options(
+    protocol: str, pool: net.ConnectionPoolSettings | None
+) -> http_protocol_options_pb2.HttpProtocolOptions | None:
+    """Upstream HTTP settings for a port, or None for a port that does not carry HTTP."""
+    protocol = protocol.upper()
+    if protocol not in HTTP_PROTOCOLS:
+        return None
+    opts = http_protocol_options_pb2.HttpProtocolOptions()
+    if protocol in H2_PROTOCOLS:
+        opts.explicit_http_config.http2_protocol_options.SetInParent()
+    else:
+        opts.explicit_http_config.http_protocol_options.SetInParent()
+    http = pool.http if pool is not None else None
+    if http is not None:
+        common = protocol_pb2.HttpProtocolOptions()
+        if http.idleTimeout is not None:
+            common.idle_timeout.CopyFrom(duration(http.idleTimeout))
+        if http.maxRequestsPerConnection:
+            common.max_requests_per_connection.value = http.maxRequestsPerConnection
+        if common.ListFields():
+            opts.common_http_protocol_options.CopyFrom(common)
+    return opts
+
+
+def outlier_detection(od: net.OutlierDetection) -> outlier_detection_pb2.OutlierDetection:
+    out = outlier_detection_pb2.OutlierDetection()
+    out.enforcing_success_rate.value = 0
+    if od.consecutive5xxErrors is not None:
+        out.consecutive_5xx.value = od.consecutive5xxErrors
+        out.enforcing_consecutive_5xx.value = 100 if od.consecutive5xxErrors > 0 else 0
+    if od.consecutiveGatewayErrors is not None:
+        out.consecutive_gateway_failure.value = od.consecutiveGatewayErrors
+        out.enforcing_consecutive_gateway_failure.value = (
+            100 if od.consecutiveGatewayErrors > 0 else 0
+        )
+    if od.interval is not None:
+        out.interval.CopyFrom(duration(od.interval))
+    if od.baseEjectionTime is not None:
+        out.base_ejection_time.CopyFrom(duration(od.baseEjectionTime))
+    if od.maxEjectionPercent:
+        out.max_ejection_percent.value = od.maxEjectionPercent
+    return out
+
+
+def apply(cluster: cluster_pb2.Cluster, policy: net.TrafficPolicy | None, protocol: str) -> None:
+    """Set connect timeout, circuit breakers, HTTP options and outlier detection."""
+    pool = policy.connectionPool if policy is not None else None
+    cluster.connect_timeout.CopyFrom(connect_timeout(pool))
+    cluster.circuit_breakers.CopyFrom(circuit_breakers(pool))
+    opts = http_protocol_options(protocol, pool)
+    if opts is not None:
+        packed = any_pb2.Any()
+        packed.Pack(opts)
+        cluster.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS].CopyFrom(packed)
+    od = policy.outlierDetection if policy is not None else None
+    if od is not None:
+        cluster.outlier_detection.CopyFrom(outlier_detection(od))
+        cluster.common_lb_config.healthy_panic_threshold.CopyFrom(
+            percent_pb2.Percent(value=float(od.minHealthPercent or 0))
+        )

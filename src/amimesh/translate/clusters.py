@@ -1,0 +1,103 @@
+"""Snapshot → Envoy clusters: outbound (shared by every sidecar) and inbound (per proxy).
+
+Outbound: one cluster per service port, `outbound|PORT||HOST`, and one per
+DestinationRule subset, `outbound|PORT|SUBSET|HOST`, with the rule's traffic policy
+(`cluster_policy`, `cluster_lb`) and the kind of discovery its resolution calls for
+(`cluster_external`). HTTP2 and GRPC ports talk HTTP/2 upstream, HTTP ports HTTP/1.1.
+
+Inbound: `inbound|PORT||`, the local app behind each of the proxy's inbound ports.
+
+Envoy hashes for consistent-hash balancing on the route: routes call
+`hash_policy_for` to get the hash policy matching a cluster's `consistentHash`.
+"""
+
+from __future__ import annotations
+
+from typing import TypeAlias
+
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.core.v3 import config_source_pb2
+
+from amimesh.model.proxy import InboundPort, Proxy
+from amimesh.model.snapshot import Endpoint, MeshService, ServicePort, Snapshot
+from amimesh.translate import cluster_external, cluster_lb, cluster_policy, endpoints, names
+from amimesh.translate.cluster_lb import HashPolicy
+
+Cluster: TypeAlias = cluster_pb2.Cluster
+
+LOCALHOST = "127.0.0.1"
+
+
+def ads_config_source() -> config_source_pb2.ConfigSource:
+    source = config_source_pb2.ConfigSource(resource_api_version=config_source_pb2.V3)
+    source.ads.SetInParent()
+    return source
+
+
+def _outbound(snap: Snapshot, svc: MeshService, port: ServicePort, subset: str | None) -> Cluster:
+    name = names.outbound_cluster(port.port, svc.hostname, subset)
+    policy = cluster_policy.effective_policy(snap, svc.hostname, subset)
+    kind = cluster_external.discovery(snap, svc)
+    c = Cluster(name=name)
+    if kind == "EDS":
+        c.type = Cluster.EDS
+        c.eds_cluster_config.eds_config.CopyFrom(ads_config_source())
+        c.eds_cluster_config.service_name = name
+    elif kind == "DFP":
+        cluster_external.set_dfp(c)
+    else:
+        labels = dict(snap.subset_labels(svc.hostname, subset) or {}) if subset else None
+        eps = cluster_external.dns_endpoints(snap, svc, port, labels)
+        if kind == "LOGICAL_DNS" and len(eps) != 1:
+            # Envoy's LOGICAL_DNS takes exactly one name; anything else resolves all.
+            kind = "STRICT_DNS"
+        cluster_external.set_dns(c, kind)
+        c.load_assignment.CopyFrom(endpoints.load_assignment(name, eps, policy))
+    cluster_policy.apply(c, policy, port.protocol)
+    if kind != "DFP":
+        cluster_lb.apply(
+            c,
+            policy.loadBalancer if policy is not None else None,
+            outlier_detection=policy is not None and policy.outlierDetection is not None,
+        )
+    return c
+
+
+def outbound_clusters(snap: Snapshot) -> list[Cluster]:
+    """Every outbound cluster of the mesh, in a stable order (by host, port, subset)."""
+    out: list[Cluster] = []
+    for host in sorted(snap.services):
+        svc = snap.services[host]
+        for port in svc.ports:
+            for subset in cluster_policy.subsets(snap, host):
+                out.append(_outbound(snap, svc, port, subset))
+    return out
+
+
+def _inbound(p: InboundPort) -> Cluster:
+    name = names.inbound_cluster(p.port)
+    c = Cluster(name=name, type=Cluster.STATIC)
+    app = Endpoint(address=LOCALHOST, port=p.app_port)
+    c.load_assignment.CopyFrom(endpoints.load_assignment(name, [app]))
+    cluster_policy.apply(c, None, p.protocol)
+    return c
+
+
+def inbound_clusters(proxy: Proxy) -> list[Cluster]:
+    """One cluster per inbound port of a sidecar: the app on 127.0.0.1:app_port."""
+    if proxy.kind != "sidecar":
+        return []
+    return [_inbound(p) for p in proxy.inbound]
+
+
+def hash_policy_for(snap: Snapshot, host: str, subset: str | None = None) -> list[HashPolicy]:
+    """The `RouteAction.hash_policy` for a route to `outbound|*|subset|host`.
+
+    Non-empty only when the (merged) DestinationRule policy uses `consistentHash`;
+    empty for DNS-per-request (NONE) services, which do not balance.
+    """
+    svc = snap.service(host)
+    if svc is not None and cluster_external.discovery(snap, svc) == "DFP":
+        return []
+    policy = cluster_policy.effective_policy(snap, host, subset)
+    return cluster_lb.hash_policies(policy.loadBalancer if policy is not None else None)
