@@ -141,6 +141,7 @@ class Mesh:
             xds_port=self.cp.xds_port,
             admin_port=admin_port,
             delta=self.delta,
+            locality=proxy.locality,
         )
         path = self.workdir / f"{proxy.id}.json"
         path.write_text(json.dumps(cfg))
@@ -174,6 +175,7 @@ class Mesh:
             service_account=service_account,
             outbound_port=free_port() if outbound else 0,
             inbound=(InboundPort(port=port, listen_port=listen, app_port=backend.port),),
+            locality=locality,
         )
         sidecar = self._start_sidecar(proxy)
         sidecar.backend = backend
@@ -196,6 +198,7 @@ class Mesh:
         labels: Mapping[str, str] | None = None,
         *,
         namespace: str = "default",
+        locality: str = "",
     ) -> Sidecar:
         """A sidecar with only the outbound (HTTP_PROXY) listener, for sending requests."""
         proxy = Proxy(
@@ -204,5 +207,6 @@ class Mesh:
             namespace=namespace,
             labels=dict(labels or {"app": name}),
             outbound_port=free_port(),
+            locality=locality,
         )
         return self._start_sidecar(proxy)

@@ -72,7 +72,11 @@ def test_edit_applies_live_and_broken_file_keeps_last_good(watched: tuple[Mesh, 
     mesh.workload("web-v2", {"app": "web", "version": "v2"}, port=8080)
     client = mesh.client()
     mesh.wait_synced()
-    http = client.http()
+    with client.http() as http:
+        check_live_edits(mesh, config, http)
+
+
+def check_live_edits(mesh: Mesh, config: Path, http: httpx.Client) -> None:
     assert backends_seen(http) == {"web-v1"}
 
     (config / "route.yaml").write_text(ROUTE % "v2")

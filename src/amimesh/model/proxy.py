@@ -21,6 +21,7 @@ META_SERVICE_ACCOUNT = "AMI_SERVICE_ACCOUNT"
 META_OUTBOUND_PORT = "AMI_OUTBOUND_PORT"
 META_INBOUND = "AMI_INBOUND"
 META_ADDRESS = "AMI_ADDRESS"
+META_LOCALITY = "AMI_LOCALITY"
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,8 @@ class Proxy:
     # Port of the explicit-proxy (HTTP_PROXY) outbound listener; 0 means none.
     outbound_port: int = 0
     inbound: tuple[InboundPort, ...] = ()
+    # `region/zone/subzone`, for locality-aware load balancing; "" when unknown.
+    locality: str = ""
 
     def metadata(self) -> dict[str, Any]:
         """The node metadata a bootstrap writes for this proxy (JSON-compatible)."""
@@ -64,6 +67,7 @@ class Proxy:
             META_SERVICE_ACCOUNT: self.service_account,
             META_ADDRESS: self.address,
             META_OUTBOUND_PORT: str(self.outbound_port),
+            META_LOCALITY: self.locality,
             META_INBOUND: [
                 {
                     "port": str(p.port),
@@ -105,4 +109,5 @@ def proxy_from_metadata(node_id: str, metadata: Mapping[str, Any]) -> Proxy:
         address=str(metadata.get(META_ADDRESS, "127.0.0.1")),
         outbound_port=int(float(metadata.get(META_OUTBOUND_PORT, 0) or 0)),
         inbound=inbound,
+        locality=str(metadata.get(META_LOCALITY, "")),
     )

@@ -48,8 +48,11 @@ class Generator:
                 **self._shared(("clusters",), CLUSTER, lambda: clusters.outbound_clusters(snap)),
                 **self._pack(CLUSTER, clusters.inbound_clusters(proxy)),
             },
+            # Failover priorities depend on where the proxy is: shared per locality.
             ENDPOINT: self._shared(
-                ("endpoints",), ENDPOINT, lambda: endpoints.load_assignments(snap)
+                ("endpoints", proxy.locality),
+                ENDPOINT,
+                lambda: endpoints.load_assignments(snap, locality=proxy.locality),
             ),
             LISTENER: self._pack(LISTENER, listeners.listeners(snap, proxy)),
             ROUTE: self._shared(
