@@ -11,8 +11,7 @@ import pytest
 
 from amimesh.model.proxy import InboundPort, Proxy
 from amimesh.translate.built import CLUSTER, ENDPOINT, LISTENER, ROUTE, ProxyConfig
-from amimesh.xds import AdsClient, Mode, XdsServer, samples
-from amimesh.xds.client import Reject
+from amimesh.xds import AdsClient, Mode, Reject, XdsServer, samples
 
 MODES: list[Mode] = ["sotw", "delta"]
 
@@ -83,9 +82,15 @@ class Clients:
         *,
         metadata: Mapping[str, Any] | None = None,
         reject: Reject | None = None,
+        hold_cds_ack: bool = True,
     ) -> AdsClient:
         client = AdsClient(
-            f"127.0.0.1:{self.port}", node_id, mode=mode, metadata=metadata, reject=reject
+            f"127.0.0.1:{self.port}",
+            node_id,
+            mode=mode,
+            metadata=metadata,
+            reject=reject,
+            hold_cds_ack=hold_cds_ack,
         )
         self.all.append(client)
         await client.start()
@@ -177,11 +182,12 @@ async def test_delta_sends_only_changed_names_and_removed_ones(
     assert client.names(ENDPOINT) == {"a", "b", "d"}
 
 
+@pytest.mark.parametrize("hold_cds_ack", [True, False])
 @pytest.mark.parametrize("mode", MODES)
 async def test_a_changed_cluster_gets_fresh_endpoints(
-    server: XdsServer, clients: Clients, snapshot: Snapshot, mode: Mode
+    server: XdsServer, clients: Clients, snapshot: Snapshot, mode: Mode, hold_cds_ack: bool
 ) -> None:
-    client = await clients.connect("p", mode)
+    client = await clients.connect("p", mode, hold_cds_ack=hold_cds_ack)
     await synced(server, 1)
     before = len(client.received)
     snapshot.timeout_ms = 2500  # the cluster changes, its endpoints do not

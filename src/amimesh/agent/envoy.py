@@ -54,9 +54,7 @@ class EnvoyProcess:
 
     def admin(self, path: str, *, method: str = "GET", timeout: float = 5.0) -> str:
         """GET (or POST) a path of the admin interface on loopback."""
-        req = urllib.request.Request(
-            f"http://127.0.0.1:{self.admin_port}{path}", method=method
-        )
+        req = urllib.request.Request(f"http://127.0.0.1:{self.admin_port}{path}", method=method)
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             body: bytes = resp.read()
             return body.decode()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 
 import watchfiles
@@ -19,6 +20,7 @@ from amimesh.resources import ConfigError, files, load_path
 log = logging.getLogger(__name__)
 
 SOURCE_PREFIX = "file:"
+SUFFIXES = (".yaml", ".yml")
 
 
 def yaml_files(root: Path) -> list[Path]:
@@ -59,17 +61,46 @@ class DirectorySource:
             return False
         return True
 
+    def reload(self, paths: Iterable[Path]) -> list[ConfigError]:
+        """Reload just these files (gone ones are removed); returns their errors."""
+        errors: list[ConfigError] = []
+        for path in sorted(set(paths)):
+            if path.suffix not in SUFFIXES or _hidden(path, self._root):
+                continue
+            if path.is_file():
+                errors += self._store.set_source(self._source(path), load_path(path))
+            else:
+                self._store.remove_source(self._source(path))
+        return errors
+
     async def watch(self, stop: asyncio.Event) -> None:
-        """Re-sync on every change under the root until `stop` is set."""
-        async for _changes in watchfiles.awatch(
+        """Reload changed files until `stop` is set.
+
+        Only the files named by the change events are parsed again; a change to a
+        directory itself (moved in or out) re-syncs everything.
+        """
+        async for changes in watchfiles.awatch(
             self._root,
             stop_event=stop,
             debounce=self._debounce_ms,
             step=20,
             recursive=True,
         ):
-            errors = self.sync()
+            paths = [Path(p) for _, p in changes]
+            if any(p.is_dir() or p == self._root for p in paths):
+                errors = self.sync()
+            else:
+                errors = self.reload(paths)
             if errors:
                 log.warning("%d config error(s) under %s", len(errors), self._root)
             else:
                 log.info("config reloaded from %s", self._root)
+
+
+def _hidden(path: Path, root: Path) -> bool:
+    base = root if root.is_dir() else root.parent
+    try:
+        parts = path.relative_to(base).parts
+    except ValueError:
+        return True
+    return any(part.startswith(".") for part in parts)

@@ -43,9 +43,7 @@ class ControlPlane:
         self._snapshot: Snapshot | None = None
         self._generator = Generator(self._build())
         self.xds = XdsServer(self._generate, debounce_s=config.debounce_s)
-        self._source = (
-            DirectorySource(self.store, config.config_dir) if config.config_dir else None
-        )
+        self._source = DirectorySource(self.store, config.config_dir) if config.config_dir else None
         self._stop = asyncio.Event()
         self._watch_task: asyncio.Task[None] | None = None
         self._unsubscribe = self.store.subscribe(self._on_store_change)

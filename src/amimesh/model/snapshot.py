@@ -141,6 +141,42 @@ def _selects(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
     return all(labels.get(k) == v for k, v in selector.items())
 
 
+class _Selectable:
+    """Instances and WorkloadEntries indexed by (namespace, label, value).
+
+    A selector is matched only against the candidates that carry its first label,
+    so selecting endpoints for S services costs about S lookups, not S × instances.
+    """
+
+    def __init__(self, instances: Sequence[Instance], entries: Sequence[net.WorkloadEntry]) -> None:
+        self.instances: dict[tuple[str, str, str], list[Instance]] = defaultdict(list)
+        self.entries: dict[tuple[str, str, str], list[net.WorkloadEntry]] = defaultdict(list)
+        for i in instances:
+            for k, v in i.labels.items():
+                self.instances[(i.namespace, k, v)].append(i)
+        for e in entries:
+            for k, v in e.spec.labels.items():
+                self.entries[(e.namespace, k, v)].append(e)
+
+    def select_instances(self, namespace: str, selector: Mapping[str, str]) -> list[Instance]:
+        if not selector:
+            return []
+        k, v = next(iter(selector.items()))
+        return [
+            i for i in self.instances.get((namespace, k, v), ()) if _selects(selector, i.labels)
+        ]
+
+    def select_entries(
+        self, namespace: str, selector: Mapping[str, str]
+    ) -> list[net.WorkloadEntry]:
+        if not selector:
+            return []
+        k, v = next(iter(selector.items()))
+        return [
+            e for e in self.entries.get((namespace, k, v), ()) if _selects(selector, e.spec.labels)
+        ]
+
+
 def build_snapshot(
     resources: Iterable[Resource],
     instances: Sequence[Instance] = (),
@@ -161,17 +197,17 @@ def build_snapshot(
 
     services: dict[str, MeshService] = {}
     endpoints: dict[tuple[str, int], tuple[Endpoint, ...]] = {}
-    workload_entries = [r for r in by_key.values() if isinstance(r, net.WorkloadEntry)]
+    selectable = _Selectable(
+        ready, [r for r in by_key.values() if isinstance(r, net.WorkloadEntry)]
+    )
     for r in by_key.values():
         if isinstance(r, kube.Service):
             svc = _kube_service(r, domain)
             services[svc.hostname] = svc
             for sp in svc.ports:
-                endpoints[(svc.hostname, sp.port)] = _kube_endpoints(
-                    svc, sp, ready, workload_entries
-                )
+                endpoints[(svc.hostname, sp.port)] = _kube_endpoints(svc, sp, selectable)
         elif isinstance(r, net.ServiceEntry):
-            for svc, eps in _service_entry(r, ready, workload_entries):
+            for svc, eps in _service_entry(r, selectable):
                 services.setdefault(svc.hostname, svc)
                 endpoints.update(eps)
 
@@ -287,17 +323,12 @@ def _kube_service(r: kube.Service, domain: str) -> MeshService:
 
 
 def _kube_endpoints(
-    svc: MeshService,
-    sp: ServicePort,
-    instances: Sequence[Instance],
-    workload_entries: Sequence[net.WorkloadEntry],
+    svc: MeshService, sp: ServicePort, selectable: _Selectable
 ) -> tuple[Endpoint, ...]:
     out: list[Endpoint] = []
     if not svc.selector:
         return ()
-    for i in instances:
-        if i.namespace != svc.namespace or not _selects(svc.selector, i.labels):
-            continue
+    for i in selectable.select_instances(svc.namespace, svc.selector):
         target = sp.target_port
         workload_port = i.port_names.get(target) if isinstance(target, str) else target
         if workload_port is None or workload_port not in i.ports:
@@ -313,9 +344,7 @@ def _kube_endpoints(
                 locality=i.locality,
             )
         )
-    for we in workload_entries:
-        if we.namespace != svc.namespace or not _selects(svc.selector, we.spec.labels):
-            continue
+    for we in selectable.select_entries(svc.namespace, svc.selector):
         ep = _entry_endpoint(we.spec, sp, we.namespace)
         if ep is not None:
             out.append(ep)
@@ -345,9 +374,7 @@ def _entry_endpoint(
 
 
 def _service_entry(
-    r: net.ServiceEntry,
-    instances: Sequence[Instance],
-    workload_entries: Sequence[net.WorkloadEntry],
+    r: net.ServiceEntry, selectable: _Selectable
 ) -> Iterable[tuple[MeshService, dict[tuple[str, int], tuple[Endpoint, ...]]]]:
     spec = r.spec
     ports = tuple(
@@ -386,6 +413,6 @@ def _service_entry(
                     ports=ports,
                     selector=selector,
                 )
-                found.extend(_kube_endpoints(kube_like, sp, instances, workload_entries))
+                found.extend(_kube_endpoints(kube_like, sp, selectable))
             eps[(svc.hostname, sp.port)] = tuple(found)
         yield svc, eps

@@ -3,9 +3,10 @@ benchmarks.
 
 It subscribes to CDS and LDS by wildcard, then to EDS for the EDS clusters it holds
 and to RDS for the route names its listeners use, and ACKs every response, or NACKs
-the ones a `reject` callback refuses (keeping what it held, as Envoy does). It keeps
-resources packed and decodes only clusters and listeners, to stay light when a
-thousand of them run in one process.
+the ones a `reject` callback refuses (keeping what it held, as Envoy does). Like
+Envoy after its first sync, it withholds a CDS ACK until the new or changed EDS
+clusters got their endpoints (their warming). It keeps resources packed and decodes
+only clusters and listeners, to stay light when a thousand of them run in one process.
 """
 
 from __future__ import annotations

@@ -58,7 +58,17 @@ class _Pulse:
 
 
 class XdsServer:
-    """Aggregated Discovery Service (SotW and delta) for Envoy proxies."""
+    """Aggregated Discovery Service (SotW and delta) for Envoy proxies.
+
+        server = XdsServer(generate)          # generate(proxy) -> ProxyConfig
+        port = await server.start()           # bootstraps point Envoy at this port
+        ...; server.config_changed()          # after every snapshot change
+        server.status()                       # per stream: versions, ACKs, NACKs
+        await server.stop()
+
+    A proxy is generated for when its stream opens (from the node id and metadata of
+    the first request) and after every debounced change.
+    """
 
     def __init__(
         self,
@@ -90,7 +100,9 @@ class XdsServer:
             raise RuntimeError("XdsServer already started")
         self._loop = asyncio.get_running_loop()
         server = grpc.aio.server(options=_GRPC_OPTIONS)
-        ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(AdsServicer(self), server)
+        ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(
+            AdsServicer(_Hub(self)), server
+        )
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         bound = int(server.add_insecure_port(address))
         if bound == 0:
@@ -171,9 +183,9 @@ class XdsServer:
         done[proxy.id] = (proxy, config)
         return config
 
-    # -- sessions (the servicer's Hub) ----------------------------------------------
+    # -- sessions (for the servicer, through `_Hub`) ---------------------------------
 
-    def open(self, proxy: Proxy, mode: Mode) -> Session:
+    def _open(self, proxy: Proxy, mode: Mode) -> Session:
         state = StreamState(mode, ack_timeout=self._ack_timeout_s)
         state.set_config(self._generate(proxy))
         session = Session(next(self._stream_ids), proxy, state)
@@ -181,14 +193,11 @@ class XdsServer:
         self._track(session)
         return session
 
-    def close(self, session: Session) -> None:
+    def _close(self, session: Session) -> None:
         self._sessions.pop(session.stream_id, None)
         self._unsynced.discard(session.stream_id)
         self._unsettled.discard(session.stream_id)
         self._pulse.fire()
-
-    def changed(self, session: Session) -> None:
-        self._track(session)
 
     def _track(self, session: Session) -> None:
         sid = session.stream_id
@@ -249,3 +258,19 @@ class XdsServer:
     def regenerations(self) -> int:
         """How many debounced regeneration rounds have run."""
         return self._debouncer.runs if self._debouncer is not None else 0
+
+
+class _Hub:
+    """The servicer's view of the server: open, close and watch sessions."""
+
+    def __init__(self, server: XdsServer) -> None:
+        self._server = server
+
+    def open(self, proxy: Proxy, mode: Mode) -> Session:
+        return self._server._open(proxy, mode)
+
+    def close(self, session: Session) -> None:
+        self._server._close(session)
+
+    def changed(self, session: Session) -> None:
+        self._server._track(session)

@@ -3,7 +3,9 @@
 Every response carries a whole set: for a wildcard subscription (CDS, LDS) everything
 generated for the proxy, where a missing name means deleted; for named subscriptions
 (EDS, RDS) every subscribed name that exists. The response's version is the digest of
-that set, so an unchanged set is never sent twice, whatever the proxy answered.
+that set, so an unchanged set is never sent twice, whatever the proxy answered. A
+named subscription gets a response only when a resource in it changed or a name was
+added, since SotW cannot tell a client that a named resource is gone.
 """
 
 from __future__ import annotations
@@ -63,9 +65,14 @@ class SotwTypeState(TypeState):
             return False
         if self.first_unanswered or self._refresh or self._last_sent is None:
             return True
-        if version != self._last_sent.response.version:
-            return True
-        return self._subscription_grew()
+        if self._wildcard:
+            # Whole set: a deletion is news too.
+            changed = version != self._last_sent.response.version
+        else:
+            # Named: a name that disappeared cannot be told, only changes can.
+            sent = self._sent_versions
+            changed = any(sent.get(n) != b.version for n, b in want.items())
+        return changed or self._subscription_grew()
 
     def _subscription_grew(self) -> bool:
         # Newly requested names must be sent even if the server sent them before.

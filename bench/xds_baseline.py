@@ -1,0 +1,152 @@
+"""The floor of an xDS push on this machine: a bare ADS fan-out with no control plane.
+
+A minimal servicer holds N streams; each round it sends the same prebuilt
+RouteConfiguration to every stream and times until every minimal client has ACKed.
+No translation, no diffing, no file watch: what is left is gRPC and protobuf.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc  # type: ignore[import-untyped]
+from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
+from google.protobuf import any_pb2
+
+from amimesh.translate.built import ROUTE
+
+
+class _Fanout(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignore[misc]
+    def __init__(self, resource: any_pb2.Any, expected: int) -> None:
+        self.resource = resource
+        self.queues: list[asyncio.Queue[int]] = []
+        self.expected = expected
+        self.connected = asyncio.Event()
+        self.acks = 0
+        self.all_acked = asyncio.Event()
+
+    async def StreamAggregatedResources(  # noqa: N802 - gRPC method name
+        self, requests: AsyncIterator[Any], context: Any
+    ) -> AsyncIterator[Any]:
+        async for r in self._serve(requests, delta=False):
+            yield r
+
+    async def DeltaAggregatedResources(  # noqa: N802 - gRPC method name
+        self, requests: AsyncIterator[Any], context: Any
+    ) -> AsyncIterator[Any]:
+        async for r in self._serve(requests, delta=True):
+            yield r
+
+    async def _serve(self, requests: AsyncIterator[Any], *, delta: bool) -> AsyncIterator[Any]:
+        queue: asyncio.Queue[int] = asyncio.Queue()
+        self.queues.append(queue)
+        if len(self.queues) == self.expected:
+            self.connected.set()
+
+        async def read() -> None:
+            async for req in requests:
+                if req.response_nonce:
+                    self.acks += 1
+                    if self.acks == self.expected:
+                        self.all_acked.set()
+
+        reader = asyncio.create_task(read())
+        try:
+            while True:
+                n = await queue.get()
+                if delta:
+                    yield discovery_pb2.DeltaDiscoveryResponse(
+                        type_url=ROUTE,
+                        nonce=str(n),
+                        system_version_info=str(n),
+                        resources=[
+                            discovery_pb2.Resource(
+                                name="outbound", version=str(n), resource=self.resource
+                            )
+                        ],
+                    )
+                else:
+                    yield discovery_pb2.DiscoveryResponse(
+                        type_url=ROUTE, nonce=str(n), version_info=str(n), resources=[self.resource]
+                    )
+        finally:
+            reader.cancel()
+
+
+async def _client(channel: Any, delta: bool, ready: asyncio.Event) -> None:
+    stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel)
+    if delta:
+        call = stub.DeltaAggregatedResources()
+        await call.write(
+            discovery_pb2.DeltaDiscoveryRequest(
+                type_url=ROUTE, resource_names_subscribe=["outbound"]
+            )
+        )
+    else:
+        call = stub.StreamAggregatedResources()
+        await call.write(
+            discovery_pb2.DiscoveryRequest(type_url=ROUTE, resource_names=["outbound"])
+        )
+    try:
+        while True:
+            resp = await call.read()
+            if resp is grpc.aio.EOF:
+                return
+            if delta:
+                await call.write(
+                    discovery_pb2.DeltaDiscoveryRequest(type_url=ROUTE, response_nonce=resp.nonce)
+                )
+            else:
+                await call.write(
+                    discovery_pb2.DiscoveryRequest(
+                        type_url=ROUTE,
+                        version_info=resp.version_info,
+                        response_nonce=resp.nonce,
+                        resource_names=["outbound"],
+                    )
+                )
+    except asyncio.CancelledError:
+        call.cancel()
+        raise
+
+
+async def fan_out(resource: any_pb2.Any, clients: int, mode: str, *, rounds: int) -> list[float]:
+    """Milliseconds from send-to-all until all ACKed, for each of `rounds` pushes."""
+    servicer = _Fanout(resource, clients)
+    server = grpc.aio.server(options=[("grpc.max_send_message_length", -1)])
+    ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    channels = [
+        grpc.aio.insecure_channel(
+            f"127.0.0.1:{port}", options=[("grpc.max_receive_message_length", -1)]
+        )
+        for _ in range(max(1, clients // 50))
+    ]
+    ready = asyncio.Event()
+    tasks = [
+        asyncio.create_task(_client(channels[i % len(channels)], mode == "delta", ready))
+        for i in range(clients)
+    ]
+    out: list[float] = []
+    try:
+        await asyncio.wait_for(servicer.connected.wait(), 60)
+        for n in range(1, rounds + 1):
+            servicer.acks = 0
+            servicer.all_acked.clear()
+            t0 = time.perf_counter()
+            for q in servicer.queues:
+                q.put_nowait(n)
+            await asyncio.wait_for(servicer.all_acked.wait(), 60)
+            out.append((time.perf_counter() - t0) * 1000)
+        return out
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for ch in channels:
+            await ch.close()
+        await server.stop(0)
