@@ -48,13 +48,14 @@ class Mesh:
     body: str = "v1"
     connect_timeout_ms: int = 1000
     bad_regex: bool = False
+    cluster: str = "backend"
     proxies: list[Proxy] = field(default_factory=list)
 
     def routes(self) -> Built:
         routes = [
             route_components_pb2.Route(
                 match=route_components_pb2.RouteMatch(prefix="/backend"),
-                route=route_components_pb2.RouteAction(cluster="backend"),
+                route=route_components_pb2.RouteAction(cluster=self.cluster),
             )
         ]
         if self.bad_regex:
@@ -73,8 +74,8 @@ class Mesh:
     def generate(self, proxy: Proxy) -> ProxyConfig:
         self.proxies.append(proxy)
         return samples.proxy_config(
-            samples.cluster("backend", connect_timeout_ms=self.connect_timeout_ms),
-            samples.load_assignment("backend", [("127.0.0.1", self.backend_port)]),
+            samples.cluster(self.cluster, connect_timeout_ms=self.connect_timeout_ms),
+            samples.load_assignment(self.cluster, [("127.0.0.1", self.backend_port)]),
             samples.listener("ingress", self.listener_port, "routes"),
             self.routes(),
         )
@@ -418,3 +419,46 @@ async def test_envoy_resyncs_with_a_restarted_server(
             assert sent == {CLUSTER: 1, ENDPOINT: 1, LISTENER: 1, ROUTE: 1}
     finally:
         await second.stop(grace=0.5)
+
+
+@pytest.mark.parametrize("mode", ["sotw", "delta"])
+async def test_moving_a_route_to_a_new_cluster_drops_no_request(
+    xds: tuple[XdsServer, Mesh, int],
+    run_envoy: Callable[[dict[str, object]], Envoy],
+    http: httpx.AsyncClient,
+    mode: Mode,
+) -> None:
+    """Make before break: the new cluster warms before the route names it, and the old
+    one goes only after the route moved away; traffic meanwhile sees no 503."""
+    server, mesh, xds_port = xds
+    envoy = run_envoy(bootstrap(xds_port, mode))
+    await envoy.wait_live()
+    await synced(server)
+    url = f"http://127.0.0.1:{mesh.listener_port}/backend"
+    statuses: list[int] = []
+    flowing, moved = asyncio.Event(), asyncio.Event()
+
+    async def traffic() -> None:
+        after = 0
+        while after < 20:
+            statuses.append((await http.get(url)).status_code)
+            after += moved.is_set()
+            if len(statuses) == 10:
+                flowing.set()
+
+    task = asyncio.create_task(traffic())
+    try:
+        async with asyncio.timeout(5):
+            await flowing.wait()
+        mesh.cluster = "backend-v2"
+        server.config_changed()
+        await synced(server)
+        moved.set()
+        async with asyncio.timeout(10):
+            await task
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert len(statuses) >= 30 and set(statuses) == {200}, statuses
+    clusters = await envoy.admin("/clusters")
+    assert "backend-v2::" in clusters and "\nbackend::" not in clusters

@@ -290,6 +290,30 @@ async def test_a_proxy_whose_generation_fails_is_refused_and_others_keep_going(
     assert ok.count(ROUTE) == 1
 
 
+async def test_on_disconnect_is_called_when_the_last_stream_of_a_proxy_ends(
+    snapshot: Snapshot,
+) -> None:
+    gone: list[str] = []
+    xds = XdsServer(snapshot.generate, on_disconnect=lambda proxy: gone.append(proxy.id))
+    await xds.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{xds.port}") as channel:
+            first, second = AdsClient(channel, "p"), AdsClient(channel, "p")
+            await first.start()
+            await second.start()
+            await synced(xds, 2)
+            await first.stop()
+            async with asyncio.timeout(5):
+                await xds.wait_for(lambda s: len(s.status()) == 1)
+            assert gone == []
+            await second.stop()
+            async with asyncio.timeout(5):
+                await xds.wait_for(lambda s: not s.status())
+            assert gone == ["p"]
+    finally:
+        await xds.stop()
+
+
 async def test_stop_ends_every_stream(server: XdsServer, clients: Clients) -> None:
     client = await clients.connect("p", "delta")
     await synced(server, 1)

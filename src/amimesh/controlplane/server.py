@@ -42,12 +42,15 @@ class ControlPlane:
         self._snapshot_version = -1
         self._snapshot: Snapshot | None = None
         self._generator = Generator(self._build())
-        self.xds = XdsServer(self._generate, debounce_s=config.debounce_s)
+        self.xds = XdsServer(
+            self._generate,
+            debounce_s=config.debounce_s,
+            on_disconnect=lambda proxy: self._generator.forget(proxy.id),
+        )
         self._source = DirectorySource(self.store, config.config_dir) if config.config_dir else None
         self._stop = asyncio.Event()
         self._watch_task: asyncio.Task[None] | None = None
         self._unsubscribe = self.store.subscribe(self._on_store_change)
-        self._loop: asyncio.AbstractEventLoop | None = None
         self.xds_port = 0
 
     def _build(self) -> Snapshot:
@@ -76,22 +79,11 @@ class ControlPlane:
         return self._generator.generate(proxy)
 
     def _on_store_change(self) -> None:
-        # Store writers may run in other threads; the xDS server lives on our loop.
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            self.xds.config_changed()
-        else:
-            loop.call_soon_threadsafe(self.xds.config_changed)
+        # Store writers may run in any thread; the xDS server hands over to its loop.
+        self.xds.config_changed()
 
     async def start(self) -> int:
         """Load config, start serving xDS; returns the xDS port."""
-        self._loop = asyncio.get_running_loop()
         if self._source is not None:
             errors = self._source.sync()
             for e in errors:

@@ -32,7 +32,8 @@ class Debouncer:
         self._delay = delay
         self._max_delay = max(delay, max_delay if max_delay is not None else 10 * delay)
         self._on_idle = on_idle
-        self._triggered = asyncio.Event()
+        self._triggered = asyncio.Event()  # a notification since the last check
+        self._pending = False  # a notification the action has not yet started on
         self._running = False
         self._task: asyncio.Task[None] | None = None
         self.runs = 0
@@ -51,12 +52,13 @@ class Debouncer:
 
     def trigger(self) -> None:
         """Note a change; must be called on the loop's thread."""
+        self._pending = True
         self._triggered.set()
 
     @property
     def idle(self) -> bool:
-        """Nothing noted and the action not running."""
-        return not self._triggered.is_set() and not self._running
+        """Nothing noted that the action has not started on, and the action not running."""
+        return not self._pending and not self._running
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -73,6 +75,7 @@ class Debouncer:
                 if loop.time() >= cap:
                     break
             self._triggered.clear()
+            self._pending = False
             self._running = True
             try:
                 await self._action()
@@ -81,5 +84,5 @@ class Debouncer:
             finally:
                 self._running = False
                 self.runs += 1
-            if self._on_idle is not None and not self._triggered.is_set():
+            if self._on_idle is not None and not self._pending:
                 self._on_idle()

@@ -67,7 +67,9 @@ class XdsServer:
         await server.stop()
 
     A proxy is generated for when its stream opens (from the node id and metadata of
-    the first request) and after every debounced change.
+    the first request) and after every debounced change. `on_disconnect(proxy)` is
+    called when the last stream of a proxy id ends (to drop what is cached for it).
+    `ack_timeout_s` bounds how long a push waits for a proxy's ACK before going on.
     """
 
     def __init__(
@@ -77,8 +79,10 @@ class XdsServer:
         debounce_s: float = 0.05,
         max_debounce_s: float | None = None,
         ack_timeout_s: float = 10.0,
+        on_disconnect: Callable[[Proxy], None] | None = None,
     ) -> None:
         self._generate = generate
+        self._on_disconnect = on_disconnect
         self._debounce_s = debounce_s
         self._max_debounce_s = max_debounce_s
         self._ack_timeout_s = ack_timeout_s
@@ -198,6 +202,15 @@ class XdsServer:
         self._unsynced.discard(session.stream_id)
         self._unsettled.discard(session.stream_id)
         self._pulse.fire()
+        proxy_id = session.proxy.id
+        if self._on_disconnect is None:
+            return
+        if any(s.proxy.id == proxy_id for s in self._sessions.values()):
+            return
+        try:
+            self._on_disconnect(session.proxy)
+        except Exception:
+            logger.exception("on_disconnect failed for proxy %s", proxy_id)
 
     def _track(self, session: Session) -> None:
         sid = session.stream_id
