@@ -13,7 +13,7 @@ from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf import any_pb2
 
 from amimesh.translate.built import CLUSTER, LISTENER, ROUTE
-from amimesh.xds import deps, refs, samples, wire
+from amimesh.xds import deps, encode, refs, samples, wire
 
 
 def test_resource_name_is_read_without_decoding() -> None:
@@ -65,15 +65,33 @@ def test_children_of_parents_that_exist() -> None:
     assert deps.children(samples.route_config("r", body="x")) == frozenset()
 
 
-def test_responses_reuse_the_packed_resources() -> None:
-    cluster = samples.cluster("a")
-    response = wire.Response(CLUSTER, "7", "v1", (cluster,))
-    sotw = wire.sotw_response_to_proto(response)
-    assert sotw.nonce == "7" and sotw.version_info == "v1"
-    assert sotw.resources[0].SerializeToString() == cluster.any.SerializeToString()
-    delta = wire.delta_response_to_proto(wire.Response(CLUSTER, "8", "s", (cluster,), ("b",)))
-    assert delta.resources[0].name == "a" and delta.resources[0].version == cluster.version
-    assert list(delta.removed_resources) == ["b"]
+def test_encoded_responses_parse_as_the_protocol_messages() -> None:
+    a, b = samples.cluster("a"), samples.cluster("b")
+    sotw = discovery_pb2.DiscoveryResponse.FromString(
+        encode.sotw_response(wire.Response(CLUSTER, "7", "v1", (a, b)))
+    )
+    assert sotw == discovery_pb2.DiscoveryResponse(
+        version_info="v1", type_url=CLUSTER, nonce="7", resources=[a.any, b.any]
+    )
+    delta = discovery_pb2.DeltaDiscoveryResponse.FromString(
+        encode.delta_response(wire.Response(CLUSTER, "8", "s", (a,), ("gone",)))
+    )
+    assert delta == discovery_pb2.DeltaDiscoveryResponse(
+        system_version_info="s",
+        type_url=CLUSTER,
+        nonce="8",
+        resources=[discovery_pb2.Resource(name="a", version=a.version, resource=a.any)],
+        removed_resources=["gone"],
+    )
+
+
+def test_resource_bytes_are_encoded_once_and_shared() -> None:
+    big = samples.cluster("x" * 300)  # a length that needs a two-byte varint
+    one = encode.sotw_response(wire.Response(CLUSTER, "1", "v", (big,)))
+    two = encode.sotw_response(wire.Response(CLUSTER, "2", "v", (big,)))
+    shared = encode._sotw_fields[big]
+    assert one.endswith(shared) and two.endswith(shared)
+    assert discovery_pb2.DiscoveryResponse.FromString(two).resources[0] == big.any
 
 
 def test_requests_from_protobuf() -> None:

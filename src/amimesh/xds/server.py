@@ -14,10 +14,10 @@ import logging
 from collections.abc import Callable
 
 import grpc  # type: ignore[import-untyped]
-from envoy.service.discovery.v3 import ads_pb2_grpc
 
 from amimesh.model.proxy import Proxy
 from amimesh.translate.built import ProxyConfig
+from amimesh.xds import encode
 from amimesh.xds.debounce import Debouncer
 from amimesh.xds.servicer import AdsServicer, Session
 from amimesh.xds.status import Mode, ProxySyncStatus
@@ -104,8 +104,9 @@ class XdsServer:
             raise RuntimeError("XdsServer already started")
         self._loop = asyncio.get_running_loop()
         server = grpc.aio.server(options=_GRPC_OPTIONS)
-        ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(
-            AdsServicer(_Hub(self)), server
+        servicer = AdsServicer(_Hub(self))
+        encode.add_ads_handlers(
+            server, servicer.StreamAggregatedResources, servicer.DeltaAggregatedResources
         )
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         bound = int(server.add_insecure_port(address))

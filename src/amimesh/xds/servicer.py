@@ -19,14 +19,13 @@ from envoy.service.discovery.v3 import ads_pb2_grpc
 from google.protobuf import json_format
 
 from amimesh.model.proxy import Proxy, proxy_from_metadata
+from amimesh.xds.encode import delta_response, sotw_response
 from amimesh.xds.status import Mode, ProxySyncStatus
 from amimesh.xds.stream import RequestOutcome, StreamState
 from amimesh.xds.wire import (
     Response,
     delta_request_from_proto,
-    delta_response_to_proto,
     sotw_request_from_proto,
-    sotw_response_to_proto,
 )
 
 logger = logging.getLogger(__name__)
@@ -135,8 +134,8 @@ class AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ign
 
     async def _write(self, context: Any, session: Session, reader: asyncio.Task[None]) -> None:
         loop = asyncio.get_running_loop()
-        encode: Callable[[Response], Any] = (
-            sotw_response_to_proto if session.mode == "sotw" else delta_response_to_proto
+        encode: Callable[[Response], bytes] = (
+            sotw_response if session.mode == "sotw" else delta_response
         )
         while not reader.done() and not session.ended:
             session.wake.clear()

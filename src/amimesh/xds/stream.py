@@ -67,7 +67,12 @@ class StreamState:
         self._config: ProxyConfig = {}
         self._nonce = 0
         # Per parent type: (its accepted epoch, the children those need).
-        self._required: dict[str, tuple[int, set[str]]] = {}
+        # parent type -> (accepted epoch, parent table, child table, child names needed).
+        # The generator keeps a table's object while none of its resources change, so
+        # the memo survives config changes that touch neither table.
+        self._required: dict[
+            str, tuple[int, Mapping[str, Built], Mapping[str, Built], set[str]]
+        ] = {}
         self._retained = removals.Retained()
 
     # -- inputs ---------------------------------------------------------------------
@@ -78,7 +83,6 @@ class StreamState:
         True if a type the client subscribes to changed (the writer should wake).
         """
         previous, self._config = self._config, config
-        self._required.clear()
         delivered = {t: s.delivered_names() for t, s in self._types.items()}
         self._retained.update(previous, config, delivered)
         changed = False
@@ -241,16 +245,24 @@ class StreamState:
         parent = self._types.get(parent_type)
         if parent is None:
             return True
+        child_type = deps.CHILD_TYPE[parent_type]
+        parents = self._config.get(parent_type, _NO_RESOURCES)
+        available = self._config.get(child_type, _NO_RESOURCES)
         memo = self._required.get(parent_type)
-        if memo is None or memo[0] != parent.accepted_epoch:
-            child_type = deps.CHILD_TYPE[parent_type]
-            needed = deps.required(
-                parent.accepted_names(),
-                self._config.get(parent_type, _NO_RESOURCES),
-                self._config.get(child_type, _NO_RESOURCES),
+        if (
+            memo is None
+            or memo[0] != parent.accepted_epoch
+            or memo[1] is not parents
+            or memo[2] is not available
+        ):
+            needed = deps.required(parent.accepted_names(), parents, available)
+            memo = self._required[parent_type] = (
+                parent.accepted_epoch,
+                parents,
+                available,
+                needed,
             )
-            memo = self._required[parent_type] = (parent.accepted_epoch, needed)
-        if not memo[1]:
+        if not memo[3]:
             return True
-        child = self._types.get(deps.CHILD_TYPE[parent_type])
-        return child is not None and memo[1] <= child.delivered_names()
+        child = self._types.get(child_type)
+        return child is not None and memo[3] <= child.delivered_names()

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from envoy.service.discovery.v3 import discovery_pb2
 from google.rpc import status_pb2  # type: ignore[import-untyped]
 
 from amimesh.translate.built import Built
@@ -94,30 +93,6 @@ def delta_request_from_proto(proto: Any) -> DeltaRequest:
         initial_versions=dict(proto.initial_resource_versions),
         response_nonce=proto.response_nonce,
         error=_error(proto),
-    )
-
-
-def sotw_response_to_proto(response: Response) -> Any:
-    """Encode as a `DiscoveryResponse`; resources go in pre-serialized (`Built.any`)."""
-    return discovery_pb2.DiscoveryResponse(
-        version_info=response.version,
-        type_url=response.type_url,
-        nonce=response.nonce,
-        resources=[b.any for b in response.resources],
-    )
-
-
-def delta_response_to_proto(response: Response) -> Any:
-    """Encode as a `DeltaDiscoveryResponse` with one `Resource` per changed name."""
-    return discovery_pb2.DeltaDiscoveryResponse(
-        system_version_info=response.version,
-        type_url=response.type_url,
-        nonce=response.nonce,
-        resources=[
-            discovery_pb2.Resource(name=b.name, version=b.version, resource=b.any)
-            for b in response.resources
-        ],
-        removed_resources=list(response.removed),
     )
 
 
