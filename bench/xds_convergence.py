@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import http.client
 import json
 import os
 import shutil
@@ -201,12 +202,10 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
 
         # --- changes -----------------------------------------------------------------
         latencies: list[float] = []
-        envoy_latencies: list[float] = []
         cpu: list[float] = []
         for n in range(args.changes):
             svc = n % args.services
             before = [c.acked.get(ROUTE) for c in clients]
-            envoy_before = [rds_updates(e) for e in envoys]
             cpu0 = cpu_seconds(cp_ps)
             t_change = time.perf_counter()
             (config / f"svc-{svc}.yaml").write_text(service_yaml(svc, 79 - n % 50))
@@ -214,17 +213,34 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 asyncio.gather(*(acked(c, old) for c, old in zip(clients, before, strict=True))),
                 args.timeout,
             )
-            if envoys:
-                async with asyncio.timeout(args.timeout):
-                    t_envoys = await wait_envoys(envoys, envoy_before)
-                envoy_latencies.append((t_envoys - t_change) * 1000)
             latencies.append((max(done, default=t_change) - t_change) * 1000)
             # Let the control plane settle (ACK handling) before reading its CPU time.
             await asyncio.sleep(args.settle)
             cpu.append(cpu_seconds(cp_ps) - cpu0)
         figure("change_to_all_ack_p50_ms", statistics.median(latencies), "ms", changes=args.changes)
         figure("change_to_all_ack_p99_ms", pct(latencies, 0.99), "ms", changes=args.changes)
+        figure("controlplane_cpu_s_per_change", statistics.median(cpu), "s")
+        figure("controlplane_rss_mb_after_changes", cp_ps.memory_info().rss / 2**20, "MB")
+
+        table = next(iter(clients[0].resources[ROUTE].values()))
+        for c in clients:
+            await c.stop()
+        clients.clear()
+
+        # --- real Envoys alone: change until every Envoy has applied it ---------------
         if envoys:
+            pollers = [AdminStats(e.admin_port) for e in envoys]
+            envoy_latencies: list[float] = []
+            for n in range(args.changes):
+                svc = n % args.services
+                before = [p.rds_updates() for p in pollers]
+                t_change = time.perf_counter()
+                (config / f"svc-{svc}.yaml").write_text(service_yaml(svc, 29 + n % 50))
+                t_done = await asyncio.to_thread(wait_envoys, pollers, before, args.timeout)
+                envoy_latencies.append((t_done - t_change) * 1000)
+                await asyncio.sleep(args.settle)
+            for p in pollers:
+                p.close()
             figure(
                 "envoy_change_to_all_applied_p50_ms",
                 statistics.median(envoy_latencies),
@@ -237,14 +253,8 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 "ms",
                 envoys=args.envoys,
             )
-        figure("controlplane_cpu_s_per_change", statistics.median(cpu), "s")
-        figure("controlplane_rss_mb_after_changes", cp_ps.memory_info().rss / 2**20, "MB")
 
         # --- baseline: the bare gRPC fan-out of the same route table ------------------
-        table = next(iter(clients[0].resources[ROUTE].values()))
-        for c in clients:
-            await c.stop()
-        clients.clear()
         base = await xds_baseline.fan_out(
             table, args.proxies, args.mode, rounds=args.baseline_rounds
         )
@@ -285,14 +295,9 @@ def start_envoy(workdir: Path, xds_port: int, i: int, args: argparse.Namespace) 
     )
     path = workdir / f"{p.id}.json"
     path.write_text(json.dumps(cfg))
-    e = EnvoyProcess(path, admin, workdir / f"{p.id}.log", extra_args=["--concurrency", "1"])
+    e = EnvoyProcess(path, admin, workdir / f"{p.id}.log", concurrency=1)
     e.start()
     return e
-
-
-def rds_updates(e: EnvoyProcess) -> int:
-    text = e.admin("/stats?filter=^http\\.outbound\\.rds\\.outbound\\.update_success$")
-    return int(text.split(":")[1]) if ":" in text else 0
 
 
 async def acked(c: AdsClient, old: str | None) -> float:
@@ -301,16 +306,40 @@ async def acked(c: AdsClient, old: str | None) -> float:
     return time.perf_counter()
 
 
-async def wait_envoys(envoys: list[EnvoyProcess], before: list[int]) -> float:
-    """When every Envoy has applied one more RDS update than `before` counted."""
-    pending = set(range(len(envoys)))
-    while pending:
+class AdminStats:
+    """Reads one Envoy's RDS update counter over a kept-alive admin connection."""
+
+    PATH = "/stats?filter=^http\\.outbound\\.rds\\.outbound\\.update_success$"
+
+    def __init__(self, port: int) -> None:
+        self._conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+
+    def rds_updates(self) -> int:
+        self._conn.request("GET", self.PATH)
+        text = self._conn.getresponse().read().decode()
+        return int(text.split(":")[1]) if ":" in text else 0
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def wait_envoys(pollers: list[AdminStats], before: list[int], timeout: float) -> float:
+    """When every Envoy has applied one more RDS update than `before` counted.
+
+    One thread polls them in turn, sleeping 5 ms between rounds: enough resolution
+    for figures in the hundreds of milliseconds, without busy-polling the machine.
+    """
+    deadline = time.perf_counter() + timeout
+    pending = set(range(len(pollers)))
+    while True:
         for i in list(pending):
-            if rds_updates(envoys[i]) > before[i]:
+            if pollers[i].rds_updates() > before[i]:
                 pending.discard(i)
-        if pending:
-            await asyncio.sleep(0.002)
-    return time.perf_counter()
+        if not pending:
+            return time.perf_counter()
+        if time.perf_counter() > deadline:
+            raise TimeoutError(f"{len(pending)} Envoys did not apply the change")
+        time.sleep(0.005)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -26,12 +26,16 @@ class EnvoyProcess:
         log_path: Path,
         *,
         log_level: str = "warning",
+        concurrency: int = 2,
         extra_args: Sequence[str] = (),
     ) -> None:
         self.config_path = config_path
         self.admin_port = admin_port
         self.log_path = log_path
-        self._args = [*envoy_command(config_path, log_level=log_level), *extra_args]
+        self._args = [
+            *envoy_command(config_path, log_level=log_level, concurrency=concurrency),
+            *extra_args,
+        ]
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
