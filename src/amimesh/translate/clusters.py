@@ -63,15 +63,23 @@ def _outbound(snap: Snapshot, svc: MeshService, port: ServicePort, subset: str |
     return c
 
 
+def service_clusters(snap: Snapshot, svc: MeshService) -> list[Cluster]:
+    """The outbound clusters of one service, by port and subset.
+
+    Reads only `svc`, its DestinationRule and its endpoints (see `generate.inputs`).
+    """
+    return [
+        _outbound(snap, svc, port, subset)
+        for port in svc.ports
+        for subset in cluster_policy.subsets(snap, svc.hostname)
+    ]
+
+
 def outbound_clusters(snap: Snapshot) -> list[Cluster]:
     """Every outbound cluster of the mesh, in a stable order (by host, port, subset)."""
-    out: list[Cluster] = []
-    for host in sorted(snap.services):
-        svc = snap.services[host]
-        for port in svc.ports:
-            for subset in cluster_policy.subsets(snap, host):
-                out.append(_outbound(snap, svc, port, subset))
-    return out
+    return [
+        c for host in sorted(snap.services) for c in service_clusters(snap, snap.services[host])
+    ]
 
 
 def _inbound(p: InboundPort) -> Cluster:

@@ -106,21 +106,32 @@ def eds_endpoints(
     ]
 
 
+def service_assignments(
+    snap: Snapshot, svc: MeshService, *, locality: str = ""
+) -> list[ClusterLoadAssignment]:
+    """One assignment per EDS cluster of one service (none if it is not EDS).
+
+    Reads only `svc`, its DestinationRule and its endpoints (see `generate.inputs`).
+    """
+    if cluster_external.discovery(snap, svc) != "EDS":
+        return []
+    host = svc.hostname
+    return [
+        load_assignment(
+            names.outbound_cluster(sp.port, host, subset),
+            eds_endpoints(snap, svc, sp.port, subset),
+            cluster_policy.effective_policy(snap, host, subset),
+            locality=locality,
+        )
+        for sp in svc.ports
+        for subset in cluster_policy.subsets(snap, host)
+    ]
+
+
 def load_assignments(snap: Snapshot, *, locality: str = "") -> list[ClusterLoadAssignment]:
     """One assignment per EDS cluster of `clusters.outbound_clusters(snap)`."""
-    out: list[ClusterLoadAssignment] = []
-    for host in sorted(snap.services):
-        svc = snap.services[host]
-        if cluster_external.discovery(snap, svc) != "EDS":
-            continue
-        for sp in svc.ports:
-            for subset in cluster_policy.subsets(snap, host):
-                out.append(
-                    load_assignment(
-                        names.outbound_cluster(sp.port, host, subset),
-                        eds_endpoints(snap, svc, sp.port, subset),
-                        cluster_policy.effective_policy(snap, host, subset),
-                        locality=locality,
-                    )
-                )
-    return out
+    return [
+        cla
+        for host in sorted(snap.services)
+        for cla in service_assignments(snap, snap.services[host], locality=locality)
+    ]

@@ -6,6 +6,10 @@ keeps its `Built` object, and a table none of whose resources changed keeps its 
 object: the xDS layer then sees the very same table and skips it without comparing.
 What depends only on the proxy (its listeners, its inbound clusters) is translated
 once per proxy and kept while the proxy stays the same.
+
+Within a shared table, only what a change affects is translated again: a service's
+clusters and endpoints when the service, its DestinationRule or its endpoints changed
+(`inputs`), a service's routes when what they read changed (`routes.RouteMemo`).
 """
 
 from __future__ import annotations
@@ -16,11 +20,25 @@ from dataclasses import dataclass
 from google.protobuf.message import Message
 
 from amimesh.model.proxy import Proxy
-from amimesh.model.snapshot import Snapshot
+from amimesh.model.snapshot import MeshService, Snapshot
 from amimesh.translate import clusters, endpoints, listeners, routes
 from amimesh.translate.built import CLUSTER, ENDPOINT, LISTENER, ROUTE, Built, ProxyConfig
 
 Table = dict[str, Built]
+
+
+def inputs(snap: Snapshot, svc: MeshService) -> tuple[object, ...]:
+    """What a service's clusters and endpoints read from the snapshot."""
+    host = svc.hostname
+    return (
+        svc,
+        snap.destination_rules.get(host),
+        *(snap.endpoints.get((host, p.port)) for p in svc.ports),
+    )
+
+
+def _same(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
 
 
 @dataclass
@@ -48,6 +66,9 @@ class Generator:
         # (id(shared clusters), id(inbound clusters)) -> merged table, with both kept
         # alive so their ids stay unique.
         self._merged: dict[tuple[int, int], tuple[Table, Table, Table]] = {}
+        # (what, hostname) -> (inputs, messages) for per-service translation.
+        self._per_service: dict[tuple[Hashable, str], tuple[tuple[object, ...], list[Message]]] = {}
+        self._route_memos: dict[Hashable, routes.RouteMemo] = {}
 
     @property
     def snapshot(self) -> Snapshot:
@@ -58,6 +79,9 @@ class Generator:
         self._previous_tables = self._shared_tables
         self._shared_tables = {}
         self._snapshot = snapshot
+        live = snapshot.services
+        if any(host not in live for _, host in self._per_service):
+            self._per_service = {k: v for k, v in self._per_service.items() if k[1] in live}
 
     def forget(self, proxy_id: str) -> None:
         """Drop what is cached for a proxy that disconnected."""
@@ -67,23 +91,48 @@ class Generator:
         snap = self._snapshot
         own = self._own_tables(proxy)
         shared_clusters = self._shared(
-            ("clusters",), CLUSTER, lambda: clusters.outbound_clusters(snap)
+            ("clusters",),
+            CLUSTER,
+            lambda: self._by_service("clusters", clusters.service_clusters),
         )
+        locality = proxy.locality
+        route_key = routes.sharing_key(snap, proxy)
         return {
             CLUSTER: self._merge(shared_clusters, own.inbound_clusters),
             # Failover priorities depend on where the proxy is: shared per locality.
             ENDPOINT: self._shared(
-                ("endpoints", proxy.locality),
+                ("endpoints", locality),
                 ENDPOINT,
-                lambda: endpoints.load_assignments(snap, locality=proxy.locality),
+                lambda: self._by_service(
+                    ("endpoints", locality),
+                    lambda s, svc: endpoints.service_assignments(s, svc, locality=locality),
+                ),
             ),
             LISTENER: own.listeners,
             ROUTE: self._shared(
-                ("routes", routes.sharing_key(snap, proxy)),
+                ("routes", route_key),
                 ROUTE,
-                lambda: routes.route_configs(snap, proxy),
+                lambda: routes.route_configs(
+                    snap, proxy, self._route_memos.setdefault(route_key, {})
+                ),
             ),
         }
+
+    def _by_service(
+        self, what: Hashable, build: Callable[[Snapshot, MeshService], Iterable[Message]]
+    ) -> list[Message]:
+        """`build` for every service in host order, reusing results whose inputs held."""
+        snap = self._snapshot
+        out: list[Message] = []
+        for host in sorted(snap.services):
+            svc = snap.services[host]
+            now = inputs(snap, svc)
+            known = self._per_service.get((what, host))
+            if known is None or not _same(known[0], now):
+                known = (now, list(build(snap, svc)))
+                self._per_service[(what, host)] = known
+            out.extend(known[1])
+        return out
 
     def _own_tables(self, proxy: Proxy) -> _ProxyTables:
         # Listeners and inbound clusters read only the proxy today; once a policy of
@@ -132,8 +181,11 @@ class Generator:
         out: Table = {}
         for m in messages:
             name = str(getattr(m, "name", "") or getattr(m, "cluster_name", ""))
-            b = Built(type_url, name, m)
             old = self._built.get((type_url, name))
+            if old is not None and old.message is m:
+                out[name] = old  # a memoised message: same object, same bytes
+                continue
+            b = Built(type_url, name, m)
             if old is not None and old.serialized == b.serialized:
                 b = old
             else:

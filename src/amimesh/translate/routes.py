@@ -23,6 +23,12 @@ host on port 80 (the host and `host:80`), as in Istio. If no VirtualService rout
 applies to this proxy and port, the virtual host gets Istio's default route: everything
 to `outbound|PORT||HOST`, no timeout, the default retry policy.
 
+Memo. Building routes is the costly part; a caller that keeps a `RouteMemo` per
+sharing key gets each (service, port)'s routes rebuilt only when something they read
+changed: the service, its VirtualServices and their delegates, and the services and
+DestinationRules of every host they name. The snapshot keeps unchanged values as the
+same objects, so the check is by identity.
+
 Sharing. The table depends on the proxy's namespace (short names, sourceNamespace,
 exportTo) and on the values of the labels that some sourceLabels names, so proxies that
 agree on those share one table (`sharing_key`). Gateways get no table here.
@@ -47,6 +53,9 @@ DEFAULT_ROUTE_NAME = "default"
 # Istio's limit for directResponse bodies; Envoy's own default is 4 KiB.
 MAX_DIRECT_RESPONSE_BODY_BYTES = 1024 * 1024
 
+# (hostname, port) -> (the inputs read, by identity; the routes built from them).
+RouteMemo = dict[tuple[str, int], tuple[tuple[object, ...], list[rc.Route]]]
+
 _label_keys: weakref.WeakKeyDictionary[Snapshot, tuple[str, ...]] = weakref.WeakKeyDictionary()
 
 
@@ -59,17 +68,23 @@ def sharing_key(snap: Snapshot, proxy: Proxy) -> Hashable:
     return (proxy.kind, proxy.namespace, tuple((k, proxy.labels.get(k)) for k in keys))
 
 
-def route_configs(snap: Snapshot, proxy: Proxy) -> list[route_pb2.RouteConfiguration]:
+def route_configs(
+    snap: Snapshot, proxy: Proxy, memo: RouteMemo | None = None
+) -> list[route_pb2.RouteConfiguration]:
+    """The route tables of `proxy`; `memo` (one per `sharing_key`) saves rebuilding."""
     if proxy.kind != "sidecar":
         return []
-    return [outbound(snap, proxy.namespace, proxy.labels)]
+    return [outbound(snap, proxy.namespace, proxy.labels, memo)]
 
 
 def outbound(
-    snap: Snapshot, namespace: str, labels: Mapping[str, str]
+    snap: Snapshot,
+    namespace: str,
+    labels: Mapping[str, str],
+    memo: RouteMemo | None = None,
 ) -> route_pb2.RouteConfiguration:
     """The "outbound" table for a sidecar in `namespace` with `labels`."""
-    table = _Table(snap, namespace, labels)
+    table = _Table(snap, namespace, labels, memo if memo is not None else {})
     for hostname in sorted(snap.services):
         table.add_service(snap.services[hostname])
     for host, services in _unregistered(snap):
@@ -82,10 +97,13 @@ def outbound(
 class _Table:
     """Virtual hosts being collected for one route table."""
 
-    def __init__(self, snap: Snapshot, namespace: str, labels: Mapping[str, str]) -> None:
+    def __init__(
+        self, snap: Snapshot, namespace: str, labels: Mapping[str, str], memo: RouteMemo
+    ) -> None:
         self.snap = snap
         self.namespace = namespace
         self.labels = labels
+        self.memo = memo
         self.virtual_hosts: list[rc.VirtualHost] = []
         self._used: set[str] = set()
 
@@ -96,8 +114,14 @@ class _Table:
         portless = 80 if 80 in ports else ports[0]
         services = self._virtual_services(svc.hostname)
         forms = _name_forms(svc, self.namespace, self.snap.domain)
+        inputs = _inputs(self.snap, svc, services)
         for port in ports:
-            routes = self._routes(services, port) or [default_route(self.snap, svc, port)]
+            known = self.memo.get((svc.hostname, port))
+            if known is not None and _same(known[0], inputs):
+                routes = known[1]
+            else:
+                routes = self._routes(services, port) or [default_route(self.snap, svc, port)]
+                self.memo[(svc.hostname, port)] = (inputs, routes)
             self._add(f"{svc.hostname}:{port}", forms, port, port == portless, routes)
 
     def add_host(self, host: str, services: list[net.VirtualService]) -> None:
@@ -164,6 +188,41 @@ class _Table:
                     break
         # Stable: specific routes keep their order, catch-alls keep theirs, after them.
         return sorted(routes, key=lambda r: route_match.is_catch_all(r.match))
+
+
+def _inputs(
+    snap: Snapshot, svc: MeshService, services: Iterable[net.VirtualService]
+) -> tuple[object, ...]:
+    """Everything the routes of `svc` read from the snapshot, as a flat tuple."""
+    found: list[net.VirtualService | None] = list(services)
+    for vs in list(found):
+        assert vs is not None
+        for http in vs.spec.http:
+            if http.delegate is not None:
+                found.append(
+                    snap.delegate(http.delegate.name, http.delegate.namespace or vs.namespace)
+                )
+    named = {svc.hostname}
+    for vs in found:
+        if vs is None:
+            continue
+        for http in vs.spec.http:
+            dests = [r.destination for r in http.route]
+            if http.mirror is not None:
+                dests.append(http.mirror)
+            for d in dests:
+                named.add(d.host.lower())
+                named.add(snap.resolve(d.host, vs.namespace))
+    out: list[object] = [svc, *found]
+    for h in sorted(named):
+        out += [h, snap.services.get(h), snap.destination_rules.get(h)]
+    return tuple(out)
+
+
+def _same(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
+    return len(a) == len(b) and all(
+        x is y or (type(x) is str and x == y) for x, y in zip(a, b, strict=True)
+    )
 
 
 def default_route(snap: Snapshot, svc: MeshService, port: int) -> rc.Route:
