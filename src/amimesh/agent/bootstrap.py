@@ -12,7 +12,6 @@ control plane, for `envoy --mode validate`, benchmarks and debugging.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import shutil
 from collections.abc import Iterable, Mapping
@@ -30,6 +29,7 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from amimesh.model.proxy import Proxy
+from amimesh.resources.fields import is_ip
 from amimesh.translate import cluster_locality
 
 XDS_CLUSTER = "xds-grpc"
@@ -44,19 +44,11 @@ def _address(host: str, port: int) -> dict[str, Any]:
     return {"socket_address": {"address": host, "port_value": port}}
 
 
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
 def xds_cluster(host: str, port: int) -> dict[str, Any]:
     """The static cluster that reaches the control plane's ADS server (HTTP/2)."""
     return {
         "name": XDS_CLUSTER,
-        "type": "STATIC" if _is_ip(host) else "STRICT_DNS",
+        "type": "STATIC" if is_ip(host) else "STRICT_DNS",
         "connect_timeout": "1s",
         "load_assignment": {
             "cluster_name": XDS_CLUSTER,

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from typing import TypeVar
 
 from amimesh.resources.errors import Issue, Loc
-from amimesh.resources.fields import show
+from amimesh.resources.fields import is_ip, show
 from amimesh.resources.istio_networking import Headers
 
 T = TypeVar("T")
@@ -28,14 +27,6 @@ def dns_label_problem(name: str) -> str | None:
         "must be a DNS label: at most 63 lowercase letters, digits and '-', "
         f"starting and ending with a letter or digit, got {show(name)}"
     )
-
-
-def is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 def host_problem(host: str, *, wildcard: bool) -> str | None:

@@ -11,10 +11,9 @@ from amimesh.resources.checks_common import (
     duplicates,
     export_to_issues,
     host_problem,
-    is_ip,
 )
 from amimesh.resources.errors import Issue, Loc
-from amimesh.resources.fields import show
+from amimesh.resources.fields import is_ip, show
 
 _HASH_KEYS = ("httpHeaderName", "httpCookie", "useSourceIp", "httpQueryParameterName")
 

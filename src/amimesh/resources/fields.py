@@ -7,6 +7,7 @@ what Istio or Kubernetes define and Ami does not implement yet.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -93,6 +94,15 @@ def parse_duration(value: Any) -> float:
     if pos != len(text) or not text:
         raise ValueError(problem)
     return total
+
+
+def is_ip(address: str) -> bool:
+    """Whether `address` is an IPv4 or IPv6 address (not a host name)."""
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return True
 
 
 def _not_supported(value: Any) -> Any:

@@ -12,7 +12,6 @@ locality; `load_assignments(snap, locality=...)` arranges them for one locality.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable, Sequence
 from typing import TypeAlias
 
@@ -21,18 +20,11 @@ from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
 
 from amimesh.model.snapshot import Endpoint, MeshService, Snapshot
 from amimesh.resources import istio_networking as net
+from amimesh.resources.fields import is_ip
 from amimesh.translate import cluster_external, cluster_lb, cluster_locality, cluster_policy, names
 from amimesh.translate.cluster_locality import Group, Locality
 
 ClusterLoadAssignment: TypeAlias = endpoint_pb2.ClusterLoadAssignment
-
-
-def is_ip(address: str) -> bool:
-    try:
-        ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return True
 
 
 def address(host: str, port: int) -> address_pb2.Address:
