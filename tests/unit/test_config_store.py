@@ -80,3 +80,22 @@ def test_directory_source_tracks_files(tmp_path: Path) -> None:
     errors = src.sync()
     assert len(errors) == 1 and str(tmp_path / "a.yaml") in str(errors[0])
     assert [r.name for r in store.resources()] == ["one"]
+
+
+def test_apply_upserts_and_overrides_files_until_deleted() -> None:
+    store = Store()
+    store.set_source("a.yaml", parse_documents(SVC % ("one", "from-file"), "a.yaml"))
+    key = ("Service", "default", "one")
+    assert store.apply(parse_documents(SVC % ("one", "applied"), "-")) == []
+    assert store.get(key).spec.selector == {"app": "applied"}  # type: ignore[union-attr]
+    assert store.source_of(key) == "api"
+    assert len(store.resources()) == 1
+    # Re-applying replaces; an unchanged apply is no change at all.
+    v = store.version
+    store.apply(parse_documents(SVC % ("one", "applied"), "-"))
+    assert store.version == v
+    assert store.delete([key, ("Service", "default", "nope")]) == [key]
+    assert store.get(key).spec.selector == {"app": "from-file"}  # type: ignore[union-attr]
+    # A broken apply changes nothing.
+    bad = parse_documents(SVC.replace("port: 80", "port: 0") % ("two", "two"), "-")
+    assert store.apply(bad) and store.get(("Service", "default", "two")) is None

@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from amimesh.model import hosts
-from amimesh.model.proxy import InboundPort, Proxy, proxy_from_metadata
+from amimesh.model.proxy import GatewayPort, InboundPort, Proxy, Upstream, proxy_from_metadata
 from amimesh.model.snapshot import Instance, build_snapshot
 from amimesh.resources import istio_networking as net
 from amimesh.resources import kube
@@ -167,6 +167,8 @@ def test_proxy_metadata_round_trip() -> None:
         labels={"app": "reviews"},
         outbound_port=15001,
         inbound=(InboundPort(port=9080, listen_port=20000, app_port=30000, name="http"),),
+        upstreams=(Upstream("catalog.default.svc.cluster.local", 9090, 15100),),
+        gateway_ports=(GatewayPort(port=80, listen_port=18080),),
     )
     # A protobuf Struct turns numbers into floats; the metadata keeps them as strings.
     assert proxy_from_metadata(p.id, p.metadata()) == p

@@ -22,6 +22,10 @@ log = logging.getLogger(__name__)
 Key = tuple[str, str, str]
 Listener = Callable[[], None]
 
+# The source that `apply` and `delete` write: resources applied one by one through the
+# API (`ami apply`), which take precedence over the same resources defined in files.
+API_SOURCE = "api"
+
 
 @dataclass
 class SourceState:
@@ -48,20 +52,36 @@ class Store:
         """Increases on every change that may alter the mesh."""
         return self._version
 
+    def _by_precedence(self) -> list[SourceState]:
+        api = self._sources.get(API_SOURCE)
+        rest = [self._sources[n] for n in sorted(self._sources) if n != API_SOURCE]
+        return [api, *rest] if api is not None else rest
+
     def resources(self) -> list[Resource]:
+        """Every resource in force: applied ones first, then those of each source."""
         with self._lock:
             seen: dict[Key, Resource] = {}
-            for name in sorted(self._sources):
-                for key, r in self._sources[name].resources.items():
+            for state in self._by_precedence():
+                for key, r in state.resources.items():
                     seen.setdefault(key, r)
             return list(seen.values())
 
     def get(self, key: Key) -> Resource | None:
         with self._lock:
-            for name in sorted(self._sources):
-                r = self._sources[name].resources.get(key)
+            for state in self._by_precedence():
+                r = state.resources.get(key)
                 if r is not None:
                     return r
+        return None
+
+    def source_of(self, key: Key) -> str | None:
+        """Which source the resource in force for `key` comes from."""
+        with self._lock:
+            if key in self._sources.get(API_SOURCE, SourceState()).resources:
+                return API_SOURCE
+            for name in sorted(self._sources):
+                if key in self._sources[name].resources:
+                    return name
         return None
 
     def errors(self) -> list[ConfigError]:
@@ -97,6 +117,40 @@ class Store:
             state.errors = []
             self._changed()
             return []
+
+    def apply(self, result: ParseResult) -> list[ConfigError]:
+        """Create or replace each resource of `result`, as `kubectl apply` does.
+
+        All or nothing: with any error nothing is applied. An applied resource takes
+        precedence over one of the same kind, namespace and name defined in a file.
+        """
+        if result.errors:
+            return list(result.errors)
+        with self._lock:
+            state = self._sources.setdefault(API_SOURCE, SourceState())
+            changed = False
+            for r in result.resources:
+                if state.resources.get(r.key) != r:
+                    state.resources[r.key] = r
+                    changed = True
+            if changed:
+                self._changed()
+        return []
+
+    def delete(self, keys: Iterable[Key]) -> list[Key]:
+        """Delete applied resources; returns the keys that were there.
+
+        A resource defined in a file is not deleted this way (edit the file); if one
+        was overridden by an applied resource, the file's version is in force again.
+        """
+        with self._lock:
+            state = self._sources.get(API_SOURCE)
+            if state is None:
+                return []
+            gone = [k for k in keys if state.resources.pop(k, None) is not None]
+            if gone:
+                self._changed()
+            return gone
 
     def remove_source(self, source: str) -> None:
         with self._lock:
@@ -138,7 +192,9 @@ class Store:
         out = []
         for r in resources:
             for other, state in self._sources.items():
-                if other != source and r.key in state.resources:
+                if other in (source, API_SOURCE):
+                    continue  # applied resources override file ones by design
+                if r.key in state.resources:
                     out.append(
                         ConfigError(
                             file=source,

@@ -22,6 +22,8 @@ META_OUTBOUND_PORT = "AMI_OUTBOUND_PORT"
 META_INBOUND = "AMI_INBOUND"
 META_ADDRESS = "AMI_ADDRESS"
 META_LOCALITY = "AMI_LOCALITY"
+META_UPSTREAMS = "AMI_UPSTREAMS"
+META_GATEWAY_PORTS = "AMI_GATEWAY_PORTS"
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,27 @@ class InboundPort:
 
 
 @dataclass(frozen=True)
+class Upstream:
+    """A local port of a sidecar that reaches one service port (for gRPC and TCP
+    clients, which cannot use the HTTP proxy): 127.0.0.1:`listen_port` → `host`:`port`.
+    """
+
+    host: str  # fully qualified service host
+    port: int  # the service port
+    listen_port: int
+    protocol: str = "GRPC"
+
+
+@dataclass(frozen=True)
+class GatewayPort:
+    """A Gateway server port (`port`, as the Gateway resource names it) and the host
+    port where this gateway's Envoy really listens for it (`listen_port`)."""
+
+    port: int
+    listen_port: int
+
+
+@dataclass(frozen=True)
 class Proxy:
     """A connected Envoy: a workload's sidecar or a gateway."""
 
@@ -56,6 +79,8 @@ class Proxy:
     inbound: tuple[InboundPort, ...] = ()
     # `region/zone/subzone`, for locality-aware load balancing; "" when unknown.
     locality: str = ""
+    upstreams: tuple[Upstream, ...] = ()
+    gateway_ports: tuple[GatewayPort, ...] = ()
 
     def metadata(self) -> dict[str, Any]:
         """The node metadata a bootstrap writes for this proxy (JSON-compatible)."""
@@ -68,6 +93,18 @@ class Proxy:
             META_ADDRESS: self.address,
             META_OUTBOUND_PORT: str(self.outbound_port),
             META_LOCALITY: self.locality,
+            META_UPSTREAMS: [
+                {
+                    "host": u.host,
+                    "port": str(u.port),
+                    "listen_port": str(u.listen_port),
+                    "protocol": u.protocol,
+                }
+                for u in self.upstreams
+            ],
+            META_GATEWAY_PORTS: [
+                {"port": str(g.port), "listen_port": str(g.listen_port)} for g in self.gateway_ports
+            ],
             META_INBOUND: [
                 {
                     "port": str(p.port),
@@ -110,4 +147,17 @@ def proxy_from_metadata(node_id: str, metadata: Mapping[str, Any]) -> Proxy:
         outbound_port=int(float(metadata.get(META_OUTBOUND_PORT, 0) or 0)),
         inbound=inbound,
         locality=str(metadata.get(META_LOCALITY, "")),
+        upstreams=tuple(
+            Upstream(
+                host=str(u["host"]),
+                port=int(float(u["port"])),
+                listen_port=int(float(u["listen_port"])),
+                protocol=str(u.get("protocol", "GRPC")),
+            )
+            for u in metadata.get(META_UPSTREAMS, []) or []
+        ),
+        gateway_ports=tuple(
+            GatewayPort(port=int(float(g["port"])), listen_port=int(float(g["listen_port"])))
+            for g in metadata.get(META_GATEWAY_PORTS, []) or []
+        ),
     )
