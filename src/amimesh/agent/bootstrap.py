@@ -28,7 +28,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from amimesh.model.proxy import Proxy
+from amimesh.model.proxy import META_ADMIN_PORT, Proxy
 from amimesh.resources.fields import is_ip
 from amimesh.translate import cluster_locality
 
@@ -115,7 +115,7 @@ def bootstrap(
     node: dict[str, Any] = {
         "id": proxy.id,
         "cluster": cluster or proxy.workload or proxy.id,
-        "metadata": proxy.metadata(),
+        "metadata": {**proxy.metadata(), META_ADMIN_PORT: str(admin_port)},
     }
     if locality:
         node["locality"] = _locality(locality)

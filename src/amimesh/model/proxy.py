@@ -24,6 +24,7 @@ META_ADDRESS = "AMI_ADDRESS"
 META_LOCALITY = "AMI_LOCALITY"
 META_UPSTREAMS = "AMI_UPSTREAMS"
 META_GATEWAY_PORTS = "AMI_GATEWAY_PORTS"
+META_ADMIN_PORT = "AMI_ADMIN_PORT"
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,8 @@ class Proxy:
     locality: str = ""
     upstreams: tuple[Upstream, ...] = ()
     gateway_ports: tuple[GatewayPort, ...] = ()
+    # The Envoy admin port (loopback), for tools such as `ami proxy-config`; 0 unknown.
+    admin_port: int = 0
 
     def metadata(self) -> dict[str, Any]:
         """The node metadata a bootstrap writes for this proxy (JSON-compatible)."""
@@ -92,6 +95,7 @@ class Proxy:
             META_SERVICE_ACCOUNT: self.service_account,
             META_ADDRESS: self.address,
             META_OUTBOUND_PORT: str(self.outbound_port),
+            META_ADMIN_PORT: str(self.admin_port),
             META_LOCALITY: self.locality,
             META_UPSTREAMS: [
                 {
@@ -145,6 +149,7 @@ def proxy_from_metadata(node_id: str, metadata: Mapping[str, Any]) -> Proxy:
         service_account=str(metadata.get(META_SERVICE_ACCOUNT, "default")),
         address=str(metadata.get(META_ADDRESS, "127.0.0.1")),
         outbound_port=int(float(metadata.get(META_OUTBOUND_PORT, 0) or 0)),
+        admin_port=int(float(metadata.get(META_ADMIN_PORT, 0) or 0)),
         inbound=inbound,
         locality=str(metadata.get(META_LOCALITY, "")),
         upstreams=tuple(
