@@ -1,0 +1,352 @@
+"""Data-plane cost of the mesh: client → sidecar → sidecar → nginx, against baselines.
+
+Three paths to the same nginx, measured in one run with `hey`:
+- direct: the client talks to nginx;
+- minimal: two hand-written static Envoys (an HTTP proxy listener that forwards to
+  the second Envoy, which forwards to nginx) — what any Envoy pair costs;
+- mesh: two Ami sidecars configured by the real control plane over xDS (the client
+  uses the outbound listener as its HTTP proxy, as an app does through HTTP_PROXY).
+Latency at a fixed rate (per-request times from `hey -o csv`), and maximum throughput.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import shutil
+import socket
+import statistics
+import subprocess
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from amimesh.agent.bootstrap import bootstrap, write_bootstrap
+from amimesh.agent.envoy import EnvoyProcess
+from amimesh.controlplane.server import ControlPlane, ControlPlaneConfig
+from amimesh.model.proxy import InboundPort, Proxy
+from amimesh.model.snapshot import Instance
+from amimesh.resources import parse_documents
+
+TYPES = "type.googleapis.com/envoy.extensions.filters."
+HCM_TYPE = TYPES + "network.http_connection_manager.v3.HttpConnectionManager"
+ROUTER_TYPE = TYPES + "http.router.v3.Router"
+
+MESH_CONFIG = """
+apiVersion: v1
+kind: Service
+metadata: {name: server}
+spec:
+  selector: {app: server}
+  ports: [{name: http, port: 8080}]
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def require(tool: str) -> str:
+    path = shutil.which(tool) or (
+        f"/usr/sbin/{tool}" if Path(f"/usr/sbin/{tool}").exists() else None
+    )
+    if path is None:
+        raise SystemExit(
+            f"{tool} is needed: apt-get install {'nginx-light' if tool == 'nginx' else tool}"
+        )
+    return path
+
+
+@contextmanager
+def nginx(workdir: Path) -> Iterator[int]:
+    port = free_port()
+    conf = workdir / "nginx.conf"
+    conf.write_text(
+        f"""
+worker_processes 1;
+pid {workdir}/nginx.pid;
+error_log {workdir}/nginx.error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  keepalive_requests 1000000;
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{ return 200 "hello from nginx\\n"; }}
+  }}
+}}
+"""
+    )
+    proc = subprocess.Popen([require("nginx"), "-c", str(conf), "-g", "daemon off;"])
+    try:
+        wait_port(port)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def wait_port(port: int, timeout: float = 10.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise TimeoutError(f"nothing listens on {port}")
+
+
+def _static_envoy(
+    workdir: Path, name: str, listen: int, target: int, proxy_mode: bool
+) -> EnvoyProcess:
+    """A minimal hand-written Envoy: one listener, one route, one static cluster."""
+    admin = free_port()
+    http_options = {"allow_absolute_url": True} if proxy_mode else {}
+    cfg = {
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin}}},
+        "static_resources": {
+            "listeners": [
+                {
+                    "name": "l",
+                    "address": {"socket_address": {"address": "127.0.0.1", "port_value": listen}},
+                    "filter_chains": [
+                        {
+                            "filters": [
+                                {
+                                    "name": "envoy.filters.network.http_connection_manager",
+                                    "typed_config": {
+                                        "@type": HCM_TYPE,
+                                        "stat_prefix": "l",
+                                        "http_protocol_options": http_options,
+                                        "route_config": {
+                                            "virtual_hosts": [
+                                                {
+                                                    "name": "all",
+                                                    "domains": ["*"],
+                                                    "routes": [
+                                                        {
+                                                            "match": {"prefix": "/"},
+                                                            "route": {
+                                                                "cluster": "c",
+                                                                "timeout": "0s",
+                                                            },
+                                                        }
+                                                    ],
+                                                }
+                                            ]
+                                        },
+                                        "http_filters": [
+                                            {
+                                                "name": "envoy.filters.http.router",
+                                                "typed_config": {"@type": ROUTER_TYPE},
+                                            }
+                                        ],
+                                    },
+                                }
+                            ]
+                        }
+                    ],
+                }
+            ],
+            "clusters": [
+                {
+                    "name": "c",
+                    "type": "STATIC",
+                    "connect_timeout": "1s",
+                    "load_assignment": {
+                        "cluster_name": "c",
+                        "endpoints": [
+                            {
+                                "lb_endpoints": [
+                                    {
+                                        "endpoint": {
+                                            "address": {
+                                                "socket_address": {
+                                                    "address": "127.0.0.1",
+                                                    "port_value": target,
+                                                }
+                                            }
+                                        }
+                                    }
+                                ]
+                            }
+                        ],
+                    },
+                }
+            ],
+        },
+    }
+    path = workdir / f"{name}.json"
+    path.write_text(json.dumps(cfg))
+    return EnvoyProcess(path, admin, workdir / f"{name}.log")
+
+
+@dataclass
+class Paths:
+    direct: tuple[str, list[str]]  # (url, extra hey args)
+    minimal: tuple[str, list[str]]
+    mesh: tuple[str, list[str]]
+    envoys: list[EnvoyProcess]
+
+
+class _MeshThread:
+    """The real control plane on its own event loop in a thread."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.cp = ControlPlane(ControlPlaneConfig(xds_port=0))
+        asyncio.run_coroutine_threadsafe(self.cp.start(), self.loop).result(30)
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.cp.stop(), self.loop).result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()
+
+
+@contextmanager
+def paths(workdir: Path, nginx_port: int) -> Iterator[Paths]:
+    envoys: list[EnvoyProcess] = []
+    mesh = _MeshThread()
+    try:
+        # Minimal pair: proxy-mode Envoy → Envoy → nginx.
+        m2_port, m1_port = free_port(), free_port()
+        envoys.append(_static_envoy(workdir, "minimal-server", m2_port, nginx_port, False))
+        envoys.append(_static_envoy(workdir, "minimal-client", m1_port, m2_port, True))
+        # Mesh: client sidecar (outbound) → server sidecar (inbound) → nginx.
+        result = parse_documents(MESH_CONFIG, "bench")
+        assert not mesh.cp.store.set_source("bench", result)
+        inbound = free_port()
+        server = Proxy(
+            id="server-0.default",
+            workload="server",
+            labels={"app": "server"},
+            inbound=(InboundPort(port=8080, listen_port=inbound, app_port=nginx_port),),
+        )
+        client = Proxy(
+            id="client-0.default",
+            workload="client",
+            labels={"app": "client"},
+            outbound_port=free_port(),
+        )
+        for p in (server, client):
+            admin = free_port()
+            path = workdir / f"{p.id}.json"
+            write_bootstrap(
+                path,
+                bootstrap(
+                    p, xds_host="127.0.0.1", xds_port=mesh.cp.xds_port, admin_port=admin, delta=True
+                ),
+            )
+            envoys.append(EnvoyProcess(path, admin, workdir / f"{p.id}.log"))
+        mesh.cp.store.register_instance(
+            Instance(
+                id=server.id, workload="server", labels={"app": "server"}, ports={8080: inbound}
+            )
+        )
+        for e in envoys:
+            e.start()
+        for e in envoys:
+            e.wait_ready()
+        asyncio.run_coroutine_threadsafe(mesh.cp.xds.wait_synced(timeout=30), mesh.loop).result(40)
+        yield Paths(
+            direct=(f"http://127.0.0.1:{nginx_port}/", []),
+            minimal=("http://server:8080/", ["-x", f"http://127.0.0.1:{m1_port}"]),
+            mesh=("http://server:8080/", ["-x", f"http://127.0.0.1:{client.outbound_port}"]),
+            envoys=envoys,
+        )
+    finally:
+        for e in envoys:
+            e.stop()
+        mesh.stop()
+
+
+def hey(
+    url: str, extra: list[str], *, seconds: float, workers: int, qps_per_worker: float | None
+) -> tuple[list[float], float, int]:
+    """(latencies in ms of successful requests, requests per second, errors)."""
+    args = [
+        require("hey"),
+        "-z",
+        f"{seconds}s",
+        "-c",
+        str(workers),
+        "-o",
+        "csv",
+        "-disable-compression",
+    ]
+    if qps_per_worker:
+        args += ["-q", str(qps_per_worker)]
+    out = subprocess.run([*args, *extra, url], capture_output=True, text=True, timeout=seconds + 60)
+    rows = list(csv.DictReader(io.StringIO(out.stdout)))
+    ok = [float(r["response-time"]) * 1000 for r in rows if r.get("status-code") == "200"]
+    errors = len(rows) - len(ok)
+    offsets = [float(r["offset"]) for r in rows] or [0.0]
+    span = max(max(offsets), 1e-9)
+    return ok, len(rows) / span, errors
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def measure(*, seconds: float, rate: int, max_workers: int) -> dict[str, float]:
+    """The data-plane figures; keys are figure names."""
+    workdir = Path(tempfile.mkdtemp(prefix="ami-dataplane-"))
+    figures: dict[str, float] = {}
+    try:
+        with nginx(workdir) as port, paths(workdir, port) as p:
+            workers = 10
+            lat: dict[str, list[float]] = {}
+            rps: dict[str, float] = {}
+            for name, (url, extra) in (
+                ("direct", p.direct),
+                ("minimal", p.minimal),
+                ("mesh", p.mesh),
+            ):
+                hey(
+                    url, extra, seconds=1, workers=workers, qps_per_worker=rate / workers
+                )  # warm up
+                ok, _, errors = hey(
+                    url, extra, seconds=seconds, workers=workers, qps_per_worker=rate / workers
+                )
+                if errors:
+                    raise RuntimeError(f"{name}: {errors} failed requests at {rate} rps")
+                lat[name] = ok
+            for name, (url, extra) in (
+                ("direct", p.direct),
+                ("minimal", p.minimal),
+                ("mesh", p.mesh),
+            ):
+                _, rps[name], _ = hey(
+                    url, extra, seconds=seconds, workers=max_workers, qps_per_worker=None
+                )
+            for base in ("direct", "minimal"):
+                suffix = "" if base == "direct" else "_vs_minimal"
+                figures[f"dataplane_p50_added_ms{suffix}"] = statistics.median(
+                    lat["mesh"]
+                ) - statistics.median(lat[base])
+                figures[f"dataplane_p99_added_ms{suffix}"] = pct(lat["mesh"], 0.99) - pct(
+                    lat[base], 0.99
+                )
+            figures["direct_p50_ms"] = statistics.median(lat["direct"])
+            figures["direct_p99_ms"] = pct(lat["direct"], 0.99)
+            figures["dataplane_max_rps_ratio"] = rps["mesh"] / rps["minimal"]
+            figures["dataplane_max_rps_ratio_vs_direct"] = rps["mesh"] / rps["direct"]
+            figures["direct_max_rps"] = rps["direct"]
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return figures
