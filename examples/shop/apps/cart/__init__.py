@@ -1,0 +1,1 @@
+"""cart: each user's shopping cart, in memory."""

@@ -1,0 +1,3 @@
+from cart.app import main
+
+main()

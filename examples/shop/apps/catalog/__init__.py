@@ -1,0 +1,1 @@
+"""catalog: the books for sale, over gRPC (`catalog.Catalog`)."""

@@ -1,0 +1,3 @@
+from catalog.app import main
+
+main()

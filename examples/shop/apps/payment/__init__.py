@@ -1,0 +1,1 @@
+"""payment: takes the money (pretend); can fail on purpose for resilience demos."""

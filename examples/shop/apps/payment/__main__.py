@@ -1,0 +1,3 @@
+from payment.app import main
+
+main()

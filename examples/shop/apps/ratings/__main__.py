@@ -1,0 +1,3 @@
+from ratings.app import main
+
+main()

@@ -1,0 +1,3 @@
+from reviews.app import main
+
+main()

@@ -1,0 +1,1 @@
+"""What every shop service shares: the HTTP server shell, header propagation, calls."""

@@ -1,0 +1,1 @@
+"""Code generated from examples/shop/proto/catalog.proto (see proto/generate.sh)."""

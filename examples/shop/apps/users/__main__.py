@@ -1,0 +1,3 @@
+from users.app import main
+
+main()
