@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: venv test lint unit e2e demo bench clean
+.PHONY: venv test lint unit e2e demo bench bench-deps clean
 
 venv: $(STAMP)
 
@@ -33,8 +33,14 @@ test: lint
 demo: venv
 	$(BIN)/ami controlplane --config examples/mesh
 
-bench: venv
+bench: venv bench-deps
 	$(BIN)/python bench/xds_convergence.py --quick
+	$(BIN)/python bench/runtime.py --quick
+
+# Load generator and baseline server for bench/runtime.py (Debian packages).
+bench-deps:
+	@(command -v hey >/dev/null && test -x /usr/sbin/nginx) || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hey nginx-light)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
