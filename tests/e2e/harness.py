@@ -6,6 +6,9 @@
     mesh.wait_synced()
     httpx.get("http://reviews:9080/", proxy=client.proxy_url)
 
+    gw = mesh.gateway()                         # a gateway Envoy: Gateway port 8080 at gw.url(8080)
+    app = mesh.client(upstreams=[("catalog", 9090)])  # gRPC: app.upstream_port("catalog", 9090)
+
 The control plane runs on its own event loop in a background thread; tests stay sync.
 """
 
@@ -16,23 +19,30 @@ import itertools
 import json
 import socket
 import threading
-from collections.abc import Coroutine, Mapping
-from concurrent.futures import Future
+from collections.abc import Coroutine, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import grpc
 import httpx
 
 from amimesh.agent.bootstrap import bootstrap
 from amimesh.agent.envoy import EnvoyProcess
 from amimesh.controlplane.server import ControlPlane, ControlPlaneConfig
-from amimesh.model.proxy import InboundPort, Proxy
+from amimesh.model import hosts
+from amimesh.model.proxy import GatewayPort, InboundPort, Proxy, Upstream
 from amimesh.model.snapshot import Instance
 from amimesh.resources import parse_documents
 from tests.e2e.backend import Backend
 
 T = TypeVar("T")
+
+# An upstream port to give a sidecar: an `Upstream` (listen_port 0: pick a free one), or
+# (host, port) or (host, port, protocol); short host names expand in the sidecar's
+# namespace. The protocol defaults to GRPC.
+UpstreamSpec = Upstream | tuple[str, int] | tuple[str, int, str]
 
 
 def free_port() -> int:
@@ -41,12 +51,106 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def self_signed_cert(directory: Path, host: str) -> tuple[Path, Path]:
+    """A self-signed certificate for `host` (and 127.0.0.1) and its key, as PEM files
+    in `directory`; returns (certificate path, key path), both absolute."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName(host), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path = (directory / f"{host}.crt").resolve()
+    key_path = (directory / f"{host}.key").resolve()
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+class GrpcBackend:
+    """A gRPC server for tests, with no generated code: method `/test.Echo/Say` answers
+    the request bytes prefixed with `NAME|`, so a test sees which backend served it."""
+
+    SERVICE = "test.Echo"
+    METHOD = f"/{SERVICE}/Say"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.calls = 0
+        self._pool = ThreadPoolExecutor(max_workers=4)
+        self._server = grpc.server(self._pool)
+        say = grpc.unary_unary_rpc_method_handler(self._say)  # raw bytes in and out
+        self._server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler(self.SERVICE, {"Say": say}),)
+        )
+        self.port = self._server.add_insecure_port("127.0.0.1:0")
+
+    def _say(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        self.calls += 1
+        return self.name.encode() + b"|" + request
+
+    def start(self) -> GrpcBackend:
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.stop(None).wait(5)
+        self._pool.shutdown(wait=True)
+
+
 @dataclass
 class Sidecar:
     proxy: Proxy
     envoy: EnvoyProcess
     backend: Backend | None = None
     instance: Instance | None = None
+    grpc_backend: GrpcBackend | None = None
 
     @property
     def proxy_url(self) -> str:
@@ -58,6 +162,25 @@ class Sidecar:
 
     def stats(self) -> str:
         return self.envoy.admin("/stats")
+
+    def upstream_port(self, host: str, port: int) -> int:
+        """The local port of this sidecar that reaches `host`:`port` (an upstream)."""
+        full = hosts.expand(host, self.proxy.namespace)
+        for u in self.proxy.upstreams:
+            if u.host in (host, full) and u.port == port:
+                return u.listen_port
+        raise KeyError(f"no upstream {host}:{port} on {self.proxy.id}")
+
+    def listen_port(self, server_port: int) -> int:
+        """Where this gateway listens for the Gateway server port `server_port`."""
+        for g in self.proxy.gateway_ports:
+            if g.port == server_port:
+                return g.listen_port
+        raise KeyError(f"gateway {self.proxy.id} does not map port {server_port}")
+
+    def url(self, server_port: int, scheme: str = "http") -> str:
+        """The base URL of this gateway's listener for Gateway server port `server_port`."""
+        return f"{scheme}://{self.proxy.address}:{self.listen_port(server_port)}"
 
 
 @dataclass
@@ -93,6 +216,8 @@ class Mesh:
             s.envoy.stop()
             if s.backend is not None:
                 s.backend.stop()
+            if s.grpc_backend is not None:
+                s.grpc_backend.stop()
         self.sidecars.clear()
         if self._cp is not None:
             self._call(self._cp.stop())
@@ -133,7 +258,12 @@ class Mesh:
 
     # --- proxies -----------------------------------------------------------------------
 
-    def _start_sidecar(self, proxy: Proxy) -> Sidecar:
+    def _start_sidecar(
+        self,
+        proxy: Proxy,
+        backend: Backend | None = None,
+        grpc_backend: GrpcBackend | None = None,
+    ) -> Sidecar:
         admin_port = free_port()
         cfg = bootstrap(
             proxy,
@@ -146,7 +276,8 @@ class Mesh:
         path = self.workdir / f"{proxy.id}.json"
         path.write_text(json.dumps(cfg))
         envoy = EnvoyProcess(path, admin_port, self.workdir / f"{proxy.id}.log")
-        sidecar = Sidecar(proxy=proxy, envoy=envoy)
+        # Listed before Envoy starts, so that `stop` ends it and its backends whatever happens.
+        sidecar = Sidecar(proxy=proxy, envoy=envoy, backend=backend, grpc_backend=grpc_backend)
         self.sidecars.append(sidecar)
         envoy.start()
         envoy.wait_ready()
@@ -163,9 +294,26 @@ class Mesh:
         outbound: bool = False,
         locality: str = "",
         register: bool = True,
+        upstreams: Sequence[UpstreamSpec] = (),
+        app_port: int | None = None,
+        protocol: str = "HTTP",
     ) -> Sidecar:
-        """A backend plus its sidecar (inbound listener for `port`), registered as ready."""
-        backend = Backend(name).start()
+        """A backend plus its sidecar (inbound listener for `port`), registered as ready.
+
+        The backend is an HTTP echo `Backend`, or with `protocol="GRPC"` a `GrpcBackend`
+        (in `grpc_backend`). With `app_port`, the app is the caller's, already listening
+        there, and no backend is started.
+        """
+        backend: Backend | None = None
+        grpc_backend: GrpcBackend | None = None
+        if app_port is not None:
+            target = app_port
+        elif protocol.upper() == "GRPC":
+            grpc_backend = GrpcBackend(name).start()
+            target = grpc_backend.port
+        else:
+            backend = Backend(name).start()
+            target = backend.port
         listen = free_port()
         proxy = Proxy(
             id=f"{name}.{namespace}",
@@ -174,11 +322,13 @@ class Mesh:
             labels=dict(labels),
             service_account=service_account,
             outbound_port=free_port() if outbound else 0,
-            inbound=(InboundPort(port=port, listen_port=listen, app_port=backend.port),),
+            inbound=(
+                InboundPort(port=port, listen_port=listen, app_port=target, protocol=protocol),
+            ),
             locality=locality,
+            upstreams=_upstreams(upstreams, namespace),
         )
-        sidecar = self._start_sidecar(proxy)
-        sidecar.backend = backend
+        sidecar = self._start_sidecar(proxy, backend, grpc_backend)
         sidecar.instance = Instance(
             id=proxy.id,
             workload=name,
@@ -199,8 +349,10 @@ class Mesh:
         *,
         namespace: str = "default",
         locality: str = "",
+        upstreams: Sequence[UpstreamSpec] = (),
     ) -> Sidecar:
-        """A sidecar with only the outbound (HTTP_PROXY) listener, for sending requests."""
+        """A sidecar with only the outbound (HTTP_PROXY) listener, for sending requests,
+        and the local `upstreams` ports (for gRPC and TCP clients)."""
         proxy = Proxy(
             id=f"{name}.{namespace}",
             workload=name,
@@ -208,5 +360,52 @@ class Mesh:
             labels=dict(labels or {"app": name}),
             outbound_port=free_port(),
             locality=locality,
+            upstreams=_upstreams(upstreams, namespace),
         )
         return self._start_sidecar(proxy)
+
+    def gateway(
+        self,
+        name: str = "ingress",
+        labels: Mapping[str, str] | None = None,
+        *,
+        ports: Mapping[int, int] | None = None,
+        namespace: str = "default",
+    ) -> Sidecar:
+        """A gateway Envoy (labels default to `istio: ingressgateway`).
+
+        `ports` maps Gateway server ports to host ports, 0 meaning a free one; by
+        default server port 8080 gets a free port. `url(8080)` is where to send requests.
+        """
+        mapping = {8080: 0} if ports is None else dict(ports)
+        proxy = Proxy(
+            id=f"{name}.{namespace}",
+            kind="gateway",
+            workload=name,
+            namespace=namespace,
+            labels=dict({"istio": "ingressgateway"} if labels is None else labels),
+            gateway_ports=tuple(
+                GatewayPort(port=p, listen_port=listen or free_port())
+                for p, listen in mapping.items()
+            ),
+        )
+        return self._start_sidecar(proxy)
+
+
+def _upstreams(specs: Sequence[UpstreamSpec], namespace: str) -> tuple[Upstream, ...]:
+    out = []
+    for spec in specs:
+        if isinstance(spec, Upstream):
+            u = spec
+        else:
+            protocol = spec[2] if len(spec) == 3 else "GRPC"
+            u = Upstream(host=spec[0], port=spec[1], listen_port=0, protocol=protocol)
+        out.append(
+            Upstream(
+                host=hosts.expand(u.host, namespace),
+                port=u.port,
+                listen_port=u.listen_port or free_port(),
+                protocol=u.protocol,
+            )
+        )
+    return tuple(out)

@@ -195,11 +195,11 @@ CASES: list[tuple[str, str, list[str]]] = [
     ),
     (
         "unknown kind lists what Ami supports",
-        "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: edge}\nspec: {}\n",
+        "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: edge}\nspec: {}\n",
         [
-            f'{P}: Gateway/default/edge: kind: unknown kind "Gateway" (networking.istio.io/v1); '
+            f'{P}: Sidecar/default/edge: kind: unknown kind "Sidecar" (networking.istio.io/v1); '
             "Ami supports Service (v1), Workload (ami.dev/v1alpha1), VirtualService, "
-            "DestinationRule, ServiceEntry, WorkloadEntry (networking.istio.io/v1alpha3, "
+            "DestinationRule, ServiceEntry, WorkloadEntry, Gateway (networking.istio.io/v1alpha3, "
             "v1beta1, v1)"
         ],
     ),
@@ -209,7 +209,7 @@ CASES: list[tuple[str, str, list[str]]] = [
         [
             f'{P}: Service/default/hello: kind: unknown kind "Service" (serving.knative.dev/v1); '
             "Ami supports Service (v1), Workload (ami.dev/v1alpha1), VirtualService, "
-            "DestinationRule, ServiceEntry, WorkloadEntry (networking.istio.io/v1alpha3, "
+            "DestinationRule, ServiceEntry, WorkloadEntry, Gateway (networking.istio.io/v1alpha3, "
             "v1beta1, v1)"
         ],
     ),

@@ -14,23 +14,23 @@ from amimesh.resources.parse import parse_documents
 from amimesh.resources.registry import UnknownKind
 
 
-class GatewaySpec(Strict):
+class SidecarSpec(Strict):
     selector: dict[str, str]
 
 
-class Gateway(Resource):
-    KIND: ClassVar[str] = "Gateway"
+class Sidecar(Resource):
+    KIND: ClassVar[str] = "Sidecar"
     API_GROUP: ClassVar[str] = "networking.istio.io"
     API_VERSIONS: ClassVar[tuple[str, ...]] = ("v1",)
-    spec: GatewaySpec
+    spec: SidecarSpec
 
 
-def check_gateway(gw: Gateway) -> Iterator[Issue]:
-    if not gw.spec.selector:
+def check_sidecar(sc: Sidecar) -> Iterator[Issue]:
+    if not sc.spec.selector:
         yield Issue(("spec", "selector"), "must select at least one workload")
 
 
-GATEWAY = "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: edge}\n"
+SIDECAR = "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: edge}\n"
 
 
 def test_builtin_kinds() -> None:
@@ -38,6 +38,7 @@ def test_builtin_kinds() -> None:
     assert KINDS[("networking.istio.io", "VirtualService")].model is VirtualService
     assert sorted(name for _, name in KINDS) == [
         "DestinationRule",
+        "Gateway",
         "Service",
         "ServiceEntry",
         "VirtualService",
@@ -60,28 +61,28 @@ def test_resolve_errors_name_the_field() -> None:
 
 
 def test_a_later_kind_registers_with_its_check() -> None:
-    kinds = KINDS.with_kinds(Kind.of(Gateway, check_gateway))
+    kinds = KINDS.with_kinds(Kind.of(Sidecar, check_sidecar))
     good = parse_documents(
-        GATEWAY + "spec: {selector: {istio: ingressgateway}}\n", "gw.yaml", kinds
+        SIDECAR + "spec: {selector: {istio: ingressgateway}}\n", "sc.yaml", kinds
     )
-    assert [r.ref for r in good.resources] == ["Gateway/default/edge"]
-    bad = parse_documents(GATEWAY + "spec: {selector: {}}\n", "gw.yaml", kinds)
+    assert [r.ref for r in good.resources] == ["Sidecar/default/edge"]
+    bad = parse_documents(SIDECAR + "spec: {selector: {}}\n", "sc.yaml", kinds)
     assert [str(e) for e in bad.errors] == [
-        "gw.yaml: document 0 (line 1): Gateway/default/edge: spec.selector: "
+        "sc.yaml: document 0 (line 1): Sidecar/default/edge: spec.selector: "
         "must select at least one workload"
     ]
     # The built-in registry is unchanged.
-    assert ("networking.istio.io", "Gateway") not in KINDS
-    assert parse_documents(GATEWAY + "spec: {selector: {}}\n", "gw.yaml").errors[0].field == "kind"
+    assert ("networking.istio.io", "Sidecar") not in KINDS
+    assert parse_documents(SIDECAR + "spec: {selector: {}}\n", "sc.yaml").errors[0].field == "kind"
 
 
 def test_a_kind_registers_once() -> None:
     with pytest.raises(ValueError, match="registered twice"):
-        KindRegistry([Kind.of(Gateway), Kind.of(Gateway)])
+        KindRegistry([Kind.of(Sidecar), Kind.of(Sidecar)])
 
 
 def test_check_receives_its_own_type() -> None:
-    kind = Kind.of(Gateway, check_gateway)
+    kind = Kind.of(Sidecar, check_sidecar)
     with pytest.raises(TypeError):
         kind.check(
             KINDS.resolve("v1", "Service").model.model_validate(

@@ -13,12 +13,25 @@ from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
 from amimesh.model import hosts
+from amimesh.resources import istio_gateway as gw
 from amimesh.resources import istio_networking as net
 from amimesh.resources import kube
 from amimesh.resources.meta import Resource
 from amimesh.resources.workload import Workload
 
 Resolution = Literal["EDS", "STATIC", "DNS", "DNS_ROUND_ROBIN", "NONE"]
+
+# The gateway name under which a VirtualService applies to sidecars.
+MESH_GATEWAY = "mesh"
+
+
+def gateway_ref(name: str, namespace: str) -> tuple[str, str] | None:
+    """The (namespace, name) of the Gateway that `name` means in a VirtualService of
+    `namespace` (`name` or `ns/name`); None for `mesh`, the sidecars."""
+    if name == MESH_GATEWAY:
+        return None
+    ns, _, short = name.rpartition("/")
+    return (ns or namespace, short)
 
 
 @dataclass(frozen=True)
@@ -92,7 +105,7 @@ class Snapshot:
     services: Mapping[str, MeshService]
     # (hostname, service port) -> endpoints; absent key = no endpoints.
     endpoints: Mapping[tuple[str, int], tuple[Endpoint, ...]]
-    # hostname -> VirtualServices (non-delegate, mesh-bound) whose hosts name it.
+    # hostname -> VirtualServices (non-delegate, however bound) whose hosts name it.
     virtual_services: Mapping[str, tuple[net.VirtualService, ...]]
     # VirtualServices whose hosts contain a wildcard, in stable order.
     wildcard_virtual_services: tuple[net.VirtualService, ...]
@@ -101,6 +114,12 @@ class Snapshot:
     destination_rules: Mapping[str, net.DestinationRule]
     workloads: Mapping[tuple[str, str], Workload]
     instances: tuple[Instance, ...]
+    # (namespace, name) -> Gateway.
+    gateways: Mapping[tuple[str, str], gw.Gateway] = field(default_factory=dict)
+    # (namespace, name) of a Gateway -> VirtualServices bound to it, in snapshot order.
+    gateway_virtual_services: Mapping[tuple[str, str], tuple[net.VirtualService, ...]] = field(
+        default_factory=dict
+    )
 
     def resolve(self, host: str, namespace: str) -> str:
         """The hostname a reference to `host` from `namespace` means."""
@@ -135,6 +154,19 @@ class Snapshot:
 
     def delegate(self, name: str, namespace: str) -> net.VirtualService | None:
         return self.delegates.get((namespace, name))
+
+    def virtual_services_for_gateway(
+        self, namespace: str, name: str
+    ) -> tuple[net.VirtualService, ...]:
+        """The VirtualServices whose `gateways` name Gateway `namespace/name`."""
+        return self.gateway_virtual_services.get((namespace, name), ())
+
+    def gateways_for(self, labels: Mapping[str, str]) -> list[gw.Gateway]:
+        """The Gateways whose selector matches a gateway proxy's `labels`, in (namespace,
+        name) order. Any namespace: in local mode a gateway serves every namespace's
+        Gateways (Istio's default, without PILOT_SCOPE_GATEWAY_TO_NAMESPACE). An empty
+        selector selects every gateway proxy."""
+        return [g for _, g in sorted(self.gateways.items()) if _selects(g.spec.selector, labels)]
 
 
 def _selects(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
@@ -216,11 +248,17 @@ def build_snapshot(
     delegates: dict[tuple[str, str], net.VirtualService] = {}
     drs: dict[str, net.DestinationRule] = {}
     workloads: dict[tuple[str, str], Workload] = {}
+    gateways: dict[tuple[str, str], gw.Gateway] = {}
+    bound: dict[tuple[str, str], list[net.VirtualService]] = defaultdict(list)
     for r in by_key.values():
         if isinstance(r, net.VirtualService):
             if not r.spec.hosts:
                 delegates[(r.namespace, r.name)] = r
                 continue
+            for g in dict.fromkeys(r.spec.gateways):
+                ref = gateway_ref(g, r.namespace)
+                if ref is not None:
+                    bound[ref].append(r)
             for h in r.spec.hosts:
                 if hosts.is_wildcard(h):
                     if r not in wildcard:
@@ -239,6 +277,8 @@ def build_snapshot(
                 drs[host] = r
         elif isinstance(r, Workload):
             workloads[(r.namespace, r.name)] = r
+        elif isinstance(r, gw.Gateway):
+            gateways[(r.namespace, r.name)] = r
 
     snap = Snapshot(
         version=version,
@@ -252,6 +292,8 @@ def build_snapshot(
         destination_rules=drs,
         workloads=workloads,
         instances=ready,
+        gateways=gateways,
+        gateway_virtual_services={k: tuple(v) for k, v in bound.items()},
     )
     return _reuse(snap, previous) if previous is not None else snap
 
@@ -275,6 +317,8 @@ def _reuse(new: Snapshot, old: Snapshot) -> Snapshot:
         destination_rules=_keep(new.destination_rules, old.destination_rules),
         workloads=_keep(new.workloads, old.workloads),
         instances=old.instances if old.instances == new.instances else new.instances,
+        gateways=_keep(new.gateways, old.gateways),
+        gateway_virtual_services=_keep(new.gateway_virtual_services, old.gateway_virtual_services),
     )
 
 

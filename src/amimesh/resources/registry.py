@@ -13,7 +13,15 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
-from amimesh.resources import checks_core, checks_networking, checks_virtualservice, kube, workload
+from amimesh.resources import (
+    checks_core,
+    checks_gateway,
+    checks_networking,
+    checks_virtualservice,
+    kube,
+    workload,
+)
+from amimesh.resources import istio_gateway as gw
 from amimesh.resources import istio_networking as net
 from amimesh.resources.errors import Issue
 from amimesh.resources.meta import Resource
@@ -137,6 +145,7 @@ _BUILTIN = (
     Kind.of(net.DestinationRule, checks_networking.check_destination_rule),
     Kind.of(net.ServiceEntry, checks_networking.check_service_entry),
     Kind.of(net.WorkloadEntry, checks_networking.check_workload_entry),
+    Kind.of(gw.Gateway, checks_gateway.check_gateway),
 )
 
 KINDS = KindRegistry(_BUILTIN)

@@ -4,8 +4,15 @@ Resources identical for many proxies (clusters, endpoints, route tables) are tra
 and packed once per snapshot. Across snapshots, a resource whose bytes did not change
 keeps its `Built` object, and a table none of whose resources changed keeps its dict
 object: the xDS layer then sees the very same table and skips it without comparing.
-What depends only on the proxy (its listeners, its inbound clusters) is translated
-once per proxy and kept while the proxy stays the same.
+What depends only on the proxy (a sidecar's listeners, its inbound clusters) is
+translated once per proxy and kept while the proxy stays the same.
+
+A sidecar's route tables are the "outbound" table, shared by proxies with the same
+`routes.sharing_key`, plus the tables of its upstream ports (`route_upstream`), shared by
+proxies that also have the same HTTP-like upstreams. A gateway's listeners and routes
+depend on the snapshot's Gateways and VirtualServices too: they are shared tables,
+translated once per snapshot for all gateway proxies with the same
+`gateway_servers.sharing_key` (namespace, labels, port mapping, address).
 
 Within a shared table, only what a change affects is translated again: a service's
 clusters and endpoints when the service, its DestinationRule or its endpoints changed
@@ -21,7 +28,16 @@ from google.protobuf.message import Message
 
 from amimesh.model.proxy import Proxy
 from amimesh.model.snapshot import MeshService, Snapshot
-from amimesh.translate import clusters, endpoints, listeners, routes
+from amimesh.translate import (
+    clusters,
+    endpoints,
+    gateway_listeners,
+    gateway_routes,
+    gateway_servers,
+    listeners,
+    route_upstream,
+    routes,
+)
 from amimesh.translate.built import CLUSTER, ENDPOINT, LISTENER, ROUTE, Built, ProxyConfig
 
 Table = dict[str, Built]
@@ -69,6 +85,7 @@ class Generator:
         # (what, hostname) -> (inputs, messages) for per-service translation.
         self._per_service: dict[tuple[Hashable, str], tuple[tuple[object, ...], list[Message]]] = {}
         self._route_memos: dict[Hashable, routes.RouteMemo] = {}
+        self._upstream_memos: dict[Hashable, route_upstream.UpstreamMemo] = {}
 
     @property
     def snapshot(self) -> Snapshot:
@@ -88,33 +105,70 @@ class Generator:
         self._proxies.pop(proxy_id, None)
 
     def generate(self, proxy: Proxy) -> ProxyConfig:
-        snap = self._snapshot
-        own = self._own_tables(proxy)
         shared_clusters = self._shared(
             ("clusters",),
             CLUSTER,
             lambda: self._by_service("clusters", clusters.service_clusters),
         )
         locality = proxy.locality
-        route_key = routes.sharing_key(snap, proxy)
+        # Failover priorities depend on where the proxy is: shared per locality.
+        shared_endpoints = self._shared(
+            ("endpoints", locality),
+            ENDPOINT,
+            lambda: self._by_service(
+                ("endpoints", locality),
+                lambda s, svc: endpoints.service_assignments(s, svc, locality=locality),
+            ),
+        )
+        if proxy.kind == "gateway":
+            return {
+                CLUSTER: shared_clusters,
+                ENDPOINT: shared_endpoints,
+                **self._gateway_tables(proxy),
+            }
+        own = self._own_tables(proxy)
         return {
             CLUSTER: self._merge(shared_clusters, own.inbound_clusters),
-            # Failover priorities depend on where the proxy is: shared per locality.
-            ENDPOINT: self._shared(
-                ("endpoints", locality),
-                ENDPOINT,
-                lambda: self._by_service(
-                    ("endpoints", locality),
-                    lambda s, svc: endpoints.service_assignments(s, svc, locality=locality),
-                ),
-            ),
+            ENDPOINT: shared_endpoints,
             LISTENER: own.listeners,
+            ROUTE: self._sidecar_routes(proxy),
+        }
+
+    def _sidecar_routes(self, proxy: Proxy) -> Table:
+        snap = self._snapshot
+        route_key = routes.sharing_key(snap, proxy)
+        memo = self._route_memos.setdefault(route_key, {})
+        outbound = self._shared(
+            ("routes", route_key), ROUTE, lambda: routes.route_configs(snap, proxy, memo)
+        )
+        upstream_key = route_upstream.upstream_key(proxy.upstreams)
+        if not upstream_key:
+            return outbound
+        upstream = self._shared(
+            ("upstream-routes", route_key, upstream_key),
+            ROUTE,
+            lambda: route_upstream.upstream_configs(
+                snap,
+                proxy.namespace,
+                proxy.labels,
+                proxy.upstreams,
+                memo,
+                self._upstream_memos.setdefault(route_key, {}),
+            ),
+        )
+        return self._merge(outbound, upstream)
+
+    def _gateway_tables(self, proxy: Proxy) -> ProxyConfig:
+        snap = self._snapshot
+        key = gateway_servers.sharing_key(proxy)
+        return {
+            LISTENER: self._shared(
+                ("gateway-listeners", key),
+                LISTENER,
+                lambda: gateway_listeners.listeners(snap, proxy),
+            ),
             ROUTE: self._shared(
-                ("routes", route_key),
-                ROUTE,
-                lambda: routes.route_configs(
-                    snap, proxy, self._route_memos.setdefault(route_key, {})
-                ),
+                ("gateway-routes", key), ROUTE, lambda: gateway_routes.route_configs(snap, proxy)
             ),
         }
 
@@ -135,8 +189,8 @@ class Generator:
         return out
 
     def _own_tables(self, proxy: Proxy) -> _ProxyTables:
-        # Listeners and inbound clusters read only the proxy today; once a policy of
-        # the snapshot shapes them (e.g. inbound mTLS), the cache key must include it.
+        # A sidecar's listeners and inbound clusters read only the proxy today; once a
+        # policy of the snapshot shapes them (e.g. inbound mTLS), the key must include it.
         cached = self._proxies.get(proxy.id)
         if cached is not None and cached.proxy == proxy:
             return cached

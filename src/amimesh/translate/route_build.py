@@ -2,7 +2,9 @@
 
 Istio emits one Envoy route per `match` entry (the entries are OR'ed), all sharing the
 same action and policies, and none for a match whose port, sourceLabels,
-sourceNamespace or gateways rule it out for this proxy and port. After a catch-all
+sourceNamespace or gateways rule it out for this proxy and port. A gateway gets the
+same routes as a sidecar would; there, `port` is the Gateway server's port, and
+sourceLabels and sourceNamespace compare with the gateway proxy's own. After a catch-all
 match nothing else of the route can match, so the rest are left out.
 
 Every route names its VirtualService in metadata (`filter_metadata["ami"]["config"]`),
@@ -30,14 +32,26 @@ def build(
     port: int,
     proxy_namespace: str,
     proxy_labels: Mapping[str, str],
+    gateway: tuple[str, str] | None = None,
 ) -> list[rc.Route]:
-    """The Envoy routes for one http route on a virtual host of `port`."""
+    """The Envoy routes for one http route on a virtual host of `port`.
+
+    `gateway` is the (namespace, name) of the Gateway whose server the virtual host
+    serves, None on a sidecar; `port` is then the server's port.
+    """
     http, vs = sourced.route, sourced.origin
     matches: list[net.HTTPMatchRequest | None] = list(http.match) or [None]
     matches = [
         m
         for m in matches
-        if route_match.applies(m, port=port, namespace=proxy_namespace, labels=proxy_labels)
+        if route_match.applies(
+            m,
+            port=port,
+            namespace=proxy_namespace,
+            labels=proxy_labels,
+            gateway=gateway,
+            vs_namespace=vs.namespace,
+        )
     ]
     if not matches:
         return []

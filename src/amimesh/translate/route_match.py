@@ -18,10 +18,16 @@ from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.type.matcher.v3 import regex_pb2, string_pb2
 from google.protobuf import wrappers_pb2
 
+from amimesh.model.snapshot import MESH_GATEWAY, gateway_ref
 from amimesh.resources import istio_networking as net
 
-# The gateway name under which a VirtualService or match applies to sidecars.
-MESH_GATEWAY = "mesh"
+__all__ = ["MESH_GATEWAY", "applies", "binds", "route_match"]
+
+
+def binds(names: list[str], gateway: tuple[str, str] | None, vs_namespace: str) -> bool:
+    """Whether a `gateways` list of a VirtualService in `vs_namespace` names `gateway`
+    ((namespace, name) of a Gateway; None for the sidecars, `mesh`)."""
+    return any(gateway_ref(n, vs_namespace) == gateway for n in names)
 
 
 def applies(
@@ -30,17 +36,21 @@ def applies(
     port: int,
     namespace: str,
     labels: Mapping[str, str],
+    gateway: tuple[str, str] | None = None,
+    vs_namespace: str = "default",
 ) -> bool:
-    """Whether a match's placement conditions hold for a sidecar's virtual host on `port`.
+    """Whether a match's placement conditions hold for a virtual host on `port`.
 
-    `namespace` and `labels` are the sidecar's. The match's request conditions are not
-    looked at: Envoy evaluates those per request.
+    `namespace` and `labels` are the proxy's (a sidecar's, or a gateway's); `gateway`
+    is the Gateway whose server the virtual host serves, None for a sidecar. A match's
+    `gateways` resolve in `vs_namespace`, the namespace of its VirtualService. The
+    match's request conditions are not looked at: Envoy evaluates those per request.
     """
     if match is None:
         return True
     if match.port is not None and match.port != port:
         return False
-    if match.gateways and MESH_GATEWAY not in match.gateways:
+    if match.gateways and not binds(match.gateways, gateway, vs_namespace):
         return False
     if any(labels.get(k) != v for k, v in match.sourceLabels.items()):
         return False

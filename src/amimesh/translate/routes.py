@@ -31,7 +31,8 @@ same objects, so the check is by identity.
 
 Sharing. The table depends on the proxy's namespace (short names, sourceNamespace,
 exportTo) and on the values of the labels that some sourceLabels names, so proxies that
-agree on those share one table (`sharing_key`). Gateways get no table here.
+agree on those share one table (`sharing_key`). Gateways get no table here (see
+`gateway_routes`); a sidecar's upstream ports reuse these routes (`route_upstream`).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from amimesh.model import hosts
 from amimesh.model.proxy import Proxy
 from amimesh.model.snapshot import MeshService, Snapshot
 from amimesh.resources import istio_networking as net
-from amimesh.translate import names, route_action, route_build, route_delegate, route_match
+from amimesh.translate import names, route_action, route_delegate, route_list, route_match
 
 HTTP_PROTOCOLS = frozenset({"HTTP", "HTTP2", "GRPC", "GRPC-WEB"})
 DEFAULT_ROUTE_NAME = "default"
@@ -71,10 +72,32 @@ def sharing_key(snap: Snapshot, proxy: Proxy) -> Hashable:
 def route_configs(
     snap: Snapshot, proxy: Proxy, memo: RouteMemo | None = None
 ) -> list[route_pb2.RouteConfiguration]:
-    """The route tables of `proxy`; `memo` (one per `sharing_key`) saves rebuilding."""
+    """The "outbound" table of a sidecar; `memo` (one per `sharing_key`) saves rebuilding.
+
+    A sidecar's upstream tables come from `route_upstream`, a gateway's from
+    `gateway_routes`."""
     if proxy.kind != "sidecar":
         return []
     return [outbound(snap, proxy.namespace, proxy.labels, memo)]
+
+
+def service_port_routes(
+    snap: Snapshot,
+    namespace: str,
+    labels: Mapping[str, str],
+    hostname: str,
+    port: int,
+    memo: RouteMemo | None = None,
+) -> list[rc.Route] | None:
+    """The routes the "outbound" table of a sidecar in `namespace` with `labels` has for
+    `hostname`:`port` (Istio's default route when no VirtualService applies); None if
+    there is no such service. `memo` is the one `route_configs` uses for that proxy."""
+    svc = snap.service(hostname)
+    if svc is None:
+        return None
+    return _Table(snap, namespace, labels, memo if memo is not None else {}).service_routes(
+        svc, port
+    )
 
 
 def outbound(
@@ -116,13 +139,27 @@ class _Table:
         forms = _name_forms(svc, self.namespace, self.snap.domain)
         inputs = _inputs(self.snap, svc, services)
         for port in ports:
-            known = self.memo.get((svc.hostname, port))
-            if known is not None and _same(known[0], inputs):
-                routes = known[1]
-            else:
-                routes = self._routes(services, port) or [default_route(self.snap, svc, port)]
-                self.memo[(svc.hostname, port)] = (inputs, routes)
+            routes = self._port_routes(svc, port, services, inputs)
             self._add(f"{svc.hostname}:{port}", forms, port, port == portless, routes)
+
+    def service_routes(self, svc: MeshService, port: int) -> list[rc.Route]:
+        """The routes of `svc`'s virtual host for `port` (memoised like the table's)."""
+        services = self._virtual_services(svc.hostname)
+        return self._port_routes(svc, port, services, _inputs(self.snap, svc, services))
+
+    def _port_routes(
+        self,
+        svc: MeshService,
+        port: int,
+        services: list[net.VirtualService],
+        inputs: tuple[object, ...],
+    ) -> list[rc.Route]:
+        known = self.memo.get((svc.hostname, port))
+        if known is not None and _same(known[0], inputs):
+            return known[1]
+        routes = self._routes(services, port) or [default_route(self.snap, svc, port)]
+        self.memo[(svc.hostname, port)] = (inputs, routes)
+        return routes
 
     def add_host(self, host: str, services: list[net.VirtualService]) -> None:
         visible = [vs for vs in services if self._visible(vs)]
@@ -173,21 +210,9 @@ class _Table:
         return bound and route_delegate.exported_to(vs, self.namespace)
 
     def _routes(self, services: Iterable[net.VirtualService], port: int) -> list[rc.Route]:
-        routes: list[rc.Route] = []
-        for vs in services:
-            for sourced in route_delegate.flatten(self.snap, [vs]):
-                built = route_build.build(
-                    self.snap,
-                    sourced,
-                    port=port,
-                    proxy_namespace=self.namespace,
-                    proxy_labels=self.labels,
-                )
-                routes.extend(built)
-                if built and route_match.is_catch_all(built[-1].match):
-                    break
-        # Stable: specific routes keep their order, catch-alls keep theirs, after them.
-        return sorted(routes, key=lambda r: route_match.is_catch_all(r.match))
+        return route_list.http_routes(
+            self.snap, services, port=port, namespace=self.namespace, labels=self.labels
+        )
 
 
 def _inputs(

@@ -1,0 +1,101 @@
+"""Istio's `Gateway` (networking.istio.io v1alpha3, v1beta1, v1): the edge of the mesh.
+
+A Gateway selects gateway proxies by their labels and says which ports they open
+(`servers`), for which hosts, and with which TLS settings. VirtualServices bind to it by
+name (`gateways: [name]` or `[namespace/name]`) to give it routes.
+
+Ami serves HTTP-like servers (HTTP, HTTP2, GRPC, GRPC-WEB) and HTTPS with
+`tls.mode: SIMPLE` from certificate files (`serverCertificate`, `privateKey`, absolute
+paths that Envoy reads itself). Field names are Istio's; what Istio defines and Ami
+does not implement yet is typed `NotSupported` (or an enum value marked "not yet").
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import BeforeValidator, Field
+
+from amimesh.resources.fields import NotSupported, Port, Strict, UnsupportedValues
+from amimesh.resources.istio_networking import ISTIO_NETWORKING_VERSIONS
+from amimesh.resources.meta import Resource
+
+# Istio reads protocols case-insensitively; they are kept uppercase here.
+_PROTOCOL_NOT_YET = UnsupportedValues(("TCP", "TLS", "MONGO", "UDP", "HBONE"), uppercase=True)
+ServerProtocol = Annotated[
+    Literal["HTTP", "HTTPS", "GRPC", "GRPC-WEB", "HTTP2"],
+    _PROTOCOL_NOT_YET,
+    BeforeValidator(_PROTOCOL_NOT_YET),
+]
+
+_MODE_NOT_YET = UnsupportedValues(
+    ("PASSTHROUGH", "MUTUAL", "AUTO_PASSTHROUGH", "ISTIO_MUTUAL", "OPTIONAL_MUTUAL")
+)
+TLSMode = Annotated[Literal["SIMPLE"], _MODE_NOT_YET, BeforeValidator(_MODE_NOT_YET)]
+
+TLSProtocol = Literal["TLS_AUTO", "TLSV1_0", "TLSV1_1", "TLSV1_2", "TLSV1_3"]
+
+# Port protocols served by a plain-text HTTP connection manager.
+HTTP_PROTOCOLS = frozenset({"HTTP", "HTTP2", "GRPC", "GRPC-WEB"})
+
+
+class GatewayPort(Strict):
+    number: Port
+    protocol: ServerProtocol
+    name: str = Field(min_length=1)
+    targetPort: NotSupported = None
+
+
+class ServerTLSSettings(Strict):
+    httpsRedirect: bool = False
+    mode: TLSMode | None = Field(
+        default=None, description="required on HTTPS servers (Istio's default is PASSTHROUGH)"
+    )
+    serverCertificate: str | None = Field(
+        default=None, description="absolute path of a PEM certificate chain, read by Envoy"
+    )
+    privateKey: str | None = Field(
+        default=None, description="absolute path of a PEM private key, read by Envoy"
+    )
+    minProtocolVersion: TLSProtocol | None = None
+    maxProtocolVersion: TLSProtocol | None = None
+    cipherSuites: list[str] = Field(default_factory=list)
+    caCertificates: NotSupported = None
+    caCrl: NotSupported = None
+    credentialName: NotSupported = None
+    credentialNames: NotSupported = None
+    tlsCertificates: NotSupported = None
+    subjectAltNames: NotSupported = None
+    verifyCertificateSpki: NotSupported = None
+    verifyCertificateHash: NotSupported = None
+
+
+class Server(Strict):
+    port: GatewayPort
+    hosts: list[str] = Field(default_factory=list)
+    tls: ServerTLSSettings | None = None
+    name: str | None = None
+    bind: NotSupported = None
+    defaultEndpoint: NotSupported = None
+
+
+class GatewaySpec(Strict):
+    selector: dict[str, str] = Field(default_factory=dict)
+    servers: list[Server] = Field(default_factory=list)
+
+
+class Gateway(Resource):
+    KIND: ClassVar[str] = "Gateway"
+    API_GROUP: ClassVar[str] = "networking.istio.io"
+    API_VERSIONS: ClassVar[tuple[str, ...]] = ISTIO_NETWORKING_VERSIONS
+    spec: GatewaySpec
+
+
+def split_host(host: str) -> tuple[str, str]:
+    """A server host `ns/host` as (namespace, host); namespace `*` when none is given.
+
+    The namespace says which namespaces' VirtualServices may bind to the host: `*` any,
+    `.` the Gateway's own, else that namespace.
+    """
+    namespace, slash, name = host.partition("/")
+    return (namespace or "*", name) if slash else ("*", host)

@@ -1,0 +1,100 @@
+"""A gateway proxy's listeners: one per Gateway server port it serves (`gateway_servers`).
+
+Each listener, `gateway|PORT` (PORT as the Gateway writes it), binds the proxy's address
+at the host port the proxy maps that server port to. Plain-text ports have one filter
+chain whose HTTP connection manager takes the table `http.PORT` by RDS; HTTPS ports
+have one filter chain per server, selected by SNI (`server_names`; a server with host
+`*` takes any), with the server's TLS context and its table
+`https.PORT.PORTNAME.GATEWAY.NAMESPACE`. A TLS inspector reads the SNI.
+
+The connection managers are the sidecar's (`listener_hcm`), as the edge: codec AUTO,
+the client's address is the remote address (`use_remote_address`), the port is
+stripped from Host before routing (so `shop.example.com:8443` matches the virtual host
+`shop.example.com`), and the HTTP filters are gRPC-Web (a browser's gRPC-Web request
+becomes gRPC upstream), CORS and fault (configured per route), then the router.
+"""
+
+from __future__ import annotations
+
+from envoy.config.core.v3 import base_pb2
+from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
+from envoy.extensions.filters.http.cors.v3 import cors_pb2
+from envoy.extensions.filters.http.fault.v3 import fault_pb2
+from envoy.extensions.filters.http.grpc_web.v3 import grpc_web_pb2
+from envoy.extensions.filters.http.router.v3 import router_pb2
+from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
+
+from amimesh.model.proxy import Proxy
+from amimesh.model.snapshot import Snapshot
+from amimesh.translate import gateway_servers, gateway_tls
+from amimesh.translate.listener_hcm import (
+    CORS_FILTER,
+    FAULT_FILTER,
+    HCM,
+    LOCALHOST,
+    ROUTER_FILTER,
+    FilterChain,
+    HttpFilter,
+    Listener,
+    hcm,
+    hcm_filter,
+    http_filter,
+    listener,
+    pack,
+    use_rds,
+)
+
+GRPC_WEB_FILTER = "envoy.filters.http.grpc_web"
+TLS_INSPECTOR = "envoy.filters.listener.tls_inspector"
+
+
+def listener_name(port: int) -> str:
+    return f"gateway|{port}"
+
+
+def gateway_http_filters() -> list[HttpFilter]:
+    return [
+        http_filter(GRPC_WEB_FILTER, grpc_web_pb2.GrpcWeb()),
+        http_filter(CORS_FILTER, cors_pb2.Cors()),
+        http_filter(FAULT_FILTER, fault_pb2.HTTPFault()),
+        http_filter(ROUTER_FILTER, router_pb2.Router()),
+    ]
+
+
+def gateway_hcm(stat_prefix: str, route_name: str) -> HCM:
+    m = use_rds(hcm(stat_prefix, gateway_http_filters()), route_name)
+    m.use_remote_address.value = True
+    m.strip_any_host_port = True
+    return m
+
+
+def _https_chain(server: gateway_servers.BoundServer, port: int) -> FilterChain:
+    assert server.server.tls is not None  # validation requires tls on HTTPS servers
+    m = gateway_hcm(f"gateway_https_{port}_{server.server.port.name}", server.route_name)
+    chain = FilterChain(
+        filters=[hcm_filter(m)], transport_socket=gateway_tls.transport_socket(server.server.tls)
+    )
+    chain.filter_chain_match.server_names.extend(server.server_names)
+    return chain
+
+
+def port_listener(p: gateway_servers.PortPlan, address: str) -> Listener:
+    if not p.tls:
+        m = gateway_hcm(f"gateway_http_{p.port}", gateway_servers.http_route_name(p.port))
+        chains = [FilterChain(filters=[hcm_filter(m)])]
+    else:
+        chains = [_https_chain(s, p.port) for s in p.servers]
+    out = listener(listener_name(p.port), address, p.listen_port, base_pb2.OUTBOUND, chains)
+    if p.tls:
+        out.listener_filters.append(
+            listener_components_pb2.ListenerFilter(
+                name=TLS_INSPECTOR, typed_config=pack(tls_inspector_pb2.TlsInspector())
+            )
+        )
+    return out
+
+
+def listeners(snap: Snapshot, proxy: Proxy) -> list[listener_pb2.Listener]:
+    """The listeners of a gateway proxy, in the order of their ports' first server."""
+    address = proxy.address or LOCALHOST
+    return [port_listener(p, address) for p in gateway_servers.plan(snap, proxy)]

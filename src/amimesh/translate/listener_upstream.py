@@ -1,0 +1,52 @@
+"""A sidecar's upstream listeners: a local port per service port, for gRPC and TCP apps.
+
+Clients that cannot use an HTTP proxy (gRPC, raw TCP) dial 127.0.0.1:`listen_port`
+(Kuma's "outbounds"), and the sidecar takes them to one service port through the mesh:
+
+- GRPC, HTTP2 and HTTP upstreams get an HTTP connection manager (codec AUTO, so
+  HTTP/2 prior knowledge and HTTP/1.1 both work) whose routes come by RDS from the
+  table `upstream|PORT|HOST` (`route_upstream`): the very routes the outbound table
+  has for that service port, so VirtualService routing applies to gRPC as well.
+- Any other protocol (TCP, TLS, ...) gets a TCP proxy to `outbound|PORT||HOST`.
+
+The upstream's `host` is taken as written, so it must be the fully qualified service
+host (`catalog.shop.svc.cluster.local`, or a ServiceEntry host), as the runtime writes it.
+"""
+
+from __future__ import annotations
+
+from envoy.config.core.v3 import base_pb2
+
+from amimesh.model.proxy import Upstream
+from amimesh.translate import cluster_policy, names
+from amimesh.translate.listener_hcm import (
+    LOCALHOST,
+    Listener,
+    hcm,
+    hcm_filter,
+    listener,
+    outbound_http_filters,
+    single_chain,
+    tcp_proxy_filter,
+    use_rds,
+)
+
+
+def upstream_name(port: int, host: str) -> str:
+    """The name of an upstream's listener and of its route table: `upstream|PORT|HOST`."""
+    return f"upstream|{port}|{host}"
+
+
+def is_http(upstream: Upstream) -> bool:
+    return upstream.protocol.upper() in cluster_policy.HTTP_PROTOCOLS
+
+
+def upstream_listener(upstream: Upstream) -> Listener:
+    host = upstream.host.lower()
+    name = upstream_name(upstream.port, host)
+    if is_http(upstream):
+        m = use_rds(hcm(f"upstream_{upstream.port}_{host}", outbound_http_filters()), name)
+        network = hcm_filter(m)
+    else:
+        network = tcp_proxy_filter(names.outbound_cluster(upstream.port, host))
+    return listener(name, LOCALHOST, upstream.listen_port, base_pb2.OUTBOUND, single_chain(network))

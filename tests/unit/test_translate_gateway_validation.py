@@ -1,0 +1,148 @@
+"""Gateway documents that Ami rejects, each with the exact errors a user reads."""
+
+from __future__ import annotations
+
+import pytest
+
+from amimesh.resources import parse_documents
+from amimesh.resources.istio_gateway import Gateway
+
+SOURCE = "edge/gw.yaml"
+GW = f"{SOURCE}: document 0 (line 1): Gateway/default/edge"
+HEAD = """\
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: edge}
+spec:
+  selector: {istio: ingressgateway}
+"""
+CERTS = "serverCertificate: /etc/certs/a.pem, privateKey: /etc/certs/a.key"
+
+CASES: list[tuple[str, str, list[str]]] = [
+    ("no server", HEAD + "  servers: []\n", [f"{GW}: spec.servers: must have at least one server"]),
+    (
+        "ports and names reused",
+        HEAD
+        + f"""\
+  servers:
+  - port: {{number: 80, name: http, protocol: HTTP}}
+    hosts: ["*"]
+  - port: {{number: 80, name: http-b, protocol: HTTP}}
+    hosts: [b.example.com]
+  - port: {{number: 80, name: http, protocol: HTTPS}}
+    hosts: [c.example.com]
+    tls: {{mode: SIMPLE, {CERTS}}}
+""",
+        [
+            f"{GW}: spec.servers[1].port.number: port 80 is already used by servers[0]: "
+            "list all its hosts in one server (only HTTPS servers may share a port)",
+            f"{GW}: spec.servers[2].port.number: port 80 is already used by servers[0] "
+            "with protocol HTTP",
+            f'{GW}: spec.servers[2].port.name: port name "http" is already used by servers[0]',
+        ],
+    ),
+    (
+        "hosts",
+        HEAD
+        + """\
+  servers:
+  - port: {number: 80, name: http, protocol: http}
+    hosts: []
+  - port: {number: 81, name: b, protocol: HTTP}
+    hosts: [shop/x.example.com, ./y, "*/z", Bad_NS/z, a/b/c, "http://q.example.com", ns/]
+""",
+        [
+            f"{GW}: spec.servers[0].hosts: must have at least one host",
+            f'{GW}: spec.servers[1].hosts[3]: the namespace before "/" must be ".", "*" or a '
+            'namespace name, got "Bad_NS/z"',
+            f'{GW}: spec.servers[1].hosts[4]: must be "host" or "namespace/host", got "a/b/c"',
+            f"{GW}: spec.servers[1].hosts[5]: must be a host name, not a URL: "
+            'write "q.example.com"',
+            f'{GW}: spec.servers[1].hosts[6]: must name a host after the namespace, got "ns/"',
+        ],
+    ),
+    (
+        "tls",
+        HEAD
+        + f"""\
+  servers:
+  - port: {{number: 443, name: https, protocol: HTTPS}}
+    hosts: [a.example.com]
+    tls: {{mode: SIMPLE, serverCertificate: certs/a.pem}}
+  - port: {{number: 443, name: https-b, protocol: HTTPS}}
+    hosts: [a.example.com, b.example.com]
+    tls: {{{CERTS}}}
+  - port: {{number: 8443, name: https-c, protocol: HTTPS}}
+    hosts: [c.example.com]
+  - port: {{number: 80, name: http, protocol: HTTP}}
+    hosts: ["*"]
+    tls: {{httpsRedirect: true, mode: SIMPLE}}
+  - port: {{number: 9443, name: https-d, protocol: HTTPS}}
+    hosts: [d.example.com]
+    tls: {{mode: SIMPLE, {CERTS}, minProtocolVersion: TLSV1_3, maxProtocolVersion: TLSV1_2}}
+""",
+        [
+            f"{GW}: spec.servers[0].tls.serverCertificate: must be an absolute path (Envoy reads "
+            'the file), got "certs/a.pem"',
+            f"{GW}: spec.servers[0].tls.privateKey: is required with mode SIMPLE",
+            f"{GW}: spec.servers[1].tls.mode: is required on an HTTPS server: Ami supports SIMPLE "
+            "(Istio's default, PASSTHROUGH, is not supported by Ami yet)",
+            f"{GW}: spec.servers[2].tls: is required on an HTTPS server: set mode SIMPLE and the "
+            "certificate",
+            f"{GW}: spec.servers[3].tls.mode: is only for HTTPS servers (this one is HTTP); a "
+            "plain-text server takes only httpsRedirect",
+            f"{GW}: spec.servers[4].tls.minProtocolVersion: must not be above "
+            "maxProtocolVersion (TLSV1_2)",
+            f'{GW}: spec.servers[1].hosts[0]: host "a.example.com" on port 443 is already served '
+            "by servers[0]",
+        ],
+    ),
+    (
+        "not yet",
+        HEAD
+        + """\
+  servers:
+  - port: {number: 443, name: tls, protocol: TLS}
+    hosts: [a.example.com]
+    tls: {mode: MUTUAL, credentialName: a-cert}
+    defaultEndpoint: 127.0.0.1:8080
+""",
+        [
+            f'{GW}: spec.servers[0].port.protocol: "TLS" is not supported by Ami yet',
+            f'{GW}: spec.servers[0].tls.mode: "MUTUAL" is not supported by Ami yet',
+            f"{GW}: spec.servers[0].tls.credentialName: is not supported by Ami yet",
+            f"{GW}: spec.servers[0].defaultEndpoint: is not supported by Ami yet",
+        ],
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_broken_gateway(text: str, expected: list[str]) -> None:
+    result = parse_documents(text, SOURCE)
+    assert [str(e) for e in result.errors] == expected
+    assert result.resources == []
+
+
+def test_a_good_gateway_reads_istio_yaml() -> None:
+    text = HEAD.replace("networking.istio.io/v1", "networking.istio.io/v1beta1") + (
+        f"""\
+  servers:
+  - port: {{number: 80, name: http, protocol: http}}
+    hosts: ["*"]
+    tls: {{httpsRedirect: true}}
+  - port: {{number: 443, name: https-a, protocol: HTTPS}}
+    hosts: [shop/a.example.com]
+    tls: {{mode: SIMPLE, {CERTS}, minProtocolVersion: TLSV1_2}}
+  - port: {{number: 443, name: https-b, protocol: HTTPS}}
+    hosts: [b.example.com]
+    tls: {{mode: SIMPLE, {CERTS}}}
+"""
+    )
+    result = parse_documents(text, SOURCE)
+    assert result.ok, [str(e) for e in result.errors]
+    (gw,) = result.resources
+    assert isinstance(gw, Gateway)
+    assert [s.port.protocol for s in gw.spec.servers] == ["HTTP", "HTTPS", "HTTPS"]
+    assert gw.spec.servers[1].tls is not None
+    assert gw.spec.servers[1].tls.privateKey == "/etc/certs/a.key"
