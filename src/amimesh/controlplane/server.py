@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from amimesh.config.directory import DirectorySource
 from amimesh.config.store import Store
@@ -19,6 +21,9 @@ from amimesh.model.snapshot import Snapshot, build_snapshot
 from amimesh.translate.built import ProxyConfig
 from amimesh.translate.generate import Generator
 from amimesh.xds.server import XdsServer
+
+if TYPE_CHECKING:
+    from amimesh.controlplane.api import ApiServer
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +36,27 @@ class ControlPlaneConfig:
     debounce_s: float = 0.05
     domain: str = "cluster.local"
     watch: bool = True
+    # The HTTP API (`ami apply/get/status`): None serves none, 0 picks a free port.
+    api_port: int | None = None
+    api_host: str = "127.0.0.1"
+    # Bearer token every API request must carry; required when the API is served.
+    api_token: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.api_port is not None and not self.api_token:
+            raise ValueError("ControlPlaneConfig: api_token is required when api_port is set")
+
+
+RuntimeStatus = Callable[[], list[dict[str, Any]]]
 
 
 class ControlPlane:
-    """Owns the store, the snapshot, the generator and the xDS server."""
+    """Owns the store, the snapshot, the generator, the xDS server and the HTTP API.
+
+    `runtime_status`, when the local runtime sets it, returns one dict per workload
+    instance (workload, namespace, instance, pid, state, ready, restarts, since) for
+    `GET /api/v1/status`; without it the API lists the store's registered instances.
+    """
 
     def __init__(self, config: ControlPlaneConfig, store: Store | None = None) -> None:
         self.config = config
@@ -52,6 +74,9 @@ class ControlPlane:
         self._watch_task: asyncio.Task[None] | None = None
         self._unsubscribe = self.store.subscribe(self._on_store_change)
         self.xds_port = 0
+        self.api_port = 0  # the bound API port while started with an API
+        self.runtime_status: RuntimeStatus | None = None
+        self._api: ApiServer | None = None
 
     def _build(self) -> Snapshot:
         version = self.store.version
@@ -83,12 +108,24 @@ class ControlPlane:
         self.xds.config_changed()
 
     async def start(self) -> int:
-        """Load config, start serving xDS; returns the xDS port."""
+        """Load config, start serving xDS (and the HTTP API if configured); returns the
+        xDS port. The API's port is then `api_port`."""
         if self._source is not None:
             errors = self._source.sync()
             for e in errors:
                 log.warning("%s", e)
         self.xds_port = await self.xds.start(self.config.xds_host, self.config.xds_port)
+        if self.config.api_port is not None:
+            from amimesh.controlplane.api import ApiServer  # aiohttp only when serving it
+
+            assert self.config.api_token is not None  # checked by ControlPlaneConfig
+            api = ApiServer(self, self.config.api_token)
+            try:
+                self.api_port = await api.start(self.config.api_host, self.config.api_port)
+            except BaseException:
+                await self.xds.stop()
+                raise
+            self._api = api
         if self._source is not None and self.config.watch:
             self._watch_task = asyncio.create_task(
                 self._source.watch(self._stop), name="config-watch"
@@ -98,6 +135,10 @@ class ControlPlane:
 
     async def stop(self) -> None:
         self._stop.set()
+        if self._api is not None:
+            await self._api.stop()
+            self._api = None
+            self.api_port = 0
         if self._watch_task is not None:
             self._watch_task.cancel()
             try:

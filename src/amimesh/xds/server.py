@@ -235,6 +235,14 @@ class XdsServer:
         sessions = sorted(self._sessions.values(), key=lambda s: (s.proxy.id, s.stream_id))
         return [s.status() for s in sessions]
 
+    def proxies(self) -> list[Proxy]:
+        """Every connected proxy once (as its newest stream describes it), by id."""
+        newest: dict[str, Session] = {}
+        for s in self._sessions.values():
+            if s.proxy.id not in newest or s.stream_id > newest[s.proxy.id].stream_id:
+                newest[s.proxy.id] = s
+        return [newest[pid].proxy for pid in sorted(newest)]
+
     def is_synced(self, *, proxies: int | None = None, accept_nacks: bool = False) -> bool:
         """Whether every connected proxy holds what was last generated for it.
 

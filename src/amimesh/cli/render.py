@@ -1,0 +1,487 @@
+"""How `ami` shows things: pure functions from the API's (or Envoy's) JSON to rich
+renderables, so every view is tested without a mesh.
+
+Tables look like kubectl's: no borders, upper-case headers, one row per thing, so
+their output is easy to read and to grep. `to_text` renders any of them as plain text.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import yaml
+from rich.console import Console, Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+XDS_TYPES = ("CDS", "EDS", "LDS", "RDS")
+STATE_STYLES = {
+    "SYNCED": "green",
+    "STALE": "yellow",
+    "NACK": "bold red",
+    "NOT SENT": "dim",
+    "ready": "green",
+    "completed": "green",
+    "starting": "yellow",
+    "not-ready": "yellow",
+    "backoff": "red",
+    "exited": "red",
+}
+SEVERITY_STYLES = {"Error": "bold red", "Warning": "yellow", "Info": "cyan"}
+WIDE = 200  # columns when the output is not a terminal (pipes, files, tests)
+
+
+def console(*, stderr: bool = False) -> Console:
+    """A console for `ami` output: real width on a terminal, wide when piped."""
+    c = Console(stderr=stderr, highlight=False)
+    if not c.is_terminal:
+        c = Console(stderr=stderr, highlight=False, width=WIDE, soft_wrap=True)
+    return c
+
+
+def to_text(renderable: RenderableType, width: int = WIDE) -> str:
+    """Plain text, no colours: for tests and for writing to files."""
+    buf = io.StringIO()
+    Console(file=buf, width=width, color_system=None, highlight=False).print(renderable)
+    return buf.getvalue()
+
+
+def print_error(out: Console, message: str) -> None:
+    """`error: MESSAGE` (the message printed as is: field paths hold brackets)."""
+    out.print(Text.assemble(("error: ", "red"), message))
+
+
+def table(*headers: str) -> Table:
+    t = Table(box=None, pad_edge=False, header_style="bold", show_edge=False)
+    for h in headers:
+        t.add_column(h, overflow="fold")
+    return t
+
+
+def styled(value: str) -> Text:
+    return Text(value, style=STATE_STYLES.get(value, ""))
+
+
+def age(since: float | None, now: float) -> str:
+    """`3s`, `5m`, `2h10m`, `3d`: how long ago `since` (epoch seconds) was."""
+    if since is None:
+        return "-"
+    s = max(0, int(now - since))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60}s" if s < 600 else f"{s // 60}m"
+    if s < 86400:
+        return f"{s // 3600}h{(s % 3600) // 60}m"
+    return f"{s // 86400}d"
+
+
+def labels(values: Mapping[str, Any] | None) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted((values or {}).items())) or "-"
+
+
+# --- status and proxy-status ------------------------------------------------------------
+
+
+def instances_table(instances: Sequence[Mapping[str, Any]], now: float) -> Table:
+    t = table("WORKLOAD", "NAMESPACE", "INSTANCE", "STATE", "READY", "RESTARTS", "PID", "AGE")
+    for i in instances:
+        t.add_row(
+            str(i.get("workload", "")),
+            str(i.get("namespace", "default")),
+            str(i.get("instance", "")),
+            styled(str(i.get("state", ""))),
+            "yes" if i.get("ready") else "no",
+            str(i.get("restarts", 0)),
+            str(i.get("pid") or "-"),
+            age(i.get("since"), now),
+        )
+    return t
+
+
+def type_state(proxy: Mapping[str, Any], name: str) -> str:
+    state = (proxy.get("types") or {}).get(name, {}).get("state")
+    return str(state) if state else "NOT SENT"
+
+
+def proxies_table(proxies: Sequence[Mapping[str, Any]], now: float) -> Table:
+    t = table("PROXY", "WORKLOAD", "MODE", *XDS_TYPES, "ADMIN", "CONNECTED")
+    for p in proxies:
+        workload = p.get("workload") or "-"
+        if p.get("workload") and p.get("namespace"):
+            workload = f"{p['workload']}.{p['namespace']}"
+        t.add_row(
+            str(p.get("id", "")),
+            workload,
+            str(p.get("mode", "")),
+            *(styled(type_state(p, name)) for name in XDS_TYPES),
+            str(p.get("admin_port") or "-"),
+            age(p.get("connected_since"), now),
+        )
+    return t
+
+
+def nacks(proxies: Sequence[Mapping[str, Any]]) -> list[Text]:
+    """One line per rejected type: which proxy refused what, and Envoy's reason."""
+    lines = []
+    for p in proxies:
+        for name, t in sorted((p.get("types") or {}).items()):
+            nack = t.get("last_nack")
+            if t.get("state") != "NACK" or not nack:
+                continue
+            resources = ", ".join(nack.get("resource_names") or ()) or "-"
+            lines.append(
+                Text.assemble(
+                    (f"{p.get('id')} {name} NACK", "bold red"),
+                    f" version {nack.get('version')} ({resources}): {nack.get('message')}",
+                )
+            )
+    return lines
+
+
+def config_errors(errors: Sequence[str]) -> list[Text]:
+    return [Text.assemble(("error: ", "red"), e) for e in errors]
+
+
+def status_view(status: Mapping[str, Any], now: float) -> Group:
+    """`ami status`: instances, proxies' xDS sync, then config errors."""
+    instances = status.get("instances") or []
+    proxies = status.get("proxies") or []
+    errors = status.get("config_errors") or []
+    parts: list[RenderableType] = [
+        Text(
+            f"{status.get('resources', 0)} resources, {len(instances)} instances, "
+            f"{len(proxies)} proxies, {len(errors)} config errors"
+        ),
+        Text(""),
+        Text("Workloads", style="bold underline"),
+        instances_table(instances, now) if instances else Text("no instances", style="dim"),
+        Text(""),
+        Text("Proxies (xDS)", style="bold underline"),
+        proxies_table(proxies, now) if proxies else Text("no proxies connected", style="dim"),
+        *nacks(proxies),
+    ]
+    if errors:
+        parts += [
+            Text(""),
+            Text("Config errors (last good config is served)", style="bold underline"),
+            *config_errors(errors),
+        ]
+    return Group(*parts)
+
+
+# --- get --------------------------------------------------------------------------------
+
+
+def _spec(item: Mapping[str, Any]) -> Mapping[str, Any]:
+    spec = item.get("spec")
+    return spec if isinstance(spec, Mapping) else {}
+
+
+def _join(values: Iterable[Any]) -> str:
+    return ",".join(str(v) for v in values) or "-"
+
+
+def _service_ports(spec: Mapping[str, Any]) -> str:
+    out = []
+    for p in spec.get("ports") or ():
+        port = f"{p.get('port')}"
+        if p.get("targetPort") is not None:
+            port += f"→{p['targetPort']}"
+        if p.get("name"):
+            port = f"{p['name']}:{port}"
+        out.append(port)
+    return _join(out)
+
+
+# Per kind: extra columns after NAME, each (header, function of the item).
+KIND_COLUMNS: dict[str, list[tuple[str, Any]]] = {
+    "Service": [
+        ("PORTS", lambda i: _service_ports(_spec(i))),
+        ("SELECTOR", lambda i: labels(_spec(i).get("selector"))),
+    ],
+    "Workload": [
+        ("LABELS", lambda i: labels(i.get("metadata", {}).get("labels"))),
+        ("REPLICAS", lambda i: str(_spec(i).get("replicas", 1))),
+        ("PORTS", lambda i: _join(p.get("port") for p in _spec(i).get("ports") or ())),
+    ],
+    "VirtualService": [
+        ("HOSTS", lambda i: _join(_spec(i).get("hosts") or ["(delegate)"])),
+        ("GATEWAYS", lambda i: _join(_spec(i).get("gateways") or ["mesh"])),
+        ("ROUTES", lambda i: str(len(_spec(i).get("http") or ()))),
+    ],
+    "DestinationRule": [
+        ("HOST", lambda i: str(_spec(i).get("host", ""))),
+        ("SUBSETS", lambda i: _join(s.get("name") for s in _spec(i).get("subsets") or ())),
+    ],
+    "ServiceEntry": [
+        ("HOSTS", lambda i: _join(_spec(i).get("hosts") or ())),
+        ("LOCATION", lambda i: str(_spec(i).get("location", "MESH_EXTERNAL"))),
+        ("RESOLUTION", lambda i: str(_spec(i).get("resolution", "NONE"))),
+    ],
+    "WorkloadEntry": [
+        ("ADDRESS", lambda i: str(_spec(i).get("address") or "-")),
+        ("LABELS", lambda i: labels(_spec(i).get("labels"))),
+    ],
+    "Gateway": [
+        ("SELECTOR", lambda i: labels(_spec(i).get("selector"))),
+        (
+            "HOSTS",
+            lambda i: _join(h for s in _spec(i).get("servers") or () for h in s.get("hosts") or ()),
+        ),
+    ],
+}
+
+
+def resources_table(items: Sequence[Mapping[str, Any]], *, namespaces: bool = False) -> Table:
+    """`ami get KIND`: NAME (NAMESPACE), the kind's own columns, SOURCE."""
+    kinds = sorted({str(i.get("kind")) for i in items})
+    mixed = len(kinds) > 1
+    columns = KIND_COLUMNS.get(kinds[0], []) if len(kinds) == 1 else []
+    headers = ["NAMESPACE"] if namespaces else []
+    if mixed:
+        headers.append("KIND")
+    t = table(*headers, "NAME", *(h for h, _ in columns), "SOURCE")
+    for i in items:
+        meta = i.get("metadata") or {}
+        row = [str(meta.get("namespace", "default"))] if namespaces else []
+        if mixed:
+            row.append(str(i.get("kind")))
+        row.append(str(meta.get("name", "")))
+        row += [fn(i) for _, fn in columns]
+        row.append(str(i.get("source") or "-"))
+        t.add_row(*row)
+    return t
+
+
+def _without_source(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in item.items() if k != "source"}
+
+
+def resources_yaml(items: Sequence[Mapping[str, Any]]) -> str:
+    """YAML documents that `ami apply -f` takes back; each says where it comes from."""
+    docs = []
+    for i in items:
+        body = yaml.safe_dump(_without_source(i), sort_keys=False, allow_unicode=True)
+        head = f"# source: {i['source']}\n" if i.get("source") else ""
+        docs.append(head + body)
+    return "---\n".join(docs)
+
+
+def resources_json(items: Sequence[Mapping[str, Any]], *, single: bool) -> str:
+    """One object (`single`), else a `kind: List` as kubectl writes it."""
+    clean = [_without_source(i) for i in items]
+    data: Any = (
+        clean[0]
+        if single and len(clean) == 1
+        else {
+            "apiVersion": "v1",
+            "kind": "List",
+            "items": clean,
+        }
+    )
+    return json.dumps(data, indent=2)
+
+
+# --- analyze ----------------------------------------------------------------------------
+
+
+def findings_view(findings: Sequence[Mapping[str, Any]]) -> Group:
+    """`ami analyze`: per finding, `Severity [CODE] resource field (source)`, its message
+    and hint indented below; then a count per severity."""
+    parts: list[RenderableType] = []
+    for f in findings:
+        severity = str(f.get("severity", ""))
+        head = Text.assemble(
+            (f"{severity} [{f.get('code')}]", SEVERITY_STYLES.get(severity, "")),
+            " ",
+            (str(f.get("resource", "")), "bold"),
+            f" {f['field']}" if f.get("field") else "",
+            (f" ({f['source']})", "dim") if f.get("source") else "",
+        )
+        parts.append(head)
+        parts.append(Text(f"    {f.get('message', '')}"))
+        if f.get("hint"):
+            parts.append(Text.assemble("    ", ("hint: ", "dim"), str(f["hint"])))
+    parts.append(Text(summary(findings)))
+    return Group(*parts)
+
+
+def summary(findings: Sequence[Mapping[str, Any]]) -> str:
+    if not findings:
+        return "No problems found."
+    counts = {s: sum(1 for f in findings if f.get("severity") == s) for s in SEVERITY_STYLES}
+    names = {"Error": "error", "Warning": "warning", "Info": "info"}
+    return ", ".join(
+        f"{n} {names[s]}{'s' if n != 1 and s != 'Info' else ''}" for s, n in counts.items()
+    )
+
+
+# --- proxy-config (Envoy's own /config_dump and /clusters) ------------------------------
+
+
+def dump_section(dump: Mapping[str, Any], kind: str) -> Mapping[str, Any]:
+    """The `configs` entry of a /config_dump whose @type ends with `kind`
+    (ClustersConfigDump, ListenersConfigDump, RoutesConfigDump, EndpointsConfigDump)."""
+    for c in dump.get("configs") or ():
+        if str(c.get("@type", "")).endswith("." + kind):
+            section: Mapping[str, Any] = c
+            return section
+    return {}
+
+
+def _lb_endpoints(assignment: Mapping[str, Any]) -> int:
+    return sum(len(g.get("lb_endpoints") or ()) for g in assignment.get("endpoints") or ())
+
+
+def _endpoint_counts(dump: Mapping[str, Any]) -> dict[str, int]:
+    eds = dump_section(dump, "EndpointsConfigDump")
+    counts: dict[str, int] = {}
+    for group in ("static_endpoint_configs", "dynamic_endpoint_configs"):
+        for e in eds.get(group) or ():
+            cla = e.get("endpoint_config") or {}
+            counts[str(cla.get("cluster_name", ""))] = _lb_endpoints(cla)
+    return counts
+
+
+def _cluster_type(cluster: Mapping[str, Any]) -> str:
+    if "cluster_type" in cluster:
+        return str(cluster["cluster_type"].get("name", "CUSTOM"))
+    return str(cluster.get("type", "STATIC"))  # STATIC is proto's default: left out
+
+
+def clusters_table(dump: Mapping[str, Any]) -> Table:
+    """CLUSTER, TYPE, ENDPOINTS, STATE (static/active/warming), VERSION."""
+    section = dump_section(dump, "ClustersConfigDump")
+    counts = _endpoint_counts(dump)
+    t = table("CLUSTER", "TYPE", "ENDPOINTS", "STATE", "VERSION")
+    groups = (
+        ("static_clusters", "static"),
+        ("dynamic_active_clusters", "active"),
+        ("dynamic_warming_clusters", "warming"),
+    )
+    for group, state in groups:
+        for entry in section.get(group) or ():
+            c = entry.get("cluster") or {}
+            name = str(c.get("name", ""))
+            eds_name = (c.get("eds_cluster_config") or {}).get("service_name") or name
+            if "load_assignment" in c:
+                n = sum(
+                    len(g.get("lb_endpoints") or ())
+                    for g in c["load_assignment"].get("endpoints") or ()
+                )
+            else:
+                n = counts.get(eds_name, 0)
+            kind = _cluster_type(c)
+            count = str(n) if kind in ("EDS", "STATIC") or n else "-"
+            t.add_row(name, kind, count, state, str(entry.get("version_info") or "-"))
+    return t
+
+
+def _address(address: Mapping[str, Any] | None) -> str:
+    sock = (address or {}).get("socket_address") or {}
+    if sock:
+        return f"{sock.get('address', '')}:{sock.get('port_value', 0)}"
+    pipe = (address or {}).get("pipe") or {}
+    return str(pipe.get("path", "-"))
+
+
+def _route_names(listener: Mapping[str, Any]) -> list[str]:
+    names = []
+    for chain in listener.get("filter_chains") or ():
+        for f in chain.get("filters") or ():
+            cfg = f.get("typed_config") or {}
+            rds = (cfg.get("rds") or {}).get("route_config_name")
+            if rds and rds not in names:
+                names.append(str(rds))
+            inline = (cfg.get("route_config") or {}).get("name")
+            if inline and f"{inline} (inline)" not in names:
+                names.append(f"{inline} (inline)")
+    return names
+
+
+def listeners_table(dump: Mapping[str, Any]) -> Table:
+    """LISTENER, ADDRESS, CHAINS (filter chains), ROUTES (RDS names), STATE, VERSION."""
+    section = dump_section(dump, "ListenersConfigDump")
+    t = table("LISTENER", "ADDRESS", "CHAINS", "ROUTES", "STATE", "VERSION")
+    rows: list[tuple[Mapping[str, Any], str, str]] = []
+    for entry in section.get("static_listeners") or ():
+        rows.append((entry.get("listener") or {}, "static", "-"))
+    for entry in section.get("dynamic_listeners") or ():
+        for key, state in (("active_state", "active"), ("warming_state", "warming")):
+            s = entry.get(key)
+            if s:
+                rows.append((s.get("listener") or {}, state, str(s.get("version_info") or "-")))
+        if entry.get("error_state"):
+            failure = entry["error_state"].get("details", "")
+            rows.append(({"name": entry.get("name")}, f"error: {failure}", "-"))
+    for listener, state, version in rows:
+        t.add_row(
+            str(listener.get("name", "")),
+            _address(listener.get("address")),
+            str(len(listener.get("filter_chains") or ())),
+            _join(_route_names(listener)),
+            styled(state) if state != "active" else state,
+            version,
+        )
+    return t
+
+
+def routes_table(dump: Mapping[str, Any], *, max_domains: int = 4) -> Table:
+    """ROUTE CONFIG, VIRTUAL HOST, DOMAINS (the first few), ROUTES (count)."""
+    section = dump_section(dump, "RoutesConfigDump")
+    t = table("ROUTE CONFIG", "VIRTUAL HOST", "DOMAINS", "ROUTES")
+    configs = [e.get("route_config") or {} for e in section.get("static_route_configs") or ()]
+    configs += [e.get("route_config") or {} for e in section.get("dynamic_route_configs") or ()]
+    for rc in configs:
+        for vh in rc.get("virtual_hosts") or ():
+            domains = [str(d) for d in vh.get("domains") or ()]
+            shown = ", ".join(domains[:max_domains])
+            if len(domains) > max_domains:
+                shown += f" +{len(domains) - max_domains} more"
+            t.add_row(
+                str(rc.get("name", "")),
+                str(vh.get("name", "")),
+                shown or "-",
+                str(len(vh.get("routes") or ())),
+            )
+    return t
+
+
+_FAILURE_FLAGS = {
+    "failed_active_health_check": "active health check",
+    "failed_outlier_check": "outlier",
+    "failed_active_degraded_check": "degraded",
+    "pending_dynamic_removal": "pending removal",
+    "pending_active_hc": "pending health check",
+    "excluded_via_immediate_hc_fail": "immediate hc fail",
+    "active_hc_timeout": "health check timeout",
+}
+
+
+def _health(status: Mapping[str, Any]) -> str:
+    failed = [why for flag, why in _FAILURE_FLAGS.items() if status.get(flag)]
+    if failed:
+        return f"UNHEALTHY ({', '.join(failed)})"
+    return str(status.get("eds_health_status") or "HEALTHY")
+
+
+def endpoints_table(clusters: Mapping[str, Any]) -> Table:
+    """From Envoy's /clusters?format=json: CLUSTER, ENDPOINT, HEALTH, WEIGHT, LOCALITY."""
+    t = table("CLUSTER", "ENDPOINT", "HEALTH", "WEIGHT", "LOCALITY")
+    for c in clusters.get("cluster_statuses") or ():
+        for h in c.get("host_statuses") or ():
+            health = _health(h.get("health_status") or {})
+            loc = h.get("locality") or {}
+            locality = "/".join(str(loc[k]) for k in ("region", "zone", "sub_zone") if loc.get(k))
+            t.add_row(
+                str(c.get("name", "")),
+                _address(h.get("address")),
+                Text(health, style="green" if health == "HEALTHY" else "red"),
+                str(h.get("weight", 1)),
+                locality or "-",
+            )
+    return t

@@ -1,0 +1,288 @@
+"""The control plane's HTTP API (aiohttp, on the control plane's own event loop).
+
+Every request carries `Authorization: Bearer TOKEN`; answers are JSON, errors too
+(`{"error": ...}` or, for config, `{"errors": [...]}` with one line per problem).
+
+    GET    /api/v1/status                          resources, config errors, proxies, instances
+    GET    /api/v1/resources?kind=&namespace=&name=
+    POST   /api/v1/apply?source=NAME               YAML body; all or nothing
+    POST   /api/v1/delete?source=NAME              YAML body; deletes those resources
+    DELETE /api/v1/resources/{kind}/{namespace}/{name}
+    GET    /api/v1/proxies                         connected proxies and their xDS sync state
+    GET    /api/v1/analyze                         findings of `model.analyze`
+    PUT    /api/v1/instances/{id}                  register a live instance (JSON body)
+    DELETE /api/v1/instances/{id}
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from amimesh.config.store import API_SOURCE, Key
+from amimesh.controlplane import api_json, api_kinds
+from amimesh.model import analyze
+from amimesh.resources import ParseResult, parse_documents
+
+if TYPE_CHECKING:
+    from amimesh.controlplane.server import ControlPlane
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/api/v1"
+MAX_BODY = 32 * 1024 * 1024
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, indent=1))
+
+
+def _errors(errors: list[str], status: int = 400, **extra: Any) -> web.Response:
+    return _json({**extra, "errors": errors}, status)
+
+
+def _auth_middleware(token: str) -> Any:
+    expected = f"Bearer {token}".encode()
+
+    @web.middleware
+    async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+        given = request.headers.get("Authorization", "").encode()
+        if not hmac.compare_digest(given, expected):
+            return web.json_response(
+                {"error": "unauthorized: send Authorization: Bearer <token of the mesh>"},
+                status=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        try:
+            return await handler(request)
+        except web.HTTPException as err:
+            if err.status < 400:
+                raise
+            return web.json_response({"error": err.reason}, status=err.status)
+
+    return auth
+
+
+class Api:
+    """The request handlers, over one control plane."""
+
+    def __init__(self, cp: ControlPlane) -> None:
+        self.cp = cp
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get(f"{PREFIX}/status", self.status),
+            web.get(f"{PREFIX}/resources", self.list_resources),
+            web.post(f"{PREFIX}/apply", self.apply),
+            web.post(f"{PREFIX}/delete", self.delete_documents),
+            web.delete(f"{PREFIX}/resources/{{kind}}/{{namespace}}/{{name}}", self.delete_one),
+            web.get(f"{PREFIX}/proxies", self.proxies),
+            web.get(f"{PREFIX}/analyze", self.analyze),
+            web.put(f"{PREFIX}/instances/{{id}}", self.put_instance),
+            web.delete(f"{PREFIX}/instances/{{id}}", self.delete_instance),
+        ]
+
+    # --- reading -----------------------------------------------------------------------
+
+    async def status(self, request: web.Request) -> web.Response:
+        store = self.cp.store
+        return _json(
+            {
+                "resources": len(store.resources()),
+                "config_errors": [str(e) for e in store.errors()],
+                "proxies": self._proxies(),
+                "instances": self._instances(),
+            }
+        )
+
+    def _proxies(self) -> list[dict[str, Any]]:
+        by_id = {p.id: p for p in self.cp.xds.proxies()}
+        return [api_json.proxy_json(s, by_id.get(s.proxy_id)) for s in self.cp.xds.status()]
+
+    def _instances(self) -> list[dict[str, Any]]:
+        runtime = self.cp.runtime_status
+        if runtime is not None:
+            try:
+                return list(runtime())
+            except Exception:
+                log.exception("runtime status failed; showing registered instances")
+        instances = sorted(self.cp.store.instances(), key=lambda i: (i.namespace, i.id))
+        return [api_json.instance_json(i) for i in instances]
+
+    async def proxies(self, request: web.Request) -> web.Response:
+        return _json({"proxies": self._proxies()})
+
+    async def list_resources(self, request: web.Request) -> web.Response:
+        q = request.query
+        group_kind = None
+        if q.get("kind"):
+            try:
+                group_kind = api_kinds.resolve(q["kind"])
+            except api_kinds.UnknownKindName as err:
+                return _errors([str(err)])
+        store = self.cp.store
+        items = []
+        for r in sorted(store.resources(), key=lambda r: r.key):
+            if group_kind is not None and (r.API_GROUP, r.kind) != group_kind:
+                continue
+            if q.get("namespace") and r.namespace != q["namespace"]:
+                continue
+            if q.get("name") and r.name != q["name"]:
+                continue
+            items.append(api_json.resource_json(r, store.source_of(r.key)))
+        return _json({"kind": group_kind[1] if group_kind else None, "items": items})
+
+    async def analyze(self, request: web.Request) -> web.Response:
+        store = self.cp.store
+        findings = []
+        for f in analyze.analyze(self.cp.snapshot):
+            findings.append({**f.to_dict(), "source": store.source_of(f.key)})
+        return _json({"findings": findings})
+
+    # --- writing -----------------------------------------------------------------------
+
+    async def _parse(self, request: web.Request) -> tuple[str, ParseResult]:
+        source = request.query.get("source") or "request"
+        text = await request.text()
+        return source, parse_documents(text, source)
+
+    async def apply(self, request: web.Request) -> web.Response:
+        source, result = await self._parse(request)
+        if result.ok and not result.resources:
+            return _errors([f"{source}: no resources to apply"])
+        store = self.cp.store
+        actions = []
+        for r in result.resources:
+            before = store.get(r.key)
+            if before is None:
+                actions.append("created")
+            elif before == r and store.source_of(r.key) == API_SOURCE:
+                actions.append("unchanged")
+            else:
+                actions.append("configured")
+        errors = store.apply(result)
+        if errors:
+            return _errors([str(e) for e in errors])
+        refs = [r.ref for r in result.resources]
+        results = [{"resource": ref, "action": a} for ref, a in zip(refs, actions, strict=True)]
+        log.info("applied from %s: %s", source, ", ".join(refs))
+        return _json({"applied": refs, "results": results})
+
+    def _delete(self, keys: list[Key]) -> tuple[int, dict[str, Any]]:
+        store = self.cp.store
+        gone = set(store.delete(keys))
+        deleted, notes, errors, status = [], [], [], 200
+        for key in keys:
+            ref = "/".join(key)
+            source = store.source_of(key)
+            if key in gone:
+                deleted.append(ref)
+                if source is not None:
+                    notes.append(f"{ref}: the version in {source} is in force again")
+            elif source is not None:
+                errors.append(
+                    f"{ref} is defined in {source}: it cannot be deleted through the API; "
+                    "edit or remove that file"
+                )
+                status = 409
+            else:
+                errors.append(f"{ref} not found")
+                status = 404 if status == 200 else status
+        if deleted:
+            log.info("deleted: %s", ", ".join(deleted))
+        return status, {"deleted": deleted, "notes": notes, "errors": errors}
+
+    async def delete_documents(self, request: web.Request) -> web.Response:
+        _source, result = await self._parse(request)
+        if not result.ok:
+            return _errors([str(e) for e in result.errors])
+        status, body = self._delete([r.key for r in result.resources])
+        return _json(body, status)
+
+    async def delete_one(self, request: web.Request) -> web.Response:
+        m = request.match_info
+        try:
+            _group, kind = api_kinds.resolve(m["kind"])
+        except api_kinds.UnknownKindName as err:
+            return _errors([str(err)])
+        status, body = self._delete([(kind, m["namespace"], m["name"])])
+        return _json(body, status)
+
+    async def put_instance(self, request: web.Request) -> web.Response:
+        instance_id = request.match_info["id"]
+        try:
+            data = json.loads(await request.text())
+        except ValueError as err:
+            return _errors([f"body: not JSON: {err}"])
+        try:
+            instance = api_json.instance_from_json(instance_id, data)
+        except api_json.BadBody as err:
+            return _errors(err.errors)
+        self.cp.store.register_instance(instance)
+        return _json({"instance": api_json.instance_json(instance)})
+
+    async def delete_instance(self, request: web.Request) -> web.Response:
+        instance_id = request.match_info["id"]
+        if not any(i.id == instance_id for i in self.cp.store.instances()):
+            return _errors([f"instance {instance_id} not found"], 404)
+        self.cp.store.deregister_instance(instance_id)
+        return _json({"deregistered": instance_id})
+
+
+def make_app(cp: ControlPlane, token: str) -> web.Application:
+    """The API application (for a runner, or aiohttp's test client)."""
+    if not token:
+        raise ValueError("the HTTP API needs a token")
+    app = web.Application(middlewares=[_auth_middleware(token)], client_max_size=MAX_BODY)
+    app.add_routes(Api(cp).routes())
+    return app
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class ApiServer:
+    """Serves `make_app` on a host and port until stopped."""
+
+    def __init__(self, cp: ControlPlane, token: str) -> None:
+        self._app = make_app(cp, token)
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        """Listen on `host:port` (0 picks a free port); returns the bound port."""
+        if not is_loopback(host):
+            log.warning("HTTP API on %s is reachable off this host, without TLS", host)
+        # A short shutdown: clients of the API make quick requests, none long-lived.
+        runner = web.AppRunner(
+            self._app, access_log=None, handle_signals=False, shutdown_timeout=1.0
+        )
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, host, port).start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        self.port = int(runner.addresses[0][1])
+        log.info("HTTP API listening on %s:%d", host, self.port)
+        return self.port
+
+    async def stop(self) -> None:
+        runner, self._runner = self._runner, None
+        self.port = 0
+        if runner is not None:
+            await runner.cleanup()

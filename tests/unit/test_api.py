@@ -1,0 +1,403 @@
+"""The control plane's HTTP API through aiohttp's test client (and once on a real port)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import test_utils
+
+from amimesh.controlplane.api import make_app
+from amimesh.controlplane.server import ControlPlane, ControlPlaneConfig
+from amimesh.model.proxy import Proxy
+from amimesh.resources import parse_documents
+from amimesh.translate.built import CLUSTER
+from amimesh.xds import AdsClient
+
+TOKEN = "s3cret-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+REVIEWS = """
+apiVersion: v1
+kind: Service
+metadata: {name: reviews}
+spec:
+  selector: {app: reviews}
+  ports: [{name: http, port: 9080}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http: [{route: [{destination: {host: reviews, subset: v1}}]}]
+"""
+
+BROKEN = """
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: ratings}
+spec:
+  host: ratings
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: broken}
+spec:
+  hosts: [ratings]
+  http:
+    - route:
+        - destination: {host: ratings}
+          weight: -5
+"""
+
+
+@pytest.fixture
+async def cp() -> ControlPlane:
+    return ControlPlane(ControlPlaneConfig(debounce_s=0.01))
+
+
+@pytest.fixture
+async def client(cp: ControlPlane) -> AsyncIterator[test_utils.TestClient[Any, Any]]:
+    c = test_utils.TestClient(test_utils.TestServer(make_app(cp, TOKEN)))
+    await c.start_server()
+    try:
+        yield c
+    finally:
+        await c.close()
+
+
+Client = test_utils.TestClient[Any, Any]
+
+
+async def call(
+    client: Client, method: str, path: str, *, status: int = 200, **kwargs: Any
+) -> dict[str, Any]:
+    async with client.request(method, path, headers=AUTH, **kwargs) as resp:
+        body: dict[str, Any] = await resp.json()
+        assert resp.status == status, body
+        assert resp.content_type == "application/json"
+        return body
+
+
+# --- auth ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}, {"Authorization": "Basic x"}],
+)
+async def test_every_request_needs_the_token(client: Client, headers: Mapping[str, str]) -> None:
+    for method, path in [("GET", "/api/v1/status"), ("POST", "/api/v1/apply"), ("GET", "/nope")]:
+        async with client.request(method, path, headers=headers, data="x") as resp:
+            assert resp.status == 401
+            assert resp.headers["WWW-Authenticate"] == "Bearer"
+            assert "unauthorized" in (await resp.json())["error"]
+
+
+async def test_errors_are_json(client: Client) -> None:
+    assert await call(client, "GET", "/api/v1/nope", status=404) == {"error": "Not Found"}
+    body = await call(client, "GET", "/api/v1/apply", status=405)
+    assert body == {"error": "Method Not Allowed"}
+
+
+def test_a_token_is_required() -> None:
+    with pytest.raises(ValueError, match="api_token is required"):
+        ControlPlaneConfig(api_port=0)
+    with pytest.raises(ValueError, match="token"):
+        make_app(ControlPlane(ControlPlaneConfig()), "")
+
+
+# --- apply, get, delete ----------------------------------------------------------------
+
+
+async def test_apply_then_get(client: Client, cp: ControlPlane) -> None:
+    body = await call(client, "POST", "/api/v1/apply?source=shop/reviews.yaml", data=REVIEWS)
+    assert body["applied"] == ["Service/default/reviews", "VirtualService/default/reviews"]
+    assert [r["action"] for r in body["results"]] == ["created", "created"]
+    assert cp.store.get(("Service", "default", "reviews")) is not None
+
+    again = await call(client, "POST", "/api/v1/apply", data=REVIEWS)
+    assert [r["action"] for r in again["results"]] == ["unchanged", "unchanged"]
+    changed = await call(client, "POST", "/api/v1/apply", data=REVIEWS.replace("9080", "9081"))
+    assert [r["action"] for r in changed["results"]] == ["configured", "unchanged"]
+
+    for kind in ("vs", "VirtualService", "virtualservices", "virtualservice.networking.istio.io"):
+        got = await call(client, "GET", "/api/v1/resources", params={"kind": kind})
+        assert got["kind"] == "VirtualService"
+        assert got["items"] == [
+            {
+                "apiVersion": "networking.istio.io/v1",
+                "kind": "VirtualService",
+                "metadata": {"name": "reviews", "namespace": "default"},
+                "spec": {
+                    "hosts": ["reviews"],
+                    "http": [{"route": [{"destination": {"host": "reviews", "subset": "v1"}}]}],
+                },
+                "source": "api",
+            }
+        ]
+    svc = await call(client, "GET", "/api/v1/resources?kind=svc&name=reviews&namespace=default")
+    assert svc["items"][0]["spec"]["ports"] == [{"name": "http", "port": 9081}]
+    none = await call(client, "GET", "/api/v1/resources?kind=svc&namespace=other")
+    assert none["items"] == []
+    everything = await call(client, "GET", "/api/v1/resources")
+    assert [i["kind"] for i in everything["items"]] == ["Service", "VirtualService"]
+
+
+async def test_bad_yaml_is_400_with_precise_errors_and_applies_nothing(
+    client: Client, cp: ControlPlane
+) -> None:
+    body = await call(client, "POST", "/api/v1/apply?source=bad.yaml", data=BROKEN, status=400)
+    assert body == {
+        "errors": [
+            "bad.yaml: document 1 (line 8): VirtualService/default/broken: "
+            "spec.http[0].route[0].weight: must be at least 0, got -5"
+        ]
+    }
+    assert cp.store.resources() == []  # the valid DestinationRule was not applied either
+
+    syntax = await call(client, "POST", "/api/v1/apply?source=s.yaml", data="a: [b", status=400)
+    assert len(syntax["errors"]) == 1 and syntax["errors"][0].startswith("s.yaml: ")
+
+    empty = await call(client, "POST", "/api/v1/apply?source=e.yaml", data="", status=400)
+    assert empty == {"errors": ["e.yaml: no resources to apply"]}
+
+
+async def test_unknown_kind(client: Client) -> None:
+    body = await call(client, "GET", "/api/v1/resources?kind=frobs", status=400)
+    (error,) = body["errors"]
+    assert error.startswith('unknown kind "frobs"; known kinds: DestinationRule, ')
+    await call(client, "DELETE", "/api/v1/resources/frobs/default/x", status=400)
+
+
+async def test_delete_by_documents_and_by_name(client: Client, cp: ControlPlane) -> None:
+    await call(client, "POST", "/api/v1/apply", data=REVIEWS)
+    body = await call(client, "POST", "/api/v1/delete?source=r.yaml", data=REVIEWS)
+    assert body == {
+        "deleted": ["Service/default/reviews", "VirtualService/default/reviews"],
+        "notes": [],
+        "errors": [],
+    }
+    assert cp.store.resources() == []
+    again = await call(client, "POST", "/api/v1/delete", data=REVIEWS, status=404)
+    assert again["errors"] == [
+        "Service/default/reviews not found",
+        "VirtualService/default/reviews not found",
+    ]
+    await call(client, "POST", "/api/v1/delete", data=BROKEN, status=400)
+
+    await call(client, "POST", "/api/v1/apply", data=REVIEWS)
+    one = await call(client, "DELETE", "/api/v1/resources/vs/default/reviews")
+    assert one["deleted"] == ["VirtualService/default/reviews"]
+    await call(client, "DELETE", "/api/v1/resources/vs/default/reviews", status=404)
+
+
+async def test_resources_from_files_cannot_be_deleted(client: Client, cp: ControlPlane) -> None:
+    cp.store.set_source("shop/reviews.yaml", parse_documents(REVIEWS, "shop/reviews.yaml"))
+    body = await call(client, "DELETE", "/api/v1/resources/svc/default/reviews", status=409)
+    assert body["errors"] == [
+        "Service/default/reviews is defined in shop/reviews.yaml: it cannot be deleted "
+        "through the API; edit or remove that file"
+    ]
+    # An applied resource overrides the file's; deleting it brings the file's back.
+    await call(client, "POST", "/api/v1/apply", data=REVIEWS.replace("9080", "9999"))
+    got = await call(client, "GET", "/api/v1/resources?kind=service")
+    assert got["items"][0]["source"] == "api"
+    body = await call(client, "DELETE", "/api/v1/resources/Service/default/reviews")
+    assert body["notes"] == [
+        "Service/default/reviews: the version in shop/reviews.yaml is in force again"
+    ]
+    got = await call(client, "GET", "/api/v1/resources?kind=service")
+    assert got["items"][0]["source"] == "shop/reviews.yaml"
+
+
+# --- status, instances, analyze ----------------------------------------------------------
+
+
+async def test_status_counts_resources_and_lists_config_errors(
+    client: Client, cp: ControlPlane
+) -> None:
+    cp.store.set_source("shop/reviews.yaml", parse_documents(REVIEWS, "shop/reviews.yaml"))
+    cp.store.set_source("shop/bad.yaml", parse_documents(BROKEN, "shop/bad.yaml"))
+    body = await call(client, "GET", "/api/v1/status")
+    assert body == {
+        "resources": 2,
+        "config_errors": [
+            "shop/bad.yaml: document 1 (line 8): VirtualService/default/broken: "
+            "spec.http[0].route[0].weight: must be at least 0, got -5"
+        ],
+        "proxies": [],
+        "instances": [],
+    }
+
+
+async def test_instances_register_and_deregister(client: Client, cp: ControlPlane) -> None:
+    cp.store.set_source("r.yaml", parse_documents(REVIEWS, "r.yaml"))
+    put = {
+        "workload": "reviews-v1",
+        "labels": {"app": "reviews", "version": "v1"},
+        "ports": {"9080": 15123},
+        "port_names": {"http": 9080},
+    }
+    body = await call(client, "PUT", "/api/v1/instances/reviews-v1-0", json=put)
+    assert body["instance"]["ports"] == {"9080": 15123}
+    (instance,) = cp.store.instances()
+    assert (instance.id, instance.ports, instance.ready) == ("reviews-v1-0", {9080: 15123}, True)
+    host = ("reviews.default.svc.cluster.local", 9080)
+    assert [e.port for e in cp.snapshot.endpoints[host]] == [15123]
+
+    status = await call(client, "GET", "/api/v1/status")
+    assert status["instances"] == [
+        {
+            "instance": "reviews-v1-0",
+            "workload": "reviews-v1",
+            "namespace": "default",
+            "pid": None,
+            "state": "ready",
+            "ready": True,
+            "restarts": 0,
+            "since": None,
+            "labels": {"app": "reviews", "version": "v1"},
+            "address": "127.0.0.1",
+            "ports": {"9080": 15123},
+        }
+    ]
+
+    await call(client, "DELETE", "/api/v1/instances/reviews-v1-0")
+    assert cp.store.instances() == []
+    await call(client, "DELETE", "/api/v1/instances/reviews-v1-0", status=404)
+
+
+async def test_bad_instance_bodies(client: Client) -> None:
+    body = await call(
+        client,
+        "PUT",
+        "/api/v1/instances/x",
+        json={"ports": {"http": 70000}, "colour": "red"},
+        status=400,
+    )
+    assert body["errors"] == [
+        "workload: Field required",
+        "ports.http.[key]: Input should be a valid integer, unable to parse string as an integer",
+        "ports.http: Input should be less than or equal to 65535",
+        "colour: Extra inputs are not permitted",
+    ]
+    body = await call(client, "PUT", "/api/v1/instances/x", data="{", status=400)
+    assert body["errors"][0].startswith("body: not JSON: ")
+
+
+async def test_status_takes_instances_from_the_runtime(client: Client, cp: ControlPlane) -> None:
+    row = {
+        "workload": "reviews-v1",
+        "namespace": "default",
+        "instance": "reviews-v1-0",
+        "pid": 4242,
+        "state": "backoff",
+        "ready": False,
+        "restarts": 3,
+        "since": 1700000000.0,
+    }
+    cp.runtime_status = lambda: [row]
+    assert (await call(client, "GET", "/api/v1/status"))["instances"] == [row]
+
+
+async def test_analyze_gives_findings_with_their_source(client: Client, cp: ControlPlane) -> None:
+    cp.store.set_source("shop/reviews.yaml", parse_documents(REVIEWS, "shop/reviews.yaml"))
+    body = await call(client, "GET", "/api/v1/analyze")
+    assert [(f["code"], f["resource"], f["source"]) for f in body["findings"]] == [
+        ("AMI0301", "Service/default/reviews", "shop/reviews.yaml"),
+        ("AMI0102", "VirtualService/default/reviews", "shop/reviews.yaml"),
+    ]
+    assert body["findings"][1]["field"] == "spec.http[0].route[0].destination.subset"
+
+
+# --- a real port, a connected proxy ------------------------------------------------------
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[ControlPlane]:
+    cp = ControlPlane(ControlPlaneConfig(debounce_s=0.01, api_port=0, api_token=TOKEN))
+    await cp.start()
+    try:
+        yield cp
+    finally:
+        await cp.stop()
+    assert cp.api_port == 0
+
+
+async def test_proxies_show_sync_state_admin_port_and_nacks(served: ControlPlane) -> None:
+    cp = served
+    assert cp.api_port > 0
+    cp.store.apply(parse_documents(REVIEWS, "r.yaml"))
+    proxy = Proxy(id="client.default", workload="client", outbound_port=15001, admin_port=15000)
+
+    def reject(type_url: str, resources: Mapping[str, Any]) -> str | None:
+        bad = type_url == CLUSTER and any("ratings" in name for name in resources)
+        return "cluster ratings: bad config" if bad else None
+
+    ads = AdsClient(f"127.0.0.1:{cp.xds_port}", proxy.id, metadata=proxy.metadata(), reject=reject)
+    await ads.start()
+    base = f"http://127.0.0.1:{cp.api_port}/api/v1"
+    try:
+        async with aiohttp.ClientSession(headers=AUTH) as http:
+            async with asyncio.timeout(5):
+                await cp.xds.wait_synced(proxies=1)
+            async with http.get(f"{base}/proxies") as resp:
+                (p,) = (await resp.json())["proxies"]
+            assert (p["id"], p["workload"], p["admin_port"], p["mode"]) == (
+                "client.default",
+                "client",
+                15000,
+                "sotw",
+            )
+            assert p["synced"] is True
+            assert {t: v["state"] for t, v in p["types"].items()} == {
+                "CDS": "SYNCED",
+                "EDS": "SYNCED",
+                "LDS": "SYNCED",
+                "RDS": "SYNCED",
+            }
+
+            ratings = REVIEWS.replace("reviews", "ratings")
+            async with http.post(f"{base}/apply", data=ratings) as resp:
+                assert resp.status == 200
+            async with asyncio.timeout(5):
+                await cp.xds.wait_synced(proxies=1, accept_nacks=True)
+            async with http.get(f"{base}/status") as resp:
+                (p,) = (await resp.json())["proxies"]
+            cds = p["types"]["CDS"]
+            assert (p["synced"], cds["state"], cds["rejected"]) == (False, "NACK", True)
+            assert cds["last_nack"]["message"] == "cluster ratings: bad config"
+            assert cds["acked_version"] != cds["sent_version"]
+    finally:
+        await ads.stop()
+
+
+def test_kind_names() -> None:
+    from amimesh.controlplane import api_kinds
+
+    assert [api_kinds.plural(k) for k in ("WorkloadEntry", "Gateway", "Ingress", "Policy")] == [
+        "workloadentries",
+        "gateways",
+        "ingresses",
+        "policies",
+    ]
+    for name, kind in [
+        ("vs", "VirtualService"),
+        ("DR", "DestinationRule"),
+        ("se", "ServiceEntry"),
+        ("we", "WorkloadEntry"),
+        ("workloadentries", "WorkloadEntry"),
+        ("svc", "Service"),
+        ("Services", "Service"),
+        ("workloads", "Workload"),
+        ("wl", "Workload"),
+        ("destinationrule.networking.istio.io", "DestinationRule"),
+    ]:
+        assert api_kinds.resolve(name)[1] == kind, name
+    with pytest.raises(api_kinds.UnknownKindName, match='unknown kind "pods"'):
+        api_kinds.resolve("pods")
