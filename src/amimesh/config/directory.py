@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 
 import watchfiles
@@ -23,25 +23,46 @@ SOURCE_PREFIX = "file:"
 SUFFIXES = (".yaml", ".yml")
 
 
-def yaml_files(root: Path) -> list[Path]:
-    """The YAML files under `root` (or `root` itself), sorted, hidden ones skipped."""
+def yaml_files(root: Path, exclude_dirs: Collection[str] = ()) -> list[Path]:
+    """The YAML files under `root` (or `root` itself), sorted, hidden ones skipped, and
+    those under a directory named in `exclude_dirs` (at any depth below `root`)."""
     if root.is_file():
         return [root]
-    return files.yaml_files(root)
+    return [p for p in files.yaml_files(root) if not _excluded(p, root, exclude_dirs)]
+
+
+def _excluded(path: Path, root: Path, exclude_dirs: Collection[str]) -> bool:
+    if not exclude_dirs:
+        return False
+    try:
+        parents = path.relative_to(root).parts[:-1]
+    except ValueError:
+        return False
+    return any(part in exclude_dirs for part in parents)
 
 
 class DirectorySource:
-    def __init__(self, store: Store, root: Path, *, debounce_ms: int = 50) -> None:
+    """`exclude_dirs`: names of directories whose files are not config (e.g. `tasks`)."""
+
+    def __init__(
+        self,
+        store: Store,
+        root: Path,
+        *,
+        debounce_ms: int = 50,
+        exclude_dirs: Collection[str] = (),
+    ) -> None:
         self._store = store
         self._root = root
         self._debounce_ms = debounce_ms
+        self._exclude = frozenset(exclude_dirs)
 
     def _source(self, path: Path) -> str:
         return SOURCE_PREFIX + str(path)
 
     def sync(self) -> list[ConfigError]:
         """Load every file now, drop sources for files that are gone; returns all errors."""
-        present = yaml_files(self._root)
+        present = yaml_files(self._root, self._exclude)
         wanted = {self._source(p) for p in present}
         for source in self._store.sources():
             if source.startswith(SOURCE_PREFIX) and source not in wanted:
@@ -66,6 +87,8 @@ class DirectorySource:
         errors: list[ConfigError] = []
         for path in sorted(set(paths)):
             if path.suffix not in SUFFIXES or _hidden(path, self._root):
+                continue
+            if self._root.is_dir() and _excluded(path, self._root, self._exclude):
                 continue
             if path.is_file():
                 errors += self._store.set_source(self._source(path), load_path(path))

@@ -121,3 +121,18 @@ def find(mesh: str | None = None, root: Path | None = None) -> StateDir:
     raise FileNotFoundError(
         f"no mesh is running (nothing under {root}); start one with `ami up DIR`"
     )
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` exists (and, where /proc tells, is not a zombie)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True

@@ -1,0 +1,315 @@
+"""`ami agent`: run one instance (Envoy, then the app), the thin I/O shell of `machine`.
+
+The shell performs the machine's actions as tasks it owns (one per name: `envoy`,
+`app`, `probe`, `wait`, `stop-app`, `stop-envoy`), and each task feeds what happened
+back as an event. Reports go to `report` (stdout, one JSON line each, in `ami agent`).
+Nothing is restarted here: the runtime reads the reports and decides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import os
+import signal
+import sys
+from collections.abc import Callable, Coroutine, Mapping
+from pathlib import Path
+from typing import Any
+
+from amimesh.agent import config as agent_config
+from amimesh.agent import events, machine, probe
+from amimesh.agent.bootstrap import bootstrap, envoy_command, write_bootstrap
+from amimesh.agent.env import app_env
+from amimesh.agent.machine import Event
+from amimesh.agent.process import Child
+
+log = logging.getLogger(__name__)
+
+ENVOY_READY_TIMEOUT_S = 30.0
+ENVOY_STOP_TIMEOUT_S = 5.0
+# Until the first success, probe this often (at most every periodSeconds), so that an
+# instance takes traffic as soon as it answers.
+STARTUP_PROBE_PERIOD_S = 0.1
+
+
+class Agent:
+    def __init__(
+        self,
+        config: agent_config.AgentConfig,
+        *,
+        report: Callable[[dict[str, Any]], None],
+        environ: Mapping[str, str],
+        python_bin: str,
+    ) -> None:
+        self.config = config
+        app = config.app
+        self.machine = machine.Machine(
+            has_app=app is not None,
+            has_probe=app is not None and app.probe is not None,
+            grace_s=config.grace_s,
+            failure_threshold=app.probe.failure_threshold if app and app.probe else 3,
+        )
+        self._report = report
+        self._environ = environ
+        self._python_bin = python_bin
+        self._events: asyncio.Queue[Event] = asyncio.Queue()
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._ending: set[asyncio.Task[None]] = set()
+        self.envoy: Child | None = None
+        self.app: Child | None = None
+
+    def post(self, event: Event) -> None:
+        """Feed an event (from a signal handler, a task or a test)."""
+        self._events.put_nowait(event)
+
+    async def run(self) -> int:
+        """Run until the machine exits; returns the agent's exit code."""
+        try:
+            actions = self.machine.start()
+            while True:
+                for action in actions:
+                    code = self._do(action)
+                    if code is not None:
+                        return code
+                actions = self.machine.handle(await self._events.get())
+        finally:
+            await self._close()
+
+    # --- actions -----------------------------------------------------------------------
+
+    def _do(self, action: machine.Action) -> int | None:
+        match action:
+            case machine.Report(event=event):
+                log.info("%s: %s", self.config.proxy.id, event)
+                self._report(event)
+            case machine.StartEnvoy():
+                self._own("envoy", self._start_envoy())
+            case machine.StartApp():
+                self._own("app", self._start_app())
+            case machine.StartProbing():
+                self._own("probe", self._probe_loop())
+            case machine.StopProbing():
+                self._cancel("probe")
+            case machine.Wait(seconds=seconds):
+                self._own("wait", self._wait(seconds))
+            case machine.StopApp():
+                self._own("stop-app", self._stop_app())
+            case machine.StopEnvoy(drain=drain):
+                self._own("stop-envoy", self._stop_envoy(drain))
+            case machine.Exit(code=code):
+                return code
+        return None
+
+    def _own(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
+        self._cancel(name)
+        self._tasks[name] = asyncio.create_task(self._guard(name, coro), name=f"agent-{name}")
+
+    async def _guard(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
+        # A task that breaks must not leave the machine waiting for its event forever.
+        try:
+            await coro
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            log.exception("agent task %s failed", name)
+            self._recover(name, f"agent error: {e!r}")
+
+    def _recover(self, name: str, reason: str) -> None:
+        """Feed the event a broken task owed the machine, as best it can be told."""
+        if name == "envoy":
+            self.post(machine.EnvoyFailed(reason))
+        elif name == "app":
+            self.post(machine.AppFailed(reason))
+        elif name == "wait":
+            self.post(machine.GraceOver())
+        elif name == "stop-app" and self.app is not None:
+            self.app.kill()  # its exit reaches the machine through the `app` task
+        elif name == "stop-envoy":
+            if self.envoy is not None:
+                self.envoy.kill()
+            self.post(machine.EnvoyStopped())
+        else:
+            self.post(machine.Terminate())
+
+    def _cancel(self, name: str) -> asyncio.Task[None] | None:
+        task = self._tasks.pop(name, None)
+        if task is not None:
+            task.cancel()
+            self._ending.add(task)
+            task.add_done_callback(self._ending.discard)
+        return task
+
+    async def _close(self) -> None:
+        for name in list(self._tasks):
+            self._cancel(name)
+        # Children left by an error on the way are killed, never orphaned.
+        for child in (self.app, self.envoy):
+            if child is not None and child.returncode is None:
+                child.kill()
+                await child.wait()
+        # Every task's end is awaited: none outlives the agent.
+        await asyncio.gather(*self._ending, return_exceptions=True)
+
+    # --- Envoy -------------------------------------------------------------------------
+
+    async def _start_envoy(self) -> None:
+        cfg = self.config
+        path = Path(cfg.envoy.bootstrap)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_bootstrap(
+            path,
+            bootstrap(
+                cfg.proxy,
+                xds_host=cfg.xds.host,
+                xds_port=cfg.xds.port,
+                admin_port=cfg.proxy.admin_port,
+                delta=cfg.xds.delta,
+                locality=cfg.proxy.locality,
+            ),
+        )
+        argv = envoy_command(
+            path,
+            log_level=cfg.envoy.log_level,
+            drain_time_s=max(1, math.ceil(cfg.envoy.drain_s)),
+            concurrency=cfg.envoy.concurrency,
+        )
+        try:
+            self.envoy = await Child.spawn(argv, log=Path(cfg.envoy.log))
+        except OSError as e:
+            self.post(machine.EnvoyFailed(f"cannot run envoy: {e}"))
+            return
+        reason = await self._envoy_live(self.envoy)
+        if reason:
+            self.post(machine.EnvoyFailed(reason))
+            return
+        self.post(machine.EnvoyReady(self.envoy.pid))
+        self.post(machine.EnvoyExited(await self.envoy.wait()))
+
+    async def _envoy_live(self, envoy: Child) -> str:
+        """ "" once the admin `/ready` says LIVE, else why not."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + ENVOY_READY_TIMEOUT_S
+        while loop.time() < deadline:
+            if envoy.returncode is not None:
+                return f"envoy exited ({envoy.returncode}):\n{self._envoy_log_tail()}"
+            with contextlib.suppress(OSError, TimeoutError):
+                status, body = await probe.request(self.config.proxy.admin_port, "/ready")
+                if status == 200 and body.strip() == "LIVE":
+                    return ""
+            await asyncio.sleep(0.05)
+        return f"envoy not ready after {ENVOY_READY_TIMEOUT_S:g}s:\n{self._envoy_log_tail()}"
+
+    def _envoy_log_tail(self, lines: int = 10) -> str:
+        try:
+            text = Path(self.config.envoy.log).read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    async def _stop_envoy(self, drain: bool) -> None:
+        start = self._cancel("envoy")
+        if start is not None:
+            await asyncio.gather(start, return_exceptions=True)
+        envoy = self.envoy
+        if envoy is not None and envoy.returncode is None:
+            if drain:
+                with contextlib.suppress(OSError, TimeoutError):
+                    await probe.request(
+                        self.config.proxy.admin_port,
+                        "/drain_listeners?graceful",
+                        method="POST",
+                    )
+                await asyncio.sleep(self.config.envoy.drain_s)
+            await envoy.stop(ENVOY_STOP_TIMEOUT_S)
+        self.post(machine.EnvoyStopped())
+
+    # --- app ---------------------------------------------------------------------------
+
+    async def _start_app(self) -> None:
+        app = self.config.app
+        assert app is not None
+        env = app_env(self.config, self._environ, self._python_bin)
+        try:
+            self.app = await Child.spawn(app.command, log=Path(app.log), cwd=app.cwd, env=env)
+        except OSError as e:
+            self.post(machine.AppFailed(f"cannot run {app.command[0]!r} in {app.cwd}: {e}"))
+            return
+        self.post(machine.AppStarted(self.app.pid))
+        self.post(machine.AppExited(await self.app.wait()))
+
+    async def _stop_app(self) -> None:
+        assert self.config.app is not None
+        if self.app is not None:
+            await self.app.stop(self.config.app.stop_timeout_s)
+
+    async def _probe_loop(self) -> None:
+        assert self.config.app is not None and self.config.app.probe is not None
+        spec = self.config.app.probe
+        await asyncio.sleep(spec.initial_delay_s)
+        passed = False
+        while True:
+            ok = await probe.check(spec)
+            passed = passed or ok
+            self.post(machine.Probe(ok))
+            await asyncio.sleep(
+                spec.period_s if passed else min(STARTUP_PROBE_PERIOD_S, spec.period_s)
+            )
+
+    async def _wait(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        self.post(machine.GraceOver())
+
+
+# --- the `ami agent` process -----------------------------------------------------------
+
+
+def _stdout_report(event: dict[str, Any]) -> None:
+    with contextlib.suppress(BrokenPipeError):
+        sys.stdout.write(events.encode(event))
+        sys.stdout.flush()
+
+
+async def serve(config: agent_config.AgentConfig, *, parent_stdin: bool = False) -> int:
+    """Run the agent with reports on stdout; SIGTERM or SIGINT stop it gracefully, and so
+    does the end of stdin when `parent_stdin` (the parent died: nothing is orphaned)."""
+    agent = Agent(
+        config,
+        report=_stdout_report,
+        environ=os.environ,
+        python_bin=str(Path(sys.executable).parent),
+    )
+    loop = asyncio.get_running_loop()
+    stop_signals = (signal.SIGTERM, signal.SIGINT)
+    for sig in stop_signals:
+        loop.add_signal_handler(sig, agent.post, machine.Terminate())
+    stdin = sys.stdin.fileno()
+
+    def on_stdin() -> None:
+        try:
+            data = os.read(stdin, 4096)
+        except OSError:
+            data = b""
+        if not data:
+            loop.remove_reader(stdin)
+            agent.post(machine.Terminate())
+
+    if parent_stdin:
+        loop.add_reader(stdin, on_stdin)
+    try:
+        return await agent.run()
+    finally:
+        if parent_stdin:
+            loop.remove_reader(stdin)
+        for sig in stop_signals:
+            loop.remove_signal_handler(sig)
+
+
+def run(config_path: Path, *, parent_stdin: bool = False, log_level: str = "info") -> int:
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    config = agent_config.read(config_path)
+    return asyncio.run(serve(config, parent_stdin=parent_stdin))

@@ -1,0 +1,162 @@
+"""The agent's config file (`agent.json`): everything one instance's agent needs.
+
+The runtime decides every port and path and writes this file (mode 0600); the agent
+reads it and decides nothing that the runtime must know. Schema (version 1):
+
+    {
+      "version": 1,
+      "name": "web-0",                      # instance name: AMI_INSTANCE
+      "proxy": {                            # the `Proxy` the bootstrap describes
+        "id": "web-0.default", "kind": "sidecar", "workload": "web",
+        "namespace": "default", "labels": {"app": "web"}, "service_account": "default",
+        "address": "127.0.0.1", "outbound_port": 41001, "locality": "", "admin_port": 41002,
+        "inbound": [{"port": 8080, "listen_port": 41003, "app_port": 41004,
+                     "name": "http", "protocol": "HTTP"}],
+        "upstreams": [{"host": "catalog.default.svc.cluster.local", "port": 9090,
+                       "listen_port": 41005, "protocol": "GRPC"}],
+        "gateway_ports": []
+      },
+      "xds": {"host": "127.0.0.1", "port": 40999, "delta": true},
+      "envoy": {"bootstrap": ".../envoy.json", "log": ".../web-0.default.envoy.log",
+                "log_level": "warning", "concurrency": 2, "drain_s": 0.25},
+      "grace_s": 0.5,                       # not-ready → app stopped (proxies drop it)
+      "app": null | {                       # null: Envoy only (a gateway)
+        "command": ["python", "app.py"],    # Workload command + args
+        "env": {"GREETING": "hi"},          # the Workload's env, applied last
+        "cwd": "/abs/dir", "log": ".../web-0.default.log", "stop_timeout_s": 5.0,
+        "probe": null | {"kind": "http" | "tcp", "port": 41004, "path": "/health",
+                         "initial_delay_s": 0, "period_s": 1, "timeout_s": 1,
+                         "failure_threshold": 3}
+      }
+    }
+
+An app with no probe is ready as soon as it has started.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from amimesh.model.proxy import GatewayPort, InboundPort, Proxy, Upstream
+
+VERSION = 1
+
+
+@dataclass(frozen=True)
+class ProbeSpec:
+    """A readiness probe against the app's own port (not through Envoy), as kubelet's."""
+
+    kind: Literal["http", "tcp"]
+    port: int
+    path: str = "/"
+    initial_delay_s: float = 0.0
+    period_s: float = 1.0
+    timeout_s: float = 1.0
+    failure_threshold: int = 3
+
+
+@dataclass(frozen=True)
+class AppSpec:
+    command: tuple[str, ...]
+    cwd: str
+    log: str
+    env: Mapping[str, str] = field(default_factory=dict)
+    probe: ProbeSpec | None = None
+    stop_timeout_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class EnvoySpec:
+    bootstrap: str
+    log: str
+    log_level: str = "warning"
+    concurrency: int = 2
+    drain_s: float = 0.25
+
+
+@dataclass(frozen=True)
+class XdsSpec:
+    port: int
+    host: str = "127.0.0.1"
+    delta: bool = True
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    name: str
+    proxy: Proxy
+    xds: XdsSpec
+    envoy: EnvoySpec
+    app: AppSpec | None = None
+    grace_s: float = 0.5
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["proxy"]["labels"] = dict(self.proxy.labels)
+        if self.app is not None:
+            out["app"]["command"] = list(self.app.command)
+            out["app"]["env"] = dict(self.app.env)
+        return {"version": VERSION, **out}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> AgentConfig:
+        if data.get("version") != VERSION:
+            raise ValueError(f"agent config version {data.get('version')!r}, want {VERSION}")
+        app = data.get("app")
+        return cls(
+            name=str(data["name"]),
+            proxy=_proxy(data["proxy"]),
+            xds=XdsSpec(**data["xds"]),
+            envoy=EnvoySpec(**data["envoy"]),
+            app=_app(app) if app is not None else None,
+            grace_s=float(data.get("grace_s", 0.5)),
+        )
+
+
+def _proxy(d: Mapping[str, Any]) -> Proxy:
+    return Proxy(
+        id=d["id"],
+        kind=d.get("kind", "sidecar"),
+        workload=d.get("workload", ""),
+        namespace=d.get("namespace", "default"),
+        labels=dict(d.get("labels", {})),
+        service_account=d.get("service_account", "default"),
+        address=d.get("address", "127.0.0.1"),
+        outbound_port=int(d.get("outbound_port", 0)),
+        inbound=tuple(InboundPort(**p) for p in d.get("inbound", ())),
+        locality=d.get("locality", ""),
+        upstreams=tuple(Upstream(**u) for u in d.get("upstreams", ())),
+        gateway_ports=tuple(GatewayPort(**g) for g in d.get("gateway_ports", ())),
+        admin_port=int(d.get("admin_port", 0)),
+    )
+
+
+def _app(d: Mapping[str, Any]) -> AppSpec:
+    probe = d.get("probe")
+    return AppSpec(
+        command=tuple(d["command"]),
+        cwd=d["cwd"],
+        log=d["log"],
+        env=dict(d.get("env", {})),
+        probe=ProbeSpec(**probe) if probe is not None else None,
+        stop_timeout_s=float(d.get("stop_timeout_s", 5.0)),
+    )
+
+
+def write(path: Path, config: AgentConfig) -> Path:
+    """Write `config` as JSON, readable by its owner only (it names ports and paths)."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(config.to_json(), f, indent=1)
+    tmp.replace(path)
+    return path
+
+
+def read(path: Path) -> AgentConfig:
+    return AgentConfig.from_json(json.loads(path.read_text()))

@@ -1,0 +1,215 @@
+"""What to run for a Workload replica or the ingress gateway: an `InstanceSpec`.
+
+No processes here: ports come from the `allocate` callable, paths from the state dir,
+so each decision (names, ports, env-visible upstreams, probe, working directory) is a
+value that tests can check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from amimesh.agent.config import AgentConfig, AppSpec, EnvoySpec, ProbeSpec, XdsSpec
+from amimesh.model.proxy import GatewayPort, InboundPort, Proxy, Upstream
+from amimesh.model.snapshot import Instance, MeshService
+from amimesh.resources.workload import Probe, Workload
+from amimesh.runtime.policy import RestartPolicy
+from amimesh.runtime.state import StateDir
+
+Allocate = Callable[[], int]
+
+# Service port protocols that get a local upstream port (AMI_UPSTREAM_*): clients that
+# cannot use an HTTP proxy.
+UPSTREAM_PROTOCOLS = frozenset({"GRPC", "HTTP2", "TCP"})
+GATEWAY_LABELS: Mapping[str, str] = {"istio": "ingressgateway", "app": "istio-ingressgateway"}
+GATEWAY_WORKLOAD = "istio-ingressgateway"
+GATEWAY_NAMESPACE = "istio-system"
+# Until the first ready, a workload without a probe is checked this often for its port.
+DEFAULT_TCP_PERIOD_S = 1.0
+
+
+class PlanError(ValueError):
+    """A workload that cannot run as written (e.g. a probe on an undeclared port)."""
+
+
+@dataclass(frozen=True)
+class InstanceSpec:
+    """One process tree to supervise: an agent, its Envoy and (unless a gateway) its app."""
+
+    name: str  # web-0
+    namespace: str
+    workload: str
+    restart_policy: RestartPolicy
+    agent: AgentConfig
+    config_path: Path  # where agent.json goes
+    agent_log: Path  # the agent's own stderr
+    # What the control plane learns when the instance is ready; None for a gateway.
+    registration: Instance | None
+
+    @property
+    def id(self) -> str:
+        return self.agent.proxy.id
+
+
+def instance_id(name: str, namespace: str) -> str:
+    """`web-0` in `default` → `web-0.default` (the proxy id, as Istio's `pod.namespace`)."""
+    return f"{name}.{namespace}"
+
+
+def upstreams(
+    services: Iterable[MeshService], namespace: str, allocate: Allocate
+) -> tuple[Upstream, ...]:
+    """A local port for every GRPC, HTTP2 or TCP port of the namespace's Services."""
+    out = []
+    for svc in sorted(services, key=lambda s: s.hostname):
+        if svc.origin != "kubernetes" or svc.namespace != namespace:
+            continue
+        for sp in sorted(svc.ports, key=lambda p: p.port):
+            if sp.protocol in UPSTREAM_PROTOCOLS:
+                out.append(Upstream(svc.hostname, sp.port, allocate(), sp.protocol))
+    return tuple(out)
+
+
+def probe_spec(probe: Probe | None, inbound: tuple[InboundPort, ...]) -> ProbeSpec | None:
+    """The agent's probe: the Workload's readinessProbe aimed at the app's real port;
+    without one, a TCP check of the first port; None (ready once started) with no ports."""
+    if probe is None:
+        if not inbound:
+            return None
+        return ProbeSpec(kind="tcp", port=inbound[0].app_port, period_s=DEFAULT_TCP_PERIOD_S)
+    action = probe.httpGet or probe.tcpSocket
+    assert action is not None  # validated: exactly one of them
+    http = probe.httpGet
+    return ProbeSpec(
+        kind="http" if http is not None else "tcp",
+        port=_app_port(action.port, inbound),
+        path=http.path if http is not None else "/",
+        initial_delay_s=probe.initialDelaySeconds,
+        period_s=probe.periodSeconds,
+        timeout_s=probe.timeoutSeconds,
+        failure_threshold=probe.failureThreshold,
+    )
+
+
+def _app_port(port: int | str | None, inbound: tuple[InboundPort, ...]) -> int:
+    for p in inbound:
+        if port is None or p.port == port or (p.name and p.name == port):
+            return p.app_port
+    if not inbound:
+        raise PlanError("readinessProbe needs a port: the workload declares none")
+    raise PlanError(f"readinessProbe port {port!r} is not one of the workload's ports")
+
+
+def workload_instance(
+    workload: Workload,
+    index: int,
+    *,
+    services: Iterable[MeshService],
+    allocate: Allocate,
+    state: StateDir,
+    xds_port: int,
+    config_dir: Path,
+    grace_s: float = 0.5,
+) -> InstanceSpec:
+    """Replica `index` of `workload`: every port allocated, every path decided."""
+    spec = workload.spec
+    name = f"{workload.name}-{index}"
+    ns = workload.namespace
+    iid = instance_id(name, ns)
+    inbound = tuple(
+        InboundPort(
+            port=p.port,
+            listen_port=allocate(),
+            app_port=allocate(),
+            name=p.name or "",
+            protocol=p.protocol,
+        )
+        for p in spec.ports
+    )
+    proxy = Proxy(
+        id=iid,
+        workload=workload.name,
+        namespace=ns,
+        labels=dict(workload.metadata.labels),
+        service_account=spec.serviceAccount,
+        outbound_port=allocate(),
+        inbound=inbound,
+        locality=spec.locality or "",
+        upstreams=upstreams(services, ns, allocate),
+        admin_port=allocate(),
+    )
+    cwd = (config_dir / spec.workingDir) if spec.workingDir else config_dir
+    app = AppSpec(
+        command=(*spec.command, *spec.args),
+        cwd=str(cwd.resolve()),
+        log=str(state.logs / f"{iid}.log"),
+        env={e.name: e.value for e in spec.env},
+        probe=probe_spec(spec.readinessProbe, inbound),
+    )
+    registration = Instance(
+        id=iid,
+        workload=workload.name,
+        namespace=ns,
+        labels=dict(workload.metadata.labels),
+        service_account=spec.serviceAccount,
+        ports={p.port: p.listen_port for p in inbound},
+        port_names={p.name: p.port for p in inbound if p.name},
+        locality=spec.locality or "",
+    )
+    return _spec(
+        state, name, proxy, xds_port, app, spec.restartPolicy, registration, grace_s=grace_s
+    )
+
+
+def gateway_instance(
+    ports: Iterable[GatewayPort], *, allocate: Allocate, state: StateDir, xds_port: int
+) -> InstanceSpec:
+    """The ingress gateway: an Envoy alone, labelled as Istio's ingress gateway."""
+    name = f"{GATEWAY_WORKLOAD}-0"
+    proxy = Proxy(
+        id=instance_id(name, GATEWAY_NAMESPACE),
+        kind="gateway",
+        workload=GATEWAY_WORKLOAD,
+        namespace=GATEWAY_NAMESPACE,
+        labels=dict(GATEWAY_LABELS),
+        service_account=GATEWAY_WORKLOAD,
+        gateway_ports=tuple(ports),
+        admin_port=allocate(),
+    )
+    return _spec(state, name, proxy, xds_port, None, "Always", None, grace_s=0.0)
+
+
+def _spec(
+    state: StateDir,
+    name: str,
+    proxy: Proxy,
+    xds_port: int,
+    app: AppSpec | None,
+    restart_policy: RestartPolicy,
+    registration: Instance | None,
+    *,
+    grace_s: float,
+) -> InstanceSpec:
+    home = state.instances / proxy.id
+    agent = AgentConfig(
+        name=name,
+        proxy=proxy,
+        xds=XdsSpec(port=xds_port),
+        envoy=EnvoySpec(
+            bootstrap=str(home / "envoy.json"), log=str(state.logs / f"{proxy.id}.envoy.log")
+        ),
+        app=app,
+        grace_s=grace_s,
+    )
+    return InstanceSpec(
+        name=name,
+        namespace=proxy.namespace,
+        workload=proxy.workload,
+        restart_policy=restart_policy,
+        agent=agent,
+        config_path=home / "agent.json",
+        agent_log=state.logs / f"{proxy.id}.agent.log",
+        registration=registration,
+    )

@@ -1,0 +1,64 @@
+"""Port allocation and the gateway's host ports."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from amimesh.model.proxy import GatewayPort
+from amimesh.runtime import gateway
+from amimesh.runtime.ports import PortAllocator, is_free
+
+
+def test_allocated_ports_are_distinct_free_and_unprivileged() -> None:
+    alloc = PortAllocator()
+    ports = [alloc.allocate() for _ in range(50)]
+    assert len(set(ports)) == 50
+    assert all(p >= 1024 for p in ports)
+    assert all(is_free(p) for p in ports[:5])
+    assert alloc.taken == frozenset(ports)
+    alloc.release(ports[0])
+    assert ports[0] not in alloc.taken
+
+
+def test_a_listening_port_is_not_free_and_cannot_be_claimed() -> None:
+    alloc = PortAllocator()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        busy = s.getsockname()[1]
+        assert not is_free(busy)
+        assert not alloc.claim(busy)
+        other = alloc.prefer(busy)
+        assert other != busy
+
+
+def test_claim_once() -> None:
+    alloc = PortAllocator()
+    port = alloc.allocate()
+    alloc.release(port)
+    assert alloc.claim(port)
+    assert not alloc.claim(port)  # handed out already
+
+
+def test_gateway_ports_keep_their_number_when_they_can() -> None:
+    alloc = PortAllocator()
+    free = alloc.allocate()
+    alloc.release(free)
+    mapped = gateway.host_ports([80, free], alloc)
+    assert mapped[0].port == 80 and mapped[0].listen_port >= 1024  # privileged: moved
+    assert mapped[1] == GatewayPort(free, free)
+    assert gateway.urls(mapped, {free: "https"}) == (
+        f"http://127.0.0.1:{mapped[0].listen_port}/",
+        f"https://127.0.0.1:{free}/",
+    )
+
+
+def test_forced_gateway_port() -> None:
+    alloc = PortAllocator()
+    forced = alloc.allocate()
+    alloc.release(forced)
+    assert gateway.host_ports([8080], alloc, first=forced) == (GatewayPort(8080, forced),)
+    with pytest.raises(gateway.GatewayPortError, match="in use"):
+        gateway.host_ports([8080], alloc, first=forced)
