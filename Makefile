@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: venv test lint unit e2e demo bench bench-deps clean
+.PHONY: venv test lint unit e2e up demo bench bench-deps clean
 
 venv: $(STAMP)
 
@@ -29,6 +29,10 @@ e2e: venv
 # The one command CI runs: lint, types, layers and every test.
 test: lint
 	$(BIN)/pytest -q
+
+# The main job: the example shop, with sidecars, gateway and control plane.
+up: venv
+	$(BIN)/ami up examples/shop
 
 demo: venv
 	$(BIN)/ami controlplane --config examples/mesh

@@ -1,0 +1,299 @@
+"""`ami up examples/shop` end to end: the page, the tasks, restarts, live edits, gRPC.
+
+One mesh for the module: a copy of examples/shop (so live edits do not touch the
+repository) run by the real `ami up` in a subprocess, with its own state directory.
+Every check goes through the gateway and the sidecars, as a user's browser would.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SHOP = ROOT / "examples" / "shop"
+TASKS = SHOP / "tasks"
+AMI = [sys.executable, "-m", "amimesh.cli.main"]
+
+pytestmark = [pytest.mark.envoy, pytest.mark.slow]
+
+
+@dataclass
+class Shop:
+    proc: subprocess.Popen[bytes]
+    env: dict[str, str]
+    config: Path
+    state: Path
+    gateway: str
+    api: str
+    token: str
+
+    def ami(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        out = subprocess.run(
+            [*AMI, *args], env=self.env, capture_output=True, text=True, timeout=60
+        )
+        if check:
+            assert out.returncode == 0, out.stdout + out.stderr
+        return out
+
+    def api_get(self, path: str) -> Any:
+        with httpx.Client(trust_env=False, timeout=10) as http:
+            r = http.get(self.api + path, headers={"Authorization": f"Bearer {self.token}"})
+            r.raise_for_status()
+            return r.json()
+
+    def page(self, user: str | None = None) -> str:
+        with httpx.Client(trust_env=False, timeout=15) as http:
+            r = http.get(self.gateway + "productpage", params={"u": user} if user else None)
+            assert r.status_code == 200, r.text
+            return r.text
+
+    def synced(self) -> None:
+        """Until every proxy acked the current config."""
+        wait_for(lambda: all(p["synced"] for p in self.api_get("/api/v1/proxies")["proxies"]))
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.1)
+
+
+def reviews_version(page: str) -> str:
+    for v in ("v1", "v2", "v3"):
+        if f"reviews-{v}" in page:
+            return v
+    return "none"
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
+    base = tmp_path_factory.mktemp("shop")
+    config = base / "shop"
+    shutil.copytree(SHOP, config, ignore=shutil.ignore_patterns("__pycache__"))
+    state = base / "state"
+    env = os.environ | {"AMI_STATE_DIR": str(state)}
+    proc = subprocess.Popen(
+        [*AMI, "up", str(config)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        info_file = wait_for(lambda: next(iter(state.glob("*/mesh.json")), None), 60)
+        info = json.loads(info_file.read_text())
+        shop = Shop(
+            proc=proc,
+            env=env,
+            config=config,
+            state=info_file.parent,
+            gateway=info["gateway_urls"][0],
+            api=info["api"],
+            token=(info_file.parent / "api-token").read_text().strip(),
+        )
+        wait_for(lambda: all(i["ready"] for i in shop.api_get("/api/v1/status")["instances"]), 60)
+        shop.synced()
+        yield shop
+        # `ami down` stops everything gracefully and leaves no process behind.
+        descendants = psutil.Process(proc.pid).children(recursive=True)
+        # An agent, an Envoy and an app per instance; the gateway has no app.
+        assert len(descendants) >= 3 * 10 + 2
+        shop.ami("down", str(config))
+        assert proc.wait(30) == 0
+        gone, alive = psutil.wait_procs(descendants, timeout=10)
+        assert alive == [], [p.pid for p in alive]
+        envoys = [
+            p
+            for p in psutil.process_iter(["cmdline"])
+            if any(str(state) in part for part in (p.info["cmdline"] or []))
+        ]
+        assert envoys == []
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def test_page_shows_product_reviews_and_ratings(shop: Shop) -> None:
+    pages = [shop.page() for _ in range(12)]
+    assert all("The Late Train" in p for p in pages)  # product, from catalog over gRPC
+    versions = Counter(reviews_version(p) for p in pages)
+    # No VirtualService for reviews: the three versions share the traffic.
+    assert set(versions) == {"v1", "v2", "v3"}, versions
+    starred = [p for p in pages if reviews_version(p) in ("v2", "v3")]
+    assert all("★" in p for p in starred)
+    assert any("stars-black" in p for p in starred) and any("stars-red" in p for p in starred)
+
+
+def apply_task(shop: Shop, name: str) -> Iterator[None]:
+    shop.ami("apply", "-f", str(TASKS / name))
+    shop.synced()
+    try:
+        yield
+    finally:
+        shop.ami("delete", "-f", str(TASKS / name), check=False)
+        shop.synced()
+
+
+@pytest.fixture
+def task(shop: Shop, request: pytest.FixtureRequest) -> Iterator[None]:
+    yield from apply_task(shop, request.param)
+
+
+@pytest.mark.parametrize("task", ["virtual-service-all-v1.yaml"], indirect=True)
+def test_all_v1(shop: Shop, task: None) -> None:
+    assert {reviews_version(shop.page()) for _ in range(15)} == {"v1"}
+
+
+@pytest.mark.parametrize("task", ["reviews-jason-v2.yaml"], indirect=True)
+def test_jason_sees_v2(shop: Shop, task: None) -> None:
+    assert {reviews_version(shop.page("jason")) for _ in range(10)} == {"v2"}
+    assert {reviews_version(shop.page("bob")) for _ in range(10)} == {"v1"}
+
+
+@pytest.mark.parametrize("task", ["reviews-80-20.yaml"], indirect=True)
+def test_canary_80_20(shop: Shop, task: None) -> None:
+    n = 200
+    versions = Counter(reviews_version(shop.page()) for _ in range(n))
+    assert set(versions) <= {"v1", "v3"}, versions
+    # Binomial bound, 5 sigma: a correct split never fails it, a wrong one does.
+    sigma = math.sqrt(n * 0.2 * 0.8)
+    assert abs(versions["v3"] - 0.2 * n) < 5 * sigma, versions
+
+
+@pytest.mark.parametrize("task", ["ratings-abort-jason.yaml"], indirect=True)
+def test_fault_abort_shows_ratings_unavailable(shop: Shop, task: None) -> None:
+    page = shop.page("jason")
+    assert reviews_version(page) == "v2"
+    assert "Ratings service is currently unavailable" in page
+    assert "Ratings service is currently unavailable" not in shop.page("bob")
+
+
+@pytest.mark.parametrize("task", ["reviews-timeout.yaml"], indirect=True)
+def test_request_timeout(shop: Shop, task: None) -> None:
+    # Ratings is delayed 2 s and reviews times out after 0.5 s: the page comes back
+    # with reviews unavailable, which it could only show if the timeout fired first.
+    started = time.monotonic()
+    page = shop.page()
+    elapsed = time.monotonic() - started
+    assert "product reviews are currently unavailable" in page
+    assert elapsed >= 0.5  # the route waited for its timeout
+
+
+def test_grpc_through_both_sidecars_and_grpc_web_through_the_gateway(shop: Shop) -> None:
+    proxies = {p["workload"]: p for p in shop.api_get("/api/v1/proxies")["proxies"]}
+    frontend = proxies["frontend"]["admin_port"]
+    catalog = proxies["catalog"]["admin_port"]
+
+    def grpc_requests(admin: int, stat: str) -> int:
+        with httpx.Client(trust_env=False) as http:
+            text = http.get(f"http://127.0.0.1:{admin}/stats", params={"filter": stat}).text
+        return sum(int(line.rsplit(":", 1)[1]) for line in text.splitlines() if line.strip())
+
+    out_stat = (
+        r"^cluster\.outbound\|9090\|\|catalog\.default\.svc\.cluster\.local\.upstream_rq_total$"
+    )
+    in_stat = r"^cluster\.inbound\|9090\|\|\.upstream_rq_total$"
+    before = grpc_requests(frontend, out_stat), grpc_requests(catalog, in_stat)
+    shop.page()
+    after = grpc_requests(frontend, out_stat), grpc_requests(catalog, in_stat)
+    assert after[0] > before[0] and after[1] > before[1]
+
+    sys.path.insert(0, str(shop.config / "apps"))
+    try:
+        from shopproto import catalog_pb2  # type: ignore[import-not-found]
+    finally:
+        sys.path.pop(0)
+    message = catalog_pb2.GetProductRequest(id=1).SerializeToString()
+    body = b"\x00" + struct.pack(">I", len(message)) + message
+    with httpx.Client(trust_env=False, timeout=10) as http:
+        r = http.post(
+            shop.gateway + "catalog.Catalog/GetProduct",
+            content=body,
+            headers={"content-type": "application/grpc-web+proto", "x-grpc-web": "1"},
+        )
+    assert r.status_code == 200, r.text
+    flag, length = r.content[0], struct.unpack(">I", r.content[1:5])[0]
+    assert flag == 0
+    product = catalog_pb2.Product.FromString(r.content[5 : 5 + length])
+    assert product.title == "The Late Train"
+    assert b"grpc-status:0" in r.content[5 + length :].replace(b" ", b"")
+
+
+def test_killed_instance_restarts_and_the_page_keeps_working(shop: Shop) -> None:
+    def reviews_v1() -> dict[str, Any]:
+        instances = shop.api_get("/api/v1/status")["instances"]
+        return next(i for i in instances if i["workload"] == "reviews-v1")
+
+    before = reviews_v1()
+    app = psutil.Process(before["pid"])  # the status names the app's own process
+    assert "reviews" in " ".join(app.cmdline())
+    app.kill()
+    # Retries move requests that hit the dead instance to another version.
+    for _ in range(20):
+        page = shop.page()
+        assert "The Late Train" in page and reviews_version(page) != "none"
+    restarted = wait_for(
+        lambda: (i := reviews_v1())["restarts"] == before["restarts"] + 1 and i["ready"] and i
+    )
+    assert restarted["restarts"] == before["restarts"] + 1
+    status = shop.ami("status").stdout
+    row = next(line for line in status.splitlines() if line.startswith("reviews-v1 "))
+    assert f" {before['restarts'] + 1} " in row
+    wait_for(lambda: "v1" in {reviews_version(shop.page()) for _ in range(6)})
+
+
+def test_edit_live_and_a_broken_file_keeps_the_old_routing(shop: Shop) -> None:
+    route = shop.config / "mesh" / "zz-reviews-v3.yaml"
+    good = (TASKS / "reviews-50-v3.yaml").read_text()
+    good = "\n".join(line for line in good.splitlines() if not line.strip().startswith("weight"))
+    all_v3 = """
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+    - route:
+        - destination: {host: reviews, subset: v3}
+"""
+    route.write_text(all_v3)
+    try:
+        wait_for(lambda: {reviews_version(shop.page()) for _ in range(5)} == {"v3"})
+        route.write_text(all_v3.replace("subset: v3}", "subset: v3}\n          weight: -1"))
+        errors = wait_for(lambda: shop.api_get("/api/v1/status")["config_errors"])
+        assert any(
+            "zz-reviews-v3.yaml" in e and "spec.http[0].route[0].weight" in e for e in errors
+        )
+        status = shop.ami("status").stdout
+        assert "zz-reviews-v3.yaml" in status and "weight" in status
+        validate = shop.ami("validate", str(route), check=False)
+        assert validate.returncode == 1
+        assert "spec.http[0].route[0].weight" in validate.stderr
+        # The last good config keeps serving.
+        assert {reviews_version(shop.page()) for _ in range(10)} == {"v3"}
+    finally:
+        route.unlink()
+    wait_for(lambda: not shop.api_get("/api/v1/status")["config_errors"])
+    shop.synced()
