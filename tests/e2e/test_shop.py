@@ -266,8 +266,6 @@ def test_killed_instance_restarts_and_the_page_keeps_working(shop: Shop) -> None
 
 def test_edit_live_and_a_broken_file_keeps_the_old_routing(shop: Shop) -> None:
     route = shop.config / "mesh" / "zz-reviews-v3.yaml"
-    good = (TASKS / "reviews-50-v3.yaml").read_text()
-    good = "\n".join(line for line in good.splitlines() if not line.strip().startswith("weight"))
     all_v3 = """
 apiVersion: networking.istio.io/v1
 kind: VirtualService
