@@ -295,3 +295,17 @@ spec:
         route.unlink()
     wait_for(lambda: not shop.api_get("/api/v1/status")["config_errors"])
     shop.synced()
+
+
+@pytest.mark.parametrize("task", ["blue-green.yaml"], indirect=True)
+def test_blue_green_switch(shop: Shop, task: None) -> None:
+    pages = [shop.page() for _ in range(10)]
+    assert all("frontend-v2 (green)" in p for p in pages)
+
+
+@pytest.mark.parametrize("task", ["mirroring.yaml"], indirect=True)
+def test_mirroring_copies_to_v2(shop: Shop, task: None) -> None:
+    log = shop.state / "logs" / "reviews-v2-0.default.log"
+    before = log.read_text().count("-shadow")
+    assert {reviews_version(shop.page()) for _ in range(10)} == {"v1"}
+    wait_for(lambda: log.read_text().count("-shadow") >= before + 10)
