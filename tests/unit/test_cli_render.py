@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from amimesh.cli import render
+from amimesh.cli import render, render_envoy
 from amimesh.resources import parse_documents
 
 NOW = 1_700_000_000.0
@@ -301,7 +301,7 @@ DUMP: dict[str, Any] = {
 
 
 def test_clusters_table() -> None:
-    header, *rows = lines(render.clusters_table(DUMP))
+    header, *rows = lines(render_envoy.clusters_table(DUMP))
     assert cells(header) == ["CLUSTER", "TYPE", "ENDPOINTS", "STATE", "VERSION"]
     assert [cells(r) for r in rows] == [
         ["xds-grpc", "STATIC", "1", "static", "-"],
@@ -311,14 +311,14 @@ def test_clusters_table() -> None:
 
 
 def test_listeners_table() -> None:
-    header, active, failed = lines(render.listeners_table(DUMP))
+    header, active, failed = lines(render_envoy.listeners_table(DUMP))
     assert cells(header) == ["LISTENER", "ADDRESS", "CHAINS", "ROUTES", "STATE", "VERSION"]
     assert cells(active) == ["outbound", "127.0.0.1:54013", "1", "outbound", "active", "d142"]
     assert "error: cannot bind 127.0.0.1:80" in failed
 
 
 def test_routes_table() -> None:
-    header, row = lines(render.routes_table(DUMP))
+    header, row = lines(render_envoy.routes_table(DUMP))
     assert cells(header)[:3] == ["ROUTE", "CONFIG", "VIRTUAL"]
     assert row.startswith("outbound")
     assert "echo, echo:80, echo.default, echo.default:80 +2 more" in row
@@ -349,12 +349,12 @@ def test_endpoints_table() -> None:
             }
         ]
     }
-    header, ok, ejected = lines(render.endpoints_table(clusters))
+    header, ok, ejected = lines(render_envoy.endpoints_table(clusters))
     assert cells(header) == ["CLUSTER", "ENDPOINT", "HEALTH", "WEIGHT", "LOCALITY"]
     assert cells(ok) == [ECHO, "127.0.0.1:53769", "HEALTHY", "1", "-"]
     assert cells(ejected) == [ECHO, "127.0.0.1:53769", "UNHEALTHY", "(outlier)", "2", "eu/a"]
 
 
 def test_dump_section_matches_whole_type_names() -> None:
-    assert render.dump_section(DUMP, "RoutesConfigDump")["dynamic_route_configs"]
-    assert render.dump_section(DUMP, "SecretsConfigDump") == {}
+    assert render_envoy.dump_section(DUMP, "RoutesConfigDump")["dynamic_route_configs"]
+    assert render_envoy.dump_section(DUMP, "SecretsConfigDump") == {}

@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     import json
     import urllib.error
 
-    from amimesh.cli import client, render
+    from amimesh.cli import client, render, render_envoy
 
     out, err = render.console(), render.console(stderr=True)
 
@@ -103,14 +103,14 @@ def run(args: argparse.Namespace) -> int:
             return 1
         if args.output == "json":
             section = DUMP_TYPES.get(args.section)
-            shown = render.dump_section(data, section) if section else data
+            shown = render_envoy.dump_section(data, section) if section else data
             out.print(json.dumps(shown, indent=2), markup=False)
             return 0
         views = {
-            "clusters": render.clusters_table,
-            "listeners": render.listeners_table,
-            "routes": render.routes_table,
-            "endpoints": render.endpoints_table,
+            "clusters": render_envoy.clusters_table,
+            "listeners": render_envoy.listeners_table,
+            "routes": render_envoy.routes_table,
+            "endpoints": render_envoy.endpoints_table,
         }
         out.print(views[args.section](data))
         return 0
