@@ -9,12 +9,19 @@
     gw = mesh.gateway()                         # a gateway Envoy: Gateway port 8080 at gw.url(8080)
     app = mesh.client(upstreams=[("catalog", 9090)])  # gRPC: app.upstream_port("catalog", 9090)
 
+Every Envoy gets its workload certificate by SDS, as the agent gives it: an in-process
+`SdsServer` per Envoy (Unix socket in the test's directory, static cluster `sds-grpc`),
+serving `default` and `ROOTCA` for `spiffe://cluster.local/ns/NS/sa/SA` from the
+control plane's CA (`mesh.ca`, kept in the test's directory). `v1.rotate()` gives a
+sidecar a new key and certificate; `v1.set_secrets(...)` serves anything (a wrong CA).
+
 The control plane runs on its own event loop in a background thread; tests stay sync.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime
 import itertools
 import json
 import socket
@@ -28,9 +35,14 @@ from typing import Any, TypeVar
 import grpc
 import httpx
 
+from amimesh.agent import sds as sds_mod
 from amimesh.agent.bootstrap import bootstrap
 from amimesh.agent.envoy import EnvoyProcess
 from amimesh.controlplane.server import ControlPlane, ControlPlaneConfig
+from amimesh.identity import csr as csr_mod
+from amimesh.identity.ca import CertificateAuthority
+from amimesh.identity.issued import Issued
+from amimesh.identity.spiffe import SpiffeId
 from amimesh.model import hosts
 from amimesh.model.proxy import GatewayPort, InboundPort, Proxy, Upstream
 from amimesh.model.snapshot import Instance
@@ -43,6 +55,8 @@ T = TypeVar("T")
 # (host, port) or (host, port, protocol); short host names expand in the sidecar's
 # namespace. The protocol defaults to GRPC.
 UpstreamSpec = Upstream | tuple[str, int] | tuple[str, int, str]
+# The gateway's service account, as Istio's ingress gateway's.
+GATEWAY_SERVICE_ACCOUNT = "istio-ingressgateway-service-account"
 
 
 def free_port() -> int:
@@ -151,6 +165,45 @@ class Sidecar:
     backend: Backend | None = None
     instance: Instance | None = None
     grpc_backend: GrpcBackend | None = None
+    # Its SDS server, SPIFFE ID and current certificate (see `rotate`).
+    sds: sds_mod.SdsServer | None = None
+    identity: SpiffeId | None = None
+    issued: Issued | None = None
+    _mesh: Mesh | None = field(default=None, repr=False)
+    _private_dir: Path | None = field(default=None, repr=False)
+
+    def rotate(self, ttl: datetime.timedelta | None = None) -> Issued:
+        """A new key and certificate (from `mesh.ca`, `ttl` defaulting to the mesh's),
+        pushed to Envoy by SDS at once; returns the new certificate."""
+        assert self._mesh is not None and self.identity is not None
+        issued, key = self._mesh.issue(self.identity, ttl)
+        self.set_secrets(
+            sds_mod.Secrets(issued.certificate_chain, csr_mod.key_pem(key), issued.trust_bundle)
+        )
+        self.issued = issued
+        return issued
+
+    def set_secrets(self, secrets: sds_mod.Secrets) -> None:
+        """Serve these secrets (`default` and `ROOTCA`) to this Envoy from now on."""
+        assert self._mesh is not None and self.sds is not None
+        sds = self.sds
+
+        async def update() -> None:
+            sds.update(secrets)
+
+        self._mesh._call(update())
+
+    def served_serials(self) -> set[str]:
+        """Serials (lower-case hex) of the workload certificates Envoy uses now, from
+        its admin `/certs` (only certificates some listener or cluster holds)."""
+        data = json.loads(self.envoy.admin("/certs"))
+        out = set()
+        for entry in data.get("certificates", []):
+            for cert in entry.get("cert_chain") or []:
+                serial = str(cert.get("serial_number", "")).lower().lstrip("0")
+                if serial:
+                    out.add(serial)
+        return out
 
     @property
     def proxy_url(self) -> str:
@@ -189,6 +242,11 @@ class Mesh:
     delta: bool = True
     debounce_s: float = 0.02
     config_dir: Path | None = None
+    # Lifetime of the certificates the harness gives sidecars (`Sidecar.rotate`).
+    cert_ttl: datetime.timedelta = datetime.timedelta(hours=24)
+    # With a token, the control plane also serves its HTTP API (`cp.api_port`), whose
+    # `POST /api/v1/certificates` real agents use.
+    api_token: str | None = None
     sidecars: list[Sidecar] = field(default_factory=list)
     _cp: ControlPlane | None = None
     _loop: asyncio.AbstractEventLoop | None = None
@@ -206,7 +264,15 @@ class Mesh:
 
     async def _make_cp(self) -> ControlPlane:
         cp = ControlPlane(
-            ControlPlaneConfig(xds_port=0, debounce_s=self.debounce_s, config_dir=self.config_dir)
+            ControlPlaneConfig(
+                xds_port=0,
+                debounce_s=self.debounce_s,
+                config_dir=self.config_dir,
+                ca_dir=self.workdir / "ca",
+                cert_ttl_s=self.cert_ttl.total_seconds(),
+                api_port=0 if self.api_token else None,
+                api_token=self.api_token,
+            )
         )
         await cp.start()
         return cp
@@ -218,6 +284,9 @@ class Mesh:
                 s.backend.stop()
             if s.grpc_backend is not None:
                 s.grpc_backend.stop()
+            if s.sds is not None and self._loop is not None:
+                self._call(s.sds.stop())
+            sds_mod.remove_private_dir(s._private_dir)
         self.sidecars.clear()
         if self._cp is not None:
             self._call(self._cp.stop())
@@ -238,6 +307,25 @@ class Mesh:
     def cp(self) -> ControlPlane:
         assert self._cp is not None
         return self._cp
+
+    # --- identity ----------------------------------------------------------------------
+
+    @property
+    def ca(self) -> CertificateAuthority:
+        """The control plane's CA (a self-signed root in `workdir/ca`)."""
+        return self.cp.identity.ca
+
+    @property
+    def trust_bundle(self) -> str:
+        """The roots every sidecar trusts, PEM."""
+        return self.ca.trust_bundle
+
+    def issue(
+        self, identity: SpiffeId, ttl: datetime.timedelta | None = None
+    ) -> tuple[Issued, csr_mod.PrivateKey]:
+        """A fresh key and a certificate for `identity` from `mesh.ca`."""
+        now = datetime.datetime.now(datetime.UTC)
+        return self.ca.issue(identity, ttl=ttl or self.cert_ttl, now=now)
 
     # --- config ------------------------------------------------------------------------
 
@@ -265,6 +353,7 @@ class Mesh:
         grpc_backend: GrpcBackend | None = None,
     ) -> Sidecar:
         admin_port = free_port()
+        socket, private = sds_mod.socket_path(self.workdir / f"{proxy.id}.sds.sock")
         cfg = bootstrap(
             proxy,
             xds_host="127.0.0.1",
@@ -272,13 +361,26 @@ class Mesh:
             admin_port=admin_port,
             delta=self.delta,
             locality=proxy.locality,
+            sds_socket=str(socket),
         )
         path = self.workdir / f"{proxy.id}.json"
         path.write_text(json.dumps(cfg))
         envoy = EnvoyProcess(path, admin_port, self.workdir / f"{proxy.id}.log")
         # Listed before Envoy starts, so that `stop` ends it and its backends whatever happens.
-        sidecar = Sidecar(proxy=proxy, envoy=envoy, backend=backend, grpc_backend=grpc_backend)
+        sidecar = Sidecar(
+            proxy=proxy,
+            envoy=envoy,
+            backend=backend,
+            grpc_backend=grpc_backend,
+            sds=sds_mod.SdsServer(socket, name=f"sds {proxy.id}"),
+            identity=self.cp.identity.identity(proxy.namespace, proxy.service_account),
+            _mesh=self,
+            _private_dir=private,
+        )
         self.sidecars.append(sidecar)
+        assert sidecar.sds is not None
+        self._call(sidecar.sds.start())
+        sidecar.rotate()
         envoy.start()
         envoy.wait_ready()
         return sidecar
@@ -371,6 +473,7 @@ class Mesh:
         *,
         ports: Mapping[int, int] | None = None,
         namespace: str = "default",
+        service_account: str = GATEWAY_SERVICE_ACCOUNT,
     ) -> Sidecar:
         """A gateway Envoy (labels default to `istio: ingressgateway`).
 
@@ -384,6 +487,7 @@ class Mesh:
             workload=name,
             namespace=namespace,
             labels=dict({"istio": "ingressgateway"} if labels is None else labels),
+            service_account=service_account,
             gateway_ports=tuple(
                 GatewayPort(port=p, listen_port=listen or free_port())
                 for p, listen in mapping.items()

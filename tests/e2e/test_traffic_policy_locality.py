@@ -38,6 +38,8 @@ BACKENDS: dict[str, list[tuple[str, str]]] = {
     "spread": [("spread-us", "us/a/1"), ("spread-west", "us/b"), ("spread-eu", "eu/b")],
 }
 
+# The instances here are bare backends without sidecars: `tls: DISABLE` sends them plain
+# text (registered instances otherwise get mutual TLS).
 RULES = """
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
@@ -45,6 +47,7 @@ metadata: {name: failover}
 spec:
   host: failover
   trafficPolicy:
+    tls: {mode: DISABLE}
     loadBalancer: {simple: ROUND_ROBIN}
     outlierDetection:
       consecutive5xxErrors: 1
@@ -58,6 +61,7 @@ metadata: {name: spread}
 spec:
   host: spread
   trafficPolicy:
+    tls: {mode: DISABLE}
     loadBalancer:
       localityLbSetting:
         distribute: [{from: "us/*", to: {"us/*": 100}}]

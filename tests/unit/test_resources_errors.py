@@ -200,7 +200,8 @@ CASES: list[tuple[str, str, list[str]]] = [
             f'{P}: Sidecar/default/edge: kind: unknown kind "Sidecar" (networking.istio.io/v1); '
             "Ami supports Service (v1), Workload (ami.dev/v1alpha1), VirtualService, "
             "DestinationRule, ServiceEntry, WorkloadEntry, Gateway (networking.istio.io/v1alpha3, "
-            "v1beta1, v1)"
+            "v1beta1, v1), PeerAuthentication, RequestAuthentication, AuthorizationPolicy "
+            "(security.istio.io/v1beta1, v1)"
         ],
     ),
     (
@@ -210,7 +211,8 @@ CASES: list[tuple[str, str, list[str]]] = [
             f'{P}: Service/default/hello: kind: unknown kind "Service" (serving.knative.dev/v1); '
             "Ami supports Service (v1), Workload (ami.dev/v1alpha1), VirtualService, "
             "DestinationRule, ServiceEntry, WorkloadEntry, Gateway (networking.istio.io/v1alpha3, "
-            "v1beta1, v1)"
+            "v1beta1, v1), PeerAuthentication, RequestAuthentication, AuthorizationPolicy "
+            "(security.istio.io/v1beta1, v1)"
         ],
     ),
     (

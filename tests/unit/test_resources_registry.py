@@ -37,8 +37,11 @@ def test_builtin_kinds() -> None:
     assert KINDS[("", "Service")].model is Service
     assert KINDS[("networking.istio.io", "VirtualService")].model is VirtualService
     assert sorted(name for _, name in KINDS) == [
+        "AuthorizationPolicy",
         "DestinationRule",
         "Gateway",
+        "PeerAuthentication",
+        "RequestAuthentication",
         "Service",
         "ServiceEntry",
         "VirtualService",

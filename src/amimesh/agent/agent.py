@@ -1,9 +1,13 @@
 """`ami agent`: run one instance (Envoy, then the app), the thin I/O shell of `machine`.
 
 The shell performs the machine's actions as tasks it owns (one per name: `envoy`,
-`app`, `probe`, `wait`, `stop-app`, `stop-envoy`), and each task feeds what happened
-back as an event. Reports go to `report` (stdout, one JSON line each, in `ami agent`).
-Nothing is restarted here: the runtime reads the reports and decides.
+`app`, `probe`, `wait`, `stop-app`, `stop-envoy`, and `certs`, the renewal loop), and
+each task feeds what happened back as an event. With an identity in its config, the
+agent gets its first certificate and serves it by SDS before Envoy starts (Envoy's
+listeners need it), then renews it at half life for as long as it runs.
+
+Reports go to `report` (stdout, one JSON line each, in `ami agent`). Nothing is
+restarted here: the runtime reads the reports and decides.
 """
 
 from __future__ import annotations
@@ -19,12 +23,14 @@ from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any
 
+from amimesh.agent import certs, events, machine, probe, sds
 from amimesh.agent import config as agent_config
-from amimesh.agent import events, machine, probe
 from amimesh.agent.bootstrap import bootstrap, envoy_command, write_bootstrap
 from amimesh.agent.env import app_env
 from amimesh.agent.machine import Event
 from amimesh.agent.process import Child
+from amimesh.identity.issued import Issued
+from amimesh.identity.spiffe import SpiffeId
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +66,9 @@ class Agent:
         self._ending: set[asyncio.Task[None]] = set()
         self.envoy: Child | None = None
         self.app: Child | None = None
+        self.sds: sds.SdsServer | None = None
+        self.rotator: certs.Rotator | None = None
+        self._sds_private: Path | None = None
 
     def post(self, event: Event) -> None:
         """Feed an event (from a signal handler, a task or a test)."""
@@ -131,6 +140,9 @@ class Agent:
             if self.envoy is not None:
                 self.envoy.kill()
             self.post(machine.EnvoyStopped())
+        elif name == "certs":
+            # The certificate in hand serves on; a renewal loop that broke is logged.
+            pass
         else:
             self.post(machine.Terminate())
 
@@ -152,6 +164,41 @@ class Agent:
                 await child.wait()
         # Every task's end is awaited: none outlives the agent.
         await asyncio.gather(*self._ending, return_exceptions=True)
+        if self.sds is not None:
+            await self.sds.stop()
+            self.sds = None
+        sds.remove_private_dir(self._sds_private)
+        self._sds_private = None
+
+    # --- identity ----------------------------------------------------------------------
+
+    async def _start_identity(self) -> str | None:
+        """Serve SDS and get the first certificate; the SDS socket's path (None without
+        an identity). Raises certs.CaRefused / CaUnavailable, or OSError."""
+        spec = self.config.identity
+        if spec is None:
+            return None
+        if self.sds is None:
+            path, self._sds_private = sds.socket_path(Path(spec.sds_socket))
+            server = sds.SdsServer(path, name=f"sds {self.config.proxy.id}")
+            await server.start()
+            self.sds = server
+            client = certs.CaClient(spec.ca, spec.token)
+            self.rotator = certs.Rotator(
+                SpiffeId.parse(spec.spiffe_id), client.sign, on_cert=self._on_cert
+            )
+            await certs.first_certificate(self.rotator, timeout_s=ENVOY_READY_TIMEOUT_S)
+            self._own("certs", self.rotator.run())
+        return str(self.sds.path)
+
+    def _on_cert(self, secrets: sds.Secrets, issued: Issued) -> None:
+        assert self.sds is not None and self.config.identity is not None
+        self.sds.update(secrets)
+        spec = self.config.identity
+        try:
+            certs.write_public(issued, spec.cert_file, spec.bundle_file)
+        except OSError as e:
+            log.warning("cannot write %s: %s", spec.cert_file, e)
 
     # --- Envoy -------------------------------------------------------------------------
 
@@ -159,6 +206,11 @@ class Agent:
         cfg = self.config
         path = Path(cfg.envoy.bootstrap)
         path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            sds_socket = await self._start_identity()
+        except (certs.CaRefused, certs.CaUnavailable, OSError) as e:
+            self.post(machine.EnvoyFailed(f"no certificate for {cfg.proxy.id}: {e}"))
+            return
         write_bootstrap(
             path,
             bootstrap(
@@ -168,6 +220,7 @@ class Agent:
                 admin_port=cfg.proxy.admin_port,
                 delta=cfg.xds.delta,
                 locality=cfg.proxy.locality,
+                sds_socket=sds_socket,
             ),
         )
         argv = envoy_command(

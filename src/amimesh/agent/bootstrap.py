@@ -3,7 +3,9 @@
 `bootstrap` returns the JSON-compatible bootstrap of a sidecar or gateway: who it is
 (node id, cluster and the metadata the control plane reads back into a `Proxy`), ADS
 over gRPC (SotW or delta) for clusters and listeners, the static `xds-grpc` cluster
-that reaches the control plane, and the admin interface on loopback.
+that reaches the control plane, the static `sds-grpc` cluster that reaches the
+agent's SDS server on a Unix socket (when given one), and the admin interface on
+loopback.
 
 `static_bootstrap` embeds generated resources instead (EDS clusters become STATIC with
 their assignment inline, RDS becomes inline route tables): a config that needs no
@@ -33,6 +35,8 @@ from amimesh.resources.fields import is_ip
 from amimesh.translate import cluster_locality
 
 XDS_CLUSTER = "xds-grpc"
+# The cluster translators name in `sds_config` for the secrets `default` and `ROOTCA`.
+SDS_CLUSTER = "sds-grpc"
 # Istio's limit: effectively none, but stated, which Envoy asks for at every start.
 MAX_DOWNSTREAM_CONNECTIONS = 2**31 - 1
 _DOWNSTREAM_CONNECTIONS = "envoy.resource_monitors.global_downstream_max_connections"
@@ -66,6 +70,27 @@ def xds_cluster(host: str, port: int) -> dict[str, Any]:
             }
         },
         "upstream_connection_options": {"tcp_keepalive": {}},
+    }
+
+
+def sds_cluster(socket_path: str) -> dict[str, Any]:
+    """The static cluster that reaches the agent's SDS server on a Unix socket (HTTP/2)."""
+    return {
+        "name": SDS_CLUSTER,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": SDS_CLUSTER,
+            "endpoints": [
+                {"lb_endpoints": [{"endpoint": {"address": {"pipe": {"path": socket_path}}}}]}
+            ],
+        },
+        "typed_extension_protocol_options": {
+            HTTP_PROTOCOL_OPTIONS: {
+                "@type": "type.googleapis.com/" + HTTP_PROTOCOL_OPTIONS,
+                "explicit_http_config": {"http2_protocol_options": {}},
+            }
+        },
     }
 
 
@@ -103,6 +128,7 @@ def bootstrap(
     locality: str = "",
     initial_fetch_timeout: str = "0s",
     max_downstream_connections: int = MAX_DOWNSTREAM_CONNECTIONS,
+    sds_socket: str | None = None,
 ) -> dict[str, Any]:
     """The bootstrap of `proxy`, as a JSON-compatible dict.
 
@@ -110,7 +136,8 @@ def bootstrap(
     `region/zone/subzone`. With the default `initial_fetch_timeout` of 0s, Envoy waits
     for its first clusters and listeners however long it takes (and reports not ready
     meanwhile), as Istio's sidecars do. `max_downstream_connections` caps the
-    connections Envoy accepts (Istio's default: 2^31-1).
+    connections Envoy accepts (Istio's default: 2^31-1). With `sds_socket`, the static
+    cluster `sds-grpc` reaches the agent's SDS server there.
     """
     node: dict[str, Any] = {
         "id": proxy.id,
@@ -136,7 +163,12 @@ def bootstrap(
             "cds_config": dict(ads_source),
             "lds_config": dict(ads_source),
         },
-        "static_resources": {"clusters": [xds_cluster(xds_host, xds_port)]},
+        "static_resources": {
+            "clusters": [
+                xds_cluster(xds_host, xds_port),
+                *([sds_cluster(sds_socket)] if sds_socket else []),
+            ]
+        },
         "admin": {"address": _address(admin_address, admin_port)},
         "overload_manager": overload_manager(max_downstream_connections),
     }

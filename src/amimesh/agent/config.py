@@ -20,6 +20,14 @@ reads it and decides nothing that the runtime must know. Schema (version 1):
       "envoy": {"bootstrap": ".../envoy.json", "log": ".../web-0.default.envoy.log",
                 "log_level": "warning", "concurrency": 2, "drain_s": 0.25},
       "grace_s": 0.5,                       # not-ready → app stopped (proxies drop it)
+      "identity": null | {                  # null: no certificate, no SDS
+        "ca": "http://127.0.0.1:40075",     # the control plane API (POST /api/v1/certificates)
+        "token": "...",                     # this instance's token: grants only spiffe_id
+        "spiffe_id": "spiffe://cluster.local/ns/default/sa/default",
+        "sds_socket": ".../sds.sock",       # Envoy's SDS (a private temp dir if too long)
+        "cert_file": ".../cert.pem",        # the current chain (public), for `ami identity`
+        "bundle_file": ".../trust-bundle.pem"
+      },
       "app": null | {                       # null: Envoy only (a gateway)
         "command": ["python", "app.py"],    # Workload command + args
         "env": {"GREETING": "hi"},          # the Workload's env, applied last
@@ -87,6 +95,18 @@ class XdsSpec:
 
 
 @dataclass(frozen=True)
+class IdentitySpec:
+    """Where the agent gets its certificate and how it serves it to Envoy."""
+
+    ca: str
+    token: str = field(repr=False)
+    spiffe_id: str
+    sds_socket: str
+    cert_file: str = ""
+    bundle_file: str = ""
+
+
+@dataclass(frozen=True)
 class AgentConfig:
     name: str
     proxy: Proxy
@@ -94,6 +114,7 @@ class AgentConfig:
     envoy: EnvoySpec
     app: AppSpec | None = None
     grace_s: float = 0.5
+    identity: IdentitySpec | None = None
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -108,6 +129,7 @@ class AgentConfig:
         if data.get("version") != VERSION:
             raise ValueError(f"agent config version {data.get('version')!r}, want {VERSION}")
         app = data.get("app")
+        identity = data.get("identity")
         return cls(
             name=str(data["name"]),
             proxy=_proxy(data["proxy"]),
@@ -115,6 +137,7 @@ class AgentConfig:
             envoy=EnvoySpec(**data["envoy"]),
             app=_app(app) if app is not None else None,
             grace_s=float(data.get("grace_s", 0.5)),
+            identity=IdentitySpec(**identity) if identity is not None else None,
         )
 
 
@@ -149,7 +172,8 @@ def _app(d: Mapping[str, Any]) -> AppSpec:
 
 
 def write(path: Path, config: AgentConfig) -> Path:
-    """Write `config` as JSON, readable by its owner only (it names ports and paths)."""
+    """Write `config` as JSON, readable by its owner only (it holds the instance's
+    token, and names ports and paths)."""
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:

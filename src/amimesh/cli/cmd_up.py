@@ -25,8 +25,37 @@ def add_parser(sub: Any) -> None:
         help="host port for the first Gateway server port (default: its own number if "
         ">= 1024 and free, else any free port)",
     )
+    p.add_argument(
+        "--cert-ttl",
+        type=duration,
+        metavar="DURATION",
+        help="lifetime of workload certificates, renewed at half life: 24h (default), "
+        "90m, 30s, or seconds",
+    )
+    p.add_argument(
+        "--ca-certs",
+        type=Path,
+        metavar="DIR",
+        help="sign with this root or intermediate CA (Istio's cacerts layout: ca-cert.pem, "
+        "ca-key.pem, root-cert.pem, cert-chain.pem) instead of the mesh's own root",
+    )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(run=run)
+
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def duration(text: str) -> float:
+    """Seconds in `30s`, `90m`, `24h`, `7d` or a plain number of seconds (> 0)."""
+    value, unit = (text[:-1], text[-1]) if text[-1:] in _UNITS else (text, "s")
+    try:
+        seconds = float(value) * _UNITS[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: want e.g. 24h, 90m, 30s") from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be positive")
+    return seconds
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,4 +66,6 @@ def run(args: argparse.Namespace) -> int:
         state_root=args.state_dir,
         gateway_port=args.gateway_port,
         log_level=args.log_level,
+        cert_ttl_s=args.cert_ttl,
+        ca_certs_dir=args.ca_certs,
     )

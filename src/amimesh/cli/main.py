@@ -27,6 +27,7 @@ COMMANDS = (
     "validate",
     "proxy_config",
     "proxy_status",
+    "identity",
     "controlplane",
     "agent",
 )

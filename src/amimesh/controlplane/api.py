@@ -2,6 +2,8 @@
 
 Every request carries `Authorization: Bearer TOKEN`; answers are JSON, errors too
 (`{"error": ...}` or, for config, `{"errors": [...]}` with one line per problem).
+`POST /api/v1/certificates` is the exception: it takes an instance's token (from the
+runtime, granting one SPIFFE ID), never the API token.
 
     GET    /api/v1/status                          resources, config errors, proxies, instances
     GET    /api/v1/resources?kind=&namespace=&name=
@@ -12,6 +14,7 @@ Every request carries `Authorization: Bearer TOKEN`; answers are JSON, errors to
     GET    /api/v1/analyze                         findings of `model.analyze`
     PUT    /api/v1/instances/{id}                  register a live instance (JSON body)
     DELETE /api/v1/instances/{id}
+    POST   /api/v1/certificates                    {"csr": PEM}, with an instance token
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ from aiohttp import web
 
 from amimesh.config.store import API_SOURCE, Key
 from amimesh.controlplane import api_json, api_kinds
+from amimesh.identity import csr as csr_mod
+from amimesh.identity.ca import CaError
+from amimesh.identity.service import NotGranted, UnknownToken
 from amimesh.model import analyze
 from amimesh.resources import ParseResult, parse_documents
 
@@ -37,6 +43,8 @@ log = logging.getLogger(__name__)
 
 PREFIX = "/api/v1"
 MAX_BODY = 32 * 1024 * 1024
+CERTIFICATES = f"{PREFIX}/certificates"
+MAX_CSR_BODY = 64 * 1024
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -48,13 +56,19 @@ def _errors(errors: list[str], status: int = 400, **extra: Any) -> web.Response:
     return _json({**extra, "errors": errors}, status)
 
 
+def _bearer(request: web.Request) -> str:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
 def _auth_middleware(token: str) -> Any:
     expected = f"Bearer {token}".encode()
 
     @web.middleware
     async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
         given = request.headers.get("Authorization", "").encode()
-        if not hmac.compare_digest(given, expected):
+        # The certificates endpoint checks instance tokens itself.
+        if request.path != CERTIFICATES and not hmac.compare_digest(given, expected):
             return web.json_response(
                 {"error": "unauthorized: send Authorization: Bearer <token of the mesh>"},
                 status=401,
@@ -73,8 +87,9 @@ def _auth_middleware(token: str) -> Any:
 class Api:
     """The request handlers, over one control plane."""
 
-    def __init__(self, cp: ControlPlane) -> None:
+    def __init__(self, cp: ControlPlane, token: str = "") -> None:
         self.cp = cp
+        self._token = token
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -87,6 +102,7 @@ class Api:
             web.get(f"{PREFIX}/analyze", self.analyze),
             web.put(f"{PREFIX}/instances/{{id}}", self.put_instance),
             web.delete(f"{PREFIX}/instances/{{id}}", self.delete_instance),
+            web.post(CERTIFICATES, self.certificates),
         ]
 
     # --- reading -----------------------------------------------------------------------
@@ -235,13 +251,57 @@ class Api:
         self.cp.store.deregister_instance(instance_id)
         return _json({"deregistered": instance_id})
 
+    # --- identity ----------------------------------------------------------------------
+
+    async def certificates(self, request: web.Request) -> web.Response:
+        """Sign an agent's CSR for the identity its instance token grants."""
+        token = _bearer(request)
+        if not token:
+            return _unauthorized("send Authorization: Bearer <the instance's token>")
+        if self._token and hmac.compare_digest(token.encode(), self._token.encode()):
+            # The API token administers the mesh; it is nobody's identity.
+            return _json(
+                {
+                    "error": "the API token cannot get certificates: use the "
+                    "instance token the runtime gave the agent"
+                },
+                403,
+            )
+        if request.content_length is not None and request.content_length > MAX_CSR_BODY:
+            return _json({"error": f"body: larger than {MAX_CSR_BODY} bytes"}, 413)
+        try:
+            data = json.loads(await request.text())
+        except ValueError as err:
+            return _json({"error": f"body: not JSON: {err}"}, 400)
+        if not isinstance(data, dict) or not isinstance(data.get("csr"), str):
+            return _json({"error": 'body: want {"csr": "<PEM certificate request>"}'}, 400)
+        try:
+            issued = self.cp.identity.sign(token, data["csr"])
+        except UnknownToken:
+            return _unauthorized("unknown or revoked instance token")
+        except NotGranted as err:
+            log.warning("certificate refused: %s", err)
+            return _json({"error": str(err)}, 403)
+        except csr_mod.BadCsr as err:
+            return _json({"error": str(err)}, 400)
+        except CaError as err:
+            log.error("cannot sign: %s", err)
+            return _json({"error": str(err)}, 500)
+        return _json(issued.to_json())
+
+
+def _unauthorized(message: str) -> web.Response:
+    return web.json_response(
+        {"error": f"unauthorized: {message}"}, status=401, headers={"WWW-Authenticate": "Bearer"}
+    )
+
 
 def make_app(cp: ControlPlane, token: str) -> web.Application:
     """The API application (for a runner, or aiohttp's test client)."""
     if not token:
         raise ValueError("the HTTP API needs a token")
     app = web.Application(middlewares=[_auth_middleware(token)], client_max_size=MAX_BODY)
-    app.add_routes(Api(cp).routes())
+    app.add_routes(Api(cp, token).routes())
     return app
 
 

@@ -8,6 +8,7 @@ rebuilds the snapshot once for everybody.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from amimesh.config.directory import DirectorySource
 from amimesh.config.store import Store
+from amimesh.identity import store as ca_store
+from amimesh.identity.ca import CertificateAuthority
+from amimesh.identity.service import DEFAULT_TTL, IdentityService
+from amimesh.identity.spiffe import TRUST_DOMAIN
 from amimesh.model.proxy import Proxy
 from amimesh.model.snapshot import Snapshot, build_snapshot
 from amimesh.translate.built import ProxyConfig
@@ -41,17 +46,39 @@ class ControlPlaneConfig:
     api_host: str = "127.0.0.1"
     # Bearer token every API request must carry; required when the API is served.
     api_token: str | None = None
+    # The CA: a self-signed root kept in `ca_dir` (made on first start), or the
+    # user's root or intermediate in `ca_certs_dir` (Istio's cacerts layout: ca-cert.pem,
+    # ca-key.pem, root-cert.pem, cert-chain.pem). Neither: a root in memory only.
+    trust_domain: str = TRUST_DOMAIN
+    ca_dir: Path | None = None
+    ca_certs_dir: Path | None = None
+    cert_ttl_s: float = DEFAULT_TTL.total_seconds()
 
     def __post_init__(self) -> None:
         if self.api_port is not None and not self.api_token:
             raise ValueError("ControlPlaneConfig: api_token is required when api_port is set")
+        if self.cert_ttl_s <= 0:
+            raise ValueError(
+                f"ControlPlaneConfig: cert_ttl_s must be positive, got {self.cert_ttl_s}"
+            )
+
+
+def make_ca(config: ControlPlaneConfig) -> CertificateAuthority:
+    """The CA `config` asks for (reads or writes its files)."""
+    if config.ca_certs_dir is not None:
+        return ca_store.load(config.ca_certs_dir, config.trust_domain)
+    if config.ca_dir is not None:
+        return ca_store.load_or_create(config.ca_dir, config.trust_domain)
+    now = datetime.datetime.now(datetime.UTC)
+    return CertificateAuthority.self_signed(config.trust_domain, now=now)
 
 
 RuntimeStatus = Callable[[], list[dict[str, Any]]]
 
 
 class ControlPlane:
-    """Owns the store, the snapshot, the generator, the xDS server and the HTTP API.
+    """Owns the store, the snapshot, the generator, the xDS server, the HTTP API and
+    the CA (`identity`: token grants and CSR signing).
 
     `runtime_status`, when the local runtime sets it, returns one dict per workload
     instance (workload, namespace, instance, pid, state, ready, restarts, since) for
@@ -61,6 +88,9 @@ class ControlPlane:
     def __init__(self, config: ControlPlaneConfig, store: Store | None = None) -> None:
         self.config = config
         self.store = store if store is not None else Store()
+        self.identity = IdentityService(
+            make_ca(config), ttl=datetime.timedelta(seconds=config.cert_ttl_s)
+        )
         self._snapshot_version = -1
         self._snapshot: Snapshot | None = None
         self._generator = Generator(self._build())

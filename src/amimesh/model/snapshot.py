@@ -12,9 +12,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
-from amimesh.model import hosts
+from amimesh.model import hosts, mtls
 from amimesh.resources import istio_gateway as gw
 from amimesh.resources import istio_networking as net
+from amimesh.resources import istio_security as sec
 from amimesh.resources import kube
 from amimesh.resources.meta import Resource
 from amimesh.resources.workload import Workload
@@ -85,6 +86,14 @@ class MeshService:
 
 @dataclass(frozen=True)
 class Endpoint:
+    """One address of a service port.
+
+    `tls_mode` says how clients reach it: `istio` (mutual TLS) for a workload with a
+    sidecar (a registered instance, or a WorkloadEntry labelled
+    `security.istio.io/tlsMode: istio`) whose PeerAuthentication does not DISABLE
+    mutual TLS on that port; `disabled` (plain text) otherwise.
+    """
+
     address: str
     port: int
     labels: Mapping[str, str] = field(default_factory=dict)
@@ -93,6 +102,7 @@ class Endpoint:
     service_account: str = "default"
     locality: str = ""
     weight: int = 1
+    tls_mode: str = mtls.TLS_MODE_DISABLED
 
 
 @dataclass(frozen=True, eq=False)
@@ -118,6 +128,10 @@ class Snapshot:
     gateways: Mapping[tuple[str, str], gw.Gateway] = field(default_factory=dict)
     # (namespace, name) of a Gateway -> VirtualServices bound to it, in snapshot order.
     gateway_virtual_services: Mapping[tuple[str, str], tuple[net.VirtualService, ...]] = field(
+        default_factory=dict
+    )
+    # namespace -> its PeerAuthentications, by name (see `model.mtls`).
+    peer_authentications: Mapping[str, tuple[sec.PeerAuthentication, ...]] = field(
         default_factory=dict
     )
 
@@ -152,6 +166,10 @@ class Snapshot:
             return eps
         return tuple(e for e in eps if _selects(subset_labels, e.labels))
 
+    def mtls_policies(self, namespace: str, labels: Mapping[str, str]) -> mtls.Policies:
+        """The PeerAuthentications that decide a workload's inbound mutual TLS."""
+        return mtls.policies(self.peer_authentications, namespace, labels)
+
     def delegate(self, name: str, namespace: str) -> net.VirtualService | None:
         return self.delegates.get((namespace, name))
 
@@ -180,7 +198,14 @@ class _Selectable:
     so selecting endpoints for S services costs about S lookups, not S × instances.
     """
 
-    def __init__(self, instances: Sequence[Instance], entries: Sequence[net.WorkloadEntry]) -> None:
+    def __init__(
+        self,
+        instances: Sequence[Instance],
+        entries: Sequence[net.WorkloadEntry],
+        peer_auth: mtls.PeerAuthIndex,
+    ) -> None:
+        # Decides the endpoints' `tls_mode`.
+        self.peer_auth = peer_auth
         self.instances: dict[tuple[str, str, str], list[Instance]] = defaultdict(list)
         self.entries: dict[tuple[str, str, str], list[net.WorkloadEntry]] = defaultdict(list)
         for i in instances:
@@ -229,8 +254,9 @@ def build_snapshot(
 
     services: dict[str, MeshService] = {}
     endpoints: dict[tuple[str, int], tuple[Endpoint, ...]] = {}
+    peer_auth = mtls.index(r for r in by_key.values() if isinstance(r, sec.PeerAuthentication))
     selectable = _Selectable(
-        ready, [r for r in by_key.values() if isinstance(r, net.WorkloadEntry)]
+        ready, [r for r in by_key.values() if isinstance(r, net.WorkloadEntry)], peer_auth
     )
     for r in by_key.values():
         if isinstance(r, kube.Service):
@@ -294,6 +320,7 @@ def build_snapshot(
         instances=ready,
         gateways=gateways,
         gateway_virtual_services={k: tuple(v) for k, v in bound.items()},
+        peer_authentications=peer_auth,
     )
     return _reuse(snap, previous) if previous is not None else snap
 
@@ -319,6 +346,7 @@ def _reuse(new: Snapshot, old: Snapshot) -> Snapshot:
         instances=old.instances if old.instances == new.instances else new.instances,
         gateways=_keep(new.gateways, old.gateways),
         gateway_virtual_services=_keep(new.gateway_virtual_services, old.gateway_virtual_services),
+        peer_authentications=_keep(new.peer_authentications, old.peer_authentications),
     )
 
 
@@ -386,17 +414,21 @@ def _kube_endpoints(
                 namespace=i.namespace,
                 service_account=i.service_account,
                 locality=i.locality,
+                # Every registered instance runs beside its own sidecar.
+                tls_mode=mtls.endpoint_tls_mode(
+                    selectable.peer_auth, i.namespace, i.labels, workload_port, sidecar=True
+                ),
             )
         )
     for we in selectable.select_entries(svc.namespace, svc.selector):
-        ep = _entry_endpoint(we.spec, sp, we.namespace)
+        ep = _entry_endpoint(we.spec, sp, we.namespace, selectable.peer_auth)
         if ep is not None:
             out.append(ep)
     return tuple(out)
 
 
 def _entry_endpoint(
-    spec: net.WorkloadEntrySpec, sp: ServicePort, namespace: str
+    spec: net.WorkloadEntrySpec, sp: ServicePort, namespace: str, peer_auth: mtls.PeerAuthIndex
 ) -> Endpoint | None:
     if not spec.address:
         return None
@@ -414,6 +446,13 @@ def _entry_endpoint(
         service_account=spec.serviceAccount or "default",
         locality=spec.locality or "",
         weight=spec.weight or 1,
+        tls_mode=mtls.endpoint_tls_mode(
+            peer_auth,
+            namespace,
+            spec.labels,
+            port,
+            sidecar=spec.labels.get(mtls.TLS_MODE_LABEL) == mtls.TLS_MODE_ISTIO,
+        ),
     )
 
 
@@ -446,7 +485,7 @@ def _service_entry(
         for sp in ports:
             found: list[Endpoint] = []
             for e in spec.endpoints:
-                ep = _entry_endpoint(e, sp, r.namespace)
+                ep = _entry_endpoint(e, sp, r.namespace, selectable.peer_auth)
                 if ep is not None:
                     found.append(ep)
             if selector is not None:

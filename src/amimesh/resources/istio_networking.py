@@ -21,6 +21,7 @@ from amimesh.resources.fields import (
     Strict,
     UnsupportedValues,
 )
+from amimesh.resources.istio_security import ClientTLSSettings
 from amimesh.resources.meta import Resource
 
 ISTIO_NETWORKING_VERSIONS = ("v1alpha3", "v1beta1", "v1")
@@ -306,7 +307,7 @@ class TrafficPolicy(Strict):
     loadBalancer: LoadBalancerSettings | None = None
     connectionPool: ConnectionPoolSettings | None = None
     outlierDetection: OutlierDetection | None = None
-    tls: NotSupported = None
+    tls: ClientTLSSettings | None = None
     portLevelSettings: NotSupported = None
     tunnel: NotSupported = None
     proxyProtocol: NotSupported = None

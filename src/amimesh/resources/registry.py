@@ -14,15 +14,19 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from amimesh.resources import (
+    checks_authz,
     checks_core,
     checks_gateway,
     checks_networking,
+    checks_security,
     checks_virtualservice,
     kube,
     workload,
 )
+from amimesh.resources import istio_authz as authz
 from amimesh.resources import istio_gateway as gw
 from amimesh.resources import istio_networking as net
+from amimesh.resources import istio_security as sec
 from amimesh.resources.errors import Issue
 from amimesh.resources.meta import Resource
 
@@ -146,6 +150,9 @@ _BUILTIN = (
     Kind.of(net.ServiceEntry, checks_networking.check_service_entry),
     Kind.of(net.WorkloadEntry, checks_networking.check_workload_entry),
     Kind.of(gw.Gateway, checks_gateway.check_gateway),
+    Kind.of(sec.PeerAuthentication, checks_security.check_peer_authentication),
+    Kind.of(authz.RequestAuthentication, checks_authz.check_request_authentication),
+    Kind.of(authz.AuthorizationPolicy, checks_authz.check_authorization_policy),
 )
 
 KINDS = KindRegistry(_BUILTIN)

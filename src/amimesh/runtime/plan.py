@@ -8,10 +8,18 @@ value that tests can check.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from amimesh.agent.config import AgentConfig, AppSpec, EnvoySpec, ProbeSpec, XdsSpec
+from amimesh.agent.config import (
+    AgentConfig,
+    AppSpec,
+    EnvoySpec,
+    IdentitySpec,
+    ProbeSpec,
+    XdsSpec,
+)
+from amimesh.identity.spiffe import TRUST_DOMAIN, workload_id
 from amimesh.model.proxy import GatewayPort, InboundPort, Proxy, Upstream
 from amimesh.model.snapshot import Instance, MeshService
 from amimesh.resources.workload import Probe, Workload
@@ -26,12 +34,26 @@ UPSTREAM_PROTOCOLS = frozenset({"GRPC", "HTTP2", "TCP"})
 GATEWAY_LABELS: Mapping[str, str] = {"istio": "ingressgateway", "app": "istio-ingressgateway"}
 GATEWAY_WORKLOAD = "istio-ingressgateway"
 GATEWAY_NAMESPACE = "istio-system"
+GATEWAY_SERVICE_ACCOUNT = "istio-ingressgateway-service-account"
+# What the agent writes on every renewal, for `ami identity` (public: no key).
+CERT_FILE = "cert.pem"
+BUNDLE_FILE = "trust-bundle.pem"
 # Until the first ready, a workload without a probe is checked this often for its port.
 DEFAULT_TCP_PERIOD_S = 1.0
 
 
 class PlanError(ValueError):
     """A workload that cannot run as written (e.g. a probe on an undeclared port)."""
+
+
+@dataclass(frozen=True)
+class CaAccess:
+    """How an instance's agent gets its certificate: the control plane API's URL, the
+    instance's own token (granting its identity only) and the trust domain."""
+
+    url: str
+    token: str = field(repr=False)
+    trust_domain: str = TRUST_DOMAIN
 
 
 @dataclass(frozen=True)
@@ -112,6 +134,7 @@ def workload_instance(
     xds_port: int,
     config_dir: Path,
     grace_s: float = 0.5,
+    ca: CaAccess | None = None,
 ) -> InstanceSpec:
     """Replica `index` of `workload`: every port allocated, every path decided."""
     spec = workload.spec
@@ -159,12 +182,17 @@ def workload_instance(
         locality=spec.locality or "",
     )
     return _spec(
-        state, name, proxy, xds_port, app, spec.restartPolicy, registration, grace_s=grace_s
+        state, name, proxy, xds_port, app, spec.restartPolicy, registration, grace_s=grace_s, ca=ca
     )
 
 
 def gateway_instance(
-    ports: Iterable[GatewayPort], *, allocate: Allocate, state: StateDir, xds_port: int
+    ports: Iterable[GatewayPort],
+    *,
+    allocate: Allocate,
+    state: StateDir,
+    xds_port: int,
+    ca: CaAccess | None = None,
 ) -> InstanceSpec:
     """The ingress gateway: an Envoy alone, labelled as Istio's ingress gateway."""
     name = f"{GATEWAY_WORKLOAD}-0"
@@ -174,11 +202,11 @@ def gateway_instance(
         workload=GATEWAY_WORKLOAD,
         namespace=GATEWAY_NAMESPACE,
         labels=dict(GATEWAY_LABELS),
-        service_account=GATEWAY_WORKLOAD,
+        service_account=GATEWAY_SERVICE_ACCOUNT,
         gateway_ports=tuple(ports),
         admin_port=allocate(),
     )
-    return _spec(state, name, proxy, xds_port, None, "Always", None, grace_s=0.0)
+    return _spec(state, name, proxy, xds_port, None, "Always", None, grace_s=0.0, ca=ca)
 
 
 def _spec(
@@ -191,8 +219,19 @@ def _spec(
     registration: Instance | None,
     *,
     grace_s: float,
+    ca: CaAccess | None = None,
 ) -> InstanceSpec:
     home = state.instances / proxy.id
+    identity = None
+    if ca is not None:
+        identity = IdentitySpec(
+            ca=ca.url,
+            token=ca.token,
+            spiffe_id=workload_id(proxy.namespace, proxy.service_account, ca.trust_domain).uri,
+            sds_socket=str(home / "sds.sock"),
+            cert_file=str(home / CERT_FILE),
+            bundle_file=str(home / BUNDLE_FILE),
+        )
     agent = AgentConfig(
         name=name,
         proxy=proxy,
@@ -202,6 +241,7 @@ def _spec(
         ),
         app=app,
         grace_s=grace_s,
+        identity=identity,
     )
     return InstanceSpec(
         name=name,

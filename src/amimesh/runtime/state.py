@@ -67,6 +67,11 @@ class StateDir:
     def instances(self) -> Path:
         return self.path / "instances"
 
+    @property
+    def ca(self) -> Path:
+        """The mesh's CA (a self-signed root, its key at mode 0600), kept across runs."""
+        return self.path / "ca"
+
     def create(self) -> StateDir:
         for d in (self.path, self.logs, self.instances):
             d.mkdir(parents=True, exist_ok=True)

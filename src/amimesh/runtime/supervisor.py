@@ -1,8 +1,8 @@
 """The local runtime: the control plane, every Workload replica and the ingress gateway.
 
     Supervisor.start():  state dir → config (DIR/mesh or DIR, not tasks/) → control plane
-                         (xDS + HTTP API on free ports) → gateway → one InstanceRunner
-                         per replica → mesh.json
+                         (xDS + HTTP API on free ports, the CA in `ca/`) → gateway → one
+                         InstanceRunner per replica, each with its own CA token → mesh.json
     config changes:      Workloads added, removed, changed or rescaled are reconciled
                          (a changed replica is stopped, then started anew)
     Supervisor.stop():   every instance drained and stopped (endpoints removed first),
@@ -29,6 +29,8 @@ from typing import Any
 from amimesh.config.directory import DirectorySource
 from amimesh.config.store import Store
 from amimesh.controlplane.server import ControlPlane, ControlPlaneConfig
+from amimesh.identity.service import DEFAULT_TTL
+from amimesh.identity.spiffe import TRUST_DOMAIN, SpiffeId
 from amimesh.resources import ConfigError
 from amimesh.resources.workload import Workload
 from amimesh.runtime import gateway, plan, state
@@ -60,6 +62,11 @@ class UpConfig:
     gateway_port: int | None = None
     grace_s: float = 0.5
     watch: bool = True
+    # Workload certificates: their lifetime, the trust domain, and a user-supplied CA
+    # (Istio's cacerts layout) instead of the self-signed root kept in the state dir.
+    cert_ttl_s: float = DEFAULT_TTL.total_seconds()
+    trust_domain: str = TRUST_DOMAIN
+    ca_certs_dir: Path | None = None
 
 
 class Supervisor:
@@ -83,6 +90,7 @@ class Supervisor:
         self._cp: ControlPlane | None = None
         self._workload_of: dict[str, Workload] = {}
         self._ports_of: dict[str, set[int]] = {}
+        self._tokens: dict[str, str] = {}  # instance id → its CA token
         self._retiring: dict[str, asyncio.Task[None]] = {}
         self._workloads_seen: list[Workload] | None = None
         self._stop_watch = asyncio.Event()
@@ -104,8 +112,18 @@ class Supervisor:
             self.claim()
         self.config_errors = self.source.sync()
         token = secrets.token_urlsafe(32)
+        cfg = self.config
         cp = ControlPlane(
-            ControlPlaneConfig(xds_port=0, api_port=0, api_token=token), store=self.store
+            ControlPlaneConfig(
+                xds_port=0,
+                api_port=0,
+                api_token=token,
+                trust_domain=cfg.trust_domain,
+                ca_dir=self.state.ca,
+                ca_certs_dir=cfg.ca_certs_dir.resolve() if cfg.ca_certs_dir else None,
+                cert_ttl_s=cfg.cert_ttl_s,
+            ),
+            store=self.store,
         )
         await cp.start()
         self._cp = cp
@@ -163,9 +181,15 @@ class Supervisor:
         if not schemes:
             return
         ports = gateway.host_ports(schemes, self.ports, first=self.config.gateway_port)
+        iid = plan.instance_id(f"{plan.GATEWAY_WORKLOAD}-0", plan.GATEWAY_NAMESPACE)
         spec = plan.gateway_instance(
-            ports, allocate=self.ports.allocate, state=self.state, xds_port=self.cp.xds_port
+            ports,
+            allocate=self.ports.allocate,
+            state=self.state,
+            xds_port=self.cp.xds_port,
+            ca=self._ca_access(iid),
         )
+        self._grant(spec)
         self.gateway_urls = gateway.urls(ports, schemes)
         self.gateway = InstanceRunner(spec, self.store, on_change=self._changed)
         self.gateway.start()
@@ -219,14 +243,17 @@ class Supervisor:
                 xds_port=self.cp.xds_port,
                 config_dir=self.config_dir,
                 grace_s=self.config.grace_s,
+                ca=self._ca_access(iid),
             )
         except plan.PlanError as e:
+            self._revoke(iid)
             for port in taken:
                 self.ports.release(port)
             self.plan_errors[iid] = f"{workload.ref}: {e}"
             log.error("%s", self.plan_errors[iid])
             return
         self.plan_errors.pop(iid, None)
+        self._grant(spec)
         runner = InstanceRunner(spec, self.store, on_change=self._changed)
         self.runners[iid] = runner
         self._workload_of[iid] = workload
@@ -241,6 +268,7 @@ class Supervisor:
             try:
                 await runner.stop()
             finally:
+                self._revoke(iid)
                 for port in self._ports_of.pop(iid, ()):
                     self.ports.release(port)
                 self._retiring.pop(iid, None)
@@ -248,6 +276,28 @@ class Supervisor:
                 self._reconcile()  # a changed workload's replica starts anew now
 
         self._retiring[iid] = asyncio.create_task(retire(), name=f"retire-{iid}")
+
+    # --- identity ----------------------------------------------------------------------
+
+    def _ca_access(self, iid: str) -> plan.CaAccess:
+        """A new token for instance `iid` (granted once its spec says who it is)."""
+        token = secrets.token_urlsafe(32)
+        self._tokens[iid] = token
+        return plan.CaAccess(
+            url=f"http://127.0.0.1:{self.cp.api_port}",
+            token=token,
+            trust_domain=self.cp.identity.trust_domain,
+        )
+
+    def _grant(self, spec: plan.InstanceSpec) -> None:
+        identity = spec.agent.identity
+        assert identity is not None
+        self.cp.identity.grant(SpiffeId.parse(identity.spiffe_id), identity.token)
+
+    def _revoke(self, iid: str) -> None:
+        token = self._tokens.pop(iid, None)
+        if token is not None and self._cp is not None:
+            self._cp.identity.revoke(token)
 
     # --- status ------------------------------------------------------------------------
 
@@ -285,6 +335,8 @@ class Supervisor:
             runners.append(self.gateway)
         await asyncio.gather(*(r.stop() for r in runners))
         await asyncio.gather(*self._retiring.values(), return_exceptions=True)
+        for iid in list(self._tokens):
+            self._revoke(iid)
         if self._cp is not None:
             await self._cp.stop()
         self._write_status()

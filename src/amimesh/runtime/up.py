@@ -16,6 +16,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
+from amimesh.identity.ca import CaError
+from amimesh.identity.service import DEFAULT_TTL
 from amimesh.runtime import gateway
 from amimesh.runtime.instance import InstanceRunner
 from amimesh.runtime.supervisor import MeshRunning, Supervisor, UpConfig
@@ -99,7 +101,7 @@ async def serve(config: UpConfig, console: Console, log_level: str = "info") -> 
         )
         try:
             await sup.start()
-        except gateway.GatewayPortError as e:
+        except (gateway.GatewayPortError, CaError) as e:
             console.print(f"[red]error:[/red] {e}")
             return 1
         for err in sup.config_errors:
@@ -157,6 +159,7 @@ def _summary(console: Console, sup: Supervisor, progress: Progress) -> None:
     tries.append(f"{ami} status")
     workloads = sorted({r["workload"] for r in rows if r["kind"] == "sidecar"})
     tries += [f"{ami} logs {w} -f" for w in workloads[:1]]
+    tries += [f"{ami} identity {w}" for w in workloads[:1]]
     tries.append(f"{ami} down {name}   (or Ctrl-C)")
     console.print("Try:")
     for line in tries:
@@ -169,13 +172,27 @@ def run(
     state_root: Path | None = None,
     gateway_port: int | None = None,
     log_level: str = "info",
+    cert_ttl_s: float | None = None,
+    ca_certs_dir: Path | None = None,
 ) -> int:
-    """Run the mesh of `config_dir` until interrupted; the process exit code."""
+    """Run the mesh of `config_dir` until interrupted; the process exit code.
+
+    `cert_ttl_s` is the workload certificates' lifetime (default 24 h); `ca_certs_dir`
+    a user-supplied CA (Istio's cacerts layout) instead of the mesh's own root."""
     console = Console(highlight=False, soft_wrap=True)
     if not config_dir.is_dir():
         console.print(f"[red]error:[/red] not a directory: {config_dir}")
         return 2
-    config = UpConfig(config_dir=config_dir, state_root=state_root, gateway_port=gateway_port)
+    if ca_certs_dir is not None and not ca_certs_dir.is_dir():
+        console.print(f"[red]error:[/red] --ca-certs: not a directory: {ca_certs_dir}")
+        return 2
+    config = UpConfig(
+        config_dir=config_dir,
+        state_root=state_root,
+        gateway_port=gateway_port,
+        ca_certs_dir=ca_certs_dir,
+        cert_ttl_s=cert_ttl_s if cert_ttl_s is not None else DEFAULT_TTL.total_seconds(),
+    )
     return asyncio.run(serve(config, console, log_level))
 
 

@@ -31,7 +31,7 @@ HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 HTTP_PROTOCOLS = frozenset({"HTTP", "HTTP2", "GRPC"})
 H2_PROTOCOLS = frozenset({"HTTP2", "GRPC"})
 
-_POLICY_FIELDS = ("loadBalancer", "connectionPool", "outlierDetection")
+_POLICY_FIELDS = ("loadBalancer", "connectionPool", "outlierDetection", "tls")
 
 
 def duration(seconds: float) -> duration_pb2.Duration:

@@ -2,8 +2,9 @@
 
 Outbound: one cluster per service port, `outbound|PORT||HOST`, and one per
 DestinationRule subset, `outbound|PORT|SUBSET|HOST`, with the rule's traffic policy
-(`cluster_policy`, `cluster_lb`) and the kind of discovery its resolution calls for
-(`cluster_external`). HTTP2 and GRPC ports talk HTTP/2 upstream, HTTP ports HTTP/1.1.
+(`cluster_policy`, `cluster_lb`), the kind of discovery its resolution calls for
+(`cluster_external`) and its transport: auto mutual TLS or the rule's `tls`
+(`cluster_tls`). HTTP2 and GRPC ports talk HTTP/2 upstream, HTTP ports HTTP/1.1.
 
 Inbound: `inbound|PORT||`, the local app behind each of the proxy's inbound ports.
 
@@ -20,7 +21,14 @@ from envoy.config.core.v3 import config_source_pb2
 
 from amimesh.model.proxy import InboundPort, Proxy
 from amimesh.model.snapshot import Endpoint, MeshService, ServicePort, Snapshot
-from amimesh.translate import cluster_external, cluster_lb, cluster_policy, endpoints, names
+from amimesh.translate import (
+    cluster_external,
+    cluster_lb,
+    cluster_policy,
+    cluster_tls,
+    endpoints,
+    names,
+)
 from amimesh.translate.cluster_lb import HashPolicy
 
 Cluster: TypeAlias = cluster_pb2.Cluster
@@ -54,6 +62,7 @@ def _outbound(snap: Snapshot, svc: MeshService, port: ServicePort, subset: str |
         cluster_external.set_dns(c, kind)
         c.load_assignment.CopyFrom(endpoints.load_assignment(name, eps, policy))
     cluster_policy.apply(c, policy, port.protocol)
+    cluster_tls.apply(c, snap, svc, port, subset, policy, kind)
     if kind != "DFP":
         cluster_lb.apply(
             c,

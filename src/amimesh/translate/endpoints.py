@@ -3,6 +3,10 @@
 Every EDS cluster gets a load assignment, even an empty one: Envoy keeps a cluster
 warming (and routes to it fail) until its assignment arrives.
 
+An endpoint reached with mutual TLS carries the metadata
+`envoy.transport_socket_match: {tlsMode: istio}`, which picks its cluster's mutual TLS
+transport socket (`cluster_tls`).
+
 Endpoints are grouped by locality (`region/zone/subzone`); each group's weight is the
 sum of its endpoints' weights. Locality priorities and weights depend on where the
 proxy is (see `cluster_locality`): `load_assignments(snap)` arranges them for a proxy
@@ -21,7 +25,14 @@ from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
 from amimesh.model.snapshot import Endpoint, MeshService, Snapshot
 from amimesh.resources import istio_networking as net
 from amimesh.resources.fields import is_ip
-from amimesh.translate import cluster_external, cluster_lb, cluster_locality, cluster_policy, names
+from amimesh.translate import (
+    cluster_external,
+    cluster_lb,
+    cluster_locality,
+    cluster_policy,
+    cluster_tls,
+    names,
+)
 from amimesh.translate.cluster_locality import Group, Locality
 
 ClusterLoadAssignment: TypeAlias = endpoint_pb2.ClusterLoadAssignment
@@ -41,6 +52,9 @@ def _lb_endpoint(ep: Endpoint) -> endpoint_components_pb2.LbEndpoint:
         endpoint=endpoint_components_pb2.Endpoint(address=address(ep.address, ep.port))
     )
     lbe.load_balancing_weight.value = max(ep.weight, 1)
+    tls_mode = cluster_tls.tls_mode_metadata(ep.tls_mode)
+    if tls_mode is not None:
+        lbe.metadata.filter_metadata[cluster_tls.TRANSPORT_SOCKET_MATCH].CopyFrom(tls_mode)
     return lbe
 
 

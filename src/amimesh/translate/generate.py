@@ -4,8 +4,13 @@ Resources identical for many proxies (clusters, endpoints, route tables) are tra
 and packed once per snapshot. Across snapshots, a resource whose bytes did not change
 keeps its `Built` object, and a table none of whose resources changed keeps its dict
 object: the xDS layer then sees the very same table and skips it without comparing.
-What depends only on the proxy (a sidecar's listeners, its inbound clusters) is
-translated once per proxy and kept while the proxy stays the same.
+What depends only on the proxy (a sidecar's inbound clusters) is translated once per
+proxy and kept while the proxy stays the same. A sidecar's listeners depend on the
+proxy and on the snapshot's security policies (PeerAuthentication decides what its
+inbound ports accept, `inbound_filters` turns RequestAuthentication and
+AuthorizationPolicy into HTTP filters): after a snapshot change they are translated
+again only if what they read for that proxy changed (`listener_inputs`), and keep
+their `Built` objects, and their table, when the bytes come out the same.
 
 A sidecar's route tables are the "outbound" table, shared by proxies with the same
 `routes.sharing_key`, plus the tables of its upstream ports (`route_upstream`), shared by
@@ -34,6 +39,7 @@ from amimesh.translate import (
     gateway_listeners,
     gateway_routes,
     gateway_servers,
+    inbound_filters,
     listeners,
     route_upstream,
     routes,
@@ -53,15 +59,28 @@ def inputs(snap: Snapshot, svc: MeshService) -> tuple[object, ...]:
     )
 
 
+def listener_inputs(snap: Snapshot, proxy: Proxy) -> tuple[object, ...]:
+    """What a sidecar's listeners read from the snapshot, besides the proxy itself:
+    while this compares equal, they are the same."""
+    return (
+        snap.domain,
+        snap.mtls_policies(proxy.namespace, proxy.labels),
+        inbound_filters.inputs(snap, proxy),
+    )
+
+
 def _same(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
     return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
 
 
 @dataclass
 class _ProxyTables:
-    """What was translated from the proxy alone (independent of the snapshot)."""
+    """What was translated for one sidecar: its listeners from the proxy and
+    `inputs` (`listener_inputs` of `snapshot`), its inbound clusters from the proxy."""
 
     proxy: Proxy
+    snapshot: Snapshot
+    inputs: tuple[object, ...]
     listeners: Table
     inbound_clusters: Table
 
@@ -189,15 +208,28 @@ class Generator:
         return out
 
     def _own_tables(self, proxy: Proxy) -> _ProxyTables:
-        # A sidecar's listeners and inbound clusters read only the proxy today; once a
-        # policy of the snapshot shapes them (e.g. inbound mTLS), the key must include it.
+        snap = self._snapshot
         cached = self._proxies.get(proxy.id)
-        if cached is not None and cached.proxy == proxy:
+        same_proxy = cached is not None and cached.proxy == proxy
+        if cached is not None and same_proxy and cached.snapshot is snap:
             return cached
+        inputs = listener_inputs(snap, proxy)
+        if cached is not None and same_proxy and cached.inputs == inputs:
+            cached.snapshot = snap
+            return cached
+        table = self._pack(LISTENER, listeners.listeners(snap, proxy))
+        if cached is not None and _same_table(cached.listeners, table):
+            table = cached.listeners
         tables = _ProxyTables(
             proxy=proxy,
-            listeners=self._pack(LISTENER, listeners.listeners(self._snapshot, proxy)),
-            inbound_clusters=self._pack(CLUSTER, clusters.inbound_clusters(proxy)),
+            snapshot=snap,
+            inputs=inputs,
+            listeners=table,
+            inbound_clusters=(
+                cached.inbound_clusters
+                if cached is not None and same_proxy
+                else self._pack(CLUSTER, clusters.inbound_clusters(proxy))
+            ),
         )
         self._proxies[proxy.id] = tables
         return tables
@@ -222,11 +254,7 @@ class Generator:
         if table is None:
             table = self._pack(type_url, build())
             old = self._previous_tables.get(key)
-            if (
-                old is not None
-                and old.keys() == table.keys()
-                and all(old[n] is b for n, b in table.items())
-            ):
+            if old is not None and _same_table(old, table):
                 table = old
             self._shared_tables[key] = table
         return table
@@ -246,3 +274,8 @@ class Generator:
                 self._built[(type_url, name)] = b
             out[name] = b
         return out
+
+
+def _same_table(old: Table, new: Table) -> bool:
+    """Whether `new` holds the very same resources as `old`."""
+    return old.keys() == new.keys() and all(old[n] is b for n, b in new.items())

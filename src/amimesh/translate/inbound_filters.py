@@ -3,22 +3,48 @@
 Request authentication (JWT, `RequestAuthentication`) and authorization
 (`AuthorizationPolicy`) apply where traffic enters a workload, so they live on the
 inbound side. The inbound listener asks this module for its filters; a workload no
-policy selects gets none.
+policy selects gets none. In order: `jwt_authn` (if any RequestAuthentication selects
+the proxy), then RBAC for DENY, AUDIT and ALLOW policies (`authz_rbac`). A TCP port
+gets network RBAC filters instead (`network_filters`, `authz_tcp`). Which policies
+select a proxy is `model.authz`.
 """
 
 from __future__ import annotations
 
+from envoy.config.listener.v3 import listener_components_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
 
+from amimesh.model import authz
 from amimesh.model.proxy import InboundPort, Proxy
 from amimesh.model.snapshot import Snapshot
+from amimesh.translate import authn_jwt, authz_rbac, authz_tcp
 
 
-def http_filters(
-    snap: Snapshot, proxy: Proxy, port: InboundPort
-) -> list[hcm_pb2.HttpFilter]:
+def http_filters(snap: Snapshot, proxy: Proxy, port: InboundPort) -> list[hcm_pb2.HttpFilter]:
     """Filters for `port` of `proxy`, in order, to run before the router."""
-    del snap, proxy, port
-    return []
+    policies = authz.inbound_policies(snap, proxy)
+    if policies.empty:
+        return []
+    out = []
+    if policies.providers:
+        out.append(authn_jwt.jwt_filter(policies.providers))
+    out.extend(authz_rbac.rbac_filters(policies, port))
+    return out
+
+
+def network_filters(
+    snap: Snapshot, proxy: Proxy, port: InboundPort
+) -> list[listener_components_pb2.Filter]:
+    """Network filters for TCP port `port` of `proxy`, to run before the TCP proxy:
+    AuthorizationPolicies as network RBAC (`authz_tcp`; RequestAuthentication does not
+    apply to TCP)."""
+    policies = authz.inbound_policies(snap, proxy)
+    return authz_tcp.network_filters(policies, port)
+
+
+def inputs(snap: Snapshot, proxy: Proxy) -> authz.InboundPolicies:
+    """What `http_filters` reads from the snapshot for `proxy`: while this compares
+    equal, the proxy's inbound filters are the same (for caches keyed per proxy)."""
+    return authz.inbound_policies(snap, proxy)

@@ -11,14 +11,20 @@ gateway's server listeners (`gateway_listeners`).
 - `inbound|PORT` on the proxy's address (127.0.0.1 by default) at `listen_port`, per
   inbound port: HTTP ports get an HTTP connection manager whose one route sends
   everything to `inbound|PORT||` with no timeout, as Istio's inbound does; TCP, TLS and
-  other ports get a TCP proxy to it.
+  other ports get a TCP proxy to it. What the port accepts follows its PeerAuthentication
+  mode (`model.mtls`): STRICT, a mutual TLS filter chain only; PERMISSIVE, that chain
+  and a plain-text one, told apart by the TLS inspector; DISABLE, plain text only.
+  HTTP filters come from `inbound_filters` (authentication, authorization), then the
+  router; the peer's identity reaches the app in `x-forwarded-client-cert` (URI only),
+  and a client-supplied one is dropped.
 - `upstream|PORT|HOST` on 127.0.0.1:listen_port, per upstream of the proxy
   (`listener_upstream`): a local port that reaches one service port, for gRPC and TCP
   clients that cannot use an HTTP proxy.
 
 HTTP connection managers follow Istio's sidecar settings (see `listener_hcm`).
-A sidecar's listeners depend on the proxy alone; a gateway's on the snapshot's
-Gateways too.
+A sidecar's listeners depend on the proxy and the snapshot's security policies
+(PeerAuthentication, and what `inbound_filters` reads); a gateway's on the snapshot's
+Gateways.
 """
 
 from __future__ import annotations
@@ -26,26 +32,40 @@ from __future__ import annotations
 from typing import TypeAlias
 
 from envoy.config.core.v3 import base_pb2
+from envoy.config.listener.v3 import listener_components_pb2
 from envoy.config.route.v3 import route_components_pb2, route_pb2
+from envoy.extensions.filters.http.router.v3 import router_pb2
+from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
 
+from amimesh.model import mtls
 from amimesh.model.proxy import InboundPort, Proxy
 from amimesh.model.snapshot import Snapshot
-from amimesh.translate import cluster_policy, gateway_listeners, listener_upstream, names
+from amimesh.translate import (
+    cluster_policy,
+    gateway_listeners,
+    inbound_filters,
+    listener_upstream,
+    names,
+    tls,
+)
 from amimesh.translate.listener_hcm import (
     CORS_FILTER,
     DFP_FILTER,
     FAULT_FILTER,
+    HCM,
     HCM_FILTER,
     LOCALHOST,
     ROUTER_FILTER,
     TCP_PROXY_FILTER,
+    FilterChain,
     Listener,
+    NetworkFilter,
     hcm,
     hcm_filter,
     http_filter,
-    inbound_http_filters,
     listener,
     outbound_http_filters,
+    pack,
     single_chain,
     tcp_proxy_filter,
     use_rds,
@@ -59,6 +79,7 @@ __all__ = [
     "LOCALHOST",
     "ROUTER_FILTER",
     "TCP_PROXY_FILTER",
+    "TLS_INSPECTOR",
     "Listener",
     "http_filter",
     "inbound_listener",
@@ -68,6 +89,11 @@ __all__ = [
 ]
 
 RouteConfiguration: TypeAlias = route_pb2.RouteConfiguration
+FilterChainMatch: TypeAlias = listener_components_pb2.FilterChainMatch
+
+TLS_INSPECTOR = "envoy.filters.listener.tls_inspector"
+MTLS_CHAIN = "mtls"
+PLAINTEXT_CHAIN = "plaintext"
 
 
 def outbound_listener(port: int) -> Listener:
@@ -93,21 +119,70 @@ def inbound_route_config(p: InboundPort) -> RouteConfiguration:
     return RouteConfiguration(name=names.inbound_listener(p.port), virtual_hosts=[vhost])
 
 
-def inbound_listener(p: InboundPort, address: str = LOCALHOST) -> Listener:
-    cluster = names.inbound_cluster(p.port)
-    if p.protocol.upper() in cluster_policy.HTTP_PROTOCOLS:
-        m = hcm(f"inbound_{p.port}", inbound_http_filters())
-        m.route_config.CopyFrom(inbound_route_config(p))
-        network = hcm_filter(m)
-    else:
-        network = tcp_proxy_filter(cluster)
-    return listener(
+def _inbound_network_filters(snap: Snapshot, proxy: Proxy, p: InboundPort) -> list[NetworkFilter]:
+    if p.protocol.upper() not in cluster_policy.HTTP_PROTOCOLS:
+        # Authorization applies to TCP too: network RBAC before the TCP proxy.
+        return [
+            *inbound_filters.network_filters(snap, proxy, p),
+            tcp_proxy_filter(names.inbound_cluster(p.port)),
+        ]
+    filters = [
+        *inbound_filters.http_filters(snap, proxy, p),
+        http_filter(ROUTER_FILTER, router_pb2.Router()),
+    ]
+    m = hcm(f"inbound_{p.port}", filters)
+    m.route_config.CopyFrom(inbound_route_config(p))
+    # The app learns the caller's SPIFFE ID; a header the caller sent is never trusted.
+    m.forward_client_cert_details = HCM.SANITIZE_SET
+    m.set_current_client_cert_details.uri = True
+    return [hcm_filter(m)]
+
+
+def inbound_chains(
+    mode: mtls.Mode, network: list[NetworkFilter], alpn: tuple[str, ...]
+) -> list[FilterChain]:
+    """The filter chains of an inbound listener in `mode`, all running `network`.
+
+    A mutual TLS chain matches `transport_protocol: tls` (the TLS inspector's verdict),
+    so under STRICT a plain-text connection matches no chain and is closed.
+    """
+    chains: list[FilterChain] = []
+    if mode != "DISABLE":
+        chains.append(
+            FilterChain(
+                name=MTLS_CHAIN,
+                filter_chain_match=FilterChainMatch(transport_protocol="tls"),
+                transport_socket=tls.transport_socket(tls.mesh_downstream(alpn)),
+                filters=network,
+            )
+        )
+    if mode != "STRICT":
+        chain = FilterChain(name=PLAINTEXT_CHAIN, filters=network)
+        if mode == "PERMISSIVE":
+            chain.filter_chain_match.transport_protocol = "raw_buffer"
+        chains.append(chain)
+    return chains
+
+
+def inbound_listener(snap: Snapshot, proxy: Proxy, p: InboundPort) -> Listener:
+    """The listener of inbound port `p`, accepting what its PeerAuthentication allows."""
+    mode = snap.mtls_policies(proxy.namespace, proxy.labels).mode(p.port)
+    http = p.protocol.upper() in cluster_policy.HTTP_PROTOCOLS
+    chains = inbound_chains(
+        mode, _inbound_network_filters(snap, proxy, p), tls.INBOUND_ALPN if http else ()
+    )
+    out = listener(
         names.inbound_listener(p.port),
-        address,
+        proxy.address or LOCALHOST,
         p.listen_port,
         base_pb2.INBOUND,
-        single_chain(network),
+        chains,
     )
+    if mode != "DISABLE":
+        out.listener_filters.add(
+            name=TLS_INSPECTOR, typed_config=pack(tls_inspector_pb2.TlsInspector())
+        )
+    return out
 
 
 def listeners(snap: Snapshot, proxy: Proxy) -> list[Listener]:
@@ -121,6 +196,6 @@ def listeners(snap: Snapshot, proxy: Proxy) -> list[Listener]:
     out: list[Listener] = []
     if proxy.outbound_port > 0:
         out.append(outbound_listener(proxy.outbound_port))
-    out.extend(inbound_listener(p, proxy.address or LOCALHOST) for p in proxy.inbound)
+    out.extend(inbound_listener(snap, proxy, p) for p in proxy.inbound)
     out.extend(listener_upstream.upstream_listener(u) for u in proxy.upstreams)
     return out

@@ -1,0 +1,148 @@
+"""Which RequestAuthentications and AuthorizationPolicies apply to a proxy. Pure.
+
+A policy selects workloads as Istio's do: in its own namespace, those whose labels
+match `selector.matchLabels` (no selector, or an empty one: every workload of the
+namespace). A policy in the root namespace (`istio-system`) reaches every namespace:
+without a selector the whole mesh, with one the matching workloads anywhere.
+
+`InboundPolicies` is what a sidecar's inbound side then evaluates, in Istio's order:
+
+1. JWT validation (every selected RequestAuthentication's rules are providers; a
+   request with no token passes, one with an invalid token gets 401);
+2. DENY policies: any match → 403;
+3. AUDIT policies: a match is logged, never refused;
+4. ALLOW policies: if there is any, a request no ALLOW rule matches gets 403 (so an
+   ALLOW policy with no rules, `spec: {}`, refuses everything); if there is none, the
+   request is allowed.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from amimesh.model.proxy import Proxy
+from amimesh.model.snapshot import Snapshot
+from amimesh.resources import istio_authz as authz
+
+ROOT_NAMESPACE = "istio-system"
+
+
+@dataclass(frozen=True)
+class JwtProvider:
+    """One `jwtRules` entry of a RequestAuthentication selecting the proxy.
+
+    `name` is unique per proxy (`NAMESPACE/NAME/INDEX`). `jwks_service` is the
+    (hostname, port) of the mesh service a `jwksUri` names, or None when the URI names
+    no known service port (or the keys are inline).
+    """
+
+    name: str
+    rule: authz.JWTRule
+    jwks_service: tuple[str, int] | None = None
+
+
+@dataclass(frozen=True)
+class InboundPolicies:
+    """What applies to one proxy's inbound traffic; policies in (namespace, name) order."""
+
+    providers: tuple[JwtProvider, ...] = ()
+    deny: tuple[authz.AuthorizationPolicy, ...] = ()
+    audit: tuple[authz.AuthorizationPolicy, ...] = ()
+    allow: tuple[authz.AuthorizationPolicy, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not (self.providers or self.deny or self.audit or self.allow)
+
+
+@dataclass(frozen=True)
+class _Index:
+    authentications: tuple[authz.RequestAuthentication, ...]
+    policies: tuple[authz.AuthorizationPolicy, ...]
+
+
+_INDEXES: weakref.WeakKeyDictionary[Snapshot, _Index] = weakref.WeakKeyDictionary()
+
+
+def _index(snap: Snapshot) -> _Index:
+    """The snapshot's security policies, found once per snapshot."""
+    found = _INDEXES.get(snap)
+    if found is None:
+        # `snap.resources` iterates in (kind, namespace, name) order.
+        values = snap.resources.values()
+        found = _Index(
+            tuple(r for r in values if isinstance(r, authz.RequestAuthentication)),
+            tuple(r for r in values if isinstance(r, authz.AuthorizationPolicy)),
+        )
+        _INDEXES[snap] = found
+    return found
+
+
+def selects(namespace: str, selector: authz.WorkloadSelector | None, proxy: Proxy) -> bool:
+    """Whether a policy of `namespace` with `selector` applies to `proxy`."""
+    if proxy.kind != "sidecar":
+        return False
+    if namespace != ROOT_NAMESPACE and namespace != proxy.namespace:
+        return False
+    labels = selector.matchLabels if selector is not None else {}
+    return all(proxy.labels.get(k) == v for k, v in labels.items())
+
+
+def inbound_policies(snap: Snapshot, proxy: Proxy) -> InboundPolicies:
+    """The policies `proxy`'s inbound listeners enforce."""
+    index = _index(snap)
+    providers: list[JwtProvider] = []
+    for ra in index.authentications:
+        if selects(ra.namespace, ra.spec.selector, proxy):
+            providers.extend(
+                JwtProvider(
+                    name=f"{ra.namespace}/{ra.name}/{i}",
+                    rule=rule,
+                    jwks_service=jwks_service(snap, rule.jwksUri, ra.namespace)
+                    if rule.jwksUri is not None
+                    else None,
+                )
+                for i, rule in enumerate(ra.spec.jwtRules)
+            )
+    chosen = [p for p in index.policies if selects(p.namespace, p.spec.selector, proxy)]
+    return InboundPolicies(
+        providers=tuple(providers),
+        deny=_with_action(chosen, "DENY"),
+        audit=_with_action(chosen, "AUDIT"),
+        allow=_with_action(chosen, "ALLOW"),
+    )
+
+
+def _with_action(
+    policies: Sequence[authz.AuthorizationPolicy], action: str
+) -> tuple[authz.AuthorizationPolicy, ...]:
+    return tuple(p for p in policies if p.spec.action == action)
+
+
+def jwks_service(snap: Snapshot, uri: str, namespace: str) -> tuple[str, int] | None:
+    """The (hostname, port) of the mesh service an http:// `uri` names, as read from a
+    resource of `namespace`; None if the snapshot has no such service port."""
+    parts = urlsplit(uri)
+    if parts.scheme != "http" or not parts.hostname:
+        return None
+    port = parts.port or 80
+    hostname = snap.resolve(parts.hostname, namespace)
+    svc = snap.service(hostname)
+    if svc is None or svc.port(port) is None:
+        return None
+    return hostname, port
+
+
+def unresolved_jwks_uris(snap: Snapshot) -> list[tuple[authz.RequestAuthentication, int, str]]:
+    """(RequestAuthentication, rule index, URI) for every `jwksUri` that names no service
+    port of the mesh: tokens of that issuer are refused until it exists (for analyzers)."""
+    out = []
+    for ra in _index(snap).authentications:
+        for i, rule in enumerate(ra.spec.jwtRules):
+            uri = rule.jwksUri
+            if uri is not None and jwks_service(snap, uri, ra.namespace) is None:
+                out.append((ra, i, uri))
+    return out

@@ -1,0 +1,141 @@
+"""Istio's mutual TLS settings: `PeerAuthentication` (security.istio.io v1beta1, v1) and a
+DestinationRule's client side, `ClientTLSSettings` (its `trafficPolicy.tls`).
+
+`PeerAuthentication` says what a workload's inbound ports accept: mutual TLS only
+(STRICT), mutual TLS or plain text (PERMISSIVE) or plain text only (DISABLE); UNSET
+inherits from the next broader policy. Without a selector it covers its namespace, and
+in the root namespace (`istio-system`) the whole mesh; `portLevelMtls` overrides the
+mode per workload port. Which policy applies where is `model.mtls`.
+
+`ClientTLSSettings` is how a client's sidecar talks to a destination: the mesh's own
+mutual TLS (ISTIO_MUTUAL), TLS from certificate files (SIMPLE, MUTUAL) or plain text
+(DISABLE). Certificate files are read by Envoy itself, so their paths are absolute.
+Which fields go with which mode is checked here, on the field at fault.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, ValidationInfo, field_validator
+
+from amimesh.resources.fields import NotSupported, Strict, show
+from amimesh.resources.meta import Resource
+
+ISTIO_SECURITY_VERSIONS = ("v1beta1", "v1")
+
+MutualTLSMode = Literal["UNSET", "DISABLE", "PERMISSIVE", "STRICT"]
+ClientTLSMode = Literal["DISABLE", "SIMPLE", "MUTUAL", "ISTIO_MUTUAL"]
+
+_FILE = "absolute path of a PEM file, read by Envoy"
+
+
+class WorkloadSelector(Strict):
+    """Istio's `type.v1beta1.WorkloadSelector`: the workloads whose labels match."""
+
+    matchLabels: dict[str, str] = Field(default_factory=dict)
+
+
+class MutualTLS(Strict):
+    mode: MutualTLSMode = "UNSET"
+
+
+class PeerAuthenticationSpec(Strict):
+    selector: WorkloadSelector | None = None
+    mtls: MutualTLS | None = None
+    portLevelMtls: dict[int, MutualTLS] | None = Field(
+        default=None, description="keys are workload port numbers; needs a selector"
+    )
+
+
+class PeerAuthentication(Resource):
+    KIND: ClassVar[str] = "PeerAuthentication"
+    API_GROUP: ClassVar[str] = "security.istio.io"
+    API_VERSIONS: ClassVar[tuple[str, ...]] = ISTIO_SECURITY_VERSIONS
+    spec: PeerAuthenticationSpec = Field(default_factory=PeerAuthenticationSpec)
+
+
+# --- DestinationRule trafficPolicy.tls -------------------------------------------------
+
+# The fields each mode reads; naming another is an error (it would be silently ignored).
+_SERVER_CHECK = frozenset({"caCertificates", "sni", "subjectAltNames", "insecureSkipVerify"})
+_FIELDS_OF_MODE: dict[str, frozenset[str]] = {
+    "DISABLE": frozenset(),
+    "SIMPLE": _SERVER_CHECK,
+    "MUTUAL": _SERVER_CHECK | {"clientCertificate", "privateKey"},
+    "ISTIO_MUTUAL": frozenset({"sni", "subjectAltNames"}),
+}
+_REQUIRED_WITH_MODE: dict[str, frozenset[str]] = {
+    "MUTUAL": frozenset({"clientCertificate", "privateKey"}),
+}
+
+
+class ClientTLSSettings(Strict):
+    mode: ClientTLSMode
+    clientCertificate: str | None = Field(
+        default=None, validate_default=True, description=_FILE + "; MUTUAL only"
+    )
+    privateKey: str | None = Field(
+        default=None, validate_default=True, description=_FILE + "; MUTUAL only"
+    )
+    insecureSkipVerify: bool | None = Field(
+        default=None,
+        validate_default=True,
+        description="SIMPLE, MUTUAL: accept any server certificate",
+    )
+    caCertificates: str | None = Field(
+        default=None,
+        validate_default=True,
+        description=_FILE + "; required with SIMPLE and MUTUAL unless insecureSkipVerify",
+    )
+    subjectAltNames: list[str] = Field(
+        default_factory=list,
+        validate_default=True,
+        description="unset: the SNI (SIMPLE, MUTUAL) or the service's accounts (ISTIO_MUTUAL)",
+    )
+    sni: str | None = Field(
+        default=None,
+        validate_default=True,
+        description="unset: the service's host name, or the upstream host for wildcards",
+    )
+    credentialName: NotSupported = None
+    caCrl: NotSupported = None
+
+    @field_validator(
+        "clientCertificate",
+        "privateKey",
+        "caCertificates",
+        "subjectAltNames",
+        "sni",
+        "insecureSkipVerify",
+    )
+    @classmethod
+    def _fits_mode(cls, value: Any, info: ValidationInfo) -> Any:
+        mode = info.data.get("mode")
+        name = info.field_name or ""
+        if mode is None:  # the mode itself is wrong: that error says enough
+            return value
+        if value in (None, [], False):
+            if name in _REQUIRED_WITH_MODE.get(mode, ()):
+                raise ValueError(f"is required with mode {mode}")
+            if name == "caCertificates" and mode in ("SIMPLE", "MUTUAL"):
+                if not info.data.get("insecureSkipVerify"):
+                    raise ValueError(
+                        f"is required with mode {mode}: the server's certificate is verified "
+                        "with it (Ami does not read the system's trusted CAs; name a bundle "
+                        "such as /etc/ssl/certs/ca-certificates.crt), unless insecureSkipVerify"
+                    )
+            return value
+        if name == "caCertificates" and info.data.get("insecureSkipVerify"):
+            raise ValueError("is not used with insecureSkipVerify: no certificate is verified")
+        if name not in _FIELDS_OF_MODE[mode]:
+            if mode == "ISTIO_MUTUAL":
+                raise ValueError(
+                    "is not used with mode ISTIO_MUTUAL: the mesh's own certificates are used"
+                )
+            raise ValueError(f"is not used with mode {mode}")
+        if name in ("clientCertificate", "privateKey", "caCertificates") and not str(
+            value
+        ).startswith("/"):
+            raise ValueError(f"must be an absolute path (Envoy reads the file), got {show(value)}")
+        return value
