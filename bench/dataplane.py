@@ -1,11 +1,15 @@
 """Data-plane cost of the mesh: client → sidecar → sidecar → nginx, against baselines.
 
-Three paths to the same nginx, measured in one run with `hey`:
+Paths to the same nginx, measured in one run with `hey`:
 - direct: the client talks to nginx;
 - minimal: two hand-written static Envoys (an HTTP proxy listener that forwards to
   the second Envoy, which forwards to nginx) — what any Envoy pair costs;
+- minimal_mtls: the same pair with mutual TLS between the two Envoys (certificate
+  files), what any Envoy mTLS pair costs;
 - mesh: two Ami sidecars configured by the real control plane over xDS (the client
-  uses the outbound listener as its HTTP proxy, as an app does through HTTP_PROXY).
+  uses the outbound listener as its HTTP proxy, as an app does through HTTP_PROXY),
+  plain text between them (a DestinationRule with `tls: DISABLE`);
+- mesh_mtls: the same sidecars with Ami's automatic mutual TLS (certificates by SDS).
 Latency at a fixed rate (per-request times from `hey -o csv`), and maximum throughput.
 """
 
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import datetime
 import io
 import json
 import shutil
@@ -25,10 +30,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from amimesh.agent import sds
 from amimesh.agent.bootstrap import bootstrap, write_bootstrap
 from amimesh.agent.envoy import EnvoyProcess
 from amimesh.controlplane.server import ControlPlane, ControlPlaneConfig
+from amimesh.identity import csr
+from amimesh.identity.ca import CertificateAuthority
+from amimesh.identity.spiffe import workload_id
 from amimesh.model.proxy import InboundPort, Proxy
 from amimesh.model.snapshot import Instance
 from amimesh.resources import parse_documents
@@ -36,7 +46,15 @@ from amimesh.resources import parse_documents
 TYPES = "type.googleapis.com/envoy.extensions.filters."
 HCM_TYPE = TYPES + "network.http_connection_manager.v3.HttpConnectionManager"
 ROUTER_TYPE = TYPES + "http.router.v3.Router"
+TLS_TYPES = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3."
 
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+# Two Services select the same server instance: `server` with automatic mutual TLS,
+# `server-plain` with TLS disabled by its DestinationRule (PERMISSIVE accepts both).
 MESH_CONFIG = """
 apiVersion: v1
 kind: Service
@@ -44,6 +62,20 @@ metadata: {name: server}
 spec:
   selector: {app: server}
   ports: [{name: http, port: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: server-plain}
+spec:
+  selector: {app: server}
+  ports: [{name: http, port: 8080}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: server-plain}
+spec:
+  host: server-plain
+  trafficPolicy: {tls: {mode: DISABLE}}
 """
 
 
@@ -106,13 +138,60 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
     raise TimeoutError(f"nothing listens on {port}")
 
 
+def _tls_files(workdir: Path, ca: CertificateAuthority, name: str) -> dict[str, str]:
+    """A key and certificate for a minimal Envoy, as files (a baseline's own test keys)."""
+    issued, key = ca.issue(
+        workload_id("default", name), ttl=datetime.timedelta(hours=1), now=_now()
+    )
+    paths = {}
+    for part, text in (
+        ("cert", issued.certificate_chain),
+        ("key", csr.key_pem(key)),
+        ("ca", issued.trust_bundle),
+    ):
+        path = workdir / f"{name}.{part}.pem"
+        path.write_text(text)
+        path.chmod(0o600)
+        paths[part] = str(path)
+    return paths
+
+
+def _tls_context(files: dict[str, str], *, server: bool) -> dict[str, object]:
+    common = {
+        "tls_certificates": [
+            {
+                "certificate_chain": {"filename": files["cert"]},
+                "private_key": {"filename": files["key"]},
+            }
+        ],
+        "validation_context": {"trusted_ca": {"filename": files["ca"]}},
+    }
+    if server:
+        context: dict[str, object] = {
+            "@type": TLS_TYPES + "DownstreamTlsContext",
+            "common_tls_context": common,
+            "require_client_certificate": True,
+        }
+    else:
+        context = {"@type": TLS_TYPES + "UpstreamTlsContext", "common_tls_context": common}
+    return {"name": "envoy.transport_sockets.tls", "typed_config": context}
+
+
 def _static_envoy(
-    workdir: Path, name: str, listen: int, target: int, proxy_mode: bool
+    workdir: Path,
+    name: str,
+    listen: int,
+    target: int,
+    proxy_mode: bool,
+    *,
+    downstream_tls: dict[str, str] | None = None,
+    upstream_tls: dict[str, str] | None = None,
 ) -> EnvoyProcess:
-    """A minimal hand-written Envoy: one listener, one route, one static cluster."""
+    """A minimal hand-written Envoy: one listener, one route, one static cluster;
+    optionally mutual TLS on its listener or toward its cluster."""
     admin = free_port()
     http_options = {"allow_absolute_url": True} if proxy_mode else {}
-    cfg = {
+    cfg: dict[str, Any] = {
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin}}},
         "static_resources": {
             "listeners": [
@@ -186,17 +265,38 @@ def _static_envoy(
             ],
         },
     }
+    resources = cfg["static_resources"]
+    if downstream_tls is not None:
+        resources["listeners"][0]["filter_chains"][0]["transport_socket"] = _tls_context(
+            downstream_tls, server=True
+        )
+    if upstream_tls is not None:
+        resources["clusters"][0]["transport_socket"] = _tls_context(upstream_tls, server=False)
     path = workdir / f"{name}.json"
     path.write_text(json.dumps(cfg))
     return EnvoyProcess(path, admin, workdir / f"{name}.log")
 
 
+Path_ = tuple[str, list[str]]  # (url, extra hey args)
+
+
 @dataclass
 class Paths:
-    direct: tuple[str, list[str]]  # (url, extra hey args)
-    minimal: tuple[str, list[str]]
-    mesh: tuple[str, list[str]]
+    direct: Path_
+    minimal: Path_
+    minimal_mtls: Path_
+    mesh: Path_
+    mesh_mtls: Path_
     envoys: list[EnvoyProcess]
+
+    def all(self) -> list[tuple[str, Path_]]:
+        return [
+            ("direct", self.direct),
+            ("minimal", self.minimal),
+            ("minimal_mtls", self.minimal_mtls),
+            ("mesh", self.mesh),
+            ("mesh_mtls", self.mesh_mtls),
+        ]
 
 
 class _MeshThread:
@@ -209,7 +309,24 @@ class _MeshThread:
         self.cp = ControlPlane(ControlPlaneConfig(xds_port=0))
         asyncio.run_coroutine_threadsafe(self.cp.start(), self.loop).result(30)
 
+        self.sds: list[sds.SdsServer] = []
+
+    def serve_secrets(self, ca: CertificateAuthority, proxy: Proxy, socket_file: Path) -> None:
+        """An SDS server for one sidecar, with a certificate for its identity."""
+        issued, key = ca.issue(
+            workload_id(proxy.namespace, proxy.service_account),
+            ttl=datetime.timedelta(hours=1),
+            now=_now(),
+        )
+        server = sds.SdsServer(socket_file, name=f"sds {proxy.id}")
+        asyncio.run_coroutine_threadsafe(server.start(), self.loop).result(30)
+        secrets = sds.Secrets(issued.certificate_chain, csr.key_pem(key), issued.trust_bundle)
+        self.loop.call_soon_threadsafe(server.update, secrets)
+        self.sds.append(server)
+
     def stop(self) -> None:
+        for server in self.sds:
+            asyncio.run_coroutine_threadsafe(server.stop(), self.loop).result(30)
         asyncio.run_coroutine_threadsafe(self.cp.stop(), self.loop).result(30)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
@@ -221,10 +338,32 @@ def paths(workdir: Path, nginx_port: int) -> Iterator[Paths]:
     envoys: list[EnvoyProcess] = []
     mesh = _MeshThread()
     try:
-        # Minimal pair: proxy-mode Envoy → Envoy → nginx.
+        ca = CertificateAuthority.self_signed(now=_now())
+        # Minimal pairs: proxy-mode Envoy → Envoy → nginx, plain and with mutual TLS.
         m2_port, m1_port = free_port(), free_port()
         envoys.append(_static_envoy(workdir, "minimal-server", m2_port, nginx_port, False))
         envoys.append(_static_envoy(workdir, "minimal-client", m1_port, m2_port, True))
+        t2_port, t1_port = free_port(), free_port()
+        envoys.append(
+            _static_envoy(
+                workdir,
+                "minimal-mtls-server",
+                t2_port,
+                nginx_port,
+                False,
+                downstream_tls=_tls_files(workdir, ca, "minimal-mtls-server"),
+            )
+        )
+        envoys.append(
+            _static_envoy(
+                workdir,
+                "minimal-mtls-client",
+                t1_port,
+                t2_port,
+                True,
+                upstream_tls=_tls_files(workdir, ca, "minimal-mtls-client"),
+            )
+        )
         # Mesh: client sidecar (outbound) → server sidecar (inbound) → nginx.
         result = parse_documents(MESH_CONFIG, "bench")
         assert not mesh.cp.store.set_source("bench", result)
@@ -243,11 +382,18 @@ def paths(workdir: Path, nginx_port: int) -> Iterator[Paths]:
         )
         for p in (server, client):
             admin = free_port()
+            socket_file = workdir / f"{p.id}.sds.sock"
+            mesh.serve_secrets(ca, p, socket_file)
             path = workdir / f"{p.id}.json"
             write_bootstrap(
                 path,
                 bootstrap(
-                    p, xds_host="127.0.0.1", xds_port=mesh.cp.xds_port, admin_port=admin, delta=True
+                    p,
+                    xds_host="127.0.0.1",
+                    xds_port=mesh.cp.xds_port,
+                    admin_port=admin,
+                    delta=True,
+                    sds_socket=str(socket_file),
                 ),
             )
             envoys.append(EnvoyProcess(path, admin, workdir / f"{p.id}.log"))
@@ -261,10 +407,13 @@ def paths(workdir: Path, nginx_port: int) -> Iterator[Paths]:
         for e in envoys:
             e.wait_ready()
         asyncio.run_coroutine_threadsafe(mesh.cp.xds.wait_synced(timeout=30), mesh.loop).result(40)
+        outbound = ["-x", f"http://127.0.0.1:{client.outbound_port}"]
         yield Paths(
             direct=(f"http://127.0.0.1:{nginx_port}/", []),
             minimal=("http://server:8080/", ["-x", f"http://127.0.0.1:{m1_port}"]),
-            mesh=("http://server:8080/", ["-x", f"http://127.0.0.1:{client.outbound_port}"]),
+            minimal_mtls=("http://server:8080/", ["-x", f"http://127.0.0.1:{t1_port}"]),
+            mesh=("http://server-plain:8080/", outbound),
+            mesh_mtls=("http://server:8080/", outbound),
             envoys=envoys,
         )
     finally:
@@ -312,40 +461,37 @@ def measure(*, seconds: float, rate: int, max_workers: int) -> dict[str, float]:
             workers = 10
             lat: dict[str, list[float]] = {}
             rps: dict[str, float] = {}
-            for name, (url, extra) in (
-                ("direct", p.direct),
-                ("minimal", p.minimal),
-                ("mesh", p.mesh),
-            ):
-                hey(
-                    url, extra, seconds=1, workers=workers, qps_per_worker=rate / workers
-                )  # warm up
+            for name, (url, extra) in p.all():
+                hey(url, extra, seconds=1, workers=workers, qps_per_worker=rate / workers)  # warm
                 ok, _, errors = hey(
                     url, extra, seconds=seconds, workers=workers, qps_per_worker=rate / workers
                 )
                 if errors:
                     raise RuntimeError(f"{name}: {errors} failed requests at {rate} rps")
                 lat[name] = ok
-            for name, (url, extra) in (
-                ("direct", p.direct),
-                ("minimal", p.minimal),
-                ("mesh", p.mesh),
-            ):
+            for name, (url, extra) in p.all():
                 _, rps[name], _ = hey(
                     url, extra, seconds=seconds, workers=max_workers, qps_per_worker=None
                 )
-            for base in ("direct", "minimal"):
-                suffix = "" if base == "direct" else "_vs_minimal"
-                figures[f"dataplane_p50_added_ms{suffix}"] = statistics.median(
-                    lat["mesh"]
-                ) - statistics.median(lat[base])
-                figures[f"dataplane_p99_added_ms{suffix}"] = pct(lat["mesh"], 0.99) - pct(
-                    lat[base], 0.99
-                )
+
+            def added(path: str, base: str, q: float) -> float:
+                if q == 0.5:
+                    return statistics.median(lat[path]) - statistics.median(lat[base])
+                return pct(lat[path], q) - pct(lat[base], q)
+
+            for prefix, path, bases in (
+                ("dataplane", "mesh", (("", "direct"), ("_vs_minimal", "minimal"))),
+                ("mtls", "mesh_mtls", (("", "direct"), ("_vs_plaintext_mesh", "mesh"))),
+            ):
+                for suffix, base in bases:
+                    figures[f"{prefix}_p50_added_ms{suffix}"] = added(path, base, 0.5)
+                    figures[f"{prefix}_p99_added_ms{suffix}"] = added(path, base, 0.99)
             figures["direct_p50_ms"] = statistics.median(lat["direct"])
             figures["direct_p99_ms"] = pct(lat["direct"], 0.99)
             figures["dataplane_max_rps_ratio"] = rps["mesh"] / rps["minimal"]
             figures["dataplane_max_rps_ratio_vs_direct"] = rps["mesh"] / rps["direct"]
+            figures["mtls_max_rps_ratio"] = rps["mesh_mtls"] / rps["minimal_mtls"]
+            figures["mtls_max_rps_ratio_vs_plaintext_mesh"] = rps["mesh_mtls"] / rps["mesh"]
             figures["direct_max_rps"] = rps["direct"]
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

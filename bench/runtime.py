@@ -9,6 +9,10 @@ Figures (one JSON line each):
   `dataplane_max_rps_ratio`: client → sidecar → sidecar → nginx against the same
   client → nginx direct, and against a minimal hand-written Envoy pair (`_vs_minimal`).
   See `dataplane.py`.
+- `mtls_p50_added_ms`, `mtls_p99_added_ms` (against direct and `_vs_plaintext_mesh`)
+  and `mtls_max_rps_ratio` (against a minimal hand-written Envoy mTLS pair).
+- `cert_issue_ms_p50`, `cert_issue_ms_p99`: CSR to certificate in hand through the
+  control plane's API (`identity.py`, which this runs in its quick form).
 Needs `hey` and `nginx` (Debian: hey, nginx-light); `make bench-runtime` installs them.
 """
 
@@ -144,6 +148,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         emit("up_to_ready_s", times[len(times) // 2], "s", runs=len(times))
         emit("sidecar_private_mb", sum(private) / len(private), "MB", envoys=len(private))
         emit("sidecar_rss_mb", sum(rss) / len(rss), "MB", envoys=len(rss))
+    subprocess.run(
+        [sys.executable, str(Path(__file__).parent / "identity.py"), "--quick"], check=True
+    )
     figures = dataplane.measure(seconds=args.seconds, rate=args.rate, max_workers=32)
     for name, value in figures.items():
         unit = "ratio" if "ratio" in name else ("rps" if name.endswith("rps") else "ms")
