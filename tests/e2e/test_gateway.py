@@ -3,7 +3,8 @@
 One mesh for the module: workloads `shop` and `api` (HTTP echo backends) and `greeter`
 (a gRPC server) behind their sidecars, a client sidecar, and a gateway Envoy serving
 Gateway `ingress`: plain HTTP on 8080, HTTP on 8081 redirecting to HTTPS, and HTTPS
-(SIMPLE, a self-signed certificate made here) on 8443 for shop.example.com.
+(SIMPLE, a self-signed certificate made here) on 8443 for shop.example.com, and
+HTTPS with client certificates (MUTUAL: the mesh CA's, SAN .../sa/partner) on 8444.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from amimesh.identity import csr as csr_mod
+from amimesh.identity.spiffe import SpiffeId
 from tests.e2e.harness import GrpcBackend, Mesh, Sidecar, self_signed_cert
 
 pytestmark = [pytest.mark.envoy, pytest.mark.slow]
@@ -53,6 +56,10 @@ spec:
   - port: {number: 8443, name: https, protocol: HTTPS}
     hosts: [shop.example.com]
     tls: {mode: SIMPLE, serverCertificate: CERT, privateKey: KEY}
+  - port: {number: 8444, name: https-mutual, protocol: HTTPS}
+    hosts: [shop.example.com]
+    tls: {mode: MUTUAL, serverCertificate: CERT, privateKey: KEY, caCertificates: CLIENT_CA,
+          subjectAltNames: ["spiffe://cluster.local/ns/default/sa/partner"]}
 """
 
 ROUTES = """
@@ -101,14 +108,18 @@ class Edge:
 
 @pytest.fixture(scope="module")
 def edge(module_mesh: Mesh, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
-    cert, key = self_signed_cert(tmp_path_factory.mktemp("certs"), "shop.example.com")
-    gateway = GATEWAY.replace("CERT", str(cert)).replace("KEY", str(key))
+    certs = tmp_path_factory.mktemp("certs")
+    cert, key = self_signed_cert(certs, "shop.example.com")
+    client_ca = certs / "client-ca.pem"
+    client_ca.write_text(module_mesh.trust_bundle)
+    gateway = GATEWAY.replace("CLIENT_CA", str(client_ca))
+    gateway = gateway.replace("CERT", str(cert)).replace("KEY", str(key))
     module_mesh.apply(SERVICES + "---" + gateway + "---" + ROUTES, source="edge.yaml")
     module_mesh.workload("shop", {"app": "shop"}, port=9080)
     module_mesh.workload("api", {"app": "api"}, port=9080)
     module_mesh.workload("greeter", {"app": "greeter"}, port=9090, protocol="GRPC")
     client = module_mesh.client()
-    gw = module_mesh.gateway(ports={8080: 0, 8081: 0, 8443: 0})
+    gw = module_mesh.gateway(ports={8080: 0, 8081: 0, 8443: 0, 8444: 0})
     module_mesh.wait_synced()
     with httpx.Client(trust_env=False, timeout=10.0) as http:
         yield Edge(module_mesh, gw, client, cert, http)
@@ -149,6 +160,39 @@ def test_https_simple_with_sni(edge: Edge) -> None:
         )
     assert backend(response) == "api"
     assert response.json()["headers"]["x-forwarded-proto"] == "https"
+
+
+def _mutual_get(edge: Edge, client_cert: tuple[str, str] | None) -> httpx.Response:
+    context = ssl.create_default_context(cafile=str(edge.cert))
+    if client_cert is not None:
+        context.load_cert_chain(*client_cert)
+    with httpx.Client(verify=context, trust_env=False, timeout=10.0) as https:
+        return https.get(
+            edge.gateway.url(8444, "https") + "/api/mutual",
+            headers={"host": "shop.example.com"},
+            extensions={"sni_hostname": "shop.example.com"},
+        )
+
+
+def _client_cert(edge: Edge, account: str, directory: Path) -> tuple[str, str]:
+    issued, key = edge.mesh.issue(SpiffeId("cluster.local", "default", account))
+    chain, key_file = directory / f"{account}.pem", directory / f"{account}.key"
+    chain.write_text(issued.certificate_chain)
+    key_file.write_text(csr_mod.key_pem(key))
+    return str(chain), str(key_file)
+
+
+def test_https_mutual_requires_a_client_certificate_of_the_ca(edge: Edge, tmp_path: Path) -> None:
+    refused = (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError)
+    with pytest.raises(refused):
+        _mutual_get(edge, None)
+    assert backend(_mutual_get(edge, _client_cert(edge, "partner", tmp_path))) == "api"
+    # Signed by the CA, but not one of subjectAltNames.
+    with pytest.raises(refused):
+        _mutual_get(edge, _client_cert(edge, "stranger", tmp_path))
+    # Its own CA, not the configured one.
+    with pytest.raises(refused):
+        _mutual_get(edge, (str(edge.cert), str(edge.cert.with_suffix(".key"))))
 
 
 def test_https_redirect(edge: Edge) -> None:

@@ -12,6 +12,7 @@ import math
 import os
 import shutil
 import signal
+import ssl
 import struct
 import subprocess
 import sys
@@ -144,6 +145,26 @@ def test_page_shows_product_reviews_and_ratings(shop: Shop) -> None:
     starred = [p for p in pages if reviews_version(p) in ("v2", "v3")]
     assert all("★" in p for p in starred)
     assert any("stars-black" in p for p in starred) and any("stars-red" in p for p in starred)
+
+
+def test_https_with_a_certificate_from_the_mesh_ca(shop: Shop) -> None:
+    info = json.loads((shop.state / "mesh.json").read_text())
+    (url,) = [u for u in info["gateway_urls"] if u.startswith("https://")]
+    port = int(url.rsplit(":", 1)[1].rstrip("/"))
+    root = shop.state / "ca" / "root-cert.pem"
+    # credentialName shop-tls: issued by the mesh CA for localhost and 127.0.0.1.
+    for base in (f"https://localhost:{port}/", url):
+        context = ssl.create_default_context(cafile=str(root))
+        with httpx.Client(verify=context, trust_env=False, timeout=10.0) as https:
+            response = https.get(base + "productpage")
+        assert response.status_code == 200, response.text[:500]
+        assert "The Late Train" in response.text
+    # Not any certificate: a client trusting only another CA refuses it.
+    with (
+        httpx.Client(verify=True, trust_env=False, timeout=10.0) as https,
+        pytest.raises(httpx.ConnectError),
+    ):
+        https.get(url + "productpage")
 
 
 def apply_task(shop: Shop, name: str) -> Iterator[None]:

@@ -17,7 +17,12 @@ from amimesh.identity import csr as csr_mod
 from amimesh.identity import pem, store
 from amimesh.identity.ca import CaError, CertificateAuthority
 from amimesh.identity.issued import Issued
-from amimesh.identity.service import IdentityService, NotGranted, UnknownToken
+from amimesh.identity.service import (
+    IdentityService,
+    NamesNotGranted,
+    NotGranted,
+    UnknownToken,
+)
 from amimesh.identity.spiffe import BadSpiffeId, SpiffeId, workload_id
 
 NOW = datetime.datetime(2030, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
@@ -282,6 +287,32 @@ def test_a_csr_for_someone_else_is_refused(ca: CertificateAuthority) -> None:
     with pytest.raises(NotGranted) as err:
         service.sign(token, csr_mod.make_csr(csr_mod.new_key(), RATINGS))
     assert str(err.value) == f"this token grants {REVIEWS}, and the CSR asks for {RATINGS}: refused"
+
+
+def test_only_gateway_tokens_get_server_names(ca: CertificateAuthority) -> None:
+    service = IdentityService(ca)
+    gateway_id = SpiffeId("cluster.local", "istio-system", "istio-ingressgateway-service-account")
+    csr = csr_mod.make_csr(csr_mod.new_key(), gateway_id)
+    gateway = service.grant(gateway_id, serving=True)
+    issued = service.sign(gateway, csr, dns_names=["localhost"], ip_addresses=["127.0.0.1"])
+    leaf = pem.load_certificates(issued.certificate_chain)[0]
+    sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sans.get_values_for_type(x509.UniformResourceIdentifier) == [gateway_id.uri]
+    assert sans.get_values_for_type(x509.DNSName) == ["localhost"]
+    assert [str(a) for a in sans.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+    assert issued.spiffe_id == gateway_id.uri
+    # A workload's token gets its SPIFFE ID and nothing else.
+    workload = service.grant(REVIEWS)
+    reviews_csr = csr_mod.make_csr(csr_mod.new_key(), REVIEWS)
+    with pytest.raises(NamesNotGranted) as err:
+        service.sign(workload, reviews_csr, dns_names=["shop.example.com"])
+    assert str(err.value) == (
+        f"this token grants {REVIEWS} only: DNS names and IP addresses are for gateway "
+        "tokens: refused"
+    )
+    with pytest.raises(NamesNotGranted):
+        service.sign(workload, reviews_csr, ip_addresses=["127.0.0.1"])
+    assert service.sign(workload, reviews_csr).spiffe_id == REVIEWS.uri
 
 
 def test_unknown_and_revoked_tokens_are_refused(ca: CertificateAuthority) -> None:

@@ -111,3 +111,20 @@ async def test_a_body_that_is_not_json(cp: ControlPlane, client: Client) -> None
     async with client.post(PATH, data="{", headers=headers) as resp:
         assert resp.status == 400
         assert "not JSON" in (await resp.json())["error"]
+
+
+async def test_server_names_for_gateway_tokens_only(cp: ControlPlane, client: Client) -> None:
+    names = {"dns_names": ["localhost", "*.example.com"], "ip_addresses": ["127.0.0.1"]}
+    gateway = cp.identity.grant(REVIEWS, serving=True)
+    body = await post(client, gateway, {"csr": csr(REVIEWS), **names}, 200)
+    assert body["spiffe_id"] == REVIEWS.uri
+    workload = cp.identity.grant(RATINGS)
+    refused = await post(client, workload, {"csr": csr(RATINGS), **names}, 403)
+    assert "are for gateway tokens" in refused["error"]
+    for bad, message in [
+        ({"dns_names": "localhost"}, "body: dns_names must be a list of strings"),
+        ({"dns_names": ["a b"]}, "body: dns_names: 'a b' is not a DNS name"),
+        ({"ip_addresses": ["localhost"]}, "body: ip_addresses: 'localhost' is not an IP address"),
+    ]:
+        answer = await post(client, gateway, {"csr": csr(REVIEWS), **bad}, 400)
+        assert answer["error"] == message

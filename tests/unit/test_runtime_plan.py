@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from amimesh.agent.config import ProbeSpec
+from amimesh.agent.config import CredentialSpec, ProbeSpec
 from amimesh.config.directory import DirectorySource
 from amimesh.config.store import Store
 from amimesh.model.proxy import GatewayPort, InboundPort
@@ -195,3 +195,40 @@ def test_config_root_and_tasks_are_left_out(tmp_path: Path) -> None:
     assert sorted(r.name for r in store.resources()) == ["nested", "top"]
     (tmp_path / "mesh").mkdir()
     assert config_root(tmp_path) == tmp_path / "mesh"
+
+
+def test_gateway_credentials_from_files_or_the_mesh_ca(tmp_path: Path) -> None:
+    text = """
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: edge}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 8443, name: https, protocol: HTTPS}
+    hosts: ["*", "shop/shop.example.com", "10.0.0.1"]
+    tls: {mode: SIMPLE, credentialName: shop-tls}
+  - port: {number: 9443, name: https-m, protocol: HTTPS}
+    hosts: [partner.example.com]
+    tls: {mode: MUTUAL, credentialName: "kubernetes://partner"}
+"""
+    result = parse_documents(text, "gw.yaml")
+    assert result.ok, [str(e) for e in result.errors]
+    home = tmp_path / "credentials" / "partner"
+    home.mkdir(parents=True)
+    (home / "tls.crt").write_text("chain")
+    (home / "tls.key").write_text("key")
+    specs = gateway.credentials(build_snapshot(result.resources), tmp_path)
+    assert specs == (
+        CredentialSpec(
+            "partner",
+            ca_secret=True,
+            cert_file=str(home / "tls.crt"),
+            key_file=str(home / "tls.key"),
+        ),
+        CredentialSpec(
+            "shop-tls",
+            dns_names=("localhost", "shop.example.com"),
+            ip_addresses=("127.0.0.1", "10.0.0.1"),
+        ),
+    )

@@ -24,6 +24,7 @@ from amimesh.translate import (
     gateway_listeners,
     gateway_routes,
     gateway_servers,
+    gateway_tls,
     routes,
 )
 from amimesh.translate.built import CLUSTER, LISTENER, ROUTE
@@ -398,6 +399,102 @@ def test_envoy_accepts_gateway_listeners_and_routes(tmp_path: Path) -> None:
         listeners=gateway_listeners.listeners(snap, PROXY),
         routes=gateway_routes.route_configs(snap, PROXY),
     )
+    path = bs.write_bootstrap(tmp_path / "envoy.json", config)
+    cmd = [bs.envoy_path(), "--mode", "validate", "-c", str(path), "--disable-hot-restart"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+# --- MUTUAL and credentialName ----------------------------------------------------------
+
+SDS = {
+    "api_config_source": {
+        "api_type": "GRPC",
+        "transport_api_version": "V3",
+        "grpc_services": [{"envoy_grpc": {"cluster_name": "sds-grpc"}}],
+    },
+    "resource_api_version": "V3",
+}
+TLS_SERVERS = """
+  - port: {number: 443, name: https-m, protocol: HTTPS}
+    hosts: [m.example.com]
+    tls: {mode: MUTUAL, serverCertificate: /CERT, privateKey: /KEY, caCertificates: /CA,
+          subjectAltNames: [client.example.com]}
+  - port: {number: 443, name: https-c, protocol: HTTPS}
+    hosts: [c.example.com]
+    tls: {mode: SIMPLE, credentialName: shop-tls}
+  - port: {number: 443, name: https-cm, protocol: HTTPS}
+    hosts: [cm.example.com]
+    tls: {mode: MUTUAL, credentialName: "kubernetes://partner", subjectAltNames: [spiffe://x/y]}
+"""
+
+
+def contexts(snap: Snapshot) -> list[dict[str, Any]]:
+    (lis,) = gateway_listeners.listeners(snap, PROXY)
+    out = []
+    for chain in lis.filter_chains:
+        ctx = tls_pb2.DownstreamTlsContext()
+        assert chain.transport_socket.typed_config.Unpack(ctx)
+        out.append(as_dict(ctx))
+    return out
+
+
+def test_mutual_and_credential_name_contexts() -> None:
+    snap = snapshot(gateway(servers=TLS_SERVERS))
+    mutual, simple_sds, mutual_sds = contexts(snap)
+    assert mutual == {
+        "require_client_certificate": True,
+        "common_tls_context": {
+            "tls_certificates": [
+                {"certificate_chain": {"filename": "/CERT"}, "private_key": {"filename": "/KEY"}}
+            ],
+            "validation_context": {
+                "trusted_ca": {"filename": "/CA"},
+                "match_typed_subject_alt_names": [
+                    {"san_type": "DNS", "matcher": {"exact": "client.example.com"}}
+                ],
+            },
+            "alpn_protocols": ["h2", "http/1.1"],
+        },
+    }
+    assert simple_sds == {
+        "common_tls_context": {
+            "tls_certificate_sds_secret_configs": [{"name": "shop-tls", "sds_config": SDS}],
+            "alpn_protocols": ["h2", "http/1.1"],
+        }
+    }
+    assert mutual_sds == {
+        "require_client_certificate": True,
+        "common_tls_context": {
+            "tls_certificate_sds_secret_configs": [{"name": "partner", "sds_config": SDS}],
+            "combined_validation_context": {
+                "default_validation_context": {
+                    "match_typed_subject_alt_names": [
+                        {"san_type": "URI", "matcher": {"exact": "spiffe://x/y"}}
+                    ]
+                },
+                "validation_context_sds_secret_config": {
+                    "name": "partner-cacert",
+                    "sds_config": SDS,
+                },
+            },
+            "alpn_protocols": ["h2", "http/1.1"],
+        },
+    }
+    servers = [s for g in snap.gateways_for(PROXY.labels) for s in g.spec.servers]
+    assert gateway_tls.credentials(servers) == ["partner", "partner-cacert", "shop-tls"]
+
+
+@pytest.mark.envoy
+def test_envoy_accepts_mutual_and_sds_credentials(tmp_path: Path) -> None:
+    cert, key = self_signed_cert(tmp_path, "m.example.com")
+    servers = TLS_SERVERS.replace("/CERT", str(cert)).replace("/KEY", str(key))
+    snap = snapshot(gateway(servers=servers.replace("/CA", str(cert))))
+    config = bs.static_bootstrap(
+        listeners=gateway_listeners.listeners(snap, PROXY),
+        routes=gateway_routes.route_configs(snap, PROXY),
+    )
+    config["static_resources"]["clusters"].append(bs.sds_cluster(str(tmp_path / "sds.sock")))
     path = bs.write_bootstrap(tmp_path / "envoy.json", config)
     cmd = [bs.envoy_path(), "--mode", "validate", "-c", str(path), "--disable-hot-restart"]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=60)

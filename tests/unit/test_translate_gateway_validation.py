@@ -84,9 +84,10 @@ CASES: list[tuple[str, str, list[str]]] = [
         [
             f"{GW}: spec.servers[0].tls.serverCertificate: must be an absolute path (Envoy reads "
             'the file), got "certs/a.pem"',
-            f"{GW}: spec.servers[0].tls.privateKey: is required with mode SIMPLE",
+            f"{GW}: spec.servers[0].tls.privateKey: is required with mode SIMPLE (or set "
+            "credentialName)",
             f"{GW}: spec.servers[1].tls.mode: is required on an HTTPS server: Ami supports SIMPLE "
-            "(Istio's default, PASSTHROUGH, is not supported by Ami yet)",
+            "and MUTUAL (Istio's default, PASSTHROUGH, is not supported by Ami yet)",
             f"{GW}: spec.servers[2].tls: is required on an HTTPS server: set mode SIMPLE and the "
             "certificate",
             f"{GW}: spec.servers[3].tls.mode: is only for HTTPS servers (this one is HTTP); a "
@@ -104,14 +105,55 @@ CASES: list[tuple[str, str, list[str]]] = [
   servers:
   - port: {number: 443, name: tls, protocol: TLS}
     hosts: [a.example.com]
-    tls: {mode: MUTUAL, credentialName: a-cert}
+    tls: {mode: ISTIO_MUTUAL, caCrl: /crl.pem}
     defaultEndpoint: 127.0.0.1:8080
 """,
         [
             f'{GW}: spec.servers[0].port.protocol: "TLS" is not supported by Ami yet',
-            f'{GW}: spec.servers[0].tls.mode: "MUTUAL" is not supported by Ami yet',
-            f"{GW}: spec.servers[0].tls.credentialName: is not supported by Ami yet",
+            f'{GW}: spec.servers[0].tls.mode: "ISTIO_MUTUAL" is not supported by Ami yet',
+            f"{GW}: spec.servers[0].tls.caCrl: is not supported by Ami yet",
             f"{GW}: spec.servers[0].defaultEndpoint: is not supported by Ami yet",
+        ],
+    ),
+    (
+        "mutual and credentials",
+        HEAD
+        + f"""\
+  servers:
+  - port: {{number: 443, name: https, protocol: HTTPS}}
+    hosts: [a.example.com]
+    tls: {{mode: MUTUAL, {CERTS}}}
+  - port: {{number: 444, name: https-b, protocol: HTTPS}}
+    hosts: [b.example.com]
+    tls: {{mode: MUTUAL, {CERTS}, caCertificates: ca.pem}}
+  - port: {{number: 445, name: https-c, protocol: HTTPS}}
+    hosts: [c.example.com]
+    tls: {{mode: SIMPLE, {CERTS}, caCertificates: /ca.pem, subjectAltNames: [x]}}
+  - port: {{number: 446, name: https-d, protocol: HTTPS}}
+    hosts: [d.example.com]
+    tls: {{mode: SIMPLE, credentialName: Bad_Name}}
+  - port: {{number: 447, name: https-e, protocol: HTTPS}}
+    hosts: [e.example.com]
+    tls: {{mode: MUTUAL, credentialName: "kubernetes://e-cert", caCertificates: /ca.pem}}
+  - port: {{number: 80, name: http, protocol: HTTP}}
+    hosts: ["*"]
+    tls: {{credentialName: a-cert}}
+""",
+        [
+            f"{GW}: spec.servers[0].tls.caCertificates: is required with mode MUTUAL (or set "
+            "credentialName)",
+            f"{GW}: spec.servers[1].tls.caCertificates: must be an absolute path (Envoy reads "
+            'the file), got "ca.pem"',
+            f"{GW}: spec.servers[2].tls.caCertificates: is only for mode MUTUAL (it verifies "
+            "client certificates); mode SIMPLE asks for none",
+            f"{GW}: spec.servers[2].tls.subjectAltNames: is only for mode MUTUAL (it matches the "
+            "client's certificate)",
+            f"{GW}: spec.servers[3].tls.credentialName: must be a secret name (lowercase "
+            "letters, digits, '-' and '.'), optionally after kubernetes://, got \"Bad_Name\"",
+            f"{GW}: spec.servers[4].tls.caCertificates: must not be set with credentialName "
+            "(the credential holds the certificate, its key and, for MUTUAL, the CA)",
+            f"{GW}: spec.servers[5].tls.credentialName: is only for HTTPS servers (this one is "
+            "HTTP); a plain-text server takes only httpsRedirect",
         ],
     ),
 ]

@@ -23,7 +23,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any
 
-from amimesh.agent import certs, events, machine, probe, sds
+from amimesh.agent import certs, credentials, events, machine, probe, sds
 from amimesh.agent import config as agent_config
 from amimesh.agent.bootstrap import bootstrap, envoy_command, write_bootstrap
 from amimesh.agent.env import app_env
@@ -140,7 +140,7 @@ class Agent:
             if self.envoy is not None:
                 self.envoy.kill()
             self.post(machine.EnvoyStopped())
-        elif name == "certs":
+        elif name.startswith("certs"):
             # The certificate in hand serves on; a renewal loop that broke is logged.
             pass
         else:
@@ -187,8 +187,15 @@ class Agent:
             self.rotator = certs.Rotator(
                 SpiffeId.parse(spec.spiffe_id), client.sign, on_cert=self._on_cert
             )
-            await certs.first_certificate(self.rotator, timeout_s=ENVOY_READY_TIMEOUT_S)
+            issued = await certs.first_certificate(self.rotator, timeout_s=ENVOY_READY_TIMEOUT_S)
             self._own("certs", self.rotator.run())
+            # A gateway's credentials too: its listeners would not open without them.
+            gateway = credentials.Credentials(
+                self.config.credentials, server, client, SpiffeId.parse(spec.spiffe_id)
+            )
+            loops = await gateway.start(issued.trust_bundle, timeout_s=ENVOY_READY_TIMEOUT_S)
+            for i, loop in enumerate(loops):
+                self._own(f"certs-{i}", loop)
         return str(self.sds.path)
 
     def _on_cert(self, secrets: sds.Secrets, issued: Issued) -> None:
@@ -208,7 +215,12 @@ class Agent:
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             sds_socket = await self._start_identity()
-        except (certs.CaRefused, certs.CaUnavailable, OSError) as e:
+        except (
+            certs.CaRefused,
+            certs.CaUnavailable,
+            credentials.CredentialError,
+            OSError,
+        ) as e:
             self.post(machine.EnvoyFailed(f"no certificate for {cfg.proxy.id}: {e}"))
             return
         write_bootstrap(

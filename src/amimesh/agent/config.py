@@ -28,6 +28,11 @@ reads it and decides nothing that the runtime must know. Schema (version 1):
         "cert_file": ".../cert.pem",        # the current chain (public), for `ami identity`
         "bundle_file": ".../trust-bundle.pem"
       },
+      "credentials": [                      # a gateway's credentialNames, served by SDS
+        {"name": "shop-tls", "ca_secret": false,        # also serve NAME-cacert (MUTUAL)
+         "cert_file": "", "key_file": "", "ca_file": "",  # files: read by the agent, or
+         "dns_names": ["localhost"], "ip_addresses": ["127.0.0.1"]}  # from the mesh CA
+      ],
       "app": null | {                       # null: Envoy only (a gateway)
         "command": ["python", "app.py"],    # Workload command + args
         "env": {"GREETING": "hi"},          # the Workload's env, applied last
@@ -107,6 +112,35 @@ class IdentitySpec:
 
 
 @dataclass(frozen=True)
+class CredentialSpec:
+    """One Gateway `credentialName` the agent serves by SDS (`name`, and `name-cacert`
+    when `ca_secret`). With `cert_file` and `key_file` (a secret in the mesh's config
+    dir) the agent reads them, and `ca_file` if set (else the mesh's trust bundle);
+    without, it makes a key and gets a certificate for `dns_names` and `ip_addresses`
+    from the mesh CA, renewed as its own."""
+
+    name: str
+    ca_secret: bool = False
+    cert_file: str = ""
+    key_file: str = ""
+    ca_file: str = ""
+    dns_names: tuple[str, ...] = ()
+    ip_addresses: tuple[str, ...] = ()
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> CredentialSpec:
+        return cls(
+            name=str(d["name"]),
+            ca_secret=bool(d.get("ca_secret", False)),
+            cert_file=str(d.get("cert_file", "")),
+            key_file=str(d.get("key_file", "")),
+            ca_file=str(d.get("ca_file", "")),
+            dns_names=tuple(d.get("dns_names", ())),
+            ip_addresses=tuple(d.get("ip_addresses", ())),
+        )
+
+
+@dataclass(frozen=True)
 class AgentConfig:
     name: str
     proxy: Proxy
@@ -115,6 +149,7 @@ class AgentConfig:
     app: AppSpec | None = None
     grace_s: float = 0.5
     identity: IdentitySpec | None = None
+    credentials: tuple[CredentialSpec, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -138,6 +173,7 @@ class AgentConfig:
             app=_app(app) if app is not None else None,
             grace_s=float(data.get("grace_s", 0.5)),
             identity=IdentitySpec(**identity) if identity is not None else None,
+            credentials=tuple(CredentialSpec.from_json(c) for c in data.get("credentials", ())),
         )
 
 

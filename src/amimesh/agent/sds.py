@@ -21,7 +21,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,19 +53,22 @@ class Secrets:
         return "Secrets(<certificate chain>, <private key>, <trust bundle>)"
 
 
-def secret_protos(secrets: Secrets) -> dict[str, secret_pb2.Secret]:
-    """The `default` and `ROOTCA` secrets, by name."""
+def secret_protos(
+    secrets: Secrets, certificate: str = DEFAULT, validation: str | None = ROOTCA
+) -> dict[str, secret_pb2.Secret]:
+    """The secrets `certificate` (chain and key) and `validation` (the trust bundle;
+    none if None), by name: `default` and `ROOTCA` unless told."""
     tls = common_pb2.TlsCertificate(
         certificate_chain=base_pb2.DataSource(inline_bytes=secrets.certificate_chain.encode()),
         private_key=base_pb2.DataSource(inline_bytes=secrets.private_key.encode()),
     )
-    validation = common_pb2.CertificateValidationContext(
-        trusted_ca=base_pb2.DataSource(inline_bytes=secrets.trust_bundle.encode())
-    )
-    return {
-        DEFAULT: secret_pb2.Secret(name=DEFAULT, tls_certificate=tls),
-        ROOTCA: secret_pb2.Secret(name=ROOTCA, validation_context=validation),
-    }
+    out = {certificate: secret_pb2.Secret(name=certificate, tls_certificate=tls)}
+    if validation is not None:
+        context = common_pb2.CertificateValidationContext(
+            trusted_ca=base_pb2.DataSource(inline_bytes=secrets.trust_bundle.encode())
+        )
+        out[validation] = secret_pb2.Secret(name=validation, validation_context=context)
+    return out
 
 
 def socket_path(preferred: Path) -> tuple[Path, Path | None]:
@@ -132,7 +135,12 @@ class SdsServer:
 
     def update(self, secrets: Secrets) -> None:
         """Serve `secrets` from now on; every open stream gets them at once."""
-        self._secrets = {name: _pack(s) for name, s in secret_protos(secrets).items()}
+        self.put(secret_protos(secrets))
+
+    def put(self, secrets: Mapping[str, secret_pb2.Secret]) -> None:
+        """Serve these named secrets (beside the others) from now on: a gateway's
+        credentials."""
+        self._secrets.update({name: _pack(s) for name, s in secrets.items()})
         self._version += 1
         self.updates += 1
         for stream in self._streams:
@@ -157,7 +165,7 @@ class SdsServer:
                 "%s: Envoy rejected secrets version %s: %s", self.name, req.version_info, message
             )
         names = frozenset(req.resource_names)
-        unknown = names - {DEFAULT, ROOTCA}
+        unknown = names - {DEFAULT, ROOTCA} - set(self._secrets)
         if unknown and names != stream.names:
             log.warning("%s: Envoy asks for unknown secrets %s", self.name, sorted(unknown))
         if names != stream.names or not stream.asked:

@@ -15,6 +15,7 @@ runtime, granting one SPIFFE ID), never the API token.
     PUT    /api/v1/instances/{id}                  register a live instance (JSON body)
     DELETE /api/v1/instances/{id}
     POST   /api/v1/certificates                    {"csr": PEM}, with an instance token
+                                                   (a gateway's may add "dns_names", "ip_addresses")
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import hmac
 import ipaddress
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +34,7 @@ from amimesh.config.store import API_SOURCE, Key
 from amimesh.controlplane import api_json, api_kinds
 from amimesh.identity import csr as csr_mod
 from amimesh.identity.ca import CaError
-from amimesh.identity.service import NotGranted, UnknownToken
+from amimesh.identity.service import NamesNotGranted, NotGranted, UnknownToken
 from amimesh.model import analyze
 from amimesh.resources import ParseResult, parse_documents
 
@@ -275,11 +277,16 @@ class Api:
             return _json({"error": f"body: not JSON: {err}"}, 400)
         if not isinstance(data, dict) or not isinstance(data.get("csr"), str):
             return _json({"error": 'body: want {"csr": "<PEM certificate request>"}'}, 400)
+        names = _server_names(data)
+        if isinstance(names, str):
+            return _json({"error": names}, 400)
         try:
-            issued = self.cp.identity.sign(token, data["csr"])
+            issued = self.cp.identity.sign(
+                token, data["csr"], dns_names=names[0], ip_addresses=names[1]
+            )
         except UnknownToken:
             return _unauthorized("unknown or revoked instance token")
-        except NotGranted as err:
+        except (NotGranted, NamesNotGranted) as err:
             log.warning("certificate refused: %s", err)
             return _json({"error": str(err)}, 403)
         except csr_mod.BadCsr as err:
@@ -288,6 +295,33 @@ class Api:
             log.error("cannot sign: %s", err)
             return _json({"error": str(err)}, 500)
         return _json(issued.to_json())
+
+
+_LABEL = r"[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?"
+_DNS_NAME = re.compile(rf"^(\*\.)?{_LABEL}(\.{_LABEL})*$")
+MAX_SERVER_NAMES = 32
+
+
+def _server_names(data: dict[str, Any]) -> tuple[list[str], list[str]] | str:
+    """The optional `dns_names` and `ip_addresses` of a certificate request (a
+    gateway's), or what is wrong with them."""
+    out: list[list[str]] = []
+    for key in ("dns_names", "ip_addresses"):
+        values = data.get(key, [])
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            return f"body: {key} must be a list of strings"
+        if len(values) > MAX_SERVER_NAMES:
+            return f"body: {key}: at most {MAX_SERVER_NAMES}"
+        for v in values:
+            if key == "dns_names" and (len(v) > 253 or not _DNS_NAME.match(v)):
+                return f"body: dns_names: {v!r} is not a DNS name"
+            if key == "ip_addresses":
+                try:
+                    ipaddress.ip_address(v)
+                except ValueError:
+                    return f"body: ip_addresses: {v!r} is not an IP address"
+        out.append(values)
+    return out[0], out[1]
 
 
 def _unauthorized(message: str) -> web.Response:

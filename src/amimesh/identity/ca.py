@@ -11,6 +11,7 @@ never from the CSR: only the CSR's public key is used.
 from __future__ import annotations
 
 import datetime
+import ipaddress
 from collections.abc import Sequence
 
 from cryptography import x509
@@ -138,10 +139,14 @@ class CertificateAuthority:
         *,
         ttl: datetime.timedelta,
         now: datetime.datetime,
+        dns_names: Sequence[str] = (),
+        ip_addresses: Sequence[str] = (),
     ) -> Issued:
         """A certificate for `identity` over the CSR's public key, valid `ttl` from
-        `now` (never past the CA's own expiry). Raises BadCsr, or CaError for an
-        identity outside the trust domain."""
+        `now` (never past the CA's own expiry). `dns_names` and `ip_addresses` are
+        added as SANs after the SPIFFE ID (a gateway's serving certificate: the caller
+        decides who may have them). Raises BadCsr, or CaError for an identity outside
+        the trust domain."""
         if identity.trust_domain != self.trust_domain:
             raise CaError(f"{identity} is outside this CA's trust domain {self.trust_domain!r}")
         if not isinstance(request, x509.CertificateSigningRequest):
@@ -169,7 +174,13 @@ class CertificateAuthority:
             )
             # With an empty subject, the SAN must be critical (RFC 5280 4.2.1.6).
             .add_extension(
-                x509.SubjectAlternativeName([x509.UniformResourceIdentifier(identity.uri)]),
+                x509.SubjectAlternativeName(
+                    [
+                        x509.UniformResourceIdentifier(identity.uri),
+                        *(x509.DNSName(n) for n in dns_names),
+                        *(x509.IPAddress(ipaddress.ip_address(a)) for a in ip_addresses),
+                    ]
+                ),
                 critical=True,
             )
             .add_extension(

@@ -7,6 +7,11 @@ signing CSRs for it.
 
 A token grants exactly one SPIFFE ID. A CSR asking for another is refused
 (`NotGranted`), whatever else it holds: a token is a workload's proof of who it is.
+
+A gateway's token may also get server names (`grant(..., serving=True)`): DNS names
+and IP addresses for the hosts its Gateway servers answer, added beside the SPIFFE ID
+(`sign(token, csr, dns_names=..., ip_addresses=...)`). Any other token asking for
+names is refused (`NamesNotGranted`): a workload must not be able to pass for a host.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ import hmac
 import logging
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from amimesh.identity import csr as csr_mod
 from amimesh.identity.ca import CertificateAuthority
@@ -46,6 +52,23 @@ class NotGranted(PermissionError):
         self.asked = asked
 
 
+class NamesNotGranted(PermissionError):
+    """A token that grants no server names asks for DNS names or IP addresses."""
+
+    def __init__(self, granted: SpiffeId) -> None:
+        super().__init__(
+            f"this token grants {granted} only: DNS names and IP addresses are for "
+            "gateway tokens: refused"
+        )
+        self.granted = granted
+
+
+@dataclass(frozen=True)
+class _Grant:
+    identity: SpiffeId
+    serving: bool
+
+
 class IdentityService:
     """Token grants over one CA. Thread-safe: the runtime grants from its loop, the
     API signs from the control plane's."""
@@ -62,7 +85,7 @@ class IdentityService:
         self.ca = ca
         self.ttl = ttl
         self._clock = clock
-        self._grants: dict[str, SpiffeId] = {}
+        self._grants: dict[str, _Grant] = {}
         self._lock = threading.Lock()
         self.issued_count = 0
 
@@ -74,11 +97,12 @@ class IdentityService:
         """The SPIFFE ID of `service_account` in `namespace`, in this trust domain."""
         return SpiffeId(self.trust_domain, namespace, service_account or "default")
 
-    def grant(self, identity: SpiffeId, token: str | None = None) -> str:
-        """Let `token` (a new random one if None) ask for `identity`; returns it."""
+    def grant(self, identity: SpiffeId, token: str | None = None, *, serving: bool = False) -> str:
+        """Let `token` (a new random one if None) ask for `identity` and, if `serving`
+        (a gateway), for server names too; returns the token."""
         token = token or secrets.token_urlsafe(32)
         with self._lock:
-            self._grants[token] = identity
+            self._grants[token] = _Grant(identity, serving)
         return token
 
     def revoke(self, token: str) -> bool:
@@ -86,29 +110,53 @@ class IdentityService:
         with self._lock:
             return self._grants.pop(token, None) is not None
 
-    def granted(self, token: str) -> SpiffeId | None:
-        """The identity `token` grants, if any (compared in constant time)."""
+    def _grant_of(self, token: str) -> _Grant | None:
         with self._lock:
             grants = list(self._grants.items())
         found = None
-        for known, identity in grants:
+        for known, grant in grants:
             if hmac.compare_digest(known.encode(), token.encode()):
-                found = identity
+                found = grant
         return found
 
-    def sign(self, token: str, csr_pem: str | bytes) -> Issued:
-        """Sign `csr_pem` for the identity `token` grants.
+    def granted(self, token: str) -> SpiffeId | None:
+        """The identity `token` grants, if any (compared in constant time)."""
+        grant = self._grant_of(token)
+        return grant.identity if grant is not None else None
 
-        Raises UnknownToken, BadCsr (malformed, or not exactly one SPIFFE ID), or
-        NotGranted (it asks for another identity)."""
-        identity = self.granted(token)
-        if identity is None:
+    def sign(
+        self,
+        token: str,
+        csr_pem: str | bytes,
+        *,
+        dns_names: Sequence[str] = (),
+        ip_addresses: Sequence[str] = (),
+    ) -> Issued:
+        """Sign `csr_pem` for the identity `token` grants, with the server names asked
+        for (a gateway token only).
+
+        Raises UnknownToken, BadCsr (malformed, or not exactly one SPIFFE ID),
+        NotGranted (it asks for another identity) or NamesNotGranted."""
+        grant = self._grant_of(token)
+        if grant is None:
             raise UnknownToken("unknown or revoked token")
+        identity = grant.identity
         request = csr_mod.read_csr(csr_pem)
         asked = csr_mod.requested_identity(request)
         if asked != identity:
             raise NotGranted(identity, asked)
-        issued = self.ca.sign(request, identity, ttl=self.ttl, now=self._clock())
+        if (dns_names or ip_addresses) and not grant.serving:
+            raise NamesNotGranted(identity)
+        issued = self.ca.sign(
+            request,
+            identity,
+            ttl=self.ttl,
+            now=self._clock(),
+            dns_names=dns_names,
+            ip_addresses=ip_addresses,
+        )
         self.issued_count += 1
-        log.info("issued %s serial %s until %s", identity, issued.serial, issued.not_after)
+        names = [*dns_names, *ip_addresses]
+        also = f" for {', '.join(names)}" if names else ""
+        log.info("issued %s%s serial %s until %s", identity, also, issued.serial, issued.not_after)
         return issued

@@ -7,6 +7,7 @@ server names are unique within a Gateway, as Istio requires.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from amimesh.resources import istio_gateway as gw
@@ -59,6 +60,11 @@ def _host_problem(host: str) -> str | None:
     return host_problem(name, wildcard=True)
 
 
+_FILES = ("serverCertificate", "privateKey", "caCertificates")
+# A Kubernetes Secret name: a DNS subdomain.
+_SECRET_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
 def _tls_issues(server: gw.Server, loc: Loc) -> Iterator[Issue]:
     tls = server.tls
     https = server.port.protocol == "HTTPS"
@@ -67,7 +73,7 @@ def _tls_issues(server: gw.Server, loc: Loc) -> Iterator[Issue]:
             yield Issue(loc, "is required on an HTTPS server: set mode SIMPLE and the certificate")
         return
     if not https:
-        for name in ("mode", "serverCertificate", "privateKey"):
+        for name in ("mode", *_FILES, "credentialName"):
             if getattr(tls, name) is not None:
                 yield Issue(
                     (*loc, name),
@@ -80,22 +86,61 @@ def _tls_issues(server: gw.Server, loc: Loc) -> Iterator[Issue]:
     if tls.mode is None:
         yield Issue(
             (*loc, "mode"),
-            "is required on an HTTPS server: Ami supports SIMPLE "
+            "is required on an HTTPS server: Ami supports SIMPLE and MUTUAL "
             "(Istio's default, PASSTHROUGH, is not supported by Ami yet)",
         )
         return
-    for name in ("serverCertificate", "privateKey"):
+    if tls.credentialName is not None:
+        yield from _credential_issues(tls, loc)
+    else:
+        yield from _file_issues(tls, loc)
+    if tls.mode != "MUTUAL" and tls.subjectAltNames:
+        yield Issue(
+            (*loc, "subjectAltNames"),
+            "is only for mode MUTUAL (it matches the client's certificate)",
+        )
+    low, high = tls.minProtocolVersion, tls.maxProtocolVersion
+    if low in _TLS_VERSIONS and high in _TLS_VERSIONS and low > high:
+        yield Issue((*loc, "minProtocolVersion"), f"must not be above maxProtocolVersion ({high})")
+
+
+def _credential_issues(tls: gw.ServerTLSSettings, loc: Loc) -> Iterator[Issue]:
+    name = gw.credential(tls) or ""
+    if len(name) > 253 or not _SECRET_NAME.match(name):
+        yield Issue(
+            (*loc, "credentialName"),
+            "must be a secret name (lowercase letters, digits, '-' and '.'), "
+            f"optionally after kubernetes://, got {show(tls.credentialName or '')}",
+        )
+    for field in _FILES:
+        if getattr(tls, field) is not None:
+            yield Issue(
+                (*loc, field),
+                "must not be set with credentialName (the credential holds the certificate, "
+                "its key and, for MUTUAL, the CA)",
+            )
+
+
+def _file_issues(tls: gw.ServerTLSSettings, loc: Loc) -> Iterator[Issue]:
+    needed = _FILES if tls.mode == "MUTUAL" else _FILES[:2]
+    for name in _FILES:
         path = getattr(tls, name)
         if path is None:
-            yield Issue((*loc, name), f"is required with mode {tls.mode}")
+            if name in needed:
+                yield Issue(
+                    (*loc, name), f"is required with mode {tls.mode} (or set credentialName)"
+                )
+        elif name not in needed:
+            yield Issue(
+                (*loc, name),
+                f"is only for mode MUTUAL (it verifies client certificates); "
+                f"mode {tls.mode} asks for none",
+            )
         elif not path.startswith("/"):
             yield Issue(
                 (*loc, name),
                 f"must be an absolute path (Envoy reads the file), got {show(path)}",
             )
-    low, high = tls.minProtocolVersion, tls.maxProtocolVersion
-    if low in _TLS_VERSIONS and high in _TLS_VERSIONS and low > high:
-        yield Issue((*loc, "minProtocolVersion"), f"must not be above maxProtocolVersion ({high})")
 
 
 def _port_issues(servers: list[gw.Server]) -> Iterator[Issue]:

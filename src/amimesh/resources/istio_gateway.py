@@ -5,9 +5,11 @@ A Gateway selects gateway proxies by their labels and says which ports they open
 name (`gateways: [name]` or `[namespace/name]`) to give it routes.
 
 Ami serves HTTP-like servers (HTTP, HTTP2, GRPC, GRPC-WEB) and HTTPS with
-`tls.mode: SIMPLE` from certificate files (`serverCertificate`, `privateKey`, absolute
-paths that Envoy reads itself). Field names are Istio's; what Istio defines and Ami
-does not implement yet is typed `NotSupported` (or an enum value marked "not yet").
+`tls.mode: SIMPLE` or `MUTUAL`, either from certificate files (`serverCertificate`,
+`privateKey`, `caCertificates`: absolute paths that Envoy reads itself) or from a
+`credentialName` the gateway's own agent serves by SDS. Field names are Istio's; what
+Istio defines and Ami does not implement yet is typed `NotSupported` (or an enum value
+marked "not yet").
 """
 
 from __future__ import annotations
@@ -29,9 +31,12 @@ ServerProtocol = Annotated[
 ]
 
 _MODE_NOT_YET = UnsupportedValues(
-    ("PASSTHROUGH", "MUTUAL", "AUTO_PASSTHROUGH", "ISTIO_MUTUAL", "OPTIONAL_MUTUAL")
+    ("PASSTHROUGH", "AUTO_PASSTHROUGH", "ISTIO_MUTUAL", "OPTIONAL_MUTUAL")
 )
-TLSMode = Annotated[Literal["SIMPLE"], _MODE_NOT_YET, BeforeValidator(_MODE_NOT_YET)]
+TLSMode = Annotated[Literal["SIMPLE", "MUTUAL"], _MODE_NOT_YET, BeforeValidator(_MODE_NOT_YET)]
+
+# Istio's gateways also take a credential as `kubernetes://NAME`; both name NAME.
+CREDENTIAL_PREFIX = "kubernetes://"
 
 TLSProtocol = Literal["TLS_AUTO", "TLSV1_0", "TLSV1_1", "TLSV1_2", "TLSV1_3"]
 
@@ -60,12 +65,21 @@ class ServerTLSSettings(Strict):
     minProtocolVersion: TLSProtocol | None = None
     maxProtocolVersion: TLSProtocol | None = None
     cipherSuites: list[str] = Field(default_factory=list)
-    caCertificates: NotSupported = None
+    caCertificates: str | None = Field(
+        default=None,
+        description="MUTUAL: absolute path of the PEM CAs that client certificates must chain to",
+    )
     caCrl: NotSupported = None
-    credentialName: NotSupported = None
+    credentialName: str | None = Field(
+        default=None,
+        description="the certificate (and, for MUTUAL, `NAME-cacert`) by SDS from the "
+        "gateway's agent, instead of files",
+    )
     credentialNames: NotSupported = None
     tlsCertificates: NotSupported = None
-    subjectAltNames: NotSupported = None
+    subjectAltNames: list[str] = Field(
+        default_factory=list, description="MUTUAL: the client certificate must carry one"
+    )
     verifyCertificateSpki: NotSupported = None
     verifyCertificateHash: NotSupported = None
 
@@ -89,6 +103,14 @@ class Gateway(Resource):
     API_GROUP: ClassVar[str] = "networking.istio.io"
     API_VERSIONS: ClassVar[tuple[str, ...]] = ISTIO_NETWORKING_VERSIONS
     spec: GatewaySpec
+
+
+def credential(tls: ServerTLSSettings) -> str | None:
+    """The secret a server's `credentialName` names (`kubernetes://` removed)."""
+    name = tls.credentialName
+    if name is None:
+        return None
+    return name.removeprefix(CREDENTIAL_PREFIX)
 
 
 def split_host(host: str) -> tuple[str, str]:

@@ -3,14 +3,23 @@
 A server port keeps its number on the host when it is >= 1024 and free (so a Gateway
 on port 8080 answers on http://127.0.0.1:8080/); a privileged or busy one gets any free
 port. `--gateway-port N` puts the first server port on N.
+
+The gateway's TLS credentials (`credentialName`) are decided here too: a credential
+NAME with `credentials/NAME/tls.crt` and `tls.key` in the mesh's config dir is read from
+those files by the gateway's agent; any other is issued by the mesh CA for the hosts of
+the servers that name it (`*` → `localhost` and 127.0.0.1).
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 
+from amimesh.agent.config import CredentialSpec
 from amimesh.model.proxy import GatewayPort
 from amimesh.model.snapshot import Snapshot
+from amimesh.resources import istio_gateway as gw
 from amimesh.runtime.plan import GATEWAY_LABELS
 from amimesh.runtime.ports import PortAllocator
 
@@ -49,3 +58,67 @@ def urls(
     ports: Iterable[GatewayPort], schemes: Mapping[int, str], host: str = "127.0.0.1"
 ) -> tuple[str, ...]:
     return tuple(f"{schemes.get(p.port, 'http')}://{host}:{p.listen_port}/" for p in ports)
+
+
+CREDENTIALS_DIR = "credentials"
+# What a Gateway host `*` is served as on one machine.
+ANY_HOST_NAMES = ("localhost",)
+ANY_HOST_IPS = ("127.0.0.1",)
+
+
+def _server_names(hosts: Iterable[str]) -> tuple[list[str], list[str]]:
+    dns: list[str] = []
+    ips: list[str] = []
+    for host in hosts:
+        name = gw.split_host(host)[1].lower()
+        if name == "*":
+            dns += ANY_HOST_NAMES
+            ips += ANY_HOST_IPS
+            continue
+        try:
+            ipaddress.ip_address(name)
+        except ValueError:
+            dns.append(name)
+        else:
+            ips.append(name)
+    return dns, ips
+
+
+def credentials(snapshot: Snapshot, config_root: Path) -> tuple[CredentialSpec, ...]:
+    """The credentials the ingress gateway serves, by name: from files under
+    `config_root/credentials/NAME/` when `tls.crt` and `tls.key` are there, else issued
+    by the mesh CA for the hosts of every server naming them."""
+    mutual: dict[str, bool] = {}
+    hosts: dict[str, list[str]] = {}
+    for g in snapshot.gateways_for(GATEWAY_LABELS):
+        for s in g.spec.servers:
+            name = gw.credential(s.tls) if s.tls is not None else None
+            if name is None or s.port.protocol != "HTTPS":
+                continue
+            mutual[name] = mutual.get(name, False) or (s.tls is not None and s.tls.mode == "MUTUAL")
+            hosts.setdefault(name, []).extend(s.hosts)
+    out = []
+    for name in sorted(hosts):
+        home = config_root / CREDENTIALS_DIR / name
+        cert, key, ca = home / "tls.crt", home / "tls.key", home / "ca.crt"
+        if cert.is_file() and key.is_file():
+            out.append(
+                CredentialSpec(
+                    name,
+                    ca_secret=mutual[name],
+                    cert_file=str(cert),
+                    key_file=str(key),
+                    ca_file=str(ca) if ca.is_file() else "",
+                )
+            )
+            continue
+        dns, ips = _server_names(hosts[name])
+        out.append(
+            CredentialSpec(
+                name,
+                ca_secret=mutual[name],
+                dns_names=tuple(dict.fromkeys(dns)),
+                ip_addresses=tuple(dict.fromkeys(ips)),
+            )
+        )
+    return tuple(out)

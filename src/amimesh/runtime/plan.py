@@ -8,12 +8,13 @@ value that tests can check.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from amimesh.agent.config import (
     AgentConfig,
     AppSpec,
+    CredentialSpec,
     EnvoySpec,
     IdentitySpec,
     ProbeSpec,
@@ -193,8 +194,10 @@ def gateway_instance(
     state: StateDir,
     xds_port: int,
     ca: CaAccess | None = None,
+    credentials: tuple[CredentialSpec, ...] = (),
 ) -> InstanceSpec:
-    """The ingress gateway: an Envoy alone, labelled as Istio's ingress gateway."""
+    """The ingress gateway: an Envoy alone, labelled as Istio's ingress gateway, serving
+    its Gateways' `credentials` (with `ca` only: they come by SDS)."""
     name = f"{GATEWAY_WORKLOAD}-0"
     proxy = Proxy(
         id=instance_id(name, GATEWAY_NAMESPACE),
@@ -206,7 +209,10 @@ def gateway_instance(
         gateway_ports=tuple(ports),
         admin_port=allocate(),
     )
-    return _spec(state, name, proxy, xds_port, None, "Always", None, grace_s=0.0, ca=ca)
+    spec = _spec(state, name, proxy, xds_port, None, "Always", None, grace_s=0.0, ca=ca)
+    if ca is None or not credentials:
+        return spec
+    return replace(spec, agent=replace(spec.agent, credentials=credentials))
 
 
 def _spec(

@@ -188,6 +188,7 @@ class Supervisor:
             state=self.state,
             xds_port=self.cp.xds_port,
             ca=self._ca_access(iid),
+            credentials=gateway.credentials(self.cp.snapshot, self.root),
         )
         self._grant(spec)
         self.gateway_urls = gateway.urls(ports, schemes)
@@ -292,7 +293,12 @@ class Supervisor:
     def _grant(self, spec: plan.InstanceSpec) -> None:
         identity = spec.agent.identity
         assert identity is not None
-        self.cp.identity.grant(SpiffeId.parse(identity.spiffe_id), identity.token)
+        # Only the gateway may get certificates for server names (its credentials).
+        self.cp.identity.grant(
+            SpiffeId.parse(identity.spiffe_id),
+            identity.token,
+            serving=spec.agent.proxy.kind == "gateway",
+        )
 
     def _revoke(self, iid: str) -> None:
         token = self._tokens.pop(iid, None)

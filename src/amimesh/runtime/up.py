@@ -156,6 +156,9 @@ def _summary(console: Console, sup: Supervisor, progress: Progress) -> None:
     root = sup.config.state_root
     ami = f"AMI_STATE_DIR={root} ami" if root is not None else "ami"
     tries = [f"curl {url}" for url in sup.gateway_urls[:1]]
+    root_cert = sup.state.ca / "root-cert.pem"
+    https = [u for u in sup.gateway_urls if u.startswith("https://")]
+    tries += [f"curl --cacert {root_cert} {url}" for url in https[:1]]
     tries.append(f"{ami} status")
     workloads = sorted({r["workload"] for r in rows if r["kind"] == "sidecar"})
     tries += [f"{ami} logs {w} -f" for w in workloads[:1]]
