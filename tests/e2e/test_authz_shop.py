@@ -15,24 +15,13 @@ v2, which calls ratings, so the page shows whether ratings answered.
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-SHOP = ROOT / "examples" / "shop"
-AMI = [sys.executable, "-m", "amimesh.cli.main"]
+from tests.e2e import shopmesh
+from tests.e2e.shopmesh import Shop, wait_for
 
 pytestmark = [pytest.mark.envoy, pytest.mark.slow]
 
@@ -104,62 +93,13 @@ spec:
 """
 
 
-@dataclass
-class Shop:
-    env: dict[str, str]
-    config: Path
-    gateway: str
-    api: str
-    token: str
-
-    def ami(self, *args: str, stdin: str | None = None) -> None:
-        out = subprocess.run(
-            [*AMI, *args], env=self.env, input=stdin, capture_output=True, text=True, timeout=60
-        )
-        assert out.returncode == 0, out.stdout + out.stderr
-
-    def apply(self, text: str, name: str) -> None:
-        path = self.config.parent / name
-        path.write_text(text)
-        self.ami("apply", "-f", str(path))
-        self.synced()
-
-    def delete(self, name: str) -> None:
-        self.ami("delete", "-f", str(self.config.parent / name))
-        self.synced()
-
-    def api_get(self, path: str) -> Any:
-        with httpx.Client(trust_env=False, timeout=10) as http:
-            r = http.get(self.api + path, headers={"Authorization": f"Bearer {self.token}"})
-            r.raise_for_status()
-            return r.json()
-
-    def synced(self) -> None:
-        wait_for(lambda: all(p["synced"] for p in self.api_get("/api/v1/proxies")["proxies"]))
-
-    def page(self) -> tuple[int, str]:
-        with httpx.Client(trust_env=False, timeout=15) as http:
-            r = http.get(self.gateway + "productpage")
-            return r.status_code, r.text
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.2)
-
-
 def settled_page(shop: Shop, check: Callable[[int, str], bool], times: int = 5) -> str:
     """A page once `times` pages in a row pass `check`: connections opened before a
     policy change keep the old filters while they drain, one request at most each."""
 
     def steady() -> str | None:
         for _ in range(times):
-            code, text = shop.page()
+            code, text = shop.fetch()
             if not check(code, text):
                 return None
         return text
@@ -170,37 +110,12 @@ def settled_page(shop: Shop, check: Callable[[int, str], bool], times: int = 5) 
 
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
-    base = tmp_path_factory.mktemp("shop")
-    config = base / "shop"
-    shutil.copytree(SHOP, config, ignore=shutil.ignore_patterns("__pycache__"))
-    state = base / "state"
-    env = os.environ | {"AMI_STATE_DIR": str(state)}
-    proc = subprocess.Popen(
-        [*AMI, "up", str(config)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    shop = shopmesh.start(tmp_path_factory.mktemp("shop"))
     try:
-        info_file = wait_for(lambda: next(iter(state.glob("*/mesh.json")), None))
-        info = json.loads(info_file.read_text())
-        shop = Shop(
-            env=env,
-            config=config,
-            gateway=info["gateway_urls"][0],
-            api=info["api"],
-            token=(info_file.parent / "api-token").read_text().strip(),
-        )
-        wait_for(lambda: all(i["ready"] for i in shop.api_get("/api/v1/status")["instances"]))
-        shop.synced()
         yield shop
-        shop.ami("down", str(config))
-        assert proc.wait(30) == 0
+        shop.down()
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        shop.kill()
 
 
 def test_authorization_task(shop: Shop) -> None:

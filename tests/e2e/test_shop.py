@@ -9,75 +9,22 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
-import signal
 import ssl
 import struct
-import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import psutil
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-SHOP = ROOT / "examples" / "shop"
-TASKS = SHOP / "tasks"
-AMI = [sys.executable, "-m", "amimesh.cli.main"]
+from tests.e2e import shopmesh
+from tests.e2e.shopmesh import TASKS, Shop, wait_for
 
 pytestmark = [pytest.mark.envoy, pytest.mark.slow]
-
-
-@dataclass
-class Shop:
-    proc: subprocess.Popen[bytes]
-    env: dict[str, str]
-    config: Path
-    state: Path
-    gateway: str
-    api: str
-    token: str
-
-    def ami(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        out = subprocess.run(
-            [*AMI, *args], env=self.env, capture_output=True, text=True, timeout=60
-        )
-        if check:
-            assert out.returncode == 0, out.stdout + out.stderr
-        return out
-
-    def api_get(self, path: str) -> Any:
-        with httpx.Client(trust_env=False, timeout=10) as http:
-            r = http.get(self.api + path, headers={"Authorization": f"Bearer {self.token}"})
-            r.raise_for_status()
-            return r.json()
-
-    def page(self, user: str | None = None) -> str:
-        with httpx.Client(trust_env=False, timeout=15) as http:
-            r = http.get(self.gateway + "productpage", params={"u": user} if user else None)
-            assert r.status_code == 200, r.text
-            return r.text
-
-    def synced(self) -> None:
-        """Until every proxy acked the current config."""
-        wait_for(lambda: all(p["synced"] for p in self.api_get("/api/v1/proxies")["proxies"]))
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.1)
 
 
 def reviews_version(page: str) -> str:
@@ -89,51 +36,24 @@ def reviews_version(page: str) -> str:
 
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
-    base = tmp_path_factory.mktemp("shop")
-    config = base / "shop"
-    shutil.copytree(SHOP, config, ignore=shutil.ignore_patterns("__pycache__"))
-    state = base / "state"
-    env = os.environ | {"AMI_STATE_DIR": str(state)}
-    proc = subprocess.Popen(
-        [*AMI, "up", str(config)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    shop = shopmesh.start(tmp_path_factory.mktemp("shop"))
     try:
-        info_file = wait_for(lambda: next(iter(state.glob("*/mesh.json")), None), 60)
-        info = json.loads(info_file.read_text())
-        shop = Shop(
-            proc=proc,
-            env=env,
-            config=config,
-            state=info_file.parent,
-            gateway=info["gateway_urls"][0],
-            api=info["api"],
-            token=(info_file.parent / "api-token").read_text().strip(),
-        )
-        wait_for(lambda: all(i["ready"] for i in shop.api_get("/api/v1/status")["instances"]), 60)
-        shop.synced()
         yield shop
         # `ami down` stops everything gracefully and leaves no process behind.
-        descendants = psutil.Process(proc.pid).children(recursive=True)
+        descendants = psutil.Process(shop.proc.pid).children(recursive=True)
         # An agent, an Envoy and an app per instance; the gateway has no app.
         assert len(descendants) >= 3 * 10 + 2
-        shop.ami("down", str(config))
-        assert proc.wait(30) == 0
-        gone, alive = psutil.wait_procs(descendants, timeout=10)
+        shop.down()
+        _gone, alive = psutil.wait_procs(descendants, timeout=10)
         assert alive == [], [p.pid for p in alive]
-        envoys = [
+        leftovers = [
             p
             for p in psutil.process_iter(["cmdline"])
-            if any(str(state) in part for part in (p.info["cmdline"] or []))
+            if any(str(shop.state) in part for part in (p.info["cmdline"] or []))
         ]
-        assert envoys == []
+        assert leftovers == []
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        shop.kill()
 
 
 def test_page_shows_product_reviews_and_ratings(shop: Shop) -> None:
