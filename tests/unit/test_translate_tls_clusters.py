@@ -153,6 +153,18 @@ def test_mesh_services_get_auto_mtls_by_endpoint_metadata() -> None:
     assert plain.transport_socket.name == "envoy.transport_sockets.raw_buffer"
 
 
+def test_a_service_without_sidecar_endpoints_needs_no_certificate() -> None:
+    # Only the plain WorkloadEntry: plain text, no socket that waits for SDS secrets.
+    result = parse_documents(MESH, "mesh.yaml")
+    assert result.ok
+    c = by_name(build_snapshot(result.resources, []))[f"outbound|9080||{REVIEWS}"]
+    assert not c.HasField("transport_socket")
+    assert list(c.transport_socket_matches) == []
+    # An instance with a sidecar arrives: the cluster gains the mutual TLS match.
+    c = by_name(build_snapshot(result.resources, INSTANCES[:1]))[f"outbound|9080||{REVIEWS}"]
+    assert [m.name for m in c.transport_socket_matches] == ["tlsMode-istio", "tlsMode-disabled"]
+
+
 def test_alpn_follows_the_port_protocol_and_sni_the_subset() -> None:
     subsets = "  subsets: [{name: v1, labels: {version: v1}}]\n"
     snap = snapshot(

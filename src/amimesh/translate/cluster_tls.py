@@ -2,7 +2,8 @@
 
 - No `tls`, MESH_INTERNAL service: `transport_socket_matches`. Endpoints whose metadata
   says `tlsMode: istio` (they run a sidecar that accepts mutual TLS) get the mesh's
-  mutual TLS, the others plain text: Istio's auto mTLS.
+  mutual TLS, the others plain text: Istio's auto mTLS. With no such endpoint at all,
+  simply plain text (the cluster changes anyway when one comes: its SANs do).
 - No `tls`, MESH_EXTERNAL service or a per-request (DFP) cluster: plain text.
 - `DISABLE`: plain text. `ISTIO_MUTUAL`: the mesh's mutual TLS to every endpoint.
 - `SIMPLE`, `MUTUAL`: TLS from certificate files (`tls.file_upstream`).
@@ -98,6 +99,10 @@ def apply(
     settings = policy.tls if policy is not None else None
     if settings is None:
         if svc.location == "MESH_EXTERNAL" or discovery == "DFP":
+            return
+        if not identities(snap, svc, port.port, mesh_only=True):
+            # No endpoint runs a sidecar: plain text, and no certificate to wait for (a
+            # proxy without an agent would otherwise hold the cluster until SDS times out).
             return
         match = struct_pb2.Struct()
         match.update({TLS_MODE_KEY: mtls.TLS_MODE_ISTIO})
