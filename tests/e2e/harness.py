@@ -21,6 +21,7 @@ The control plane runs on its own event loop in a background thread; tests stay 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime
 import itertools
 import json
@@ -44,7 +45,7 @@ from amimesh.identity.ca import CertificateAuthority
 from amimesh.identity.issued import Issued
 from amimesh.identity.spiffe import SpiffeId
 from amimesh.model import hosts
-from amimesh.model.proxy import GatewayPort, InboundPort, Proxy, Upstream
+from amimesh.model.proxy import AccessLogFormat, GatewayPort, InboundPort, Proxy, Upstream
 from amimesh.model.snapshot import Instance
 from amimesh.resources import parse_documents
 from tests.e2e.backend import Backend
@@ -205,6 +206,16 @@ class Sidecar:
                     out.add(serial)
         return out
 
+    def access_log_lines(self) -> list[str]:
+        """The lines of this proxy's Envoy access log so far (Envoy flushes it every
+        second); [] before the first."""
+        if not self.proxy.access_log:
+            return []
+        try:
+            return Path(self.proxy.access_log).read_text().splitlines()
+        except FileNotFoundError:
+            return []
+
     @property
     def proxy_url(self) -> str:
         return f"http://127.0.0.1:{self.proxy.outbound_port}"
@@ -247,6 +258,10 @@ class Mesh:
     # With a token, the control plane also serves its HTTP API (`cp.api_port`), whose
     # `POST /api/v1/certificates` real agents use.
     api_token: str | None = None
+    # Every proxy's Envoy access log goes to `workdir/<id>.access.log` (`Sidecar.access_log`)
+    # unless this is off.
+    access_logs: bool = True
+    access_log_format: AccessLogFormat = "json"
     sidecars: list[Sidecar] = field(default_factory=list)
     _cp: ControlPlane | None = None
     _loop: asyncio.AbstractEventLoop | None = None
@@ -352,6 +367,12 @@ class Mesh:
         backend: Backend | None = None,
         grpc_backend: GrpcBackend | None = None,
     ) -> Sidecar:
+        if self.access_logs:
+            proxy = dataclasses.replace(
+                proxy,
+                access_log=str(self.workdir / f"{proxy.id}.access.log"),
+                access_log_format=self.access_log_format,
+            )
         admin_port = free_port()
         socket, private = sds_mod.socket_path(self.workdir / f"{proxy.id}.sds.sock")
         cfg = bootstrap(

@@ -201,7 +201,7 @@ CASES: list[tuple[str, str, list[str]]] = [
             "Ami supports Service (v1), Workload (ami.dev/v1alpha1), VirtualService, "
             "DestinationRule, ServiceEntry, WorkloadEntry, Gateway (networking.istio.io/v1alpha3, "
             "v1beta1, v1), PeerAuthentication, RequestAuthentication, AuthorizationPolicy "
-            "(security.istio.io/v1beta1, v1)"
+            "(security.istio.io/v1beta1, v1), Telemetry (telemetry.istio.io/v1alpha1, v1)"
         ],
     ),
     (
@@ -212,7 +212,7 @@ CASES: list[tuple[str, str, list[str]]] = [
             "Ami supports Service (v1), Workload (ami.dev/v1alpha1), VirtualService, "
             "DestinationRule, ServiceEntry, WorkloadEntry, Gateway (networking.istio.io/v1alpha3, "
             "v1beta1, v1), PeerAuthentication, RequestAuthentication, AuthorizationPolicy "
-            "(security.istio.io/v1beta1, v1)"
+            "(security.istio.io/v1beta1, v1), Telemetry (telemetry.istio.io/v1alpha1, v1)"
         ],
     ),
     (

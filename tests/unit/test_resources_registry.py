@@ -44,6 +44,7 @@ def test_builtin_kinds() -> None:
         "RequestAuthentication",
         "Service",
         "ServiceEntry",
+        "Telemetry",
         "VirtualService",
         "Workload",
         "WorkloadEntry",

@@ -38,6 +38,10 @@ def test_select_by_workload_instance_or_id(tmp_path: Path) -> None:
         ("api-1", st.logs / "api-1.default.envoy.log")
     ]
     assert logs.select(st, "gw") == [("gw-0", st.logs / "gw-0.default.envoy.log")]
+    assert logs.select(st, "gw", access=True) == [("gw-0", st.logs / "gw-0.default.access.log")]
+    assert logs.select(st, "api-1", access=True) == [
+        ("api-1", st.logs / "api-1.default.access.log")
+    ]
     assert logs.select(st, "nope") == []
 
 

@@ -129,6 +129,8 @@ def test_replica_gets_names_ports_paths_and_upstreams(parsed: list[Resource]) ->
     assert spec.config_path == Path("/state/m/instances/web-1.shop/agent.json")
     assert spec.agent.envoy.bootstrap == "/state/m/instances/web-1.shop/envoy.json"
     assert spec.agent.envoy.log == "/state/m/logs/web-1.shop.envoy.log"
+    assert spec.agent.proxy.access_log == "/state/m/logs/web-1.shop.access.log"
+    assert spec.agent.proxy.access_log_format == "json"
     assert spec.agent.xds.port == 40000
     reg = spec.registration
     assert reg is not None and reg.id == "web-1.shop"

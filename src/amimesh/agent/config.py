@@ -14,7 +14,8 @@ reads it and decides nothing that the runtime must know. Schema (version 1):
                      "name": "http", "protocol": "HTTP"}],
         "upstreams": [{"host": "catalog.default.svc.cluster.local", "port": 9090,
                        "listen_port": 41005, "protocol": "GRPC"}],
-        "gateway_ports": []
+        "gateway_ports": [],
+        "access_log": ".../web-0.default.access.log", "access_log_format": "json"
       },
       "xds": {"host": "127.0.0.1", "port": 40999, "delta": true},
       "envoy": {"bootstrap": ".../envoy.json", "log": ".../web-0.default.envoy.log",
@@ -192,6 +193,8 @@ def _proxy(d: Mapping[str, Any]) -> Proxy:
         upstreams=tuple(Upstream(**u) for u in d.get("upstreams", ())),
         gateway_ports=tuple(GatewayPort(**g) for g in d.get("gateway_ports", ())),
         admin_port=int(d.get("admin_port", 0)),
+        access_log=str(d.get("access_log", "")),
+        access_log_format="text" if d.get("access_log_format") == "text" else "json",
     )
 
 

@@ -1,4 +1,4 @@
-"""`ami logs NAME [-f] [--envoy]`: print an instance's or a workload's logs."""
+"""`ami logs NAME [-f] [--envoy | --access]`: print an instance's or a workload's logs."""
 
 from __future__ import annotations
 
@@ -13,7 +13,11 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("name", metavar="NAME", help="workload name, instance name or instance id")
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
-    p.add_argument("--envoy", action="store_true", help="the sidecar's Envoy log instead")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--envoy", action="store_true", help="the sidecar's Envoy log instead")
+    which.add_argument(
+        "--access", action="store_true", help="the Envoy's access log (one line per request)"
+    )
     p.add_argument("--mesh", help="mesh name, config directory or state dir (default: current)")
     p.add_argument("--state-dir", type=Path, help="root of the state dirs, as given to `ami up`")
     p.set_defaults(run=run)
@@ -30,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     except FileNotFoundError as e:
         err.print(f"[red]error:[/red] {e}")
         return 1
-    files = logs.select(st, args.name, envoy=args.envoy)
+    files = logs.select(st, args.name, envoy=args.envoy, access=args.access)
     if not files:
         known = sorted({i.workload for i in logs.instances(st)})
         err.print(f"[red]error:[/red] no workload or instance {args.name!r}; workloads: {known}")

@@ -39,6 +39,13 @@ def add_parser(sub: Any) -> None:
         help="sign with this root or intermediate CA (Istio's cacerts layout: ca-cert.pem, "
         "ca-key.pem, root-cert.pem, cert-chain.pem) instead of the mesh's own root",
     )
+    p.add_argument(
+        "--access-log-format",
+        default="json",
+        choices=["json", "text"],
+        help="every proxy's access log (logs/<id>.access.log): one JSON object per line "
+        "(default) or Istio's text line",
+    )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(run=run)
 
@@ -68,4 +75,5 @@ def run(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         cert_ttl_s=args.cert_ttl,
         ca_certs_dir=args.ca_certs,
+        access_log_format=args.access_log_format,
     )

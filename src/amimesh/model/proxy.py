@@ -25,6 +25,10 @@ META_LOCALITY = "AMI_LOCALITY"
 META_UPSTREAMS = "AMI_UPSTREAMS"
 META_GATEWAY_PORTS = "AMI_GATEWAY_PORTS"
 META_ADMIN_PORT = "AMI_ADMIN_PORT"
+META_ACCESS_LOG = "AMI_ACCESS_LOG"
+META_ACCESS_LOG_FORMAT = "AMI_ACCESS_LOG_FORMAT"
+
+AccessLogFormat = Literal["json", "text"]
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,10 @@ class Proxy:
     gateway_ports: tuple[GatewayPort, ...] = ()
     # The Envoy admin port (loopback), for tools such as `ami proxy-config`; 0 unknown.
     admin_port: int = 0
+    # File where Envoy writes its access log; "" means no access log.
+    access_log: str = ""
+    # How each line is written: one JSON object ("json") or Istio's text line ("text").
+    access_log_format: AccessLogFormat = "json"
 
     def metadata(self) -> dict[str, Any]:
         """The node metadata a bootstrap writes for this proxy (JSON-compatible)."""
@@ -97,6 +105,8 @@ class Proxy:
             META_OUTBOUND_PORT: str(self.outbound_port),
             META_ADMIN_PORT: str(self.admin_port),
             META_LOCALITY: self.locality,
+            META_ACCESS_LOG: self.access_log,
+            META_ACCESS_LOG_FORMAT: self.access_log_format,
             META_UPSTREAMS: [
                 {
                     "host": u.host,
@@ -152,6 +162,8 @@ def proxy_from_metadata(node_id: str, metadata: Mapping[str, Any]) -> Proxy:
         admin_port=int(float(metadata.get(META_ADMIN_PORT, 0) or 0)),
         inbound=inbound,
         locality=str(metadata.get(META_LOCALITY, "")),
+        access_log=str(metadata.get(META_ACCESS_LOG, "")),
+        access_log_format="text" if metadata.get(META_ACCESS_LOG_FORMAT) == "text" else "json",
         upstreams=tuple(
             Upstream(
                 host=str(u["host"]),

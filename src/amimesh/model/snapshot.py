@@ -12,10 +12,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
-from amimesh.model import hosts, mtls
+from amimesh.model import hosts, mtls, telemetry
 from amimesh.resources import istio_gateway as gw
 from amimesh.resources import istio_networking as net
 from amimesh.resources import istio_security as sec
+from amimesh.resources import istio_telemetry as tel
 from amimesh.resources import kube
 from amimesh.resources.meta import Resource
 from amimesh.resources.workload import Workload
@@ -134,6 +135,8 @@ class Snapshot:
     peer_authentications: Mapping[str, tuple[sec.PeerAuthentication, ...]] = field(
         default_factory=dict
     )
+    # namespace -> its Telemetries that set accessLogging, by name (`model.telemetry`).
+    telemetries: Mapping[str, tuple[tel.Telemetry, ...]] = field(default_factory=dict)
 
     def resolve(self, host: str, namespace: str) -> str:
         """The hostname a reference to `host` from `namespace` means."""
@@ -169,6 +172,12 @@ class Snapshot:
     def mtls_policies(self, namespace: str, labels: Mapping[str, str]) -> mtls.Policies:
         """The PeerAuthentications that decide a workload's inbound mutual TLS."""
         return mtls.policies(self.peer_authentications, namespace, labels)
+
+    def access_log_policy(
+        self, namespace: str, labels: Mapping[str, str]
+    ) -> telemetry.AccessLogPolicy:
+        """The Telemetry that decides whether a proxy writes an access log."""
+        return telemetry.access_log_policy(self.telemetries, namespace, labels)
 
     def delegate(self, name: str, namespace: str) -> net.VirtualService | None:
         return self.delegates.get((namespace, name))
@@ -321,6 +330,7 @@ def build_snapshot(
         gateways=gateways,
         gateway_virtual_services={k: tuple(v) for k, v in bound.items()},
         peer_authentications=peer_auth,
+        telemetries=telemetry.index(r for r in by_key.values() if isinstance(r, tel.Telemetry)),
     )
     return _reuse(snap, previous) if previous is not None else snap
 
@@ -347,6 +357,7 @@ def _reuse(new: Snapshot, old: Snapshot) -> Snapshot:
         gateways=_keep(new.gateways, old.gateways),
         gateway_virtual_services=_keep(new.gateway_virtual_services, old.gateway_virtual_services),
         peer_authentications=_keep(new.peer_authentications, old.peer_authentications),
+        telemetries=_keep(new.telemetries, old.telemetries),
     )
 
 

@@ -23,7 +23,7 @@ def check_peer_authentication(pa: sec.PeerAuthentication) -> Iterator[Issue]:
     spec = pa.spec
     selector = spec.selector
     if selector is not None:
-        yield from _selector_issues(selector, ("spec", "selector", "matchLabels"))
+        yield from selector_issues(selector, ("spec", "selector", "matchLabels"))
     if spec.portLevelMtls is None:
         return
     if selector is None or not selector.matchLabels:
@@ -42,7 +42,8 @@ def check_peer_authentication(pa: sec.PeerAuthentication) -> Iterator[Issue]:
             )
 
 
-def _selector_issues(selector: sec.WorkloadSelector, loc: Loc) -> Iterator[Issue]:
+def selector_issues(selector: sec.WorkloadSelector, loc: Loc) -> Iterator[Issue]:
+    """Why the labels of a workload selector at `loc` are not Kubernetes labels."""
     for key, value in selector.matchLabels.items():
         where = (*loc, key)
         if "*" in key or "*" in value:

@@ -19,6 +19,7 @@ from amimesh.resources import (
     checks_gateway,
     checks_networking,
     checks_security,
+    checks_telemetry,
     checks_virtualservice,
     kube,
     workload,
@@ -27,6 +28,7 @@ from amimesh.resources import istio_authz as authz
 from amimesh.resources import istio_gateway as gw
 from amimesh.resources import istio_networking as net
 from amimesh.resources import istio_security as sec
+from amimesh.resources import istio_telemetry as tel
 from amimesh.resources.errors import Issue
 from amimesh.resources.meta import Resource
 
@@ -153,6 +155,7 @@ _BUILTIN = (
     Kind.of(sec.PeerAuthentication, checks_security.check_peer_authentication),
     Kind.of(authz.RequestAuthentication, checks_authz.check_request_authentication),
     Kind.of(authz.AuthorizationPolicy, checks_authz.check_authorization_policy),
+    Kind.of(tel.Telemetry, checks_telemetry.check_telemetry),
 )
 
 KINDS = KindRegistry(_BUILTIN)

@@ -1,8 +1,9 @@
 """`ami logs NAME`: an instance's or a workload's logs, from the mesh's state dir.
 
 Files, per instance id (`web-0.default`): `logs/<id>.log` (the app's stdout and
-stderr), `logs/<id>.envoy.log` (its Envoy), `logs/<id>.agent.log` (its agent). A
-gateway has no app: its log is its Envoy's.
+stderr), `logs/<id>.envoy.log` (its Envoy), `logs/<id>.access.log` (its Envoy's
+access log, `docs/observability.md`), `logs/<id>.agent.log` (its agent). A gateway has
+no app: its log is its Envoy's.
 """
 
 from __future__ import annotations
@@ -42,16 +43,20 @@ def instances(st: StateDir) -> list[InstanceLogs]:
     return out
 
 
-def select(st: StateDir, name: str, *, envoy: bool = False) -> list[tuple[str, Path]]:
+def select(
+    st: StateDir, name: str, *, envoy: bool = False, access: bool = False
+) -> list[tuple[str, Path]]:
     """(instance name, log file) for `name`: an instance id, an instance name or a
-    workload name (then all its replicas)."""
+    workload name (then all its replicas). `access`: the access log of its Envoy."""
     found = [i for i in instances(st) if name in (i.id, i.name)]
     if not found:
         found = [i for i in instances(st) if i.workload == name]
-    return [(i.name, st.logs / (i.id + _suffix(envoy or not i.has_app))) for i in found]
+    return [(i.name, st.logs / (i.id + _suffix(envoy or not i.has_app, access))) for i in found]
 
 
-def _suffix(envoy: bool) -> str:
+def _suffix(envoy: bool, access: bool = False) -> str:
+    if access:
+        return ".access.log"
     return ".envoy.log" if envoy else ".log"
 
 

@@ -21,7 +21,7 @@ from amimesh.agent.config import (
     XdsSpec,
 )
 from amimesh.identity.spiffe import TRUST_DOMAIN, workload_id
-from amimesh.model.proxy import GatewayPort, InboundPort, Proxy, Upstream
+from amimesh.model.proxy import AccessLogFormat, GatewayPort, InboundPort, Proxy, Upstream
 from amimesh.model.snapshot import Instance, MeshService
 from amimesh.resources.workload import Probe, Workload
 from amimesh.runtime.policy import RestartPolicy
@@ -125,6 +125,11 @@ def _app_port(port: int | str | None, inbound: tuple[InboundPort, ...]) -> int:
     raise PlanError(f"readinessProbe port {port!r} is not one of the workload's ports")
 
 
+def access_log_path(state: StateDir, iid: str) -> str:
+    """Where instance `iid`'s Envoy writes its access log (`ami logs NAME --access`)."""
+    return str(state.logs / f"{iid}.access.log")
+
+
 def workload_instance(
     workload: Workload,
     index: int,
@@ -136,6 +141,7 @@ def workload_instance(
     config_dir: Path,
     grace_s: float = 0.5,
     ca: CaAccess | None = None,
+    access_log_format: AccessLogFormat = "json",
 ) -> InstanceSpec:
     """Replica `index` of `workload`: every port allocated, every path decided."""
     spec = workload.spec
@@ -163,6 +169,8 @@ def workload_instance(
         locality=spec.locality or "",
         upstreams=upstreams(services, ns, allocate),
         admin_port=allocate(),
+        access_log=access_log_path(state, iid),
+        access_log_format=access_log_format,
     )
     cwd = (config_dir / spec.workingDir) if spec.workingDir else config_dir
     app = AppSpec(
@@ -195,12 +203,14 @@ def gateway_instance(
     xds_port: int,
     ca: CaAccess | None = None,
     credentials: tuple[CredentialSpec, ...] = (),
+    access_log_format: AccessLogFormat = "json",
 ) -> InstanceSpec:
     """The ingress gateway: an Envoy alone, labelled as Istio's ingress gateway, serving
     its Gateways' `credentials` (with `ca` only: they come by SDS)."""
     name = f"{GATEWAY_WORKLOAD}-0"
+    iid = instance_id(name, GATEWAY_NAMESPACE)
     proxy = Proxy(
-        id=instance_id(name, GATEWAY_NAMESPACE),
+        id=iid,
         kind="gateway",
         workload=GATEWAY_WORKLOAD,
         namespace=GATEWAY_NAMESPACE,
@@ -208,6 +218,8 @@ def gateway_instance(
         service_account=GATEWAY_SERVICE_ACCOUNT,
         gateway_ports=tuple(ports),
         admin_port=allocate(),
+        access_log=access_log_path(state, iid),
+        access_log_format=access_log_format,
     )
     spec = _spec(state, name, proxy, xds_port, None, "Always", None, grace_s=0.0, ca=ca)
     if ca is None or not credentials:

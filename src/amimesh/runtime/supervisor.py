@@ -31,6 +31,7 @@ from amimesh.config.store import Store
 from amimesh.controlplane.server import ControlPlane, ControlPlaneConfig
 from amimesh.identity.service import DEFAULT_TTL
 from amimesh.identity.spiffe import TRUST_DOMAIN, SpiffeId
+from amimesh.model.proxy import AccessLogFormat
 from amimesh.resources import ConfigError
 from amimesh.resources.workload import Workload
 from amimesh.runtime import gateway, plan, state
@@ -67,6 +68,8 @@ class UpConfig:
     cert_ttl_s: float = DEFAULT_TTL.total_seconds()
     trust_domain: str = TRUST_DOMAIN
     ca_certs_dir: Path | None = None
+    # Every proxy's access log (logs/<id>.access.log): one JSON object or text line each.
+    access_log_format: AccessLogFormat = "json"
 
 
 class Supervisor:
@@ -189,6 +192,7 @@ class Supervisor:
             xds_port=self.cp.xds_port,
             ca=self._ca_access(iid),
             credentials=gateway.credentials(self.cp.snapshot, self.root),
+            access_log_format=self.config.access_log_format,
         )
         self._grant(spec)
         self.gateway_urls = gateway.urls(ports, schemes)
@@ -245,6 +249,7 @@ class Supervisor:
                 config_dir=self.config_dir,
                 grace_s=self.config.grace_s,
                 ca=self._ca_access(iid),
+                access_log_format=self.config.access_log_format,
             )
         except plan.PlanError as e:
             self._revoke(iid)

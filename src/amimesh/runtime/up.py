@@ -18,6 +18,7 @@ from rich.markup import escape
 
 from amimesh.identity.ca import CaError
 from amimesh.identity.service import DEFAULT_TTL
+from amimesh.model.proxy import AccessLogFormat
 from amimesh.runtime import gateway
 from amimesh.runtime.instance import InstanceRunner
 from amimesh.runtime.supervisor import MeshRunning, Supervisor, UpConfig
@@ -177,11 +178,13 @@ def run(
     log_level: str = "info",
     cert_ttl_s: float | None = None,
     ca_certs_dir: Path | None = None,
+    access_log_format: AccessLogFormat = "json",
 ) -> int:
     """Run the mesh of `config_dir` until interrupted; the process exit code.
 
     `cert_ttl_s` is the workload certificates' lifetime (default 24 h); `ca_certs_dir`
-    a user-supplied CA (Istio's cacerts layout) instead of the mesh's own root."""
+    a user-supplied CA (Istio's cacerts layout) instead of the mesh's own root;
+    `access_log_format` how every proxy's access log is written ("json" or "text")."""
     console = Console(highlight=False, soft_wrap=True)
     if not config_dir.is_dir():
         console.print(f"[red]error:[/red] not a directory: {config_dir}")
@@ -194,6 +197,7 @@ def run(
         state_root=state_root,
         gateway_port=gateway_port,
         ca_certs_dir=ca_certs_dir,
+        access_log_format=access_log_format,
         cert_ttl_s=cert_ttl_s if cert_ttl_s is not None else DEFAULT_TTL.total_seconds(),
     )
     return asyncio.run(serve(config, console, log_level))

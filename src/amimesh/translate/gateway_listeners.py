@@ -11,10 +11,13 @@ The connection managers are the sidecar's (`listener_hcm`), as the edge: codec A
 the client's address is the remote address (`use_remote_address`), the port is
 stripped from Host before routing (so `shop.example.com:8443` matches the virtual host
 `shop.example.com`), and the HTTP filters are gRPC-Web (a browser's gRPC-Web request
-becomes gRPC upstream), CORS and fault (configured per route), then the router.
+becomes gRPC upstream), CORS and fault (configured per route), then the router. They
+write the gateway's access log, if it has one (`access_log`, direction `outbound`).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from envoy.config.core.v3 import base_pb2
 from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
@@ -26,7 +29,7 @@ from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
 
 from amimesh.model.proxy import Proxy
 from amimesh.model.snapshot import Snapshot
-from amimesh.translate import gateway_servers, gateway_tls
+from amimesh.translate import access_log, gateway_servers, gateway_tls
 from amimesh.translate.listener_hcm import (
     CORS_FILTER,
     FAULT_FILTER,
@@ -61,16 +64,20 @@ def gateway_http_filters() -> list[HttpFilter]:
     ]
 
 
-def gateway_hcm(stat_prefix: str, route_name: str) -> HCM:
-    m = use_rds(hcm(stat_prefix, gateway_http_filters()), route_name)
+def gateway_hcm(
+    stat_prefix: str, route_name: str, logs: Sequence[access_log.AccessLog] = ()
+) -> HCM:
+    m = use_rds(hcm(stat_prefix, gateway_http_filters(), logs), route_name)
     m.use_remote_address.value = True
     m.strip_any_host_port = True
     return m
 
 
-def _https_chain(server: gateway_servers.BoundServer, port: int) -> FilterChain:
+def _https_chain(
+    server: gateway_servers.BoundServer, port: int, logs: Sequence[access_log.AccessLog]
+) -> FilterChain:
     assert server.server.tls is not None  # validation requires tls on HTTPS servers
-    m = gateway_hcm(f"gateway_https_{port}_{server.server.port.name}", server.route_name)
+    m = gateway_hcm(f"gateway_https_{port}_{server.server.port.name}", server.route_name, logs)
     chain = FilterChain(
         filters=[hcm_filter(m)], transport_socket=gateway_tls.transport_socket(server.server.tls)
     )
@@ -78,12 +85,14 @@ def _https_chain(server: gateway_servers.BoundServer, port: int) -> FilterChain:
     return chain
 
 
-def port_listener(p: gateway_servers.PortPlan, address: str) -> Listener:
+def port_listener(
+    p: gateway_servers.PortPlan, address: str, logs: Sequence[access_log.AccessLog] = ()
+) -> Listener:
     if not p.tls:
-        m = gateway_hcm(f"gateway_http_{p.port}", gateway_servers.http_route_name(p.port))
+        m = gateway_hcm(f"gateway_http_{p.port}", gateway_servers.http_route_name(p.port), logs)
         chains = [FilterChain(filters=[hcm_filter(m)])]
     else:
-        chains = [_https_chain(s, p.port) for s in p.servers]
+        chains = [_https_chain(s, p.port, logs) for s in p.servers]
     out = listener(listener_name(p.port), address, p.listen_port, base_pb2.OUTBOUND, chains)
     if p.tls:
         out.listener_filters.append(
@@ -97,4 +106,5 @@ def port_listener(p: gateway_servers.PortPlan, address: str) -> Listener:
 def listeners(snap: Snapshot, proxy: Proxy) -> list[listener_pb2.Listener]:
     """The listeners of a gateway proxy, in the order of their ports' first server."""
     address = proxy.address or LOCALHOST
-    return [port_listener(p, address) for p in gateway_servers.plan(snap, proxy)]
+    logs = access_log.logs(access_log.config(snap, proxy), access_log.OUTBOUND)
+    return [port_listener(p, address, logs) for p in gateway_servers.plan(snap, proxy)]

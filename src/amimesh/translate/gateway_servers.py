@@ -60,6 +60,8 @@ def sharing_key(proxy: Proxy) -> Hashable:
         tuple(sorted(proxy.labels.items())),
         proxy.gateway_ports,
         proxy.address,
+        proxy.access_log,
+        proxy.access_log_format,
     )
 
 

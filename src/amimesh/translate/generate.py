@@ -8,9 +8,10 @@ What depends only on the proxy (a sidecar's inbound clusters) is translated once
 proxy and kept while the proxy stays the same. A sidecar's listeners depend on the
 proxy and on the snapshot's security policies (PeerAuthentication decides what its
 inbound ports accept, `inbound_filters` turns RequestAuthentication and
-AuthorizationPolicy into HTTP filters): after a snapshot change they are translated
-again only if what they read for that proxy changed (`listener_inputs`), and keep
-their `Built` objects, and their table, when the bytes come out the same.
+AuthorizationPolicy into HTTP filters) and on the Telemetry deciding its access log:
+after a snapshot change they are translated again only if what they read for that
+proxy changed (`listener_inputs`), and keep their `Built` objects, and their table,
+when the bytes come out the same.
 
 A sidecar's route tables are the "outbound" table, shared by proxies with the same
 `routes.sharing_key`, plus the tables of its upstream ports (`route_upstream`), shared by
@@ -66,6 +67,7 @@ def listener_inputs(snap: Snapshot, proxy: Proxy) -> tuple[object, ...]:
         snap.domain,
         snap.mtls_policies(proxy.namespace, proxy.labels),
         inbound_filters.inputs(snap, proxy),
+        snap.access_log_policy(proxy.namespace, proxy.labels),
     )
 
 

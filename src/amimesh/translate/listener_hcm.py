@@ -8,9 +8,10 @@ by RDS over the ADS stream, waiting however long the control plane takes (as Ist
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TypeAlias
 
+from envoy.config.accesslog.v3 import accesslog_pb2
 from envoy.config.core.v3 import address_pb2
 from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
 from envoy.extensions.filters.http.cors.v3 import cors_pb2
@@ -70,12 +71,17 @@ def inbound_http_filters() -> list[HttpFilter]:
     return [http_filter(ROUTER_FILTER, router_pb2.Router())]
 
 
-def hcm(stat_prefix: str, filters: list[HttpFilter]) -> HCM:
+def hcm(
+    stat_prefix: str,
+    filters: list[HttpFilter],
+    access_log: Sequence[accesslog_pb2.AccessLog] = (),
+) -> HCM:
     m = HCM(
         stat_prefix=stat_prefix,
         codec_type=HCM.AUTO,
         http_filters=filters,
         path_with_escaped_slashes_action=HCM.KEEP_UNCHANGED,
+        access_log=list(access_log),
     )
     m.normalize_path.value = True
     m.use_remote_address.value = False
@@ -96,8 +102,10 @@ def hcm_filter(m: HCM) -> NetworkFilter:
     return NetworkFilter(name=HCM_FILTER, typed_config=pack(m))
 
 
-def tcp_proxy_filter(cluster: str) -> NetworkFilter:
-    tcp = tcp_proxy_pb2.TcpProxy(stat_prefix=cluster, cluster=cluster)
+def tcp_proxy_filter(
+    cluster: str, access_log: Sequence[accesslog_pb2.AccessLog] = ()
+) -> NetworkFilter:
+    tcp = tcp_proxy_pb2.TcpProxy(stat_prefix=cluster, cluster=cluster, access_log=list(access_log))
     return NetworkFilter(name=TCP_PROXY_FILTER, typed_config=pack(tcp))
 
 

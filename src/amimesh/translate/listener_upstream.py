@@ -15,6 +15,9 @@ host (`catalog.shop.svc.cluster.local`, or a ServiceEntry host), as the runtime 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from envoy.config.accesslog.v3 import accesslog_pb2
 from envoy.config.core.v3 import base_pb2
 
 from amimesh.model.proxy import Upstream
@@ -41,12 +44,15 @@ def is_http(upstream: Upstream) -> bool:
     return upstream.protocol.upper() in cluster_policy.HTTP_PROTOCOLS
 
 
-def upstream_listener(upstream: Upstream) -> Listener:
+def upstream_listener(
+    upstream: Upstream, access_log: Sequence[accesslog_pb2.AccessLog] = ()
+) -> Listener:
+    """The listener of `upstream`, writing `access_log` (the proxy's outbound logs)."""
     host = upstream.host.lower()
     name = upstream_name(upstream.port, host)
     if is_http(upstream):
-        m = use_rds(hcm(f"upstream_{upstream.port}_{host}", outbound_http_filters()), name)
-        network = hcm_filter(m)
+        m = hcm(f"upstream_{upstream.port}_{host}", outbound_http_filters(), access_log)
+        network = hcm_filter(use_rds(m, name))
     else:
-        network = tcp_proxy_filter(names.outbound_cluster(upstream.port, host))
+        network = tcp_proxy_filter(names.outbound_cluster(upstream.port, host), access_log)
     return listener(name, LOCALHOST, upstream.listen_port, base_pb2.OUTBOUND, single_chain(network))

@@ -21,7 +21,8 @@ gateway's server listeners (`gateway_listeners`).
   (`listener_upstream`): a local port that reaches one service port, for gRPC and TCP
   clients that cannot use an HTTP proxy.
 
-HTTP connection managers follow Istio's sidecar settings (see `listener_hcm`).
+HTTP connection managers follow Istio's sidecar settings (see `listener_hcm`); they
+and the TCP proxies write the proxy's access log, if it has one (`access_log`).
 A sidecar's listeners depend on the proxy and the snapshot's security policies
 (PeerAuthentication, and what `inbound_filters` reads); a gateway's on the snapshot's
 Gateways.
@@ -29,6 +30,7 @@ Gateways.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TypeAlias
 
 from envoy.config.core.v3 import base_pb2
@@ -41,6 +43,7 @@ from amimesh.model import mtls
 from amimesh.model.proxy import InboundPort, Proxy
 from amimesh.model.snapshot import Snapshot
 from amimesh.translate import (
+    access_log,
     cluster_policy,
     gateway_listeners,
     inbound_filters,
@@ -96,8 +99,8 @@ MTLS_CHAIN = "mtls"
 PLAINTEXT_CHAIN = "plaintext"
 
 
-def outbound_listener(port: int) -> Listener:
-    m = use_rds(hcm("outbound", outbound_http_filters()), names.OUTBOUND_ROUTE)
+def outbound_listener(port: int, logs: Sequence[access_log.AccessLog] = ()) -> Listener:
+    m = use_rds(hcm("outbound", outbound_http_filters(), logs), names.OUTBOUND_ROUTE)
     m.http_protocol_options.allow_absolute_url.value = True
     return listener(
         names.OUTBOUND_LISTENER, LOCALHOST, port, base_pb2.OUTBOUND, single_chain(hcm_filter(m))
@@ -120,17 +123,18 @@ def inbound_route_config(p: InboundPort) -> RouteConfiguration:
 
 
 def _inbound_network_filters(snap: Snapshot, proxy: Proxy, p: InboundPort) -> list[NetworkFilter]:
+    logs = access_log.logs(access_log.config(snap, proxy), access_log.INBOUND)
     if p.protocol.upper() not in cluster_policy.HTTP_PROTOCOLS:
         # Authorization applies to TCP too: network RBAC before the TCP proxy.
         return [
             *inbound_filters.network_filters(snap, proxy, p),
-            tcp_proxy_filter(names.inbound_cluster(p.port)),
+            tcp_proxy_filter(names.inbound_cluster(p.port), logs),
         ]
     filters = [
         *inbound_filters.http_filters(snap, proxy, p),
         http_filter(ROUTER_FILTER, router_pb2.Router()),
     ]
-    m = hcm(f"inbound_{p.port}", filters)
+    m = hcm(f"inbound_{p.port}", filters, logs)
     m.route_config.CopyFrom(inbound_route_config(p))
     # The app learns the caller's SPIFFE ID; a header the caller sent is never trusted.
     m.forward_client_cert_details = HCM.SANITIZE_SET
@@ -194,8 +198,9 @@ def listeners(snap: Snapshot, proxy: Proxy) -> list[Listener]:
     if proxy.kind == "gateway":
         return gateway_listeners.listeners(snap, proxy)
     out: list[Listener] = []
+    outbound_logs = access_log.logs(access_log.config(snap, proxy), access_log.OUTBOUND)
     if proxy.outbound_port > 0:
-        out.append(outbound_listener(proxy.outbound_port))
+        out.append(outbound_listener(proxy.outbound_port, outbound_logs))
     out.extend(inbound_listener(snap, proxy, p) for p in proxy.inbound)
-    out.extend(listener_upstream.upstream_listener(u) for u in proxy.upstreams)
+    out.extend(listener_upstream.upstream_listener(u, outbound_logs) for u in proxy.upstreams)
     return out

@@ -1,0 +1,77 @@
+"""Whether a proxy writes an access log, from Telemetry resources. Pure.
+
+Three levels, the narrowest that sets `accessLogging` deciding, as in Istio:
+
+- **workload**: a Telemetry in the proxy's namespace whose selector matches its labels;
+- **namespace**: one without a selector (or with empty `matchLabels`) in its namespace;
+- **mesh**: one without a selector in the root namespace, `istio-system`.
+
+Within the deciding Telemetry, the `accessLogging` entries for the `envoy` provider
+(those that name it, or name no provider) are read in order and the last one's
+`disabled` wins. With no Telemetry deciding, access logging is on: Ami's default (Istio
+turns it on with `meshConfig.accessLogFile`). Where several Telemetries apply at one
+level, Ami takes the first by name, as for PeerAuthentication (`model.mtls`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from amimesh.model.mtls import ROOT_NAMESPACE
+from amimesh.resources.istio_telemetry import ENVOY_PROVIDER, Telemetry
+
+DEFAULT_ACCESS_LOGGING = True
+
+# namespace -> that namespace's Telemetries that set accessLogging, by name.
+TelemetryIndex = Mapping[str, tuple[Telemetry, ...]]
+
+
+def index(telemetries: Iterable[Telemetry]) -> dict[str, tuple[Telemetry, ...]]:
+    """The Telemetries that set `accessLogging`, by namespace, each in name order."""
+    by_ns: dict[str, list[Telemetry]] = {}
+    for t in sorted(telemetries, key=lambda t: (t.namespace, t.name)):
+        if t.spec.accessLogging:
+            by_ns.setdefault(t.namespace, []).append(t)
+    return {ns: tuple(ts) for ns, ts in by_ns.items()}
+
+
+def _has_selector(t: Telemetry) -> bool:
+    return t.spec.selector is not None and bool(t.spec.selector.matchLabels)
+
+
+def _selects(t: Telemetry, labels: Mapping[str, str]) -> bool:
+    selector = t.spec.selector
+    assert selector is not None
+    return all(labels.get(k) == v for k, v in selector.matchLabels.items())
+
+
+@dataclass(frozen=True)
+class AccessLogPolicy:
+    """The Telemetry that decides a proxy's access logging; None: the default."""
+
+    telemetry: Telemetry | None = None
+
+    @property
+    def enabled(self) -> bool:
+        if self.telemetry is None:
+            return DEFAULT_ACCESS_LOGGING
+        enabled = DEFAULT_ACCESS_LOGGING
+        for entry in self.telemetry.spec.accessLogging:
+            providers = {p.name for p in entry.providers}
+            if not providers or ENVOY_PROVIDER in providers:
+                enabled = not entry.disabled
+        return enabled
+
+
+def access_log_policy(
+    idx: TelemetryIndex, namespace: str, labels: Mapping[str, str]
+) -> AccessLogPolicy:
+    """The Telemetry that decides access logging for a proxy of `namespace` with `labels`."""
+    own = idx.get(namespace, ())
+    chosen = next((t for t in own if _has_selector(t) and _selects(t, labels)), None)
+    if chosen is None:
+        chosen = next((t for t in own if not _has_selector(t)), None)
+    if chosen is None:
+        chosen = next((t for t in idx.get(ROOT_NAMESPACE, ()) if not _has_selector(t)), None)
+    return AccessLogPolicy(chosen)
