@@ -358,3 +358,11 @@ def test_endpoints_table() -> None:
 def test_dump_section_matches_whole_type_names() -> None:
     assert render_envoy.dump_section(DUMP, "RoutesConfigDump")["dynamic_route_configs"]
     assert render_envoy.dump_section(DUMP, "SecretsConfigDump") == {}
+
+
+def test_no_emoji_codes_are_replaced() -> None:
+    # Fingerprints and names may contain ":ab:"-like text; it must print as written.
+    out = render.console()
+    with out.capture() as captured:
+        out.print("SHA256 A5:AB:D7", markup=False)
+    assert "A5:AB:D7" in captured.get()

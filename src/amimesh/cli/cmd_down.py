@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
 
     from amimesh.runtime.down import DownError, down
 
-    err = Console(stderr=True, highlight=False)
+    err = Console(stderr=True, highlight=False, emoji=False)
     try:
         name = down(args.mesh, root=args.state_dir, timeout_s=args.timeout)
     except FileNotFoundError as e:
@@ -33,5 +33,5 @@ def run(args: argparse.Namespace) -> int:
     except DownError as e:
         err.print(f"[red]error:[/red] {e}")
         return 1
-    Console(highlight=False).print(f"mesh {name} stopped")
+    Console(highlight=False, emoji=False).print(f"mesh {name} stopped")
     return 0

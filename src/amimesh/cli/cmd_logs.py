@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
 
     from amimesh.runtime import logs, state
 
-    err = Console(stderr=True, highlight=False)
+    err = Console(stderr=True, highlight=False, emoji=False)
     try:
         st = state.find(args.mesh, args.state_dir)
     except FileNotFoundError as e:

@@ -36,16 +36,18 @@ WIDE = 200  # columns when the output is not a terminal (pipes, files, tests)
 
 def console(*, stderr: bool = False) -> Console:
     """A console for `ami` output: real width on a terminal, wide when piped."""
-    c = Console(stderr=stderr, highlight=False)
+    c = Console(stderr=stderr, highlight=False, emoji=False)
     if not c.is_terminal:
-        c = Console(stderr=stderr, highlight=False, width=WIDE, soft_wrap=True)
+        c = Console(stderr=stderr, highlight=False, emoji=False, width=WIDE, soft_wrap=True)
     return c
 
 
 def to_text(renderable: RenderableType, width: int = WIDE) -> str:
     """Plain text, no colours: for tests and for writing to files."""
     buf = io.StringIO()
-    Console(file=buf, width=width, color_system=None, highlight=False).print(renderable)
+    Console(file=buf, width=width, color_system=None, highlight=False, emoji=False).print(
+        renderable
+    )
     return buf.getvalue()
 
 

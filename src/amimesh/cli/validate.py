@@ -24,8 +24,8 @@ def validate_paths(paths: Sequence[Path]) -> tuple[int, list[ConfigError]]:
 
 
 def run(paths: Sequence[Path]) -> int:
-    out = Console(highlight=False, soft_wrap=True)
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    out = Console(highlight=False, emoji=False, soft_wrap=True)
+    err = Console(stderr=True, highlight=False, emoji=False, soft_wrap=True)
     try:
         count, errors = validate_paths(paths)
     except FileNotFoundError as missing:

@@ -185,7 +185,7 @@ def run(
     `cert_ttl_s` is the workload certificates' lifetime (default 24 h); `ca_certs_dir`
     a user-supplied CA (Istio's cacerts layout) instead of the mesh's own root;
     `access_log_format` how every proxy's access log is written ("json" or "text")."""
-    console = Console(highlight=False, soft_wrap=True)
+    console = Console(highlight=False, emoji=False, soft_wrap=True)
     if not config_dir.is_dir():
         console.print(f"[red]error:[/red] not a directory: {config_dir}")
         return 2
