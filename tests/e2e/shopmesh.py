@@ -77,8 +77,8 @@ class Shop:
             return r.json()
 
     def synced(self) -> None:
-        """Until every proxy acked the current config."""
-        wait_for(lambda: all(p["synced"] for p in self.api_get("/api/v1/proxies")["proxies"]))
+        """Until every proxy acked the current config, with no change still pending."""
+        wait_for(lambda: self.api_get("/api/v1/proxies")["synced"])
 
     def fetch(self, user: str | None = None) -> tuple[int, str]:
         """The product page through the gateway: (status, body)."""

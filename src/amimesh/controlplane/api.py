@@ -115,6 +115,7 @@ class Api:
             {
                 "resources": len(store.resources()),
                 "config_errors": [str(e) for e in store.errors()],
+                "synced": self.cp.xds.is_synced(),
                 "proxies": self._proxies(),
                 "instances": self._instances(),
             }
@@ -122,7 +123,12 @@ class Api:
 
     def _proxies(self) -> list[dict[str, Any]]:
         by_id = {p.id: p for p in self.cp.xds.proxies()}
-        return [api_json.proxy_json(s, by_id.get(s.proxy_id)) for s in self.cp.xds.status()]
+        pending = self.cp.xds.pending
+        out = [api_json.proxy_json(s, by_id.get(s.proxy_id)) for s in self.cp.xds.status()]
+        for proxy in out:
+            # A regeneration on its way may change what any proxy should hold.
+            proxy["synced"] = proxy["synced"] and not pending
+        return out
 
     def _instances(self) -> list[dict[str, Any]]:
         runtime = self.cp.runtime_status
@@ -135,7 +141,7 @@ class Api:
         return [api_json.instance_json(i) for i in instances]
 
     async def proxies(self, request: web.Request) -> web.Response:
-        return _json({"proxies": self._proxies()})
+        return _json({"synced": self.cp.xds.is_synced(), "proxies": self._proxies()})
 
     async def list_resources(self, request: web.Request) -> web.Response:
         q = request.query

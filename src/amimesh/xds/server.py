@@ -243,6 +243,12 @@ class XdsServer:
                 newest[s.proxy.id] = s
         return [newest[pid].proxy for pid in sorted(newest)]
 
+    @property
+    def pending(self) -> bool:
+        """A change is waiting for (or in) its debounced regeneration: what proxies hold
+        may be about to change, so none of them counts as synced."""
+        return self._debouncer is not None and not self._debouncer.idle
+
     def is_synced(self, *, proxies: int | None = None, accept_nacks: bool = False) -> bool:
         """Whether every connected proxy holds what was last generated for it.
 
