@@ -42,6 +42,7 @@ from amimesh.identity.spiffe import workload_id
 from amimesh.model.proxy import InboundPort, Proxy
 from amimesh.model.snapshot import Instance
 from amimesh.resources import parse_documents
+from common import free_port, pct
 
 TYPES = "type.googleapis.com/envoy.extensions.filters."
 HCM_TYPE = TYPES + "network.http_connection_manager.v3.HttpConnectionManager"
@@ -77,12 +78,6 @@ spec:
   host: server-plain
   trafficPolicy: {tls: {mode: DISABLE}}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def require(tool: str) -> str:
@@ -445,11 +440,6 @@ def hey(
     offsets = [float(r["offset"]) for r in rows] or [0.0]
     span = max(max(offsets), 1e-9)
     return ok, len(rows) / span, errors
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
 def measure(*, seconds: float, rate: int, max_workers: int) -> dict[str, float]:

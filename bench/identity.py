@@ -30,16 +30,12 @@ from amimesh.agent import certs
 from amimesh.controlplane.server import ControlPlane, ControlPlaneConfig
 from amimesh.identity import csr as csr_mod
 from amimesh.identity.spiffe import SpiffeId
+from common import pct
 
 
 def emit(figure: str, value: float, unit: str, **params: Any) -> None:
     line = {"bench": "identity", "figure": figure, "value": round(value, 3), "unit": unit}
     print(json.dumps(line | params), flush=True)
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -82,9 +78,9 @@ async def run(args: argparse.Namespace) -> None:
 
             n = len(issue)
             emit("cert_issue_ms_p50", statistics.median(issue), "ms", requests=n)
-            emit("cert_issue_ms_p99", percentile(issue, 0.99), "ms", requests=n)
+            emit("cert_issue_ms_p99", pct(issue, 0.99), "ms", requests=n)
             emit("cert_sign_inprocess_ms_p50", statistics.median(inproc), "ms", requests=n)
-            emit("cert_sign_inprocess_ms_p99", percentile(inproc, 0.99), "ms", requests=n)
+            emit("cert_sign_inprocess_ms_p99", pct(inproc, 0.99), "ms", requests=n)
             emit("key_and_csr_ms_p50", statistics.median(made), "ms", requests=len(made))
 
             # Many agents renewing at once (a mesh started together).

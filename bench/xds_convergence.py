@@ -38,6 +38,7 @@ from amimesh.agent.envoy import EnvoyProcess
 from amimesh.model.proxy import InboundPort, Proxy
 from amimesh.translate.built import CLUSTER, ENDPOINT, LISTENER, ROUTE
 from amimesh.xds.client import AdsClient
+from common import free_port, pct
 
 sys.path.insert(0, str(Path(__file__).parent))
 import xds_baseline  # noqa: E402
@@ -94,14 +95,6 @@ def write_config(root: Path, services: int) -> None:
         (root / f"svc-{i}.yaml").write_text(service_yaml(i))
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def start_controlplane(config: Path, port: int, workdir: Path) -> subprocess.Popen[bytes]:
     log = open(workdir / "controlplane.log", "wb")  # noqa: SIM115 - closed with the process
     proc = subprocess.Popen(
@@ -142,11 +135,6 @@ def proxy_for(i: int, services: int) -> Proxy:
 def cpu_seconds(proc: psutil.Process) -> float:
     t = proc.cpu_times()
     return float(t.user + t.system)
-
-
-def pct(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
 async def run(args: argparse.Namespace) -> list[dict[str, Any]]:

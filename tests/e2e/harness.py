@@ -27,7 +27,8 @@ import itertools
 import json
 import socket
 import threading
-from collections.abc import Coroutine, Mapping, Sequence
+import time
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +59,17 @@ T = TypeVar("T")
 UpstreamSpec = Upstream | tuple[str, int] | tuple[str, int, str]
 # The gateway's service account, as Istio's ingress gateway's.
 GATEWAY_SERVICE_ACCOUNT = "istio-ingressgateway-service-account"
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 60.0) -> Any:
+    """Poll `predicate` until it returns something true; return that."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.1)
 
 
 def free_port() -> int:

@@ -14,29 +14,18 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from tests.e2e.harness import wait_for
+
 ROOT = Path(__file__).resolve().parents[2]
 SHOP = ROOT / "examples" / "shop"
 TASKS = SHOP / "tasks"
 AMI = [sys.executable, "-m", "amimesh.cli.main"]
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 60.0) -> Any:
-    """Poll `predicate` until it returns something true; return that."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.1)
 
 
 @dataclass

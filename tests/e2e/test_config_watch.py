@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.e2e.harness import Mesh
+from tests.e2e.harness import Mesh, wait_for
 
 SERVICES = """
 apiVersion: v1
@@ -57,13 +56,6 @@ def watched(tmp_path: Path) -> Iterator[tuple[Mesh, Path]]:
 
 def backends_seen(http: httpx.Client, n: int = 10) -> set[str]:
     return {json.loads(http.get("http://web:8080/").text)["backend"] for _ in range(n)}
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
 
 
 def test_edit_applies_live_and_broken_file_keeps_last_good(watched: tuple[Mesh, Path]) -> None:

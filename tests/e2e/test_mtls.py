@@ -8,9 +8,6 @@ DestinationRule's `tls` overrides the choice.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 import httpx
 import pytest
 
@@ -18,7 +15,7 @@ from amimesh.agent import sds as sds_mod
 from amimesh.identity import csr as csr_mod
 from amimesh.identity.issued import Issued
 from amimesh.identity.spiffe import SpiffeId
-from tests.e2e.harness import Mesh, Sidecar
+from tests.e2e.harness import Mesh, Sidecar, wait_for
 
 pytestmark = [pytest.mark.envoy, pytest.mark.slow]
 
@@ -51,13 +48,6 @@ def plain_get(sidecar: Sidecar) -> int:
         return httpx.get(f"http://127.0.0.1:{port}/", timeout=5, trust_env=False).status_code
     except httpx.TransportError:
         return 0
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def wait_serving(sidecar: Sidecar, issued: Issued) -> None:

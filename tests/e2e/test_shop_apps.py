@@ -33,6 +33,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from tests.e2e.harness import free_port
+
 APPS = Path(__file__).resolve().parents[2] / "examples" / "shop" / "apps"
 HOP_BY_HOP = {"connection", "proxy-connection", "keep-alive", "transfer-encoding", "te"}
 TRACE = {
@@ -45,12 +47,6 @@ TRACE = {
     "x-b3-parentspanid": "05e3ac9a4f6e3b90",
     "x-b3-sampled": "1",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # --- the forward proxy that stands in for the sidecar ----------------------------------

@@ -12,7 +12,6 @@ import asyncio
 import functools
 import json
 import shutil
-import socket
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -26,16 +25,11 @@ from envoy.config.route.v3 import route_components_pb2, route_pb2
 from amimesh.model.proxy import Proxy
 from amimesh.translate.built import CLUSTER, ENDPOINT, LISTENER, ROUTE, Built, ProxyConfig
 from amimesh.xds import Mode, XdsServer, samples
+from tests.e2e.harness import free_port
 
 pytestmark = pytest.mark.envoy
 
 PROXY = Proxy(id="gateway-0", kind="gateway", workload="gateway", namespace="edge")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # -- the control plane's side: a hand-written generator ------------------------------

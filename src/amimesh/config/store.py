@@ -214,9 +214,3 @@ class Store:
                 listener()
             except Exception:
                 log.exception("config listener failed")
-
-
-def apply_all(store: Store, items: Iterable[tuple[str, ParseResult]]) -> None:
-    """Set several sources in turn (helper for sources that load many files at once)."""
-    for source, result in items:
-        store.set_source(source, result)

@@ -109,9 +109,5 @@ def of_type(snap: Snapshot, kind: type[net.VirtualService]) -> list[net.VirtualS
     return [r for r in snap.resources.values() if isinstance(r, kind)]
 
 
-def selects(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
-    return all(labels.get(k) == v for k, v in selector.items())
-
-
 def show_labels(labels: Mapping[str, str]) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(labels.items())) or "(none)"

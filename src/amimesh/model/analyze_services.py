@@ -12,9 +12,9 @@ from amimesh.model.analyze_findings import (
     SERVICE_NO_WORKLOAD,
     Finding,
     finding,
-    selects,
     show_labels,
 )
+from amimesh.model.selection import selects
 from amimesh.model.snapshot import MeshService, Snapshot
 from amimesh.resources import istio_networking as net
 from amimesh.resources import kube

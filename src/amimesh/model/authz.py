@@ -23,11 +23,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from amimesh.model import selection
 from amimesh.model.proxy import Proxy
 from amimesh.model.snapshot import Snapshot
 from amimesh.resources import istio_authz as authz
 
-ROOT_NAMESPACE = "istio-system"
+ROOT_NAMESPACE = selection.ROOT_NAMESPACE
 
 
 @dataclass(frozen=True)
@@ -87,8 +88,7 @@ def selects(namespace: str, selector: authz.WorkloadSelector | None, proxy: Prox
         return False
     if namespace != ROOT_NAMESPACE and namespace != proxy.namespace:
         return False
-    labels = selector.matchLabels if selector is not None else {}
-    return all(proxy.labels.get(k) == v for k, v in labels.items())
+    return selection.selects(selector.matchLabels if selector is not None else {}, proxy.labels)
 
 
 def inbound_policies(snap: Snapshot, proxy: Proxy) -> InboundPolicies:

@@ -22,11 +22,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from amimesh.model import selection
 from amimesh.resources.istio_security import PeerAuthentication
 
 Mode = Literal["STRICT", "PERMISSIVE", "DISABLE"]
 
-ROOT_NAMESPACE = "istio-system"
+ROOT_NAMESPACE = selection.ROOT_NAMESPACE
 DEFAULT_MODE: Mode = "PERMISSIVE"
 
 # Endpoint label (Istio's) that marks a WorkloadEntry whose workload runs a sidecar.
@@ -44,20 +45,7 @@ def spiffe_id(trust_domain: str, namespace: str, service_account: str) -> str:
 
 def index(policies: Iterable[PeerAuthentication]) -> dict[str, tuple[PeerAuthentication, ...]]:
     """PeerAuthentications by namespace, each namespace's in name order."""
-    by_ns: dict[str, list[PeerAuthentication]] = {}
-    for pa in sorted(policies, key=lambda p: (p.namespace, p.name)):
-        by_ns.setdefault(pa.namespace, []).append(pa)
-    return {ns: tuple(pas) for ns, pas in by_ns.items()}
-
-
-def _has_selector(pa: PeerAuthentication) -> bool:
-    return pa.spec.selector is not None and bool(pa.spec.selector.matchLabels)
-
-
-def _selects(pa: PeerAuthentication, labels: Mapping[str, str]) -> bool:
-    selector = pa.spec.selector
-    assert selector is not None
-    return all(labels.get(k) == v for k, v in selector.matchLabels.items())
+    return selection.by_namespace(policies)
 
 
 @dataclass(frozen=True)
@@ -83,12 +71,8 @@ class Policies:
 
 def policies(idx: PeerAuthIndex, namespace: str, labels: Mapping[str, str]) -> Policies:
     """The policies that apply to a workload of `namespace` with `labels`."""
-    own = idx.get(namespace, ())
-    workload = next((pa for pa in own if _has_selector(pa) and _selects(pa, labels)), None)
-    ns_wide = next((pa for pa in own if not _has_selector(pa)), None)
-    root = idx.get(ROOT_NAMESPACE, ())
-    mesh = next((pa for pa in root if not _has_selector(pa)), None)
-    return Policies(workload=workload, namespace=ns_wide, mesh=mesh)
+    found = selection.levels(idx, namespace, labels)
+    return Policies(workload=found.workload, namespace=found.namespace, mesh=found.mesh)
 
 
 def inbound_mode(idx: PeerAuthIndex, namespace: str, labels: Mapping[str, str], port: int) -> Mode:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
 from amimesh.model import hosts, mtls, telemetry
+from amimesh.model.selection import selects
 from amimesh.resources import istio_gateway as gw
 from amimesh.resources import istio_networking as net
 from amimesh.resources import istio_security as sec
@@ -167,7 +168,7 @@ class Snapshot:
         eps = self.endpoints.get((hostname, port), ())
         if not subset_labels:
             return eps
-        return tuple(e for e in eps if _selects(subset_labels, e.labels))
+        return tuple(e for e in eps if selects(subset_labels, e.labels))
 
     def mtls_policies(self, namespace: str, labels: Mapping[str, str]) -> mtls.Policies:
         """The PeerAuthentications that decide a workload's inbound mutual TLS."""
@@ -193,11 +194,7 @@ class Snapshot:
         name) order. Any namespace: in local mode a gateway serves every namespace's
         Gateways (Istio's default, without PILOT_SCOPE_GATEWAY_TO_NAMESPACE). An empty
         selector selects every gateway proxy."""
-        return [g for _, g in sorted(self.gateways.items()) if _selects(g.spec.selector, labels)]
-
-
-def _selects(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
-    return all(labels.get(k) == v for k, v in selector.items())
+        return [g for _, g in sorted(self.gateways.items()) if selects(g.spec.selector, labels)]
 
 
 class _Selectable:
@@ -228,9 +225,7 @@ class _Selectable:
         if not selector:
             return []
         k, v = next(iter(selector.items()))
-        return [
-            i for i in self.instances.get((namespace, k, v), ()) if _selects(selector, i.labels)
-        ]
+        return [i for i in self.instances.get((namespace, k, v), ()) if selects(selector, i.labels)]
 
     def select_entries(
         self, namespace: str, selector: Mapping[str, str]
@@ -239,7 +234,7 @@ class _Selectable:
             return []
         k, v = next(iter(selector.items()))
         return [
-            e for e in self.entries.get((namespace, k, v), ()) if _selects(selector, e.spec.labels)
+            e for e in self.entries.get((namespace, k, v), ()) if selects(selector, e.spec.labels)
         ]
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from amimesh.model.mtls import ROOT_NAMESPACE
+from amimesh.model import selection
 from amimesh.resources.istio_telemetry import ENVOY_PROVIDER, Telemetry
 
 DEFAULT_ACCESS_LOGGING = True
@@ -29,21 +29,7 @@ TelemetryIndex = Mapping[str, tuple[Telemetry, ...]]
 
 def index(telemetries: Iterable[Telemetry]) -> dict[str, tuple[Telemetry, ...]]:
     """The Telemetries that set `accessLogging`, by namespace, each in name order."""
-    by_ns: dict[str, list[Telemetry]] = {}
-    for t in sorted(telemetries, key=lambda t: (t.namespace, t.name)):
-        if t.spec.accessLogging:
-            by_ns.setdefault(t.namespace, []).append(t)
-    return {ns: tuple(ts) for ns, ts in by_ns.items()}
-
-
-def _has_selector(t: Telemetry) -> bool:
-    return t.spec.selector is not None and bool(t.spec.selector.matchLabels)
-
-
-def _selects(t: Telemetry, labels: Mapping[str, str]) -> bool:
-    selector = t.spec.selector
-    assert selector is not None
-    return all(labels.get(k) == v for k, v in selector.matchLabels.items())
+    return selection.by_namespace(telemetries, lambda t: bool(t.spec.accessLogging))
 
 
 @dataclass(frozen=True)
@@ -68,10 +54,4 @@ def access_log_policy(
     idx: TelemetryIndex, namespace: str, labels: Mapping[str, str]
 ) -> AccessLogPolicy:
     """The Telemetry that decides access logging for a proxy of `namespace` with `labels`."""
-    own = idx.get(namespace, ())
-    chosen = next((t for t in own if _has_selector(t) and _selects(t, labels)), None)
-    if chosen is None:
-        chosen = next((t for t in own if not _has_selector(t)), None)
-    if chosen is None:
-        chosen = next((t for t in idx.get(ROOT_NAMESPACE, ()) if not _has_selector(t)), None)
-    return AccessLogPolicy(chosen)
+    return AccessLogPolicy(selection.levels(idx, namespace, labels).narrowest())
