@@ -158,6 +158,7 @@ def test_plain_text_listener_per_mapped_port() -> None:
     m = hcm_of(lis.filter_chains[0])
     assert m.codec_type == hcm_pb2.HttpConnectionManager.AUTO
     assert [f.name for f in m.http_filters] == [
+        "envoy.filters.http.header_mutation",
         "envoy.filters.http.grpc_web",
         "envoy.filters.http.cors",
         "envoy.filters.http.fault",

@@ -73,6 +73,7 @@ def test_outbound_listener_is_an_explicit_http_proxy_with_rds() -> None:
         "route_config_name": "outbound",
     }
     assert [f.name for f in m.http_filters] == [
+        "envoy.filters.http.header_mutation",
         "envoy.filters.http.fault",
         "envoy.filters.http.cors",
         "envoy.filters.http.dynamic_forward_proxy",
@@ -85,7 +86,7 @@ def test_outbound_listener_is_an_explicit_http_proxy_with_rds() -> None:
 
 def test_outbound_dfp_filter_shares_the_clusters_dns_cache() -> None:
     m = hcm_of(by_name()["outbound"])
-    dfp = as_dict(m.http_filters[2])["typed_config"]["dns_cache_config"]
+    dfp = as_dict(m.http_filters[3])["typed_config"]["dns_cache_config"]
     assert dfp == as_dict(cluster_external.dns_cache_config())
 
 

@@ -32,9 +32,9 @@ from google.protobuf.message import Message
 
 from amimesh.model.proxy import META_ADMIN_PORT, Proxy
 from amimesh.resources.fields import is_ip
-from amimesh.translate import cluster_locality
+from amimesh.translate import cluster_locality, names
 
-XDS_CLUSTER = "xds-grpc"
+XDS_CLUSTER = names.CONTROL_PLANE_CLUSTER
 # The cluster translators name in `sds_config` for the secrets `default` and `ROOTCA`.
 SDS_CLUSTER = "sds-grpc"
 # Istio's limit: effectively none, but stated, which Envoy asks for at every start.

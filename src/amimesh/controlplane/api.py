@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from amimesh.config.store import API_SOURCE, Key
-from amimesh.controlplane import api_json, api_kinds
+from amimesh.controlplane import api_json, api_kinds, api_metrics, api_traces
+from amimesh.dashboard import web as dashboard_web
 from amimesh.identity import csr as csr_mod
 from amimesh.identity.ca import CaError
 from amimesh.identity.service import NamesNotGranted, NotGranted, UnknownToken
@@ -342,6 +343,9 @@ def make_app(cp: ControlPlane, token: str) -> web.Application:
         raise ValueError("the HTTP API needs a token")
     app = web.Application(middlewares=[_auth_middleware(token)], client_max_size=MAX_BODY)
     app.add_routes(Api(cp, token).routes())
+    app.add_routes(api_metrics.routes(cp))
+    app.add_routes(api_traces.routes(cp))
+    app.add_routes(dashboard_web.routes())
     return app
 
 

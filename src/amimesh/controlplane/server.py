@@ -94,10 +94,14 @@ class ControlPlane:
         self._snapshot_version = -1
         self._snapshot: Snapshot | None = None
         self._generator = Generator(self._build())
+        # More gRPC services on the xDS server (telemetry receivers), each added by a
+        # function of the server.
+        self.grpc_services: list[Callable[[Any], None]] = []
         self.xds = XdsServer(
             self._generate,
             debounce_s=config.debounce_s,
             on_disconnect=lambda proxy: self._generator.forget(proxy.id),
+            services=self.grpc_services,
         )
         self._source = DirectorySource(self.store, config.config_dir) if config.config_dir else None
         self._stop = asyncio.Event()

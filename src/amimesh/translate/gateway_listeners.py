@@ -17,8 +17,6 @@ write the gateway's access log, if it has one (`access_log`, direction `outbound
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from envoy.config.core.v3 import base_pb2
 from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
 from envoy.extensions.filters.http.cors.v3 import cors_pb2
@@ -29,7 +27,7 @@ from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
 
 from amimesh.model.proxy import Proxy
 from amimesh.model.snapshot import Snapshot
-from amimesh.translate import access_log, gateway_servers, gateway_tls
+from amimesh.translate import access_log, gateway_servers, gateway_tls, reporting
 from amimesh.translate.listener_hcm import (
     CORS_FILTER,
     FAULT_FILTER,
@@ -44,6 +42,7 @@ from amimesh.translate.listener_hcm import (
     http_filter,
     listener,
     pack,
+    peer_header_filter,
     use_rds,
 )
 
@@ -55,8 +54,9 @@ def listener_name(port: int) -> str:
     return f"gateway|{port}"
 
 
-def gateway_http_filters() -> list[HttpFilter]:
+def gateway_http_filters(peer: str) -> list[HttpFilter]:
     return [
+        peer_header_filter(peer),
         http_filter(GRPC_WEB_FILTER, grpc_web_pb2.GrpcWeb()),
         http_filter(CORS_FILTER, cors_pb2.Cors()),
         http_filter(FAULT_FILTER, fault_pb2.HTTPFault()),
@@ -64,20 +64,24 @@ def gateway_http_filters() -> list[HttpFilter]:
     ]
 
 
-def gateway_hcm(
-    stat_prefix: str, route_name: str, logs: Sequence[access_log.AccessLog] = ()
-) -> HCM:
-    m = use_rds(hcm(stat_prefix, gateway_http_filters(), logs), route_name)
+def gateway_hcm(stat_prefix: str, route_name: str, rep: reporting.Reporting) -> HCM:
+    m = hcm(
+        stat_prefix,
+        gateway_http_filters(rep.peer),
+        rep.http_logs(access_log.OUTBOUND),
+        rep.tracing(access_log.OUTBOUND),
+    )
+    m = use_rds(m, route_name)
     m.use_remote_address.value = True
     m.strip_any_host_port = True
     return m
 
 
 def _https_chain(
-    server: gateway_servers.BoundServer, port: int, logs: Sequence[access_log.AccessLog]
+    server: gateway_servers.BoundServer, port: int, rep: reporting.Reporting
 ) -> FilterChain:
     assert server.server.tls is not None  # validation requires tls on HTTPS servers
-    m = gateway_hcm(f"gateway_https_{port}_{server.server.port.name}", server.route_name, logs)
+    m = gateway_hcm(f"gateway_https_{port}_{server.server.port.name}", server.route_name, rep)
     chain = FilterChain(
         filters=[hcm_filter(m)], transport_socket=gateway_tls.transport_socket(server.server.tls)
     )
@@ -85,14 +89,12 @@ def _https_chain(
     return chain
 
 
-def port_listener(
-    p: gateway_servers.PortPlan, address: str, logs: Sequence[access_log.AccessLog] = ()
-) -> Listener:
+def port_listener(p: gateway_servers.PortPlan, address: str, rep: reporting.Reporting) -> Listener:
     if not p.tls:
-        m = gateway_hcm(f"gateway_http_{p.port}", gateway_servers.http_route_name(p.port), logs)
+        m = gateway_hcm(f"gateway_http_{p.port}", gateway_servers.http_route_name(p.port), rep)
         chains = [FilterChain(filters=[hcm_filter(m)])]
     else:
-        chains = [_https_chain(s, p.port, logs) for s in p.servers]
+        chains = [_https_chain(s, p.port, rep) for s in p.servers]
     out = listener(listener_name(p.port), address, p.listen_port, base_pb2.OUTBOUND, chains)
     if p.tls:
         out.listener_filters.append(
@@ -106,5 +108,5 @@ def port_listener(
 def listeners(snap: Snapshot, proxy: Proxy) -> list[listener_pb2.Listener]:
     """The listeners of a gateway proxy, in the order of their ports' first server."""
     address = proxy.address or LOCALHOST
-    logs = access_log.logs(access_log.config(snap, proxy), access_log.OUTBOUND)
-    return [port_listener(p, address, logs) for p in gateway_servers.plan(snap, proxy)]
+    rep = reporting.of(snap, proxy)
+    return [port_listener(p, address, rep) for p in gateway_servers.plan(snap, proxy)]

@@ -25,7 +25,7 @@ from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 from google.protobuf import any_pb2
 from google.protobuf.message import Message
 
-from amimesh.translate import cluster_external, cluster_policy, clusters
+from amimesh.translate import cluster_external, cluster_policy, clusters, metrics_log
 
 Listener: TypeAlias = listener_pb2.Listener
 FilterChain: TypeAlias = listener_components_pb2.FilterChain
@@ -52,14 +52,20 @@ def http_filter(name: str, config: Message) -> HttpFilter:
     return HttpFilter(name=name, typed_config=pack(config))
 
 
-def outbound_http_filters() -> list[HttpFilter]:
-    """Fault and CORS (configured per route), the dynamic forward proxy (resolves the host
-    of requests routed to a NONE-resolution ServiceEntry, a no-op for other clusters),
-    then the router."""
+def peer_header_filter(peer: str) -> HttpFilter:
+    """Sets the peer header to `peer` on every request (`metrics_log.PEER_HEADER`)."""
+    return http_filter(metrics_log.HEADER_MUTATION_FILTER, metrics_log.peer_header_config(peer))
+
+
+def outbound_http_filters(peer: str) -> list[HttpFilter]:
+    """The peer header (who sends), fault and CORS (configured per route), the dynamic
+    forward proxy (resolves the host of requests routed to a NONE-resolution
+    ServiceEntry, a no-op for other clusters), then the router."""
     dfp = dynamic_forward_proxy_pb2.FilterConfig(
         dns_cache_config=cluster_external.dns_cache_config()
     )
     return [
+        peer_header_filter(peer),
         http_filter(FAULT_FILTER, fault_pb2.HTTPFault()),
         http_filter(CORS_FILTER, cors_pb2.Cors()),
         http_filter(DFP_FILTER, dfp),
@@ -75,6 +81,7 @@ def hcm(
     stat_prefix: str,
     filters: list[HttpFilter],
     access_log: Sequence[accesslog_pb2.AccessLog] = (),
+    tracing: hcm_pb2.HttpConnectionManager.Tracing | None = None,
 ) -> HCM:
     m = HCM(
         stat_prefix=stat_prefix,
@@ -87,6 +94,8 @@ def hcm(
     m.use_remote_address.value = False
     m.upgrade_configs.add(upgrade_type="websocket")
     m.stream_idle_timeout.CopyFrom(cluster_policy.duration(0))
+    if tracing is not None:
+        m.tracing.CopyFrom(tracing)
     return m
 
 

@@ -15,13 +15,11 @@ host (`catalog.shop.svc.cluster.local`, or a ServiceEntry host), as the runtime 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from envoy.config.accesslog.v3 import accesslog_pb2
 from envoy.config.core.v3 import base_pb2
 
 from amimesh.model.proxy import Upstream
 from amimesh.translate import cluster_policy, names
+from amimesh.translate.access_log import OUTBOUND
 from amimesh.translate.listener_hcm import (
     LOCALHOST,
     Listener,
@@ -33,6 +31,7 @@ from amimesh.translate.listener_hcm import (
     tcp_proxy_filter,
     use_rds,
 )
+from amimesh.translate.reporting import Reporting
 
 
 def upstream_name(port: int, host: str) -> str:
@@ -44,15 +43,19 @@ def is_http(upstream: Upstream) -> bool:
     return upstream.protocol.upper() in cluster_policy.HTTP_PROTOCOLS
 
 
-def upstream_listener(
-    upstream: Upstream, access_log: Sequence[accesslog_pb2.AccessLog] = ()
-) -> Listener:
-    """The listener of `upstream`, writing `access_log` (the proxy's outbound logs)."""
+def upstream_listener(upstream: Upstream, rep: Reporting) -> Listener:
+    """The listener of `upstream`, reporting as the proxy's outbound listeners do."""
     host = upstream.host.lower()
     name = upstream_name(upstream.port, host)
     if is_http(upstream):
-        m = hcm(f"upstream_{upstream.port}_{host}", outbound_http_filters(), access_log)
+        m = hcm(
+            f"upstream_{upstream.port}_{host}",
+            outbound_http_filters(rep.peer),
+            rep.http_logs(OUTBOUND),
+            rep.tracing(OUTBOUND),
+        )
         network = hcm_filter(use_rds(m, name))
     else:
-        network = tcp_proxy_filter(names.outbound_cluster(upstream.port, host), access_log)
+        cluster = names.outbound_cluster(upstream.port, host)
+        network = tcp_proxy_filter(cluster, rep.tcp_logs(OUTBOUND))
     return listener(name, LOCALHOST, upstream.listen_port, base_pb2.OUTBOUND, single_chain(network))

@@ -30,7 +30,6 @@ Gateways.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TypeAlias
 
 from envoy.config.core.v3 import base_pb2
@@ -49,6 +48,7 @@ from amimesh.translate import (
     inbound_filters,
     listener_upstream,
     names,
+    reporting,
     tls,
 )
 from amimesh.translate.listener_hcm import (
@@ -99,8 +99,15 @@ MTLS_CHAIN = "mtls"
 PLAINTEXT_CHAIN = "plaintext"
 
 
-def outbound_listener(port: int, logs: Sequence[access_log.AccessLog] = ()) -> Listener:
-    m = use_rds(hcm("outbound", outbound_http_filters(), logs), names.OUTBOUND_ROUTE)
+def outbound_listener(port: int, rep: reporting.Reporting | None = None) -> Listener:
+    rep = rep or reporting.silent(Proxy(id="outbound"))
+    m = hcm(
+        "outbound",
+        outbound_http_filters(rep.peer),
+        rep.http_logs(access_log.OUTBOUND),
+        rep.tracing(access_log.OUTBOUND),
+    )
+    m = use_rds(m, names.OUTBOUND_ROUTE)
     m.http_protocol_options.allow_absolute_url.value = True
     return listener(
         names.OUTBOUND_LISTENER, LOCALHOST, port, base_pb2.OUTBOUND, single_chain(hcm_filter(m))
@@ -122,19 +129,25 @@ def inbound_route_config(p: InboundPort) -> RouteConfiguration:
     return RouteConfiguration(name=names.inbound_listener(p.port), virtual_hosts=[vhost])
 
 
-def _inbound_network_filters(snap: Snapshot, proxy: Proxy, p: InboundPort) -> list[NetworkFilter]:
-    logs = access_log.logs(access_log.config(snap, proxy), access_log.INBOUND)
+def _inbound_network_filters(
+    snap: Snapshot, proxy: Proxy, p: InboundPort, rep: reporting.Reporting
+) -> list[NetworkFilter]:
     if p.protocol.upper() not in cluster_policy.HTTP_PROTOCOLS:
         # Authorization applies to TCP too: network RBAC before the TCP proxy.
         return [
             *inbound_filters.network_filters(snap, proxy, p),
-            tcp_proxy_filter(names.inbound_cluster(p.port), logs),
+            tcp_proxy_filter(names.inbound_cluster(p.port), rep.tcp_logs(access_log.INBOUND)),
         ]
     filters = [
         *inbound_filters.http_filters(snap, proxy, p),
         http_filter(ROUTER_FILTER, router_pb2.Router()),
     ]
-    m = hcm(f"inbound_{p.port}", filters, logs)
+    m = hcm(
+        f"inbound_{p.port}",
+        filters,
+        rep.http_logs(access_log.INBOUND),
+        rep.tracing(access_log.INBOUND),
+    )
     m.route_config.CopyFrom(inbound_route_config(p))
     # The app learns the caller's SPIFFE ID; a header the caller sent is never trusted.
     m.forward_client_cert_details = HCM.SANITIZE_SET
@@ -168,12 +181,14 @@ def inbound_chains(
     return chains
 
 
-def inbound_listener(snap: Snapshot, proxy: Proxy, p: InboundPort) -> Listener:
+def inbound_listener(
+    snap: Snapshot, proxy: Proxy, p: InboundPort, rep: reporting.Reporting
+) -> Listener:
     """The listener of inbound port `p`, accepting what its PeerAuthentication allows."""
     mode = snap.mtls_policies(proxy.namespace, proxy.labels).mode(p.port)
     http = p.protocol.upper() in cluster_policy.HTTP_PROTOCOLS
     chains = inbound_chains(
-        mode, _inbound_network_filters(snap, proxy, p), tls.INBOUND_ALPN if http else ()
+        mode, _inbound_network_filters(snap, proxy, p, rep), tls.INBOUND_ALPN if http else ()
     )
     out = listener(
         names.inbound_listener(p.port),
@@ -198,9 +213,9 @@ def listeners(snap: Snapshot, proxy: Proxy) -> list[Listener]:
     if proxy.kind == "gateway":
         return gateway_listeners.listeners(snap, proxy)
     out: list[Listener] = []
-    outbound_logs = access_log.logs(access_log.config(snap, proxy), access_log.OUTBOUND)
+    rep = reporting.of(snap, proxy)
     if proxy.outbound_port > 0:
-        out.append(outbound_listener(proxy.outbound_port, outbound_logs))
-    out.extend(inbound_listener(snap, proxy, p) for p in proxy.inbound)
-    out.extend(listener_upstream.upstream_listener(u, outbound_logs) for u in proxy.upstreams)
+        out.append(outbound_listener(proxy.outbound_port, rep))
+    out.extend(inbound_listener(snap, proxy, p, rep) for p in proxy.inbound)
+    out.extend(listener_upstream.upstream_listener(u, rep) for u in proxy.upstreams)
     return out

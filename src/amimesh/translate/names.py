@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+# The static cluster of every bootstrap that reaches the control plane (xDS, access log
+# streams, traces).
+CONTROL_PLANE_CLUSTER = "xds-grpc"
+
 # The explicit-proxy (HTTP_PROXY) listener and its single route table.
 OUTBOUND_LISTENER = "outbound"
 OUTBOUND_ROUTE = "outbound"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import grpc  # type: ignore[import-untyped]
 
@@ -70,6 +70,8 @@ class XdsServer:
     the first request) and after every debounced change. `on_disconnect(proxy)` is
     called when the last stream of a proxy id ends (to drop what is cached for it).
     `ack_timeout_s` bounds how long a push waits for a proxy's ACK before going on.
+    `services` add more gRPC services to the same server (the control plane's access
+    log and trace receivers): each is called with the server before it starts.
     """
 
     def __init__(
@@ -80,8 +82,10 @@ class XdsServer:
         max_debounce_s: float | None = None,
         ack_timeout_s: float = 10.0,
         on_disconnect: Callable[[Proxy], None] | None = None,
+        services: Sequence[Callable[[grpc.aio.Server], None]] = (),
     ) -> None:
         self._generate = generate
+        self._services = services
         self._on_disconnect = on_disconnect
         self._debounce_s = debounce_s
         self._max_debounce_s = max_debounce_s
@@ -108,6 +112,8 @@ class XdsServer:
         encode.add_ads_handlers(
             server, servicer.StreamAggregatedResources, servicer.DeltaAggregatedResources
         )
+        for add_service in self._services:
+            add_service(server)
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         bound = int(server.add_insecure_port(address))
         if bound == 0:

@@ -1,0 +1,14 @@
+"""HTTP API: trace search and one trace."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from amimesh.controlplane.server import ControlPlane
+
+
+def routes(cp: ControlPlane) -> list[web.RouteDef]:
+    return []

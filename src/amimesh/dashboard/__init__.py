@@ -1,0 +1,1 @@
+"""The web dashboard: live service graph, golden metrics, traces, config and sync state."""

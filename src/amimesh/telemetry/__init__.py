@@ -1,0 +1,1 @@
+"""Telemetry: Istio's standard metrics from the proxies' access log streams, and traces."""

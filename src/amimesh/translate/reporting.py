@@ -1,0 +1,72 @@
+"""What a proxy's connection managers and TCP proxies report, in one place.
+
+Every HTTP connection manager and TCP proxy a proxy has (sidecar inbound, outbound and
+upstream listeners; gateway servers) takes its access logs and tracing from one
+`Reporting`:
+
+- the file access log (`access_log`), unless a Telemetry turns it off;
+- the access log stream to the control plane (`metrics_log`), from which the control
+  plane builds Istio's standard metrics;
+- tracing (`tracing`), when a Telemetry or the default turns it on.
+
+`peer` is the value of the peer header (`metrics_log.PEER_HEADER`) the proxy's
+outbound connection managers set on each request, so that the destination's proxy
+reports who called it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from envoy.config.accesslog.v3 import accesslog_pb2
+
+from amimesh.model.proxy import Proxy
+from amimesh.model.snapshot import Snapshot
+from amimesh.translate import access_log, metrics_log, tracing
+
+
+@dataclass(frozen=True)
+class Reporting:
+    file_log: access_log.AccessLogConfig | None
+    metrics: bool
+    peer: str
+    trace: tracing.TracingConfig | None
+    proxy: Proxy
+
+    def http_logs(self, direction: str) -> list[accesslog_pb2.AccessLog]:
+        """The access logs of an HTTP connection manager of `direction`."""
+        out = access_log.logs(self.file_log, direction)
+        if self.metrics:
+            out.append(metrics_log.http_log(direction))
+        return out
+
+    def tcp_logs(self, direction: str) -> list[accesslog_pb2.AccessLog]:
+        """The access logs of a TCP proxy of `direction`."""
+        out = access_log.logs(self.file_log, direction)
+        if self.metrics:
+            out.append(metrics_log.tcp_log(direction))
+        return out
+
+    def tracing(self, direction: str) -> tracing.HcmTracing | None:
+        """The tracing of an HTTP connection manager of `direction`; None: none."""
+        if self.trace is None:
+            return None
+        return tracing.hcm_tracing(self.trace, self.proxy, direction)
+
+
+def silent(proxy: Proxy) -> Reporting:
+    """Reports nothing: no access logs, no metrics, no tracing."""
+    return Reporting(
+        file_log=None, metrics=False, peer=metrics_log.peer_value(proxy), trace=None, proxy=proxy
+    )
+
+
+def of(snap: Snapshot, proxy: Proxy) -> Reporting:
+    """What `proxy` reports under the snapshot's Telemetry resources."""
+    return Reporting(
+        file_log=access_log.config(snap, proxy),
+        metrics=True,
+        peer=metrics_log.peer_value(proxy),
+        trace=tracing.config(snap, proxy),
+        proxy=proxy,
+    )
