@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: venv test lint unit e2e up demo bench bench-deps clean
+.PHONY: venv test lint unit e2e up demo bench bench-deps test-deps clean
 
 venv: $(STAMP)
 
@@ -23,12 +23,19 @@ lint: venv
 unit: venv
 	$(BIN)/pytest tests/unit -q
 
-e2e: venv
+e2e: venv test-deps
 	$(BIN)/pytest tests/e2e -q
 
 # The one command CI runs: lint, types, layers and every test.
-test: lint
+test: lint test-deps
 	$(BIN)/pytest -q
+
+# Debian packages the tests drive: a real Prometheus (scrapes the control plane) and
+# Chromium (the dashboard test, through Playwright with the system browser).
+test-deps:
+	@(command -v chromium >/dev/null && command -v prometheus >/dev/null) || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends chromium prometheus)
 
 # The main job: the example shop, with sidecars, gateway and control plane.
 up: venv
