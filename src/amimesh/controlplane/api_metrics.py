@@ -1,14 +1,69 @@
-"""HTTP API: Prometheus metrics (`/metrics`), the service graph and golden metrics."""
+"""HTTP API: Prometheus metrics (`/metrics`), the service graph and golden metrics.
+
+- `GET /metrics`: Istio's standard metrics in Prometheus' text format (the bearer token
+  is required, as for the rest of the API: Prometheus sends it with `authorization`).
+- `GET /api/v1/graph?window=S`: the service graph over the last S seconds (default 60):
+  workload and service nodes; edges source workload → service (as the source's proxy
+  reports) and service → destination workload (as the destination's proxy reports),
+  each with requests, requests/s, error rate, p99 and whether it is mutual TLS.
+- `GET /api/v1/metrics/services?window=S` and `/api/v1/metrics/workloads?window=S`:
+  golden metrics (requests/s, success rate, p50/p95/p99) per service and per workload,
+  as the destinations' proxies report them (Linkerd's inbound view).
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from amimesh.telemetry import golden
 
 if TYPE_CHECKING:
     from amimesh.controlplane.server import ControlPlane
 
+DEFAULT_WINDOW_S = 60.0
+MAX_WINDOW_S = 300.0
+
+
+def _window(request: web.Request) -> float:
+    text = request.query.get("window", "")
+    try:
+        value = float(text) if text else DEFAULT_WINDOW_S
+    except ValueError:
+        raise web.HTTPBadRequest(reason=f"window: {text!r} is not a number of seconds") from None
+    if not 0 < value <= MAX_WINDOW_S:
+        raise web.HTTPBadRequest(reason=f"window: must be in (0, {MAX_WINDOW_S:g}] seconds")
+    return value
+
 
 def routes(cp: ControlPlane) -> list[web.RouteDef]:
-    return []
+    async def metrics(request: web.Request) -> web.Response:
+        body = generate_latest(cp.metrics.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    def labels_of() -> dict[tuple[str, str], dict[str, str]]:
+        return golden.workload_labels(cp.snapshot, cp.xds.proxies())
+
+    async def graph(request: web.Request) -> web.Response:
+        window = _window(request)
+        data: dict[str, Any] = golden.graph(cp.metrics.window(window), window, labels_of())
+        return web.json_response(data)
+
+    async def services(request: web.Request) -> web.Response:
+        window = _window(request)
+        rows = golden.by_service(cp.metrics.window(window), window, cp.snapshot)
+        return web.json_response({"window_s": window, "services": rows})
+
+    async def workloads(request: web.Request) -> web.Response:
+        window = _window(request)
+        rows = golden.by_workload(cp.metrics.window(window), window, labels_of())
+        return web.json_response({"window_s": window, "workloads": rows})
+
+    return [
+        web.get("/metrics", metrics),
+        web.get("/api/v1/graph", graph),
+        web.get("/api/v1/metrics/services", services),
+        web.get("/api/v1/metrics/workloads", workloads),
+    ]

@@ -23,6 +23,9 @@ from amimesh.identity.service import DEFAULT_TTL, IdentityService
 from amimesh.identity.spiffe import TRUST_DOMAIN
 from amimesh.model.proxy import Proxy
 from amimesh.model.snapshot import Snapshot, build_snapshot
+from amimesh.telemetry import als
+from amimesh.telemetry.als import AccessLogReceiver, Directories
+from amimesh.telemetry.metrics import MeshMetrics
 from amimesh.translate.built import ProxyConfig
 from amimesh.translate.generate import Generator
 from amimesh.xds.server import XdsServer
@@ -103,6 +106,10 @@ class ControlPlane:
             on_disconnect=lambda proxy: self._generator.forget(proxy.id),
             services=self.grpc_services,
         )
+        # Istio's metrics, from every proxy's access log stream.
+        self.metrics = MeshMetrics()
+        directories = Directories(lambda: self.snapshot, self.xds.proxies, config.trust_domain)
+        self.grpc_services.append(als.add_to_server(AccessLogReceiver(self.metrics, directories)))
         self._source = DirectorySource(self.store, config.config_dir) if config.config_dir else None
         self._stop = asyncio.Event()
         self._watch_task: asyncio.Task[None] | None = None
