@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import replace
 from typing import Any
 
 import grpc  # type: ignore[import-untyped]
@@ -125,14 +126,10 @@ class StreamReporter:
             if source is None:
                 source = d.by_principal.get(uri) if uri else None
             if source is None:
-                source = Peer(UNKNOWN, UNKNOWN, uri or UNKNOWN, UNKNOWN, UNKNOWN)
-            elif uri and source.principal != uri:
-                source = Peer(source.workload, source.namespace, uri, source.app, source.version)
-            elif not uri:
-                source = Peer(
-                    source.workload, source.namespace, UNKNOWN, source.app, source.version
-                )
-            me = self.me if uri else Peer(*self.me.values()[:2], UNKNOWN, *self.me.values()[3:])
+                source = Peer(UNKNOWN, UNKNOWN, UNKNOWN, UNKNOWN, UNKNOWN)
+            # The principals are what the mutual TLS handshake proved, or unknown.
+            source = replace(source, principal=uri or UNKNOWN)
+            me = self.me if uri else replace(self.me, principal=UNKNOWN)
             host, port = split_host_port(_address(common.downstream_local_address))
             service = d.service_at(host, port, authority)
             return DESTINATION, source, me, service, MUTUAL_TLS if uri else NONE
