@@ -8,6 +8,7 @@ its response flag; and a real Prometheus scrapes it.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -249,3 +250,26 @@ scrape_configs:
         proc.terminate()
         proc.wait(10)
         log.close()
+
+
+def test_top_and_graph_show_the_traffic(shop: Shop) -> None:
+    for _ in range(5):
+        shop.page()
+
+    def reviews_rows() -> list[dict[str, object]]:
+        rows = json.loads(shop.ami("top", "--once", "-o", "json", "--window", "120").stdout)
+        return [r for r in rows if str(r["name"]).startswith("reviews-") and r["requests"]]
+
+    rows = wait_for(reviews_rows, timeout=30)
+    assert all(r["success_rate"] == 1.0 and r["p99_ms"] is not None for r in rows), rows
+    table = shop.ami("top", "--once", "--window", "120").stdout
+    assert "frontend" in table and "SUCCESS" in table
+    graph = shop.api_get("/api/v1/graph?window=120")
+    edges = {(e["source"], e["target"]): e for e in graph["edges"]}
+    host = "reviews.default.svc.cluster.local"
+    caller = edges[("workload:default/frontend", f"service:{host}")]
+    assert caller["mtls"] is True and caller["requests"] >= 5
+    assert (
+        "workload:istio-system/istio-ingressgateway",
+        "service:frontend.default.svc.cluster.local",
+    ) in edges
