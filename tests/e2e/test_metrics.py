@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e import shopmesh
 from tests.e2e.harness import free_port, wait_for
-from tests.e2e.shopmesh import TASKS, Shop
+from tests.e2e.shopmesh import ROOT, TASKS, Shop
 
 pytestmark = [pytest.mark.envoy, pytest.mark.slow]
 
@@ -245,7 +245,35 @@ scrape_configs:
         for _ in range(n):
             shop.page()
         # Prometheus reports the control plane's own count once it has scraped it.
-        wait_for(lambda: expected() >= n and value() == expected(), timeout=60)
+        # (reviews v1 shows no stars, so not every page calls ratings.)
+        wait_for(lambda: expected() > 0 and value() == expected(), timeout=60)
+
+        # Every query of the Grafana dashboard parses and runs; the per-service request
+        # rate has the shop's services.
+        def run(expr: str) -> list[dict[str, object]]:
+            expr = expr.replace("$__rate_interval", "1m")
+            expr = expr.replace("$namespace", ".*").replace("$service", ".*")
+            with httpx.Client(trust_env=False, timeout=5) as http:
+                r = http.get(f"http://127.0.0.1:{port}/api/v1/query", params={"query": expr})
+            body = r.json()
+            assert body["status"] == "success", (expr, body)
+            result: list[dict[str, object]] = body["data"]["result"]
+            return result
+
+        dashboard = json.loads((ROOT / "deploy" / "grafana" / "ami-istio-mesh.json").read_text())
+        exprs = {p["title"]: [t["expr"] for t in p["targets"]] for p in dashboard["panels"]}
+        assert len(exprs) >= 10
+        for targets in exprs.values():
+            for expr in targets:
+                run(expr)
+        (by_service,) = exprs["Requests by service"]
+        wait_for(
+            lambda: (
+                {"reviews.default.svc.cluster.local", "ratings.default.svc.cluster.local"}
+                <= {str(r["metric"]["destination_service"]) for r in run(by_service)}
+            ),  # type: ignore[index]
+            timeout=30,
+        )
     finally:
         proc.terminate()
         proc.wait(10)
