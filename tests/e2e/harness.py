@@ -274,6 +274,10 @@ class Mesh:
     # unless this is off.
     access_logs: bool = True
     access_log_format: AccessLogFormat = "json"
+    # Traces: where the control plane forwards every export (`host:port`), and whether it
+    # runs its Zipkin span receiver (which every bootstrap then reaches).
+    trace_forward: str | None = None
+    zipkin: bool = False
     sidecars: list[Sidecar] = field(default_factory=list)
     _cp: ControlPlane | None = None
     _loop: asyncio.AbstractEventLoop | None = None
@@ -299,6 +303,8 @@ class Mesh:
                 cert_ttl_s=self.cert_ttl.total_seconds(),
                 api_port=0 if self.api_token else None,
                 api_token=self.api_token,
+                trace_forward=self.trace_forward,
+                zipkin_port=0 if self.zipkin else None,
             )
         )
         await cp.start()
@@ -395,6 +401,7 @@ class Mesh:
             delta=self.delta,
             locality=proxy.locality,
             sds_socket=str(socket),
+            telemetry_http_port=self.cp.traces.zipkin_port,
         )
         path = self.workdir / f"{proxy.id}.json"
         path.write_text(json.dumps(cfg))

@@ -32,7 +32,7 @@ from google.protobuf.message import Message
 
 from amimesh.model.proxy import META_ADMIN_PORT, Proxy
 from amimesh.resources.fields import is_ip
-from amimesh.translate import cluster_locality, names
+from amimesh.translate import cluster_locality, names, tracing
 
 XDS_CLUSTER = names.CONTROL_PLANE_CLUSTER
 # The cluster translators name in `sds_config` for the secrets `default` and `ROOTCA`.
@@ -42,6 +42,10 @@ MAX_DOWNSTREAM_CONNECTIONS = 2**31 - 1
 _DOWNSTREAM_CONNECTIONS = "envoy.resource_monitors.global_downstream_max_connections"
 HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 LOOPBACK = "127.0.0.1"
+# The static cluster of the control plane's Zipkin span receiver, when it has one.
+TELEMETRY_HTTP_CLUSTER = tracing.ZIPKIN_CLUSTER
+# How often tracers send the spans they buffered.
+TRACE_FLUSH_MS = 1000
 
 
 def _address(host: str, port: int) -> dict[str, Any]:
@@ -94,6 +98,37 @@ def sds_cluster(socket_path: str) -> dict[str, Any]:
     }
 
 
+def telemetry_http_cluster(host: str, port: int) -> dict[str, Any]:
+    """The static cluster that reaches the control plane's Zipkin span receiver (HTTP/1.1),
+    which the Zipkin tracer posts spans to (`translate.tracing.ZIPKIN_CLUSTER`)."""
+    return {
+        "name": TELEMETRY_HTTP_CLUSTER,
+        "type": "STATIC" if is_ip(host) else "STRICT_DNS",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": TELEMETRY_HTTP_CLUSTER,
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": _address(host, port)}}]}],
+        },
+    }
+
+
+def layered_runtime() -> dict[str, Any]:
+    """Envoy's runtime: tracers flush their spans every `TRACE_FLUSH_MS` (Envoy's default
+    is 5 s), and the admin layer (`/runtime_modify`) on top."""
+    return {
+        "layers": [
+            {
+                "name": "ami",
+                "static_layer": {
+                    "tracing.opentelemetry.flush_interval_ms": TRACE_FLUSH_MS,
+                    "tracing.zipkin.flush_interval_ms": TRACE_FLUSH_MS,
+                },
+            },
+            {"name": "admin", "admin_layer": {}},
+        ]
+    }
+
+
 def overload_manager(max_connections: int) -> dict[str, Any]:
     """A cap on downstream connections across all listeners."""
     config_type = "envoy.extensions.resource_monitors.downstream_connections.v3"
@@ -129,6 +164,7 @@ def bootstrap(
     initial_fetch_timeout: str = "0s",
     max_downstream_connections: int = MAX_DOWNSTREAM_CONNECTIONS,
     sds_socket: str | None = None,
+    telemetry_http_port: int = 0,
 ) -> dict[str, Any]:
     """The bootstrap of `proxy`, as a JSON-compatible dict.
 
@@ -137,7 +173,9 @@ def bootstrap(
     for its first clusters and listeners however long it takes (and reports not ready
     meanwhile), as Istio's sidecars do. `max_downstream_connections` caps the
     connections Envoy accepts (Istio's default: 2^31-1). With `sds_socket`, the static
-    cluster `sds-grpc` reaches the agent's SDS server there.
+    cluster `sds-grpc` reaches the agent's SDS server there. With `telemetry_http_port`,
+    the static cluster `ami-telemetry-http` reaches the control plane's Zipkin span
+    receiver on that port of `xds_host`. Tracers flush every `TRACE_FLUSH_MS`.
     """
     node: dict[str, Any] = {
         "id": proxy.id,
@@ -167,8 +205,14 @@ def bootstrap(
             "clusters": [
                 xds_cluster(xds_host, xds_port),
                 *([sds_cluster(sds_socket)] if sds_socket else []),
+                *(
+                    [telemetry_http_cluster(xds_host, telemetry_http_port)]
+                    if telemetry_http_port
+                    else []
+                ),
             ]
         },
+        "layered_runtime": layered_runtime(),
         "admin": {"address": _address(admin_address, admin_port)},
         "overload_manager": overload_manager(max_downstream_connections),
     }

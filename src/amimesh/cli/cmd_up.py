@@ -46,6 +46,13 @@ def add_parser(sub: Any) -> None:
         help="every proxy's access log (logs/<id>.access.log): one JSON object per line "
         "(default) or Istio's text line",
     )
+    p.add_argument(
+        "--trace-forward",
+        type=host_port,
+        metavar="HOST:PORT",
+        help="also send every trace export to this OTLP/gRPC receiver (a collector, Jaeger, "
+        "Tempo); traces stay in the mesh's store too",
+    )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(run=run)
 
@@ -65,6 +72,17 @@ def duration(text: str) -> float:
     return seconds
 
 
+def host_port(text: str) -> str:
+    """`HOST:PORT`, as given; an error names what is wrong."""
+    from amimesh.telemetry.trace_forward import parse_target
+
+    try:
+        parse_target(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text.strip()
+
+
 def run(args: argparse.Namespace) -> int:
     from amimesh.runtime import up
 
@@ -76,4 +94,5 @@ def run(args: argparse.Namespace) -> int:
         cert_ttl_s=args.cert_ttl,
         ca_certs_dir=args.ca_certs,
         access_log_format=args.access_log_format,
+        trace_forward=args.trace_forward,
     )

@@ -26,6 +26,10 @@ from amimesh.model.snapshot import Snapshot, build_snapshot
 from amimesh.telemetry import als
 from amimesh.telemetry.als import AccessLogReceiver, Directories
 from amimesh.telemetry.metrics import MeshMetrics
+from amimesh.telemetry.trace_forward import parse_target
+from amimesh.telemetry.trace_store import DEFAULT_MAX_AGE_S, DEFAULT_MAX_SPANS
+from amimesh.telemetry.traces import TraceCollector, TraceSettings
+from amimesh.translate import tracing
 from amimesh.translate.built import ProxyConfig
 from amimesh.translate.generate import Generator
 from amimesh.xds.server import XdsServer
@@ -56,6 +60,14 @@ class ControlPlaneConfig:
     ca_dir: Path | None = None
     ca_certs_dir: Path | None = None
     cert_ttl_s: float = DEFAULT_TTL.total_seconds()
+    # Traces: the SQLite store (None: in memory) and its bounds, where every OTLP export
+    # is forwarded (`host:port`, gRPC; None: nowhere), and the Zipkin span receiver's
+    # port on `xds_host` (None: none; 0: a free one), for the Zipkin tracer (B3).
+    trace_db: Path | None = None
+    trace_max_spans: int = DEFAULT_MAX_SPANS
+    trace_max_age_s: float = DEFAULT_MAX_AGE_S
+    trace_forward: str | None = None
+    zipkin_port: int | None = None
 
     def __post_init__(self) -> None:
         if self.api_port is not None and not self.api_token:
@@ -64,6 +76,13 @@ class ControlPlaneConfig:
             raise ValueError(
                 f"ControlPlaneConfig: cert_ttl_s must be positive, got {self.cert_ttl_s}"
             )
+        if self.trace_max_spans < 1 or self.trace_max_age_s <= 0:
+            raise ValueError("ControlPlaneConfig: trace store bounds must be positive")
+        if self.trace_forward is not None:
+            try:
+                parse_target(self.trace_forward)
+            except ValueError as err:
+                raise ValueError(f"ControlPlaneConfig: trace_forward: {err}") from None
 
 
 def make_ca(config: ControlPlaneConfig) -> CertificateAuthority:
@@ -110,6 +129,9 @@ class ControlPlane:
         self.metrics = MeshMetrics()
         directories = Directories(lambda: self.snapshot, self.xds.proxies, config.trust_domain)
         self.grpc_services.append(als.add_to_server(AccessLogReceiver(self.metrics, directories)))
+        # Traces: OTLP on the same gRPC server, a store, forwarding (`telemetry.traces`).
+        self.traces = TraceCollector(_trace_settings(config), service_of=self._service_of)
+        self.grpc_services.append(self.traces.add_to_server)
         self._source = DirectorySource(self.store, config.config_dir) if config.config_dir else None
         self._stop = asyncio.Event()
         self._watch_task: asyncio.Task[None] | None = None
@@ -155,7 +177,12 @@ class ControlPlane:
             errors = self._source.sync()
             for e in errors:
                 log.warning("%s", e)
-        self.xds_port = await self.xds.start(self.config.xds_host, self.config.xds_port)
+        await self.traces.start()
+        try:
+            self.xds_port = await self.xds.start(self.config.xds_host, self.config.xds_port)
+        except BaseException:
+            await self.traces.stop()
+            raise
         if self.config.api_port is not None:
             from amimesh.controlplane.api import ApiServer  # aiohttp only when serving it
 
@@ -165,6 +192,7 @@ class ControlPlane:
                 self.api_port = await api.start(self.config.api_host, self.config.api_port)
             except BaseException:
                 await self.xds.stop()
+                await self.traces.stop()
                 raise
             self._api = api
         if self._source is not None and self.config.watch:
@@ -189,3 +217,22 @@ class ControlPlane:
             self._watch_task = None
         self._unsubscribe()
         await self.xds.stop()
+        await self.traces.stop()
+
+    def _service_of(self, node_id: str) -> str | None:
+        """The service a proxy's spans name (`translate.tracing.service_name`)."""
+        for proxy in self.xds.proxies():
+            if proxy.id == node_id:
+                return tracing.service_name(proxy)
+        return None
+
+
+def _trace_settings(config: ControlPlaneConfig) -> TraceSettings:
+    return TraceSettings(
+        db=config.trace_db,
+        max_spans=config.trace_max_spans,
+        max_age_s=config.trace_max_age_s,
+        forward=config.trace_forward,
+        zipkin_port=config.zipkin_port,
+        zipkin_host=config.xds_host,
+    )

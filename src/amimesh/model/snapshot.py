@@ -136,7 +136,8 @@ class Snapshot:
     peer_authentications: Mapping[str, tuple[sec.PeerAuthentication, ...]] = field(
         default_factory=dict
     )
-    # namespace -> its Telemetries that set accessLogging, by name (`model.telemetry`).
+    # namespace -> its Telemetries that set accessLogging, tracing or metrics, by name
+    # (`model.telemetry`).
     telemetries: Mapping[str, tuple[tel.Telemetry, ...]] = field(default_factory=dict)
 
     def resolve(self, host: str, namespace: str) -> str:
@@ -179,6 +180,14 @@ class Snapshot:
     ) -> telemetry.AccessLogPolicy:
         """The Telemetry that decides whether a proxy writes an access log."""
         return telemetry.access_log_policy(self.telemetries, namespace, labels)
+
+    def tracing_policy(self, namespace: str, labels: Mapping[str, str]) -> telemetry.TracingPolicy:
+        """How a proxy traces (provider, sampling, custom tags), from Telemetry."""
+        return telemetry.tracing_policy(self.telemetries, namespace, labels)
+
+    def metrics_policy(self, namespace: str, labels: Mapping[str, str]) -> telemetry.MetricsPolicy:
+        """Whether a proxy reports Istio's metrics, from Telemetry."""
+        return telemetry.metrics_policy(self.telemetries, namespace, labels)
 
     def delegate(self, name: str, namespace: str) -> net.VirtualService | None:
         return self.delegates.get((namespace, name))

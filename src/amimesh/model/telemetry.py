@@ -1,35 +1,77 @@
-"""Whether a proxy writes an access log, from Telemetry resources. Pure.
+"""What a proxy reports, from Telemetry resources: access log, tracing, metrics. Pure.
 
-Three levels, the narrowest that sets `accessLogging` deciding, as in Istio:
+For each of `accessLogging`, `tracing` and `metrics`, three levels, the narrowest
+Telemetry that sets that field deciding, as in Istio (`model.selection`):
 
 - **workload**: a Telemetry in the proxy's namespace whose selector matches its labels;
 - **namespace**: one without a selector (or with empty `matchLabels`) in its namespace;
 - **mesh**: one without a selector in the root namespace, `istio-system`.
 
-Within the deciding Telemetry, the `accessLogging` entries for the `envoy` provider
-(those that name it, or name no provider) are read in order and the last one's
-`disabled` wins. With no Telemetry deciding, access logging is on: Ami's default (Istio
-turns it on with `meshConfig.accessLogFile`). Where several Telemetries apply at one
-level, Ami takes the first by name, as for PeerAuthentication (`model.mtls`).
+Where several Telemetries apply at one level, Ami takes the first by name, as for
+PeerAuthentication (`model.mtls`). A Telemetry that sets only `tracing` does not
+decide access logging, and so on. Unlike Istio, the deciding Telemetry decides the
+whole field: a workload's `tracing` does not inherit sampling or tags from its
+namespace's.
+
+- **Access logging**: within the deciding Telemetry, the `accessLogging` entries for
+  the `envoy` provider (those that name it, or name no provider) are read in order and
+  the last one's `disabled` wins. Default: on (Istio turns it on with
+  `meshConfig.accessLogFile`).
+- **Tracing**: the `tracing` entries are read in order, each field set overriding the
+  earlier ones (custom tags by name). Default: the OpenTelemetry provider, 1% of
+  requests sampled (Istio's default), spans reported, no custom tags.
+- **Metrics**: the `metrics` entries for `prometheus` (naming it, or no provider) are
+  read in order, and within each its `overrides` for every metric (no `match`, or
+  `ALL_METRICS`); the last `disabled` wins. Default: on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 from amimesh.model import selection
-from amimesh.resources.istio_telemetry import ENVOY_PROVIDER, Telemetry
+from amimesh.resources import istio_telemetry as tel
+from amimesh.resources.istio_telemetry import ENVOY_PROVIDER, PROMETHEUS_PROVIDER, Telemetry
 
 DEFAULT_ACCESS_LOGGING = True
+DEFAULT_TRACING_PROVIDER = "otel"
+DEFAULT_SAMPLING_PERCENT = 1.0
+DEFAULT_METRICS = True
 
-# namespace -> that namespace's Telemetries that set accessLogging, by name.
+# namespace -> that namespace's Telemetries that set accessLogging, tracing or metrics,
+# by name.
 TelemetryIndex = Mapping[str, tuple[Telemetry, ...]]
+TagKind = Literal["literal", "environment", "header"]
+
+
+def _sets_something(t: Telemetry) -> bool:
+    return bool(t.spec.accessLogging or t.spec.tracing or t.spec.metrics)
 
 
 def index(telemetries: Iterable[Telemetry]) -> dict[str, tuple[Telemetry, ...]]:
-    """The Telemetries that set `accessLogging`, by namespace, each in name order."""
-    return selection.by_namespace(telemetries, lambda t: bool(t.spec.accessLogging))
+    """The Telemetries that set accessLogging, tracing or metrics, by namespace, each
+    in name order."""
+    return selection.by_namespace(telemetries, _sets_something)
+
+
+def _deciding(
+    idx: TelemetryIndex,
+    namespace: str,
+    labels: Mapping[str, str],
+    sets: Callable[[Telemetry], bool],
+) -> Telemetry | None:
+    """The narrowest Telemetry for a proxy among those for which `sets` holds."""
+    root = selection.ROOT_NAMESPACE
+    narrowed = {
+        namespace: tuple(t for t in idx.get(namespace, ()) if sets(t)),
+        root: tuple(t for t in idx.get(root, ()) if sets(t)),
+    }
+    return selection.levels(narrowed, namespace, labels).narrowest()
+
+
+# --- access logging --------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -54,4 +96,108 @@ def access_log_policy(
     idx: TelemetryIndex, namespace: str, labels: Mapping[str, str]
 ) -> AccessLogPolicy:
     """The Telemetry that decides access logging for a proxy of `namespace` with `labels`."""
-    return AccessLogPolicy(selection.levels(idx, namespace, labels).narrowest())
+    return AccessLogPolicy(_deciding(idx, namespace, labels, lambda t: bool(t.spec.accessLogging)))
+
+
+# --- tracing ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TraceTag:
+    """A custom tag on every span: a literal `value`, or the value of the environment
+    variable or request header named `value` (`default` when it is absent)."""
+
+    name: str
+    kind: TagKind
+    value: str
+    default: str = ""
+
+
+@dataclass(frozen=True)
+class TracingPolicy:
+    """How a proxy traces. `provider` is "otel" or "zipkin"; `sampling` the percentage
+    of requests that start a trace (0-100); `reporting` False: no spans at all."""
+
+    provider: str = DEFAULT_TRACING_PROVIDER
+    sampling: float = DEFAULT_SAMPLING_PERCENT
+    reporting: bool = True
+    tags: tuple[TraceTag, ...] = ()
+
+    @property
+    def enabled(self) -> bool:
+        return self.reporting
+
+
+def _tag(name: str, custom: tel.CustomTag) -> TraceTag | None:
+    if custom.literal is not None:
+        return TraceTag(name, "literal", custom.literal.value)
+    if custom.environment is not None:
+        env = custom.environment
+        return TraceTag(name, "environment", env.name, env.defaultValue or "")
+    if custom.header is not None:
+        header = custom.header
+        return TraceTag(name, "header", header.name, header.defaultValue or "")
+    return None
+
+
+def tracing_of(telemetry: Telemetry | None) -> TracingPolicy:
+    """The tracing a Telemetry sets (the default when None), its entries in order."""
+    policy = TracingPolicy()
+    if telemetry is None:
+        return policy
+    provider, sampling, reporting = policy.provider, policy.sampling, policy.reporting
+    tags: dict[str, TraceTag] = {}
+    for entry in telemetry.spec.tracing:
+        if entry.providers:
+            provider = tel.provider_kind(entry.providers[-1].name)
+        if entry.randomSamplingPercentage is not None:
+            sampling = float(entry.randomSamplingPercentage)
+        if entry.disableSpanReporting is not None:
+            reporting = not entry.disableSpanReporting
+        for name, custom in entry.customTags.items():
+            tag = _tag(name, custom)
+            if tag is not None:
+                tags[name] = tag
+    return TracingPolicy(
+        provider=provider,
+        sampling=sampling,
+        reporting=reporting,
+        tags=tuple(tags[k] for k in sorted(tags)),
+    )
+
+
+def tracing_policy(idx: TelemetryIndex, namespace: str, labels: Mapping[str, str]) -> TracingPolicy:
+    """How a proxy of `namespace` with `labels` traces."""
+    return tracing_of(_deciding(idx, namespace, labels, lambda t: bool(t.spec.tracing)))
+
+
+# --- metrics ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MetricsPolicy:
+    """Whether a proxy reports Istio's metrics (its access log stream to the control
+    plane)."""
+
+    enabled: bool = DEFAULT_METRICS
+
+
+def metrics_of(telemetry: Telemetry | None) -> MetricsPolicy:
+    """Whether the metrics a Telemetry sets are on (the default when None)."""
+    enabled = DEFAULT_METRICS
+    if telemetry is None:
+        return MetricsPolicy(enabled)
+    for entry in telemetry.spec.metrics:
+        providers = {p.name for p in entry.providers}
+        if providers and PROMETHEUS_PROVIDER not in providers:
+            continue
+        for override in entry.overrides:
+            every = override.match is None or override.match.metric in (None, tel.ALL_METRICS)
+            if every and override.disabled is not None:
+                enabled = not override.disabled
+    return MetricsPolicy(enabled)
+
+
+def metrics_policy(idx: TelemetryIndex, namespace: str, labels: Mapping[str, str]) -> MetricsPolicy:
+    """Whether a proxy of `namespace` with `labels` reports metrics."""
+    return metrics_of(_deciding(idx, namespace, labels, lambda t: bool(t.spec.metrics)))

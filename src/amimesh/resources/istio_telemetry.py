@@ -1,18 +1,23 @@
-"""Istio's `Telemetry` (telemetry.istio.io v1alpha1, v1): access logging, for now.
+"""Istio's `Telemetry` (telemetry.istio.io v1alpha1, v1): access logging, tracing and
+turning metrics off.
 
 A Telemetry with a selector applies to the workloads of its namespace whose labels
 match; without one, to its namespace; in the root namespace (`istio-system`), to the
-whole mesh. The narrowest one that sets `accessLogging` decides (`model.telemetry`).
-Without any, every proxy writes an access log (Ami's default; Istio's is off).
+whole mesh. For each of `accessLogging`, `tracing` and `metrics`, the narrowest
+Telemetry that sets it decides (`model.telemetry`). Without any, every proxy writes an
+access log (Ami's default; Istio's is off), traces 1% of requests with the OpenTelemetry
+provider (Istio's default sampling) and reports metrics.
 
-Only the `envoy` provider (Envoy's file access log, as the runtime sets it up) is
-supported; other providers (`otel`, ...) and `filter`, `match`, `tracing` and
-`metrics` are errors that say so, never silently ignored.
+Providers are fixed names, not `meshConfig.extensionProviders`: `envoy` for access
+logs (Envoy's file access log), `otel` or `opentelemetry` (W3C trace context) and
+`zipkin` (B3 and W3C trace context) for tracing, `prometheus` for metrics. Everything
+Istio defines and Ami does not implement (`filter`, `match`, `tagOverrides`, ...) is an
+error that says so, never silently ignored.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator
 
@@ -22,6 +27,22 @@ from amimesh.resources.meta import Resource
 
 TELEMETRY_VERSIONS = ("v1alpha1", "v1")
 ENVOY_PROVIDER = "envoy"
+# Tracing providers: the OpenTelemetry tracer (W3C traceparent/tracestate), under either
+# of Istio's usual names, and the Zipkin tracer (B3 headers, and W3C as well).
+OTEL_PROVIDERS = ("otel", "opentelemetry")
+ZIPKIN_PROVIDER = "zipkin"
+TRACING_PROVIDERS = (*OTEL_PROVIDERS, ZIPKIN_PROVIDER)
+PROMETHEUS_PROVIDER = "prometheus"
+ALL_METRICS = "ALL_METRICS"
+
+
+def _named(value: str, known: tuple[str, ...], what: str) -> str:
+    if not value:
+        raise ValueError(f"must name a provider, such as {show(known[0])}")
+    if value not in known:
+        names = ", ".join(show(k) for k in known)
+        raise ValueError(f"{show(value)} {NOT_SUPPORTED_MESSAGE}: the {what} providers are {names}")
+    return value
 
 
 class ProviderRef(Strict):
@@ -49,13 +70,114 @@ class AccessLogging(Strict):
     match: NotSupported = None
 
 
+class TracingProviderRef(Strict):
+    name: str = Field(
+        description='"otel" or "opentelemetry" (W3C trace context), or "zipkin" (B3 and W3C)'
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        return _named(value, TRACING_PROVIDERS, "tracing")
+
+
+class LiteralTag(Strict):
+    value: str
+
+
+class EnvironmentTag(Strict):
+    name: str = Field(description="an environment variable of the proxy's Envoy")
+    defaultValue: str | None = None
+
+
+class HeaderTag(Strict):
+    name: str = Field(description="a request header")
+    defaultValue: str | None = None
+
+
+class CustomTag(Strict):
+    """Exactly one of `literal`, `environment`, `header` (`checks_telemetry`)."""
+
+    literal: LiteralTag | None = None
+    environment: EnvironmentTag | None = None
+    header: HeaderTag | None = None
+
+
+class Tracing(Strict):
+    providers: list[TracingProviderRef] = Field(
+        default_factory=list, description='at most one; empty: the default provider, "otel"'
+    )
+    randomSamplingPercentage: float | None = Field(
+        default=None, ge=0, le=100, description="empty: 1 (Istio's default)"
+    )
+    disableSpanReporting: bool | None = Field(default=None, description="true: no spans")
+    customTags: dict[str, CustomTag] = Field(
+        default_factory=dict, description="tag name: literal, environment or header"
+    )
+    match: NotSupported = None
+    useRequestIdForTraceSampling: NotSupported = None
+
+
+class MetricsProviderRef(Strict):
+    name: str = Field(description='"prometheus"; no other yet')
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        return _named(value, (PROMETHEUS_PROVIDER,), "metrics")
+
+
+class MetricSelector(Strict):
+    metric: Literal["ALL_METRICS"] | None = Field(
+        default=None, description="ALL_METRICS only (one metric at a time: not yet)"
+    )
+    mode: Literal["CLIENT_AND_SERVER"] | None = Field(
+        default=None, description="CLIENT_AND_SERVER only (CLIENT or SERVER alone: not yet)"
+    )
+    customMetric: NotSupported = None
+
+    @field_validator("metric", mode="before")
+    @classmethod
+    def _metric(cls, value: object) -> object:
+        if isinstance(value, str) and value != ALL_METRICS:
+            raise ValueError(
+                f"{show(value)} {NOT_SUPPORTED_MESSAGE}: metrics can only be turned off "
+                f"all at once ({ALL_METRICS})"
+            )
+        return value
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _mode(cls, value: object) -> object:
+        if isinstance(value, str) and value in ("CLIENT", "SERVER"):
+            raise ValueError(
+                f"{show(value)} {NOT_SUPPORTED_MESSAGE}: metrics are reported by both sides "
+                "(CLIENT_AND_SERVER)"
+            )
+        return value
+
+
+class MetricsOverride(Strict):
+    match: MetricSelector | None = Field(default=None, description="empty: every metric")
+    disabled: bool | None = Field(default=None, description="true: no metrics")
+    tagOverrides: NotSupported = None
+
+
+class Metrics(Strict):
+    providers: list[MetricsProviderRef] = Field(
+        default_factory=list, description='empty: the default provider, "prometheus"'
+    )
+    overrides: list[MetricsOverride] = Field(default_factory=list)
+    reportingInterval: NotSupported = None
+
+
 class TelemetrySpec(Strict):
     selector: WorkloadSelector | None = None
     accessLogging: list[AccessLogging] = Field(default_factory=list)
+    tracing: list[Tracing] = Field(default_factory=list)
+    metrics: list[Metrics] = Field(default_factory=list)
     targetRef: NotSupported = None
     targetRefs: NotSupported = None
-    tracing: NotSupported = None
-    metrics: NotSupported = None
 
 
 class Telemetry(Resource):
@@ -63,3 +185,9 @@ class Telemetry(Resource):
     API_GROUP: ClassVar[str] = "telemetry.istio.io"
     API_VERSIONS: ClassVar[tuple[str, ...]] = TELEMETRY_VERSIONS
     spec: TelemetrySpec = Field(default_factory=TelemetrySpec)
+
+
+def provider_kind(name: str) -> str:
+    """The tracer a tracing provider name means: "otel" (for "otel" and
+    "opentelemetry") or "zipkin"."""
+    return "otel" if name in OTEL_PROVIDERS else name

@@ -44,6 +44,8 @@ MESH_SUBDIR = "mesh"
 # Directories of a config tree that hold no mesh config (the shop example's exercises).
 EXCLUDE_DIRS = ("tasks",)
 STATUS_FILE = "status.json"
+# The trace store, in the state dir.
+TRACES_DB = "traces.db"
 
 
 def config_root(config_dir: Path) -> Path:
@@ -70,6 +72,8 @@ class UpConfig:
     ca_certs_dir: Path | None = None
     # Every proxy's access log (logs/<id>.access.log): one JSON object or text line each.
     access_log_format: AccessLogFormat = "json"
+    # Where the control plane forwards every trace export (`host:port`, OTLP/gRPC).
+    trace_forward: str | None = None
 
 
 class Supervisor:
@@ -125,6 +129,8 @@ class Supervisor:
                 ca_dir=self.state.ca,
                 ca_certs_dir=cfg.ca_certs_dir.resolve() if cfg.ca_certs_dir else None,
                 cert_ttl_s=cfg.cert_ttl_s,
+                trace_db=self.state.path / TRACES_DB,
+                trace_forward=cfg.trace_forward,
             ),
             store=self.store,
         )

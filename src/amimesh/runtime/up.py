@@ -179,12 +179,15 @@ def run(
     cert_ttl_s: float | None = None,
     ca_certs_dir: Path | None = None,
     access_log_format: AccessLogFormat = "json",
+    trace_forward: str | None = None,
 ) -> int:
     """Run the mesh of `config_dir` until interrupted; the process exit code.
 
     `cert_ttl_s` is the workload certificates' lifetime (default 24 h); `ca_certs_dir`
     a user-supplied CA (Istio's cacerts layout) instead of the mesh's own root;
-    `access_log_format` how every proxy's access log is written ("json" or "text")."""
+    `access_log_format` how every proxy's access log is written ("json" or "text");
+    `trace_forward` an OTLP/gRPC receiver (`host:port`) that gets every trace export too.
+    Traces are kept in `STATE/traces.db`."""
     console = Console(highlight=False, emoji=False, soft_wrap=True)
     if not config_dir.is_dir():
         console.print(f"[red]error:[/red] not a directory: {config_dir}")
@@ -198,6 +201,7 @@ def run(
         gateway_port=gateway_port,
         ca_certs_dir=ca_certs_dir,
         access_log_format=access_log_format,
+        trace_forward=trace_forward,
         cert_ttl_s=cert_ttl_s if cert_ttl_s is not None else DEFAULT_TTL.total_seconds(),
     )
     return asyncio.run(serve(config, console, log_level))

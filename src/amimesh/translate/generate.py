@@ -68,6 +68,8 @@ def listener_inputs(snap: Snapshot, proxy: Proxy) -> tuple[object, ...]:
         snap.mtls_policies(proxy.namespace, proxy.labels),
         inbound_filters.inputs(snap, proxy),
         snap.access_log_policy(proxy.namespace, proxy.labels),
+        snap.tracing_policy(proxy.namespace, proxy.labels),
+        snap.metrics_policy(proxy.namespace, proxy.labels),
     )
 
 

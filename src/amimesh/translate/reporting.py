@@ -6,7 +6,7 @@ upstream listeners; gateway servers) takes its access logs and tracing from one
 
 - the file access log (`access_log`), unless a Telemetry turns it off;
 - the access log stream to the control plane (`metrics_log`), from which the control
-  plane builds Istio's standard metrics;
+  plane builds Istio's standard metrics, unless a Telemetry turns metrics off;
 - tracing (`tracing`), when a Telemetry or the default turns it on.
 
 `peer` is the value of the peer header (`metrics_log.PEER_HEADER`) the proxy's
@@ -65,7 +65,7 @@ def of(snap: Snapshot, proxy: Proxy) -> Reporting:
     """What `proxy` reports under the snapshot's Telemetry resources."""
     return Reporting(
         file_log=access_log.config(snap, proxy),
-        metrics=True,
+        metrics=snap.metrics_policy(proxy.namespace, proxy.labels).enabled,
         peer=metrics_log.peer_value(proxy),
         trace=tracing.config(snap, proxy),
         proxy=proxy,
