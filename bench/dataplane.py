@@ -283,6 +283,7 @@ class Paths:
     mesh: Path_
     mesh_mtls: Path_
     envoys: list[EnvoyProcess]
+    mesh_thread: _MeshThread
 
     def all(self) -> list[tuple[str, Path_]]:
         return [
@@ -329,7 +330,9 @@ class _MeshThread:
 
 
 @contextmanager
-def paths(workdir: Path, nginx_port: int) -> Iterator[Paths]:
+def paths(workdir: Path, nginx_port: int, access_logs: bool = False) -> Iterator[Paths]:
+    """The paths to nginx; with `access_logs`, the sidecars write file access logs (in
+    `workdir`) as `ami up` sets them up."""
     envoys: list[EnvoyProcess] = []
     mesh = _MeshThread()
     try:
@@ -368,12 +371,14 @@ def paths(workdir: Path, nginx_port: int) -> Iterator[Paths]:
             workload="server",
             labels={"app": "server"},
             inbound=(InboundPort(port=8080, listen_port=inbound, app_port=nginx_port),),
+            access_log=str(workdir / "server.access.log") if access_logs else "",
         )
         client = Proxy(
             id="client-0.default",
             workload="client",
             labels={"app": "client"},
             outbound_port=free_port(),
+            access_log=str(workdir / "client.access.log") if access_logs else "",
         )
         for p in (server, client):
             admin = free_port()
@@ -410,6 +415,7 @@ def paths(workdir: Path, nginx_port: int) -> Iterator[Paths]:
             mesh=("http://server-plain:8080/", outbound),
             mesh_mtls=("http://server:8080/", outbound),
             envoys=envoys,
+            mesh_thread=mesh,
         )
     finally:
         for e in envoys:
