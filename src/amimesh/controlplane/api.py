@@ -64,14 +64,44 @@ def _bearer(request: web.Request) -> str:
     return token.strip() if scheme.lower() == "bearer" else ""
 
 
+# Requests that change nothing: the only ones the dashboard's cookie may authorize.
+_COOKIE_METHODS = frozenset({"GET", "HEAD"})
+
+
+def _same_token(given: str, token: str) -> bool:
+    return hmac.compare_digest(given.encode(errors="replace"), token.encode())
+
+
 def _auth_middleware(token: str) -> Any:
+    """Every request needs the bearer token, except the certificates endpoint (it
+    checks instance tokens itself) and the dashboard's: `GET /dashboard/?token=T`
+    signs a browser in (an HttpOnly, SameSite=Strict cookie holding the token, then a
+    redirect that drops the token from the URL), and that cookie then authorizes GET
+    and HEAD requests only, so no state-changing request can ride on it."""
     expected = f"Bearer {token}".encode()
+    cookie = dashboard_web.cookie_name(token)
+
+    def authorized(request: web.Request) -> bool:
+        given = request.headers.get("Authorization", "").encode(errors="replace")
+        if hmac.compare_digest(given, expected):
+            return True
+        return request.method in _COOKIE_METHODS and _same_token(
+            request.cookies.get(cookie, ""), token
+        )
 
     @web.middleware
     async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-        given = request.headers.get("Authorization", "").encode()
-        # The certificates endpoint checks instance tokens itself.
-        if request.path != CERTIFICATES and not hmac.compare_digest(given, expected):
+        if (
+            request.path in dashboard_web.SIGN_IN_PATHS
+            and request.method in _COOKIE_METHODS
+            and "token" in request.query
+        ):
+            if _same_token(request.query["token"], token):
+                return dashboard_web.sign_in(token)
+            return dashboard_web.unauthorized(request, "the token in the URL is not the mesh's")
+        if request.path != CERTIFICATES and not authorized(request):
+            if dashboard_web.is_dashboard(request.path):
+                return dashboard_web.unauthorized(request, "not signed in")
             return web.json_response(
                 {"error": "unauthorized: send Authorization: Bearer <token of the mesh>"},
                 status=401,

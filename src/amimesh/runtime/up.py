@@ -152,6 +152,7 @@ def _summary(console: Console, sup: Supervisor, progress: Progress) -> None:
     if not sup.gateway_urls:
         console.print("  gateway  none (no Gateway selects istio: ingressgateway)")
     console.print(f"  API      http://127.0.0.1:{sup.cp.api_port}  (token: {sup.state.token_file})")
+    console.print(f"  dashboard http://127.0.0.1:{sup.cp.api_port}/dashboard/  (ami dashboard)")
     console.print(f"  state    {sup.state.path}")
     # The state root, when not the default, must reach the other commands too.
     root = sup.config.state_root
