@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -124,3 +125,14 @@ def start(base: Path) -> Shop:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         raise
+
+
+def running(base: Path) -> Iterator[Shop]:
+    """For a module fixture: a shop started in `base`, then `ami down` (killed if that
+    fails)."""
+    shop = start(base)
+    try:
+        yield shop
+        shop.down()
+    finally:
+        shop.kill()

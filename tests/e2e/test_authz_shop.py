@@ -110,12 +110,7 @@ def settled_page(shop: Shop, check: Callable[[int, str], bool], times: int = 5) 
 
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
-    shop = shopmesh.start(tmp_path_factory.mktemp("shop"))
-    try:
-        yield shop
-        shop.down()
-    finally:
-        shop.kill()
+    yield from shopmesh.running(tmp_path_factory.mktemp("shop"))
 
 
 def test_authorization_task(shop: Shop) -> None:

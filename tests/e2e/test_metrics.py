@@ -29,12 +29,7 @@ Labels = dict[str, str]
 
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
-    shop = shopmesh.start(tmp_path_factory.mktemp("shop"))
-    try:
-        yield shop
-        shop.down()
-    finally:
-        shop.kill()
+    yield from shopmesh.running(tmp_path_factory.mktemp("shop"))
 
 
 def scrape(shop: Shop) -> str:
