@@ -517,7 +517,8 @@
     } else {
       pairs.push(["app", d.app || "-"], ["version", d.version || "-"]);
       metrics = state.workloads.get(`${d.namespace}/${d.name}`);
-      traceService = d.app || d.name;
+      // Spans name their workload's app label (a gateway: its workload).
+      traceService = d.app && d.app !== "unknown" ? d.app : d.name;
     }
     const around = (edges, end) =>
       edges.map((e) => el("li", {}, `${cy.getElementById(e.data(end)).data("label")}: ${fmtRps(e.data("rps"))} rps`));
@@ -900,6 +901,8 @@
       $("#trace-detail").hidden = true;
       state.openSpans.clear();
     }
+    // Coming back to the traces, search again: the list shows the newest then.
+    if (view === "traces" && state.view !== "traces") state.tracesLoaded = false;
     state.view = view;
     for (const v of VIEWS) $("#view-" + v).hidden = v !== view;
     for (const a of document.querySelectorAll("#nav a")) a.classList.toggle("active", a.dataset.view === view);
