@@ -236,7 +236,7 @@ EDGES = [
      "p99_ms": 5.0, "requests": 150, "mtls": True, "protocol": "http"},
 ]  # fmt: skip
 T0 = 1_760_000_000_000_000_000
-TRACE = {
+TRACE: dict[str, Any] = {
     "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
     "spans": [
         {"span_id": "a1", "parent_span_id": "", "name": "GET /productpage",
@@ -278,7 +278,9 @@ def fake_api() -> web.Application:
              "pid": 42, "state": "ready", "ready": True, "restarts": 0, "since": 1.0},
         ],
     }  # fmt: skip
-    proxy_types = {t: {"state": "SYNCED", "last_nack": None} for t in ("CDS", "EDS", "LDS", "RDS")}
+    proxy_types: dict[str, dict[str, Any]] = {
+        t: {"state": "SYNCED", "last_nack": None} for t in ("CDS", "EDS", "LDS", "RDS")
+    }
     proxy_types["CDS"] = {
         "state": "NACK",
         "last_nack": {"version": "7", "message": "bad cluster"},
