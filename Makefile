@@ -16,8 +16,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 lint: venv
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench tools
+	$(BIN)/ruff format --check src tests bench tools
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
@@ -48,6 +48,7 @@ demo: venv
 bench: venv bench-deps
 	$(BIN)/python bench/xds_convergence.py --quick
 	$(BIN)/python bench/runtime.py --quick
+	$(BIN)/python bench/telemetry.py --quick
 
 # Load generator and baseline server for bench/runtime.py (Debian packages).
 bench-deps:
