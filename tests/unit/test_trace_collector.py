@@ -102,7 +102,8 @@ async def test_otlp_export_over_grpc_is_stored_and_forwarded(
         )
         await until(lambda: rec.got)
         assert rec.got == [sent]
-        assert collector.stats()["forwarded"] == 1
+        # Counted once the receiver has answered.
+        await until(lambda: collector.stats()["forwarded"] == 1)
         assert collector.stats()["received"] == 2
     finally:
         await server.stop(None)

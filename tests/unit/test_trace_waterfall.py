@@ -94,20 +94,21 @@ def test_traces_table() -> None:
                     "root_service": "istio-ingressgateway",
                     "root_name": "frontend:8080/*",
                     "start": "2025-01-02T03:04:05.678Z",
+                    "start_unix_nano": 1_735_787_045_678_000_000,
                     "duration_ms": 1534.2,
                     "span_count": 7,
                     "error": False,
                     "services": ["frontend", "reviews"],
                 }
-            ]
+            ],
+            now=1_735_787_045.678 + 90.5,
         )
     )
     header, row = text.splitlines()
-    assert header.split() == ["TRACE", "ID", "START", "DURATION", "SPANS", "ROOT", "SERVICES"]
+    assert header.split() == ["TRACE", "ID", "AGE", "DURATION", "SPANS", "ROOT", "SERVICES"]
     assert row.split() == [
         "4bf92f3577b34da6a3ce929d0e0e4736",
-        "2025-01-02",
-        "03:04:05.678",
+        "1m30s",
         "1.53s",
         "7",
         "istio-ingressgateway:",

@@ -233,6 +233,7 @@ class Agent:
                 delta=cfg.xds.delta,
                 locality=cfg.proxy.locality,
                 sds_socket=sds_socket,
+                telemetry_http_port=cfg.xds.telemetry_port,
             ),
         )
         argv = envoy_command(

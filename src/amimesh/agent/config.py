@@ -98,6 +98,8 @@ class XdsSpec:
     port: int
     host: str = "127.0.0.1"
     delta: bool = True
+    # The control plane's Zipkin span receiver on `host` (for the Zipkin tracer); 0: none.
+    telemetry_port: int = 0
 
 
 @dataclass(frozen=True)

@@ -60,18 +60,20 @@ def format_ms(ms: float) -> str:
     return f"{ms:.2f}ms"
 
 
-def traces_table(traces: Sequence[Mapping[str, Any]]) -> Table:
+def traces_table(traces: Sequence[Mapping[str, Any]], now: float) -> Table:
+    """One row per trace: id (red when a span failed), age, duration, spans, the root
+    span's service and name, and every service it went through."""
     from rich.text import Text
 
     from amimesh.cli import render
 
-    t = render.table("TRACE ID", "START", "DURATION", "SPANS", "ROOT", "SERVICES")
+    t = render.table("TRACE ID", "AGE", "DURATION", "SPANS", "ROOT", "SERVICES")
     for tr in traces:
         root = f"{tr.get('root_service', '')}: {tr.get('root_name', '')}"
-        start = str(tr.get("start", "")).replace("T", " ").removesuffix("Z")
+        start = tr.get("start_unix_nano")
         t.add_row(
             Text(str(tr.get("trace_id", "")), style="red" if tr.get("error") else ""),
-            start,
+            render.age(int(start) / 1e9 if start is not None else None, now),
             format_ms(float(tr.get("duration_ms", 0.0))),
             str(tr.get("span_count", 0)),
             Text(root),
@@ -82,6 +84,7 @@ def traces_table(traces: Sequence[Mapping[str, Any]]) -> Table:
 
 def run(args: argparse.Namespace) -> int:
     import json
+    import time
 
     from amimesh.cli import client, render
 
@@ -100,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         elif not found:
             err.print("No traces found.", markup=False)
         else:
-            out.print(traces_table(found))
+            out.print(traces_table(found, time.time()))
         return 0
 
     return client.guarded(traces)

@@ -142,8 +142,10 @@ def workload_instance(
     grace_s: float = 0.5,
     ca: CaAccess | None = None,
     access_log_format: AccessLogFormat = "json",
+    telemetry_port: int = 0,
 ) -> InstanceSpec:
-    """Replica `index` of `workload`: every port allocated, every path decided."""
+    """Replica `index` of `workload`: every port allocated, every path decided.
+    `telemetry_port` is the control plane's Zipkin span receiver (0: none)."""
     spec = workload.spec
     name = f"{workload.name}-{index}"
     ns = workload.namespace
@@ -191,7 +193,16 @@ def workload_instance(
         locality=spec.locality or "",
     )
     return _spec(
-        state, name, proxy, xds_port, app, spec.restartPolicy, registration, grace_s=grace_s, ca=ca
+        state,
+        name,
+        proxy,
+        xds_port,
+        app,
+        spec.restartPolicy,
+        registration,
+        grace_s=grace_s,
+        ca=ca,
+        telemetry_port=telemetry_port,
     )
 
 
@@ -204,6 +215,7 @@ def gateway_instance(
     ca: CaAccess | None = None,
     credentials: tuple[CredentialSpec, ...] = (),
     access_log_format: AccessLogFormat = "json",
+    telemetry_port: int = 0,
 ) -> InstanceSpec:
     """The ingress gateway: an Envoy alone, labelled as Istio's ingress gateway, serving
     its Gateways' `credentials` (with `ca` only: they come by SDS)."""
@@ -221,7 +233,18 @@ def gateway_instance(
         access_log=access_log_path(state, iid),
         access_log_format=access_log_format,
     )
-    spec = _spec(state, name, proxy, xds_port, None, "Always", None, grace_s=0.0, ca=ca)
+    spec = _spec(
+        state,
+        name,
+        proxy,
+        xds_port,
+        None,
+        "Always",
+        None,
+        grace_s=0.0,
+        ca=ca,
+        telemetry_port=telemetry_port,
+    )
     if ca is None or not credentials:
         return spec
     return replace(spec, agent=replace(spec.agent, credentials=credentials))
@@ -238,6 +261,7 @@ def _spec(
     *,
     grace_s: float,
     ca: CaAccess | None = None,
+    telemetry_port: int = 0,
 ) -> InstanceSpec:
     home = state.instances / proxy.id
     identity = None
@@ -253,7 +277,7 @@ def _spec(
     agent = AgentConfig(
         name=name,
         proxy=proxy,
-        xds=XdsSpec(port=xds_port),
+        xds=XdsSpec(port=xds_port, telemetry_port=telemetry_port),
         envoy=EnvoySpec(
             bootstrap=str(home / "envoy.json"), log=str(state.logs / f"{proxy.id}.envoy.log")
         ),

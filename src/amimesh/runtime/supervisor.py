@@ -131,6 +131,7 @@ class Supervisor:
                 cert_ttl_s=cfg.cert_ttl_s,
                 trace_db=self.state.path / TRACES_DB,
                 trace_forward=cfg.trace_forward,
+                zipkin_port=0,
             ),
             store=self.store,
         )
@@ -199,6 +200,7 @@ class Supervisor:
             ca=self._ca_access(iid),
             credentials=gateway.credentials(self.cp.snapshot, self.root),
             access_log_format=self.config.access_log_format,
+            telemetry_port=self.cp.traces.zipkin_port,
         )
         self._grant(spec)
         self.gateway_urls = gateway.urls(ports, schemes)
@@ -256,6 +258,7 @@ class Supervisor:
                 grace_s=self.config.grace_s,
                 ca=self._ca_access(iid),
                 access_log_format=self.config.access_log_format,
+                telemetry_port=self.cp.traces.zipkin_port,
             )
         except plan.PlanError as e:
             self._revoke(iid)
