@@ -67,8 +67,8 @@ def test_ads_for_clusters_and_listeners(delta: bool, api_type: str) -> None:
 
 def test_xds_cluster_and_admin_stay_on_loopback() -> None:
     cfg = config()
-    (xds,) = cfg["static_resources"]["clusters"]
-    assert xds["name"] == "xds-grpc"
+    xds, telemetry = cfg["static_resources"]["clusters"]
+    assert (xds["name"], telemetry["name"]) == ("xds-grpc", "ami-telemetry-http")
     assert xds["type"] == "STATIC"
     assert xds["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"] == {
         "socket_address": {"address": "127.0.0.1", "port_value": 18000}

@@ -100,14 +100,17 @@ def sds_cluster(socket_path: str) -> dict[str, Any]:
 
 def telemetry_http_cluster(host: str, port: int) -> dict[str, Any]:
     """The static cluster that reaches the control plane's Zipkin span receiver (HTTP/1.1),
-    which the Zipkin tracer posts spans to (`translate.tracing.ZIPKIN_CLUSTER`)."""
+    which the Zipkin tracer posts spans to (`translate.tracing.ZIPKIN_CLUSTER`). With
+    `port` 0 (no receiver) it has no endpoint: a Zipkin tracer is still accepted (Envoy
+    rejects one whose cluster is unknown), and its spans are dropped."""
+    endpoints = [{"lb_endpoints": [{"endpoint": {"address": _address(host, port)}}]}]
     return {
         "name": TELEMETRY_HTTP_CLUSTER,
-        "type": "STATIC" if is_ip(host) else "STRICT_DNS",
+        "type": "STATIC" if is_ip(host) or not port else "STRICT_DNS",
         "connect_timeout": "1s",
         "load_assignment": {
             "cluster_name": TELEMETRY_HTTP_CLUSTER,
-            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": _address(host, port)}}]}],
+            "endpoints": endpoints if port else [],
         },
     }
 
@@ -173,9 +176,10 @@ def bootstrap(
     for its first clusters and listeners however long it takes (and reports not ready
     meanwhile), as Istio's sidecars do. `max_downstream_connections` caps the
     connections Envoy accepts (Istio's default: 2^31-1). With `sds_socket`, the static
-    cluster `sds-grpc` reaches the agent's SDS server there. With `telemetry_http_port`,
-    the static cluster `ami-telemetry-http` reaches the control plane's Zipkin span
-    receiver on that port of `xds_host`. Tracers flush every `TRACE_FLUSH_MS`.
+    cluster `sds-grpc` reaches the agent's SDS server there. The static cluster
+    `ami-telemetry-http` reaches the control plane's Zipkin span receiver on
+    `telemetry_http_port` of `xds_host` (0: no receiver, no endpoint). Tracers flush
+    every `TRACE_FLUSH_MS`.
     """
     node: dict[str, Any] = {
         "id": proxy.id,
@@ -205,11 +209,7 @@ def bootstrap(
             "clusters": [
                 xds_cluster(xds_host, xds_port),
                 *([sds_cluster(sds_socket)] if sds_socket else []),
-                *(
-                    [telemetry_http_cluster(xds_host, telemetry_http_port)]
-                    if telemetry_http_port
-                    else []
-                ),
+                telemetry_http_cluster(xds_host, telemetry_http_port),
             ]
         },
         "layered_runtime": layered_runtime(),

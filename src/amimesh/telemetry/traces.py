@@ -111,6 +111,14 @@ class TraceCollector:
         self._store = await self._run(
             lambda: TraceStore(s.db, max_spans=s.max_spans, max_age_s=s.max_age_s)
         )
+        try:
+            await self._start_services()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start_services(self) -> None:
+        s = self.settings
         if self.forwarder is not None:
             await self.forwarder.start()
         if s.zipkin_port is not None:
@@ -144,29 +152,35 @@ class TraceCollector:
         """Store an OTLP export's spans and forward it unchanged."""
         if self.forwarder is not None:
             self.forwarder.offer(request)
-        await self.ingest(spans_mod.from_otlp(request))
+        # Reading the spans out of the request is work too: on the store's thread.
+        await self._ingest(lambda: spans_mod.from_otlp(request))
 
     async def ingest(self, batch: Sequence[Span]) -> None:
         """Store a batch of spans (pruning as needed); never raises."""
+        if batch:
+            await self._ingest(lambda: batch)
+
+    async def _ingest(self, read: Callable[[], Sequence[Span]]) -> None:
         store = self._store
-        if store is None or not batch:
+        if store is None:
             return
-        self.received += len(batch)
         now = time.monotonic()
         prune = now - self._last_prune >= PRUNE_EVERY_S
         if prune:
             self._last_prune = now
         clock = self._clock_ns
 
-        def write() -> None:
+        def write() -> int:
+            batch = read()
             store.add(batch)
             if prune:
                 store.prune(clock())
+            return len(batch)
 
         try:
-            await self._run(write)
+            self.received += await self._run(write)
         except Exception:
-            log.exception("could not store %d span(s)", len(batch))
+            log.exception("could not store spans")
 
     async def _zipkin_post(self, request: web.Request) -> web.Response:
         try:
@@ -174,18 +188,30 @@ class TraceCollector:
         except (ValueError, BadSpans) as err:
             self.rejected += 1
             return web.json_response({"error": f"not Zipkin v2 JSON spans: {err}"}, status=400)
-        batch = [self._rename(s) for s in batch]
+        batch = self._rename(batch)
         if self.forwarder is not None and batch:
             self.forwarder.offer(spans_mod.to_otlp(batch))
         await self.ingest(batch)
         return web.Response(status=202)
 
-    def _rename(self, span: Span) -> Span:
-        node = span.attributes.get(NODE_ID_TAG)
-        if self.service_of is None or not isinstance(node, str):
-            return span
-        name = self.service_of(node)
-        return replace(span, service=name) if name else span
+    def _rename(self, batch: list[Span]) -> list[Span]:
+        """Each span's service as `service_of` its `node_id` tag says (asked once per
+        node: a batch comes from one Envoy)."""
+        service_of = self.service_of
+        if service_of is None:
+            return batch
+        names: dict[str, str | None] = {}
+        out = []
+        for span in batch:
+            node = span.attributes.get(NODE_ID_TAG)
+            if isinstance(node, str):
+                if node not in names:
+                    names[node] = service_of(node)
+                name = names[node]
+                if name:
+                    span = replace(span, service=name)
+            out.append(span)
+        return out
 
     # --- reading -----------------------------------------------------------------------
 
