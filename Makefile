@@ -12,6 +12,11 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@# xds-protos ships an old copy of OpenTelemetry's protos at the same paths as
+	@# opentelemetry-proto; whichever is installed last wins. The collector needs the
+	@# current ones (docs/observability.md, "OpenTelemetry's protos twice").
+	$(BIN)/python -m pip install -q --disable-pip-version-check --force-reinstall --no-deps \
+	  "opentelemetry-proto==$$($(BIN)/python -c 'import importlib.metadata as m; print(m.version("opentelemetry-proto"))')"
 	$(BIN)/python tools/vendor_js.py
 	touch $(STAMP)
 
