@@ -59,7 +59,7 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
 def test_page_shows_product_reviews_and_ratings(shop: Shop) -> None:
     # No VirtualService for reviews: the three versions share the traffic. Envoy picks
     # among them at random (least request of two), so 12 pages miss one version about
-    # 2% of the time; 30 pages, about once in 30 000 runs.
+    # 2% of the time; 30 pages, about once in 60 000 runs.
     pages = [shop.page() for _ in range(30)]
     assert all("The Late Train" in p for p in pages)  # product, from catalog over gRPC
     versions = Counter(reviews_version(p) for p in pages)
