@@ -44,13 +44,14 @@ SHORT_CODES: tuple[tuple[str, str], ...] = (
 )
 
 
+_CODE = dict(SHORT_CODES)
+_ORDER = {field: i for i, (field, _) in enumerate(SHORT_CODES)}
+
+
 def short_form(flags: Any) -> str:
     """`FI`, `UH,URX`, ... for a ResponseFlags message; `-` when none is set."""
-    codes = []
-    for field, code in SHORT_CODES:
-        if field == "unauthorized_details":
-            if flags.HasField(field):
-                codes.append(code)
-        elif getattr(flags, field):
-            codes.append(code)
-    return ",".join(codes) or NO_FLAGS
+    present = flags.ListFields()  # only the fields that are set (true, or a message)
+    if not present:
+        return NO_FLAGS
+    names = sorted((f.name for f, _ in present), key=_ORDER.__getitem__)
+    return ",".join(_CODE[name] for name in names)
