@@ -216,15 +216,7 @@ class MeshMetrics:
             series.duration.observe(duration_ms)
             series.request_bytes.observe(request_bytes)
             series.response_bytes.observe(response_bytes)
-            slot = self._slot()
-            edge = self._edge(key, False)
-            stats = slot.get(edge)
-            if stats is None:
-                stats = slot[edge] = EdgeStats()
-            stats.requests += 1
-            if is_error(key):
-                stats.errors += 1
-            stats.duration.observe(duration_ms)
+            self._observe_edge(key, False, duration_ms, is_error(key))
 
     def record_tcp(self, key: TcpKey, sent: int, received: int, duration_ms: float) -> None:
         with self._lock:
@@ -236,13 +228,21 @@ class MeshMetrics:
             series.received += received
             series.opened += 1
             series.closed += 1
-            slot = self._slot()
-            edge = self._edge(key, True)
-            stats = slot.get(edge)
-            if stats is None:
-                stats = slot[edge] = EdgeStats()
-            stats.requests += 1
-            stats.duration.observe(duration_ms)
+            self._observe_edge(key, True, duration_ms, False)
+
+    def _observe_edge(
+        self, key: tuple[str, ...], tcp: bool, duration_ms: float, error: bool
+    ) -> None:
+        """Count one request (or connection) on its edge in the current slot."""
+        slot = self._slot()
+        edge = self._edge(key, tcp)
+        stats = slot.get(edge)
+        if stats is None:
+            stats = slot[edge] = EdgeStats()
+        stats.requests += 1
+        if error:
+            stats.errors += 1
+        stats.duration.observe(duration_ms)
 
     # --- queries -------------------------------------------------------------------------
 
