@@ -71,17 +71,17 @@ class Directories:
     ) -> None:
         self._snapshot = snapshot
         self._proxies = proxies
-        self._trust_domain = trust_domain
-        self._key: tuple[int, frozenset[str]] | None = None
+        self.trust_domain = trust_domain
+        self._key: tuple[int, frozenset[str]] | None = None  # (snapshot version, proxy ids)
         self._current: Directory | None = None
         self.generation = 0
 
     def current(self) -> Directory:
         snap = self._snapshot()
         proxies = list(self._proxies())
-        key = (id(snap), frozenset(p.id for p in proxies))
+        key = (snap.version, frozenset(p.id for p in proxies))
         if key != self._key or self._current is None:
-            self._current = Directory(snap, proxies, self._trust_domain)
+            self._current = Directory(snap, proxies, self.trust_domain)
             self._key = key
             self.generation += 1
         return self._current
@@ -101,7 +101,7 @@ class StreamReporter:
         self.directories = directories
         self.proxy = proxy
         self.inbound = direction == "inbound"
-        self.me = proxy_peer(proxy, directories._trust_domain)
+        self.me = proxy_peer(proxy, directories.trust_domain)
         self._cache: dict[tuple[Any, ...], tuple[str, ...]] = {}
         self._generation = -1
 
