@@ -32,7 +32,7 @@ from google.protobuf.message import Message
 
 from amimesh.model.proxy import META_ADMIN_PORT, Proxy
 from amimesh.resources.fields import is_ip
-from amimesh.translate import cluster_locality, names, tracing
+from amimesh.translate import cluster_locality, metrics_log, names, tracing
 
 XDS_CLUSTER = names.CONTROL_PLANE_CLUSTER
 # The cluster translators name in `sds_config` for the secrets `default` and `ROOTCA`.
@@ -179,7 +179,8 @@ def bootstrap(
     cluster `sds-grpc` reaches the agent's SDS server there. The static cluster
     `ami-telemetry-http` reaches the control plane's Zipkin span receiver on
     `telemetry_http_port` of `xds_host` (0: no receiver, no endpoint). Tracers flush
-    every `TRACE_FLUSH_MS`.
+    every `TRACE_FLUSH_MS`; the stats sink sends Istio's metrics to the control plane
+    (`metrics_log.sink_config`).
     """
     node: dict[str, Any] = {
         "id": proxy.id,
@@ -212,6 +213,10 @@ def bootstrap(
                 telemetry_http_cluster(xds_host, telemetry_http_port),
             ]
         },
+        # Istio's metrics, as counted by the stats loggers, to the control plane.
+        "stats_sinks": [metrics_log.sink_config(proxy.id)],
+        "stats_flush_interval": f"{metrics_log.FLUSH_INTERVAL_S}s",
+        "stats_config": {"histogram_bucket_settings": metrics_log.histogram_buckets()},
         "layered_runtime": layered_runtime(),
         "admin": {"address": _address(admin_address, admin_port)},
         "overload_manager": overload_manager(max_downstream_connections),

@@ -23,9 +23,9 @@ from amimesh.identity.service import DEFAULT_TTL, IdentityService
 from amimesh.identity.spiffe import TRUST_DOMAIN
 from amimesh.model.proxy import Proxy
 from amimesh.model.snapshot import Snapshot, build_snapshot
-from amimesh.telemetry import als
-from amimesh.telemetry.als import AccessLogReceiver, Directories
+from amimesh.telemetry import metrics_receiver
 from amimesh.telemetry.metrics import MeshMetrics
+from amimesh.telemetry.metrics_receiver import Directories, MetricsReceiver
 from amimesh.telemetry.trace_forward import parse_target
 from amimesh.telemetry.trace_store import DEFAULT_MAX_AGE_S, DEFAULT_MAX_SPANS
 from amimesh.telemetry.traces import TraceCollector, TraceSettings
@@ -125,10 +125,12 @@ class ControlPlane:
             on_disconnect=lambda proxy: self._generator.forget(proxy.id),
             services=self.grpc_services,
         )
-        # Istio's metrics, from every proxy's access log stream.
+        # Istio's metrics, from every proxy's stats sink (`translate.metrics_log`).
         self.metrics = MeshMetrics()
         directories = Directories(lambda: self.snapshot, self.xds.proxies, config.trust_domain)
-        self.grpc_services.append(als.add_to_server(AccessLogReceiver(self.metrics, directories)))
+        self.grpc_services.append(
+            metrics_receiver.add_to_server(MetricsReceiver(self.metrics, directories))
+        )
         # Traces: OTLP on the same gRPC server, a store, forwarding (`telemetry.traces`).
         self.traces = TraceCollector(_trace_settings(config), service_of=self._service_of)
         self.grpc_services.append(self.traces.add_to_server)

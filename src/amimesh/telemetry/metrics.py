@@ -1,14 +1,15 @@
-"""Istio's standard metrics, aggregated in the control plane from the proxies' access
-log streams, served in Prometheus' text format by `prometheus-client`.
+"""Istio's standard metrics, aggregated in the control plane from what the proxies'
+stats sinks send (`metrics_receiver`), served in Prometheus' text format by
+`prometheus-client`.
 
 `MeshMetrics` keeps, per label set, the counters and histograms of Istio's metrics:
 
 - HTTP and gRPC: `istio_requests_total`, `istio_request_duration_milliseconds` (Envoy's
   default buckets), `istio_request_bytes` and `istio_response_bytes` (buckets 1 to 1e9
   by powers of ten);
-- TCP: `istio_tcp_sent_bytes_total`, `istio_tcp_received_bytes_total`,
-  `istio_tcp_connections_opened_total`, `istio_tcp_connections_closed_total` (counted
-  when the connection closes).
+- TCP: `istio_tcp_sent_bytes_total`, `istio_tcp_received_bytes_total` (counted when
+  the connection closes), `istio_tcp_connections_opened_total`,
+  `istio_tcp_connections_closed_total`.
 
 It also keeps a short history (`SLOT_S`-second slots, `HISTORY_S` seconds) per edge of
 the service graph, from which `window` answers requests/s, error rate and latency
@@ -32,13 +33,9 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from amimesh.telemetry.labels import LABELS, TCP_LABELS
+from amimesh.translate import metrics_log
+from amimesh.translate.metrics_log import BYTES_BUCKETS, DURATION_BUCKETS
 
-# Envoy's default histogram buckets (milliseconds), which Istio's duration metric uses.
-DURATION_BUCKETS: tuple[float, ...] = (
-    0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000,
-    30000, 60000, 300000, 600000, 1800000, 3600000,
-)  # fmt: skip
-BYTES_BUCKETS: tuple[float, ...] = tuple(float(10**i) for i in range(10))
 SLOT_S = 5
 HISTORY_S = 300
 
@@ -71,6 +68,20 @@ class Histogram:
     def observe(self, value: float) -> None:
         self.counts[bisect.bisect_left(self.bounds, value)] += 1
         self.sum += value
+
+    def add_buckets(self, bounds: tuple[float, ...], counts: tuple[int, ...], total: float) -> None:
+        """Add counts of buckets with upper `bounds` (the last count: above them all).
+        Buckets that differ from this histogram's go to the first bucket holding their
+        upper bound."""
+        if bounds == self.bounds and len(counts) == len(self.counts):
+            for i, n in enumerate(counts):
+                self.counts[i] += n
+        else:
+            last = len(self.counts) - 1
+            for i, n in enumerate(counts):
+                at = bisect.bisect_left(self.bounds, bounds[i]) if i < len(bounds) else last
+                self.counts[at] += n
+        self.sum += total
 
     def add(self, other: Histogram) -> None:
         for i, n in enumerate(other.counts):
@@ -174,8 +185,8 @@ def edge_of(key: tuple[str, ...], tcp: bool = False) -> Edge:
 
 
 class MeshMetrics:
-    """The mesh's Istio metrics. `record_http` and `record_tcp` are called for every
-    access log entry (from the event loop); `registry` serves them to Prometheus."""
+    """The mesh's Istio metrics. `add_http` and `add_tcp` are called for every data
+    point a proxy sends (from the event loop); `registry` serves them to Prometheus."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
@@ -186,7 +197,7 @@ class MeshMetrics:
         self._edges: dict[tuple[str, ...], Edge] = {}
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_Collector(self))
-        self.entries = 0
+        self.points = 0  # data points ingested
 
     # --- ingestion -----------------------------------------------------------------------
 
@@ -204,45 +215,62 @@ class MeshMetrics:
             edge = self._edges[key] = edge_of(key, tcp)
         return edge
 
-    def record_http(
-        self, key: HttpKey, duration_ms: float, request_bytes: int, response_bytes: int
+    def add_http(
+        self,
+        key: HttpKey,
+        metric: str,
+        bounds: tuple[float, ...],
+        counts: tuple[int, ...],
+        total: float,
     ) -> None:
+        """Add one histogram delta of `metric` (`metrics_log.HTTP_METRICS`) to the
+        series `key`; the duration histogram's count is the number of requests."""
         with self._lock:
-            self.entries += 1
+            self.points += 1
             series = self.http.get(key)
             if series is None:
                 series = self.http[key] = HttpSeries()
-            series.count += 1
-            series.duration.observe(duration_ms)
-            series.request_bytes.observe(request_bytes)
-            series.response_bytes.observe(response_bytes)
-            self._observe_edge(key, False, duration_ms, is_error(key))
+            if metric == metrics_log.REQUEST_DURATION:
+                target = series.duration
+                requests = sum(counts)
+                series.count += requests
+                stats = self._edge_stats(key, False)
+                stats.requests += requests
+                if is_error(key):
+                    stats.errors += requests
+                stats.duration.add_buckets(bounds, counts, total)
+            elif metric == metrics_log.REQUEST_BYTES:
+                target = series.request_bytes
+            else:
+                target = series.response_bytes
+            target.add_buckets(bounds, counts, total)
 
-    def record_tcp(self, key: TcpKey, sent: int, received: int, duration_ms: float) -> None:
+    def add_tcp(self, key: TcpKey, metric: str, value: int) -> None:
+        """Add a counter delta of `metric` (`metrics_log.TCP_METRICS`) to the series
+        `key`; a closed connection counts on its graph edge."""
         with self._lock:
-            self.entries += 1
+            self.points += 1
             series = self.tcp.get(key)
             if series is None:
                 series = self.tcp[key] = TcpSeries()
-            series.sent += sent
-            series.received += received
-            series.opened += 1
-            series.closed += 1
-            self._observe_edge(key, True, duration_ms, False)
+            if metric == metrics_log.TCP_OPENED:
+                series.opened += value
+            elif metric == metrics_log.TCP_CLOSED:
+                series.closed += value
+                self._edge_stats(key, True).requests += value
+            elif metric == metrics_log.TCP_SENT:
+                series.sent += value
+            elif metric == metrics_log.TCP_RECEIVED:
+                series.received += value
 
-    def _observe_edge(
-        self, key: tuple[str, ...], tcp: bool, duration_ms: float, error: bool
-    ) -> None:
-        """Count one request (or connection) on its edge in the current slot."""
+    def _edge_stats(self, key: tuple[str, ...], tcp: bool) -> EdgeStats:
+        """The current slot's stats of the graph edge of `key`."""
         slot = self._slot()
         edge = self._edge(key, tcp)
         stats = slot.get(edge)
         if stats is None:
             stats = slot[edge] = EdgeStats()
-        stats.requests += 1
-        if error:
-            stats.errors += 1
-        stats.duration.observe(duration_ms)
+        return stats
 
     # --- queries -------------------------------------------------------------------------
 

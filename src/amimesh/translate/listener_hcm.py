@@ -115,6 +115,8 @@ def tcp_proxy_filter(
     cluster: str, access_log: Sequence[accesslog_pb2.AccessLog] = ()
 ) -> NetworkFilter:
     tcp = tcp_proxy_pb2.TcpProxy(stat_prefix=cluster, cluster=cluster, access_log=list(access_log))
+    if any(log.name == metrics_log.STATS_LOGGER for log in access_log):
+        tcp.access_log_options.flush_access_log_on_connected = True
     return NetworkFilter(name=TCP_PROXY_FILTER, typed_config=pack(tcp))
 
 

@@ -1,96 +1,304 @@
-"""Access log streams to the control plane, from which it builds Istio's metrics.
+"""Istio's metrics, counted by each proxy as Envoy stats and sent to the control plane.
 
-Every HTTP connection manager and TCP proxy of a proxy streams one entry per request
-(HTTP) or connection (TCP) to the control plane over gRPC (Envoy's access log service,
-`envoy.service.accesslog.v3`), through the static cluster that reaches the control
-plane (`CONTROL_PLANE_CLUSTER`). Envoy batches entries (`FLUSH_INTERVAL_S`, or a full
-buffer) and keeps one stream per log name, so the log name carries what the entry is:
-`LOG_PREFIX` + `http.inbound`, `http.outbound`, `tcp.inbound` or `tcp.outbound`.
+Every HTTP connection manager and TCP proxy of a proxy has Envoy's stats access logger
+(`envoy.access_loggers.stats`), which turns each request (HTTP) or connection (TCP)
+into stats in the proxy's own memory: histograms of the request's duration and sizes,
+counters of a connection's bytes, openings and closings. Each stat carries a few tags
+read from the request (`HTTP_TAGS`, `TCP_TAGS`): the response code, the peer's identity
+or address, the upstream cluster. The control plane turns those raw tags into Istio's
+labels; the proxy knows nothing of workloads or services.
 
-What the control plane needs beyond Envoy's common fields is logged too: the peer
-header (`PEER_HEADER`: which workload sent the request; set by the sender's outbound
-connection managers), `content-type` (gRPC or plain HTTP), and `grpc-status` (a response
-header for trailers-only responses, else a trailer).
+The proxy's stats sink (`envoy.stat_sinks.open_telemetry`, configured in the bootstrap
+from `sink_config`) sends what changed since the last flush, every `FLUSH_INTERVAL_S`,
+to the control plane as OTLP metrics (deltas), through the static cluster that reaches
+the control plane (`CONTROL_PLANE_CLUSTER`). Only Ami's stats are sent (`METRICS`);
+Envoy's own thousands are dropped by the sink. Nothing is sent while nothing changes.
+
+So a request costs the proxy a few stat updates and costs the control plane nothing;
+the control plane's work grows with the number of distinct label sets, not with
+traffic.
+
+Stat names are `STAT_PREFIX.DIRECTION.METRIC` (`ami.inbound.request_duration_ms`).
+A `TCP_OPENED` is counted when the upstream connection is made (the TCP proxy logs an
+entry then, `flush_access_log_on_connected`), or when the connection ends without ever
+having one (`NEVER_CONNECTED` response flags); `TCP_CLOSED` and the byte counters when
+it ends.
+
+The peer header (`PEER_HEADER`: `WORKLOAD.NAMESPACE`) is set by every outbound
+connection manager (overwriting what the app sent), so that the destination's proxy
+can say who called.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
 from envoy.config.accesslog.v3 import accesslog_pb2
-from envoy.config.core.v3 import base_pb2, config_source_pb2, grpc_service_pb2
-from envoy.extensions.access_loggers.grpc.v3 import als_pb2
+from envoy.config.core.v3 import base_pb2
+from envoy.data.accesslog.v3 import accesslog_pb2 as accesslog_data_pb2
+from envoy.extensions.access_loggers.stats.v3 import stats_pb2
 from envoy.extensions.filters.http.header_mutation.v3 import header_mutation_pb2
-from google.protobuf import any_pb2, duration_pb2, wrappers_pb2
+from google.protobuf import any_pb2
 
 from amimesh.model.proxy import Proxy
 from amimesh.translate.names import CONTROL_PLANE_CLUSTER
 
-HTTP_GRPC_LOGGER = "envoy.access_loggers.http_grpc"
-TCP_GRPC_LOGGER = "envoy.access_loggers.tcp_grpc"
+STATS_LOGGER = "envoy.access_loggers.stats"
+OTEL_SINK = "envoy.stat_sinks.open_telemetry"
 HEADER_MUTATION_FILTER = "envoy.filters.http.header_mutation"
-LOG_PREFIX = "ami."
 PEER_HEADER = "x-ami-peer"
-FLUSH_INTERVAL_S = 1
-# Envoy's default (16 KiB) sends a message every ~50 entries; a larger buffer makes the
-# flush interval the rule, so fewer, larger messages cost both sides less.
-BUFFER_BYTES = 1 << 20
-REQUEST_HEADERS = (PEER_HEADER, "content-type")
-RESPONSE_HEADERS = ("grpc-status",)
-RESPONSE_TRAILERS = ("grpc-status",)
+# The gRPC metadata by which the sink's stream names its proxy.
+NODE_HEADER = "x-ami-node"
+STAT_PREFIX = "ami"
+FLUSH_INTERVAL_S = 5
+# The longest peer header a stat takes (longer values are cut), so that a client
+# cannot make arbitrarily long stat names.
+PEER_MAX_LEN = 128
+
+INBOUND = "inbound"
+OUTBOUND = "outbound"
+DIRECTIONS = (INBOUND, OUTBOUND)
+
+# HTTP metrics: histograms. A request is counted once, in REQUEST_DURATION's count.
+REQUEST_DURATION = "request_duration_ms"
+REQUEST_BYTES = "request_bytes"
+RESPONSE_BYTES = "response_bytes"
+# TCP metrics: counters.
+TCP_OPENED = "tcp_opened"
+TCP_CLOSED = "tcp_closed"
+TCP_SENT = "tcp_sent_bytes"
+TCP_RECEIVED = "tcp_received_bytes"
+HTTP_METRICS = (REQUEST_DURATION, REQUEST_BYTES, RESPONSE_BYTES)
+TCP_METRICS = (TCP_OPENED, TCP_CLOSED, TCP_SENT, TCP_RECEIVED)
+METRICS = HTTP_METRICS + TCP_METRICS
+
+# Envoy's default histogram buckets (milliseconds), which Istio's duration metric uses.
+DURATION_BUCKETS: tuple[float, ...] = (
+    0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000,
+    30000, 60000, 300000, 600000, 1800000, 3600000,
+)  # fmt: skip
+BYTES_BUCKETS: tuple[float, ...] = tuple(float(10**i) for i in range(10))
+
+# Tag names, as the control plane reads them back.
+CODE = "code"
+GRPC = "grpc"
+FLAGS = "flags"
+HOST = "host"
+CLUSTER = "cluster"
+PEER = "peer"
+PRINCIPAL = "principal"
+LOCAL = "local"
+
+_CODE = (CODE, "%RESPONSE_CODE%")
+_GRPC = (GRPC, "%GRPC_STATUS_NUMBER%")  # empty unless the request is gRPC
+_FLAGS = (FLAGS, "%RESPONSE_FLAGS%")
+_HOST = (HOST, "%UPSTREAM_HOST%")
+_CLUSTER = (CLUSTER, "%UPSTREAM_CLUSTER%")
+_PEER = (PEER, f"%REQ({PEER_HEADER}):{PEER_MAX_LEN}%")
+_PRINCIPAL = (PRINCIPAL, "%DOWNSTREAM_PEER_URI_SAN%")
+_LOCAL = (LOCAL, "%DOWNSTREAM_LOCAL_ADDRESS%")
+
+# What each kind of stat is tagged with. Outbound (the source's report): where the
+# request went. Inbound (the destination's report): who sent it and where it came in.
+HTTP_TAGS: dict[str, tuple[tuple[str, str], ...]] = {
+    OUTBOUND: (_CODE, _GRPC, _FLAGS, _HOST, _CLUSTER),
+    INBOUND: (_CODE, _GRPC, _FLAGS, _PEER, _PRINCIPAL, _LOCAL),
+}
+TCP_TAGS: dict[str, tuple[tuple[str, str], ...]] = {
+    OUTBOUND: (_FLAGS, _HOST, _CLUSTER),
+    INBOUND: (_FLAGS, _PRINCIPAL, _LOCAL),
+}
+# Response flags of a TCP connection that ended without an upstream connection.
+NEVER_CONNECTED = ("UF", "UO", "UH", "NR", "NC", "URX")
+
+_UNITS = {
+    REQUEST_DURATION: stats_pb2.Config.Histogram.Milliseconds,
+    REQUEST_BYTES: stats_pb2.Config.Histogram.Bytes,
+    RESPONSE_BYTES: stats_pb2.Config.Histogram.Bytes,
+}
+_VALUES = {
+    REQUEST_DURATION: "%DURATION%",
+    REQUEST_BYTES: "%DOWNSTREAM_WIRE_BYTES_RECEIVED%",
+    RESPONSE_BYTES: "%DOWNSTREAM_WIRE_BYTES_SENT%",
+    TCP_SENT: "%BYTES_SENT%",
+    TCP_RECEIVED: "%BYTES_RECEIVED%",
+}
 
 
-def log_name(kind: str, direction: str) -> str:
-    """`ami.http.inbound` and the like: what a stream's entries are."""
-    return f"{LOG_PREFIX}{kind}.{direction}"
+def stat_name(direction: str, metric: str) -> str:
+    """The stat's name under `STAT_PREFIX`, also the metric's name in the sink."""
+    return f"{direction}.{metric}"
 
 
-def parse_log_name(name: str) -> tuple[str, str] | None:
-    """(kind, direction) of a name made by `log_name`; None for any other."""
-    if not name.startswith(LOG_PREFIX):
+def metric_name(direction: str, metric: str) -> str:
+    """The name the sink gives the metric: `ami.inbound.request_duration_ms`."""
+    return f"{STAT_PREFIX}.{stat_name(direction, metric)}"
+
+
+@dataclass(frozen=True)
+class MetricName:
+    direction: str
+    metric: str
+
+
+def parse_metric_name(name: str) -> MetricName | None:
+    """What `metric_name` made `name` from; None for any other name."""
+    prefix, _, rest = name.partition(".")
+    direction, _, metric = rest.partition(".")
+    if prefix != STAT_PREFIX or direction not in DIRECTIONS or metric not in METRICS:
         return None
-    kind, _, direction = name[len(LOG_PREFIX) :].partition(".")
-    if kind not in ("http", "tcp") or direction not in ("inbound", "outbound"):
-        return None
-    return kind, direction
+    return MetricName(direction, metric)
 
 
-def _common(kind: str, direction: str) -> als_pb2.CommonGrpcAccessLogConfig:
-    return als_pb2.CommonGrpcAccessLogConfig(
-        log_name=log_name(kind, direction),
-        grpc_service=grpc_service_pb2.GrpcService(
-            envoy_grpc=grpc_service_pb2.GrpcService.EnvoyGrpc(cluster_name=CONTROL_PLANE_CLUSTER)
-        ),
-        transport_api_version=config_source_pb2.V3,
-        buffer_flush_interval=duration_pb2.Duration(seconds=FLUSH_INTERVAL_S),
-        buffer_size_bytes=wrappers_pb2.UInt32Value(value=BUFFER_BYTES),
+def _stat(direction: str, metric: str, tags: Sequence[tuple[str, str]]) -> stats_pb2.Config.Stat:
+    return stats_pb2.Config.Stat(
+        name=stat_name(direction, metric),
+        tags=[stats_pb2.Config.Tag(name=n, value_format=v) for n, v in tags],
     )
 
 
 def _access_log(
-    name: str, config: als_pb2.HttpGrpcAccessLogConfig | als_pb2.TcpGrpcAccessLogConfig
+    config: stats_pb2.Config, log_filter: accesslog_pb2.AccessLogFilter | None = None
 ) -> accesslog_pb2.AccessLog:
     typed = any_pb2.Any()
     typed.Pack(config)
-    return accesslog_pb2.AccessLog(name=name, typed_config=typed)
+    out = accesslog_pb2.AccessLog(name=STATS_LOGGER, typed_config=typed)
+    if log_filter is not None:
+        out.filter.CopyFrom(log_filter)
+    return out
 
 
 def http_log(direction: str) -> accesslog_pb2.AccessLog:
-    """The access log stream of an HTTP connection manager of `direction`."""
+    """The stats logger of an HTTP connection manager of `direction`."""
+    tags = HTTP_TAGS[direction]
     return _access_log(
-        HTTP_GRPC_LOGGER,
-        als_pb2.HttpGrpcAccessLogConfig(
-            common_config=_common("http", direction),
-            additional_request_headers_to_log=list(REQUEST_HEADERS),
-            additional_response_headers_to_log=list(RESPONSE_HEADERS),
-            additional_response_trailers_to_log=list(RESPONSE_TRAILERS),
-        ),
+        stats_pb2.Config(
+            stat_prefix=STAT_PREFIX,
+            histograms=[
+                stats_pb2.Config.Histogram(
+                    stat=_stat(direction, m, tags), unit=_UNITS[m], value_format=_VALUES[m]
+                )
+                for m in HTTP_METRICS
+            ],
+        )
     )
 
 
-def tcp_log(direction: str) -> accesslog_pb2.AccessLog:
-    """The access log stream of a TCP proxy of `direction`."""
-    return _access_log(
-        TCP_GRPC_LOGGER, als_pb2.TcpGrpcAccessLogConfig(common_config=_common("tcp", direction))
+def log_types(*types: int) -> accesslog_pb2.AccessLogFilter:
+    """A filter passing only entries of the given `AccessLogType`s."""
+    return accesslog_pb2.AccessLogFilter(
+        log_type_filter=accesslog_pb2.LogTypeFilter(types=list(types))
     )
+
+
+def except_connected() -> accesslog_pb2.AccessLogFilter:
+    """A filter passing every entry but the TCP proxy's on its upstream connecting."""
+    return accesslog_pb2.AccessLogFilter(
+        log_type_filter=accesslog_pb2.LogTypeFilter(
+            types=[accesslog_data_pb2.TcpUpstreamConnected], exclude=True
+        )
+    )
+
+
+def tcp_logs(direction: str) -> list[accesslog_pb2.AccessLog]:
+    """The stats loggers of a TCP proxy of `direction` (which must flush an entry when
+    its upstream connects, `flush_access_log_on_connected`)."""
+    tags = TCP_TAGS[direction]
+
+    def counter(metric: str) -> stats_pb2.Config.Counter:
+        c = stats_pb2.Config.Counter(stat=_stat(direction, metric, tags))
+        if metric in _VALUES:
+            c.value_format = _VALUES[metric]
+        else:
+            c.value_fixed.value = 1
+        return c
+
+    def config(*metrics: str) -> stats_pb2.Config:
+        return stats_pb2.Config(stat_prefix=STAT_PREFIX, counters=[counter(m) for m in metrics])
+
+    ended = log_types(accesslog_data_pb2.TcpConnectionEnd)
+    never = accesslog_pb2.AccessLogFilter(
+        and_filter=accesslog_pb2.AndFilter(
+            filters=[
+                ended,
+                accesslog_pb2.AccessLogFilter(
+                    response_flag_filter=accesslog_pb2.ResponseFlagFilter(
+                        flags=list(NEVER_CONNECTED)
+                    )
+                ),
+            ]
+        )
+    )
+    return [
+        _access_log(config(TCP_OPENED), log_types(accesslog_data_pb2.TcpUpstreamConnected)),
+        _access_log(config(TCP_OPENED), never),
+        _access_log(config(TCP_CLOSED, TCP_SENT, TCP_RECEIVED), ended),
+    ]
+
+
+def sink_config(node_id: str) -> dict[str, Any]:
+    """The bootstrap's stats sink (JSON form): OTLP to the control plane, Ami's metrics
+    only, as deltas, the stream naming its proxy by `NODE_HEADER`."""
+    stat_input = {
+        "name": "stat_full_name",
+        "typed_config": {
+            "@type": "type.googleapis.com/"
+            "envoy.extensions.matching.common_inputs.stats.v3.StatFullNameMatchInput"
+        },
+    }
+    sink = "type.googleapis.com/envoy.extensions.stat_sinks.open_telemetry.v3.SinkConfig"
+    matchers = [
+        {
+            "predicate": {
+                "single_predicate": {
+                    "input": stat_input,
+                    # A tagged stat's full name is its name, then its tags.
+                    "value_match": {"prefix": metric_name(d, m) + "."},
+                }
+            },
+            "on_match": {
+                "action": {
+                    "name": "keep",
+                    "typed_config": {
+                        "@type": sink + ".ConversionAction",
+                        "metric_name": metric_name(d, m),
+                    },
+                }
+            },
+        }
+        for d in DIRECTIONS
+        for m in METRICS
+    ]
+    return {
+        "name": OTEL_SINK,
+        "typed_config": {
+            "@type": sink,
+            "grpc_service": {
+                "envoy_grpc": {"cluster_name": CONTROL_PLANE_CLUSTER},
+                "initial_metadata": [{"key": NODE_HEADER, "value": node_id}],
+            },
+            "report_counters_as_deltas": True,
+            "report_histograms_as_deltas": True,
+            "custom_metric_conversions": {
+                "matcher_list": {"matchers": matchers},
+                "on_no_match": {
+                    "action": {"name": "drop", "typed_config": {"@type": sink + ".DropAction"}}
+                },
+            },
+        },
+    }
+
+
+def histogram_buckets() -> list[dict[str, Any]]:
+    """The bootstrap's `histogram_bucket_settings` for Ami's histograms."""
+    out = []
+    for d in DIRECTIONS:
+        for m in HTTP_METRICS:
+            bounds = DURATION_BUCKETS if m == REQUEST_DURATION else BYTES_BUCKETS
+            out.append({"match": {"prefix": metric_name(d, m) + "."}, "buckets": list(bounds)})
+    return out
 
 
 def peer_value(proxy: Proxy) -> str:

@@ -5,8 +5,8 @@ upstream listeners; gateway servers) takes its access logs and tracing from one
 `Reporting`:
 
 - the file access log (`access_log`), unless a Telemetry turns it off;
-- the access log stream to the control plane (`metrics_log`), from which the control
-  plane builds Istio's standard metrics, unless a Telemetry turns metrics off;
+- the stats loggers (`metrics_log`) that count Istio's standard metrics for the
+  control plane, unless a Telemetry turns metrics off;
 - tracing (`tracing`), when a Telemetry or the default turns it on.
 
 `peer` is the value of the peer header (`metrics_log.PEER_HEADER`) the proxy's
@@ -44,7 +44,11 @@ class Reporting:
         """The access logs of a TCP proxy of `direction`."""
         out = access_log.logs(self.file_log, direction)
         if self.metrics:
-            out.append(metrics_log.tcp_log(direction))
+            # The stats loggers need an entry when the upstream connects; the file
+            # log keeps one line per connection.
+            for entry in out:
+                entry.filter.CopyFrom(metrics_log.except_connected())
+            out.extend(metrics_log.tcp_logs(direction))
         return out
 
     def tracing(self, direction: str) -> tracing.HcmTracing | None:
