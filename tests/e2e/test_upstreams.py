@@ -8,6 +8,7 @@ TCP upstream (`ledger`, an echo backend behind a TCP port) carries bytes unchang
 
 from __future__ import annotations
 
+import socket
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -18,7 +19,9 @@ import httpx
 import pytest
 import yaml
 
-from tests.e2e.harness import GrpcBackend, Mesh, Sidecar
+from amimesh.telemetry.labels import TCP_LABELS
+from amimesh.translate import metrics_log as ml
+from tests.e2e.harness import GrpcBackend, Mesh, Sidecar, wait_for
 
 pytestmark = [pytest.mark.envoy, pytest.mark.slow]
 
@@ -118,6 +121,57 @@ def test_tcp_through_the_upstream_port(greeters: Greeters) -> None:
         response = raw.get(f"http://127.0.0.1:{port}/entries", headers={"host": "anything"})
     assert response.json()["backend"] == "ledger"
     assert response.json()["host"] == "anything"  # bytes pass unchanged
+
+
+def tcp_series(mesh: Mesh, reporter: str) -> tuple[int, int, int, int]:
+    """(opened, closed, sent, received) of connections to ledger, as `reporter` counts."""
+    _http, tcp = mesh.cp.metrics.snapshot()
+    out = [0, 0, 0, 0]
+    for key, s in tcp.items():
+        labels = dict(zip(TCP_LABELS, key, strict=True))
+        if labels["reporter"] == reporter and labels["destination_workload"] == "ledger":
+            for i, v in enumerate((s.opened, s.closed, s.sent, s.received)):
+                out[i] += v
+    return out[0], out[1], out[2], out[3]
+
+
+def test_tcp_connections_counted_when_opened_and_when_closed(greeters: Greeters) -> None:
+    mesh = greeters.mesh
+    # Connections of earlier tests are all closed; once the proxies have flushed,
+    # each was counted opened and closed.
+    time.sleep(ml.FLUSH_INTERVAL_S + 1)
+    wait_for(lambda: len(set(tcp_series(mesh, "source")[:2])) == 1, timeout=30)
+    before = {r: tcp_series(mesh, r) for r in ("source", "destination")}
+    port = greeters.client.upstream_port("ledger", 7000)
+    request = b"GET /entries HTTP/1.1\r\nHost: x\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(request)
+        assert conn.recv(4096)
+        # Opened, not yet closed, as the client's sidecar reports (the server's counts
+        # a connection when it closes: only then does it know the client's identity).
+        wait_for(lambda: tcp_series(mesh, "source")[0] == before["source"][0] + 1, timeout=30)
+        assert tcp_series(mesh, "source")[1] == before["source"][1]
+    for r in before:
+        wait_for(lambda r=r: tcp_series(mesh, r)[1] == before[r][1] + 1, timeout=30)
+        opened, closed, sent, received = tcp_series(mesh, r)
+        assert (opened, closed) == (before[r][0] + 1, before[r][1] + 1)
+        assert received - before[r][3] >= len(request)
+        assert sent > before[r][2]
+    # The client's sidecar counted what the app sent as received from it.
+    src = tcp_series(mesh, "source")
+    assert src[3] - before["source"][3] == len(request)
+    # The server's sidecar knew the client by its certificate (every workload here runs
+    # as `default`, so the identity names no single workload).
+    (key,) = [
+        k
+        for k in mesh.cp.metrics.snapshot()[1]
+        if k[0] == "destination" and k[TCP_LABELS.index("destination_workload")] == "ledger"
+    ]
+    labels = dict(zip(TCP_LABELS, key, strict=True))
+    assert (labels["source_principal"], labels["connection_security_policy"]) == (
+        "spiffe://cluster.local/ns/default/sa/default",
+        "mutual_tls",
+    )
 
 
 def test_virtual_service_subsets_and_weights_apply_to_grpc(greeters: Greeters) -> None:

@@ -1,22 +1,26 @@
-"""Istio metrics from access log entries: labels, flags, histograms, graph. Pure parts,
-on entries built by hand; tests/e2e/test_metrics.py checks them on real traffic."""
+"""Istio metrics from what proxies' stats sinks send: labels, histograms, graph. Pure
+parts, on OTLP exports built by hand; tests/e2e/test_metrics.py checks them on real
+traffic through real Envoys."""
 
 from __future__ import annotations
 
+import bisect
 from typing import Any
 
 import pytest
-from envoy.data.accesslog.v3 import accesslog_pb2
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from amimesh.model.proxy import Proxy
 from amimesh.model.snapshot import Instance, build_snapshot
 from amimesh.resources import parse_documents
-from amimesh.telemetry import flags, golden
-from amimesh.telemetry.als import Directories, StreamReporter
+from amimesh.telemetry import golden
 from amimesh.telemetry.labels import LABELS, TCP_LABELS
-from amimesh.telemetry.metrics import DURATION_BUCKETS, Histogram, MeshMetrics
+from amimesh.telemetry.metrics import Histogram, MeshMetrics
+from amimesh.telemetry.metrics_receiver import Directories, ProxyReporter
+from amimesh.translate import metrics_log as ml
+from amimesh.translate.metrics_log import BYTES_BUCKETS, DURATION_BUCKETS
 
 SERVICES = """\
 apiVersion: v1
@@ -55,35 +59,57 @@ def snapshot() -> Any:
     return build_snapshot(result.resources, [inst])
 
 
-def reporter(metrics: MeshMetrics, proxy: Proxy, direction: str) -> StreamReporter:
-    snap = snapshot()
-    dirs = Directories(lambda: snap, lambda: [FRONTEND, REVIEWS], "cluster.local")
-    return StreamReporter(metrics, dirs, proxy, direction)
+class Reporter:
+    """Sends hand-built exports as one proxy's stats sink would."""
+
+    def __init__(self, metrics: MeshMetrics, proxy: Proxy, direction: str) -> None:
+        snap = snapshot()
+        dirs = Directories(lambda: snap, lambda: [FRONTEND, REVIEWS], "cluster.local")
+        self.rep = ProxyReporter(metrics, dirs, proxy.id)
+        self.direction = direction
+
+    def http(self, n: int = 1, ms: int = 12, **tags: str) -> None:
+        req = metrics_service_pb2.ExportMetricsServiceRequest()
+        metrics = req.resource_metrics.add().scope_metrics.add().metrics
+        for metric, bounds, value in (
+            (ml.REQUEST_DURATION, DURATION_BUCKETS, ms),
+            (ml.REQUEST_BYTES, BYTES_BUCKETS, 100),
+            (ml.RESPONSE_BYTES, BYTES_BUCKETS, 900),
+        ):
+            m = metrics.add(name=ml.metric_name(self.direction, metric))
+            point = m.histogram.data_points.add(count=n, sum=n * value)
+            point.explicit_bounds.extend(bounds)
+            counts = [0] * (len(bounds) + 1)
+            counts[bisect.bisect_left(bounds, value)] = n
+            point.bucket_counts.extend(counts)
+            for k, v in tags.items():
+                point.attributes.add(key=k).value.string_value = v
+        self.rep.ingest(req)
+
+    def tcp(self, metric: str, value: int, **tags: str) -> None:
+        req = metrics_service_pb2.ExportMetricsServiceRequest()
+        metrics = req.resource_metrics.add().scope_metrics.add().metrics
+        m = metrics.add(name=ml.metric_name(self.direction, metric))
+        point = m.sum.data_points.add(as_int=value)
+        for k, v in tags.items():
+            point.attributes.add(key=k).value.string_value = v
+        self.rep.ingest(req)
 
 
-def entry(**kw: Any) -> accesslog_pb2.HTTPAccessLogEntry:
-    e = accesslog_pb2.HTTPAccessLogEntry()
-    c = e.common_properties
-    c.time_to_last_downstream_tx_byte.FromMilliseconds(kw.get("ms", 12))
-    e.request.authority = "reviews:9080"
-    e.request.request_headers_bytes = 100
-    e.response.response_code.value = kw.get("code", 200)
-    e.response.response_body_bytes = 900
-    for k, v in kw.get("headers", {}).items():
-        e.request.request_headers[k] = v
-    if "cluster" in kw:
-        c.upstream_cluster = kw["cluster"]
-    if "upstream" in kw:
-        c.upstream_remote_address.socket_address.address = "127.0.0.1"
-        c.upstream_remote_address.socket_address.port_value = kw["upstream"]
-    if "local" in kw:
-        c.downstream_local_address.socket_address.address = "127.0.0.1"
-        c.downstream_local_address.socket_address.port_value = kw["local"]
-    if "peer_uri" in kw:
-        c.tls_properties.peer_certificate_properties.subject_alt_name.add(uri=kw["peer_uri"])
-    if kw.get("fault"):
-        c.response_flags.fault_injected = True
-    return e
+def outbound(**kw: Any) -> dict[str, str]:
+    """The tags of an outbound request to reviews-v1 (upstream port 20001)."""
+    tags = {"code": "200", "grpc": "", "flags": "-", "host": "127.0.0.1:20001"}
+    tags["cluster"] = f"outbound|9080|v1|{HOST}"
+    return {**tags, **kw}
+
+
+def inbound(**kw: Any) -> dict[str, str]:
+    """The tags of an inbound request at reviews-v1's port 20001, in plain text."""
+    tags = {"code": "200", "grpc": "", "flags": "-", "peer": "", "principal": ""}
+    return {**tags, "local": "127.0.0.1:20001", **kw}
+
+
+FRONTEND_ID = "spiffe://cluster.local/ns/default/sa/shop-frontend"
 
 
 def only_key(metrics: MeshMetrics) -> dict[str, str]:
@@ -93,15 +119,13 @@ def only_key(metrics: MeshMetrics) -> dict[str, str]:
 
 def test_source_reporter_names_the_endpoint_it_reached() -> None:
     m = MeshMetrics()
-    reporter(m, FRONTEND, "outbound").http(
-        [entry(cluster=f"outbound|9080|v1|{HOST}", upstream=20001)]
-    )
+    Reporter(m, FRONTEND, "outbound").http(**outbound())
     labels = only_key(m)
     assert labels == {
         "reporter": "source",
         "source_workload": "frontend",
         "source_workload_namespace": "default",
-        "source_principal": "spiffe://cluster.local/ns/default/sa/shop-frontend",
+        "source_principal": FRONTEND_ID,
         "source_app": "frontend",
         "source_version": "v1",
         "destination_workload": "reviews-v1",
@@ -122,10 +146,7 @@ def test_source_reporter_names_the_endpoint_it_reached() -> None:
 
 def test_destination_reporter_reads_the_peer_header_and_certificate() -> None:
     m = MeshMetrics()
-    frontend_id = "spiffe://cluster.local/ns/default/sa/shop-frontend"
-    reporter(m, REVIEWS, "inbound").http(
-        [entry(local=20001, headers={"x-ami-peer": "frontend.default"}, peer_uri=frontend_id)]
-    )
+    Reporter(m, REVIEWS, "inbound").http(**inbound(peer="frontend.default", principal=FRONTEND_ID))
     labels = only_key(m)
     assert labels["reporter"] == "destination"
     assert (labels["source_workload"], labels["source_app"], labels["source_version"]) == (
@@ -133,15 +154,21 @@ def test_destination_reporter_reads_the_peer_header_and_certificate() -> None:
         "frontend",
         "v1",
     )
-    assert labels["source_principal"] == frontend_id
+    assert labels["source_principal"] == FRONTEND_ID
     assert labels["destination_workload"] == "reviews-v1"
     assert labels["destination_service"] == HOST
     assert labels["connection_security_policy"] == "mutual_tls"
 
 
+def test_without_a_peer_header_the_certificate_names_the_source() -> None:
+    m = MeshMetrics()
+    Reporter(m, REVIEWS, "inbound").http(**inbound(principal=FRONTEND_ID))
+    assert only_key(m)["source_workload"] == "frontend"
+
+
 def test_plain_text_inbound_is_security_policy_none_with_unknown_principals() -> None:
     m = MeshMetrics()
-    reporter(m, REVIEWS, "inbound").http([entry(local=20001)])
+    Reporter(m, REVIEWS, "inbound").http(**inbound())
     labels = only_key(m)
     assert labels["connection_security_policy"] == "none"
     assert labels["source_workload"] == "unknown"
@@ -151,26 +178,28 @@ def test_plain_text_inbound_is_security_policy_none_with_unknown_principals() ->
 
 def test_fault_and_grpc_status() -> None:
     m = MeshMetrics()
-    r = reporter(m, FRONTEND, "outbound")
-    r.http([entry(cluster=f"outbound|9080||{HOST}", code=500, fault=True)])
+    r = Reporter(m, FRONTEND, "outbound")
+    r.http(**outbound(code="500", flags="FI", host="", cluster=f"outbound|9080||{HOST}"))
     labels = only_key(m)
     assert (labels["response_code"], labels["response_flags"]) == ("500", "FI")
     assert labels["destination_workload"] == "unknown"
-    g = entry(cluster=f"outbound|9080||{HOST}", headers={"content-type": "application/grpc"})
-    g.response.response_trailers["grpc-status"] = "5"
+    assert labels["destination_service"] == HOST
     m2 = MeshMetrics()
-    reporter(m2, FRONTEND, "outbound").http([g])
+    Reporter(m2, FRONTEND, "outbound").http(**outbound(grpc="5"))
     labels = only_key(m2)
     assert (labels["request_protocol"], labels["grpc_response_status"]) == ("grpc", "5")
 
 
-def test_short_flags_in_envoy_order() -> None:
-    f = accesslog_pb2.ResponseFlags(no_healthy_upstream=True, upstream_retry_limit_exceeded=True)
-    assert flags.short_form(f) == "UH,URX"
-    assert flags.short_form(accesslog_pb2.ResponseFlags()) == "-"
-    f = accesslog_pb2.ResponseFlags()
-    f.unauthorized_details.SetInParent()
-    assert flags.short_form(f) == "UAEX"
+def test_unknown_proxy_and_foreign_metrics() -> None:
+    m = MeshMetrics()
+    r = Reporter(m, Proxy(id="ghost-0.default", workload="ghost"), "outbound")
+    r.http(**outbound())
+    assert only_key(m)["source_workload"] == "unknown"
+    req = metrics_service_pb2.ExportMetricsServiceRequest()
+    sm = req.resource_metrics.add().scope_metrics.add()
+    sm.metrics.add(name="envoy.cluster.upstream_rq").sum.data_points.add(as_int=3)
+    r.rep.ingest(req)
+    assert len(m.http) == 1 and not m.tcp
 
 
 def test_histogram_quantiles_interpolate_like_prometheus() -> None:
@@ -182,10 +211,15 @@ def test_histogram_quantiles_interpolate_like_prometheus() -> None:
     assert h.quantile(0.99) == pytest.approx(9.95)
 
 
+def test_buckets_of_other_bounds_go_to_the_bucket_holding_their_bound() -> None:
+    h = Histogram(DURATION_BUCKETS)
+    h.add_buckets((1.0, 7.0), (2, 3, 4), 50.0)
+    assert (h.counts[1], h.counts[3], h.counts[-1], h.sum) == (2, 3, 4, 50.0)
+
+
 def test_exposition_counts_and_buckets() -> None:
     m = MeshMetrics()
-    r = reporter(m, FRONTEND, "outbound")
-    r.http([entry(cluster=f"outbound|9080|v1|{HOST}", upstream=20001, ms=3)] * 3)
+    Reporter(m, FRONTEND, "outbound").http(n=3, ms=3, **outbound())
     text = generate_latest(m.registry).decode()
     found = {
         s.name: s
@@ -199,28 +233,27 @@ def test_exposition_counts_and_buckets() -> None:
     assert found["istio_response_bytes_sum"].value == 2700
 
 
-def test_tcp_entries() -> None:
+def test_tcp_counters() -> None:
     m = MeshMetrics()
-    r = reporter(m, FRONTEND, "outbound")
-    e = accesslog_pb2.TCPAccessLogEntry()
-    e.common_properties.upstream_cluster = f"outbound|9080||{HOST}"
-    e.connection_properties.sent_bytes = 10
-    e.connection_properties.received_bytes = 20
-    r.tcp([e, e])
+    r = Reporter(m, FRONTEND, "outbound")
+    tags = {"flags": "-", "host": "127.0.0.1:20001", "cluster": f"outbound|9080||{HOST}"}
+    r.tcp(ml.TCP_OPENED, 2, **tags)
+    r.tcp(ml.TCP_SENT, 20, **tags)
+    r.tcp(ml.TCP_RECEIVED, 40, **tags)
+    r.tcp(ml.TCP_CLOSED, 1, **tags)
     ((key, series),) = m.tcp.items()
-    assert dict(zip(TCP_LABELS, key, strict=True))["request_protocol"] == "tcp"
-    assert (series.sent, series.received, series.opened, series.closed) == (20, 40, 2, 2)
+    labels = dict(zip(TCP_LABELS, key, strict=True))
+    assert (labels["request_protocol"], labels["destination_workload"]) == ("tcp", "reviews-v1")
+    assert (series.sent, series.received, series.opened, series.closed) == (20, 40, 2, 1)
 
 
 def test_graph_and_golden_metrics() -> None:
     m = MeshMetrics(clock=lambda: 1000.0)
-    frontend_id = "spiffe://cluster.local/ns/default/sa/shop-frontend"
-    reporter(m, FRONTEND, "outbound").http(
-        [entry(cluster=f"outbound|9080|v1|{HOST}", upstream=20001)] * 9
-        + [entry(cluster=f"outbound|9080|v1|{HOST}", upstream=20001, code=503)]
-    )
-    reporter(m, REVIEWS, "inbound").http(
-        [entry(local=20001, headers={"x-ami-peer": "frontend.default"}, peer_uri=frontend_id)] * 10
+    out = Reporter(m, FRONTEND, "outbound")
+    out.http(n=9, **outbound())
+    out.http(n=1, **outbound(code="503"))
+    Reporter(m, REVIEWS, "inbound").http(
+        n=10, **inbound(peer="frontend.default", principal=FRONTEND_ID)
     )
     window = m.window(60)
     labels = {("default", "frontend"): FRONTEND.labels, ("default", "reviews-v1"): REVIEWS.labels}

@@ -326,16 +326,16 @@ def test_zipkin_reads_b3_and_w3c() -> None:
         assert cfg.HasField("shared_span_context") and not cfg.shared_span_context.value
 
 
-def test_span_reporting_off_means_no_tracing_and_metrics_off_no_stream() -> None:
+def test_span_reporting_off_means_no_tracing_and_metrics_off_no_stats_logger() -> None:
     spec = """\
     tracing: [{disableSpanReporting: true}]
     metrics: [{overrides: [{disabled: true}]}]
     """
     for m in hcms(listeners.listeners(snapshot(tel("n", "shop", spec)), PROXY)).values():
         assert not m.HasField("tracing")
-        assert metrics_log.HTTP_GRPC_LOGGER not in {log.name for log in m.access_log}
+        assert metrics_log.STATS_LOGGER not in {log.name for log in m.access_log}
     for m in hcms(listeners.listeners(snapshot(), PROXY)).values():
-        assert metrics_log.HTTP_GRPC_LOGGER in {log.name for log in m.access_log}
+        assert metrics_log.STATS_LOGGER in {log.name for log in m.access_log}
 
 
 def test_generator_translates_again_when_tracing_or_metrics_change() -> None:

@@ -19,10 +19,12 @@ the control plane's work grows with the number of distinct label sets, not with
 traffic.
 
 Stat names are `STAT_PREFIX.DIRECTION.METRIC` (`ami.inbound.request_duration_ms`).
-A `TCP_OPENED` is counted when the upstream connection is made (the TCP proxy logs an
-entry then, `flush_access_log_on_connected`), or when the connection ends without ever
-having one (`NEVER_CONNECTED` response flags); `TCP_CLOSED` and the byte counters when
-it ends.
+The source's proxy counts a `TCP_OPENED` when the upstream connection is made (the TCP
+proxy logs an entry then, `flush_access_log_on_connected`), or when the connection ends
+without ever having one (`NEVER_CONNECTED` response flags); the destination's proxy
+counts it when the connection ends, because it connects upstream before the client's
+certificate (which names the source) is known. `TCP_CLOSED` and the byte counters are
+counted when the connection ends.
 
 The peer header (`PEER_HEADER`: `WORKLOAD.NAMESPACE`) is set by every outbound
 connection manager (overwriting what the app sent), so that the destination's proxy
@@ -231,6 +233,10 @@ def tcp_logs(direction: str) -> list[accesslog_pb2.AccessLog]:
             ]
         )
     )
+    if direction == INBOUND:
+        # The destination's proxy connects upstream before the client's certificate,
+        # which names the source, is known; it counts the connection when it ends.
+        return [_access_log(config(TCP_OPENED, TCP_CLOSED, TCP_SENT, TCP_RECEIVED), ended)]
     return [
         _access_log(config(TCP_OPENED), log_types(accesslog_data_pb2.TcpUpstreamConnected)),
         _access_log(config(TCP_OPENED), never),
