@@ -4,16 +4,17 @@ Figures (one JSON line each; `--quick` runs shorter):
 
 - `telemetry_max_rps_ratio`: maximum throughput through two Ami sidecars with mutual
   TLS (client → sidecar → sidecar → nginx, as bench/dataplane.py sets up, with the real
-  control plane) with all telemetry on — Istio metrics (access log stream to the
-  control plane), tracing at 1% (OpenTelemetry to the control plane) and file access
-  logs — over the same path with all of it off (a mesh-wide Telemetry), in the same
-  run, alternating rounds. Target ≥ 0.9.
+  control plane) with all telemetry on — Istio metrics (stats loggers in each proxy,
+  flushed to the control plane), tracing at 1% (OpenTelemetry to the control plane)
+  and file access logs — over the same path with all of it off (a mesh-wide
+  Telemetry), in the same run, alternating rounds. Target ≥ 0.9.
 - `controlplane_cpu_pct_at_100_proxies`: the control plane's CPU (percent of one core,
-  `ami controlplane` as its own process) with 100 proxies connected (an xDS stream and
-  an access log stream each, as Envoy holds them) and idle; beside it the same control
-  plane with no proxy (the baseline) and under load (every proxy streaming
-  `--entries-per-proxy` entries per second, in one-second batches as Envoy sends them).
-  Target ≤ 10% idle.
+  `ami controlplane` as its own process) with 100 proxies connected (an xDS stream
+  each) and idle (a proxy's stats sink sends nothing while nothing changes); beside it
+  the same control plane with no proxy (the baseline) and under load: every proxy
+  busy, its sink sending `--series-per-proxy` changed label sets every flush interval,
+  as Envoy does. Under load the control plane's work does not grow with requests per
+  second, only with the number of label sets. Target ≤ 10% idle.
 """
 
 from __future__ import annotations
@@ -31,10 +32,7 @@ from typing import Any
 
 import grpc  # type: ignore[import-untyped]
 import psutil
-from envoy.config.core.v3 import base_pb2
-from envoy.data.accesslog.v3 import accesslog_pb2
-from envoy.service.accesslog.v3 import als_pb2, als_pb2_grpc
-from google.protobuf import struct_pb2
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 
 import dataplane
 from amimesh.model.proxy import InboundPort, Proxy
@@ -70,7 +68,31 @@ def emit(figure: str, value: float, unit: str, **params: Any) -> None:
 # --- data-plane throughput -----------------------------------------------------------------
 
 
-def throughput(seconds: float, rounds: int, workers: int) -> None:
+def telemetry_spec(name: str, *, logs: bool, tracing: bool, metrics: bool) -> str:
+    """A mesh-wide Telemetry turning each of the three on (tracing at 1%) or off."""
+    spec = [
+        f"  accessLogging: [{{disabled: {str(not logs).lower()}}}]",
+        "  tracing: [{randomSamplingPercentage: 1}]"
+        if tracing
+        else "  tracing: [{disableSpanReporting: true}]",
+    ]
+    if not metrics:
+        spec.append("  metrics: [{providers: [{name: prometheus}], overrides: [{disabled: true}]}]")
+    return (
+        "apiVersion: telemetry.istio.io/v1\nkind: Telemetry\n"
+        f"metadata: {{name: {name}, namespace: istio-system}}\nspec:\n" + "\n".join(spec) + "\n"
+    )
+
+
+# With --breakdown: each feature alone, over all off.
+ALONE = {
+    "metrics": telemetry_spec("metrics", logs=False, tracing=False, metrics=True),
+    "tracing": telemetry_spec("tracing", logs=False, tracing=True, metrics=False),
+    "access_logs": telemetry_spec("logs", logs=True, tracing=False, metrics=False),
+}
+
+
+def throughput(seconds: float, rounds: int, workers: int, breakdown: bool = False) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="ami-telemetry-"))
     with dataplane.nginx(workdir) as port, dataplane.paths(workdir, port, access_logs=True) as p:
         mesh = p.mesh_thread
@@ -85,23 +107,59 @@ def throughput(seconds: float, rounds: int, workers: int) -> None:
             )
             time.sleep(0.5)  # listeners drain and warm
 
-        rps: dict[str, list[float]] = {"on": [], "off": []}
+        modes = [("off", ALL_OFF), ("on", TRACING_1PCT)]
+        if breakdown:
+            modes += list(ALONE.items())
+        rps: dict[str, list[float]] = {mode: [] for mode, _ in modes}
+        # CPU microseconds per request, by process kind (with --breakdown).
+        cpu: dict[str, dict[str, list[float]]] = {mode: {} for mode, _ in modes}
         dataplane.hey(url, extra, seconds=1, workers=workers, qps_per_worker=None)  # warm
         for _ in range(rounds):
-            for mode, text in (("off", ALL_OFF), ("on", TRACING_1PCT)):
+            for mode, text in modes:
                 telemetry(text)
+                before = cpu_by_kind()
                 _, r, errors = dataplane.hey(
                     url, extra, seconds=seconds, workers=workers, qps_per_worker=None
                 )
+                after = cpu_by_kind()
+                for kind, used in after.items():
+                    per = 1e6 * (used - before.get(kind, 0.0)) / max(r * seconds, 1.0)
+                    cpu[mode].setdefault(kind, []).append(per)
                 if errors:
                     raise RuntimeError(f"telemetry {mode}: {errors} failed requests")
                 rps[mode].append(r)
         on, off = statistics.median(rps["on"]), statistics.median(rps["off"])
-        ingested = mesh.cp.metrics.entries
+        ingested = mesh.cp.metrics.points
         emit("telemetry_max_rps_ratio", on / off, "ratio", rounds=rounds, seconds=seconds)
         emit("max_rps_telemetry_on", on, "rps")
         emit("max_rps_telemetry_off", off, "rps")
-        emit("access_log_entries_ingested", ingested, "entries")
+        for mode in ALONE if breakdown else ():
+            emit(f"max_rps_ratio_{mode}_alone", statistics.median(rps[mode]) / off, "ratio")
+        for mode in cpu if breakdown else ():
+            for kind, values in sorted(cpu[mode].items()):
+                emit(f"cpu_us_per_request_{kind}", statistics.median(values), "us", mode=mode)
+        emit("metric_points_ingested", ingested, "data points")
+
+
+def cpu_by_kind() -> dict[str, float]:
+    """CPU seconds used so far: the Envoys, nginx, and this process (the control plane
+    runs in a thread of it); hey's own is left out."""
+    me = psutil.Process()
+    out = {"controlplane": sum(me.cpu_times()[:2])}
+    for proc in me.children(recursive=True):
+        try:
+            kind = proc.name()
+            if kind in ("envoy", "nginx"):
+                out[kind] = out.get(kind, 0.0) + sum(proc.cpu_times()[:2])
+        except psutil.Error:
+            continue
+    for proc in psutil.process_iter(["name"]):
+        if proc.info["name"] == "nginx" and proc.pid not in {c.pid for c in me.children(True)}:
+            try:
+                out["nginx"] = out.get("nginx", 0.0) + sum(proc.cpu_times()[:2])
+            except psutil.Error:
+                continue
+    return out
 
 
 # --- control-plane CPU -----------------------------------------------------------------------
@@ -117,47 +175,50 @@ def sim_proxy(i: int) -> Proxy:
     )
 
 
-def entry(i: int) -> accesslog_pb2.HTTPAccessLogEntry:
-    e = accesslog_pb2.HTTPAccessLogEntry()
-    c = e.common_properties
-    c.upstream_cluster = f"outbound|9080||sim-{(i + 1) % 10}.default.svc.cluster.local"
-    c.upstream_remote_address.socket_address.address = "127.0.0.1"
-    c.upstream_remote_address.socket_address.port_value = 30000 + (i + 1) % 100
-    c.time_to_last_downstream_tx_byte.FromMilliseconds(3)
-    e.request.authority = f"sim-{(i + 1) % 10}:9080"
-    e.request.request_headers_bytes = 300
-    e.request.request_headers[metrics_log.PEER_HEADER] = f"sim-{i}.default"
-    e.response.response_code.value = 200
-    e.response.response_body_bytes = 1200
-    return e
+def export(i: int, series: int) -> metrics_service_pb2.ExportMetricsServiceRequest:
+    """What proxy `i`'s stats sink sends after a busy flush interval: the three HTTP
+    histograms for `series` label sets (response codes) of its calls to the next
+    simulated service."""
+    req = metrics_service_pb2.ExportMetricsServiceRequest()
+    metrics = req.resource_metrics.add().scope_metrics.add().metrics
+    for metric in metrics_log.HTTP_METRICS:
+        m = metrics.add(name=metrics_log.metric_name(metrics_log.OUTBOUND, metric))
+        bounds = (
+            metrics_log.DURATION_BUCKETS
+            if metric == metrics_log.REQUEST_DURATION
+            else metrics_log.BYTES_BUCKETS
+        )
+        for code in range(series):
+            point = m.histogram.data_points.add(count=100, sum=300.0)
+            point.explicit_bounds.extend(bounds)
+            counts = [0] * (len(bounds) + 1)
+            counts[2] = 100
+            point.bucket_counts.extend(counts)
+            tags = {
+                "code": str(200 + code),
+                "grpc": "",
+                "flags": "-",
+                "host": f"127.0.0.1:{30000 + (i + 1) % 100}",
+                "cluster": f"outbound|9080||sim-{(i + 1) % 10}.default.svc.cluster.local",
+            }
+            for k, v in tags.items():
+                point.attributes.add(key=k).value.string_value = v
+    return req
 
 
-async def als_stream(channel: Any, proxy: Proxy, rate: list[int], stop: asyncio.Event) -> None:
-    """An access log stream as Envoy holds one: identifier first, then a batch a second
-    of `rate[0]` entries (none while it is 0)."""
-    stub = als_pb2_grpc.AccessLogServiceStub(channel)
-    template = entry(int(proxy.workload.split("-")[1]))
-    node = base_pb2.Node(id=proxy.id, metadata=struct_pb2.Struct())
-    node.metadata.update(proxy.metadata())
-
-    async def messages() -> Any:
-        first = True
-        while not stop.is_set():
-            n = rate[0]
-            if n:
-                msg = als_pb2.StreamAccessLogsMessage()
-                if first:
-                    msg.identifier.node.CopyFrom(node)
-                    msg.identifier.log_name = metrics_log.log_name("http", "outbound")
-                    first = False
-                msg.http_logs.log_entry.extend([template] * n)
-                yield msg
-            try:
-                await asyncio.wait_for(stop.wait(), 1.0)
-            except TimeoutError:
-                pass
-
-    await stub.StreamAccessLogs(messages())
+async def sink(channel: Any, proxy: Proxy, series: list[int], stop: asyncio.Event) -> None:
+    """A proxy's stats sink: an export every flush interval while `series[0]` label sets
+    change (none while it is 0, as Envoy sends nothing then)."""
+    stub = metrics_service_pb2_grpc.MetricsServiceStub(channel)  # type: ignore[no-untyped-call]
+    metadata = ((metrics_log.NODE_HEADER, proxy.id),)
+    i = int(proxy.workload.split("-")[1])
+    while not stop.is_set():
+        if series[0]:
+            await stub.Export(export(i, series[0]), metadata=metadata)
+        try:
+            await asyncio.wait_for(stop.wait(), metrics_log.FLUSH_INTERVAL_S)
+        except TimeoutError:
+            pass
 
 
 def cpu_pct(proc: psutil.Process, seconds: float) -> float:
@@ -169,6 +230,8 @@ def cpu_pct(proc: psutil.Process, seconds: float) -> float:
 
 
 async def controlplane_cpu(proxies: int, seconds: float, per_proxy: int) -> None:
+    """The control plane's CPU with `proxies` connected: none, idle, and each sending
+    `per_proxy` label sets every flush interval."""
     workdir = Path(tempfile.mkdtemp(prefix="ami-telemetry-cp-"))
     config = workdir / "config"
     config.mkdir()
@@ -193,7 +256,7 @@ async def controlplane_cpu(proxies: int, seconds: float, per_proxy: int) -> None
                 channels.append(grpc.aio.insecure_channel(f"127.0.0.1:{port}"))
             p = sim_proxy(i)
             clients.append(AdsClient(channels[-1], p.id, metadata=p.metadata(), mode="delta"))
-            tasks.append(asyncio.create_task(als_stream(channels[-1], p, rate, stop)))
+            tasks.append(asyncio.create_task(sink(channels[-1], p, rate, stop)))
         await asyncio.gather(*(c.start() for c in clients))
         await asyncio.wait_for(
             asyncio.gather(
@@ -204,7 +267,7 @@ async def controlplane_cpu(proxies: int, seconds: float, per_proxy: int) -> None
         await asyncio.sleep(2)  # settle after the initial sync
         idle = await asyncio.to_thread(cpu_pct, proc, seconds)
         rate[0] = per_proxy
-        await asyncio.sleep(1.5)
+        await asyncio.sleep(metrics_log.FLUSH_INTERVAL_S + 0.5)
         loaded = await asyncio.to_thread(cpu_pct, proc, seconds)
         params = {"proxies": proxies, "seconds": seconds}
         emit("controlplane_cpu_pct_at_100_proxies", idle, "percent_of_core", **params)
@@ -213,7 +276,8 @@ async def controlplane_cpu(proxies: int, seconds: float, per_proxy: int) -> None
             "controlplane_cpu_pct_under_load",
             loaded,
             "percent_of_core",
-            entries_per_s=proxies * per_proxy,
+            series_per_proxy=per_proxy,
+            flush_interval_s=metrics_log.FLUSH_INTERVAL_S,
             **params,
         )
         for c in clients:
@@ -231,18 +295,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="shorter runs (under two minutes)")
     ap.add_argument("--proxies", type=int, default=100)
-    ap.add_argument("--entries-per-proxy", type=int, default=10, help="per second, under load")
+    ap.add_argument(
+        "--series-per-proxy", type=int, default=10, help="label sets changed per flush, under load"
+    )
     ap.add_argument("--workers", type=int, default=16, help="hey workers at max throughput")
     ap.add_argument("--skip-dataplane", action="store_true")
+    ap.add_argument("--breakdown", action="store_true", help="also each feature alone")
     ap.add_argument("--skip-controlplane", action="store_true")
     args = ap.parse_args(argv)
     seconds = 4.0 if args.quick else 10.0
     rounds = 2 if args.quick else 4
     if not args.skip_dataplane:
-        throughput(seconds, rounds, args.workers)
+        throughput(seconds, rounds, args.workers, args.breakdown)
     if not args.skip_controlplane:
         asyncio.run(
-            controlplane_cpu(args.proxies, 5.0 if args.quick else 15.0, args.entries_per_proxy)
+            controlplane_cpu(args.proxies, 5.0 if args.quick else 15.0, args.series_per_proxy)
         )
     return 0
 
