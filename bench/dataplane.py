@@ -26,6 +26,7 @@ import statistics
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -89,6 +90,17 @@ def require(tool: str) -> str:
             f"{tool} is needed: apt-get install {'nginx-light' if tool == 'nginx' else tool}"
         )
     return path
+
+
+TELEMETRY_OFF = """
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: all-off, namespace: istio-system}
+spec:
+  accessLogging: [{disabled: true}]
+  tracing: [{disableSpanReporting: true}]
+  metrics: [{providers: [{name: prometheus}], overrides: [{disabled: true}]}]
+"""
 
 
 @contextmanager
@@ -320,6 +332,14 @@ class _MeshThread:
         self.loop.call_soon_threadsafe(server.update, secrets)
         self.sds.append(server)
 
+    def apply(self, text: str, source: str) -> None:
+        """Apply YAML `text` as `source` and wait until every proxy has it."""
+        result = parse_documents(text, source)
+        assert result.ok, [str(e) for e in result.errors]
+        self.cp.store.set_source(source, result)
+        asyncio.run_coroutine_threadsafe(self.cp.xds.wait_synced(timeout=30), self.loop).result(40)
+        time.sleep(0.5)  # listeners drain and warm
+
     def stop(self) -> None:
         for server in self.sds:
             asyncio.run_coroutine_threadsafe(server.stop(), self.loop).result(30)
@@ -477,7 +497,16 @@ def measure(*, seconds: float, rate: int, max_workers: int) -> dict[str, float]:
 
             for prefix, path, bases in (
                 ("dataplane", "mesh", (("", "direct"), ("_vs_minimal", "minimal"))),
-                ("mtls", "mesh_mtls", (("", "direct"), ("_vs_plaintext_mesh", "mesh"))),
+                (
+                    "mtls",
+                    "mesh_mtls",
+                    (
+                        ("", "direct"),
+                        ("_vs_plaintext_mesh", "mesh"),
+                        ("_vs_minimal_mtls", "minimal_mtls"),
+                    ),
+                ),
+                ("minimal_mtls", "minimal_mtls", (("", "direct"),)),
             ):
                 for suffix, base in bases:
                     figures[f"{prefix}_p50_added_ms{suffix}"] = added(path, base, 0.5)
@@ -489,6 +518,20 @@ def measure(*, seconds: float, rate: int, max_workers: int) -> dict[str, float]:
             figures["mtls_max_rps_ratio"] = rps["mesh_mtls"] / rps["minimal_mtls"]
             figures["mtls_max_rps_ratio_vs_plaintext_mesh"] = rps["mesh_mtls"] / rps["mesh"]
             figures["direct_max_rps"] = rps["direct"]
+            # What the default telemetry costs: the same, with a mesh-wide Telemetry
+            # turning metrics, tracing and access logs off (the minimal pair has none).
+            p.mesh_thread.apply(TELEMETRY_OFF, "bench-telemetry-off")
+            off: dict[str, list[float]] = {"mesh_mtls": [], "minimal_mtls": []}
+            for _ in range(2):
+                for name in off:
+                    url, extra = dict(p.all())[name]
+                    _, r, _ = hey(
+                        url, extra, seconds=seconds, workers=max_workers, qps_per_worker=None
+                    )
+                    off[name].append(r)
+            figures["mtls_max_rps_ratio_telemetry_off"] = statistics.median(
+                off["mesh_mtls"]
+            ) / statistics.median(off["minimal_mtls"])
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return figures

@@ -9,8 +9,11 @@ Figures (one JSON line each):
   `dataplane_max_rps_ratio`: client → sidecar → sidecar → nginx against the same
   client → nginx direct, and against a minimal hand-written Envoy pair (`_vs_minimal`).
   See `dataplane.py`.
-- `mtls_p50_added_ms`, `mtls_p99_added_ms` (against direct and `_vs_plaintext_mesh`)
-  and `mtls_max_rps_ratio` (against a minimal hand-written Envoy mTLS pair).
+- `mtls_p50_added_ms`, `mtls_p99_added_ms` (against direct, `_vs_plaintext_mesh` and
+  `_vs_minimal_mtls`) and `mtls_max_rps_ratio` (against a minimal hand-written Envoy
+  mTLS pair); beside them what that minimal pair itself adds
+  (`minimal_mtls_p50_added_ms`, `minimal_mtls_p99_added_ms`) and the ratio with the
+  mesh's default telemetry turned off (`mtls_max_rps_ratio_telemetry_off`).
 - `cert_issue_ms_p50`, `cert_issue_ms_p99`: CSR to certificate in hand through the
   control plane's API (`identity.py`, which this runs in its quick form).
 Needs `hey` and `nginx` (Debian: hey, nginx-light); `make bench-runtime` installs them.

@@ -36,21 +36,12 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metric
 
 import dataplane
 from amimesh.model.proxy import InboundPort, Proxy
-from amimesh.resources import parse_documents
 from amimesh.translate import metrics_log
 from amimesh.xds.client import AdsClient
 from common import free_port
 from xds_convergence import ALL_TYPES, start_controlplane
 
-ALL_OFF = """
-apiVersion: telemetry.istio.io/v1
-kind: Telemetry
-metadata: {name: all-off, namespace: istio-system}
-spec:
-  accessLogging: [{disabled: true}]
-  tracing: [{disableSpanReporting: true}]
-  metrics: [{providers: [{name: prometheus}], overrides: [{disabled: true}]}]
-"""
+ALL_OFF = dataplane.TELEMETRY_OFF
 TRACING_1PCT = """
 apiVersion: telemetry.istio.io/v1
 kind: Telemetry
@@ -99,13 +90,7 @@ def throughput(seconds: float, rounds: int, workers: int, breakdown: bool = Fals
         url, extra = p.mesh_mtls
 
         def telemetry(text: str) -> None:
-            result = parse_documents(text, "telemetry-bench")
-            assert result.ok, [str(e) for e in result.errors]
-            mesh.cp.store.set_source("telemetry-bench", result)
-            asyncio.run_coroutine_threadsafe(mesh.cp.xds.wait_synced(timeout=30), mesh.loop).result(
-                40
-            )
-            time.sleep(0.5)  # listeners drain and warm
+            mesh.apply(text, "telemetry-bench")
 
         modes = [("off", ALL_OFF), ("on", TRACING_1PCT)]
         if breakdown:
