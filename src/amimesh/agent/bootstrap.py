@@ -266,6 +266,11 @@ def envoy_command(
         "-l",
         log_level,
     ]
+    if log_level in ("info", "warning", "warn"):
+        # Envoy 1.40 names the stats logger's `stat_prefix` deprecated in favour of a
+        # field the API protobufs Ami builds with do not have yet, and warns on every
+        # config it loads (logger `misc`, which logs nothing else of note here).
+        cmd += ["--component-log-level", "misc:error"]
     if concurrency is not None:
         cmd += ["--concurrency", str(concurrency)]
     return cmd
