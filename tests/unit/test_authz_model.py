@@ -114,9 +114,12 @@ def test_selection_by_namespace_selector_and_root_namespace() -> None:
     assert names(elsewhere.allow) == ["default/other-namespace"]
 
 
-def test_gateways_are_not_selected() -> None:
+def test_gateways_are_selected_like_workloads() -> None:
     gateway = Proxy(id="gw", kind="gateway", namespace="shop", labels={"app": "reviews"})
-    assert authz.inbound_policies(snapshot(), gateway).empty
+    policies = authz.inbound_policies(snapshot(), gateway)
+    sidecar = authz.inbound_policies(snapshot(), proxy("shop", app="reviews"))
+    assert policies == sidecar
+    assert not policies.empty
 
 
 def test_no_policy_no_filters() -> None:

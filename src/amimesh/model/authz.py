@@ -83,9 +83,8 @@ def _index(snap: Snapshot) -> _Index:
 
 
 def selects(namespace: str, selector: authz.WorkloadSelector | None, proxy: Proxy) -> bool:
-    """Whether a policy of `namespace` with `selector` applies to `proxy`."""
-    if proxy.kind != "sidecar":
-        return False
+    """Whether a policy of `namespace` with `selector` applies to `proxy` (a sidecar or
+    a gateway: both are selected by their namespace and labels)."""
     if namespace != ROOT_NAMESPACE and namespace != proxy.namespace:
         return False
     return selection.selects(selector.matchLabels if selector is not None else {}, proxy.labels)
