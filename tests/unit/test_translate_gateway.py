@@ -500,3 +500,176 @@ def test_envoy_accepts_mutual_and_sds_credentials(tmp_path: Path) -> None:
     cmd = [bs.envoy_path(), "--mode", "validate", "-c", str(path), "--disable-hot-restart"]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+# --- security policies ------------------------------------------------------------------
+
+EDGE = Proxy(
+    id="ingress.istio-system",
+    kind="gateway",
+    namespace="istio-system",
+    labels={"istio": "ingressgateway"},
+    gateway_ports=PROXY.gateway_ports,
+)
+BOTH_PORTS = (
+    """
+  - port: {number: 8080, name: http, protocol: HTTP}
+    hosts: ["*"]"""
+    + HTTPS_ANY
+)
+JWKS = (
+    '{"keys": [{"kty": "EC", "crv": "P-256", "x": "y0xqxxMEN0gIFDBMb0Hq6ZkYgsSDf3Y1EWDOWn2MuGA",'
+    ' "y": "exsPRVTqZsiEheyUP95g1IbS_iiCx-noFW_hviuSTuk"}]}'
+)
+
+
+def policy(name: str, spec: str, ns: str = "istio-system") -> str:
+    return f"""
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {{name: {name}, namespace: {ns}}}
+spec: {spec}"""
+
+
+def authn(name: str, selector: str, ns: str = "istio-system") -> str:
+    return f"""
+---
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {{name: {name}, namespace: {ns}}}
+spec:
+  selector: {selector}
+  jwtRules: [{{issuer: edge.example.com, jwks: '{JWKS}'}}]"""
+
+
+def filter_names(snap: Snapshot, proxy: Proxy = EDGE) -> dict[str, list[str]]:
+    """Listener name → the HTTP filters of its first chain, short names."""
+    out = {}
+    for lis in gateway_listeners.listeners(snap, proxy):
+        for chain in lis.filter_chains:
+            names = [f.name.removeprefix("envoy.filters.http.") for f in hcm_of(chain).http_filters]
+            out.setdefault(lis.name, names)
+            assert names == out[lis.name]  # every chain of a port alike
+    return out
+
+
+PLAIN = ["header_mutation", "grpc_web", "cors", "fault", "router"]
+SELECTOR = "{matchLabels: {istio: ingressgateway}}"
+
+
+def test_gateway_without_policies_has_no_security_filters() -> None:
+    snap = snapshot(
+        gateway(servers=BOTH_PORTS, ns="istio-system")
+        # Policies selecting other workloads, or of another namespace, do not apply.
+        + policy("other", "{selector: {matchLabels: {app: shop}}}")
+        + policy("elsewhere", "{selector: " + SELECTOR + "}", ns="default")
+        + authn("elsewhere", SELECTOR, ns="default")
+    )
+    assert filter_names(snap) == {"gateway|8080": PLAIN, "gateway|443": PLAIN}
+
+
+def test_selected_gateway_runs_jwt_and_rbac_after_cors_before_fault() -> None:
+    snap = snapshot(
+        gateway(servers=BOTH_PORTS, ns="istio-system")
+        + authn("edge-jwt", SELECTOR)
+        + policy("deny-admin", "{action: DENY, rules: [{to: [{operation: {paths: [/admin]}}]}]}")
+        + policy("edge-allow", "{selector: " + SELECTOR + ", rules: [{}]}")
+    )
+    secured = ["header_mutation", "grpc_web", "cors", "jwt_authn", "rbac", "rbac", "fault"]
+    assert filter_names(snap) == {
+        "gateway|8080": [*secured, "router"],
+        "gateway|443": [*secured, "router"],
+    }
+    m = hcm_of(gateway_listeners.listeners(snap, EDGE)[0].filter_chains[0])
+    deny, allow = (as_dict(f.typed_config)["rules"] for f in m.http_filters[4:6])
+    assert deny["action"] == "DENY"
+    assert list(deny["policies"]) == ["ns[istio-system]-policy[deny-admin]-rule[0]"]
+    assert list(allow["policies"]) == ["ns[istio-system]-policy[edge-allow]-rule[0]"]
+    jwt = as_dict(m.http_filters[3].typed_config)
+    assert list(jwt["providers"]) == ["istio-system/edge-jwt/0"]
+    assert jwt["bypass_cors_preflight"] is True
+
+
+def test_gateway_policies_follow_its_namespace_and_labels() -> None:
+    snap = snapshot(
+        gateway(servers=BOTH_PORTS, ns="istio-system")
+        + gateway("shop-gw", ns="shop", app="shop-gw")
+        + policy("shop-only", "{}", ns="shop")
+    )
+    shop_gw = Proxy(
+        id="gw.shop",
+        kind="gateway",
+        namespace="shop",
+        labels={"app": "shop-gw"},
+        gateway_ports=PROXY.gateway_ports,
+    )
+    assert "rbac" in filter_names(snap, shop_gw)["gateway|8080"]
+    assert filter_names(snap)["gateway|8080"] == PLAIN
+    # A root-namespace policy without a selector is mesh-wide: gateways included.
+    mesh_wide = snapshot(
+        gateway(ns="istio-system") + policy("mesh", "{action: AUDIT, rules: [{}]}")
+    )
+    assert filter_names(mesh_wide)["gateway|8080"] == [*PLAIN[:3], "rbac", *PLAIN[3:]]
+
+
+def test_gateway_port_conditions_use_the_server_port() -> None:
+    spec = "{selector: " + SELECTOR + ", rules: [{to: [{operation: {ports: ['8080']}}]}]}"
+    snap = snapshot(gateway(servers=BOTH_PORTS, ns="istio-system") + policy("on-8080", spec))
+    rules = {}
+    for lis in gateway_listeners.listeners(snap, EDGE):
+        m = hcm_of(lis.filter_chains[0])
+        (rbac,) = (f for f in m.http_filters if f.name == "envoy.filters.http.rbac")
+        rules[lis.name] = as_dict(rbac.typed_config)["rules"]["policies"]
+    name = "ns[istio-system]-policy[on-8080]-rule[0]"
+    assert rules["gateway|8080"][name]["permissions"] == [{"any": True}]
+    assert rules["gateway|443"][name]["permissions"] == [{"not_rule": {"any": True}}]
+
+
+def test_generator_retranslates_gateway_listeners_when_policies_change() -> None:
+    base = gateway(ns="istio-system") + vs("a", '["*"]', "[istio-system/ingress]", "/a")
+    gen = Generator(snapshot(base))
+    before = gen.generate(EDGE)[LISTENER]
+    gen.update(snapshot(base + policy("deny-all", "{selector: " + SELECTOR + "}")))
+    after = gen.generate(EDGE)[LISTENER]
+    assert after["gateway|8080"].serialized != before["gateway|8080"].serialized
+    gen.update(snapshot(base))
+    assert (
+        gen.generate(EDGE)[LISTENER]["gateway|8080"].serialized == before["gateway|8080"].serialized
+    )
+
+
+@pytest.mark.envoy
+def test_envoy_accepts_gateway_security_filters(tmp_path: Path) -> None:
+    cert, key = self_signed_cert(tmp_path, "shop.example.com")
+    servers = BOTH_PORTS.replace("/CERT", str(cert)).replace("/KEY", str(key))
+    when = "[{key: 'request.auth.claims[groups]', values: [admins]}]"
+    snap = snapshot(
+        gateway(servers=servers, ns="istio-system")
+        + vs("a", '["*"]', "[istio-system/ingress]", "/a")
+        + authn("edge-jwt", SELECTOR)
+        + policy(
+            "deny",
+            "{action: DENY, rules: [{from: [{source: {notRemoteIpBlocks: [10.0.0.0/8],"
+            " ipBlocks: [127.0.0.1]}}], to: [{operation: {hosts: ['*.example.com']}}]}]}",
+        )
+        + policy("audit", "{action: AUDIT, rules: [{to: [{operation: {methods: [POST]}}]}]}")
+        + policy(
+            "allow",
+            "{rules: [{from: [{source: {requestPrincipals: ['edge.example.com/*']}}],"
+            f" when: {when}}}, {{from: [{{source: {{principals: ['*']}}}}]}}]}}",
+        )
+    )
+    config = bs.static_bootstrap(
+        clusters=clusters.outbound_clusters(snap),
+        load_assignments=[
+            a for svc in snap.services.values() for a in endpoints.service_assignments(snap, svc)
+        ],
+        listeners=gateway_listeners.listeners(snap, EDGE),
+        routes=gateway_routes.route_configs(snap, EDGE),
+    )
+    assert "rbac" in filter_names(snap)["gateway|443"]
+    path = bs.write_bootstrap(tmp_path / "envoy.json", config)
+    cmd = [bs.envoy_path(), "--mode", "validate", "-c", str(path), "--disable-hot-restart"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -23,7 +23,6 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 )
 
 from amimesh.model.authz import InboundPolicies
-from amimesh.model.proxy import InboundPort
 from amimesh.resources import istio_authz as authz
 from amimesh.translate import authz_rules
 from amimesh.translate.listener_hcm import http_filter
@@ -53,7 +52,7 @@ def by_action(
             yield action, chosen
 
 
-def rbac_filters(policies: InboundPolicies, port: InboundPort) -> list[hcm_pb2.HttpFilter]:
+def rbac_filters(policies: InboundPolicies, port: authz_rules.Port) -> list[hcm_pb2.HttpFilter]:
     """The HTTP RBAC filters for `port`: DENY, then AUDIT, then ALLOW, each only if
     some policy has that action."""
     return [
@@ -72,7 +71,7 @@ def rbac_filters(policies: InboundPolicies, port: InboundPort) -> list[hcm_pb2.H
 def rules(
     action: Action,
     chosen: Sequence[authz.AuthorizationPolicy],
-    port: InboundPort,
+    port: authz_rules.Port,
     rule_filter: RuleFilter | None = None,
 ) -> rbac_pb2.RBAC:
     """One Envoy policy per rule of `chosen` (after `rule_filter`), with `action`."""

@@ -8,27 +8,37 @@ conditions must all hold.
 
 Envoy splits a policy into permissions (what is asked) and principals (who asks),
 which must both match; each side here is an AND of everything that belongs to it.
-Ports (`to.operation.ports`, `destination.port`) are workload ports: the inbound
-listener of a local sidecar listens elsewhere, so they are decided here, per port.
+Ports (`to.operation.ports`, `destination.port`) are the numbers users write: a
+workload's port on a sidecar, a Gateway server port on a gateway. Neither is where
+Envoy really listens (the runtime picks free ports), so they are decided here, per port.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from functools import partial
+from typing import Protocol
 
 from envoy.config.rbac.v3 import rbac_pb2
 
-from amimesh.model.proxy import InboundPort
 from amimesh.resources import istio_authz as authz
 from amimesh.translate import authz_match as m
 from amimesh.translate.authz_match import Permission, Principal
+
+
+class Port(Protocol):
+    """The port a rule is translated for: a sidecar's `InboundPort`, a gateway's
+    `GatewayPort` or its server port plan; `port` is the number users write."""
+
+    @property
+    def port(self) -> int: ...
+
 
 # `when` keys checked against the request (who asks) rather than the destination.
 _PERMISSION_KEYS = frozenset({"destination.ip", "destination.port", "connection.sni"})
 
 
-def policy(rule: authz.Rule, port: InboundPort) -> rbac_pb2.Policy:
+def policy(rule: authz.Rule, port: Port) -> rbac_pb2.Policy:
     permissions: list[Permission] = []
     principals: list[Principal] = []
     if rule.from_:
@@ -65,7 +75,7 @@ def _source(source: authz.Source) -> Principal:
     return m.all_principals(parts)
 
 
-def _operation(operation: authz.Operation, port: InboundPort) -> Permission:
+def _operation(operation: authz.Operation, port: Port) -> Permission:
     parts: list[Permission] = []
     on_port = _port_test(port)
     fields: Sequence[tuple[list[str], list[str], Callable[[str], Permission]]] = (
@@ -83,14 +93,14 @@ def _operation(operation: authz.Operation, port: InboundPort) -> Permission:
     return m.all_permissions(parts)
 
 
-def _port_test(port: InboundPort) -> Callable[[str], Permission]:
+def _port_test(port: Port) -> Callable[[str], Permission]:
     def test(value: str) -> Permission:
         return Permission(any=True) if int(value) == port.port else m.never()
 
     return test
 
 
-def _destination_condition(name: str, cond: authz.Condition, port: InboundPort) -> Permission:
+def _destination_condition(name: str, cond: authz.Condition, port: Port) -> Permission:
     one: Callable[[str], Permission]
     if name == "destination.port":
         one = _port_test(port)

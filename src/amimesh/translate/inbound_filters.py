@@ -1,12 +1,13 @@
-"""The HTTP filters a sidecar's inbound listener runs before its router.
+"""The HTTP filters that enforce security policies where traffic enters the mesh.
 
 Request authentication (JWT, `RequestAuthentication`) and authorization
-(`AuthorizationPolicy`) apply where traffic enters a workload, so they live on the
-inbound side. The inbound listener asks this module for its filters; a workload no
-policy selects gets none. In order: `jwt_authn` (if any RequestAuthentication selects
-the proxy), then RBAC for DENY, AUDIT and ALLOW policies (`authz_rbac`). A TCP port
-gets network RBAC filters instead (`network_filters`, `authz_tcp`). Which policies
-select a proxy is `model.authz`.
+(`AuthorizationPolicy`) apply where a request enters a proxy that a policy selects: a
+sidecar's inbound listeners and a gateway's server listeners. Both ask this module
+for their filters (`policy_filters`, the same for both); a proxy no policy selects gets
+none. In order: `jwt_authn` (if any RequestAuthentication selects the proxy), then RBAC
+for DENY, AUDIT and ALLOW policies (`authz_rbac`). A sidecar's TCP port gets network
+RBAC filters instead (`network_filters`, `authz_tcp`). Which policies select a proxy
+is `model.authz`.
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 from amimesh.model import authz
 from amimesh.model.proxy import InboundPort, Proxy
 from amimesh.model.snapshot import Snapshot
-from amimesh.translate import authn_jwt, authz_rbac, authz_tcp
+from amimesh.translate import authn_jwt, authz_rbac, authz_rules, authz_tcp
 
 
-def http_filters(snap: Snapshot, proxy: Proxy, port: InboundPort) -> list[hcm_pb2.HttpFilter]:
-    """Filters for `port` of `proxy`, in order, to run before the router."""
-    policies = authz.inbound_policies(snap, proxy)
+def policy_filters(
+    policies: authz.InboundPolicies, port: authz_rules.Port
+) -> list[hcm_pb2.HttpFilter]:
+    """The filters enforcing `policies` on `port`, in order, to run before the router:
+    `jwt_authn`, then RBAC (DENY, AUDIT, ALLOW); none for no policy."""
     if policies.empty:
         return []
     out = []
@@ -32,6 +35,11 @@ def http_filters(snap: Snapshot, proxy: Proxy, port: InboundPort) -> list[hcm_pb
         out.append(authn_jwt.jwt_filter(policies.providers))
     out.extend(authz_rbac.rbac_filters(policies, port))
     return out
+
+
+def http_filters(snap: Snapshot, proxy: Proxy, port: InboundPort) -> list[hcm_pb2.HttpFilter]:
+    """Filters for `port` of `proxy`, in order, to run before the router."""
+    return policy_filters(authz.inbound_policies(snap, proxy), port)
 
 
 def network_filters(
