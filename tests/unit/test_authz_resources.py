@@ -288,20 +288,36 @@ CASES: list[tuple[str, str, list[str]]] = [
             "- issuer: c\n  jwksUri: https://www.googleapis.com/oauth2/v3/certs\n"
             "- issuer: d\n  jwksUri: users/jwks.json\n"
             "- issuer: e\n  jwksUri: http://users:99999/jwks.json\n"
+            "- issuer: f\n  jwksUri: ftp://idp.example.com/jwks.json\n"
+            "- issuer: g\n  jwksUri: https:///jwks.json\n"
+            "- issuer: h\n  jwksUri: https://idp.example.com:0/jwks.json\n"
+            "- issuer: i\n  jwksUri: https://idp.example.com:https/jwks.json\n"
+            "- issuer: j\n  jwksUri: https://me:secret@idp.example.com/jwks.json\n"
+            "- issuer: k\n  jwksUri: 'https://[::1/jwks.json'\n"
+            "- issuer: l\n  jwksUri: https://[::1]:8443/jwks.json\n"
         ),
         [
             f"{RA}: spec.jwtRules[0]: set jwks or jwksUri (finding the keys from the issuer "
             "by OpenID discovery is not supported by Ami yet)",
             f"{RA}: spec.jwtRules[1].jwksUri: set either jwks or jwksUri, not both",
             f'{RA}: spec.jwtRules[1].jwks: is not a usable JSON Web Key Set: "keys" is empty',
-            f"{RA}: spec.jwtRules[2].jwksUri: fetching keys over https is not supported by Ami "
-            "yet: use the http:// URL of a mesh service (the sidecar fetches it through the "
-            "mesh) or put the keys in jwks",
-            f"{RA}: spec.jwtRules[3].jwksUri: must be an http:// URL such as "
-            'http://users.default:8080/jwks.json, got "users/jwks.json"',
-            f"{RA}: spec.jwtRules[4].jwksUri: must be a URL such as "
-            "http://users.default:8080/jwks.json (Port out of range 0-65535), got "
+            f"{RA}: spec.jwtRules[3].jwksUri: must be an http:// or https:// URL such as "
+            'https://idp.example.com/.well-known/jwks.json, got "users/jwks.json"',
+            f"{RA}: spec.jwtRules[4].jwksUri: port must be a number from 1 to 65535, got "
             '"http://users:99999/jwks.json"',
+            f"{RA}: spec.jwtRules[5].jwksUri: must be an http:// or https:// URL such as "
+            'https://idp.example.com/.well-known/jwks.json, got "ftp://idp.example.com/jwks.json"',
+            f"{RA}: spec.jwtRules[6].jwksUri: names no host: use a URL such as "
+            'https://idp.example.com/.well-known/jwks.json, got "https:///jwks.json"',
+            f"{RA}: spec.jwtRules[7].jwksUri: port must be a number from 1 to 65535, got "
+            '"https://idp.example.com:0/jwks.json"',
+            f"{RA}: spec.jwtRules[8].jwksUri: port must be a number from 1 to 65535, got "
+            '"https://idp.example.com:https/jwks.json"',
+            f"{RA}: spec.jwtRules[9].jwksUri: must not carry credentials (user:password@), got "
+            '"https://me:secret@idp.example.com/jwks.json"',
+            f"{RA}: spec.jwtRules[10].jwksUri: must be a URL such as "
+            "https://idp.example.com/.well-known/jwks.json (Invalid IPv6 URL), got "
+            '"https://[::1/jwks.json"',
         ],
     ),
     (

@@ -27,8 +27,10 @@ from amimesh.model import selection
 from amimesh.model.proxy import Proxy
 from amimesh.model.snapshot import Snapshot
 from amimesh.resources import istio_authz as authz
+from amimesh.resources.fields import is_ip
 
 ROOT_NAMESPACE = selection.ROOT_NAMESPACE
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 @dataclass(frozen=True)
@@ -36,13 +38,29 @@ class JwtProvider:
     """One `jwtRules` entry of a RequestAuthentication selecting the proxy.
 
     `name` is unique per proxy (`NAMESPACE/NAME/INDEX`). `jwks_service` is the
-    (hostname, port) of the mesh service a `jwksUri` names, or None when the URI names
-    no known service port (or the keys are inline).
+    (hostname, port) of the mesh service a `jwksUri` names; `jwks_external` is the
+    identity provider outside the mesh an https:// `jwksUri` names otherwise. Neither
+    (the keys are inline, or the URI is unresolved): no keys to fetch.
     """
 
     name: str
     rule: authz.JWTRule
     jwks_service: tuple[str, int] | None = None
+    jwks_external: ExternalJwks | None = None
+
+
+@dataclass(frozen=True, order=True)
+class ExternalJwks:
+    """An https:// `jwksUri` host the mesh does not know, fetched directly (over TLS).
+
+    `host` is the URI's host (lower case, an IPv6 address without brackets), `port` its
+    port (443 by default). `rule_host` is the hostname a DestinationRule for that host
+    is keyed by, read from the RequestAuthentication's namespace.
+    """
+
+    host: str
+    port: int
+    rule_host: str
 
 
 @dataclass(frozen=True)
@@ -97,14 +115,7 @@ def inbound_policies(snap: Snapshot, proxy: Proxy) -> InboundPolicies:
     for ra in index.authentications:
         if selects(ra.namespace, ra.spec.selector, proxy):
             providers.extend(
-                JwtProvider(
-                    name=f"{ra.namespace}/{ra.name}/{i}",
-                    rule=rule,
-                    jwks_service=jwks_service(snap, rule.jwksUri, ra.namespace)
-                    if rule.jwksUri is not None
-                    else None,
-                )
-                for i, rule in enumerate(ra.spec.jwtRules)
+                _provider(snap, ra, i, rule) for i, rule in enumerate(ra.spec.jwtRules)
             )
     chosen = [p for p in index.policies if selects(p.namespace, p.spec.selector, proxy)]
     return InboundPolicies(
@@ -115,33 +126,91 @@ def inbound_policies(snap: Snapshot, proxy: Proxy) -> InboundPolicies:
     )
 
 
+def _provider(
+    snap: Snapshot, ra: authz.RequestAuthentication, index: int, rule: authz.JWTRule
+) -> JwtProvider:
+    service = external = None
+    if rule.jwksUri is not None:
+        service = jwks_service(snap, rule.jwksUri, ra.namespace)
+        if service is None:
+            external = external_jwks(snap, rule.jwksUri, ra.namespace)
+    return JwtProvider(
+        name=f"{ra.namespace}/{ra.name}/{index}",
+        rule=rule,
+        jwks_service=service,
+        jwks_external=external,
+    )
+
+
 def _with_action(
     policies: Sequence[authz.AuthorizationPolicy], action: str
 ) -> tuple[authz.AuthorizationPolicy, ...]:
     return tuple(p for p in policies if p.spec.action == action)
 
 
-def jwks_service(snap: Snapshot, uri: str, namespace: str) -> tuple[str, int] | None:
-    """The (hostname, port) of the mesh service an http:// `uri` names, as read from a
-    resource of `namespace`; None if the snapshot has no such service port."""
-    parts = urlsplit(uri)
-    if parts.scheme != "http" or not parts.hostname:
+def _host_port(uri: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of an http:// or https:// `uri`; None if it is neither or
+    names no host (validation reports those)."""
+    try:
+        parts = urlsplit(uri)
+        port = parts.port
+    except ValueError:
         return None
-    port = parts.port or 80
-    hostname = snap.resolve(parts.hostname, namespace)
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not parts.hostname:
+        return None
+    return scheme, parts.hostname.lower().rstrip("."), port or _DEFAULT_PORTS[scheme]
+
+
+def jwks_service(snap: Snapshot, uri: str, namespace: str) -> tuple[str, int] | None:
+    """The (hostname, port) of the mesh service (Service or ServiceEntry) an http:// or
+    https:// `uri` names, as read from a resource of `namespace`; None if the snapshot
+    has no such service port."""
+    found = _host_port(uri)
+    if found is None:
+        return None
+    _, host, port = found
+    hostname = snap.resolve(host, namespace)
     svc = snap.service(hostname)
     if svc is None or svc.port(port) is None:
         return None
     return hostname, port
 
 
+def in_mesh_form(snap: Snapshot, host: str) -> bool:
+    """Whether `host` is written as only a mesh name can be (`users`, `users.ns.svc`,
+    `users.ns.svc.DOMAIN`), so that no resolver outside the mesh knows it."""
+    if is_ip(host) or host == "localhost":
+        return False
+    return "." not in host or host.endswith(".svc") or host.endswith(f".svc.{snap.domain}")
+
+
+def external_jwks(snap: Snapshot, uri: str, namespace: str) -> ExternalJwks | None:
+    """The identity provider an https:// `uri` naming no mesh service port reaches
+    directly; None for http:// (keys in plain text come only through the mesh), for a
+    mesh service port, and for a host written as a mesh name (`in_mesh_form`)."""
+    found = _host_port(uri)
+    if found is None or found[0] != "https" or jwks_service(snap, uri, namespace) is not None:
+        return None
+    _, host, port = found
+    if in_mesh_form(snap, host):
+        return None
+    return ExternalJwks(host=host, port=port, rule_host=snap.resolve(host, namespace))
+
+
 def unresolved_jwks_uris(snap: Snapshot) -> list[tuple[authz.RequestAuthentication, int, str]]:
-    """(RequestAuthentication, rule index, URI) for every `jwksUri` that names no service
-    port of the mesh: tokens of that issuer are refused until it exists (for analyzers)."""
+    """(RequestAuthentication, rule index, URI) for every `jwksUri` the sidecars cannot
+    fetch: an http:// URI naming no service port of the mesh, an https:// one naming a
+    mesh name with no such service port. Tokens of that issuer are refused until it
+    exists (for analyzers)."""
     out = []
     for ra in _index(snap).authentications:
         for i, rule in enumerate(ra.spec.jwtRules):
             uri = rule.jwksUri
-            if uri is not None and jwks_service(snap, uri, ra.namespace) is None:
+            if (
+                uri is not None
+                and jwks_service(snap, uri, ra.namespace) is None
+                and external_jwks(snap, uri, ra.namespace) is None
+            ):
                 out.append((ra, i, uri))
     return out

@@ -32,7 +32,7 @@ _ALGS = tuple(
     "RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA HS256 HS384 HS512".split()
 )
 DRY_RUN = "istio.io/dry-run"
-_EXAMPLE_URI = "http://users.default:8080/jwks.json"
+_EXAMPLE_URI = "https://idp.example.com/.well-known/jwks.json"
 _IP_KEYS = frozenset({"source.ip", "remote.ip", "destination.ip"})
 _SOURCE_FIELDS = tuple(authz.Source.model_fields)
 _OPERATION_FIELDS = tuple(authz.Operation.model_fields)
@@ -85,16 +85,20 @@ def _header_name_issues(name: str, loc: Loc) -> Iterator[Issue]:
 def _jwks_uri_problem(uri: str) -> str | None:
     try:
         parts = urlsplit(uri)
-        _ = parts.port  # raises on a port that is not a number from 0 to 65535
     except ValueError as err:
         return f"must be a URL such as {_EXAMPLE_URI} ({err}), got {show(uri)}"
-    if parts.scheme == "https":
-        return (
-            f"fetching keys over https {NOT_SUPPORTED_MESSAGE}: use the http:// URL of a mesh "
-            "service (the sidecar fetches it through the mesh) or put the keys in jwks"
-        )
-    if parts.scheme != "http" or not parts.hostname:
-        return f"must be an http:// URL such as {_EXAMPLE_URI}, got {show(uri)}"
+    try:
+        port = parts.port  # raises on a port that is not a number from 0 to 65535
+    except ValueError:
+        port = 0
+    if parts.scheme.lower() not in ("http", "https"):
+        return f"must be an http:// or https:// URL such as {_EXAMPLE_URI}, got {show(uri)}"
+    if not parts.hostname:
+        return f"names no host: use a URL such as {_EXAMPLE_URI}, got {show(uri)}"
+    if port == 0:
+        return f"port must be a number from 1 to 65535, got {show(uri)}"
+    if parts.username is not None or parts.password is not None:
+        return f"must not carry credentials (user:password@), got {show(uri)}"
     return None
 
 

@@ -6,10 +6,14 @@ invalid token gets 401 while a request without one goes on to authorization, as 
 Istio. Every provider writes the verified payload to the filter's dynamic metadata
 under `payload`, where the RBAC filters read `iss`, `sub` and other claims.
 
-Keys come inline (`jwks` → `local_jwks`) or from `jwksUri`, fetched by Envoy through
-the mesh's outbound cluster of the service the URI names. A `jwksUri` naming no
-service port of the mesh gets a key set that verifies nothing: tokens of that issuer
-are refused (401), as Istio does when it cannot fetch the keys.
+Keys come inline (`jwks` → `local_jwks`) or from `jwksUri`, fetched by Envoy
+(`remote_jwks`): through the mesh's outbound cluster of the service the URI names
+(http:// or https://; TLS then comes from the mesh's rules for that destination), or,
+for an https:// URI naming a host the mesh does not know, through that host's own
+cluster (`jwks_clusters`). A `jwksUri` the sidecar cannot fetch (`model.authz`:
+http:// naming no service port of the mesh, or a mesh name that names none) gets a key
+set that verifies nothing: tokens of that issuer are refused (401), as Istio does when
+it cannot fetch the keys.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 from google.protobuf import duration_pb2, empty_pb2
 
 from amimesh.model.authz import JwtProvider
-from amimesh.translate import names
+from amimesh.translate import jwks_clusters, names
 from amimesh.translate.authz_match import JWT_FILTER, PAYLOAD_KEY
 from amimesh.translate.listener_hcm import http_filter
 
@@ -83,19 +87,24 @@ def provider(p: JwtProvider) -> jwt_pb2.JwtProvider:
     )
     if rule.jwks is not None:
         out.local_jwks.CopyFrom(base_pb2.DataSource(inline_string=rule.jwks))
-    elif rule.jwksUri is not None and p.jwks_service is not None:
-        host, port = p.jwks_service
+    elif rule.jwksUri is not None and (cluster := jwks_cluster(p)) is not None:
         timeout = rule.timeout if rule.timeout is not None else DEFAULT_FETCH_TIMEOUT_S
         out.remote_jwks.http_uri.CopyFrom(
-            http_uri_pb2.HttpUri(
-                uri=rule.jwksUri,
-                cluster=names.outbound_cluster(port, host),
-                timeout=_duration(timeout),
-            )
+            http_uri_pb2.HttpUri(uri=rule.jwksUri, cluster=cluster, timeout=_duration(timeout))
         )
     else:
         out.local_jwks.CopyFrom(base_pb2.DataSource(inline_string=UNREACHABLE_JWKS))
     return out
+
+
+def jwks_cluster(p: JwtProvider) -> str | None:
+    """The cluster through which `p`'s `jwksUri` is fetched; None if there is none."""
+    if p.jwks_service is not None:
+        host, port = p.jwks_service
+        return names.outbound_cluster(port, host)
+    if p.jwks_external is not None:
+        return jwks_clusters.cluster_name(p.jwks_external.host, p.jwks_external.port)
+    return None
 
 
 def _duration(seconds: float) -> duration_pb2.Duration:

@@ -5,10 +5,12 @@ and packed once per snapshot. Across snapshots, a resource whose bytes did not c
 keeps its `Built` object, and a table none of whose resources changed keeps its dict
 object: the xDS layer then sees the very same table and skips it without comparing.
 What depends only on the proxy (a sidecar's inbound clusters) is translated once per
-proxy and kept while the proxy stays the same. A sidecar's listeners depend on the
-proxy and on the snapshot's security policies (PeerAuthentication decides what its
-inbound ports accept, `inbound_filters` turns RequestAuthentication and
-AuthorizationPolicy into HTTP filters) and on the Telemetry deciding its access log:
+proxy and kept while the proxy stays the same. A sidecar's clusters to identity
+providers outside the mesh (`jwks_clusters`) are its own too, translated again when
+what they read changed. A sidecar's listeners depend on the proxy and on the
+snapshot's security policies (PeerAuthentication decides what its inbound ports
+accept, `inbound_filters` turns RequestAuthentication and AuthorizationPolicy into
+HTTP filters) and on the Telemetry deciding its access log:
 after a snapshot change they are translated again only if what they read for that
 proxy changed (`listener_inputs`), and keep their `Built` objects, and their table,
 when the bytes come out the same.
@@ -41,6 +43,7 @@ from amimesh.translate import (
     gateway_routes,
     gateway_servers,
     inbound_filters,
+    jwks_clusters,
     listeners,
     route_upstream,
     routes,
@@ -80,13 +83,17 @@ def _same(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
 @dataclass
 class _ProxyTables:
     """What was translated for one sidecar: its listeners from the proxy and
-    `inputs` (`listener_inputs` of `snapshot`), its inbound clusters from the proxy."""
+    `inputs` (`listener_inputs` of `snapshot`), its inbound clusters from the proxy,
+    its JWKS clusters from `jwks_inputs` (`jwks_clusters.inputs`); `own_clusters` holds
+    both kinds of clusters."""
 
     proxy: Proxy
     snapshot: Snapshot
     inputs: tuple[object, ...]
     listeners: Table
     inbound_clusters: Table
+    jwks_inputs: tuple[object, ...]
+    own_clusters: Table
 
 
 class Generator:
@@ -151,7 +158,7 @@ class Generator:
             }
         own = self._own_tables(proxy)
         return {
-            CLUSTER: self._merge(shared_clusters, own.inbound_clusters),
+            CLUSTER: self._merge(shared_clusters, own.own_clusters),
             ENDPOINT: shared_endpoints,
             LISTENER: own.listeners,
             ROUTE: self._sidecar_routes(proxy),
@@ -218,22 +225,36 @@ class Generator:
         if cached is not None and same_proxy and cached.snapshot is snap:
             return cached
         inputs = listener_inputs(snap, proxy)
-        if cached is not None and same_proxy and cached.inputs == inputs:
+        jwks_inputs = jwks_clusters.inputs(snap, proxy)
+        same_listeners = cached is not None and same_proxy and cached.inputs == inputs
+        if cached is not None and same_listeners and cached.jwks_inputs == jwks_inputs:
             cached.snapshot = snap
             return cached
-        table = self._pack(LISTENER, listeners.listeners(snap, proxy))
-        if cached is not None and _same_table(cached.listeners, table):
+        if cached is not None and same_listeners:
             table = cached.listeners
+        else:
+            table = self._pack(LISTENER, listeners.listeners(snap, proxy))
+            if cached is not None and _same_table(cached.listeners, table):
+                table = cached.listeners
+        inbound = (
+            cached.inbound_clusters
+            if cached is not None and same_proxy
+            else self._pack(CLUSTER, clusters.inbound_clusters(proxy))
+        )
+        own = inbound
+        jwks = self._pack(CLUSTER, jwks_clusters.clusters(snap, proxy))
+        if jwks:
+            own = {**inbound, **jwks}
+            if cached is not None and _same_table(cached.own_clusters, own):
+                own = cached.own_clusters
         tables = _ProxyTables(
             proxy=proxy,
             snapshot=snap,
             inputs=inputs,
             listeners=table,
-            inbound_clusters=(
-                cached.inbound_clusters
-                if cached is not None and same_proxy
-                else self._pack(CLUSTER, clusters.inbound_clusters(proxy))
-            ),
+            inbound_clusters=inbound,
+            jwks_inputs=jwks_inputs,
+            own_clusters=own,
         )
         self._proxies[proxy.id] = tables
         return tables
