@@ -33,6 +33,20 @@ ROOT_NAMESPACE = selection.ROOT_NAMESPACE
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
+@dataclass(frozen=True, order=True)
+class ExternalJwks:
+    """An https:// `jwksUri` host the mesh does not know, fetched directly (over TLS).
+
+    `host` is the URI's host (lower case, an IPv6 address without brackets), `port` its
+    port (443 by default). `rule_host` is the hostname a DestinationRule for that host
+    is keyed by, read from the RequestAuthentication's namespace.
+    """
+
+    host: str
+    port: int
+    rule_host: str
+
+
 @dataclass(frozen=True)
 class JwtProvider:
     """One `jwtRules` entry of a RequestAuthentication selecting the proxy.
@@ -47,20 +61,6 @@ class JwtProvider:
     rule: authz.JWTRule
     jwks_service: tuple[str, int] | None = None
     jwks_external: ExternalJwks | None = None
-
-
-@dataclass(frozen=True, order=True)
-class ExternalJwks:
-    """An https:// `jwksUri` host the mesh does not know, fetched directly (over TLS).
-
-    `host` is the URI's host (lower case, an IPv6 address without brackets), `port` its
-    port (443 by default). `rule_host` is the hostname a DestinationRule for that host
-    is keyed by, read from the RequestAuthentication's namespace.
-    """
-
-    host: str
-    port: int
-    rule_host: str
 
 
 @dataclass(frozen=True)

@@ -61,8 +61,10 @@ class JWTRule(Strict):
     audiences: list[str] = Field(default_factory=list)
     jwksUri: str | None = Field(
         default=None,
-        description="http:// URL of a service of the mesh, fetched through the sidecar "
-        "(https not yet; a host outside the mesh: tokens refused)",
+        description="fetched by the sidecar: http:// or https:// to a service of the mesh "
+        "(its outbound cluster), or https:// to a host outside the mesh (a cluster of its "
+        "own, TLS verified against the system CAs or a DestinationRule for the host); "
+        "http:// outside the mesh: tokens refused",
     )
     jwks: str | None = Field(default=None, description="a JSON Web Key Set, inline")
     fromHeaders: list[JWTHeader] = Field(
