@@ -181,7 +181,7 @@ def test_peers_are_spiffe_identities() -> None:
     assert names == [
         {"exact": "spiffe://cluster.local/ns/shop/sa/frontend"},
         {"prefix": "spiffe://cluster.local/ns/x/"},
-        None,  # "*": any authenticated peer
+        {"safe_regex": {"regex": ".+"}},  # "*": any peer with a certificate
     ]
     assert namespaces["authenticated"]["principal_name"] == {
         "safe_regex": {"regex": "spiffe://[^/]+/ns/shop/sa/.*"}

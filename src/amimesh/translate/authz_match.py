@@ -121,9 +121,13 @@ def cidr(value: str) -> address_pb2.CidrRange:
 
 
 def peer_principal(value: str) -> Principal:
-    """`cluster.local/ns/NS/sa/SA` (wildcards allowed): the peer certificate's SPIFFE ID."""
+    """`cluster.local/ns/NS/sa/SA` (wildcards allowed): the peer certificate's SPIFFE ID.
+
+    `*` is any peer that presented a certificate. Envoy's `authenticated` without a
+    name would match any TLS connection, a gateway's one-way HTTPS clients included,
+    so it asks for a name that is not empty (the SAN, else the subject)."""
     if authz.pattern(value)[0] == "any":
-        return Principal(authenticated=Principal.Authenticated())
+        return _principal_name(regex(".+"))
     return _principal_name(string(value, transform=SPIFFE))
 
 
