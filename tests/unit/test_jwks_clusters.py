@@ -16,7 +16,7 @@ from google.protobuf import json_format
 
 from amimesh.agent import bootstrap as bs
 from amimesh.model import authz
-from amimesh.model.proxy import InboundPort, Proxy
+from amimesh.model.proxy import GatewayPort, InboundPort, Proxy
 from amimesh.model.snapshot import Snapshot, build_snapshot
 from amimesh.resources import parse_documents
 from amimesh.translate import authn_jwt, clusters, inbound_filters, jwks_clusters
@@ -227,6 +227,21 @@ def test_only_proxies_whose_policies_fetch_from_outside_get_the_clusters() -> No
     gen = Generator(snap)
     assert "jwks|idp.example.com|443" in gen.generate(PROXY)[CLUSTER]
     assert not any(n.startswith("jwks|") for n in gen.generate(other)[CLUSTER])
+
+
+def test_a_gateway_the_policy_selects_gets_the_clusters_too() -> None:
+    edge = Proxy(
+        id="ingress.shop",
+        kind="gateway",
+        namespace="shop",
+        labels={"istio": "ingressgateway"},
+        gateway_ports=(GatewayPort(port=8080, listen_port=18080),),
+    )
+    gen = Generator(snapshot())
+    found = sorted(n for n in gen.generate(edge)[CLUSTER] if n.startswith("jwks|"))
+    assert found == sorted(by_name(snapshot()))
+    gen.update(snapshot(RESOURCES.replace(RULES, "")))
+    assert not any(n.startswith("jwks|") for n in gen.generate(edge)[CLUSTER])
 
 
 def test_the_generator_follows_changes_and_keeps_what_did_not_change() -> None:

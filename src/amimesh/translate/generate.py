@@ -151,8 +151,15 @@ class Generator:
             ),
         )
         if proxy.kind == "gateway":
+            # The gateway's clusters to identity providers outside the mesh, shared
+            # like its listeners (they read the same policies).
+            jwks = self._shared(
+                ("gateway-jwks", gateway_servers.sharing_key(proxy)),
+                CLUSTER,
+                lambda: jwks_clusters.clusters(self._snapshot, proxy),
+            )
             return {
-                CLUSTER: shared_clusters,
+                CLUSTER: self._merge(shared_clusters, jwks),
                 ENDPOINT: shared_endpoints,
                 **self._gateway_tables(proxy),
             }

@@ -2,8 +2,8 @@
 
 A `jwksUri` naming a mesh service (a Service or a ServiceEntry) is fetched through that
 service's outbound cluster (`authn_jwt`). An https:// one naming a host the mesh does
-not know (`model.authz.ExternalJwks`) gets a cluster of its own in every sidecar whose
-RequestAuthentications use it, `jwks|HOST|PORT`:
+not know (`model.authz.ExternalJwks`) gets a cluster of its own in every proxy (sidecar
+or gateway) whose RequestAuthentications use it, `jwks|HOST|PORT`:
 
 - STRICT_DNS on the URI's host and port, resolved as other DNS clusters are
   (`cluster_external.set_dns`);
