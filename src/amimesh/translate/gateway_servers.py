@@ -54,7 +54,8 @@ class PortPlan:
 
 
 def sharing_key(proxy: Proxy) -> Hashable:
-    """Gateway proxies with equal keys get equal listeners and routes from a snapshot."""
+    """Gateway proxies with equal keys get equal listeners and routes from a snapshot
+    (namespace and labels also decide which security policies select them)."""
     return (
         proxy.namespace,
         tuple(sorted(proxy.labels.items())),
