@@ -5,7 +5,7 @@ match `selector.matchLabels` (no selector, or an empty one: every workload of th
 namespace). A policy in the root namespace (`istio-system`) reaches every namespace:
 without a selector the whole mesh, with one the matching workloads anywhere.
 
-`InboundPolicies` is what a sidecar's inbound side then evaluates, in Istio's order:
+`InboundPolicies` is what a sidecar's inbound side (or a gateway) then evaluates, in Istio's order:
 
 1. JWT validation (every selected RequestAuthentication's rules are providers; a
    request with no token passes, one with an invalid token gets 401);
