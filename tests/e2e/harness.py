@@ -26,11 +26,13 @@ import datetime
 import itertools
 import json
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -138,6 +140,66 @@ def self_signed_cert(directory: Path, host: str) -> tuple[Path, Path]:
         )
     )
     return cert_path, key_path
+
+
+@dataclass
+class HttpsServer:
+    """A local HTTPS server (Python's ssl) answering every GET with 200 and the JSON
+    bytes `body(path, sni, client_subject)` returns: the SNI of the connection's
+    handshake and the client certificate's subject (empty without one). With
+    `client_ca`, it requires a client certificate signed by it."""
+
+    cert: Path
+    key: Path
+    body: Callable[[str, str | None, dict[str, str]], bytes]
+    client_ca: Path | None = None
+    sni: str | None = None
+    _server: ThreadingHTTPServer | None = None
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return int(self._server.server_address[1])
+
+    def start(self) -> HttpsServer:
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                peer = self.connection.getpeercert()  # type: ignore[attr-defined]
+                subject = dict(x[0] for x in peer["subject"]) if peer else {}
+                body = owner.body(self.path, owner.sni, subject)
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.cert, self.key)
+        if self.client_ca is not None:
+            context.verify_mode = ssl.CERT_REQUIRED
+            context.load_verify_locations(self.client_ca)
+
+        def remember_sni(sock: ssl.SSLSocket, name: str | None, ctx: ssl.SSLContext) -> None:
+            owner.sni = name
+
+        context.sni_callback = remember_sni
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        self._server = server
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
 
 
 class GrpcBackend:

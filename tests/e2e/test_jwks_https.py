@@ -11,18 +11,14 @@ local HTTPS server (Python's ssl, a certificate from a test CA), never the inter
 
 from __future__ import annotations
 
-import ssl
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.e2e import test_jwt_support as jwt
-from tests.e2e.harness import Mesh, Sidecar, self_signed_cert
+from tests.e2e.harness import HttpsServer, Mesh, Sidecar, self_signed_cert
 
 pytestmark = [pytest.mark.envoy, pytest.mark.slow]
 
@@ -38,56 +34,19 @@ spec: {selector: {app: httpbin}, ports: [{name: http, port: 8000}]}
 
 @dataclass
 class JwksServer:
-    """An HTTPS server answering every GET with `jwks`; remembers the paths and the SNI
-    of what it served."""
+    """An HTTPS server answering every GET with a key set; remembers the path and the
+    SNI of each fetch."""
 
-    cert: Path
-    key: Path
-    jwks: str
-    fetched: list[tuple[str, str | None]] = field(default_factory=list)
-    sni: str | None = None
-    _server: ThreadingHTTPServer | None = None
+    https: HttpsServer
+    fetched: list[tuple[str, str | None]]
 
     @property
     def port(self) -> int:
-        assert self._server is not None
-        return int(self._server.server_address[1])
+        return self.https.port
 
-    def start(self) -> JwksServer:
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                owner.fetched.append((self.path, owner.sni))
-                body = owner.jwks.encode()
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(self.cert, self.key)
-
-        def remember_sni(sock: ssl.SSLSocket, name: str | None, ctx: ssl.SSLContext) -> None:
-            owner.sni = name
-
-        context.sni_callback = remember_sni
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.socket = context.wrap_socket(server.socket, server_side=True)
-        self._server = server
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+    @property
+    def cert(self) -> Path:
+        return self.https.cert
 
 
 @pytest.fixture
@@ -97,9 +56,16 @@ def signer() -> jwt.Signer:
 
 def serve(tmp_path: Path, host: str, signer: jwt.Signer) -> Iterator[JwksServer]:
     cert, key = self_signed_cert(tmp_path, host)
-    server = JwksServer(cert, key, jwt.jwks(signer)).start()
+    fetched: list[tuple[str, str | None]] = []
+    body = jwt.jwks(signer).encode()
+
+    def answer(path: str, sni: str | None, client: dict[str, str]) -> bytes:
+        fetched.append((path, sni))
+        return body
+
+    server = HttpsServer(cert, key, answer).start()
     try:
-        yield server
+        yield JwksServer(server, fetched)
     finally:
         server.stop()
 

@@ -4,17 +4,13 @@
 from __future__ import annotations
 
 import json
-import ssl
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.harness import Mesh, Sidecar, self_signed_cert
+from tests.e2e.harness import HttpsServer, Mesh, Sidecar, self_signed_cert
 
 pytestmark = [pytest.mark.envoy, pytest.mark.slow]
 
@@ -22,60 +18,9 @@ HOST = "secure.example.test"
 URL = f"http://{HOST}/hello"
 
 
-@dataclass
-class TlsServer:
-    """An HTTPS server answering JSON with the client certificate's subject (if any)."""
-
-    cert: Path
-    key: Path
-    client_ca: Path | None = None
-    _server: ThreadingHTTPServer | None = None
-
-    @property
-    def port(self) -> int:
-        assert self._server is not None
-        return int(self._server.server_address[1])
-
-    def start(self) -> TlsServer:
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                peer = self.connection.getpeercert()  # type: ignore[attr-defined]
-                subject = dict(x[0] for x in peer["subject"]) if peer else {}
-                body = json.dumps(
-                    {"path": self.path, "sni": self.server.sni, "client": subject}  # type: ignore[attr-defined]
-                ).encode()
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(self.cert, self.key)
-        if self.client_ca is not None:
-            context.verify_mode = ssl.CERT_REQUIRED
-            context.load_verify_locations(self.client_ca)
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.sni = None  # type: ignore[attr-defined]
-
-        def remember_sni(sock: ssl.SSLSocket, name: str | None, ctx: ssl.SSLContext) -> None:
-            server.sni = name  # type: ignore[attr-defined]
-
-        context.sni_callback = remember_sni
-        server.socket = context.wrap_socket(server.socket, server_side=True)
-        self._server = server
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+def echo(path: str, sni: str | None, client: dict[str, str]) -> bytes:
+    """The path, the SNI and the client certificate's subject, as JSON."""
+    return json.dumps({"path": path, "sni": sni, "client": client}).encode()
 
 
 @pytest.fixture
@@ -114,8 +59,8 @@ spec: {{host: {HOST}, trafficPolicy: {{tls: {tls}}}}}
 
 
 @pytest.fixture
-def server(certs: dict[str, Path]) -> Iterator[TlsServer]:
-    s = TlsServer(certs["server_cert"], certs["server_key"], client_ca=certs["client_cert"])
+def server(certs: dict[str, Path]) -> Iterator[HttpsServer]:
+    s = HttpsServer(certs["server_cert"], certs["server_key"], echo, client_ca=certs["client_cert"])
     s.start()
     try:
         yield s
@@ -130,7 +75,7 @@ def get(client: Sidecar) -> tuple[int, dict[str, Any]]:
 
 
 def test_simple_and_mutual_tls_from_files(
-    mesh: Mesh, certs: dict[str, Path], server: TlsServer
+    mesh: Mesh, certs: dict[str, Path], server: HttpsServer
 ) -> None:
     client = mesh.client()
     mesh.apply(service_entry(server.port), "se.yaml")
@@ -156,7 +101,7 @@ def test_simple_and_mutual_tls_from_files(
 def test_the_server_certificate_is_verified(
     mesh: Mesh, certs: dict[str, Path], tmp_path: Path
 ) -> None:
-    s = TlsServer(certs["server_cert"], certs["server_key"]).start()
+    s = HttpsServer(certs["server_cert"], certs["server_key"], echo).start()
     try:
         client = mesh.client()
         mesh.apply(service_entry(s.port), "se.yaml")
