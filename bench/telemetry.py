@@ -131,17 +131,12 @@ def cpu_by_kind() -> dict[str, float]:
     runs in a thread of it); hey's own is left out."""
     me = psutil.Process()
     out = {"controlplane": sum(me.cpu_times()[:2])}
-    for proc in me.children(recursive=True):
-        try:
-            kind = proc.name()
-            if kind in ("envoy", "nginx"):
-                out[kind] = out.get(kind, 0.0) + sum(proc.cpu_times()[:2])
-        except psutil.Error:
-            continue
+    children = {c.pid for c in me.children(recursive=True)}
     for proc in psutil.process_iter(["name"]):
-        if proc.info["name"] == "nginx" and proc.pid not in {c.pid for c in me.children(True)}:
+        kind = proc.info["name"]
+        if kind == "nginx" or (kind == "envoy" and proc.pid in children):
             try:
-                out["nginx"] = out.get("nginx", 0.0) + sum(proc.cpu_times()[:2])
+                out[kind] = out.get(kind, 0.0) + sum(proc.cpu_times()[:2])
             except psutil.Error:
                 continue
     return out

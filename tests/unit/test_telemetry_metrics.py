@@ -205,8 +205,9 @@ def test_unknown_proxy_and_foreign_metrics() -> None:
 def test_histogram_quantiles_interpolate_like_prometheus() -> None:
     h = Histogram(DURATION_BUCKETS)
     assert h.quantile(0.5) is None
-    for _ in range(100):
-        h.observe(7)  # all in (5, 10]
+    counts = [0] * (len(DURATION_BUCKETS) + 1)
+    counts[bisect.bisect_left(DURATION_BUCKETS, 7)] = 100  # all in (5, 10]
+    h.add_buckets(DURATION_BUCKETS, tuple(counts), 700.0)
     assert h.quantile(0.5) == pytest.approx(7.5)
     assert h.quantile(0.99) == pytest.approx(9.95)
 

@@ -65,10 +65,6 @@ class Histogram:
         self.counts = [0] * (len(bounds) + 1)  # the last: above every bound (+Inf)
         self.sum = 0.0
 
-    def observe(self, value: float) -> None:
-        self.counts[bisect.bisect_left(self.bounds, value)] += 1
-        self.sum += value
-
     def add_buckets(self, bounds: tuple[float, ...], counts: tuple[int, ...], total: float) -> None:
         """Add counts of buckets with upper `bounds` (the last count: above them all).
         Buckets that differ from this histogram's go to the first bucket holding their
