@@ -1,13 +1,16 @@
-"""`ami agent`: run one instance (Envoy, then the app), the thin I/O shell of `machine`.
+"""One instance's data plane inside the node agent: its Envoy and its app, the thin
+I/O shell of `machine`.
 
 The shell performs the machine's actions as tasks it owns (one per name: `envoy`,
-`app`, `probe`, `wait`, `stop-app`, `stop-envoy`, and `certs`, the renewal loop), and
-each task feeds what happened back as an event. With an identity in its config, the
-agent gets its first certificate and serves it by SDS before Envoy starts (Envoy's
-listeners need it), then renews it at half life for as long as it runs.
+`app`, `probe`, `wait`, `stop-app`, `stop-envoy`, `identity`, and the gateway's
+credential renewals), and each task feeds what happened back as an event. With an
+identity in its config, the instance's own SDS socket serves that identity's
+certificate (kept and renewed by the node's `Identities`) before Envoy starts.
 
-Reports go to `report` (stdout, one JSON line each, in `ami agent`). Nothing is
-restarted here: the runtime reads the reports and decides.
+Envoy and the app run in sessions of their own, writing to files: they outlive the
+node agent, and a node agent started again adopts them (`Adopted`). Reports go to
+`report` (one dict each, `agent.events`); nothing is restarted here: the node's
+instance runner reads the reports and decides.
 """
 
 from __future__ import annotations
@@ -16,17 +19,16 @@ import asyncio
 import contextlib
 import logging
 import math
-import os
-import signal
-import sys
 from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from amimesh.agent import certs, credentials, events, machine, probe, sds
+from amimesh.agent import certs, credentials, listening, machine, probe, sds
 from amimesh.agent import config as agent_config
 from amimesh.agent.bootstrap import bootstrap, envoy_command, write_bootstrap
 from amimesh.agent.env import app_env
+from amimesh.agent.identities import Identities
 from amimesh.agent.machine import Event
 from amimesh.agent.process import Child
 from amimesh.identity.issued import Issued
@@ -38,7 +40,17 @@ ENVOY_READY_TIMEOUT_S = 30.0
 ENVOY_STOP_TIMEOUT_S = 5.0
 # Until the first success, probe this often (at most every periodSeconds), so that an
 # instance takes traffic as soon as it answers.
-STARTUP_PROBE_PERIOD_S = 0.1
+STARTUP_PROBE_PERIOD_S = 0.05
+# Envoy's admin /ready, polled this often while it starts.
+ENVOY_POLL_S = 0.02
+
+
+@dataclass(frozen=True)
+class Adopted:
+    """An instance's processes that run already (a node agent started again)."""
+
+    envoy: Child
+    app: Child | None
 
 
 class Agent:
@@ -49,6 +61,9 @@ class Agent:
         report: Callable[[dict[str, Any]], None],
         environ: Mapping[str, str],
         python_bin: str,
+        identities: Identities | None = None,
+        ca: certs.CaClient | None = None,
+        adopted: Adopted | None = None,
     ) -> None:
         self.config = config
         app = config.app
@@ -57,10 +72,17 @@ class Agent:
             has_probe=app is not None and app.probe is not None,
             grace_s=config.grace_s,
             failure_threshold=app.probe.failure_threshold if app and app.probe else 3,
+            hold_app=config.hold_app,
         )
         self._report = report
         self._environ = environ
         self._python_bin = python_bin
+        self._identities = identities
+        self._ca = ca
+        self._adopted = adopted
+        self._unsubscribe: Callable[[], None] = lambda: None
+        self._identity_ready: asyncio.Future[str | None] | None = None
+        self.probe_problem = ""
         self._events: asyncio.Queue[Event] = asyncio.Queue()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._ending: set[asyncio.Task[None]] = set()
@@ -77,7 +99,7 @@ class Agent:
     async def run(self) -> int:
         """Run until the machine exits; returns the agent's exit code."""
         try:
-            actions = self.machine.start()
+            actions = self._adopt() if self._adopted is not None else self.machine.start()
             while True:
                 for action in actions:
                     code = self._do(action)
@@ -86,6 +108,29 @@ class Agent:
                 actions = self.machine.handle(await self._events.get())
         finally:
             await self._close()
+
+    def _adopt(self) -> list[machine.Action]:
+        adopted = self._adopted
+        assert adopted is not None
+        self.envoy, self.app = adopted.envoy, adopted.app
+        self._own("identity", self._serve_identity_again())
+        self._own("envoy", self._follow_envoy(adopted.envoy))
+        if adopted.app is not None:
+            self._own("app", self._follow_app(adopted.app))
+        return self.machine.adopt()
+
+    async def _serve_identity_again(self) -> None:
+        # The Envoy holds its certificate and reconnects to its SDS socket by itself.
+        try:
+            await self._start_identity()
+        except (certs.CaRefused, certs.CaUnavailable, credentials.CredentialError, OSError) as e:
+            log.error("%s: no certificate to serve again: %s", self.config.proxy.id, e)
+
+    async def _follow_envoy(self, envoy: Child) -> None:
+        self.post(machine.EnvoyExited(await envoy.wait()))
+
+    async def _follow_app(self, app: Child) -> None:
+        self.post(machine.AppExited(await app.wait()))
 
     # --- actions -----------------------------------------------------------------------
 
@@ -164,42 +209,54 @@ class Agent:
                 await child.wait()
         # Every task's end is awaited: none outlives the agent.
         await asyncio.gather(*self._ending, return_exceptions=True)
+        await self.close_sds()
+
+    async def close_sds(self) -> None:
+        self._unsubscribe()
+        self._unsubscribe = lambda: None
         if self.sds is not None:
             await self.sds.stop()
             self.sds = None
         sds.remove_private_dir(self._sds_private)
         self._sds_private = None
 
+    def detach(self) -> None:
+        """Leave Envoy and the app running (the node agent stops, not the instance): a
+        node agent started again adopts them."""
+        self.app = self.envoy = None
+        for name in list(self._tasks):
+            self._cancel(name)
+
     # --- identity ----------------------------------------------------------------------
 
     async def _start_identity(self) -> str | None:
-        """Serve SDS and get the first certificate; the SDS socket's path (None without
-        an identity). Raises certs.CaRefused / CaUnavailable, or OSError."""
+        """Serve this instance's SDS with its identity's certificate; the socket's path
+        (None without an identity). Raises certs.CaRefused / CaUnavailable, or OSError."""
         spec = self.config.identity
-        if spec is None:
+        if spec is None or self._identities is None:
             return None
         if self.sds is None:
             path, self._sds_private = sds.socket_path(Path(spec.sds_socket))
             server = sds.SdsServer(path, name=f"sds {self.config.proxy.id}")
             await server.start()
             self.sds = server
-            client = certs.CaClient(spec.ca, spec.token)
-            self.rotator = certs.Rotator(
-                SpiffeId.parse(spec.spiffe_id), client.sign, on_cert=self._on_cert
-            )
-            issued = await certs.first_certificate(self.rotator, timeout_s=ENVOY_READY_TIMEOUT_S)
-            self._own("certs", self.rotator.run())
-            # A gateway's credentials too: its listeners would not open without them.
-            gateway = credentials.Credentials(
-                self.config.credentials, server, client, SpiffeId.parse(spec.spiffe_id)
-            )
-            loops = await gateway.start(issued.trust_bundle, timeout_s=ENVOY_READY_TIMEOUT_S)
-            for i, loop in enumerate(loops):
-                self._own(f"certs-{i}", loop)
+            secrets, issued = await self._identities.secrets(spec.spiffe_id)
+            self._on_cert(secrets, issued)
+            self._unsubscribe = self._identities.subscribe(spec.spiffe_id, self._on_cert)
+            if self.config.credentials:
+                # A gateway's credentials too: its listeners would not open without them.
+                assert self._ca is not None
+                gateway = credentials.Credentials(
+                    self.config.credentials, server, self._ca, SpiffeId.parse(spec.spiffe_id)
+                )
+                loops = await gateway.start(issued.trust_bundle, timeout_s=ENVOY_READY_TIMEOUT_S)
+                for i, loop in enumerate(loops):
+                    self._own(f"certs-{i}", loop)
         return str(self.sds.path)
 
     def _on_cert(self, secrets: sds.Secrets, issued: Issued) -> None:
-        assert self.sds is not None and self.config.identity is not None
+        if self.sds is None or self.config.identity is None:
+            return
         self.sds.update(secrets)
         spec = self.config.identity
         try:
@@ -265,7 +322,7 @@ class Agent:
                 status, body = await probe.request(self.config.proxy.admin_port, "/ready")
                 if status == 200 and body.strip() == "LIVE":
                     return ""
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(ENVOY_POLL_S)
         return f"envoy not ready after {ENVOY_READY_TIMEOUT_S:g}s:\n{self._envoy_log_tail()}"
 
     def _envoy_log_tail(self, lines: int = 10) -> str:
@@ -317,65 +374,27 @@ class Agent:
         await asyncio.sleep(spec.initial_delay_s)
         passed = False
         while True:
-            ok = await probe.check(spec)
-            passed = passed or ok
-            self.post(machine.Probe(ok))
+            problem = await probe.failure(spec)
+            if problem and self.app is not None and "refused" in problem:
+                problem += self._other_ports(spec.port)
+            if problem != self.probe_problem:
+                self.probe_problem = problem
+                self._report({"event": "probe", "problem": problem})
+            passed = passed or not problem
+            self.post(machine.Probe(not problem))
             await asyncio.sleep(
                 spec.period_s if passed else min(STARTUP_PROBE_PERIOD_S, spec.period_s)
             )
 
+    def _other_ports(self, port: int) -> str:
+        """What the app listens on instead of `port`, said plainly."""
+        assert self.app is not None
+        ports = sorted(listening.listening_ports(self.app.pid) - {port})
+        if not ports:
+            return ""
+        names = ", ".join(str(p) for p in ports)
+        return f": the app listens on {names} instead (it should listen on $PORT={port})"
+
     async def _wait(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
         self.post(machine.GraceOver())
-
-
-# --- the `ami agent` process -----------------------------------------------------------
-
-
-def _stdout_report(event: dict[str, Any]) -> None:
-    with contextlib.suppress(BrokenPipeError):
-        sys.stdout.write(events.encode(event))
-        sys.stdout.flush()
-
-
-async def serve(config: agent_config.AgentConfig, *, parent_stdin: bool = False) -> int:
-    """Run the agent with reports on stdout; SIGTERM or SIGINT stop it gracefully, and so
-    does the end of stdin when `parent_stdin` (the parent died: nothing is orphaned)."""
-    agent = Agent(
-        config,
-        report=_stdout_report,
-        environ=os.environ,
-        python_bin=str(Path(sys.executable).parent),
-    )
-    loop = asyncio.get_running_loop()
-    stop_signals = (signal.SIGTERM, signal.SIGINT)
-    for sig in stop_signals:
-        loop.add_signal_handler(sig, agent.post, machine.Terminate())
-    stdin = sys.stdin.fileno()
-
-    def on_stdin() -> None:
-        try:
-            data = os.read(stdin, 4096)
-        except OSError:
-            data = b""
-        if not data:
-            loop.remove_reader(stdin)
-            agent.post(machine.Terminate())
-
-    if parent_stdin:
-        loop.add_reader(stdin, on_stdin)
-    try:
-        return await agent.run()
-    finally:
-        if parent_stdin:
-            loop.remove_reader(stdin)
-        for sig in stop_signals:
-            loop.remove_signal_handler(sig)
-
-
-def run(config_path: Path, *, parent_stdin: bool = False, log_level: str = "info") -> int:
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    config = agent_config.read(config_path)
-    return asyncio.run(serve(config, parent_stdin=parent_stdin))

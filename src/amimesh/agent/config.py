@@ -1,7 +1,8 @@
-"""The agent's config file (`agent.json`): everything one instance's agent needs.
+"""One instance's config (`instances/<id>/agent.json`): everything its data plane needs.
 
-The runtime decides every port and path and writes this file (mode 0600); the agent
-reads it and decides nothing that the runtime must know. Schema (version 1):
+The node agent decides every port and path, writes this file (mode 0600) for the
+record (`ami identity`, adoption after a restart) and runs the instance from it.
+Schema (version 2):
 
     {
       "version": 1,
@@ -21,9 +22,8 @@ reads it and decides nothing that the runtime must know. Schema (version 1):
       "envoy": {"bootstrap": ".../envoy.json", "log": ".../web-0.default.envoy.log",
                 "log_level": "warning", "concurrency": 2, "drain_s": 0.25},
       "grace_s": 0.5,                       # not-ready → app stopped (proxies drop it)
+      "hold_app": false,                    # true: the app starts once Envoy is ready
       "identity": null | {                  # null: no certificate, no SDS
-        "ca": "http://127.0.0.1:40075",     # the control plane API (POST /api/v1/certificates)
-        "token": "...",                     # this instance's token: grants only spiffe_id
         "spiffe_id": "spiffe://cluster.local/ns/default/sa/default",
         "sds_socket": ".../sds.sock",       # Envoy's SDS (a private temp dir if too long)
         "cert_file": ".../cert.pem",        # the current chain (public), for `ami identity`
@@ -31,7 +31,7 @@ reads it and decides nothing that the runtime must know. Schema (version 1):
       },
       "credentials": [                      # a gateway's credentialNames, served by SDS
         {"name": "shop-tls", "ca_secret": false,        # also serve NAME-cacert (MUTUAL)
-         "cert_file": "", "key_file": "", "ca_file": "",  # files: read by the agent, or
+         "cert_file": "", "key_file": "", "ca_file": "",  # files: read by the node, or
          "dns_names": ["localhost"], "ip_addresses": ["127.0.0.1"]}  # from the mesh CA
       ],
       "app": null | {                       # null: Envoy only (a gateway)
@@ -58,7 +58,7 @@ from typing import Any, Literal
 
 from amimesh.model.proxy import GatewayPort, InboundPort, Proxy, Upstream
 
-VERSION = 1
+VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -104,10 +104,8 @@ class XdsSpec:
 
 @dataclass(frozen=True)
 class IdentitySpec:
-    """Where the agent gets its certificate and how it serves it to Envoy."""
+    """Who the instance is, and where its Envoy gets that identity's certificate."""
 
-    ca: str
-    token: str = field(repr=False)
     spiffe_id: str
     sds_socket: str
     cert_file: str = ""
@@ -153,6 +151,7 @@ class AgentConfig:
     grace_s: float = 0.5
     identity: IdentitySpec | None = None
     credentials: tuple[CredentialSpec, ...] = ()
+    hold_app: bool = False
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -177,6 +176,7 @@ class AgentConfig:
             grace_s=float(data.get("grace_s", 0.5)),
             identity=IdentitySpec(**identity) if identity is not None else None,
             credentials=tuple(CredentialSpec.from_json(c) for c in data.get("credentials", ())),
+            hold_app=bool(data.get("hold_app", False)),
         )
 
 
@@ -213,8 +213,7 @@ def _app(d: Mapping[str, Any]) -> AppSpec:
 
 
 def write(path: Path, config: AgentConfig) -> Path:
-    """Write `config` as JSON, readable by its owner only (it holds the instance's
-    token, and names ports and paths)."""
+    """Write `config` as JSON, readable by its owner only (it names ports and paths)."""
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:

@@ -9,7 +9,10 @@
           ▼
         done (Exit)
 
-The app starts only once Envoy is ready (Istio's holdApplicationUntilProxyStarts). On
+With `hold_app` the app starts only once Envoy is ready (Istio's
+holdApplicationUntilProxyStarts); without, both start at once (Istio's default) and the
+instance is ready once Envoy is LIVE and the app's probe passes. `adopt()` takes on an
+instance whose Envoy and app already run (a node agent started again). On
 Terminate a ready instance first reports not-ready and waits `grace_s`, so that
 proxies drop its endpoint before the app stops. The shell (`agent.agent`) performs the
 actions and feeds back what happened; every `Report` becomes one line of the event
@@ -172,8 +175,10 @@ class Machine:
         has_probe: bool,
         grace_s: float,
         failure_threshold: int = 3,
+        hold_app: bool = True,
     ) -> None:
         self.has_app = has_app
+        self.hold_app = hold_app or not has_app
         self.has_probe = has_probe
         self.grace_s = grace_s
         self.failure_threshold = failure_threshold
@@ -183,9 +188,23 @@ class Machine:
         self.code = 0  # the agent's exit code once done
         self._terminating = False
         self._envoy_gone = False
+        self._envoy_failed = False
+        self._app_pending = False  # StartApp sent, neither AppStarted nor AppFailed yet
+        self._app_up = False
 
     def start(self) -> list[Action]:
-        return [StartEnvoy()]
+        if self.hold_app:
+            return [StartEnvoy()]
+        self._app_pending = True
+        return [StartEnvoy(), StartApp()]
+
+    def adopt(self) -> list[Action]:
+        """Take on a running Envoy and app (or a gateway's Envoy): probe them again."""
+        self.phase = "running"
+        self._app_up = self.has_app
+        if not self.has_app or not self.has_probe:
+            return self._become_ready()
+        return [StartProbing()]
 
     def handle(self, event: Event) -> list[Action]:
         handler = getattr(self, f"_in_{self.phase.replace('-', '_')}")
@@ -201,28 +220,58 @@ class Machine:
                 self.phase = "running"
                 return out + self._become_ready()
             self.phase = "starting-app"
+            if self._app_up:  # started beside Envoy, before it was ready
+                self.phase = "running"
+                return out + self._app_running()
+            if self._app_pending:
+                return out
+            self._app_pending = True
             return [*out, StartApp()]
         if isinstance(e, (EnvoyFailed, EnvoyExited)):
             reason = e.reason if isinstance(e, EnvoyFailed) else f"envoy exited ({e.code})"
             self.code = EXIT_ENVOY_FAILED
-            return [Report(ev.failed(reason)), *self._stop_envoy(drain=False)]
+            out = [Report(ev.failed(reason))]
+            if self._app_up or self._app_pending:  # the app started beside it goes too
+                self._envoy_failed = self._envoy_gone = True
+                self.phase = "stopping-app" if self._app_up else "starting-app"
+                return [*out, StopApp()] if self._app_up else out
+            return out + self._stop_envoy(drain=False)
+        if isinstance(e, AppStarted):
+            self._app_pending, self._app_up = False, True
+            if self._terminating:
+                self.phase = "stopping-app"
+                return [Report(ev.started(e.pid)), StopApp()]
+            return [Report(ev.started(e.pid))]
+        if isinstance(e, AppFailed):
+            self._app_pending = False
+            self.code = EXIT_APP_FAILED
+            return [Report(ev.failed(e.reason)), *self._stop_envoy(drain=False)]
+        if isinstance(e, AppExited):
+            self._app_up = False
+            return self._app_exited(e.code)
         if isinstance(e, Terminate):
-            # Stopping Envoy abandons its start: nothing else has begun.
             self._terminating = True
+            if self._app_up:
+                self.phase = "stopping-app"
+                return [StopApp()]
+            if self._app_pending:  # stop it as soon as it has started
+                self.phase = "starting-app"
+                return []
+            # Stopping Envoy abandons its start: nothing else has begun.
             return self._stop_envoy(drain=False)
         return []
 
     def _in_starting_app(self, e: Event) -> list[Action]:
         if isinstance(e, AppStarted):
+            self._app_pending, self._app_up = False, True
             self.phase = "running"
             out: list[Action] = [Report(ev.started(e.pid))]
             if self._terminating or self._envoy_gone:
                 self.phase = "stopping-app"
                 return [*out, StopApp()]
-            if not self.has_probe:
-                return out + self._become_ready()
-            return [*out, StartProbing()]
+            return out + self._app_running()
         if isinstance(e, AppFailed):
+            self._app_pending = False
             self.code = EXIT_APP_FAILED
             return [Report(ev.failed(e.reason)), *self._stop_envoy(drain=False)]
         if isinstance(e, Terminate):
@@ -282,6 +331,12 @@ class Machine:
 
     # --- steps -------------------------------------------------------------------------
 
+    def _app_running(self) -> list[Action]:
+        """Envoy is ready and the app has started: probe it, or it is ready now."""
+        if not self.has_probe:
+            return self._become_ready()
+        return [StartProbing()]
+
     def _become_ready(self) -> list[Action]:
         self.ready = True
         self.failures = 0
@@ -309,7 +364,8 @@ class Machine:
             self.ready = False
             out.append(Report(ev.not_ready(ev.EXITED)))
         out.append(Report(ev.exited(code)))
-        self.code = 0 if self._terminating else exit_code(code)
+        if not self._envoy_failed:
+            self.code = 0 if self._terminating else exit_code(code)
         return out + self._stop_envoy(drain=True)
 
     def _stop_envoy(self, *, drain: bool) -> list[Action]:

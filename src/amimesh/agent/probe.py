@@ -71,10 +71,28 @@ async def tcp_accepts(port: int, timeout_s: float, host: str = LOOPBACK) -> bool
 
 async def check(spec: ProbeSpec) -> bool:
     """One probe: an HTTP GET answered 200-399, or a TCP connection accepted."""
-    if spec.kind == "tcp":
-        return await tcp_accepts(spec.port, spec.timeout_s)
+    return not await failure(spec)
+
+
+async def failure(spec: ProbeSpec) -> str:
+    """One probe: "" when it passes (an HTTP GET answered 200-399, or a TCP connection
+    accepted), else why not, as `ami status` shows it."""
+    where = f"{LOOPBACK}:{spec.port}"
     try:
+        if spec.kind == "tcp":
+            async with asyncio.timeout(spec.timeout_s):
+                _reader, writer = await asyncio.open_connection(LOOPBACK, spec.port)
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+            return ""
         status, _ = await request(spec.port, spec.path, timeout_s=spec.timeout_s)
-    except (OSError, TimeoutError):
-        return False
-    return 200 <= status < 400
+    except TimeoutError:
+        return f"no answer on {where} in {spec.timeout_s:g}s"
+    except ConnectionRefusedError:
+        return f"connection refused on {where}"
+    except OSError as e:
+        return f"{where}: {e.strerror or e}"
+    if 200 <= status < 400:
+        return ""
+    return f"HTTP {status} from GET {spec.path} on {where}"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import itertools
 import logging
 import os
@@ -73,10 +74,16 @@ def secret_protos(
 
 def socket_path(preferred: Path) -> tuple[Path, Path | None]:
     """Where to listen: `preferred` if short enough for a Unix socket, else a socket in
-    a new private (0700) temporary directory, returned second for removal."""
+    a private (0700) temporary directory named after `preferred` (so that a node agent
+    started again finds the socket its Envoys know), returned second for removal."""
     if len(str(preferred)) <= MAX_SOCKET_PATH:
         return preferred, None
-    private = Path(tempfile.mkdtemp(prefix="ami-sds-"))
+    digest = hashlib.blake2b(str(preferred).encode(), digest_size=10).hexdigest()
+    private = Path(tempfile.gettempdir()) / f"ami-sds-{os.getuid()}-{digest}"
+    private.mkdir(mode=0o700, exist_ok=True)
+    if private.stat().st_uid != os.getuid():
+        raise OSError(f"{private} belongs to another user")
+    os.chmod(private, 0o700)
     return private / "sds.sock", private
 
 

@@ -18,6 +18,11 @@ def add_parser(sub: Any) -> None:
         "--debounce", type=float, default=0.05, help="seconds to coalesce bursts of changes"
     )
     cp.add_argument("--no-watch", action="store_true", help="load the config once, do not watch")
+    cp.add_argument(
+        "--state",
+        type=Path,
+        help="run a local mesh's control plane from its state dir (as `ami up` starts it)",
+    )
     cp.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     cp.set_defaults(run=run)
 
@@ -25,6 +30,8 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from amimesh.cli import controlplane
 
+    if args.state is not None:
+        return controlplane.run_mesh(args.state, log_level=args.log_level)
     return controlplane.run(
         config=args.config,
         xds_host=args.xds_host,

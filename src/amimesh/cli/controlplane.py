@@ -7,7 +7,10 @@ import logging
 import signal
 from pathlib import Path
 
+from amimesh.controlplane import mesh
 from amimesh.controlplane.server import ControlPlane, ControlPlaneConfig
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 async def serve(config: ControlPlaneConfig) -> None:
@@ -48,3 +51,9 @@ def run(
         )
     )
     return 0
+
+
+def run_mesh(state_dir: Path, *, log_level: str) -> int:
+    """The control plane of the local mesh whose state is in `state_dir`."""
+    logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT)
+    return asyncio.run(mesh.serve(state_dir))

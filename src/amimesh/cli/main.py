@@ -33,7 +33,7 @@ COMMANDS = (
     "proxy_status",
     "identity",
     "controlplane",
-    "agent",
+    "node",
 )
 
 

@@ -44,6 +44,7 @@ class Store:
         self._instances: dict[str, Instance] = {}
         self._listeners: list[Listener] = []
         self._version = 0
+        self._config_version = 0
 
     # --- reading -----------------------------------------------------------------------
 
@@ -51,6 +52,11 @@ class Store:
     def version(self) -> int:
         """Increases on every change that may alter the mesh."""
         return self._version
+
+    @property
+    def config_version(self) -> int:
+        """Increases on every change of resources or errors (not of instances)."""
+        return self._config_version
 
     def _by_precedence(self) -> list[SourceState]:
         api = self._sources.get(API_SOURCE)
@@ -83,6 +89,11 @@ class Store:
                 if key in self._sources[name].resources:
                     return name
         return None
+
+    def applied(self) -> list[Resource]:
+        """The resources applied through the API (`ami apply`), in force or not."""
+        with self._lock:
+            return list(self._sources.get(API_SOURCE, SourceState()).resources.values())
 
     def errors(self) -> list[ConfigError]:
         """Every current error; a source with errors is serving its last good config."""
@@ -167,12 +178,24 @@ class Store:
             if self._instances.get(instance.id) == instance:
                 return
             self._instances[instance.id] = instance
-            self._changed()
+            self._changed(config=False)
 
     def deregister_instance(self, instance_id: str) -> None:
         with self._lock:
             if self._instances.pop(instance_id, None) is not None:
-                self._changed()
+                self._changed(config=False)
+
+    def replace_instances(self, old: Iterable[str], new: Iterable[Instance]) -> None:
+        """Deregister the instances `old` and register `new`, as one change (a node
+        agent's whole report)."""
+        with self._lock:
+            before = dict(self._instances)
+            for iid in old:
+                self._instances.pop(iid, None)
+            for instance in new:
+                self._instances[instance.id] = instance
+            if self._instances != before:
+                self._changed(config=False)
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Call `listener` after every change; returns a function that unsubscribes."""
@@ -207,8 +230,10 @@ class Store:
                     )
         return out
 
-    def _changed(self) -> None:
+    def _changed(self, *, config: bool = True) -> None:
         self._version += 1
+        if config:
+            self._config_version += 1
         for listener in list(self._listeners):
             try:
                 listener()

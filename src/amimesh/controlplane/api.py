@@ -14,6 +14,10 @@ runtime, granting one SPIFFE ID), never the API token.
     GET    /api/v1/analyze                         findings of `model.analyze`
     PUT    /api/v1/instances/{id}                  register a live instance (JSON body)
     DELETE /api/v1/instances/{id}
+    GET    /api/v1/node/config?since=V&wait=S      the resources, once their version is not V
+                                                   (waits up to S seconds): what node agents run
+    PUT    /api/v1/nodes/{node}                    a node agent's whole report: its instances
+                                                   (registered), their status, gateway URLs
     POST   /api/v1/certificates                    {"csr": PEM}, with an instance token
                                                    (a gateway's may add "dns_names", "ip_addresses")
 """
@@ -31,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from amimesh.config.store import API_SOURCE, Key
-from amimesh.controlplane import api_json, api_kinds, api_metrics, api_traces
+from amimesh.controlplane import api_json, api_kinds, api_metrics, api_traces, nodes
 from amimesh.dashboard import web as dashboard_web
 from amimesh.identity import csr as csr_mod
 from amimesh.identity.ca import CaError
@@ -48,11 +52,15 @@ PREFIX = "/api/v1"
 MAX_BODY = 32 * 1024 * 1024
 CERTIFICATES = f"{PREFIX}/certificates"
 MAX_CSR_BODY = 64 * 1024
+# The longest a node agent's config request waits for a change.
+MAX_NODE_WAIT_S = 60.0
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, indent=1))
+def _json(data: Any, status: int = 200, dumps: Callable[[Any], str] | None = None) -> web.Response:
+    return web.json_response(
+        data, status=status, dumps=dumps or (lambda d: json.dumps(d, indent=1))
+    )
 
 
 def _errors(errors: list[str], status: int = 400, **extra: Any) -> web.Response:
@@ -135,6 +143,8 @@ class Api:
             web.get(f"{PREFIX}/analyze", self.analyze),
             web.put(f"{PREFIX}/instances/{{id}}", self.put_instance),
             web.delete(f"{PREFIX}/instances/{{id}}", self.delete_instance),
+            web.get(f"{PREFIX}/node/config", self.node_config),
+            web.put(f"{PREFIX}/nodes/{{node}}", self.put_node),
             web.post(CERTIFICATES, self.certificates),
         ]
 
@@ -162,12 +172,9 @@ class Api:
         return out
 
     def _instances(self) -> list[dict[str, Any]]:
-        runtime = self.cp.runtime_status
-        if runtime is not None:
-            try:
-                return list(runtime())
-            except Exception:
-                log.exception("runtime status failed; showing registered instances")
+        rows = self.cp.nodes.status_rows()
+        if rows is not None:
+            return rows
         instances = sorted(self.cp.store.instances(), key=lambda i: (i.namespace, i.id))
         return [api_json.instance_json(i) for i in instances]
 
@@ -289,6 +296,31 @@ class Api:
             return _errors([f"instance {instance_id} not found"], 404)
         self.cp.store.deregister_instance(instance_id)
         return _json({"deregistered": instance_id})
+
+    # --- node agents -------------------------------------------------------------------
+
+    async def node_config(self, request: web.Request) -> web.Response:
+        """Every resource in force, once the config version differs from `since`."""
+        try:
+            since = int(request.query.get("since", "-1"))
+            wait = min(max(float(request.query.get("wait", "0")), 0.0), MAX_NODE_WAIT_S)
+        except ValueError:
+            return _errors(["since and wait: want numbers"])
+        version = await self.cp.wait_config(since, wait)
+        store = self.cp.store
+        items = [api_json.resource_json(r) for r in sorted(store.resources(), key=lambda r: r.key)]
+        return _json({"version": version, "resources": items}, dumps=json.dumps)
+
+    async def put_node(self, request: web.Request) -> web.Response:
+        node = request.match_info["node"]
+        try:
+            report = nodes.parse_report(json.loads(await request.text()))
+        except ValueError as err:
+            return _errors([f"body: not JSON: {err}"])
+        except api_json.BadBody as err:
+            return _errors(err.errors)
+        self.cp.nodes.report(node, report)
+        return _json({"node": node, "instances": len(report.instances)})
 
     # --- identity ----------------------------------------------------------------------
 

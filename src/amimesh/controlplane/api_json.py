@@ -171,3 +171,19 @@ def instance_from_json(instance_id: str, data: Any) -> Instance:
         locality=body.locality,
         ready=body.ready,
     )
+
+
+def instance_body(instance: Instance) -> dict[str, Any]:
+    """An `Instance` as the body `instance_from_json` reads (with its id)."""
+    return {
+        "id": instance.id,
+        "workload": instance.workload,
+        "namespace": instance.namespace,
+        "labels": dict(instance.labels),
+        "service_account": instance.service_account,
+        "address": instance.address,
+        "ports": {str(k): v for k, v in sorted(instance.ports.items())},
+        "port_names": dict(instance.port_names),
+        "locality": instance.locality,
+        "ready": instance.ready,
+    }

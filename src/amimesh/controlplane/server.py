@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from amimesh.config.directory import DirectorySource
 from amimesh.config.store import Store
+from amimesh.controlplane.applied import Applied
+from amimesh.controlplane.nodes import Nodes
 from amimesh.identity import store as ca_store
 from amimesh.identity.ca import CertificateAuthority
 from amimesh.identity.service import DEFAULT_TTL, IdentityService
@@ -45,6 +47,8 @@ class ControlPlaneConfig:
     xds_host: str = "127.0.0.1"
     xds_port: int = 0
     config_dir: Path | None = None
+    # Directories under config_dir whose files are not config (the shop's `tasks/`).
+    exclude_dirs: tuple[str, ...] = ()
     debounce_s: float = 0.05
     domain: str = "cluster.local"
     watch: bool = True
@@ -68,6 +72,12 @@ class ControlPlaneConfig:
     trace_max_age_s: float = DEFAULT_MAX_AGE_S
     trace_forward: str | None = None
     zipkin_port: int | None = None
+    # Where the control plane keeps what must outlive it (a mesh's state dir): the
+    # resources applied through the API and the node agents' reports. None: memory only.
+    state_dir: Path | None = None
+    # The node agents' token: it gets certificates for any identity of the trust domain
+    # (`IdentityService.grant_node`). None: no node agent.
+    node_token: str | None = None
 
     def __post_init__(self) -> None:
         if self.api_port is not None and not self.api_token:
@@ -95,16 +105,14 @@ def make_ca(config: ControlPlaneConfig) -> CertificateAuthority:
     return CertificateAuthority.self_signed(config.trust_domain, now=now)
 
 
-RuntimeStatus = Callable[[], list[dict[str, Any]]]
-
-
 class ControlPlane:
     """Owns the store, the snapshot, the generator, the xDS server, the HTTP API and
     the CA (`identity`: token grants and CSR signing).
 
-    `runtime_status`, when the local runtime sets it, returns one dict per workload
-    instance (workload, namespace, instance, pid, state, ready, restarts, since) for
-    `GET /api/v1/status`; without it the API lists the store's registered instances.
+    `nodes` holds what the node agents report: their instances (registered in the
+    store) and one status row per instance (workload, namespace, instance, pid, state,
+    ready, restarts, since, reason) for `GET /api/v1/status`; before any node reported,
+    the API lists the store's registered instances.
     """
 
     def __init__(self, config: ControlPlaneConfig, store: Store | None = None) -> None:
@@ -113,6 +121,13 @@ class ControlPlane:
         self.identity = IdentityService(
             make_ca(config), ttl=datetime.timedelta(seconds=config.cert_ttl_s)
         )
+        if config.node_token:
+            self.identity.grant_node(config.node_token)
+        state = config.state_dir
+        self.nodes = Nodes(self.store, state / "nodes.json" if state else None)
+        self.applied = Applied(self.store, state / "applied.json") if state else None
+        self._config_seen = self.store.config_version
+        self._config_waiters: set[asyncio.Future[None]] = set()
         self._snapshot_version = -1
         self._snapshot: Snapshot | None = None
         self._generator = Generator(self._build())
@@ -134,14 +149,18 @@ class ControlPlane:
         # Traces: OTLP on the same gRPC server, a store, forwarding (`telemetry.traces`).
         self.traces = TraceCollector(_trace_settings(config), service_of=self._service_of)
         self.grpc_services.append(self.traces.add_to_server)
-        self._source = DirectorySource(self.store, config.config_dir) if config.config_dir else None
+        self._source = (
+            DirectorySource(self.store, config.config_dir, exclude_dirs=config.exclude_dirs)
+            if config.config_dir
+            else None
+        )
         self._stop = asyncio.Event()
         self._watch_task: asyncio.Task[None] | None = None
         self._unsubscribe = self.store.subscribe(self._on_store_change)
         self.xds_port = 0
         self.api_port = 0  # the bound API port while started with an API
-        self.runtime_status: RuntimeStatus | None = None
         self._api: ApiServer | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def _build(self) -> Snapshot:
         version = self.store.version
@@ -171,10 +190,41 @@ class ControlPlane:
     def _on_store_change(self) -> None:
         # Store writers may run in any thread; the xDS server hands over to its loop.
         self.xds.config_changed()
+        if self.store.config_version != self._config_seen and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._config_changed)
+
+    def _config_changed(self) -> None:
+        version = self.store.config_version
+        if version == self._config_seen:
+            return
+        self._config_seen = version
+        if self.applied is not None:
+            self.applied.save()
+        for waiter in self._config_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def wait_config(self, since: int, timeout_s: float) -> int:
+        """The config version once it differs from `since`, or after `timeout_s`."""
+        if self.store.config_version == since:
+            waiter = asyncio.get_running_loop().create_future()
+            self._config_waiters.add(waiter)
+            try:
+                await asyncio.wait_for(waiter, timeout_s)
+            except TimeoutError:
+                pass
+            finally:
+                self._config_waiters.discard(waiter)
+        return self.store.config_version
 
     async def start(self) -> int:
         """Load config, start serving xDS (and the HTTP API if configured); returns the
         xDS port. The API's port is then `api_port`."""
+        self._loop = asyncio.get_running_loop()
+        if self.applied is not None:
+            self.applied.load()
+        self.nodes.load()  # the endpoints of the last run, before the first push
+        self._config_seen = self.store.config_version
         if self._source is not None:
             errors = self._source.sync()
             for e in errors:

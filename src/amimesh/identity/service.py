@@ -8,6 +8,10 @@ signing CSRs for it.
 A token grants exactly one SPIFFE ID. A CSR asking for another is refused
 (`NotGranted`), whatever else it holds: a token is a workload's proof of who it is.
 
+A node agent's token (`grant_node`) may ask for any workload identity of the trust
+domain, and for server names: the node agent runs every instance of its machine and
+makes each identity's key itself, so it proves who it runs as the platform.
+
 A gateway's token may also get server names (`grant(..., serving=True)`): DNS names
 and IP addresses for the hosts its Gateway servers answer, added beside the SPIFFE ID
 (`sign(token, csr, dns_names=..., ip_addresses=...)`). Any other token asking for
@@ -65,7 +69,7 @@ class NamesNotGranted(PermissionError):
 
 @dataclass(frozen=True)
 class _Grant:
-    identity: SpiffeId
+    identity: SpiffeId | None  # None: any identity of the trust domain (a node agent)
     serving: bool
 
 
@@ -105,6 +109,14 @@ class IdentityService:
             self._grants[token] = _Grant(identity, serving)
         return token
 
+    def grant_node(self, token: str | None = None) -> str:
+        """Let `token` (a node agent's) ask for any identity of the trust domain, and
+        for server names; returns the token."""
+        token = token or secrets.token_urlsafe(32)
+        with self._lock:
+            self._grants[token] = _Grant(None, True)
+        return token
+
     def revoke(self, token: str) -> bool:
         """Forget `token`; whether it was granted."""
         with self._lock:
@@ -140,9 +152,11 @@ class IdentityService:
         grant = self._grant_of(token)
         if grant is None:
             raise UnknownToken("unknown or revoked token")
-        identity = grant.identity
         request = csr_mod.read_csr(csr_pem)
         asked = csr_mod.requested_identity(request)
+        identity = grant.identity
+        if identity is None:  # a node agent's: any identity of this trust domain
+            identity = SpiffeId(self.trust_domain, asked.namespace, asked.service_account)
         if asked != identity:
             raise NotGranted(identity, asked)
         if (dns_names or ip_addresses) and not grant.serving:

@@ -1,26 +1,30 @@
-"""One instance under supervision: spawn its agent, follow its events, restart it.
+"""One instance under the node agent: run its data plane (`agent.Agent`), follow its
+events, restart it.
 
-The agent's events (`agent.events`) drive the control plane: `ready` registers the
-instance (its endpoints enter EDS), `not-ready`, `exited` and `failed` deregister it.
-When the agent ends, `policy.Restarts` decides: restart after a backoff, or stay
-`completed` / `exited`.
+The agent's events drive the control plane: `ready` registers the instance (its
+endpoints enter EDS), `not-ready`, `exited` and `failed` deregister it. When a run
+ends, `policy.Restarts` decides: restart after a backoff, or stay `completed` /
+`exited`. The pids and start times of a run's Envoy and app are recorded
+(`instances/<id>/pids.json`), so that a node agent started again adopts them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
 import os
-import signal
-import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from amimesh.agent import config as agent_config
-from amimesh.agent import events
-from amimesh.agent.process import kill_group
+from amimesh.agent import events, machine
+from amimesh.agent.agent import Adopted, Agent
+from amimesh.agent.process import Child, kill_group
 from amimesh.model.snapshot import Instance
 from amimesh.runtime.plan import InstanceSpec
 from amimesh.runtime.policy import Backoff, Restarts
@@ -28,20 +32,44 @@ from amimesh.runtime.policy import Backoff, Restarts
 log = logging.getLogger(__name__)
 
 State = Literal["starting", "ready", "not-ready", "exited", "backoff", "completed"]
-AGENT_COMMAND: tuple[str, ...] = (sys.executable, "-m", "amimesh.cli.main", "agent")
-# The exit code an instance counts as when its agent never told why it ended.
+# The exit code an instance counts as when its run failed without one.
 FAILED = 1
-# How long the agent's last events may take to arrive once it has exited.
-READ_DRAIN_S = 1.0
-EXIT_POLL_S = 0.2
+PIDS_FILE = "pids.json"
+LOG_TAIL_LINES = 5
 
 
 class Registry(Protocol):
-    """Where ready instances go (the control plane's store)."""
+    """Where ready instances go (the control plane, through the node's reports)."""
 
     def register_instance(self, instance: Instance) -> None: ...
 
     def deregister_instance(self, instance_id: str) -> None: ...
+
+
+AgentFactory = Callable[
+    [agent_config.AgentConfig, Callable[[dict[str, Any]], None], Adopted | None], Agent
+]
+
+
+def read_pids(home: Path) -> dict[str, Any]:
+    """What the last run of the instance whose files are in `home` recorded."""
+    try:
+        data = json.loads((home / PIDS_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def adoptable(spec: InstanceSpec) -> Adopted | None:
+    """The recorded Envoy and app of `spec`, if they still run as recorded."""
+    pids = read_pids(spec.config_path.parent)
+    envoy = Child.adopt(int(pids.get("envoy_pid", 0)), int(pids.get("envoy_started", -1)))
+    if envoy is None:
+        return None
+    if spec.agent.app is None:
+        return Adopted(envoy, None)
+    app = Child.adopt(int(pids.get("app_pid", 0)), int(pids.get("app_started", -1)))
+    return Adopted(envoy, app) if app is not None else None
 
 
 class InstanceRunner:
@@ -49,29 +77,34 @@ class InstanceRunner:
         self,
         spec: InstanceSpec,
         registry: Registry,
+        agent_factory: AgentFactory,
         *,
         on_change: Callable[[InstanceRunner], None] = lambda _: None,
         backoff: Backoff | None = None,
         clock: Callable[[], float] = time.monotonic,
-        agent_command: Sequence[str] = AGENT_COMMAND,
+        adopted: Adopted | None = None,
     ) -> None:
         self.spec = spec
         self._registry = registry
+        self._factory = agent_factory
         self._on_change = on_change
         self._clock = clock
-        self._command = tuple(agent_command)
+        self._adopted = adopted
         self.restarts = Restarts(spec.restart_policy, backoff)
+        self.restarts.count = (
+            int(read_pids(spec.config_path.parent).get("restarts", 0)) if adopted else 0
+        )
         self.state: State = "starting"
         self.ready = False
         self.since = time.time()
-        self.pid: int | None = None  # the app's
-        self.envoy_pid: int | None = None
+        self.pid: int | None = adopted.app.pid if adopted and adopted.app else None
+        self.envoy_pid: int | None = adopted.envoy.pid if adopted else None
         self.exit_code: int | None = None
         self.reason = ""
-        self._proc: asyncio.subprocess.Process | None = None
-        self._code: int | None = None  # of the current run, once the agent tells it
-        self._clean = False  # the current run's agent said `stopped`
+        self.adopted = adopted is not None
+        self._agent: Agent | None = None
         self._stopping = asyncio.Event()
+        self._detached = False
         self._task: asyncio.Task[None] | None = None
 
     # --- control -----------------------------------------------------------------------
@@ -81,19 +114,19 @@ class InstanceRunner:
 
     @property
     def stopping(self) -> bool:
-        """Stopped (or being stopped) by the supervisor, not by itself."""
-        return self._stopping.is_set()
+        """Stopped (or being stopped) by the node, not by itself."""
+        return self._stopping.is_set() and not self._detached
 
     @property
     def done(self) -> bool:
         return self._task is not None and self._task.done()
 
     async def stop(self, timeout_s: float = 20.0) -> None:
-        """Stop gracefully (the agent drains: not-ready first); SIGKILL after `timeout_s`."""
+        """Stop gracefully (not-ready first, then the app, then Envoy drains); SIGKILL
+        what is left after `timeout_s`."""
         self._stopping.set()
-        proc = self._proc
-        if proc is not None and proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
+        if self._agent is not None:
+            self._agent.post(machine.Terminate())
         if self._task is None:
             return
         try:
@@ -101,14 +134,26 @@ class InstanceRunner:
         except TimeoutError:
             log.warning("%s did not stop in %gs: killing it", self.spec.id, timeout_s)
             self.kill()
-            await self._task
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def detach(self) -> None:
+        """Stop following the instance and leave its Envoy and app running (the node
+        agent is going away; a node agent started again adopts them)."""
+        self._detached = True
+        self._stopping.set()
+        if self._agent is not None:
+            self._agent.detach()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
 
     def kill(self) -> None:
-        """SIGKILL the agent, its Envoy and its app, now."""
+        """SIGKILL its Envoy and its app, now."""
         self._stopping.set()
-        if self._proc is not None and self._proc.returncode is None:
-            self._proc.kill()
-        self._kill_leftovers()
+        for pid in (self.pid, self.envoy_pid):
+            if pid is not None:
+                kill_group(pid)
 
     def status(self) -> dict[str, Any]:
         """This instance as `ami status` shows it."""
@@ -119,6 +164,7 @@ class InstanceRunner:
             "id": self.spec.id,
             "kind": self.spec.agent.proxy.kind,
             "pid": self.pid if self.spec.agent.app is not None else self.envoy_pid,
+            "envoy_pid": self.envoy_pid,
             "state": self.state,
             "ready": self.ready,
             "restarts": self.restarts.count,
@@ -132,10 +178,12 @@ class InstanceRunner:
     async def _run(self) -> None:
         try:
             await self._supervise()
+        except asyncio.CancelledError:
+            raise
         except Exception:
             # Nothing may escape to `stop()`: the instance just ends, and says why.
             log.exception("supervising %s failed", self.spec.id)
-            self.reason = "supervisor error (see logs/supervisor.log)"
+            self.reason = "node agent error (see logs/node.log)"
             self.kill()
             self._unregister()
             self._set("exited")
@@ -156,101 +204,76 @@ class InstanceRunner:
                 break
             log.info("%s exited (%d): restart in %gs", self.spec.id, code, decision.delay_s)
             self._set("backoff")
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), decision.delay_s)
-            except TimeoutError:
-                pass
+        self._forget_pids()
         self._set(final)
 
     async def _run_agent(self) -> int:
-        """Run the agent once; the app's exit code (or why the instance failed)."""
-        self.spec.agent_log.parent.mkdir(parents=True, exist_ok=True)
-        err = os.open(self.spec.agent_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        """Run the instance once; the app's exit code (or why the instance failed)."""
+        adopted, self._adopted = self._adopted, None
+        if adopted is None:
+            self.pid = self.envoy_pid = None
+        self._code: int | None = None
+        agent = self._factory(self.spec.agent, self._follow, adopted)
+        self._agent = agent
+        if self._stopping.is_set():  # stop() came before the agent was made
+            agent.post(machine.Terminate())
         try:
-            # stdin stays open: its end tells the agent that its supervisor is gone.
-            self._proc = proc = await asyncio.create_subprocess_exec(
-                *self._command,
-                "--config",
-                str(self.spec.config_path),
-                "--parent-stdin",
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=err,
-                start_new_session=True,
-            )
-        except OSError as e:  # out of processes or files: a failure like any other
-            self.reason = f"cannot start the agent: {e}"
-            log.error("%s: %s", self.spec.id, self.reason)
-            return FAILED
+            rc = await agent.run()
         finally:
-            os.close(err)
-        if self._stopping.is_set():  # stop() came while it was being spawned
-            proc.send_signal(signal.SIGTERM)
-        self.pid = self.envoy_pid = None
-        self._code, self._clean = None, False
-        assert proc.stdout is not None and proc.stdin is not None
-        reader = asyncio.create_task(self._read(proc.stdout), name=f"events-{self.spec.id}")
-        try:
-            # Usually the events end when the agent does. A process it left behind
-            # (it crashed) may hold the pipe open: then its exit is noticed by polling,
-            # and what it left is killed, which ends the events too.
-            while not reader.done() and proc.returncode is None:
-                await asyncio.wait([reader], timeout=EXIT_POLL_S)
-            if not reader.done():
-                done, _ = await asyncio.wait([reader], timeout=READ_DRAIN_S)
-                if not done:
-                    self._kill_leftovers()
-                    await asyncio.wait([reader], timeout=READ_DRAIN_S)
-        finally:
-            reader.cancel()
-            await asyncio.gather(reader, return_exceptions=True)
-            proc.stdin.close()
-            if not self._clean:
-                self._kill_leftovers()
-            rc = await proc.wait()
-            self._unregister()
-        code = self._code
-        if code is None:  # it never said: stopped while starting, or it crashed
-            code = 0 if self._clean else (rc or FAILED)
+            self._agent = None
+            if not self._detached:
+                self._unregister()
+        code = self._code if self._code is not None else rc
         self.exit_code = code
         return code
 
-    async def _read(self, stream: asyncio.StreamReader) -> None:
-        async for line in stream:
-            event = events.parse(line)
-            if event is not None:
-                self._clean = self._clean or event.event == "stopped"
-                self._code = self._follow(event, self._code)
-
-    def _follow(self, event: events.AgentEvent, code: int | None) -> int | None:
-        """Apply one agent event; returns the instance's exit code if now known."""
-        match event.event:
+    def _follow(self, event: dict[str, Any]) -> None:
+        """Apply one agent event."""
+        e = events.AgentEvent(
+            event=str(event.get("event", "")),
+            code=event.get("code"),
+            pid=event.get("pid"),
+            reason=str(event.get("reason", "")),
+        )
+        match e.event:
             case "envoy-ready":
-                self.envoy_pid = event.pid
+                self.envoy_pid = e.pid
+                self._record_pids()
             case "started":
-                self.pid = event.pid
+                self.pid = e.pid
                 self.reason = ""
+                self._record_pids()
+            case "probe":
+                self.reason = str(event.get("problem", ""))
+                self._on_change(self)
             case "ready":
+                self.reason = ""
                 self._register()
             case "not-ready":
                 self._unregister()
                 # An exit or a stop follows: only a failing probe is a state of its own.
-                if (
-                    event.reason not in (events.EXITED, events.STOPPING)
-                    and not self._stopping.is_set()
-                ):
+                if e.reason not in (events.EXITED, events.STOPPING) and not self._stopping.is_set():
                     self._set("not-ready")
             case "exited":
                 self._unregister()
-                return event.code if event.code is not None else FAILED
+                self._code = e.code if e.code is not None else FAILED
+                if not self._stopping.is_set():
+                    self.reason = self._exit_reason(self._code)
             case "failed":
                 self._unregister()
-                self.reason = event.reason
-                log.warning("%s failed: %s", self.spec.id, event.reason)
-                return FAILED
+                self.reason = e.reason
+                self._code = FAILED
+                log.warning("%s failed: %s", self.spec.id, e.reason)
             case "envoy-exited":
-                self.reason = f"envoy exited ({event.code})"
-        return code
+                self.reason = f"envoy exited ({e.code})"
+
+    def _exit_reason(self, code: int) -> str:
+        how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+        app = self.spec.agent.app
+        tail = _tail(Path(app.log)) if app is not None else ""
+        return f"{how}" + (f"; last output:\n{tail}" if tail else "")
 
     def _register(self) -> None:
         if self.spec.registration is not None:
@@ -263,14 +286,36 @@ class InstanceRunner:
             self._registry.deregister_instance(self.spec.id)
         self.ready = False
 
-    def _kill_leftovers(self) -> None:
-        # The agent died without stopping its children (each leads its own group).
-        for pid in (self.pid, self.envoy_pid):
-            if pid is not None:
-                kill_group(pid)
+    def _record_pids(self) -> None:
+        agent = self._agent
+        record: dict[str, Any] = {"restarts": self.restarts.count}
+        if agent is not None and agent.envoy is not None:
+            record |= {"envoy_pid": agent.envoy.pid, "envoy_started": agent.envoy.started}
+        if agent is not None and agent.app is not None:
+            record |= {"app_pid": agent.app.pid, "app_started": agent.app.started}
+        path = self.spec.config_path.parent / PIDS_FILE
+        tmp = path.with_name(f".{PIDS_FILE}.tmp")
+        with contextlib.suppress(OSError):
+            tmp.write_text(json.dumps(record))
+            os.replace(tmp, path)
+
+    def _forget_pids(self) -> None:
+        if not self._detached:
+            (self.spec.config_path.parent / PIDS_FILE).unlink(missing_ok=True)
 
     def _set(self, state: State) -> None:
         if state != self.state or state == "starting":
             self.state = state
             self.since = time.time()
         self._on_change(self)
+
+
+def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 8192))
+            text = f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])

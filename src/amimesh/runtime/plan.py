@@ -8,8 +8,10 @@ value that tests can check.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+
+import yaml
 
 from amimesh.agent.config import (
     AgentConfig,
@@ -39,6 +41,7 @@ GATEWAY_SERVICE_ACCOUNT = "istio-ingressgateway-service-account"
 # What the agent writes on every renewal, for `ami identity` (public: no key).
 CERT_FILE = "cert.pem"
 BUNDLE_FILE = "trust-bundle.pem"
+PROXY_CONFIG_ANNOTATION = "proxy.istio.io/config"
 # Until the first ready, a workload without a probe is checked this often for its port.
 DEFAULT_TCP_PERIOD_S = 1.0
 
@@ -48,26 +51,15 @@ class PlanError(ValueError):
 
 
 @dataclass(frozen=True)
-class CaAccess:
-    """How an instance's agent gets its certificate: the control plane API's URL, the
-    instance's own token (granting its identity only) and the trust domain."""
-
-    url: str
-    token: str = field(repr=False)
-    trust_domain: str = TRUST_DOMAIN
-
-
-@dataclass(frozen=True)
 class InstanceSpec:
-    """One process tree to supervise: an agent, its Envoy and (unless a gateway) its app."""
+    """One instance to run: its Envoy and (unless a gateway) its app."""
 
     name: str  # web-0
     namespace: str
     workload: str
     restart_policy: RestartPolicy
     agent: AgentConfig
-    config_path: Path  # where agent.json goes
-    agent_log: Path  # the agent's own stderr
+    config_path: Path  # where agent.json goes (for the record and adoption)
     # What the control plane learns when the instance is ready; None for a gateway.
     registration: Instance | None
 
@@ -93,6 +85,19 @@ def upstreams(
             if sp.protocol in UPSTREAM_PROTOCOLS:
                 out.append(Upstream(svc.hostname, sp.port, allocate(), sp.protocol))
     return tuple(out)
+
+
+def holds_app(annotations: Mapping[str, str]) -> bool:
+    """Istio's `proxy.istio.io/config` annotation asks the app to wait for its sidecar
+    (`holdApplicationUntilProxyStarts: true`); without it both start at once."""
+    text = annotations.get(PROXY_CONFIG_ANNOTATION, "")
+    if not text or len(text) > 64 * 1024:
+        return False
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return False
+    return isinstance(data, dict) and data.get("holdApplicationUntilProxyStarts") is True
 
 
 def probe_spec(probe: Probe | None, inbound: tuple[InboundPort, ...]) -> ProbeSpec | None:
@@ -140,12 +145,13 @@ def workload_instance(
     xds_port: int,
     config_dir: Path,
     grace_s: float = 0.5,
-    ca: CaAccess | None = None,
+    trust_domain: str | None = TRUST_DOMAIN,
     access_log_format: AccessLogFormat = "json",
     telemetry_port: int = 0,
 ) -> InstanceSpec:
     """Replica `index` of `workload`: every port allocated, every path decided.
-    `telemetry_port` is the control plane's Zipkin span receiver (0: none)."""
+    `telemetry_port` is the control plane's Zipkin span receiver (0: none);
+    `trust_domain` None: no identity (no certificate, no SDS)."""
     spec = workload.spec
     name = f"{workload.name}-{index}"
     ns = workload.namespace
@@ -201,7 +207,8 @@ def workload_instance(
         spec.restartPolicy,
         registration,
         grace_s=grace_s,
-        ca=ca,
+        hold_app=holds_app(workload.metadata.annotations),
+        trust_domain=trust_domain,
         telemetry_port=telemetry_port,
     )
 
@@ -212,13 +219,13 @@ def gateway_instance(
     allocate: Allocate,
     state: StateDir,
     xds_port: int,
-    ca: CaAccess | None = None,
+    trust_domain: str | None = TRUST_DOMAIN,
     credentials: tuple[CredentialSpec, ...] = (),
     access_log_format: AccessLogFormat = "json",
     telemetry_port: int = 0,
 ) -> InstanceSpec:
     """The ingress gateway: an Envoy alone, labelled as Istio's ingress gateway, serving
-    its Gateways' `credentials` (with `ca` only: they come by SDS)."""
+    its Gateways' `credentials` (with an identity only: they come by SDS)."""
     name = f"{GATEWAY_WORKLOAD}-0"
     iid = instance_id(name, GATEWAY_NAMESPACE)
     proxy = Proxy(
@@ -242,10 +249,10 @@ def gateway_instance(
         "Always",
         None,
         grace_s=0.0,
-        ca=ca,
+        trust_domain=trust_domain,
         telemetry_port=telemetry_port,
     )
-    if ca is None or not credentials:
+    if trust_domain is None or not credentials:
         return spec
     return replace(spec, agent=replace(spec.agent, credentials=credentials))
 
@@ -260,16 +267,15 @@ def _spec(
     registration: Instance | None,
     *,
     grace_s: float,
-    ca: CaAccess | None = None,
+    trust_domain: str | None = TRUST_DOMAIN,
     telemetry_port: int = 0,
+    hold_app: bool = False,
 ) -> InstanceSpec:
     home = state.instances / proxy.id
     identity = None
-    if ca is not None:
+    if trust_domain is not None:
         identity = IdentitySpec(
-            ca=ca.url,
-            token=ca.token,
-            spiffe_id=workload_id(proxy.namespace, proxy.service_account, ca.trust_domain).uri,
+            spiffe_id=workload_id(proxy.namespace, proxy.service_account, trust_domain).uri,
             sds_socket=str(home / "sds.sock"),
             cert_file=str(home / CERT_FILE),
             bundle_file=str(home / BUNDLE_FILE),
@@ -284,6 +290,7 @@ def _spec(
         app=app,
         grace_s=grace_s,
         identity=identity,
+        hold_app=hold_app,
     )
     return InstanceSpec(
         name=name,
@@ -292,6 +299,5 @@ def _spec(
         restart_policy=restart_policy,
         agent=agent,
         config_path=home / "agent.json",
-        agent_log=state.logs / f"{proxy.id}.agent.log",
         registration=registration,
     )

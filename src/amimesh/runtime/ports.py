@@ -50,6 +50,10 @@ class PortAllocator:
         self._taken.add(port)
         return True
 
+    def reserve(self, port: int) -> None:
+        """Take `port`, in use by a process this allocator's owner adopts."""
+        self._taken.add(port)
+
     def prefer(self, port: int) -> int:
         """`port` if it is >= 1024 and free, else any free port (what a gateway wants)."""
         if port >= 1024 and self.claim(port):

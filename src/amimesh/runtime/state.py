@@ -36,7 +36,8 @@ def mesh_name(config_dir: Path) -> str:
 
 @dataclass(frozen=True)
 class MeshInfo:
-    """`mesh.json`: written by `ami up` once the control plane serves."""
+    """`mesh.json`: written by `ami up` when it starts (or adopts) the control plane and
+    the node agent, and again whenever either is restarted (with their start times)."""
 
     name: str
     config_dir: str
@@ -44,6 +45,8 @@ class MeshInfo:
     api: str  # base URL of the control plane's HTTP API, e.g. http://127.0.0.1:15123
     xds_port: int
     gateway_urls: tuple[str, ...] = ()
+    controlplane_pid: int = 0
+    node_pid: int = 0
 
 
 @dataclass(frozen=True)
@@ -86,15 +89,11 @@ class StateDir:
     def read_token(self) -> str:
         return self.token_file.read_text().strip()
 
-    def write_info(self, info: MeshInfo) -> None:
-        tmp = self.info_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(info), indent=2))
-        tmp.replace(self.info_file)
-
     def read_info(self) -> MeshInfo:
         data = json.loads(self.info_file.read_text())
         data["gateway_urls"] = tuple(data.get("gateway_urls", ()))
-        return MeshInfo(**data)
+        known = MeshInfo.__dataclass_fields__
+        return MeshInfo(**{k: v for k, v in data.items() if k in known})
 
     def mark_current(self) -> None:
         link = self.path.parent / CURRENT

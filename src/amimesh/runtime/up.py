@@ -8,76 +8,90 @@ up until SIGINT or SIGTERM (`ami down`). A second signal kills what is left at o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 from rich.console import Console
 from rich.markup import escape
 
-from amimesh.identity.ca import CaError
 from amimesh.identity.service import DEFAULT_TTL
 from amimesh.model.proxy import AccessLogFormat
-from amimesh.runtime import gateway
-from amimesh.runtime.instance import InstanceRunner
 from amimesh.runtime.supervisor import MeshRunning, Supervisor, UpConfig
 
 STARTUP_TIMEOUT_S = 60.0
 SUPERVISOR_LOG = "supervisor.log"
+POLL_S = 0.05
+WATCH_S = 0.5
+TIMEOUT = aiohttp.ClientTimeout(total=5)
 
 
 class Progress:
-    """Prints instance state changes: each first outcome while starting, then every
-    later exit, restart and recovery."""
+    """Prints instance state changes, from the node agent's status rows: each first
+    outcome while starting, then every later exit, restart and recovery."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
         self.t0 = time.monotonic()
         self.pending: set[str] = set()
-        self.settled = asyncio.Event()
-        self._last: dict[str, str] = {}
+        self._last: dict[str, tuple[str, int]] = {}
+        self._reasons: dict[str, str] = {}
         self.quiet = False  # once the mesh stops, its instances' ends are no news
 
-    def expect(self, ids: set[str]) -> None:
-        self.pending = ids - set(self._last)
-        if not self.pending:
-            self.settled.set()
+    @property
+    def settled(self) -> bool:
+        return bool(self._last) and not self.pending
 
-    def changed(self, runner: InstanceRunner) -> None:
-        iid, state = runner.spec.id, runner.state
+    def update(self, rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            self.changed(row)
+
+    def changed(self, row: dict[str, Any]) -> None:
+        iid, state = str(row.get("id")), str(row.get("state"))
+        name = str(row.get("instance", iid))
+        restarts = int(row.get("restarts") or 0)
+        if iid not in self._last and state == "starting":
+            self.pending.add(iid)
+        reason = str(row.get("reason") or "")
+        if state == "starting" and reason and reason != self._reasons.get(iid):
+            # Why it is not ready yet: a wrong port, a probe's answer.
+            self._reasons[iid] = reason
+            self.console.print(f"  [yellow]…[/yellow] {name}: {escape(reason)}")
         previous = self._last.get(iid)
-        if state == previous or state == "starting" or self.quiet:
+        if (state, restarts) == previous or state == "starting" or self.quiet:
+            if previous is None:
+                self._last[iid] = (state, restarts)
             return
-        self._last[iid] = state
-        name = runner.spec.name
+        if previous is not None and previous[0] == state and state != "ready":
+            self._last[iid] = (state, restarts)
+            return
+        self._last[iid] = (state, restarts)
         elapsed = f"{time.monotonic() - self.t0:.1f}s"
-        if runner.stopping:
-            if state == "exited":
-                self.console.print(f"  [dim]-[/dim] {name} stopped  [dim]{elapsed}[/dim]")
-        elif state == "ready":
-            again = f" (restarts: {runner.restarts.count})" if runner.restarts.count else ""
+        if state == "ready":
+            again = f" (restarts: {restarts})" if restarts else ""
             self.console.print(f"  [green]✓[/green] {name} ready{again}  [dim]{elapsed}[/dim]")
         elif state == "completed":
             self.console.print(f"  [green]✓[/green] {name} completed  [dim]{elapsed}[/dim]")
         elif state == "not-ready":
-            self.console.print(f"  [yellow]•[/yellow] {name} not ready")
+            self.console.print(f"  [yellow]•[/yellow] {name} not ready: {escape(reason)}")
         else:
-            why = escape(runner.reason.splitlines()[0] if runner.reason else "")
-            why = why or f"code {runner.exit_code}"
+            why = escape(reason.splitlines()[0] if reason else "")
+            why = why or f"code {row.get('exit_code')}"
             then = "restarting" if state == "backoff" else "not restarted"
             self.console.print(
                 f"  [red]✗[/red] {name} exited ({why}), {then}: "
                 f"[bold]ami logs {name}[/bold]  [dim]{elapsed}[/dim]"
             )
         self.pending.discard(iid)
-        if not self.pending:
-            self.settled.set()
 
 
 async def serve(config: UpConfig, console: Console, log_level: str = "info") -> int:
     progress = Progress(console)
-    sup = Supervisor(config, on_change=progress.changed)
+    sup = Supervisor(config)
     try:
         sup.claim()
     except MeshRunning as e:
@@ -96,36 +110,36 @@ async def serve(config: UpConfig, console: Console, log_level: str = "info") -> 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
     try:
+        again = " (adopting the running control plane and node agent)" if sup.adopted else ""
         console.print(
             f"Starting the mesh of [bold]{escape(str(sup.config_dir))}[/bold] "
-            f"(config: {escape(str(sup.root))})"
+            f"(config: {escape(str(sup.root))}){again}"
         )
-        try:
-            await sup.start()
-        except (gateway.GatewayPortError, CaError) as e:
-            console.print(f"[red]error:[/red] {e}")
-            return 1
-        for err in sup.config_errors:
+        await sup.start()
+        errors = await _config_errors(sup)
+        for err in errors:
             console.print("[yellow]config error, left out:[/yellow] ", end="")
-            console.print(str(err), markup=False)
-        for message in sup.plan_errors.values():
-            console.print(f"[red]cannot run:[/red] {message}", markup=False)
-        everyone = set(sup.runners) | ({sup.gateway.spec.id} if sup.gateway else set())
-        progress.expect(everyone)
-        with console.status(f"Starting {len(everyone)} instance(s)…"):
-            settled = asyncio.create_task(progress.settled.wait())
-            stopped = asyncio.create_task(stop.wait())
-            await asyncio.wait(
-                [settled, stopped],
-                timeout=STARTUP_TIMEOUT_S,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-            settled.cancel()
-            stopped.cancel()
-            await asyncio.gather(settled, stopped, return_exceptions=True)
+            console.print(err, markup=False)
+        deadline = loop.time() + STARTUP_TIMEOUT_S
+        shown_plan_errors: set[str] = set()
+        with console.status("Starting the mesh…"):
+            while not stop.is_set() and loop.time() < deadline:
+                status = sup.node_status()
+                for message in status.get("plan_errors", ()):
+                    if message not in shown_plan_errors:
+                        shown_plan_errors.add(message)
+                        console.print(f"[red]cannot run:[/red] {message}", markup=False)
+                progress.update(status.get("instances", []))
+                if progress.settled or (status and not status.get("instances")):
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), POLL_S)
         if not stop.is_set():
             _summary(console, sup, progress)
-            await stop.wait()
+            while not stop.is_set():  # later exits, restarts and recoveries
+                progress.update(sup.status())
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), WATCH_S)
         return 0
     finally:
         progress.quiet = True
@@ -138,6 +152,25 @@ async def serve(config: UpConfig, console: Console, log_level: str = "info") -> 
         handler.close()
 
 
+async def _config_errors(sup: Supervisor) -> list[str]:
+    """The config errors the control plane found (once its API answers)."""
+    token = sup.state.read_token()
+    headers = {"Authorization": f"Bearer {token}"}
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + STARTUP_TIMEOUT_S
+    async with aiohttp.ClientSession(headers=headers, trust_env=False) as http:
+        while loop.time() < deadline:
+            try:
+                async with http.get(f"{sup.api}/api/v1/status", timeout=TIMEOUT) as resp:
+                    if resp.status == 200:
+                        data = await resp.json()
+                        return [str(e) for e in data.get("config_errors", [])]
+            except (aiohttp.ClientError, OSError, TimeoutError):
+                pass
+            await asyncio.sleep(POLL_S)
+    return []
+
+
 def _summary(console: Console, sup: Supervisor, progress: Progress) -> None:
     for iid in sorted(progress.pending):
         console.print(f"  [yellow]…[/yellow] {iid} is still starting")
@@ -147,19 +180,20 @@ def _summary(console: Console, sup: Supervisor, progress: Progress) -> None:
     done = f", {completed} completed" if completed else ""
     name = sup.state.path.name
     console.print(f"\nMesh [bold]{name}[/bold] is up: {ready}/{len(rows)} instance(s) ready{done}")
-    for url in sup.gateway_urls:
+    gateway_urls = sup.gateway_urls()
+    for url in gateway_urls:
         console.print(f"  gateway  {url}")
-    if not sup.gateway_urls:
+    if not gateway_urls:
         console.print("  gateway  none (no Gateway selects istio: ingressgateway)")
-    console.print(f"  API      http://127.0.0.1:{sup.cp.api_port}  (token: {sup.state.token_file})")
-    console.print(f"  dashboard http://127.0.0.1:{sup.cp.api_port}/dashboard/  (ami dashboard)")
+    console.print(f"  API      {sup.api}  (token: {sup.state.token_file})")
+    console.print(f"  dashboard {sup.api}/dashboard/  (ami dashboard)")
     console.print(f"  state    {sup.state.path}")
     # The state root, when not the default, must reach the other commands too.
     root = sup.config.state_root
     ami = f"AMI_STATE_DIR={root} ami" if root is not None else "ami"
-    tries = [f"curl {url}" for url in sup.gateway_urls[:1]]
+    tries = [f"curl {url}" for url in gateway_urls[:1]]
     root_cert = sup.state.ca / "root-cert.pem"
-    https = [u for u in sup.gateway_urls if u.startswith("https://")]
+    https = [u for u in gateway_urls if u.startswith("https://")]
     tries += [f"curl --cacert {root_cert} {url}" for url in https[:1]]
     tries.append(f"{ami} status")
     workloads = sorted({r["workload"] for r in rows if r["kind"] == "sidecar"})
@@ -204,6 +238,7 @@ def run(
         access_log_format=access_log_format,
         trace_forward=trace_forward,
         cert_ttl_s=cert_ttl_s if cert_ttl_s is not None else DEFAULT_TTL.total_seconds(),
+        log_level=log_level,
     )
     return asyncio.run(serve(config, console, log_level))
 

@@ -1,0 +1,109 @@
+"""The control plane of a local mesh, as its own process: `ami controlplane --state DIR`.
+
+`ami up` writes `DIR/controlplane.json` (the config directory, the ports, the CA and
+trace settings) and the tokens (`api-token`, `node-token`, mode 0600), then starts
+this process. Started again with the same state dir (after a crash or a `kill -9`), it
+binds the same ports, takes back the resources applied through the API and the node
+agents' last reports, and serves the same config: every Envoy reconnects to it and
+resyncs, and nothing the data plane had is lost meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from amimesh.agent.process import hold_lock
+from amimesh.controlplane.server import ControlPlane, ControlPlaneConfig
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE = "controlplane.json"
+API_TOKEN = "api-token"
+NODE_TOKEN = "node-token"
+TRACES_DB = "traces.db"
+LOCK_FILE = "controlplane.lock"
+
+
+@dataclass(frozen=True)
+class MeshControlPlane:
+    """`controlplane.json`: what `ami up` decided for its control plane."""
+
+    config_dir: str
+    xds_port: int
+    api_port: int
+    zipkin_port: int
+    trust_domain: str
+    cert_ttl_s: float
+    exclude_dirs: tuple[str, ...] = ()
+    ca_certs_dir: str | None = None
+    trace_forward: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.__dict__, "exclude_dirs": list(self.exclude_dirs)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> MeshControlPlane:
+        return cls(**{**data, "exclude_dirs": tuple(data.get("exclude_dirs", ()))})
+
+
+def write_secret(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
+def write(state_dir: Path, config: MeshControlPlane) -> None:
+    tmp = state_dir / f".{CONFIG_FILE}.tmp"
+    tmp.write_text(json.dumps(config.to_json(), indent=1))
+    tmp.replace(state_dir / CONFIG_FILE)
+
+
+def read(state_dir: Path) -> MeshControlPlane:
+    return MeshControlPlane.from_json(json.loads((state_dir / CONFIG_FILE).read_text()))
+
+
+def control_plane_config(state_dir: Path) -> ControlPlaneConfig:
+    mesh = read(state_dir)
+    return ControlPlaneConfig(
+        xds_port=mesh.xds_port,
+        api_port=mesh.api_port,
+        api_token=(state_dir / API_TOKEN).read_text().strip(),
+        node_token=(state_dir / NODE_TOKEN).read_text().strip(),
+        config_dir=Path(mesh.config_dir),
+        exclude_dirs=mesh.exclude_dirs,
+        trust_domain=mesh.trust_domain,
+        ca_dir=state_dir / "ca",
+        ca_certs_dir=Path(mesh.ca_certs_dir) if mesh.ca_certs_dir else None,
+        cert_ttl_s=mesh.cert_ttl_s,
+        trace_db=state_dir / TRACES_DB,
+        trace_forward=mesh.trace_forward,
+        zipkin_port=mesh.zipkin_port,
+        state_dir=state_dir,
+    )
+
+
+async def serve(state_dir: Path) -> int:
+    """Run the mesh's control plane until SIGTERM or SIGINT (one per state dir: it
+    holds `controlplane.lock`; raises AlreadyRunning)."""
+    hold_lock(state_dir / LOCK_FILE)
+    cp = ControlPlane(control_plane_config(state_dir))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await cp.start()
+    log.info("control plane of %s: API %d, xDS %d", state_dir, cp.api_port, cp.xds_port)
+    try:
+        await stop.wait()
+    finally:
+        with contextlib.suppress(Exception):
+            await cp.stop()
+    return 0

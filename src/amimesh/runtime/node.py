@@ -1,0 +1,433 @@
+"""The node agent: one process per machine (per mesh) that runs the data plane of every
+instance there.
+
+    ami node --state DIR          (started, watched and restarted by `ami up`)
+
+It learns what to run from the control plane (`GET /api/v1/node/config`, a long
+poll: the one config intake is the control plane's), plans each Workload replica and
+the ingress gateway (ports, paths), and runs each as an `InstanceRunner` in this
+process: its Envoy and its app are the instance's only processes. It makes each
+identity's key in its own memory and serves each Envoy only its own identity by SDS
+(one socket per instance), and reports ready instances and every instance's status
+to the control plane (`PUT /api/v1/nodes/NAME`), whole, retrying while it is away.
+
+Started again after a crash, it adopts what runs: an instance whose recorded Envoy
+and app still run, and whose plan is unchanged, is taken on as it is (same pids,
+same ports); anything else recorded is stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from amimesh.agent import certs
+from amimesh.agent import config as agent_config
+from amimesh.agent.agent import Adopted, Agent
+from amimesh.agent.identities import Identities
+from amimesh.agent.process import kill_group, start_time
+from amimesh.model.proxy import AccessLogFormat, GatewayPort
+from amimesh.model.snapshot import Snapshot, build_snapshot
+from amimesh.resources import parse_object
+from amimesh.resources.workload import Workload
+from amimesh.runtime import gateway, plan, state
+from amimesh.runtime.instance import InstanceRunner, adoptable, read_pids
+from amimesh.runtime.node_api import ApiUnavailable, NodeApi, Reporter
+from amimesh.runtime.ports import PortAllocator
+
+log = logging.getLogger(__name__)
+
+NODE_FILE = "node.json"
+NODE_TOKEN = "node-token"
+STATUS_FILE = "status.json"
+PLAN_FILE = "plan.json"
+CONFIG_WAIT_S = 30.0
+# How long the first config may take to come (the control plane is starting).
+FIRST_CONFIG_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """`node.json`: what `ami up` decided for its node agent."""
+
+    config_dir: str  # the mesh's DIR (Workload workingDir is relative to it)
+    config_root: str  # DIR/mesh or DIR (gateway credentials' files)
+    api: str
+    xds_port: int
+    zipkin_port: int
+    trust_domain: str
+    name: str = "local"
+    gateway_port: int | None = None
+    grace_s: float = 0.5
+    access_log_format: AccessLogFormat = "json"
+
+    @classmethod
+    def read(cls, state_dir: Path) -> NodeConfig:
+        return cls(**json.loads((state_dir / NODE_FILE).read_text()))
+
+    def write(self, state_dir: Path) -> None:
+        tmp = state_dir / f".{NODE_FILE}.tmp"
+        tmp.write_text(json.dumps(asdict(self), indent=1))
+        tmp.replace(state_dir / NODE_FILE)
+
+
+def template(w: Workload) -> dict[str, Any]:
+    """What a replica is made from: all but `replicas`, whose change only adds or
+    removes replicas (as a Deployment's does)."""
+    return {
+        "labels": w.metadata.labels,
+        "annotations": w.metadata.annotations,
+        "spec": w.spec.model_dump(exclude={"replicas"}),
+    }
+
+
+def _digest(data: Any) -> str:
+    text = json.dumps(data, sort_keys=True, default=str)
+    return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
+
+
+class Node:
+    def __init__(
+        self,
+        st: state.StateDir,
+        config: NodeConfig,
+        *,
+        api_token: str,
+        node_token: str,
+        environ: Mapping[str, str] | None = None,
+        on_change: Callable[[InstanceRunner], None] | None = None,
+    ) -> None:
+        self.state = st
+        self.config = config
+        self.api = NodeApi(config.api, api_token)
+        self.ca = certs.CaClient(config.api, node_token)
+        self.identities = Identities(self.ca.sign)
+        self.ports = PortAllocator()
+        self.runners: dict[str, InstanceRunner] = {}
+        self.gateway: InstanceRunner | None = None
+        self.gateway_urls: tuple[str, ...] = ()
+        self.plan_errors: dict[str, str] = {}
+        self.reporter = Reporter(self.api, config.name, self.status, lambda: self.gateway_urls)
+        self._environ = dict(environ if environ is not None else os.environ)
+        self._python_bin = str(Path(sys.executable).parent)
+        self._on_change = on_change
+        self._snapshot: Snapshot | None = None
+        self._workloads: list[Workload] = []
+        self._workload_of: dict[str, Workload] = {}
+        self._ports_of: dict[str, list[int]] = {}
+        self._retiring: dict[str, asyncio.Task[None]] = {}
+        self._records: set[str] = set()  # instance dirs of the last run, not yet looked at
+        self._tasks: list[asyncio.Task[None]] = []
+        self._version = -1
+        self._closing = False
+
+    # --- start -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Get the config, adopt or clean up what the last run left, start the rest."""
+        self._tasks.append(asyncio.create_task(self.reporter.run(), name="node-reporter"))
+        self.state.instances.mkdir(parents=True, exist_ok=True)
+        self._records = {d.name for d in self.state.instances.iterdir() if d.is_dir()}
+        await self._first_config()
+        self._start_gateway()
+        self._reconcile()
+        for iid in sorted(self._records):  # recorded, not wanted any more
+            self._stop_recorded(iid)
+        self._records.clear()
+        self._tasks.append(asyncio.create_task(self._watch(), name="node-config-watch"))
+        self._write_status()
+
+    async def _first_config(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + FIRST_CONFIG_TIMEOUT_S
+        delay = 0.02
+        while True:
+            try:
+                version, docs = await self.api.config(since=-1, wait_s=0)
+                self._take(version, docs)
+                return
+            except ApiUnavailable as e:
+                if loop.time() > deadline:
+                    raise
+                log.info("waiting for the control plane: %s", e)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+    async def _watch(self) -> None:
+        delay = 0.1
+        while True:
+            try:
+                version, docs = await self.api.config(since=self._version, wait_s=CONFIG_WAIT_S)
+            except ApiUnavailable as e:
+                log.debug("config watch: %s", e)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            delay = 0.1
+            if version != self._version:
+                self._take(version, docs)
+                self._reconcile()
+
+    def _take(self, version: int, docs: list[dict[str, Any]]) -> None:
+        result = parse_object({"apiVersion": "v1", "kind": "List", "items": docs}, "control plane")
+        for e in result.errors:  # the control plane validated them: a version skew
+            log.error("resource from the control plane left out: %s", e)
+        self._version = version
+        self._snapshot = build_snapshot(result.resources, version=version)
+        found = [r for r in result.resources if isinstance(r, Workload)]
+        self._workloads = sorted(found, key=lambda w: w.key)
+
+    # --- the gateway -------------------------------------------------------------------
+
+    def _start_gateway(self) -> None:
+        assert self._snapshot is not None
+        schemes = gateway.server_ports(self._snapshot)
+        if not schemes:
+            return
+        iid = plan.instance_id(f"{plan.GATEWAY_WORKLOAD}-0", plan.GATEWAY_NAMESPACE)
+        recorded = self._recorded_config(iid)
+        replay: list[int] = []
+        if recorded is not None and [g.port for g in recorded.proxy.gateway_ports] == list(schemes):
+            ports: tuple[GatewayPort, ...] = recorded.proxy.gateway_ports
+            replay = [recorded.proxy.admin_port]
+        else:
+            first = self.config.gateway_port
+            ports = gateway.host_ports(schemes, self.ports, first=first)
+        allocate = self._allocator(iid, replay)
+        spec = plan.gateway_instance(
+            ports,
+            allocate=allocate,
+            state=self.state,
+            xds_port=self.config.xds_port,
+            trust_domain=self.config.trust_domain,
+            credentials=gateway.credentials(self._snapshot, Path(self.config.config_root)),
+            access_log_format=self.config.access_log_format,
+            telemetry_port=self.config.zipkin_port,
+        )
+        adopted = self._adopt(iid, spec, recorded)
+        if adopted is not None:
+            for p in ports:
+                self.ports.reserve(p.listen_port)
+        self.gateway_urls = gateway.urls(ports, schemes)
+        self.gateway = self._runner(spec, adopted)
+
+    # --- reconcile workloads -----------------------------------------------------------
+
+    def _reconcile(self) -> None:
+        """Make the running instances match the Workloads of the config."""
+        if self._closing:
+            return
+        desired: dict[str, tuple[Workload, int]] = {}
+        for w in self._workloads:
+            for i in range(w.spec.replicas):
+                desired[plan.instance_id(f"{w.name}-{i}", w.namespace)] = (w, i)
+        for iid in list(self.runners):
+            wanted = desired.get(iid)
+            if wanted is None or template(wanted[0]) != template(self._workload_of[iid]):
+                self._retire(iid)
+            else:
+                self._workload_of[iid] = wanted[0]
+        for iid, (w, i) in desired.items():
+            if iid not in self.runners and iid not in self._retiring:
+                self._launch(iid, w, i)
+        self._write_status()
+
+    def _allocator(self, iid: str, replay: list[int]) -> Callable[[], int]:
+        """Ports for `iid`: those of `replay` first (an adopted instance's), then new."""
+        taken = self._ports_of.setdefault(iid, [])
+        pending = list(replay)
+
+        def allocate() -> int:
+            if pending:
+                port = pending.pop(0)
+                self.ports.reserve(port)
+            else:
+                port = self.ports.allocate()
+            taken.append(port)
+            return port
+
+        return allocate
+
+    def _launch(self, iid: str, workload: Workload, index: int) -> None:
+        assert self._snapshot is not None
+        recorded = self._recorded_config(iid)
+        replay = self._recorded_ports(iid) if recorded is not None else []
+        try:
+            spec = plan.workload_instance(
+                workload,
+                index,
+                services=self._snapshot.services.values(),
+                allocate=self._allocator(iid, replay),
+                state=self.state,
+                xds_port=self.config.xds_port,
+                config_dir=Path(self.config.config_dir),
+                grace_s=self.config.grace_s,
+                trust_domain=self.config.trust_domain,
+                access_log_format=self.config.access_log_format,
+                telemetry_port=self.config.zipkin_port,
+            )
+        except plan.PlanError as e:
+            self._release(iid)
+            self.plan_errors[iid] = f"{workload.ref}: {e}"
+            log.error("%s", self.plan_errors[iid])
+            if recorded is not None:
+                self._stop_recorded(iid)
+            return
+        self.plan_errors.pop(iid, None)
+        adopted = self._adopt(iid, spec, recorded)
+        self._workload_of[iid] = workload
+        self.runners[iid] = self._runner(spec, adopted)
+
+    def _runner(self, spec: plan.InstanceSpec, adopted: Adopted | None) -> InstanceRunner:
+        if spec.agent.identity is not None:
+            self.identities.prepare(spec.agent.identity.spiffe_id)
+        home = spec.config_path.parent
+        home.mkdir(parents=True, exist_ok=True)
+        (home / PLAN_FILE).write_text(json.dumps({"ports": self._ports_of.get(spec.id, [])}))
+        runner = InstanceRunner(
+            spec, self.reporter, self._agent, on_change=self._changed, adopted=adopted
+        )
+        runner.start()
+        return runner
+
+    def _agent(
+        self,
+        config: agent_config.AgentConfig,
+        report: Callable[[dict[str, Any]], None],
+        adopted: Adopted | None,
+    ) -> Agent:
+        return Agent(
+            config,
+            report=report,
+            environ=self._environ,
+            python_bin=self._python_bin,
+            identities=self.identities,
+            ca=self.ca,
+            adopted=adopted,
+        )
+
+    def _retire(self, iid: str) -> None:
+        runner = self.runners.pop(iid)
+        self._workload_of.pop(iid)
+
+        async def retire() -> None:
+            try:
+                await runner.stop()
+            finally:
+                self._release(iid)
+                shutil.rmtree(self.state.instances / iid, ignore_errors=True)
+                self._retiring.pop(iid, None)
+                self._write_status()
+                self._reconcile()  # a changed workload's replica starts anew now
+
+        self._retiring[iid] = asyncio.create_task(retire(), name=f"retire-{iid}")
+
+    def _release(self, iid: str) -> None:
+        for port in self._ports_of.pop(iid, ()):
+            self.ports.release(port)
+
+    # --- adoption ----------------------------------------------------------------------
+
+    def _recorded_config(self, iid: str) -> agent_config.AgentConfig | None:
+        if iid not in self._records:
+            return None
+        try:
+            return agent_config.read(self.state.instances / iid / "agent.json")
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def _recorded_ports(self, iid: str) -> list[int]:
+        try:
+            data = json.loads((self.state.instances / iid / PLAN_FILE).read_text())
+            return [int(p) for p in data["ports"]]
+        except (OSError, ValueError, KeyError, TypeError):
+            return []
+
+    def _adopt(
+        self, iid: str, spec: plan.InstanceSpec, recorded: agent_config.AgentConfig | None
+    ) -> Adopted | None:
+        """The running processes of `iid` if they are exactly what `spec` would start."""
+        if recorded is None:
+            return None
+        self._records.discard(iid)
+        adopted = adoptable(spec) if recorded == spec.agent else None
+        if adopted is None:
+            self._kill_recorded(iid)
+            log.info("%s: not adopted (changed or gone): started anew", iid)
+        else:
+            log.info("%s: adopted (envoy %d)", iid, adopted.envoy.pid)
+        return adopted
+
+    def _kill_recorded(self, iid: str) -> None:
+        pids = read_pids(self.state.instances / iid)
+        for pid_key, started_key in (("app_pid", "app_started"), ("envoy_pid", "envoy_started")):
+            pid = int(pids.get(pid_key, 0))
+            if pid > 0 and start_time(pid) == pids.get(started_key):
+                kill_group(pid)
+
+    def _stop_recorded(self, iid: str) -> None:
+        self._records.discard(iid)
+        self._kill_recorded(iid)
+        shutil.rmtree(self.state.instances / iid, ignore_errors=True)
+
+    # --- status ------------------------------------------------------------------------
+
+    def status(self) -> list[dict[str, Any]]:
+        """Every instance (the gateway last) as `ami status` shows it."""
+        runners = sorted(self.runners.values(), key=lambda r: r.spec.id)
+        if self.gateway is not None:
+            runners.append(self.gateway)
+        return [r.status() for r in runners]
+
+    def _changed(self, runner: InstanceRunner) -> None:
+        self._write_status()
+        self.reporter.changed()
+        if self._on_change is not None:
+            self._on_change(runner)
+
+    def _write_status(self) -> None:
+        path = self.state.path / STATUS_FILE
+        tmp = path.with_name(f".{STATUS_FILE}.tmp")
+        body = {
+            "time": time.time(),
+            "pid": os.getpid(),
+            "instances": self.status(),
+            "gateway_urls": list(self.gateway_urls),
+            "plan_errors": sorted(self.plan_errors.values()),
+        }
+        with contextlib.suppress(OSError):
+            tmp.write_text(json.dumps(body))
+            tmp.replace(path)
+
+    # --- stop --------------------------------------------------------------------------
+
+    async def stop(self) -> None:
+        """Stop every instance gracefully (endpoints removed first), report, and end."""
+        self._closing = True
+        runners = list(self.runners.values())
+        if self.gateway is not None:
+            runners.append(self.gateway)
+        await asyncio.gather(*(r.stop() for r in runners))
+        await asyncio.gather(*self._retiring.values(), return_exceptions=True)
+        self._write_status()
+        with contextlib.suppress(ApiUnavailable, TimeoutError):
+            await asyncio.wait_for(self.api.report(self.config.name, self.reporter.body()), 2.0)
+        await self._close()
+
+    async def _close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.identities.close()
+        await self.api.close()
