@@ -22,6 +22,7 @@ async def test_a_broken_step_fails_the_instance_instead_of_hanging(tmp_path: Pat
         # The bootstrap cannot be written: its directory is a file.
         envoy=ac.EnvoySpec(bootstrap=str(tmp_path / "file" / "envoy.json"), log="unused"),
         app=ac.AppSpec(command=("true",), cwd=str(tmp_path), log=str(tmp_path / "app.log")),
+        hold_app=True,
     )
     seen: list[dict[str, Any]] = []
     agent = Agent(cfg, report=seen.append, environ={}, python_bin=str(Path(sys.executable).parent))

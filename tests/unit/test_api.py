@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import test_utils
 
+from amimesh.controlplane import nodes
 from amimesh.controlplane.api import make_app
 from amimesh.controlplane.server import ControlPlane, ControlPlaneConfig
 from amimesh.model.proxy import Proxy
@@ -294,19 +296,94 @@ async def test_bad_instance_bodies(client: Client) -> None:
     assert body["errors"][0].startswith("body: not JSON: ")
 
 
-async def test_status_takes_instances_from_the_runtime(client: Client, cp: ControlPlane) -> None:
-    row = {
-        "workload": "reviews-v1",
-        "namespace": "default",
-        "instance": "reviews-v1-0",
-        "pid": 4242,
-        "state": "backoff",
-        "ready": False,
-        "restarts": 3,
-        "since": 1700000000.0,
-    }
-    cp.runtime_status = lambda: [row]
-    assert (await call(client, "GET", "/api/v1/status"))["instances"] == [row]
+NODE_ROW = {
+    "workload": "reviews-v1",
+    "namespace": "default",
+    "instance": "reviews-v1-0",
+    "id": "reviews-v1-0.default",
+    "pid": 4242,
+    "state": "backoff",
+    "ready": False,
+    "restarts": 3,
+    "since": 1700000000.0,
+    "reason": "connection refused on 127.0.0.1:41004",
+}
+NODE_INSTANCE = {
+    "id": "reviews-v1-0.default",
+    "workload": "reviews-v1",
+    "labels": {"app": "reviews", "version": "v1"},
+    "ports": {"9080": 41003},
+}
+
+
+async def test_a_node_report_registers_its_instances_and_gives_the_status(
+    client: Client, cp: ControlPlane
+) -> None:
+    body = {"instances": [NODE_INSTANCE], "status": [NODE_ROW], "gateway_urls": []}
+    assert (await call(client, "PUT", "/api/v1/nodes/local", json=body))["instances"] == 1
+    assert (await call(client, "GET", "/api/v1/status"))["instances"] == [NODE_ROW]
+    (instance,) = cp.store.instances()
+    assert instance.id == "reviews-v1-0.default" and instance.ports == {9080: 41003}
+    # The next report replaces the whole view: the instance is gone.
+    await call(client, "PUT", "/api/v1/nodes/local", json={"instances": [], "status": []})
+    assert cp.store.instances() == []
+    bad = {"instances": [{"id": "x", "workload": ""}], "status": "no"}
+    errors = (await call(client, "PUT", "/api/v1/nodes/local", json=bad, status=400))["errors"]
+    assert any(e.startswith("status:") for e in errors)
+    assert any(e.startswith("instances[0].workload") for e in errors)
+
+
+async def test_node_config_waits_for_a_change(client: Client, cp: ControlPlane) -> None:
+    first = await call(client, "GET", "/api/v1/node/config")
+    assert first["resources"] == []
+    since = first["version"]
+    waiting = asyncio.create_task(
+        call(client, "GET", f"/api/v1/node/config?since={since}&wait=30")
+    )
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    cp.store.apply(parse_documents(REVIEWS, "t.yaml"))
+    changed = await asyncio.wait_for(waiting, 10)
+    assert changed["version"] != since
+    assert {r["kind"] for r in changed["resources"]} == {"Service", "VirtualService"}
+    # An instance coming or going is no config change: the wait runs out unchanged.
+    quiet = await call(client, "GET", f"/api/v1/node/config?since={changed['version']}&wait=0.1")
+    assert quiet["version"] == changed["version"]
+
+
+async def test_applied_resources_and_node_reports_outlive_the_control_plane(
+    tmp_path: Path,
+) -> None:
+    def config() -> ControlPlaneConfig:
+        return ControlPlaneConfig(debounce_s=0.01, state_dir=tmp_path)
+
+    first = ControlPlane(config())
+    await first.start()
+    try:
+        first.store.apply(parse_documents(REVIEWS, "t.yaml"))
+        body = {"instances": [NODE_INSTANCE], "status": [NODE_ROW]}
+        first.nodes.report("local", nodes.parse_report(body))
+        await asyncio.sleep(0.1)  # the applied resources are written from the loop
+    finally:
+        await first.stop()
+    second = ControlPlane(config())
+    await second.start()
+    try:
+        kinds = sorted(r.kind for r in second.store.resources())
+        assert kinds == ["Service", "VirtualService"]
+        assert [i.id for i in second.store.instances()] == ["reviews-v1-0.default"]
+        assert second.nodes.status_rows() == [NODE_ROW]
+        # Applied resources deleted are deleted for good.
+        second.store.delete([r.key for r in second.store.resources()])
+        await asyncio.sleep(0.1)
+    finally:
+        await second.stop()
+    third = ControlPlane(config())
+    await third.start()
+    try:
+        assert third.store.resources() == []
+    finally:
+        await third.stop()
 
 
 async def test_analyze_gives_findings_with_their_source(client: Client, cp: ControlPlane) -> None:

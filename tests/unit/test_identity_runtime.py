@@ -31,10 +31,10 @@ spec:
   serviceAccount: web-sa
   ports: [{name: http, port: 8080}]
 """
-CA = plan.CaAccess(url="http://127.0.0.1:4000", token="t0ken", trust_domain="example.org")
+DOMAIN = "example.org"
 
 
-def web(tmp_path: Path, ca: plan.CaAccess | None = CA) -> plan.InstanceSpec:
+def web(tmp_path: Path, trust_domain: str | None = DOMAIN) -> plan.InstanceSpec:
     (w,) = [r for r in parse_documents(WORKLOAD, "w.yaml").resources if isinstance(r, Workload)]
     ports = itertools.count(41000)
     return plan.workload_instance(
@@ -45,16 +45,15 @@ def web(tmp_path: Path, ca: plan.CaAccess | None = CA) -> plan.InstanceSpec:
         state=StateDir(tmp_path),
         xds_port=40000,
         config_dir=tmp_path,
-        ca=ca,
+        trust_domain=trust_domain,
     )
 
 
-def test_an_instance_gets_its_identity_and_token(tmp_path: Path) -> None:
+def test_an_instance_gets_its_identity(tmp_path: Path) -> None:
     spec = web(tmp_path)
     ident = spec.agent.identity
     assert ident is not None
     assert ident.spiffe_id == "spiffe://example.org/ns/shop/sa/web-sa"
-    assert (ident.ca, ident.token) == (CA.url, CA.token)
     home = tmp_path / "instances" / "web-0.shop"
     assert ident.sds_socket == str(home / "sds.sock")
     assert ident.cert_file == str(home / "cert.pem")
@@ -68,7 +67,6 @@ def test_the_gateway_is_istios_ingress_gateway_account(tmp_path: Path) -> None:
         allocate=lambda: 41000,
         state=StateDir(tmp_path),
         xds_port=1,
-        ca=plan.CaAccess("http://x", "t"),
     )
     assert spec.agent.identity is not None
     assert spec.agent.identity.spiffe_id == (
@@ -76,13 +74,17 @@ def test_the_gateway_is_istios_ingress_gateway_account(tmp_path: Path) -> None:
     )
 
 
-def test_the_token_is_kept_private(tmp_path: Path) -> None:
+def test_the_instance_record_is_private_and_holds_no_secret(tmp_path: Path) -> None:
     spec = web(tmp_path)
-    assert "t0ken" not in repr(spec) and "t0ken" not in repr(CA)
     path = ac.write(tmp_path / "agent.json", spec.agent)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert ac.read(path) == spec.agent
-    assert json.loads(path.read_text())["identity"]["token"] == "t0ken"
+    assert set(json.loads(path.read_text())["identity"]) == {
+        "spiffe_id",
+        "sds_socket",
+        "cert_file",
+        "bundle_file",
+    }
 
 
 @pytest.mark.parametrize(

@@ -1,16 +1,15 @@
-"""InstanceRunner against a fake agent (a small script speaking the event protocol)."""
+"""InstanceRunner against a fake agent (in-process, speaking the agent's events)."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-import psutil
 import pytest
 
+from amimesh.agent import events
 from amimesh.agent.config import AgentConfig, AppSpec, EnvoySpec, XdsSpec
 from amimesh.model.proxy import Proxy
 from amimesh.model.snapshot import Instance
@@ -18,42 +17,41 @@ from amimesh.runtime.instance import InstanceRunner
 from amimesh.runtime.plan import InstanceSpec
 from amimesh.runtime.policy import Backoff, RestartPolicy
 
-FAKE_AGENT = r"""
-import json, os, signal, subprocess, sys, time
-from pathlib import Path
+class FakeAgent:
+    """Speaks the agent's events as a real one would, in mode `mode`: `crash-once`
+    (its first run's app exits 3), `job` (the app exits 0), `serve` (runs until told to
+    stop). Run numbers count across the runner's restarts."""
 
-mode = sys.argv[1]
-config = Path(sys.argv[sys.argv.index("--config") + 1])
-runs = config.with_name("runs")
-run = int(runs.read_text()) if runs.exists() else 0
-runs.write_text(str(run + 1))
+    runs = 0
 
-def say(**event):
-    print(json.dumps(event), flush=True)
+    def __init__(self, mode: str, report: Callable[[dict[str, Any]], None]) -> None:
+        self.mode = mode
+        self.report = report
+        self.envoy = self.app = None
+        self.stop = asyncio.Event()
+        self.run_no = FakeAgent.runs
+        FakeAgent.runs += 1
 
-def on_term(*_):
-    say(event="not-ready", reason="stopping")
-    say(event="exited", code=-15)
-    say(event="stopped", code=0)
-    sys.exit(0)
+    def post(self, event: object) -> None:
+        self.stop.set()
 
-signal.signal(signal.SIGTERM, on_term)
-say(event="envoy-ready", pid=os.getpid())
-if mode == "orphan":
-    child = subprocess.Popen(["sleep", "60"], start_new_session=True)
-    say(event="started", pid=child.pid)
-    os._exit(9)  # dies without stopping its app
-say(event="started", pid=os.getpid())
-say(event="ready")
-if mode == "job" or (mode == "crash-once" and run == 0):
-    code = 0 if mode == "job" else 3
-    say(event="not-ready", reason="exited")
-    say(event="exited", code=code)
-    say(event="stopped", code=code)
-    sys.exit(code)
-while True:
-    time.sleep(0.05)
-"""
+    def detach(self) -> None:
+        pass
+
+    async def run(self) -> int:
+        await asyncio.sleep(0)
+        self.report(events.envoy_ready(100 + self.run_no))
+        self.report(events.started(200 + self.run_no))
+        self.report(events.ready())
+        if self.mode == "job" or (self.mode == "crash-once" and self.run_no == 0):
+            code = 0 if self.mode == "job" else 3
+            self.report(events.not_ready(events.EXITED))
+            self.report(events.exited(code))
+            return code
+        await self.stop.wait()
+        self.report(events.not_ready(events.STOPPING))
+        self.report(events.exited(-15))
+        return 0
 
 
 class Registry:
@@ -85,7 +83,6 @@ def spec(tmp_path: Path, policy: RestartPolicy) -> InstanceSpec:
             app=AppSpec(command=("x",), cwd=".", log="l"),
         ),
         config_path=tmp_path / "inst" / "agent.json",
-        agent_log=tmp_path / "logs" / "agent.log",
         registration=Instance(id="api-0.default", workload="api", ports={8080: 1234}),
     )
 
@@ -94,15 +91,14 @@ class Watched:
     """A runner and an event set on each of its state changes."""
 
     def __init__(self, tmp_path: Path, mode: str, policy: RestartPolicy, reg: Registry) -> None:
-        script = tmp_path / "fake_agent.py"
-        script.write_text(FAKE_AGENT)
+        FakeAgent.runs = 0
         self.changed = asyncio.Event()
         self.runner = InstanceRunner(
             spec(tmp_path, policy),
             reg,
+            lambda config, report, adopted: FakeAgent(mode, report),  # type: ignore[return-value]
             on_change=lambda _: self.changed.set(),
             backoff=Backoff(initial_s=0.05),
-            agent_command=(sys.executable, str(script), mode),
         )
 
     async def until(self, predicate: Callable[[InstanceRunner], bool]) -> InstanceRunner:
@@ -151,14 +147,6 @@ async def test_a_job_that_succeeds_completes(
 async def test_a_failure_under_never_stays_exited(tmp_path: Path) -> None:
     r = await runner(tmp_path, "crash-once", "Never", Registry()).until(is_done)
     assert r.state == "exited" and r.exit_code == 3 and r.restarts.count == 0
-
-
-async def test_an_agent_that_dies_leaves_no_app_behind(tmp_path: Path) -> None:
-    r = await runner(tmp_path, "orphan", "Never", Registry()).until(is_done)
-    assert r.exit_code == 9  # the agent's own status: it never told
-    assert r.pid is not None
-    with contextlib.suppress(psutil.NoSuchProcess):
-        psutil.Process(r.pid).wait(timeout=5)
 
 
 def is_done(r: InstanceRunner) -> bool:

@@ -314,9 +314,11 @@ class Api:
     async def put_node(self, request: web.Request) -> web.Response:
         node = request.match_info["node"]
         try:
-            report = nodes.parse_report(json.loads(await request.text()))
+            data = json.loads(await request.text())
         except ValueError as err:
             return _errors([f"body: not JSON: {err}"])
+        try:
+            report = nodes.parse_report(data)
         except api_json.BadBody as err:
             return _errors(err.errors)
         self.cp.nodes.report(node, report)

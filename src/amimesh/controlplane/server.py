@@ -206,6 +206,8 @@ class ControlPlane:
 
     async def wait_config(self, since: int, timeout_s: float) -> int:
         """The config version once it differs from `since`, or after `timeout_s`."""
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
         if self.store.config_version == since:
             waiter = asyncio.get_running_loop().create_future()
             self._config_waiters.add(waiter)
