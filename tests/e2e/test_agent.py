@@ -1,11 +1,16 @@
-"""`ami agent` as the runtime runs it: a real Envoy, a real app, events on stdout."""
+"""One instance's data plane as the node agent runs it (`agent.Agent`, in-process on a
+loop of its own): a real Envoy, a real app, its events."""
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import contextlib
 import json
-import signal
-import subprocess
+import os
+import queue
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -14,14 +19,14 @@ from pathlib import Path
 import psutil
 import pytest
 
+from amimesh.agent import certs, events, machine
 from amimesh.agent import config as ac
-from amimesh.agent import events
+from amimesh.agent.agent import Agent
+from amimesh.agent.identities import Identities
 from amimesh.model.proxy import InboundPort, Proxy
 from tests.e2e.harness import Mesh, free_port
 
 pytestmark = [pytest.mark.envoy]
-
-AMI = [sys.executable, "-m", "amimesh.cli.main"]
 
 APP = r"""
 import json, os, sys
@@ -47,38 +52,71 @@ ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forev
 
 
 class AgentProc:
-    """An `ami agent` child with its event stream."""
+    """An `Agent` running on its own event loop in a thread, with its event stream.
+    With `ca` and `token`, its identity comes from the control plane's CA as the node
+    agent gets it."""
 
-    def __init__(self, config_path: Path) -> None:
-        self.proc = subprocess.Popen(
-            [*AMI, "agent", "--config", str(config_path), "--parent-stdin"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
+    def __init__(self, config: ac.AgentConfig, *, ca: str = "", token: str = "") -> None:
+        self.config = config
+        self.events: queue.Queue[dict[str, object]] = queue.Queue()
         self.seen: list[dict[str, object]] = []
+        self.code: concurrent.futures.Future[int] = concurrent.futures.Future()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._agent: Agent | None = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=asyncio.run, args=(self._main(ca, token),))
+        self._thread.start()
+        self._ready.wait(10)
 
-    def next(self) -> dict[str, object]:
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        assert line, f"agent ended; events so far: {self.seen}"
-        event = json.loads(line)
-        self.seen.append(event)
-        return dict(event)
+    async def _main(self, ca: str, token: str) -> None:
+        identities = Identities(certs.CaClient(ca, token).sign) if ca else None
+        self._loop = asyncio.get_running_loop()
+        self._agent = Agent(
+            self.config,
+            report=self.events.put,
+            environ=os.environ,
+            python_bin=str(Path(sys.executable).parent),
+            identities=identities,
+        )
+        self._ready.set()
+        try:
+            self.code.set_result(await self._agent.run())
+        except BaseException as e:
+            self.code.set_exception(e)
+        finally:
+            if identities is not None:
+                await identities.close()
+
+    def next(self, *, probes: bool = False) -> dict[str, object]:
+        """The next event; a failing probe's news (`probe`) only if `probes`."""
+        while True:
+            try:
+                event = self.events.get(timeout=30)
+            except queue.Empty:
+                raise AssertionError(f"no event; events so far: {self.seen}") from None
+            self.seen.append(event)
+            if probes or event["event"] != "probe":
+                return dict(event)
 
     def until(self, name: str) -> dict[str, object]:
         while True:
-            event = self.next()
+            event = self.next(probes=name == "probe")
             if event["event"] == name:
                 return event
 
+    def terminate(self) -> None:
+        assert self._loop is not None and self._agent is not None
+        self._loop.call_soon_threadsafe(self._agent.post, machine.Terminate())
+
+    def wait(self, timeout: float) -> int:
+        return self.code.result(timeout)
+
     def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(10)
-        for stream in (self.proc.stdin, self.proc.stdout):
-            if stream is not None:
-                stream.close()
+        if not self.code.done():
+            self.terminate()
+            with contextlib.suppress(Exception):
+                self.code.result(30)
+        self._thread.join(10)
 
 
 @pytest.fixture
@@ -90,7 +128,12 @@ def agents() -> Iterator[list[AgentProc]]:
 
 
 def config(
-    mesh: Mesh, tmp_path: Path, command: tuple[str, ...], *, probe: bool = True
+    mesh: Mesh,
+    tmp_path: Path,
+    command: tuple[str, ...],
+    *,
+    probe: bool = True,
+    hold_app: bool = True,
 ) -> ac.AgentConfig:
     app_port, listen = free_port(), free_port()
     inbound = (InboundPort(port=8080, listen_port=listen, app_port=app_port, name="http"),)
@@ -120,12 +163,12 @@ def config(
             stop_timeout_s=3,
         ),
         grace_s=0.4,
+        hold_app=hold_app,
     )
 
 
-def start(agents: list[AgentProc], cfg: ac.AgentConfig, tmp_path: Path) -> AgentProc:
-    path = ac.write(tmp_path / "agent.json", cfg)
-    agent = AgentProc(path)
+def start(agents: list[AgentProc], cfg: ac.AgentConfig, **identity: str) -> AgentProc:
+    agent = AgentProc(cfg, **identity)
     agents.append(agent)
     return agent
 
@@ -143,7 +186,7 @@ def test_sidecar_then_app_probe_and_graceful_stop(
 ) -> None:
     (tmp_path / "app.py").write_text(APP)
     cfg = config(mesh, tmp_path, ("python", "app.py"))
-    agent = start(agents, cfg, tmp_path)
+    agent = start(agents, cfg)
     envoy_pid = agent.until("envoy-ready")["pid"]
     app_pid = agent.next()
     assert app_pid["event"] == "started"
@@ -172,14 +215,14 @@ def test_sidecar_then_app_probe_and_graceful_stop(
     (tmp_path / "sick").unlink()
     assert agent.next() == events.ready()
 
-    # SIGTERM: not-ready at once, the app stopped only after the grace, then Envoy.
+    # Terminate: not-ready at once, the app stopped only after the grace, then Envoy.
     t0 = time.monotonic()
-    agent.proc.send_signal(signal.SIGTERM)
+    agent.terminate()
     assert agent.next() == events.not_ready(events.STOPPING)
     assert agent.next() == events.exited(-15)
     assert time.monotonic() - t0 >= cfg.grace_s
     assert agent.next() == events.stopped(0)
-    assert agent.proc.wait(10) == 0
+    assert agent.wait(10) == 0
     assert gone(app_pid["pid"]) and gone(envoy_pid)
 
 
@@ -189,7 +232,7 @@ def test_job_ends_its_sidecar_with_its_exit_code(
     cfg = config(
         mesh, tmp_path, ("python", "-c", "print('job done'); raise SystemExit(3)"), probe=False
     )
-    agent = start(agents, cfg, tmp_path)
+    agent = start(agents, cfg)
     envoy_pid = agent.until("envoy-ready")["pid"]
     assert agent.next()["event"] == "started"
     assert [agent.next() for _ in range(4)] == [
@@ -198,7 +241,7 @@ def test_job_ends_its_sidecar_with_its_exit_code(
         events.exited(3),
         events.stopped(3),
     ]
-    assert agent.proc.wait(10) == 3
+    assert agent.wait(10) == 3
     assert isinstance(envoy_pid, int) and gone(envoy_pid)
     assert (tmp_path / "app.log").read_text() == "job done\n"
 
@@ -207,22 +250,50 @@ def test_a_command_that_cannot_run_fails(
     mesh: Mesh, tmp_path: Path, agents: list[AgentProc]
 ) -> None:
     cfg = config(mesh, tmp_path, ("no-such-command-here",), probe=False)
-    agent = start(agents, cfg, tmp_path)
+    agent = start(agents, cfg)
     envoy_pid = agent.until("envoy-ready")["pid"]
     failed = agent.next()
     assert failed["event"] == "failed" and "no-such-command-here" in str(failed["reason"])
     assert agent.next() == events.stopped(127)
-    assert agent.proc.wait(10) == 127
+    assert agent.wait(10) == 127
     assert isinstance(envoy_pid, int) and gone(envoy_pid)
 
 
-def test_the_end_of_stdin_stops_the_agent(
+def test_app_and_envoy_start_at_once_and_ready_needs_both(
     mesh: Mesh, tmp_path: Path, agents: list[AgentProc]
 ) -> None:
-    cfg = config(mesh, tmp_path, ("python", "-c", "import time; time.sleep(60)"), probe=False)
-    agent = start(agents, cfg, tmp_path)
-    agent.until("ready")
-    assert agent.proc.stdin is not None
-    agent.proc.stdin.close()  # as when the runtime dies
+    (tmp_path / "app.py").write_text(APP)
+    cfg = config(mesh, tmp_path, ("python", "app.py"), hold_app=False)
+    agent = start(agents, cfg)
+    first_two = {str(agent.next()["event"]) for _ in range(2)}
+    assert first_two == {"envoy-ready", "started"}
+    assert agent.next() == events.ready()
+    url = f"http://127.0.0.1:{cfg.proxy.inbound[0].listen_port}/"
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        assert resp.read() == b"hello from hello-0"
+    agent.terminate()
     agent.until("stopped")
-    assert agent.proc.wait(10) == 0
+    assert agent.wait(10) == 0
+
+
+def test_a_probe_refused_names_the_port_the_app_listens_on(
+    mesh: Mesh, tmp_path: Path, agents: list[AgentProc]
+) -> None:
+    wrong = free_port()
+    server = (
+        "import http.server as h; "
+        f"h.ThreadingHTTPServer(('127.0.0.1', {wrong}), h.SimpleHTTPRequestHandler).serve_forever()"
+    )
+    cfg = config(mesh, tmp_path, ("python", "-c", server), hold_app=False)
+    agent = start(agents, cfg)
+    app_port = cfg.proxy.inbound[0].app_port
+    while True:
+        event = agent.until("probe")
+        if str(wrong) in str(event["problem"]):
+            break
+    assert event["problem"] == (
+        f"connection refused on 127.0.0.1:{app_port}: the app listens on {wrong} instead "
+        f"(it should listen on $PORT={app_port})"
+    )
+    agent.terminate()
+    agent.until("stopped")

@@ -1,5 +1,6 @@
-"""`ami agent` with an identity: its certificate from the control plane's API, served
-to its Envoy by SDS before Envoy starts; a bad token fails the instance, clearly."""
+"""An instance with an identity: its certificate from the control plane's API (with
+the node agent's token), served to its Envoy by SDS before Envoy starts; a token that
+does not grant it fails the instance, clearly."""
 
 from __future__ import annotations
 
@@ -42,13 +43,9 @@ def agents() -> Iterator[list[AgentProc]]:
         a.close()
 
 
-def with_identity(
-    mesh: Mesh, tmp_path: Path, token: str, identity: SpiffeId = HELLO
-) -> ac.AgentConfig:
+def with_identity(mesh: Mesh, tmp_path: Path, identity: SpiffeId = HELLO) -> ac.AgentConfig:
     cfg = config(mesh, tmp_path, APP, probe=False)
     spec = ac.IdentitySpec(
-        ca=f"http://127.0.0.1:{mesh.cp.api_port}",
-        token=token,
         spiffe_id=identity.uri,
         sds_socket=str(tmp_path / "sds.sock"),
         cert_file=str(tmp_path / "cert.pem"),
@@ -60,8 +57,9 @@ def with_identity(
 def test_the_agent_gets_and_serves_its_certificate(
     api_mesh: Mesh, tmp_path: Path, agents: list[AgentProc]
 ) -> None:
-    token = api_mesh.cp.identity.grant(HELLO)
-    agent = start(agents, with_identity(api_mesh, tmp_path, token), tmp_path)
+    token = api_mesh.cp.identity.grant_node()
+    ca = f"http://127.0.0.1:{api_mesh.cp.api_port}"
+    agent = start(agents, with_identity(api_mesh, tmp_path), ca=ca, token=token)
     agent.until("envoy-ready")
     leaf = pem.load_certificates((tmp_path / "cert.pem").read_bytes())[0]
     assert pem.uri_sans(leaf) == [HELLO.uri]
@@ -72,9 +70,9 @@ def test_the_agent_gets_and_serves_its_certificate(
     assert '"sds-grpc"' in envoy_json and str(tmp_path / "sds.sock") in envoy_json
     assert "PRIVATE KEY" not in envoy_json
     assert api_mesh.cp.identity.issued_count == 1
-    agent.proc.terminate()
+    agent.terminate()
     agent.until("stopped")
-    assert agent.proc.wait(10) == 0
+    assert agent.wait(10) == 0
     assert not (tmp_path / "sds.sock").exists()
 
 
@@ -97,9 +95,10 @@ def test_a_refused_certificate_fails_the_instance_at_once(
     reason: str,
 ) -> None:
     token = api_mesh.cp.identity.grant(grant) if grant is not None else "wrong"
-    agent = start(agents, with_identity(api_mesh, tmp_path, token), tmp_path)
+    ca = f"http://127.0.0.1:{api_mesh.cp.api_port}"
+    agent = start(agents, with_identity(api_mesh, tmp_path), ca=ca, token=token)
     failed = agent.until("failed")
     assert failed["reason"] == f"no certificate for hello-0.default: {reason}"
     assert agent.until("stopped") == events.stopped(125)
-    assert agent.proc.wait(10) == 125
+    assert agent.wait(10) == 125
     assert not (tmp_path / "cert.pem").exists()

@@ -337,9 +337,7 @@ async def test_node_config_waits_for_a_change(client: Client, cp: ControlPlane) 
     first = await call(client, "GET", "/api/v1/node/config")
     assert first["resources"] == []
     since = first["version"]
-    waiting = asyncio.create_task(
-        call(client, "GET", f"/api/v1/node/config?since={since}&wait=30")
-    )
+    waiting = asyncio.create_task(call(client, "GET", f"/api/v1/node/config?since={since}&wait=30"))
     await asyncio.sleep(0.05)
     assert not waiting.done()
     cp.store.apply(parse_documents(REVIEWS, "t.yaml"))

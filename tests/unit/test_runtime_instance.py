@@ -17,6 +17,7 @@ from amimesh.runtime.instance import InstanceRunner
 from amimesh.runtime.plan import InstanceSpec
 from amimesh.runtime.policy import Backoff, RestartPolicy
 
+
 class FakeAgent:
     """Speaks the agent's events as a real one would, in mode `mode`: `crash-once`
     (its first run's app exits 3), `job` (the app exits 0), `serve` (runs until told to

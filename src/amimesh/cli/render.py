@@ -166,6 +166,10 @@ def status_view(status: Mapping[str, Any], now: float) -> Group:
         proxies_table(proxies, now) if proxies else Text("no proxies connected", style="dim"),
         *nacks(proxies),
     ]
+    why = [i for i in instances if i.get("reason") and not i.get("ready")]
+    if why:
+        parts += [Text(""), Text("Why not ready", style="bold underline")]
+        parts += [Text(f"{i.get('instance')}: {i.get('reason')}") for i in why]
     if errors:
         parts += [
             Text(""),

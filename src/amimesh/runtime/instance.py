@@ -101,6 +101,7 @@ class InstanceRunner:
         self.envoy_pid: int | None = adopted.envoy.pid if adopted else None
         self.exit_code: int | None = None
         self.reason = ""
+        self.probe = ""  # the last readiness probe's failure ("" once it passes)
         self.adopted = adopted is not None
         self._agent: Agent | None = None
         self._stopping = asyncio.Event()
@@ -170,7 +171,8 @@ class InstanceRunner:
             "restarts": self.restarts.count,
             "since": self.since,
             "exit_code": self.exit_code,
-            "reason": self.reason,
+            "reason": self.reason or (self.probe if not self.ready else ""),
+            "probe": self.probe,
         }
 
     # --- the loop ----------------------------------------------------------------------
@@ -243,13 +245,13 @@ class InstanceRunner:
                 self._record_pids()
             case "started":
                 self.pid = e.pid
-                self.reason = ""
+                self.reason = self.probe = ""
                 self._record_pids()
             case "probe":
-                self.reason = str(event.get("problem", ""))
+                self.probe = str(event.get("problem", ""))
                 self._on_change(self)
             case "ready":
-                self.reason = ""
+                self.reason = self.probe = ""
                 self._register()
             case "not-ready":
                 self._unregister()

@@ -127,6 +127,7 @@ class Node:
         self._workload_of: dict[str, Workload] = {}
         self._ports_of: dict[str, list[int]] = {}
         self._retiring: dict[str, asyncio.Task[None]] = {}
+        self._stopping: dict[str, InstanceRunner] = {}
         self._records: set[str] = set()  # instance dirs of the last run, not yet looked at
         self._tasks: list[asyncio.Task[None]] = []
         self._version = -1
@@ -320,6 +321,7 @@ class Node:
     def _retire(self, iid: str) -> None:
         runner = self.runners.pop(iid)
         self._workload_of.pop(iid)
+        self._stopping[iid] = runner  # shown until it is gone
 
         async def retire() -> None:
             try:
@@ -328,6 +330,7 @@ class Node:
                 self._release(iid)
                 shutil.rmtree(self.state.instances / iid, ignore_errors=True)
                 self._retiring.pop(iid, None)
+                self._stopping.pop(iid, None)
                 self._write_status()
                 self._reconcile()  # a changed workload's replica starts anew now
 
@@ -385,18 +388,20 @@ class Node:
 
     def status(self) -> list[dict[str, Any]]:
         """Every instance (the gateway last) as `ami status` shows it."""
-        runners = sorted(self.runners.values(), key=lambda r: r.spec.id)
+        live = {**self._stopping, **self.runners}
+        runners = sorted(live.values(), key=lambda r: r.spec.id)
         if self.gateway is not None:
             runners.append(self.gateway)
         return [r.status() for r in runners]
 
     def _changed(self, runner: InstanceRunner) -> None:
         self._write_status()
-        self.reporter.changed()
         if self._on_change is not None:
             self._on_change(runner)
 
     def _write_status(self) -> None:
+        """status.json for `ami up` (the control plane may be away), and a report."""
+        self.reporter.changed()
         path = self.state.path / STATUS_FILE
         tmp = path.with_name(f".{STATUS_FILE}.tmp")
         body = {

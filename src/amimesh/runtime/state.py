@@ -89,6 +89,11 @@ class StateDir:
     def read_token(self) -> str:
         return self.token_file.read_text().strip()
 
+    def write_info(self, info: MeshInfo) -> None:
+        tmp = self.info_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(info), indent=2))
+        tmp.replace(self.info_file)
+
     def read_info(self) -> MeshInfo:
         data = json.loads(self.info_file.read_text())
         data["gateway_urls"] = tuple(data.get("gateway_urls", ()))

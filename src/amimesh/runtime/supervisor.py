@@ -45,6 +45,7 @@ EXCLUDE_DIRS = ("tasks",)
 AMI: tuple[str, ...] = (sys.executable, "-m", "amimesh.cli.main")
 RESTART_MAX_S = 5.0
 STOP_TIMEOUT_S = 60.0
+NODE_START_TIMEOUT_S = 60.0
 
 
 def config_root(config_dir: Path) -> Path:
@@ -156,6 +157,7 @@ class Supervisor:
         self.api = ""
         self.adopted = False
         self._claimed = False
+        self._info_ready = False
 
     @property
     def status_file(self) -> Path:
@@ -223,8 +225,19 @@ class Supervisor:
             if managed.child is None:
                 await managed.spawn()
             managed.watch()
+        # mesh.json says the mesh runs: written once the node agent has planned (the
+        # gateway's URLs are known), rewritten when a process is restarted.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + NODE_START_TIMEOUT_S
+        while loop.time() < deadline and not self._node_started():
+            await asyncio.sleep(0.02)
+        self._info_ready = True
         self._write_info()
         st.mark_current()
+
+    def _node_started(self) -> bool:
+        child = self.node.child
+        return child is not None and self.node_status().get("pid") == child.pid
 
     def _control_plane_config(self) -> cp_mesh.MeshControlPlane:
         """The ports of the last run when they can be had again (its Envoys may still
@@ -259,6 +272,8 @@ class Supervisor:
         }
 
     def _write_info(self) -> None:
+        if not self._info_ready:
+            return
         cp = cp_mesh.read(self.state.path)
         info = {
             "name": self.state.path.name,

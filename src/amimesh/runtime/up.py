@@ -26,7 +26,7 @@ from amimesh.runtime.supervisor import MeshRunning, Supervisor, UpConfig
 STARTUP_TIMEOUT_S = 60.0
 SUPERVISOR_LOG = "supervisor.log"
 POLL_S = 0.05
-WATCH_S = 0.5
+WATCH_S = 0.1
 TIMEOUT = aiohttp.ClientTimeout(total=5)
 
 
@@ -49,6 +49,13 @@ class Progress:
     def update(self, rows: list[dict[str, Any]]) -> None:
         for row in rows:
             self.changed(row)
+        present = {str(r.get("id")) for r in rows}
+        for iid in [i for i in self._last if i not in present]:  # retired by the node
+            del self._last[iid]
+            self.pending.discard(iid)
+            if not self.quiet:
+                name = iid.rsplit(".", 1)[0]
+                self.console.print(f"  [dim]-[/dim] {name} stopped")
 
     def changed(self, row: dict[str, Any]) -> None:
         iid, state = str(row.get("id")), str(row.get("state"))
@@ -57,10 +64,12 @@ class Progress:
         if iid not in self._last and state == "starting":
             self.pending.add(iid)
         reason = str(row.get("reason") or "")
-        if state == "starting" and reason and reason != self._reasons.get(iid):
+        probe = str(row.get("probe") or "")
+        if state == "starting" and probe and probe != self._reasons.get(iid):
             # Why it is not ready yet: a wrong port, a probe's answer.
-            self._reasons[iid] = reason
-            self.console.print(f"  [yellow]…[/yellow] {name}: {escape(reason)}")
+            self._reasons[iid] = probe
+            if "listens on" in probe:
+                self.console.print(f"  [yellow]…[/yellow] {name}: {escape(probe)}")
         previous = self._last.get(iid)
         if (state, restarts) == previous or state == "starting" or self.quiet:
             if previous is None:
@@ -79,8 +88,8 @@ class Progress:
         elif state == "not-ready":
             self.console.print(f"  [yellow]•[/yellow] {name} not ready: {escape(reason)}")
         else:
-            why = escape(reason.splitlines()[0] if reason else "")
-            why = why or f"code {row.get('exit_code')}"
+            code = row.get("exit_code")
+            why = f"code {code}" if code is not None else escape(reason.splitlines()[0])
             then = "restarting" if state == "backoff" else "not restarted"
             self.console.print(
                 f"  [red]✗[/red] {name} exited ({why}), {then}: "
