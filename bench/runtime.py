@@ -16,6 +16,12 @@ Figures (one JSON line each):
   mesh's default telemetry turned off (`mtls_max_rps_ratio_telemetry_off`).
 - `cert_issue_ms_p50`, `cert_issue_ms_p99`: CSR to certificate in hand through the
   control plane's API (`identity.py`, which this runs in its quick form).
+- The process model (`process_model.py`): `platform_private_mb_per_instance` at 1, 11
+  and 50 instances, `instance_ready_added_ms_p50`/`_p99` (a scale-up against the same
+  app started by hand), `controlplane_restart_failed_requests`,
+  `controlplane_restart_resync_s`, `node_agent_restart_failed_requests`.
+- Beside `up_to_ready_s`, `shop_apps_alone_s`: the sum of the shop's apps' own start
+  times (each started by hand, to its first good answer).
 Needs `hey` and `nginx` (Debian: hey, nginx-light); `make bench-runtime` installs them.
 """
 
@@ -38,6 +44,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).parent))
 import dataplane  # noqa: E402
+import process_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SHOP = ROOT / "examples" / "shop"
@@ -121,6 +128,64 @@ def down(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
+def process_figures(work: Path, *, quick: bool) -> None:
+    counts = (1, 11) if quick else (1, 11, 50)
+    for n, figures in process_model.memory(work, counts).items():
+        for name, value in figures.items():
+            if name != "instances":
+                emit(name, value, "MB", instances=figures["instances"], replicas=n)
+    for name, value in process_model.scale_ups(work, 5 if quick else 20).items():
+        emit(name, value, "ms")
+    for name, value in process_model.restarts(work).items():
+        unit = "s" if name.endswith("_s") else "requests"
+        emit(name, value, unit)
+
+
+def shop_apps_alone_s() -> float:
+    """Each of the shop's apps started by hand (its command, directory and env, a free
+    PORT), timed to its first good answer; the sum."""
+    from amimesh.resources import Workload
+    from amimesh.resources.files import load_path
+
+    total = 0.0
+    result = load_path(SHOP / "mesh")
+    for w in [r for r in result.resources if isinstance(r, Workload)]:
+        spec = w.spec
+        port = process_model.free_port()
+        path = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
+        env = (
+            os.environ | {"PATH": path} | {e.name: e.value for e in spec.env} | {"PORT": str(port)}
+        )
+        for p in spec.ports:
+            if p.name:
+                env[f"PORT_{p.name.upper().replace('-', '_')}"] = str(port)
+        cwd = SHOP / spec.workingDir if spec.workingDir else SHOP
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(
+            [*spec.command, *spec.args],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            process_model.wait(lambda p=port: _accepts(p), 30)
+            total += time.perf_counter() - t0
+        finally:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return total
+
+
+def _accepts(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="local runtime benchmark")
     p.add_argument("--quick", action="store_true", help="same figures from a shorter run")
@@ -128,9 +193,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=20.0, help="length of each load run")
     p.add_argument("--ups", type=int, default=3, help="how many times to time `ami up`")
     p.add_argument("--skip-up", action="store_true", help="only the data-plane figures")
+    p.add_argument(
+        "--only-process-model", action="store_true", help="only the process model's figures"
+    )
     args = p.parse_args(argv)
     if args.quick:
         args.seconds, args.ups = 5.0, 1
+    with tempfile.TemporaryDirectory(prefix="ami-bench-") as work:
+        process_figures(Path(work), quick=args.quick)
+    if args.only_process_model:
+        return 0
     if not args.skip_up:
         times: list[float] = []
         private: list[float] = []
@@ -149,6 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     down(proc)
         times.sort()
         emit("up_to_ready_s", times[len(times) // 2], "s", runs=len(times))
+        emit("shop_apps_alone_s", shop_apps_alone_s(), "s")
         emit("sidecar_private_mb", sum(private) / len(private), "MB", envoys=len(private))
         emit("sidecar_rss_mb", sum(rss) / len(rss), "MB", envoys=len(rss))
     subprocess.run(

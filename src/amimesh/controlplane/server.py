@@ -27,6 +27,7 @@ from amimesh.model.proxy import Proxy
 from amimesh.model.snapshot import Snapshot, build_snapshot
 from amimesh.telemetry import metrics_receiver
 from amimesh.telemetry.metrics import MeshMetrics
+from amimesh.telemetry.metrics_file import MetricsFile
 from amimesh.telemetry.metrics_receiver import Directories, MetricsReceiver
 from amimesh.telemetry.trace_forward import parse_target
 from amimesh.telemetry.trace_store import DEFAULT_MAX_AGE_S, DEFAULT_MAX_SPANS
@@ -142,6 +143,7 @@ class ControlPlane:
         )
         # Istio's metrics, from every proxy's stats sink (`translate.metrics_log`).
         self.metrics = MeshMetrics()
+        self.metrics_file = MetricsFile(self.metrics, state / "metrics.json") if state else None
         directories = Directories(lambda: self.snapshot, self.xds.proxies, config.trust_domain)
         self.grpc_services.append(
             metrics_receiver.add_to_server(MetricsReceiver(self.metrics, directories))
@@ -161,6 +163,7 @@ class ControlPlane:
         self.api_port = 0  # the bound API port while started with an API
         self._api: ApiServer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._metrics_task: asyncio.Task[None] | None = None
 
     def _build(self) -> Snapshot:
         version = self.store.version
@@ -226,6 +229,9 @@ class ControlPlane:
         if self.applied is not None:
             self.applied.load()
         self.nodes.load()  # the endpoints of the last run, before the first push
+        if self.metrics_file is not None:
+            self.metrics_file.load()
+            self._metrics_task = asyncio.create_task(self.metrics_file.run(), name="metrics-file")
         self._config_seen = self.store.config_version
         if self._source is not None:
             errors = self._source.sync()
@@ -270,6 +276,12 @@ class ControlPlane:
                 pass
             self._watch_task = None
         self._unsubscribe()
+        if self._metrics_task is not None:
+            self._metrics_task.cancel()
+            await asyncio.gather(self._metrics_task, return_exceptions=True)
+            self._metrics_task = None
+        if self.metrics_file is not None:
+            self.metrics_file.save()
         await self.xds.stop()
         await self.traces.stop()
 

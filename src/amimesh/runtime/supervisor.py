@@ -46,6 +46,7 @@ AMI: tuple[str, ...] = (sys.executable, "-m", "amimesh.cli.main")
 RESTART_MAX_S = 5.0
 STOP_TIMEOUT_S = 60.0
 NODE_START_TIMEOUT_S = 60.0
+NODE_POLL_S = 0.02
 
 
 def config_root(config_dir: Path) -> Path:
@@ -227,10 +228,10 @@ class Supervisor:
             managed.watch()
         # mesh.json says the mesh runs: written once the node agent has planned (the
         # gateway's URLs are known), rewritten when a process is restarted.
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + NODE_START_TIMEOUT_S
-        while loop.time() < deadline and not self._node_started():
-            await asyncio.sleep(0.02)
+        for _ in range(int(NODE_START_TIMEOUT_S / NODE_POLL_S)):
+            if self._node_started():
+                break
+            await asyncio.sleep(NODE_POLL_S)
         self._info_ready = True
         self._write_info()
         st.mark_current()

@@ -268,6 +268,15 @@ class MeshMetrics:
             stats = slot[edge] = EdgeStats()
         return stats
 
+    def new_http_series(self) -> HttpSeries:
+        return HttpSeries()
+
+    def restore(self, http: dict[HttpKey, HttpSeries], tcp: dict[TcpKey, TcpSeries]) -> None:
+        """Take back the series of a run before (`metrics_file`)."""
+        with self._lock:
+            self.http.update(http)
+            self.tcp.update(tcp)
+
     # --- queries -------------------------------------------------------------------------
 
     def window(self, seconds: float) -> dict[Edge, EdgeStats]:
