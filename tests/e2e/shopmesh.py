@@ -21,6 +21,8 @@ from typing import Any
 
 import httpx
 
+from amimesh.runtime import supervisor
+from amimesh.runtime.state import StateDir
 from tests.e2e.harness import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,10 +90,12 @@ class Shop:
         assert self.proc.wait(30) == 0
 
     def kill(self) -> None:
-        """Make sure nothing of this mesh is left (after a failure)."""
+        """Make sure nothing of this mesh is left (after a failure): `ami up`, and the
+        control plane, node agent and instances, which outlive it by design."""
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
+        supervisor.kill_mesh(StateDir(self.state))
 
 
 def start(base: Path) -> Shop:
@@ -124,6 +128,8 @@ def start(base: Path) -> Shop:
     except BaseException:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+        for found in state.glob("*/mesh.json"):
+            supervisor.kill_mesh(StateDir(found.parent))
         raise
 
 

@@ -15,7 +15,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
@@ -27,9 +27,9 @@ from envoy.service.discovery.v3 import discovery_pb2
 from envoy.service.secret.v3 import sds_pb2_grpc
 
 from amimesh.identity import pem
-from amimesh.runtime import supervisor
 from tests.e2e.harness import free_port
 from tests.e2e.test_runtime import Up, get, kill_everything, start_up, until, write_mesh
+from tests.unit.test_sds import unpack
 
 pytestmark = [pytest.mark.envoy, pytest.mark.slow]
 
@@ -65,7 +65,6 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
         yield up
     finally:
         kill_everything(up, family)
-        supervisor.kill_instances(up.state)
 
 
 def ready_but_stray(up: Up) -> dict[str, dict[str, Any]] | None:
@@ -153,12 +152,7 @@ def sds_secrets(socket_path: str, names: list[str]) -> dict[str, secret_pb2.Secr
         stream = stub.StreamSecrets(iter([request]), timeout=5)
         response = next(stream)
         stream.cancel()
-    out = {}
-    for any_secret in response.resources:
-        s = secret_pb2.Secret()
-        any_secret.Unpack(s)
-        out[s.name] = s
-    return out
+    return unpack(response)
 
 
 def test_each_sds_socket_serves_its_own_identity_only(mesh: Up) -> None:
@@ -217,17 +211,23 @@ def mesh_status(up: Up) -> str:
     return done.stdout
 
 
-def test_the_data_plane_outlives_a_killed_control_plane(mesh: Up) -> None:
-    url = mesh.info().gateway_urls[0]
-    before = info(mesh)
-    with Traffic(url) as traffic:
+def kill_under_traffic(up: Up, who: str, back: Callable[[], object]) -> None:
+    """SIGKILL `who` (controlplane, node) while requests flow; until `ami up` has
+    started it again and `back()` holds, no request may fail."""
+    before = info(up)[f"{who}_pid"]
+    with Traffic(up.info().gateway_urls[0]) as traffic:
         traffic.wait_for(5)
-        os.kill(before["controlplane_pid"], signal.SIGKILL)
+        os.kill(before, signal.SIGKILL)
         traffic.wait_for(20)
-        until(lambda: info(mesh)["controlplane_pid"] != before["controlplane_pid"], "a new one")
-        until(lambda: synced(mesh), "every proxy synced again")
+        until(lambda: info(up)[f"{who}_pid"] != before, f"a new {who}")
+        until(back, f"{who} back")
         traffic.wait_for(20)
     assert traffic.failed == []
+
+
+def test_the_data_plane_outlives_a_killed_control_plane(mesh: Up) -> None:
+    url = mesh.info().gateway_urls[0]
+    kill_under_traffic(mesh, "controlplane", lambda: synced(mesh))
     # A change made after that reaches every proxy.
     with mesh.client() as c:
         vs = {
@@ -274,20 +274,11 @@ def test_certificates_renew_once_a_stalled_control_plane_is_back(mesh: Up) -> No
 
 
 def test_the_data_plane_outlives_a_killed_node_agent(mesh: Up) -> None:
-    url = mesh.info().gateway_urls[0]
-    before = info(mesh)
     rows = mesh.instances()
     pids = {n: (r["pid"], r["envoy_pid"]) for n, r in rows.items() if r["ready"]}
-    with Traffic(url) as traffic:
-        traffic.wait_for(5)
-        os.kill(before["node_pid"], signal.SIGKILL)
-        traffic.wait_for(20)
-        until(lambda: info(mesh)["node_pid"] != before["node_pid"], "a new node agent")
-        until(lambda: ready_but_stray(mesh), "every instance ready again")
-        traffic.wait_for(20)
-    assert traffic.failed == []
+    kill_under_traffic(mesh, "node", lambda: ready_but_stray(mesh))
     after = mesh.instances()
     for name, (pid, envoy) in pids.items():
         assert after[name]["ready"], after[name]
         assert (after[name]["pid"], after[name]["envoy_pid"]) == (pid, envoy), name
-    get(url)
+    get(mesh.info().gateway_urls[0])

@@ -23,7 +23,7 @@ import httpx
 import psutil
 import pytest
 
-from amimesh.runtime import state
+from amimesh.runtime import state, supervisor
 from tests.e2e.harness import free_port
 
 pytestmark = [pytest.mark.envoy, pytest.mark.slow]
@@ -185,10 +185,12 @@ class Up:
             return {i["instance"]: i for i in resp.json()["instances"]}
 
     def settled(self) -> dict[str, dict[str, Any]] | None:
+        """Every instance ready (or done) and every proxy in sync with that."""
         rows = self.instances()
-        if all(r["ready"] or r["state"] == "completed" for r in rows.values()):
-            return rows
-        return None
+        if not all(r["ready"] or r["state"] == "completed" for r in rows.values()):
+            return None
+        with self.client() as c:
+            return rows if c.get("/api/v1/proxies").json()["synced"] else None
 
     def family(self) -> list[psutil.Process]:
         """`ami up` and every process under it (agents, Envoys, apps)."""
@@ -218,7 +220,9 @@ def start_up(config_dir: Path, state_root: Path, *args: str) -> Up:
 
 
 def kill_everything(up: Up, family: list[psutil.Process]) -> None:
-    """The finalizer: whatever is still alive of a mesh is killed."""
+    """The finalizer: whatever is still alive of a mesh is killed (its control plane,
+    node agent and instances outlive `ami up` by design)."""
+    supervisor.kill_mesh(up.state)
     for p in [*family, *up.family()]:
         try:
             os.killpg(p.pid, signal.SIGKILL)

@@ -41,8 +41,9 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
         yield shop
         # `ami down` stops everything gracefully and leaves no process behind.
         descendants = psutil.Process(shop.proc.pid).children(recursive=True)
-        # An agent, an Envoy and an app per instance; the gateway has no app.
-        assert len(descendants) >= 3 * 10 + 2
+        # The control plane, the node agent, and an Envoy and an app per instance;
+        # the gateway has no app.
+        assert len(descendants) == 2 + 2 * 10 + 1
         shop.down()
         _gone, alive = psutil.wait_procs(descendants, timeout=10)
         assert alive == [], [p.pid for p in alive]

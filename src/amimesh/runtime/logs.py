@@ -2,8 +2,9 @@
 
 Files, per instance id (`web-0.default`): `logs/<id>.log` (the app's stdout and
 stderr), `logs/<id>.envoy.log` (its Envoy), `logs/<id>.access.log` (its Envoy's
-access log, `docs/observability.md`), `logs/<id>.agent.log` (its agent). A gateway has
-no app: its log is its Envoy's.
+access log, `docs/observability.md`). A gateway has no app: its log is its Envoy's.
+The node agent and the control plane write `logs/node.log` and
+`logs/controlplane.log`.
 """
 
 from __future__ import annotations

@@ -340,6 +340,18 @@ def kill_instances(st: state.StateDir) -> None:
                 kill_group(pid, signal.SIGKILL)
 
 
+def kill_mesh(st: state.StateDir) -> None:
+    """SIGKILL the control plane, the node agent and every instance of the mesh whose
+    state is `st` (what `mesh.json` and the instance records name), now."""
+    with contextlib.suppress(OSError, ValueError):
+        info = json.loads(st.info_file.read_text())
+        for who in ("node", "controlplane"):
+            pid = int(info.get(f"{who}_pid", 0))
+            if pid > 0 and start_time(pid) == info.get(f"{who}_started"):
+                kill_group(pid, signal.SIGKILL)
+    kill_instances(st)
+
+
 def release(st: state.StateDir) -> None:
     """Forget the running mesh: tokens, mesh.json, `current` if it points here."""
     for name in (st.token_file, st.path / NODE_TOKEN, st.info_file):
