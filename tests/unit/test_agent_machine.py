@@ -178,3 +178,52 @@ def test_events_round_trip_and_junk_is_ignored() -> None:
     assert events.parse("[1]") is None
     assert events.parse('{"no": "event"}') is None
     assert events.parse('{"event": "future", "extra": 1}') == events.AgentEvent("future")
+
+
+def test_without_hold_app_and_envoy_start_at_once() -> None:
+    mach = m.Machine(has_app=True, has_probe=True, grace_s=0.5, hold_app=False)
+    assert mach.start() == [m.StartEnvoy(), m.StartApp()]
+    out = mach.handle(m.AppStarted(pid=11))
+    assert reports(out) == [events.started(11)] and others(out) == []
+    assert mach.handle(m.Probe(ok=True)) == []  # Envoy is not ready: nothing probes yet
+    out = mach.handle(m.EnvoyReady(pid=10))
+    assert reports(out) == [events.envoy_ready(10)] and others(out) == [m.StartProbing()]
+    assert reports(mach.handle(m.Probe(ok=True))) == [events.ready()]
+
+
+def test_without_hold_envoy_ready_first_waits_for_the_app() -> None:
+    mach = m.Machine(has_app=True, has_probe=False, grace_s=0.5, hold_app=False)
+    mach.start()
+    assert others(mach.handle(m.EnvoyReady(pid=10))) == []  # StartApp is on its way
+    out = mach.handle(m.AppStarted(pid=11))
+    assert reports(out) == [events.started(11), events.ready()]
+
+
+def test_without_hold_a_failing_envoy_stops_the_app_started_beside_it() -> None:
+    mach = m.Machine(has_app=True, has_probe=True, grace_s=0.5, hold_app=False)
+    mach.start()
+    mach.handle(m.AppStarted(pid=11))
+    out = mach.handle(m.EnvoyFailed("bad bootstrap"))
+    assert reports(out) == [events.failed("bad bootstrap")] and others(out) == [m.StopApp()]
+    out = mach.handle(m.AppExited(-15))
+    assert others(out) == [m.StopEnvoy(drain=True)]
+    out = mach.handle(m.EnvoyStopped())
+    assert out[-1] == m.Exit(m.EXIT_ENVOY_FAILED)
+
+
+def test_without_hold_terminate_before_the_app_started_stops_it_once_it_has() -> None:
+    mach = m.Machine(has_app=True, has_probe=True, grace_s=0.5, hold_app=False)
+    mach.start()
+    assert mach.handle(m.Terminate()) == []
+    out = mach.handle(m.AppStarted(pid=11))
+    assert others(out) == [m.StopApp()]
+    assert others(mach.handle(m.AppExited(-15))) == [m.StopEnvoy(drain=True)]
+    assert mach.handle(m.EnvoyStopped())[-1] == m.Exit(0)
+
+
+def test_adopted_instances_are_probed_again() -> None:
+    mach = m.Machine(has_app=True, has_probe=True, grace_s=0.5)
+    assert mach.adopt() == [m.StartProbing()]
+    assert reports(mach.handle(m.Probe(ok=True))) == [events.ready()]
+    gateway = m.Machine(has_app=False, has_probe=False, grace_s=0.0)
+    assert reports(gateway.adopt()) == [events.ready()]

@@ -19,6 +19,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from amimesh.agent import certs
 from amimesh.agent.sds import Secrets
@@ -45,6 +46,7 @@ class Identities:
         self._sign = sign
         self._timeout = first_timeout_s
         self._ids: dict[str, _Identity] = {}
+        self._ending: set[asyncio.Task[Any]] = set()  # cancelled, awaited by `close`
 
     def _get(self, spiffe_id: str) -> _Identity:
         found = self._ids.get(spiffe_id)
@@ -95,11 +97,10 @@ class Identities:
         for task in (entry.first, entry.renewals):
             if task is not None:
                 task.cancel()
+                self._ending.add(task)
+                task.add_done_callback(self._ending.discard)
 
     async def close(self) -> None:
-        tasks = []
         for spiffe_id in list(self._ids):
-            entry = self._ids[spiffe_id]
-            tasks += [t for t in (entry.first, entry.renewals) if t is not None]
             self._drop(spiffe_id)
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*self._ending, return_exceptions=True)

@@ -1,0 +1,71 @@
+"""The node agent's identities: one key per SPIFFE ID, shared, renewed, dropped."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+
+from amimesh.agent.identities import Identities
+from amimesh.agent.sds import Secrets
+from amimesh.identity import pem
+from amimesh.identity.ca import CertificateAuthority
+from amimesh.identity.issued import Issued
+from amimesh.identity.service import IdentityService
+
+WEB = "spiffe://cluster.local/ns/default/sa/web"
+API = "spiffe://cluster.local/ns/default/sa/api"
+
+
+class Ca:
+    """The real CA behind a node token, counting what it signs."""
+
+    def __init__(self, ttl_s: float = 3600) -> None:
+        now = datetime.datetime.now(datetime.UTC)
+        self.service = IdentityService(
+            CertificateAuthority.self_signed(now=now), ttl=datetime.timedelta(seconds=ttl_s)
+        )
+        self.token = self.service.grant_node()
+        self.signed: list[str] = []
+
+    async def sign(self, csr_pem: str) -> Issued:
+        await asyncio.sleep(0.01)
+        issued = self.service.sign(self.token, csr_pem)
+        self.signed.append(issued.spiffe_id)
+        return issued
+
+
+async def test_instances_of_one_identity_share_its_key() -> None:
+    ca = Ca()
+    ids = Identities(ca.sign)
+    try:
+        (a, _), (b, _), (c, _) = await asyncio.gather(
+            ids.secrets(WEB), ids.secrets(WEB), ids.secrets(API)
+        )
+        assert a == b and a.private_key != c.private_key
+        assert sorted(ca.signed) == [API, WEB]  # one signing per identity
+        (leaf, *_) = pem.load_certificates(a.certificate_chain.encode())
+        assert pem.uri_sans(leaf) == [WEB]
+    finally:
+        await ids.close()
+
+
+async def test_renewals_reach_every_subscriber_and_the_last_one_out_drops_it() -> None:
+    ca = Ca(ttl_s=1.0)  # renewed about every half second
+    ids = Identities(ca.sign)
+    try:
+        first, _ = await ids.secrets(WEB)
+        seen: list[Secrets] = []
+        other: list[Secrets] = []
+        stop = ids.subscribe(WEB, lambda s, _i: seen.append(s))
+        stop_other = ids.subscribe(WEB, lambda s, _i: other.append(s))
+        async with asyncio.timeout(10):
+            while not seen:
+                await asyncio.sleep(0.05)
+        assert seen[0] == other[0] and seen[0].private_key != first.private_key
+        stop()
+        stop_other()
+        renewed = len(ca.signed)
+        await asyncio.sleep(1.2)
+        assert len(ca.signed) == renewed  # nobody runs as it any more: no renewal
+    finally:
+        await ids.close()
