@@ -56,11 +56,15 @@ async def test_renewals_reach_every_subscriber_and_the_last_one_out_drops_it() -
         first, _ = await ids.secrets(WEB)
         seen: list[Secrets] = []
         other: list[Secrets] = []
-        stop = ids.subscribe(WEB, lambda s, _i: seen.append(s))
+        renewed_once = asyncio.Event()
+
+        def on_renewal(secrets: Secrets, _issued: Issued) -> None:
+            seen.append(secrets)
+            renewed_once.set()
+
+        stop = ids.subscribe(WEB, on_renewal)
         stop_other = ids.subscribe(WEB, lambda s, _i: other.append(s))
-        async with asyncio.timeout(10):
-            while not seen:
-                await asyncio.sleep(0.05)
+        await asyncio.wait_for(renewed_once.wait(), 10)
         assert seen[0] == other[0] and seen[0].private_key != first.private_key
         stop()
         stop_other()
