@@ -194,7 +194,9 @@ class Supervisor:
                 shutil.rmtree(previous, ignore_errors=True)
                 st.logs.rename(previous)
                 st.logs.mkdir()
-            for f in (STATUS_FILE, "nodes.json"):
+            # A new run starts from DIR alone: what the last run's control plane kept
+            # for its own restarts (applied resources, reports, counters) goes.
+            for f in (STATUS_FILE, "nodes.json", "applied.json", "metrics.json"):
                 (st.path / f).unlink(missing_ok=True)
 
     async def start(self) -> None:
