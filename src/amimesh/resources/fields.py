@@ -12,7 +12,14 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+)
 
 from amimesh.resources import re2
 
@@ -200,8 +207,24 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False, populate_by_name=True)
 
 
-# Seconds, parsed from Istio's duration strings.
-Duration = Annotated[float, TypeName("duration"), BeforeValidator(parse_duration), Field(ge=0)]
+def format_duration(seconds: float) -> str:
+    """Seconds as the duration string `parse_duration` reads back ("2s", "250ms")."""
+    if seconds == int(seconds):
+        return f"{int(seconds)}s"
+    ms = seconds * 1000
+    if abs(ms - round(ms)) < 1e-9:
+        return f"{round(ms)}ms"
+    return f"{seconds:.9f}".rstrip("0") + "s"
+
+
+# Seconds, parsed from Istio's duration strings (and written back as one).
+Duration = Annotated[
+    float,
+    TypeName("duration"),
+    BeforeValidator(parse_duration),
+    Field(ge=0),
+    PlainSerializer(format_duration, return_type=str, when_used="json"),
+]
 
 # A field that Istio (or Kubernetes) defines but Ami does not implement yet: accepted by
 # the schema so that the error says "not supported yet" instead of "unknown field".
