@@ -56,7 +56,7 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
     wrong_port = free_port()
     (root / "mesh" / "stray.yaml").write_text(ACCOUNTS)
     (root / "apps" / "stray.py").write_text(STRAY_APP % wrong_port)
-    up = start_up(root, base / "state", "--gateway-port", str(free_port()), "--cert-ttl", "12s")
+    up = start_up(root, base / "state", "--gateway-port", str(free_port()), "--cert-ttl", "20s")
     up.wrong_port = wrong_port  # type: ignore[attr-defined]
     family: list[psutil.Process] = []
     try:
@@ -258,13 +258,20 @@ def serial(up: Up, instance: str) -> str:
 def test_certificates_renew_once_a_stalled_control_plane_is_back(mesh: Up) -> None:
     url = mesh.info().gateway_urls[0]
     cp = info(mesh)["controlplane_pid"]
-    first = serial(mesh, "web-0.default")
     with Traffic(url) as traffic:
         traffic.wait_for(5)
-        os.kill(cp, signal.SIGSTOP)  # down (answers nothing) across a renewal (TTL 12 s)
+        # Right after a renewal (TTL 20 s: the next is due in about 10 s), the control
+        # plane stops answering for 13 s: across the renewal, not past the expiry.
+        last = serial(mesh, "web-0.default")
+        until(lambda: serial(mesh, "web-0.default") != last, "a renewal")
+        os.kill(cp, signal.SIGSTOP)
         try:
-            time.sleep(7)
-            assert serial(mesh, "web-0.default") == first
+            time.sleep(0.5)  # a renewal on its way when it stopped has landed
+            first = serial(mesh, "web-0.default")
+            outage_ends = time.monotonic() + 12.5
+            while time.monotonic() < outage_ends:  # nobody can renew meanwhile
+                assert serial(mesh, "web-0.default") == first
+                time.sleep(0.5)
             traffic.wait_for(5)
         finally:
             os.kill(cp, signal.SIGCONT)
