@@ -194,15 +194,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--ups", type=int, default=3, help="how many times to time `ami up`")
     p.add_argument("--skip-up", action="store_true", help="only the data-plane figures")
     p.add_argument(
-        "--only-process-model", action="store_true", help="only the process model's figures"
+        "--process-model",
+        action="store_true",
+        help="only `ami up` and the process model's figures (no data-plane load runs)",
     )
     args = p.parse_args(argv)
     if args.quick:
         args.seconds, args.ups = 5.0, 1
-    with tempfile.TemporaryDirectory(prefix="ami-bench-") as work:
-        process_figures(Path(work), quick=args.quick)
-    if args.only_process_model:
-        return 0
     if not args.skip_up:
         times: list[float] = []
         private: list[float] = []
@@ -224,6 +222,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         emit("shop_apps_alone_s", shop_apps_alone_s(), "s")
         emit("sidecar_private_mb", sum(private) / len(private), "MB", envoys=len(private))
         emit("sidecar_rss_mb", sum(rss) / len(rss), "MB", envoys=len(rss))
+        with tempfile.TemporaryDirectory(prefix="ami-bench-") as work:
+            process_figures(Path(work), quick=args.quick)
+    if args.process_model:
+        return 0
     subprocess.run(
         [sys.executable, str(Path(__file__).parent / "identity.py"), "--quick"], check=True
     )

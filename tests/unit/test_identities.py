@@ -34,12 +34,16 @@ class Ca:
         return issued
 
 
+def ignore(secrets: Secrets, issued: Issued) -> None:
+    pass
+
+
 async def test_instances_of_one_identity_share_its_key() -> None:
     ca = Ca()
     ids = Identities(ca.sign)
     try:
-        (a, _), (b, _), (c, _) = await asyncio.gather(
-            ids.secrets(WEB), ids.secrets(WEB), ids.secrets(API)
+        (a, _, _), (b, _, _), (c, _, _) = await asyncio.gather(
+            ids.acquire(WEB, ignore), ids.acquire(WEB, ignore), ids.acquire(API, ignore)
         )
         assert a == b and a.private_key != c.private_key
         assert sorted(ca.signed) == [API, WEB]  # one signing per identity
@@ -53,23 +57,36 @@ async def test_renewals_reach_every_subscriber_and_the_last_one_out_drops_it() -
     ca = Ca(ttl_s=1.0)  # renewed about every half second
     ids = Identities(ca.sign)
     try:
-        first, _ = await ids.secrets(WEB)
         seen: list[Secrets] = []
-        other: list[Secrets] = []
-        renewed_once = asyncio.Event()
+        renewed = asyncio.Event()
 
-        def on_renewal(secrets: Secrets, _issued: Issued) -> None:
+        def on_other(secrets: Secrets, _issued: Issued) -> None:
             seen.append(secrets)
-            renewed_once.set()
+            renewed.set()
 
-        stop = ids.subscribe(WEB, on_renewal)
-        stop_other = ids.subscribe(WEB, lambda s, _i: other.append(s))
-        await asyncio.wait_for(renewed_once.wait(), 10)
-        assert seen[0] == other[0] and seen[0].private_key != first.private_key
+        first, _, stop = await ids.acquire(WEB, ignore)
+        same, _, stop_other = await ids.acquire(WEB, on_other)
+        assert same == first
+        await asyncio.wait_for(renewed.wait(), 10)
+        assert seen[0].private_key != first.private_key
         stop()
         stop_other()
         renewed = len(ca.signed)
         await asyncio.sleep(1.2)
         assert len(ca.signed) == renewed  # nobody runs as it any more: no renewal
+    finally:
+        await ids.close()
+
+
+async def test_an_identity_is_held_while_a_holder_waits_for_its_first_certificate() -> None:
+    ca = Ca()
+    ids = Identities(ca.sign)
+    try:
+        waiting = asyncio.create_task(ids.acquire(WEB, ignore))
+        await asyncio.sleep(0)  # the first holder waits for the CA
+        _, _, release = await ids.acquire(WEB, ignore)  # a job that starts and ends
+        release()
+        secrets, _, _ = await asyncio.wait_for(waiting, 10)  # not cancelled by that
+        assert ca.signed == [WEB]
     finally:
         await ids.close()

@@ -240,9 +240,10 @@ class Agent:
             server = sds.SdsServer(path, name=f"sds {self.config.proxy.id}")
             await server.start()
             self.sds = server
-            secrets, issued = await self._identities.secrets(spec.spiffe_id)
+            secrets, issued, self._unsubscribe = await self._identities.acquire(
+                spec.spiffe_id, self._on_cert
+            )
             self._on_cert(secrets, issued)
-            self._unsubscribe = self._identities.subscribe(spec.spiffe_id, self._on_cert)
             if self.config.credentials:
                 # A gateway's credentials too: its listeners would not open without them.
                 assert self._ca is not None

@@ -2,14 +2,16 @@
 shared by every instance that runs as it, renewed at half life.
 
     ids = Identities(ca_client.sign)
-    secrets = await ids.secrets(spiffe_id)      # the first call makes the key, gets it signed
-    stop = ids.subscribe(spiffe_id, sds_server.update)   # every renewal, pushed at once
-    ...
-    stop(); await ids.close()
+    ids.prepare(spiffe_id)                       # start signing before anyone waits
+    secrets, issued, release = await ids.acquire(spiffe_id, on_renewal)
+    ...                                          # on_renewal(secrets, issued) on each renewal
+    release(); await ids.close()
 
 Keys are made here and stay in this process's memory: only CSRs leave it. A second
 instance of a workload (a scale-up) needs no signing at all: its identity is in hand.
-An identity nobody subscribes to any more is dropped with its renewal loop.
+An identity is held from `acquire` until `release`: one nobody holds any more is
+dropped with its renewal loop (a holder that is still waiting for the first
+certificate counts).
 """
 
 from __future__ import annotations
@@ -70,27 +72,30 @@ class Identities:
         """Start getting the identity's certificate now (before an instance asks)."""
         self._get(spiffe_id)
 
-    async def secrets(self, spiffe_id: str) -> tuple[Secrets, Issued]:
-        """The identity's key and certificate (raises certs.CaRefused, CaUnavailable)."""
-        entry = self._get(spiffe_id)
-        await asyncio.shield(entry.first)
-        if entry.renewals is None:
-            entry.renewals = asyncio.create_task(entry.rotator.run(), name=f"renew-{spiffe_id}")
-        assert entry.secrets is not None and entry.issued is not None
-        return entry.secrets, entry.issued
-
-    def subscribe(self, spiffe_id: str, on_secrets: OnSecrets) -> Callable[[], None]:
-        """Call `on_secrets` on every renewal of `spiffe_id`; returns the unsubscribe."""
+    async def acquire(
+        self, spiffe_id: str, on_secrets: OnSecrets
+    ) -> tuple[Secrets, Issued, Callable[[], None]]:
+        """Hold `spiffe_id`: its key and certificate now (the first caller waits for them;
+        raises certs.CaRefused, CaUnavailable), `on_secrets` called on every renewal
+        after, until the returned `release` is called."""
         entry = self._get(spiffe_id)
         entry.subscribers.append(on_secrets)
 
-        def unsubscribe() -> None:
+        def release() -> None:
             with contextlib.suppress(ValueError):
                 entry.subscribers.remove(on_secrets)
             if not entry.subscribers and self._ids.get(spiffe_id) is entry:
                 self._drop(spiffe_id)
 
-        return unsubscribe
+        try:
+            await asyncio.shield(entry.first)
+        except BaseException:
+            release()
+            raise
+        if entry.renewals is None:
+            entry.renewals = asyncio.create_task(entry.rotator.run(), name=f"renew-{spiffe_id}")
+        assert entry.secrets is not None and entry.issued is not None
+        return entry.secrets, entry.issued, release
 
     def _drop(self, spiffe_id: str) -> None:
         entry = self._ids.pop(spiffe_id)
