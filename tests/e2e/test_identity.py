@@ -162,6 +162,8 @@ def test_certificates_rotate_under_steady_traffic_with_no_failure(mesh: Up) -> N
                 time.sleep(0.01)
 
     files = {iid: mesh.state.instances / iid / "cert.pem" for iid in configs}
+    # What an Envoy held before (a draining context may show it a while longer).
+    before = {iid: envoy_serials(c.proxy.admin_port) for iid, c in configs.items()}
     file_serials: dict[str, set[str]] = {iid: {leaf_serial(f)} for iid, f in files.items()}
     served: dict[str, set[str]] = {iid: set() for iid in configs}
     threads = [threading.Thread(target=traffic) for _ in range(3)]
@@ -187,7 +189,7 @@ def test_certificates_rotate_under_steady_traffic_with_no_failure(mesh: Up) -> N
     # follows the renewals.
     for iid, seen in served.items():
         assert len(seen) >= 3, (iid, seen)
-        assert seen <= file_serials[iid]
+        assert seen - before[iid] <= file_serials[iid], (iid, seen, file_serials[iid])
     status = mesh.instances()
     assert all(r["restarts"] == 0 for r in status.values() if r["state"] != "completed")
 
