@@ -5,11 +5,12 @@ shapes (graph, metrics, traces), so the page is checked without a running mesh."
 
 from __future__ import annotations
 
+import asyncio
 import re
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from aiohttp import test_utils, web
@@ -18,6 +19,9 @@ from amimesh.controlplane.api import _auth_middleware, make_app
 from amimesh.controlplane.server import ControlPlane, ControlPlaneConfig
 from amimesh.dashboard import web as dashboard_web
 
+if TYPE_CHECKING:
+    from playwright.async_api import Page
+
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 COOKIE = dashboard_web.cookie_name(TOKEN)
@@ -25,6 +29,7 @@ HTML = {"Accept": "text/html,application/xhtml+xml"}
 STATIC = dashboard_web.STATIC
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 VENDORED = (STATIC / "vendor" / "cytoscape.min.js").exists()
+WAIT_S, POLL_S = 30.0, 0.1  # waiting for the page to show something, as Playwright does
 
 Client = test_utils.TestClient[Any, Any]
 
@@ -335,6 +340,21 @@ def fake_api() -> web.Application:
     return app
 
 
+async def until(page: Page, expression: str) -> Any:
+    """The value of `expression` in the page once it is truthy, polled from here.
+
+    Not `page.wait_for_function`: it evaluates a string again inside the page at each
+    poll, which the dashboard's CSP (no 'unsafe-eval') refuses whenever the first check
+    comes too early, as it does on a busy machine. `page.evaluate` goes through the
+    DevTools protocol, which the page's policy does not govern.
+    """
+    for _ in range(int(WAIT_S / POLL_S)):  # at least WAIT_S, however slow each look
+        if value := await page.evaluate(expression):
+            return value
+        await asyncio.sleep(POLL_S)
+    raise AssertionError(f"still false after {WAIT_S} s: {expression}")
+
+
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no chromium (make test-deps)")
 @pytest.mark.skipif(not VENDORED, reason="cytoscape.js is not vendored: run tools/vendor_js.py")
 async def test_page_in_chromium_against_a_fake_api(tmp_path: Path) -> None:
@@ -359,10 +379,13 @@ async def test_page_in_chromium_against_a_fake_api(tmp_path: Path) -> None:
                 await page.goto(f"{base}?token={TOKEN}")
                 assert page.url == base  # the token left the address bar
 
+                # A wait that starts before its condition holds, as on a busy machine,
+                # still waits under the page's CSP.
+                await page.evaluate("() => { setTimeout(() => { window.amiLater = 1; }, 300); }")
+                assert await until(page, "window.amiLater") == 1
+
                 # The graph: every node and edge, mTLS solid, plain text dashed.
-                await page.wait_for_function(
-                    "window.amiGraph && window.amiGraph.edges().length === 4"
-                )
+                await until(page, "window.amiGraph && window.amiGraph.edges().length === 4")
                 ids = await page.evaluate("window.amiGraph.nodes().map(n => n.id())")
                 assert sorted(ids) == sorted(n["id"] for n in NODES)
                 styles = await page.evaluate(

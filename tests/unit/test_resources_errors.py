@@ -182,7 +182,7 @@ CASES: list[tuple[str, str, list[str]]] = [
         VS_HEAD
         + "  http:\n  - route: [{destination: {host: reviews}}\n    timeout: 1s\n---\nb: 1\n",
         [
-            f"{P}: invalid YAML at line 9, column 5: expected ',' or ']', but got '<scalar>'",
+            f"{P}: invalid YAML at line 9, column 5: did not find expected ',' or ']'",
         ],
     ),
     (

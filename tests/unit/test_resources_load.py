@@ -262,6 +262,7 @@ def test_load_path_problems_are_errors(tmp_path: Path) -> None:
     (tmp_path / "latin1.yaml").write_bytes(b"name: caf\xe9\n")
     result = load_path(tmp_path)
     assert [str(e) for e in result.errors] == [
-        f"{tmp_path}/latin1.yaml: is not UTF-8 text (byte 9)"
+        f"{tmp_path}/latin1.yaml: document 0 (line 1): is not UTF-8 text: byte 0xe9 at line 1, "
+        "column 10"
     ]
     assert result.resources == []

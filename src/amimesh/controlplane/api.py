@@ -35,13 +35,13 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from amimesh.config.store import API_SOURCE, Key
-from amimesh.controlplane import api_json, api_kinds, api_metrics, api_traces, nodes
+from amimesh.controlplane import api_json, api_kinds, api_metrics, api_traces, api_yaml, nodes
 from amimesh.dashboard import web as dashboard_web
 from amimesh.identity import csr as csr_mod
 from amimesh.identity.ca import CaError
 from amimesh.identity.service import NamesNotGranted, NotGranted, UnknownToken
 from amimesh.model import analyze
-from amimesh.resources import ParseResult, parse_documents
+from amimesh.resources import ParseResult
 
 if TYPE_CHECKING:
     from amimesh.controlplane.server import ControlPlane
@@ -212,8 +212,7 @@ class Api:
 
     async def _parse(self, request: web.Request) -> tuple[str, ParseResult]:
         source = request.query.get("source") or "request"
-        text = await request.text()
-        return source, parse_documents(text, source)
+        return source, await api_yaml.parse_body(request, source)
 
     async def apply(self, request: web.Request) -> web.Response:
         source, result = await self._parse(request)

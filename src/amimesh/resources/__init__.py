@@ -1,6 +1,6 @@
 """Typed resources (Istio, Kubernetes, Ami kinds), YAML loading and validation. Pure.
 
-result = load_path("shop/")            # or parse_documents(text, "shop/vs.yaml")
+result = load_path("shop/")            # or parse_documents(text, "shop/vs.yaml"), parse_bytes
 for error in result.errors:
     print(error)  # shop/vs.yaml: document 2 (line 14): VirtualService/default/reviews: ...
 snapshot = build_snapshot(result.resources)
@@ -16,7 +16,7 @@ from amimesh.resources.istio_networking import (
 )
 from amimesh.resources.kube import Service
 from amimesh.resources.meta import ObjectMeta, Resource
-from amimesh.resources.parse import parse_documents, parse_object
+from amimesh.resources.parse import parse_bytes, parse_documents, parse_object
 from amimesh.resources.registry import KINDS, Kind, KindRegistry
 from amimesh.resources.workload import Workload
 
@@ -36,6 +36,7 @@ __all__ = [
     "Workload",
     "WorkloadEntry",
     "load_path",
+    "parse_bytes",
     "parse_documents",
     "parse_object",
 ]

@@ -8,6 +8,7 @@ from pathlib import Path
 from amimesh.resources.errors import ConfigError, ParseResult
 from amimesh.resources.parse import Collector
 from amimesh.resources.registry import KINDS, KindRegistry
+from amimesh.resources.yaml_limits import MAX_BYTES, TOO_BIG
 
 SUFFIXES = (".yaml", ".yml")
 
@@ -26,7 +27,8 @@ def yaml_files(root: Path) -> list[Path]:
 def load_path(path: str | os.PathLike[str], kinds: KindRegistry = KINDS) -> ParseResult:
     """Every resource in a YAML file, or in the YAML files under a directory.
 
-    Problems reading a file are errors in the result, like problems in its content.
+    Problems reading a file are errors in the result, like problems in its content. A
+    file larger than `MAX_BYTES` is refused without being read.
     """
     root = Path(path)
     collector = Collector(kinds)
@@ -39,14 +41,22 @@ def load_path(path: str | os.PathLike[str], kinds: KindRegistry = KINDS) -> Pars
         return collector.result()
     for file in files:
         try:
-            text = file.read_text(encoding="utf-8")
-        except UnicodeDecodeError as err:
-            collector.add_error(
-                ConfigError(str(file), message=f"is not UTF-8 text (byte {err.start})")
-            )
-            continue
+            data = read_bounded(file)
         except OSError as err:
             collector.add_error(ConfigError(str(file), message=f"cannot be read: {err.strerror}"))
             continue
-        collector.add_text(text, str(file))
+        if data is None:
+            collector.add_error(ConfigError(str(file), message=TOO_BIG))
+            continue
+        collector.add_bytes(data, str(file))
     return collector.result()
+
+
+def read_bounded(file: Path, limit: int = MAX_BYTES) -> bytes | None:
+    """The file's content, or None when it has more than `limit` bytes (at most one byte
+    past the limit is read, whatever its size: it may be growing, or not a regular file)."""
+    with file.open("rb") as f:
+        if os.fstat(f.fileno()).st_size > limit:
+            return None
+        data = f.read(limit + 1)
+    return None if len(data) > limit else data

@@ -18,7 +18,7 @@ from amimesh.resources.explain import explain, locate
 from amimesh.resources.fields import show
 from amimesh.resources.meta import DEFAULT_NAMESPACE, Resource
 from amimesh.resources.registry import KINDS, KindRegistry, UnknownKind
-from amimesh.resources.yaml_text import Document, documents
+from amimesh.resources.yaml_text import Document, SyntaxProblem, documents, documents_in_bytes
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,14 @@ class Collector:
         self._errors.append(error)
 
     def add_text(self, text: str, source: str) -> None:
-        for doc in documents(text):
+        self._add_documents(documents(text), source)
+
+    def add_bytes(self, data: bytes, source: str) -> None:
+        """Add the resources of a file's or a request's raw content (UTF-8 YAML)."""
+        self._add_documents(documents_in_bytes(data), source)
+
+    def _add_documents(self, docs: list[Document | SyntaxProblem], source: str) -> None:
+        for doc in docs:
             if isinstance(doc, Document):
                 self.add_object(doc.data, source, document=doc.index, line=doc.line)
             else:
@@ -165,6 +172,13 @@ def parse_documents(text: str, source: str, kinds: KindRegistry = KINDS) -> Pars
     """Every resource in a (multi-document) YAML text; `source` names it in errors."""
     collector = Collector(kinds)
     collector.add_text(text, source)
+    return collector.result()
+
+
+def parse_bytes(data: bytes, source: str, kinds: KindRegistry = KINDS) -> ParseResult:
+    """Every resource in raw UTF-8 YAML (a file's content, a request's body)."""
+    collector = Collector(kinds)
+    collector.add_bytes(data, source)
     return collector.result()
 
 

@@ -21,6 +21,7 @@ from amimesh.resources.explain import is_model, unwrap
 from amimesh.resources.fields import NOT_SUPPORTED, TypeName, UnsupportedValues, show
 from amimesh.resources.meta import ObjectMeta
 from amimesh.resources.registry import KINDS, Kind, KindRegistry
+from amimesh.resources.yaml_limits import DOC as LIMITS
 
 IGNORED_PREFIX = "accepted and ignored"
 
@@ -69,7 +70,8 @@ document starts, `Kind/namespace/name`, the field path, and what is wrong:
 
     {_EXAMPLE}
 
-A document with an error contributes nothing; the other documents still load.
+A document with an error contributes nothing; the other documents still load. What
+the loader refuses outright is in [Limits on input](#limits-on-input).
 """
 
 _CHECKS = """\
@@ -112,7 +114,7 @@ on the field at fault.
 
 def render(kinds: KindRegistry = KINDS) -> str:
     """The whole markdown page."""
-    out = [_HEADER, _LOADING, "## Kinds\n", "| kind | apiVersion |", "|---|---|"]
+    out = [_HEADER, _LOADING, LIMITS, "## Kinds\n", "| kind | apiVersion |", "|---|---|"]
     for k in kinds.values():
         out.append(f"| [{k.name}](#{k.name.lower()}) | {', '.join(k.api_versions)} |")
     out.append("")
