@@ -122,7 +122,12 @@ def start(base: Path) -> Shop:
             api=info["api"],
             token=(info_file.parent / "api-token").read_text().strip(),
         )
-        wait_for(lambda: all(i["ready"] for i in shop.api_get("/api/v1/status")["instances"]))
+
+        def all_ready() -> bool:
+            rows = shop.api_get("/api/v1/status")["instances"]
+            return bool(rows) and all(i["ready"] for i in rows)
+
+        wait_for(all_ready)
         shop.synced()
         return shop
     except BaseException:

@@ -187,7 +187,7 @@ class Up:
     def settled(self) -> dict[str, dict[str, Any]] | None:
         """Every instance ready (or done) and every proxy in sync with that."""
         rows = self.instances()
-        if not all(r["ready"] or r["state"] == "completed" for r in rows.values()):
+        if not rows or not all(r["ready"] or r["state"] == "completed" for r in rows.values()):
             return None
         with self.client() as c:
             return rows if c.get("/api/v1/proxies").json()["synced"] else None
