@@ -142,48 +142,56 @@ def process_figures(work: Path, *, quick: bool) -> None:
 
 
 def shop_apps_alone_s() -> float:
-    """Each of the shop's apps started by hand (its command, directory and env, a free
-    PORT), timed to its first good answer; the sum."""
+    """Each of the shop's apps started by hand, one after the other, with the command,
+    directory and environment the node agent would give it (`plan`, `app_env`), timed
+    to its readiness probe's first pass; the sum."""
+    import asyncio
+
+    from amimesh.agent import probe
+    from amimesh.agent.env import app_env
+    from amimesh.model.snapshot import build_snapshot
     from amimesh.resources import Workload
     from amimesh.resources.files import load_path
+    from amimesh.runtime import plan
+    from amimesh.runtime.ports import PortAllocator
+    from amimesh.runtime.state import StateDir
 
+    resources = load_path(SHOP / "mesh").resources
+    services = build_snapshot(resources).services.values()
+    ports = PortAllocator()
     total = 0.0
-    result = load_path(SHOP / "mesh")
-    for w in [r for r in result.resources if isinstance(r, Workload)]:
-        spec = w.spec
-        port = process_model.free_port()
-        path = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
-        env = (
-            os.environ | {"PATH": path} | {e.name: e.value for e in spec.env} | {"PORT": str(port)}
-        )
-        for p in spec.ports:
-            if p.name:
-                env[f"PORT_{p.name.upper().replace('-', '_')}"] = str(port)
-        cwd = SHOP / spec.workingDir if spec.workingDir else SHOP
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(
-            [*spec.command, *spec.args],
-            cwd=cwd,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        try:
-            process_model.wait(lambda p=port: _accepts(p), 30)
-            total += time.perf_counter() - t0
-        finally:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    with tempfile.TemporaryDirectory(prefix="ami-bench-apps-") as tmp:
+        for w in [r for r in resources if isinstance(r, Workload)]:
+            spec = plan.workload_instance(
+                w,
+                0,
+                services=services,
+                allocate=ports.allocate,
+                state=StateDir(Path(tmp)),
+                xds_port=1,
+                config_dir=SHOP,
+            )
+            app = spec.agent.app
+            assert app is not None
+            env = app_env(spec.agent, os.environ, str(Path(sys.executable).parent))
+            t0 = time.perf_counter()
+            proc = subprocess.Popen(
+                list(app.command),
+                cwd=app.cwd,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            try:
+                check = app.probe
+                assert check is not None
+                process_model.wait(lambda c=check: asyncio.run(probe.failure(c)) == "", 30)
+                total += time.perf_counter() - t0
+            finally:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
     return total
-
-
-def _accepts(port: int) -> bool:
-    import socket
-
-    with socket.socket() as s:
-        s.settimeout(0.2)
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -229,9 +229,9 @@ class Agent:
 
     # --- identity ----------------------------------------------------------------------
 
-    async def _start_identity(self) -> str | None:
-        """Serve this instance's SDS with its identity's certificate; the socket's path
-        (None without an identity). Raises certs.CaRefused / CaUnavailable, or OSError."""
+    async def _serve_sds(self) -> str | None:
+        """This instance's SDS socket, served (still empty); its path, None without an
+        identity. Raises OSError."""
         spec = self.config.identity
         if spec is None or self._identities is None:
             return None
@@ -240,20 +240,32 @@ class Agent:
             server = sds.SdsServer(path, name=f"sds {self.config.proxy.id}")
             await server.start()
             self.sds = server
-            secrets, issued, self._unsubscribe = await self._identities.acquire(
-                spec.spiffe_id, self._on_cert
-            )
-            self._on_cert(secrets, issued)
-            if self.config.credentials:
-                # A gateway's credentials too: its listeners would not open without them.
-                assert self._ca is not None
-                gateway = credentials.Credentials(
-                    self.config.credentials, server, self._ca, SpiffeId.parse(spec.spiffe_id)
-                )
-                loops = await gateway.start(issued.trust_bundle, timeout_s=ENVOY_READY_TIMEOUT_S)
-                for i, loop in enumerate(loops):
-                    self._own(f"certs-{i}", loop)
         return str(self.sds.path)
+
+    async def _fill_sds(self) -> None:
+        """Serve the identity's certificate (and a gateway's credentials) on the SDS
+        socket; Envoy, started meanwhile, waits for them. Raises certs.CaRefused,
+        CaUnavailable, credentials.CredentialError."""
+        spec = self.config.identity
+        if spec is None or self._identities is None or self.sds is None:
+            return
+        secrets, issued, self._unsubscribe = await self._identities.acquire(
+            spec.spiffe_id, self._on_cert
+        )
+        self._on_cert(secrets, issued)
+        if self.config.credentials:
+            # A gateway's credentials too: its listeners would not open without them.
+            assert self._ca is not None
+            gateway = credentials.Credentials(
+                self.config.credentials, self.sds, self._ca, SpiffeId.parse(spec.spiffe_id)
+            )
+            loops = await gateway.start(issued.trust_bundle, timeout_s=ENVOY_READY_TIMEOUT_S)
+            for i, loop in enumerate(loops):
+                self._own(f"certs-{i}", loop)
+
+    async def _start_identity(self) -> None:
+        await self._serve_sds()
+        await self._fill_sds()
 
     def _on_cert(self, secrets: sds.Secrets, issued: Issued) -> None:
         if self.sds is None or self.config.identity is None:
@@ -272,13 +284,8 @@ class Agent:
         path = Path(cfg.envoy.bootstrap)
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            sds_socket = await self._start_identity()
-        except (
-            certs.CaRefused,
-            certs.CaUnavailable,
-            credentials.CredentialError,
-            OSError,
-        ) as e:
+            sds_socket = await self._serve_sds()
+        except OSError as e:
             self.post(machine.EnvoyFailed(f"no certificate for {cfg.proxy.id}: {e}"))
             return
         write_bootstrap(
@@ -304,6 +311,12 @@ class Agent:
             self.envoy = await Child.spawn(argv, log=Path(cfg.envoy.log))
         except OSError as e:
             self.post(machine.EnvoyFailed(f"cannot run envoy: {e}"))
+            return
+        # The certificate comes while Envoy starts: its listeners wait for it.
+        try:
+            await self._fill_sds()
+        except (certs.CaRefused, certs.CaUnavailable, credentials.CredentialError) as e:
+            self.post(machine.EnvoyFailed(f"no certificate for {cfg.proxy.id}: {e}"))
             return
         reason = await self._envoy_live(self.envoy)
         if reason:

@@ -12,62 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import os
 import signal
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from amimesh.agent.process import hold_lock
+from amimesh.controlplane.mesh_config import API_TOKEN, LOCK_FILE, NODE_TOKEN, TRACES_DB, read
 from amimesh.controlplane.server import ControlPlane, ControlPlaneConfig
 
 log = logging.getLogger(__name__)
-
-CONFIG_FILE = "controlplane.json"
-API_TOKEN = "api-token"
-NODE_TOKEN = "node-token"
-TRACES_DB = "traces.db"
-LOCK_FILE = "controlplane.lock"
-
-
-@dataclass(frozen=True)
-class MeshControlPlane:
-    """`controlplane.json`: what `ami up` decided for its control plane."""
-
-    config_dir: str
-    xds_port: int
-    api_port: int
-    zipkin_port: int
-    trust_domain: str
-    cert_ttl_s: float
-    exclude_dirs: tuple[str, ...] = ()
-    ca_certs_dir: str | None = None
-    trace_forward: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {**self.__dict__, "exclude_dirs": list(self.exclude_dirs)}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> MeshControlPlane:
-        return cls(**{**data, "exclude_dirs": tuple(data.get("exclude_dirs", ()))})
-
-
-def write_secret(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-
-
-def write(state_dir: Path, config: MeshControlPlane) -> None:
-    tmp = state_dir / f".{CONFIG_FILE}.tmp"
-    tmp.write_text(json.dumps(config.to_json(), indent=1))
-    tmp.replace(state_dir / CONFIG_FILE)
-
-
-def read(state_dir: Path) -> MeshControlPlane:
-    return MeshControlPlane.from_json(json.loads((state_dir / CONFIG_FILE).read_text()))
 
 
 def control_plane_config(state_dir: Path) -> ControlPlaneConfig:

@@ -26,6 +26,7 @@ from amimesh.agent import events, machine
 from amimesh.agent.agent import Adopted, Agent
 from amimesh.agent.process import Child, kill_group
 from amimesh.model.snapshot import Instance
+from amimesh.runtime.node_config import PIDS_FILE, read_pids
 from amimesh.runtime.plan import InstanceSpec
 from amimesh.runtime.policy import Backoff, Restarts
 
@@ -34,7 +35,6 @@ log = logging.getLogger(__name__)
 State = Literal["starting", "ready", "not-ready", "exited", "backoff", "completed"]
 # The exit code an instance counts as when its run failed without one.
 FAILED = 1
-PIDS_FILE = "pids.json"
 LOG_TAIL_LINES = 5
 
 
@@ -49,15 +49,6 @@ class Registry(Protocol):
 AgentFactory = Callable[
     [agent_config.AgentConfig, Callable[[dict[str, Any]], None], Adopted | None], Agent
 ]
-
-
-def read_pids(home: Path) -> dict[str, Any]:
-    """What the last run of the instance whose files are in `home` recorded."""
-    try:
-        data = json.loads((home / PIDS_FILE).read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def adoptable(spec: InstanceSpec) -> Adopted | None:

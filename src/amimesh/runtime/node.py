@@ -28,7 +28,6 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,49 +36,25 @@ from amimesh.agent import config as agent_config
 from amimesh.agent.agent import Adopted, Agent
 from amimesh.agent.identities import Identities
 from amimesh.agent.process import kill_group, start_time
-from amimesh.model.proxy import AccessLogFormat, GatewayPort
+from amimesh.model.proxy import GatewayPort
 from amimesh.model.snapshot import Snapshot, build_snapshot
 from amimesh.resources import parse_object
 from amimesh.resources.workload import Workload
 from amimesh.runtime import gateway, plan, state
-from amimesh.runtime.instance import InstanceRunner, adoptable, read_pids
+from amimesh.runtime.instance import InstanceRunner, adoptable
 from amimesh.runtime.node_api import ApiUnavailable, NodeApi, Reporter
+from amimesh.runtime.node_config import (
+    CONFIG_WAIT_S,
+    FIRST_CONFIG_POLL_S,
+    FIRST_CONFIG_TIMEOUT_S,
+    PLAN_FILE,
+    STATUS_FILE,
+    NodeConfig,
+    read_pids,
+)
 from amimesh.runtime.ports import PortAllocator
 
 log = logging.getLogger(__name__)
-
-NODE_FILE = "node.json"
-NODE_TOKEN = "node-token"
-STATUS_FILE = "status.json"
-PLAN_FILE = "plan.json"
-CONFIG_WAIT_S = 30.0
-# How long the first config may take to come (the control plane is starting).
-FIRST_CONFIG_TIMEOUT_S = 60.0
-
-
-@dataclass(frozen=True)
-class NodeConfig:
-    """`node.json`: what `ami up` decided for its node agent."""
-
-    config_dir: str  # the mesh's DIR (Workload workingDir is relative to it)
-    config_root: str  # DIR/mesh or DIR (gateway credentials' files)
-    api: str
-    xds_port: int
-    zipkin_port: int
-    trust_domain: str
-    name: str = "local"
-    gateway_port: int | None = None
-    grace_s: float = 0.5
-    access_log_format: AccessLogFormat = "json"
-
-    @classmethod
-    def read(cls, state_dir: Path) -> NodeConfig:
-        return cls(**json.loads((state_dir / NODE_FILE).read_text()))
-
-    def write(self, state_dir: Path) -> None:
-        tmp = state_dir / f".{NODE_FILE}.tmp"
-        tmp.write_text(json.dumps(asdict(self), indent=1))
-        tmp.replace(state_dir / NODE_FILE)
 
 
 def template(w: Workload) -> dict[str, Any]:
@@ -132,6 +107,7 @@ class Node:
         self._tasks: list[asyncio.Task[None]] = []
         self._version = -1
         self._closing = False
+        self._status_due = False
 
     # --- start -------------------------------------------------------------------------
 
@@ -152,7 +128,7 @@ class Node:
     async def _first_config(self) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + FIRST_CONFIG_TIMEOUT_S
-        delay = 0.02
+        waited = False
         while True:
             try:
                 version, docs = await self.api.config(since=-1, wait_s=0)
@@ -161,9 +137,11 @@ class Node:
             except ApiUnavailable as e:
                 if loop.time() > deadline:
                     raise
-                log.info("waiting for the control plane: %s", e)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
+                if not waited:
+                    log.info("waiting for the control plane: %s", e)
+                    waited = True
+                # A refused connection on loopback costs nothing: ask again soon.
+                await asyncio.sleep(FIRST_CONFIG_POLL_S)
 
     async def _watch(self) -> None:
         delay = 0.1
@@ -400,8 +378,15 @@ class Node:
             self._on_change(runner)
 
     def _write_status(self) -> None:
-        """status.json for `ami up` (the control plane may be away), and a report."""
+        """status.json for `ami up` (the control plane may be away), and a report: at
+        most one write per loop turn, however many instances changed in it."""
         self.reporter.changed()
+        if not self._status_due:
+            self._status_due = True
+            asyncio.get_running_loop().call_soon(self._write_status_now)
+
+    def _write_status_now(self) -> None:
+        self._status_due = False
         path = self.state.path / STATUS_FILE
         tmp = path.with_name(f".{STATUS_FILE}.tmp")
         body = {
@@ -425,7 +410,7 @@ class Node:
             runners.append(self.gateway)
         await asyncio.gather(*(r.stop() for r in runners))
         await asyncio.gather(*self._retiring.values(), return_exceptions=True)
-        self._write_status()
+        self._write_status_now()
         with contextlib.suppress(ApiUnavailable, TimeoutError):
             await asyncio.wait_for(self.api.report(self.config.name, self.reporter.body()), 2.0)
         await self._close()

@@ -122,6 +122,7 @@ class Reporter:
         delay = 0.05
         while True:
             await self._dirty.wait()
+            await asyncio.sleep(0)  # what else changes in this loop turn goes along
             self._dirty.clear()
             try:
                 await self._api.report(self._node, self.body())

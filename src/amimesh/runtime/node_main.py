@@ -14,7 +14,8 @@ from pathlib import Path
 
 from amimesh.agent.process import AlreadyRunning, hold_lock
 from amimesh.runtime import state
-from amimesh.runtime.node import NODE_TOKEN, Node, NodeConfig
+from amimesh.runtime.node import Node
+from amimesh.runtime.node_config import NODE_TOKEN, NodeConfig
 
 log = logging.getLogger(__name__)
 

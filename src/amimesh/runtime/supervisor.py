@@ -25,17 +25,18 @@ import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from amimesh.agent.process import Child, kill_group, start_time
-from amimesh.controlplane import mesh as cp_mesh
-from amimesh.identity.service import DEFAULT_TTL
+from amimesh.controlplane import mesh_config as cp_mesh
 from amimesh.identity.spiffe import TRUST_DOMAIN
-from amimesh.model.proxy import AccessLogFormat
 from amimesh.runtime import state
-from amimesh.runtime.instance import read_pids
-from amimesh.runtime.node import NODE_TOKEN, STATUS_FILE, NodeConfig
+from amimesh.runtime.node_config import NODE_TOKEN, STATUS_FILE, NodeConfig, read_pids
 from amimesh.runtime.ports import PortAllocator
+
+AccessLogFormat = Literal["json", "text"]
+# Workload certificates' lifetime (the control plane's default, `identity.service`).
+DEFAULT_CERT_TTL_S = 24 * 3600.0
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ class UpConfig:
     grace_s: float = 0.5
     # Workload certificates: their lifetime, the trust domain, and a user-supplied CA
     # (Istio's cacerts layout) instead of the self-signed root kept in the state dir.
-    cert_ttl_s: float = DEFAULT_TTL.total_seconds()
+    cert_ttl_s: float = DEFAULT_CERT_TTL_S
     trust_domain: str = TRUST_DOMAIN
     ca_certs_dir: Path | None = None
     # Every proxy's access log (logs/<id>.access.log): one JSON object or text line each.

@@ -9,25 +9,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import signal
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 from rich.console import Console
 from rich.markup import escape
 
-from amimesh.identity.service import DEFAULT_TTL
-from amimesh.model.proxy import AccessLogFormat
-from amimesh.runtime.supervisor import MeshRunning, Supervisor, UpConfig
+from amimesh.runtime.supervisor import (
+    DEFAULT_CERT_TTL_S,
+    AccessLogFormat,
+    MeshRunning,
+    Supervisor,
+    UpConfig,
+)
 
 STARTUP_TIMEOUT_S = 60.0
 SUPERVISOR_LOG = "supervisor.log"
 POLL_S = 0.05
 WATCH_S = 0.1
-TIMEOUT = aiohttp.ClientTimeout(total=5)
+API_TIMEOUT_S = 5.0
 
 
 class Progress:
@@ -164,19 +169,26 @@ async def serve(config: UpConfig, console: Console, log_level: str = "info") -> 
 async def _config_errors(sup: Supervisor) -> list[str]:
     """The config errors the control plane found (once its API answers)."""
     token = sup.state.read_token()
-    headers = {"Authorization": f"Bearer {token}"}
+    request = urllib.request.Request(
+        f"{sup.api}/api/v1/status", headers={"Authorization": f"Bearer {token}"}
+    )
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback
+
+    def fetch() -> list[str] | None:
+        try:
+            with opener.open(request, timeout=API_TIMEOUT_S) as resp:
+                data = json.loads(resp.read())
+        except (OSError, ValueError):
+            return None
+        return [str(e) for e in data.get("config_errors", [])]
+
     loop = asyncio.get_running_loop()
     deadline = loop.time() + STARTUP_TIMEOUT_S
-    async with aiohttp.ClientSession(headers=headers, trust_env=False) as http:
-        while loop.time() < deadline:
-            try:
-                async with http.get(f"{sup.api}/api/v1/status", timeout=TIMEOUT) as resp:
-                    if resp.status == 200:
-                        data = await resp.json()
-                        return [str(e) for e in data.get("config_errors", [])]
-            except (aiohttp.ClientError, OSError, TimeoutError):
-                pass
-            await asyncio.sleep(POLL_S)
+    while loop.time() < deadline:
+        errors = await asyncio.to_thread(fetch)
+        if errors is not None:
+            return errors
+        await asyncio.sleep(POLL_S)
     return []
 
 
@@ -246,7 +258,7 @@ def run(
         ca_certs_dir=ca_certs_dir,
         access_log_format=access_log_format,
         trace_forward=trace_forward,
-        cert_ttl_s=cert_ttl_s if cert_ttl_s is not None else DEFAULT_TTL.total_seconds(),
+        cert_ttl_s=cert_ttl_s if cert_ttl_s is not None else DEFAULT_CERT_TTL_S,
         log_level=log_level,
     )
     return asyncio.run(serve(config, console, log_level))
