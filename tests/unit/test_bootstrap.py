@@ -58,7 +58,13 @@ def test_ads_for_clusters_and_listeners(delta: bool, api_type: str) -> None:
         "api_type": api_type,
         "transport_api_version": "V3",
         "set_node_on_first_message_only": True,
-        "grpc_services": [{"envoy_grpc": {"cluster_name": "xds-grpc"}}],
+        "grpc_services": [
+            {
+                "envoy_grpc": {"cluster_name": "xds-grpc"},
+                # Back soon after the control plane is (the default waits up to 30 s).
+                "retry_policy": {"retry_back_off": {"base_interval": "0.1s", "max_interval": "1s"}},
+            }
+        ],
     }
     ads = {"ads": {}, "resource_api_version": "V3", "initial_fetch_timeout": "0s"}
     assert dyn["cds_config"] == ads
