@@ -36,9 +36,6 @@ class FakeAgent:
     def post(self, event: object) -> None:
         self.stop.set()
 
-    def detach(self) -> None:
-        pass
-
     async def run(self) -> int:
         await asyncio.sleep(0)
         self.report(events.envoy_ready(100 + self.run_no))

@@ -220,13 +220,6 @@ class Agent:
         sds.remove_private_dir(self._sds_private)
         self._sds_private = None
 
-    def detach(self) -> None:
-        """Leave Envoy and the app running (the node agent stops, not the instance): a
-        node agent started again adopts them."""
-        self.app = self.envoy = None
-        for name in list(self._tasks):
-            self._cancel(name)
-
     # --- identity ----------------------------------------------------------------------
 
     async def _serve_sds(self) -> str | None:

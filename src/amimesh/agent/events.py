@@ -1,4 +1,4 @@
-"""The agent → runtime event protocol: one JSON object per line on the agent's stdout.
+"""What an instance's agent reports to its runner (one dict per event, in order):
 
     {"event": "envoy-ready", "pid": 123}      Envoy is LIVE (its pid, for clean-up)
     {"event": "started", "pid": 124}          the app process started (its pid)
@@ -9,17 +9,19 @@
     {"event": "envoy-exited", "code": 1}      Envoy died under a running app
     {"event": "failed", "reason": "..."}      the instance could not start (Envoy never
                                               became ready, the command cannot run)
-    {"event": "stopped", "code": 0}           last line: app and Envoy are gone; the agent
-                                              exits with `code`
+    {"event": "stopped", "code": 0}           last: app and Envoy are gone; the agent's
+                                              run ends with `code`
+    {"event": "probe", "problem": "..."}      the readiness probe's failure changed ("" once
+                                              it passes): why the instance is not ready
 
-Every line may carry more keys later; readers ignore keys and events they do not know.
+Every event may carry more keys later; readers ignore keys and events they do not know.
 Events about readiness come in order: `ready` and `not-ready` alternate, starting with
 `ready`, and `exited` is always preceded by `not-ready` if `ready` was sent.
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,14 +67,9 @@ def stopped(code: int) -> dict[str, Any]:
     return {"event": "stopped", "code": code}
 
 
-def encode(event: dict[str, Any]) -> str:
-    """One protocol line, newline included."""
-    return json.dumps(event, separators=(",", ":")) + "\n"
-
-
 @dataclass(frozen=True)
 class AgentEvent:
-    """A parsed line: `event` names it; the other fields are set when the line has them."""
+    """A report, read: `event` names it; the other fields are set when it has them."""
 
     event: str
     code: int | None = None
@@ -80,13 +77,9 @@ class AgentEvent:
     reason: str = ""
 
 
-def parse(line: str | bytes) -> AgentEvent | None:
-    """The event on `line`, or None for anything that is not one (ignored by readers)."""
-    try:
-        data = json.loads(line)
-    except ValueError:
-        return None
-    if not isinstance(data, dict) or not isinstance(data.get("event"), str):
+def read(data: Mapping[str, Any]) -> AgentEvent | None:
+    """The event `data` reports, or None for anything that is not one (ignored)."""
+    if not isinstance(data.get("event"), str):
         return None
     code, pid = data.get("code"), data.get("pid")
     return AgentEvent(

@@ -96,7 +96,6 @@ class InstanceRunner:
         self.adopted = adopted is not None
         self._agent: Agent | None = None
         self._stopping = asyncio.Event()
-        self._detached = False
         self._task: asyncio.Task[None] | None = None
 
     # --- control -----------------------------------------------------------------------
@@ -107,7 +106,7 @@ class InstanceRunner:
     @property
     def stopping(self) -> bool:
         """Stopped (or being stopped) by the node, not by itself."""
-        return self._stopping.is_set() and not self._detached
+        return self._stopping.is_set()
 
     @property
     def done(self) -> bool:
@@ -126,17 +125,6 @@ class InstanceRunner:
         except TimeoutError:
             log.warning("%s did not stop in %gs: killing it", self.spec.id, timeout_s)
             self.kill()
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-
-    async def detach(self) -> None:
-        """Stop following the instance and leave its Envoy and app running (the node
-        agent is going away; a node agent started again adopts them)."""
-        self._detached = True
-        self._stopping.set()
-        if self._agent is not None:
-            self._agent.detach()
-        if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
@@ -216,20 +204,16 @@ class InstanceRunner:
             rc = await agent.run()
         finally:
             self._agent = None
-            if not self._detached:
-                self._unregister()
+            self._unregister()
         code = self._code if self._code is not None else rc
         self.exit_code = code
         return code
 
     def _follow(self, event: dict[str, Any]) -> None:
         """Apply one agent event."""
-        e = events.AgentEvent(
-            event=str(event.get("event", "")),
-            code=event.get("code"),
-            pid=event.get("pid"),
-            reason=str(event.get("reason", "")),
-        )
+        e = events.read(event)
+        if e is None:
+            return
         match e.event:
             case "envoy-ready":
                 self.envoy_pid = e.pid
@@ -293,8 +277,7 @@ class InstanceRunner:
             os.replace(tmp, path)
 
     def _forget_pids(self) -> None:
-        if not self._detached:
-            (self.spec.config_path.parent / PIDS_FILE).unlink(missing_ok=True)
+        (self.spec.config_path.parent / PIDS_FILE).unlink(missing_ok=True)
 
     def _set(self, state: State) -> None:
         if state != self.state or state == "starting":
