@@ -8,7 +8,7 @@ from collections import Counter
 
 import httpx
 
-from tests.e2e.harness import Mesh
+from tests.e2e.harness import Mesh, wait_for
 
 BASE = """
 apiVersion: v1
@@ -68,6 +68,9 @@ def test_weights_change_live_without_a_failed_request(mesh: Mesh) -> None:
         for w1 in (80, 50, 20, 0, 100, 0):
             mesh.apply(SPLIT % (w1, 100 - w1), source="route.yaml")
             mesh.wait_synced()
+            # Requests flow at each split before the next (however busy the machine).
+            sent = sum(statuses.values())
+            wait_for(lambda sent=sent: sum(statuses.values()) >= sent + 20)
         # All on v2 now: every new request must land there.
         v2_before = v2.backend.count() if v2.backend else 0
         with client.http() as http:
