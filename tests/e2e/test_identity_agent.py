@@ -21,7 +21,7 @@ from tests.e2e.test_agent import AgentProc, config, start
 pytestmark = [pytest.mark.envoy]
 
 HELLO = SpiffeId("cluster.local", "default", "default")
-APP = ("python", "-c", "import time; time.sleep(60)")
+APP = ("python", "-c", "import signal; signal.pause()")  # runs until stopped
 
 
 @pytest.fixture

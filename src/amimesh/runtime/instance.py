@@ -93,7 +93,6 @@ class InstanceRunner:
         self.exit_code: int | None = None
         self.reason = ""
         self.probe = ""  # the last readiness probe's failure ("" once it passes)
-        self.adopted = adopted is not None
         self._agent: Agent | None = None
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -65,11 +64,6 @@ def template(w: Workload) -> dict[str, Any]:
         "annotations": w.metadata.annotations,
         "spec": w.spec.model_dump(exclude={"replicas"}),
     }
-
-
-def _digest(data: Any) -> str:
-    text = json.dumps(data, sort_keys=True, default=str)
-    return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
 
 
 class Node:

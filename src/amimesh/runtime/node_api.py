@@ -95,7 +95,6 @@ class Reporter:
         self._gateway_urls = gateway_urls
         self._ready: dict[str, Instance] = {}
         self._dirty = asyncio.Event()
-        self.reported = asyncio.Event()  # set after each successful report
         self.failures = 0
 
     def register_instance(self, instance: Instance) -> None:
@@ -137,4 +136,3 @@ class Reporter:
             if self.failures:
                 log.info("reported to the control plane again")
             self.failures, delay = 0, 0.05
-            self.reported.set()

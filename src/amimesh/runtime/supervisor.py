@@ -23,6 +23,7 @@ import secrets
 import shutil
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -88,7 +89,7 @@ class Managed:
         self.log_path = log_path
         self.child: Child | None = None
         self.restarts = 0
-        self.on_start: list[Any] = []
+        self.on_start: list[Callable[[], None]] = []
         self._closing = False
         self._task: asyncio.Task[None] | None = None
 

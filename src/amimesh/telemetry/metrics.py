@@ -268,9 +268,6 @@ class MeshMetrics:
             stats = slot[edge] = EdgeStats()
         return stats
 
-    def new_http_series(self) -> HttpSeries:
-        return HttpSeries()
-
     def restore(self, http: dict[HttpKey, HttpSeries], tcp: dict[TcpKey, TcpSeries]) -> None:
         """Take back the series of a run before (`metrics_file`)."""
         with self._lock:

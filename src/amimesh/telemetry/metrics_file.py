@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from amimesh.telemetry.metrics import MeshMetrics, TcpSeries
+from amimesh.telemetry.metrics import HttpSeries, MeshMetrics, TcpSeries
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def restore(metrics: MeshMetrics, data: dict[str, Any]) -> None:
     """Put back what `dump` wrote (series already there are replaced)."""
     http, tcp = {}, {}
     for item in data.get("http", []):
-        series = metrics.new_http_series()
+        series = HttpSeries()
         series.count = int(item["count"])
         for target, h in zip(
             (series.duration, series.request_bytes, series.response_bytes),
