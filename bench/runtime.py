@@ -207,6 +207,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="only `ami up` and the process model's figures (no data-plane load runs)",
     )
     args = p.parse_args(argv)
+    # As `make bench` does: the sources byte-compiled, as an installed Ami's are.
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(ROOT / "src"), str(ROOT / "examples")],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     if args.quick:
         args.seconds, args.ups = 5.0, 1
     if not args.skip_up:

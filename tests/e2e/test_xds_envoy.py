@@ -24,7 +24,9 @@ from envoy.config.route.v3 import route_components_pb2, route_pb2
 
 from amimesh.model.proxy import Proxy
 from amimesh.translate.built import CLUSTER, ENDPOINT, LISTENER, ROUTE, Built, ProxyConfig
-from amimesh.xds import Mode, XdsServer, samples
+from amimesh.xds import samples
+from amimesh.xds.server import XdsServer
+from amimesh.xds.status import Mode
 from tests.e2e.harness import free_port
 
 pytestmark = pytest.mark.envoy

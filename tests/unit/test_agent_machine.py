@@ -179,7 +179,7 @@ def test_events_read_back_and_junk_is_ignored() -> None:
 
 def test_without_hold_app_and_envoy_start_at_once() -> None:
     mach = m.Machine(has_app=True, has_probe=True, grace_s=0.5, hold_app=False)
-    assert mach.start() == [m.StartEnvoy(), m.StartApp()]
+    assert mach.start() == [m.StartApp(), m.StartEnvoy()]
     out = mach.handle(m.AppStarted(pid=11))
     assert reports(out) == [events.started(11)] and others(out) == []
     assert mach.handle(m.Probe(ok=True)) == []  # Envoy is not ready: nothing probes yet

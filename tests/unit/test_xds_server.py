@@ -11,7 +11,10 @@ import pytest
 
 from amimesh.model.proxy import InboundPort, Proxy
 from amimesh.translate.built import CLUSTER, ENDPOINT, LISTENER, ROUTE, ProxyConfig
-from amimesh.xds import AdsClient, Mode, Reject, XdsServer, samples
+from amimesh.xds import samples
+from amimesh.xds.client import AdsClient, Reject
+from amimesh.xds.server import XdsServer
+from amimesh.xds.status import Mode
 
 MODES: list[Mode] = ["sotw", "delta"]
 

@@ -41,8 +41,9 @@ ENVOY_STOP_TIMEOUT_S = 5.0
 # Until the first success, probe this often (at most every periodSeconds), so that an
 # instance takes traffic as soon as it answers.
 STARTUP_PROBE_PERIOD_S = 0.05
+OTHER_PORTS_EVERY_S = 1.0
 # Envoy's admin /ready, polled this often while it starts.
-ENVOY_POLL_S = 0.02
+ENVOY_POLL_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -380,10 +381,16 @@ class Agent:
         spec = self.config.app.probe
         await asyncio.sleep(spec.initial_delay_s)
         passed = False
+        loop = asyncio.get_running_loop()
+        # Which ports the app took instead is read from /proc: at most once a second,
+        # not on every refused probe of a starting app.
+        other_ports, looked_at = "", loop.time()
         while True:
             problem = await probe.failure(spec)
             if problem and self.app is not None and "refused" in problem:
-                problem += self._other_ports(spec.port)
+                if loop.time() - looked_at >= OTHER_PORTS_EVERY_S:
+                    other_ports, looked_at = self._other_ports(spec.port), loop.time()
+                problem += other_ports
             if problem != self.probe_problem:
                 self.probe_problem = problem
                 self._report({"event": "probe", "problem": problem})

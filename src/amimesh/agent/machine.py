@@ -196,7 +196,8 @@ class Machine:
         if self.hold_app:
             return [StartEnvoy()]
         self._app_pending = True
-        return [StartEnvoy(), StartApp()]
+        # The app first: it takes longest to answer, and Envoy starts right beside it.
+        return [StartApp(), StartEnvoy()]
 
     def adopt(self) -> list[Action]:
         """Take on a running Envoy and app (or a gateway's Envoy): probe them again."""

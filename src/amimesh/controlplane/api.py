@@ -14,8 +14,9 @@ runtime, granting one SPIFFE ID), never the API token.
     GET    /api/v1/analyze                         findings of `model.analyze`
     PUT    /api/v1/instances/{id}                  register a live instance (JSON body)
     DELETE /api/v1/instances/{id}
-    GET    /api/v1/node/config?since=V&wait=S      the resources, once their version is not V
-                                                   (waits up to S seconds): what node agents run
+    GET    /api/v1/node/config?since=V&wait=S      what node agents run from (Workloads,
+                                                   Services, Gateways), once the config version
+                                                   is not V (waits up to S seconds)
     PUT    /api/v1/nodes/{node}                    a node agent's whole report: its instances
                                                    (registered), their status, gateway URLs
     POST   /api/v1/certificates                    {"csr": PEM}, with an instance token
@@ -41,10 +42,16 @@ from amimesh.identity import csr as csr_mod
 from amimesh.identity.ca import CaError
 from amimesh.identity.service import NamesNotGranted, NotGranted, UnknownToken
 from amimesh.model import analyze
-from amimesh.resources import ParseResult
+from amimesh.resources import ParseResult, Service, Workload
+from amimesh.resources.istio_gateway import Gateway
 
 if TYPE_CHECKING:
     from amimesh.controlplane.server import ControlPlane
+
+# What a node agent runs from, as (API group, kind): Workloads (the instances), Services
+# (their ports) and Gateways (the ingress gateway's ports and credentials). Routing and
+# policy reach the proxies by xDS; the node neither needs nor parses them.
+NODE_KINDS = frozenset((m.API_GROUP, m.KIND) for m in (Workload, Service, Gateway))
 
 log = logging.getLogger(__name__)
 
@@ -299,7 +306,8 @@ class Api:
     # --- node agents -------------------------------------------------------------------
 
     async def node_config(self, request: web.Request) -> web.Response:
-        """Every resource in force, once the config version differs from `since`."""
+        """The resources a node agent runs from (`NODE_KINDS`), once the config
+        version differs from `since`."""
         try:
             since = int(request.query.get("since", "-1"))
             wait = min(max(float(request.query.get("wait", "0")), 0.0), MAX_NODE_WAIT_S)
@@ -307,7 +315,8 @@ class Api:
             return _errors(["since and wait: want numbers"])
         version = await self.cp.wait_config(since, wait)
         store = self.cp.store
-        items = [api_json.resource_json(r) for r in sorted(store.resources(), key=lambda r: r.key)]
+        wanted = [r for r in store.resources() if (r.API_GROUP, r.KIND) in NODE_KINDS]
+        items = [api_json.resource_json(r) for r in sorted(wanted, key=lambda r: r.key)]
         return _json({"version": version, "resources": items}, dumps=json.dumps)
 
     async def put_node(self, request: web.Request) -> web.Response:

@@ -204,7 +204,9 @@ def _check_port_or_name(value: Any) -> Any:
 class Strict(BaseModel):
     """Base of every spec model: unknown fields are errors, values are immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, strict=False, populate_by_name=True, defer_build=True
+    )
 
 
 def format_duration(seconds: float) -> str:

@@ -14,8 +14,9 @@ import logging
 import signal
 import time
 import urllib.request
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from rich.console import Console
 from rich.markup import escape
@@ -33,6 +34,7 @@ SUPERVISOR_LOG = "supervisor.log"
 POLL_S = 0.05
 WATCH_S = 0.1
 API_TIMEOUT_S = 5.0
+T = TypeVar("T")
 
 
 class Progress:
@@ -129,8 +131,13 @@ async def serve(config: UpConfig, console: Console, log_level: str = "info") -> 
             f"Starting the mesh of [bold]{escape(str(sup.config_dir))}[/bold] "
             f"(config: {escape(str(sup.root))}){again}"
         )
-        await sup.start()
-        errors = await _config_errors(sup)
+        # A signal while starting stops the start too (it may wait long for a node
+        # agent that does not come).
+        started, _ = await _unless_stopped(sup.start(), stop)
+        if not started:
+            return 0
+        _, found = await _unless_stopped(_config_errors(sup), stop)
+        errors = found or []
         for err in errors:
             console.print("[yellow]config error, left out:[/yellow] ", end="")
             console.print(err, markup=False)
@@ -164,6 +171,22 @@ async def serve(config: UpConfig, console: Console, log_level: str = "info") -> 
             loop.remove_signal_handler(sig)
         logging.getLogger().removeHandler(handler)
         handler.close()
+
+
+async def _unless_stopped(
+    step: Coroutine[Any, Any, T], stop: asyncio.Event
+) -> tuple[bool, T | None]:
+    """(True, `step`'s result), or (False, None) with `step` cancelled once `stop` is
+    set first."""
+    task = asyncio.ensure_future(step)
+    stopped = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if not task.done():
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return False, None
+    return True, task.result()
 
 
 async def _config_errors(sup: Supervisor) -> list[str]:

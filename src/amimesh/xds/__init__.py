@@ -1,6 +1,7 @@
 """Aggregated Discovery Service (SotW and delta) and per-proxy state.
 
-Public surface:
+Public surface (import each from its module: `amimesh.xds.server`, `.status`,
+`.stream`, `.client`, `.samples`; importing the package loads none of them):
 
 - `XdsServer`: the grpc.aio ADS server; give it `generate(proxy) -> ProxyConfig`,
   call `config_changed()` when the snapshot changes, read `status()`, and (tests,
@@ -10,24 +11,3 @@ Public surface:
 - `AdsClient`: a light ADS client that subscribes, ACKs and NACKs like Envoy.
 - `samples`: small hand-written Envoy resources for tests and benchmarks.
 """
-
-from amimesh.xds import samples
-from amimesh.xds.client import AdsClient, Received, Reject
-from amimesh.xds.server import Generate, XdsServer
-from amimesh.xds.status import Mode, Nack, ProxySyncStatus, TypeSyncStatus
-from amimesh.xds.stream import RequestOutcome, StreamState
-
-__all__ = [
-    "AdsClient",
-    "Generate",
-    "Mode",
-    "Nack",
-    "ProxySyncStatus",
-    "Received",
-    "Reject",
-    "RequestOutcome",
-    "StreamState",
-    "TypeSyncStatus",
-    "XdsServer",
-    "samples",
-]
