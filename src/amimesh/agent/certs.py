@@ -22,8 +22,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
+from amimesh.agent.http_client import fetch
 from amimesh.agent.sds import Secrets
 from amimesh.identity import csr as csr_mod
 from amimesh.identity import rotation
@@ -58,7 +57,7 @@ class CaClient:
     def __init__(self, base_url: str, token: str, *, timeout_s: float = REQUEST_TIMEOUT_S):
         self.url = base_url.rstrip("/") + CERTIFICATES_PATH
         self._token = token
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._timeout_s = timeout_s
 
     async def sign(
         self, csr_pem: str, *, dns_names: Sequence[str] = (), ip_addresses: Sequence[str] = ()
@@ -69,14 +68,12 @@ class CaClient:
         if dns_names or ip_addresses:
             body |= {"dns_names": list(dns_names), "ip_addresses": list(ip_addresses)}
         try:
-            async with (
-                aiohttp.ClientSession(timeout=self._timeout) as session,
-                session.post(self.url, json=body, headers=headers) as resp,
-            ):
-                text = await resp.text()
-                status = resp.status
-        except (aiohttp.ClientError, TimeoutError, OSError) as e:
+            resp = await fetch(
+                self.url, method="POST", json_body=body, headers=headers, timeout_s=self._timeout_s
+            )
+        except (TimeoutError, OSError) as e:
             raise CaUnavailable(f"{self.url}: {e or type(e).__name__}") from None
+        text, status = resp.text(), resp.status
         data = _json_or_none(text)
         if status != 200:
             message = str(data.get("error", text)) if isinstance(data, dict) else text

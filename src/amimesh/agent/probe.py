@@ -1,7 +1,6 @@
-"""Loopback checks under asyncio: readiness probes and Envoy admin calls.
-
-A tiny HTTP/1.1 client (one request per connection), so that no probe needs a thread
-and every one can be cancelled at once.
+"""Loopback checks under asyncio: readiness probes and Envoy admin calls, one request
+per connection (`http_client`), so that no probe needs a thread and every one can be
+cancelled at once.
 """
 
 from __future__ import annotations
@@ -10,6 +9,7 @@ import asyncio
 import contextlib
 
 from amimesh.agent.config import ProbeSpec
+from amimesh.agent.http_client import fetch
 
 LOOPBACK = "127.0.0.1"
 _MAX_BODY = 1 << 20
@@ -19,42 +19,10 @@ async def request(
     port: int, path: str, *, method: str = "GET", timeout_s: float = 1.0, host: str = LOOPBACK
 ) -> tuple[int, str]:
     """(status, body) of one HTTP request to `host:port`. Raises OSError or TimeoutError."""
-    async with asyncio.timeout(timeout_s):
-        reader, writer = await asyncio.open_connection(host, port)
-        try:
-            head = (
-                f"{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
-                "User-Agent: ami-agent\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-            )
-            writer.write(head.encode("ascii"))
-            await writer.drain()
-            raw = await reader.read(_MAX_BODY)
-            while chunk := await reader.read(_MAX_BODY):
-                raw += chunk
-        finally:
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
-    status_line, _, rest = raw.partition(b"\r\n")
-    parts = status_line.split(b" ", 2)
-    if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
-        raise OSError(f"not an HTTP response: {status_line[:80]!r}")
-    headers, _, body = rest.partition(b"\r\n\r\n")
-    if b"transfer-encoding: chunked" in headers.lower():
-        body = _dechunk(body)
-    return int(parts[1]), body.decode("utf-8", "replace")
-
-
-def _dechunk(data: bytes) -> bytes:
-    out = bytearray()
-    while data:
-        size_line, _, data = data.partition(b"\r\n")
-        size = int(size_line.split(b";", 1)[0] or b"0", 16)
-        if size == 0:
-            break
-        out += data[:size]
-        data = data[size + 2 :]
-    return bytes(out)
+    resp = await fetch(
+        f"http://{host}:{port}{path}", method=method, timeout_s=timeout_s, max_body=_MAX_BODY
+    )
+    return resp.status, resp.text()
 
 
 async def tcp_accepts(port: int, timeout_s: float, host: str = LOOPBACK) -> bool:

@@ -163,13 +163,15 @@ class Api:
             {
                 "resources": len(store.resources()),
                 "config_errors": [str(e) for e in store.errors()],
-                "synced": self.cp.xds.is_synced(),
+                "synced": self.cp.plane_ready and self.cp.xds.is_synced(),
                 "proxies": self._proxies(),
                 "instances": self._instances(),
             }
         )
 
     def _proxies(self) -> list[dict[str, Any]]:
+        if not self.cp.plane_ready:  # xDS is still loading: no proxy connected yet
+            return []
         by_id = {p.id: p for p in self.cp.xds.proxies()}
         pending = self.cp.xds.pending
         out = [api_json.proxy_json(s, by_id.get(s.proxy_id)) for s in self.cp.xds.status()]
@@ -186,7 +188,8 @@ class Api:
         return [api_json.instance_json(i) for i in instances]
 
     async def proxies(self, request: web.Request) -> web.Response:
-        return _json({"synced": self.cp.xds.is_synced(), "proxies": self._proxies()})
+        synced = self.cp.plane_ready and self.cp.xds.is_synced()
+        return _json({"synced": synced, "proxies": self._proxies()})
 
     async def list_resources(self, request: web.Request) -> web.Response:
         q = request.query

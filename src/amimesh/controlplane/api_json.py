@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from amimesh.model.proxy import Proxy
 from amimesh.model.snapshot import Instance
 from amimesh.resources.meta import Resource
-from amimesh.translate.built import CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET
+from amimesh.translate.type_urls import CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET
 from amimesh.xds.status import Nack, ProxySyncStatus, TypeSyncStatus
 
 # The xDS types a proxy's status lists, in push order, by their usual short names.

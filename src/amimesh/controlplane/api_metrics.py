@@ -16,12 +16,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
-from amimesh.telemetry import golden
 
 if TYPE_CHECKING:
     from amimesh.controlplane.server import ControlPlane
+
+# prometheus_client and the golden-metric math are imported by the handlers that use
+# them: the API answers node agents before the control plane has loaded them.
 
 DEFAULT_WINDOW_S = 60.0
 MAX_WINDOW_S = 300.0
@@ -40,23 +40,33 @@ def _window(request: web.Request) -> float:
 
 def routes(cp: ControlPlane) -> list[web.RouteDef]:
     async def metrics(request: web.Request) -> web.Response:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
         body = generate_latest(cp.metrics.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     def labels_of() -> dict[tuple[str, str], dict[str, str]]:
+        from amimesh.telemetry import golden
+
         return golden.workload_labels(cp.snapshot, cp.xds.proxies())
 
     async def graph(request: web.Request) -> web.Response:
+        from amimesh.telemetry import golden
+
         window = _window(request)
         data: dict[str, Any] = golden.graph(cp.metrics.window(window), window, labels_of())
         return web.json_response(data)
 
     async def services(request: web.Request) -> web.Response:
+        from amimesh.telemetry import golden
+
         window = _window(request)
         rows = golden.by_service(cp.metrics.window(window), window, cp.snapshot)
         return web.json_response({"window_s": window, "services": rows})
 
     async def workloads(request: web.Request) -> web.Response:
+        from amimesh.telemetry import golden
+
         window = _window(request)
         rows = golden.by_workload(cp.metrics.window(window), window, labels_of())
         return web.json_response({"window_s": window, "workloads": rows})

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import importlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,20 +27,41 @@ from amimesh.identity.service import DEFAULT_TTL, IdentityService
 from amimesh.identity.spiffe import TRUST_DOMAIN
 from amimesh.model.proxy import Proxy
 from amimesh.model.snapshot import Snapshot, build_snapshot
-from amimesh.telemetry import metrics_receiver
-from amimesh.telemetry.metrics import MeshMetrics
-from amimesh.telemetry.metrics_file import MetricsFile
-from amimesh.telemetry.metrics_receiver import Directories, MetricsReceiver
-from amimesh.telemetry.trace_forward import parse_target
 from amimesh.telemetry.trace_store import DEFAULT_MAX_AGE_S, DEFAULT_MAX_SPANS
-from amimesh.telemetry.traces import TraceCollector, TraceSettings
-from amimesh.translate import tracing
-from amimesh.translate.built import ProxyConfig
-from amimesh.translate.generate import Generator
-from amimesh.xds.server import XdsServer
 
 if TYPE_CHECKING:
     from amimesh.controlplane.api import ApiServer
+    from amimesh.telemetry.metrics import MeshMetrics
+    from amimesh.telemetry.metrics_file import MetricsFile
+    from amimesh.telemetry.traces import TraceCollector, TraceSettings
+    from amimesh.translate.built import ProxyConfig
+    from amimesh.xds.server import XdsServer
+
+# What serving xDS and telemetry needs (translation, gRPC, Envoy's protos, the metric and
+# trace stores), in an order where each import is a modest step: `start` loads them
+# one by one after the HTTP API answers, so that node agents get their config and
+# certificates while the rest of the control plane is still loading.
+PLANE_MODULES = (
+    "google.protobuf.descriptor_pool",
+    "envoy.config.core.v3.base_pb2",
+    "envoy.config.accesslog.v3.accesslog_pb2",
+    "envoy.config.cluster.v3.cluster_pb2",
+    "envoy.config.listener.v3.listener_pb2",
+    "envoy.config.route.v3.route_pb2",
+    "amimesh.translate.metrics_log",
+    "amimesh.telemetry.metrics",
+    "amimesh.telemetry.metrics_file",
+    "prometheus_client",
+    "amimesh.telemetry.metrics_receiver",
+    "grpc",
+    "amimesh.telemetry.trace_forward",
+    "amimesh.telemetry.traces",
+    "amimesh.translate.clusters",
+    "amimesh.translate.listeners",
+    "amimesh.translate.gateway_listeners",
+    "amimesh.translate.generate",
+    "amimesh.xds.server",
+)
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +113,8 @@ class ControlPlaneConfig:
         if self.trace_max_spans < 1 or self.trace_max_age_s <= 0:
             raise ValueError("ControlPlaneConfig: trace store bounds must be positive")
         if self.trace_forward is not None:
+            from amimesh.telemetry.trace_forward import parse_target
+
             try:
                 parse_target(self.trace_forward)
             except ValueError as err:
@@ -131,26 +156,7 @@ class ControlPlane:
         self._config_waiters: set[asyncio.Future[None]] = set()
         self._snapshot_version = -1
         self._snapshot: Snapshot | None = None
-        self._generator = Generator(self._build())
-        # More gRPC services on the xDS server (telemetry receivers), each added by a
-        # function of the server.
-        self.grpc_services: list[Callable[[Any], None]] = []
-        self.xds = XdsServer(
-            self._generate,
-            debounce_s=config.debounce_s,
-            on_disconnect=lambda proxy: self._generator.forget(proxy.id),
-            services=self.grpc_services,
-        )
-        # Istio's metrics, from every proxy's stats sink (`translate.metrics_log`).
-        self.metrics = MeshMetrics()
-        self.metrics_file = MetricsFile(self.metrics, state / "metrics.json") if state else None
-        directories = Directories(lambda: self.snapshot, self.xds.proxies, config.trust_domain)
-        self.grpc_services.append(
-            metrics_receiver.add_to_server(MetricsReceiver(self.metrics, directories))
-        )
-        # Traces: OTLP on the same gRPC server, a store, forwarding (`telemetry.traces`).
-        self.traces = TraceCollector(_trace_settings(config), service_of=self._service_of)
-        self.grpc_services.append(self.traces.add_to_server)
+        self._build()
         self._source = (
             DirectorySource(self.store, config.config_dir, exclude_dirs=config.exclude_dirs)
             if config.config_dir
@@ -164,6 +170,41 @@ class ControlPlane:
         self._api: ApiServer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._metrics_task: asyncio.Task[None] | None = None
+
+    # --- the data plane's side: built on first use (`start` builds it after the API) --
+
+    @cached_property
+    def _plane(self) -> _Plane:
+        return _Plane(self)
+
+    @property
+    def plane_ready(self) -> bool:
+        """Whether xDS and telemetry are built (the API may answer before)."""
+        return "_plane" in self.__dict__
+
+    @property
+    def xds(self) -> XdsServer:
+        return self._plane.xds
+
+    @property
+    def metrics(self) -> MeshMetrics:
+        """Istio's metrics, from every proxy's stats sink (`translate.metrics_log`)."""
+        return self._plane.metrics
+
+    @property
+    def metrics_file(self) -> MetricsFile | None:
+        return self._plane.metrics_file
+
+    @property
+    def traces(self) -> TraceCollector:
+        """OTLP on the xDS server's gRPC port, a store, forwarding (`telemetry.traces`)."""
+        return self._plane.traces
+
+    @property
+    def grpc_services(self) -> list[Callable[[Any], None]]:
+        """More gRPC services on the xDS server (telemetry receivers), each added by a
+        function of the server; add before `start`."""
+        return self._plane.grpc_services
 
     def _build(self) -> Snapshot:
         version = self.store.version
@@ -181,18 +222,22 @@ class ControlPlane:
     @property
     def snapshot(self) -> Snapshot:
         if self._snapshot_version != self.store.version:
-            self._generator.update(self._build())
+            snap = self._build()
+            if self.plane_ready:
+                self._plane.generator.update(snap)
         assert self._snapshot is not None
         return self._snapshot
 
     def _generate(self, proxy: Proxy) -> ProxyConfig:
+        generator = self._plane.generator
         if self._snapshot_version != self.store.version:
-            self._generator.update(self._build())
-        return self._generator.generate(proxy)
+            generator.update(self._build())
+        return generator.generate(proxy)
 
     def _on_store_change(self) -> None:
         # Store writers may run in any thread; the xDS server hands over to its loop.
-        self.xds.config_changed()
+        if self.plane_ready:
+            self.xds.config_changed()
         if self.store.config_version != self._config_seen and self._loop is not None:
             self._loop.call_soon_threadsafe(self._config_changed)
 
@@ -223,44 +268,54 @@ class ControlPlane:
         return self.store.config_version
 
     async def start(self) -> int:
-        """Load config, start serving xDS (and the HTTP API if configured); returns the
-        xDS port. The API's port is then `api_port`."""
+        """Load config, serve the HTTP API if configured (node agents get their config
+        and certificates from here on), then load and start xDS and telemetry; returns
+        the xDS port. The API's port is then `api_port`."""
         self._loop = asyncio.get_running_loop()
         if self.applied is not None:
             self.applied.load()
         self.nodes.load()  # the endpoints of the last run, before the first push
-        if self.metrics_file is not None:
-            self.metrics_file.load()
-            self._metrics_task = asyncio.create_task(self.metrics_file.run(), name="metrics-file")
         self._config_seen = self.store.config_version
         if self._source is not None:
             errors = self._source.sync()
             for e in errors:
                 log.warning("%s", e)
-        await self.traces.start()
-        try:
-            self.xds_port = await self.xds.start(self.config.xds_host, self.config.xds_port)
-        except BaseException:
-            await self.traces.stop()
-            raise
         if self.config.api_port is not None:
             from amimesh.controlplane.api import ApiServer  # aiohttp only when serving it
 
             assert self.config.api_token is not None  # checked by ControlPlaneConfig
             api = ApiServer(self, self.config.api_token)
-            try:
-                self.api_port = await api.start(self.config.api_host, self.config.api_port)
-            except BaseException:
-                await self.xds.stop()
-                await self.traces.stop()
-                raise
+            self.api_port = await api.start(self.config.api_host, self.config.api_port)
             self._api = api
+        try:
+            await self._start_plane()
+        except BaseException:
+            if self._api is not None:
+                await self._api.stop()
+                self._api = None
+            raise
         if self._source is not None and self.config.watch:
             self._watch_task = asyncio.create_task(
                 self._source.watch(self._stop), name="config-watch"
             )
         log.info("xDS serving on %s:%d", self.config.xds_host, self.xds_port)
         return self.xds_port
+
+    async def _start_plane(self) -> None:
+        if not self.plane_ready:
+            for name in PLANE_MODULES:  # the loop answers the API between imports
+                importlib.import_module(name)
+                await asyncio.sleep(0)
+        plane = self._plane
+        if plane.metrics_file is not None:
+            plane.metrics_file.load()
+            self._metrics_task = asyncio.create_task(plane.metrics_file.run(), name="metrics-file")
+        await plane.traces.start()
+        try:
+            self.xds_port = await plane.xds.start(self.config.xds_host, self.config.xds_port)
+        except BaseException:
+            await plane.traces.stop()
+            raise
 
     async def stop(self) -> None:
         self._stop.set()
@@ -280,20 +335,60 @@ class ControlPlane:
             self._metrics_task.cancel()
             await asyncio.gather(self._metrics_task, return_exceptions=True)
             self._metrics_task = None
-        if self.metrics_file is not None:
-            self.metrics_file.save()
-        await self.xds.stop()
-        await self.traces.stop()
+        if self.plane_ready:
+            if self.metrics_file is not None:
+                self.metrics_file.save()
+            await self.xds.stop()
+            await self.traces.stop()
 
     def _service_of(self, node_id: str) -> str | None:
         """The service a proxy's spans name (`translate.tracing.service_name`)."""
+        from amimesh.translate import tracing
+
         for proxy in self.xds.proxies():
             if proxy.id == node_id:
                 return tracing.service_name(proxy)
         return None
 
 
+class _Plane:
+    """What serves proxies: the generator, the xDS server, the metrics receiver and
+    file, the trace collector (built together: each names the others)."""
+
+    def __init__(self, cp: ControlPlane) -> None:
+        from amimesh.telemetry import metrics_receiver
+        from amimesh.telemetry.metrics import MeshMetrics
+        from amimesh.telemetry.metrics_file import MetricsFile
+        from amimesh.telemetry.traces import TraceCollector
+        from amimesh.translate.generate import Generator
+        from amimesh.xds.server import XdsServer
+
+        config, state = cp.config, cp.config.state_dir
+        self.generator = Generator(cp.snapshot)
+        self.grpc_services: list[Callable[[Any], None]] = []
+        self.xds = XdsServer(
+            cp._generate,
+            debounce_s=config.debounce_s,
+            on_disconnect=lambda proxy: self.generator.forget(proxy.id),
+            services=self.grpc_services,
+        )
+        self.metrics = MeshMetrics()
+        self.metrics_file = MetricsFile(self.metrics, state / "metrics.json") if state else None
+        directories = metrics_receiver.Directories(
+            lambda: cp.snapshot, self.xds.proxies, config.trust_domain
+        )
+        self.grpc_services.append(
+            metrics_receiver.add_to_server(
+                metrics_receiver.MetricsReceiver(self.metrics, directories)
+            )
+        )
+        self.traces = TraceCollector(_trace_settings(config), service_of=cp._service_of)
+        self.grpc_services.append(self.traces.add_to_server)
+
+
 def _trace_settings(config: ControlPlaneConfig) -> TraceSettings:
+    from amimesh.telemetry.traces import TraceSettings
+
     return TraceSettings(
         db=config.trace_db,
         max_spans=config.trace_max_spans,

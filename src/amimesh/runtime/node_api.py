@@ -17,8 +17,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-import aiohttp
-
+from amimesh.agent.http_client import fetch
 from amimesh.controlplane.api_json import instance_body
 from amimesh.model.snapshot import Instance
 
@@ -37,46 +36,38 @@ class NodeApi:
     def __init__(self, base_url: str, token: str) -> None:
         self.base = base_url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {token}"}
-        self._session: aiohttp.ClientSession | None = None
-
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                headers=self._headers, read_bufsize=1 << 20, trust_env=False
-            )
-        return self._session
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        """Nothing held between requests (one connection each)."""
 
     async def config(self, since: int, wait_s: float) -> tuple[int, list[dict[str, Any]]]:
         """The resources in force and their version, once it is not `since` (or after
         `wait_s`). Raises ApiUnavailable."""
-        url = f"{self.base}/api/v1/node/config"
-        timeout = aiohttp.ClientTimeout(total=wait_s + REPORT_TIMEOUT_S)
+        url = f"{self.base}/api/v1/node/config?since={since}&wait={wait_s:g}"
         try:
-            async with self._http().get(
-                url, params={"since": str(since), "wait": str(wait_s)}, timeout=timeout
-            ) as resp:
-                if resp.status != 200:
-                    raise ApiUnavailable(f"{url}: {resp.status} {await resp.text()}")
-                if (resp.content_length or 0) > MAX_CONFIG_BODY:
-                    raise ApiUnavailable(f"{url}: answer larger than {MAX_CONFIG_BODY} bytes")
-                data = await resp.json()
-        except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as e:
+            resp = await fetch(
+                url,
+                headers=self._headers,
+                timeout_s=wait_s + REPORT_TIMEOUT_S,
+                max_body=MAX_CONFIG_BODY,
+            )
+            if resp.status != 200:
+                raise ApiUnavailable(f"{url}: {resp.status} {resp.text()}")
+            data = resp.json()
+            return int(data["version"]), list(data["resources"])
+        except (TimeoutError, OSError, ValueError, KeyError, TypeError) as e:
             raise ApiUnavailable(f"{url}: {e or type(e).__name__}") from None
-        return int(data["version"]), list(data["resources"])
 
     async def report(self, node: str, body: dict[str, Any]) -> None:
         url = f"{self.base}/api/v1/nodes/{node}"
-        timeout = aiohttp.ClientTimeout(total=REPORT_TIMEOUT_S)
         try:
-            async with self._http().put(url, json=body, timeout=timeout) as resp:
-                if resp.status != 200:
-                    raise ApiUnavailable(f"{url}: {resp.status} {await resp.text()}")
-        except (aiohttp.ClientError, TimeoutError, OSError) as e:
+            resp = await fetch(
+                url, method="PUT", json_body=body, headers=self._headers, timeout_s=REPORT_TIMEOUT_S
+            )
+        except (TimeoutError, OSError) as e:
             raise ApiUnavailable(f"{url}: {e or type(e).__name__}") from None
+        if resp.status != 200:
+            raise ApiUnavailable(f"{url}: {resp.status} {resp.text()}")
 
 
 class Reporter:

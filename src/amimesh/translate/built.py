@@ -9,12 +9,20 @@ from functools import cached_property
 from google.protobuf import any_pb2
 from google.protobuf.message import Message
 
-TYPE_PREFIX = "type.googleapis.com/"
-CLUSTER = TYPE_PREFIX + "envoy.config.cluster.v3.Cluster"
-ENDPOINT = TYPE_PREFIX + "envoy.config.endpoint.v3.ClusterLoadAssignment"
-LISTENER = TYPE_PREFIX + "envoy.config.listener.v3.Listener"
-ROUTE = TYPE_PREFIX + "envoy.config.route.v3.RouteConfiguration"
-SECRET = TYPE_PREFIX + "envoy.extensions.transport_sockets.tls.v3.Secret"
+from amimesh.translate.type_urls import CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET, TYPE_PREFIX
+
+# The type URLs are named here too, for the translators and the xDS server.
+__all__ = [
+    "CLUSTER",
+    "ENDPOINT",
+    "LISTENER",
+    "PUSH_ORDER",
+    "ROUTE",
+    "SECRET",
+    "TYPE_PREFIX",
+    "Built",
+    "ProxyConfig",
+]
 
 # The order in which an update is pushed: a route never names a cluster Envoy lacks.
 PUSH_ORDER = (CLUSTER, ENDPOINT, LISTENER, ROUTE)

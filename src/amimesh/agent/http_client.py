@@ -1,0 +1,143 @@
+"""One HTTP/1.1 request per connection, under asyncio, on h11: the node agent's client
+for readiness probes, Envoy's admin and the control plane's API.
+
+    resp = await fetch("http://127.0.0.1:40075/api/v1/node/config?since=3",
+                       headers={"Authorization": "Bearer …"}, timeout_s=40)
+    resp.status, resp.json()
+
+Every request can be cancelled at once (no thread), and its answer is bounded
+(`max_body`): a larger one is an error, never the process's memory. h11 does the
+protocol (framing, chunked bodies, keep-alive rules); this module only moves bytes. It
+loads no TLS context unless a URL asks for https.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import ssl
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import h11
+
+MAX_BODY = 1 << 20
+READ_SIZE = 1 << 16
+USER_AGENT = "ami-node"
+
+
+class HttpError(OSError):
+    """Not an HTTP answer, or one larger than allowed."""
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        """The body as JSON. Raises ValueError."""
+        return json.loads(self.body)
+
+
+async def fetch(
+    url: str,
+    *,
+    method: str = "GET",
+    headers: Mapping[str, str] | None = None,
+    body: bytes = b"",
+    json_body: Any = None,
+    timeout_s: float = 10.0,
+    max_body: int = MAX_BODY,
+    tls: ssl.SSLContext | None = None,
+) -> Response:
+    """One request to `url` (http or https). Raises OSError (HttpError among them:
+    not HTTP, or an answer over `max_body`) or TimeoutError after `timeout_s`."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"not an http(s) URL: {url!r}")
+    secure = parts.scheme == "https"
+    port = parts.port or (443 if secure else 80)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    if json_body is not None:
+        body = json.dumps(json_body).encode()
+        headers = {"Content-Type": "application/json", **(headers or {})}
+    context = (tls or ssl.create_default_context()) if secure else None
+    async with asyncio.timeout(timeout_s):
+        reader, writer = await asyncio.open_connection(parts.hostname, port, ssl=context)
+        try:
+            return await _exchange(
+                reader, writer, method, parts.netloc, target, headers or {}, body, max_body
+            )
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError, ssl.SSLError):
+                await writer.wait_closed()
+
+
+async def _exchange(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    method: str,
+    host: str,
+    target: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    max_body: int,
+) -> Response:
+    conn = h11.Connection(h11.CLIENT)
+    fields = [
+        ("Host", host),
+        ("User-Agent", USER_AGENT),
+        ("Connection", "close"),
+        ("Content-Length", str(len(body))),
+        *headers.items(),
+    ]
+    try:
+        writer.write(conn.send(h11.Request(method=method, target=target, headers=fields)))
+        if body:
+            writer.write(conn.send(h11.Data(data=body)))
+        writer.write(conn.send(h11.EndOfMessage()))
+        await writer.drain()
+        response: h11.Response | None = None
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                conn.receive_data(await reader.read(READ_SIZE))
+            elif isinstance(event, h11.Response):
+                response = event
+                declared = _header(event, b"content-length")
+                if declared is not None and declared.isdigit() and int(declared) > max_body:
+                    raise HttpError(f"answer of {int(declared)} bytes, over {max_body}")
+            elif isinstance(event, h11.Data):
+                size += len(event.data)
+                if size > max_body:
+                    raise HttpError(f"answer over {max_body} bytes")
+                chunks.append(bytes(event.data))
+            elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
+                break
+    except h11.ProtocolError as e:
+        raise HttpError(f"not an HTTP answer: {e}") from None
+    if response is None:
+        raise HttpError("the connection closed before an answer")
+    return Response(
+        response.status_code,
+        {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in response.headers},
+        b"".join(chunks),
+    )
+
+
+def _header(event: h11.Response, name: bytes) -> str | None:
+    for key, value in event.headers:
+        if key == name:
+            return value.decode("latin-1")
+    return None
