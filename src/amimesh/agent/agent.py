@@ -231,7 +231,10 @@ class Agent:
             return None
         if self.sds is None:
             path, self._sds_private = sds.socket_path(Path(spec.sds_socket))
-            server = sds.SdsServer(path, name=f"sds {self.config.proxy.id}")
+            creds = self.config.credentials
+            expected = [c.name for c in creds]
+            expected += [c.name + credentials.CA_SECRET_SUFFIX for c in creds if c.ca_secret]
+            server = sds.SdsServer(path, name=f"sds {self.config.proxy.id}", expected=expected)
             await server.start()
             self.sds = server
         return str(self.sds.path)

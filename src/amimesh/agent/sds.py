@@ -101,9 +101,13 @@ class SdsServer:
     """Serves `Secrets` to Envoy on the Unix socket `path`; `update` from the loop's
     thread. Without secrets yet, requests wait (Envoy keeps the listener warming)."""
 
-    def __init__(self, path: Path | str, *, name: str = "sds") -> None:
+    def __init__(
+        self, path: Path | str, *, name: str = "sds", expected: Iterable[str] = ()
+    ) -> None:
         self.path = Path(path)
         self.name = name
+        # Names served later (a gateway's credentials): asked for early, not unknown.
+        self._expected = frozenset({DEFAULT, ROOTCA, *expected})
         self._secrets: dict[str, Any] = {}  # name → packed Any
         self._version = 0
         self._streams: set[_Stream] = set()
@@ -172,7 +176,7 @@ class SdsServer:
                 "%s: Envoy rejected secrets version %s: %s", self.name, req.version_info, message
             )
         names = frozenset(req.resource_names)
-        unknown = names - {DEFAULT, ROOTCA} - set(self._secrets)
+        unknown = names - self._expected - set(self._secrets)
         if unknown and names != stream.names:
             log.warning("%s: Envoy asks for unknown secrets %s", self.name, sorted(unknown))
         if names != stream.names or not stream.asked:
