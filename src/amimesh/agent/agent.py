@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from amimesh.agent import certs, credentials, listening, machine, probe, sds
+from amimesh.agent import certs, credentials, events, listening, machine, probe, sds
 from amimesh.agent import config as agent_config
 from amimesh.agent.bootstrap import bootstrap, envoy_command, write_bootstrap
 from amimesh.agent.env import app_env
@@ -309,6 +309,7 @@ class Agent:
         except OSError as e:
             self.post(machine.EnvoyFailed(f"cannot run envoy: {e}"))
             return
+        self._report(events.envoy_started(self.envoy.pid))
         # The certificate comes while Envoy starts: its listeners wait for it.
         try:
             await self._fill_sds()

@@ -1,5 +1,7 @@
 """What an instance's agent reports to its runner (one dict per event, in order):
 
+    {"event": "envoy-started", "pid": 123}    Envoy's process started (recorded at once:
+                                              a node agent killed now leaves no stranger)
     {"event": "envoy-ready", "pid": 123}      Envoy is LIVE (its pid, for clean-up)
     {"event": "started", "pid": 124}          the app process started (its pid)
     {"event": "ready"}                        the readiness probe passes: send traffic
@@ -33,6 +35,10 @@ STOPPING = "stopping"
 EXITED = "exited"
 PROBE_FAILED = "probe failed"
 ENVOY_EXITED = "envoy exited"
+
+
+def envoy_started(pid: int) -> dict[str, Any]:
+    return {"event": "envoy-started", "pid": pid}
 
 
 def envoy_ready(pid: int) -> dict[str, Any]:

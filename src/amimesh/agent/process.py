@@ -46,6 +46,25 @@ def kill_group(pid: int, sig: int = signal.SIGKILL) -> bool:
     return True
 
 
+def naming(directory: Path) -> list[int]:
+    """The processes with an argument under `directory` (an Envoy started with `-c
+    DIR/instances/ID/envoy.json` names its instance's home): what is left of a mesh
+    can be found by its state even when no record of it was written."""
+    prefix = str(directory).rstrip("/").encode() + b"/"
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                args = f.read().split(b"\0")
+        except OSError:
+            continue
+        if any(a.startswith(prefix) for a in args[1:]):
+            found.append(int(entry))
+    return found
+
+
 def start_time(pid: int) -> int | None:
     """When `pid` started (clock ticks since boot, /proc/PID/stat), None if it is gone
     or a zombie: with the pid, it names one process for good."""
@@ -86,15 +105,27 @@ class Child:
         log.parent.mkdir(parents=True, exist_ok=True)
         out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=out,
-                stderr=asyncio.subprocess.STDOUT,
-                cwd=cwd,
-                env=dict(env) if env is not None else None,
-                start_new_session=True,
+            creating = asyncio.ensure_future(
+                asyncio.create_subprocess_exec(
+                    *argv,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=asyncio.subprocess.STDOUT,
+                    cwd=cwd,
+                    env=dict(env) if env is not None else None,
+                    start_new_session=True,
+                )
             )
+            try:
+                proc = await asyncio.shield(creating)
+            except asyncio.CancelledError:
+                # Cancelled while the process was being made (its instance stopped
+                # meanwhile): it may run already, and nobody would ever end it.
+                with contextlib.suppress(OSError):
+                    started = await creating
+                    kill_group(started.pid)
+                    await started.wait()
+                raise
         finally:
             os.close(out)
         return cls(proc.pid, proc)

@@ -214,7 +214,7 @@ class InstanceRunner:
         if e is None:
             return
         match e.event:
-            case "envoy-ready":
+            case "envoy-started" | "envoy-ready":
                 self.envoy_pid = e.pid
                 self._record_pids()
             case "started":

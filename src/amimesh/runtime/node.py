@@ -34,7 +34,7 @@ from amimesh.agent import certs
 from amimesh.agent import config as agent_config
 from amimesh.agent.agent import Adopted, Agent
 from amimesh.agent.identities import Identities
-from amimesh.agent.process import kill_group, start_time
+from amimesh.agent.process import kill_group, naming, start_time
 from amimesh.model.proxy import GatewayPort
 from amimesh.model.snapshot import Snapshot, build_snapshot
 from amimesh.resources import parse_object
@@ -110,6 +110,7 @@ class Node:
         self._tasks.append(asyncio.create_task(self.reporter.run(), name="node-reporter"))
         self.state.instances.mkdir(parents=True, exist_ok=True)
         self._records = {d.name for d in self.state.instances.iterdir() if d.is_dir()}
+        self._kill_strangers()
         await self._first_config()
         self._start_gateway()
         self._reconcile()
@@ -343,6 +344,19 @@ class Node:
         else:
             log.info("%s: adopted (envoy %d)", iid, adopted.envoy.pid)
         return adopted
+
+    def _kill_strangers(self) -> None:
+        """Kill the Envoys of this mesh that no record names: started by a node agent
+        killed before it could write their pids down (adopting them is impossible, and
+        a second copy would be started beside them)."""
+        known = set()
+        for iid in self._records:
+            pids = read_pids(self.state.instances / iid)
+            known |= {int(pids.get(k, 0)) for k in ("app_pid", "envoy_pid")}
+        for pid in naming(self.state.instances):
+            if pid not in known:
+                log.warning("killing process %d of this mesh that no record names", pid)
+                kill_group(pid)
 
     def _kill_recorded(self, iid: str) -> None:
         pids = read_pids(self.state.instances / iid)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from amimesh.agent.process import Child, kill_group, start_time
+from amimesh.agent.process import Child, kill_group, naming, start_time
 from amimesh.controlplane import mesh_config as cp_mesh
 from amimesh.identity.spiffe import TRUST_DOMAIN
 from amimesh.runtime import state
@@ -333,7 +333,8 @@ class Supervisor:
 
 
 def kill_instances(st: state.StateDir) -> None:
-    """SIGKILL every instance process the node agent recorded (nothing is orphaned)."""
+    """SIGKILL every instance process the node agent recorded, and any Envoy of this
+    mesh it had no time to record (nothing is orphaned)."""
     if not st.instances.is_dir():
         return
     for home in st.instances.iterdir():
@@ -342,6 +343,8 @@ def kill_instances(st: state.StateDir) -> None:
             pid = int(pids.get(f"{key}_pid", 0))
             if pid > 0 and start_time(pid) == pids.get(f"{key}_started"):
                 kill_group(pid, signal.SIGKILL)
+    for pid in naming(st.instances):
+        kill_group(pid, signal.SIGKILL)
 
 
 def kill_mesh(st: state.StateDir) -> None:
