@@ -109,6 +109,8 @@ on the field at fault.
 - Service: the name is an RFC 1035 label; ports are named (DNS labels) when there are
   several; port numbers (per protocol) and names are unique.
 - Workload: port numbers and names are unique; a probe's named port exists.
+  `$(VAR)` in `command`, `args` and `env` values is expanded as Kubernetes does
+  ([runtime.md](runtime.md#var-in-command-args-and-env)).
 """
 
 
