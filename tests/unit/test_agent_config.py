@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import os
 import stat
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from amimesh.agent import config as ac
-from amimesh.agent.env import NO_PROXY, app_env, env_name, upstream_var
+from amimesh.agent.env import NO_PROXY, app_command, app_env, env_name, upstream_var
 from amimesh.model.proxy import GatewayPort, InboundPort, Proxy, Upstream
 
 
@@ -132,3 +133,56 @@ def test_env_names() -> None:
     assert upstream_var(Upstream("reviews.default.svc.cluster.local", 9080, 1)) == (
         "AMI_UPSTREAM_REVIEWS_9080"
     )
+
+
+def test_command_and_env_expand_var_references(tmp_path: Path) -> None:
+    """`$(VAR)` in a Workload's command, args and env, with Kubernetes' rules: the mesh's
+    variables (PORT, ...) and the Workload's env are visible, the inherited ones are not."""
+    cfg = sidecar_config(tmp_path)
+    assert cfg.app is not None
+    app = replace(
+        cfg.app,
+        command=(
+            "python3",
+            "-m",
+            "http.server",
+            "$(PORT)",
+            "--bind=$(HOST)",
+            "$$(PORT)",
+            "$(HOME)",
+            "$(URL)",
+            "$(UNDEFINED)",
+        ),
+        env={
+            "HOST": "127.0.0.1",
+            "URL": "http://$(HOST):$(PORT_GRPC_API)/$(LATER)",
+            "LATER": "x",
+            "AMI_WORKLOAD": "renamed-$(AMI_WORKLOAD)",
+        },
+    )
+    cfg = replace(cfg, app=app)
+    env = app_env(cfg, {"HOME": "/home/me"}, "/venv/bin")
+    assert app_command(cfg) == (
+        "python3",
+        "-m",
+        "http.server",
+        "41003",
+        "--bind=127.0.0.1",
+        "$(PORT)",
+        "$(HOME)",  # the agent's own environment is not for $(VAR), as an image's is not
+        "http://127.0.0.1:41005/$(LATER)",  # LATER is defined after URL
+        "$(UNDEFINED)",
+    )
+    assert env["URL"] == "http://127.0.0.1:41005/$(LATER)"
+    assert env["AMI_WORKLOAD"] == "renamed-web"  # the mesh's value, then overridden
+    assert env["PORT"] == "41003"
+
+
+def test_app_command_of_a_gateway_is_empty() -> None:
+    cfg = ac.AgentConfig(
+        name="gw-0",
+        proxy=Proxy(id="gw-0.istio-system", kind="gateway"),
+        xds=ac.XdsSpec(port=1),
+        envoy=ac.EnvoySpec(bootstrap="b", log="l"),
+    )
+    assert app_command(cfg) == ()

@@ -173,7 +173,7 @@ async def test_unknown_kind(client: Client) -> None:
     body = await call(client, "GET", "/api/v1/resources?kind=frobs", status=400)
     (error,) = body["errors"]
     assert error.startswith(
-        'unknown kind "frobs"; known kinds: AuthorizationPolicy, DestinationRule, '
+        'unknown kind "frobs"; known kinds: AuthorizationPolicy, Configuration, DestinationRule, '
     )
     await call(client, "DELETE", "/api/v1/resources/frobs/default/x", status=400)
 
@@ -198,6 +198,38 @@ async def test_delete_by_documents_and_by_name(client: Client, cp: ControlPlane)
     one = await call(client, "DELETE", "/api/v1/resources/vs/default/reviews")
     assert one["deleted"] == ["VirtualService/default/reviews"]
     await call(client, "DELETE", "/api/v1/resources/vs/default/reviews", status=404)
+
+
+KSVC = """
+apiVersion: serving.knative.dev/v1
+kind: Service
+metadata: {name: reviews}
+spec:
+  template:
+    spec:
+      containers: [{image: ghcr.io/knative/helloworld-go:latest}]
+"""
+
+
+async def test_a_knative_service_is_apart_from_the_core_service_of_its_name(
+    client: Client, cp: ControlPlane
+) -> None:
+    body = await call(client, "POST", "/api/v1/apply", data=REVIEWS + "---" + KSVC)
+    assert body["applied"] == [
+        "Service/default/reviews",
+        "VirtualService/default/reviews",
+        "Service.serving.knative.dev/default/reviews",
+    ]
+    for name in ("ksvc", "kservice", "services.serving.knative.dev"):
+        got = await call(client, "GET", "/api/v1/resources", params={"kind": name})
+        assert [i["apiVersion"] for i in got["items"]] == ["serving.knative.dev/v1"], name
+    core = await call(client, "GET", "/api/v1/resources?kind=svc")
+    assert [i["apiVersion"] for i in core["items"]] == ["v1"]
+    one = await call(client, "DELETE", "/api/v1/resources/ksvc/default/reviews")
+    assert one["deleted"] == ["Service.serving.knative.dev/default/reviews"]
+    assert cp.store.get(("Service", "default", "reviews")) is not None
+    other = await call(client, "DELETE", "/api/v1/resources/svc/default/reviews")
+    assert other["deleted"] == ["Service/default/reviews"]
 
 
 async def test_resources_from_files_cannot_be_deleted(client: Client, cp: ControlPlane) -> None:
@@ -479,5 +511,23 @@ def test_kind_names() -> None:
         ("destinationrule.networking.istio.io", "DestinationRule"),
     ]:
         assert api_kinds.resolve(name)[1] == kind, name
+    knative = "serving.knative.dev"
+    for name, group_kind in [
+        ("service", ("", "Service")),
+        ("svc", ("", "Service")),
+        ("ksvc", (knative, "Service")),
+        ("kservice", (knative, "Service")),
+        ("service.serving.knative.dev", (knative, "Service")),
+        ("config", (knative, "Configuration")),
+        ("cfg", (knative, "Configuration")),
+        ("configurations", (knative, "Configuration")),
+        ("rev", (knative, "Revision")),
+        ("revisions", (knative, "Revision")),
+        ("rt", (knative, "Route")),
+        ("route", (knative, "Route")),
+    ]:
+        assert api_kinds.resolve(name) == group_kind, name
+    assert api_kinds.key_kind((knative, "Service")) == "Service.serving.knative.dev"
+    assert api_kinds.key_kind(("", "Service")) == "Service"
     with pytest.raises(api_kinds.UnknownKindName, match='unknown kind "pods"'):
         api_kinds.resolve("pods")

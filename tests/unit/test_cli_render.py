@@ -140,6 +140,30 @@ def test_resources_table_per_kind() -> None:
     assert cells(mixed[0]) == ["KIND", "NAME", "SOURCE"]
 
 
+def test_a_knative_service_has_columns_of_its_own() -> None:
+    ksvc = {
+        "apiVersion": "serving.knative.dev/v1",
+        "kind": "Service",
+        "metadata": {"name": "hello"},
+        "spec": {
+            "template": {"spec": {"containers": [{"image": "ghcr.io/knative/helloworld-go"}]}},
+            "traffic": [
+                {"latestRevision": True, "percent": 90},
+                {"revisionName": "hello-1", "percent": 10, "tag": "v1"},
+            ],
+        },
+    }
+    header, row = lines(render.resources_table([ksvc]))
+    assert cells(header) == ["NAME", "IMAGE", "TRAFFIC", "SOURCE"]
+    assert cells(row)[:2] == ["hello", "ghcr.io/knative/helloworld-go"]
+    assert "latest=90%, v1=10%" in row
+    core = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "hello"}, "spec": {}}
+    mixed = lines(render.resources_table([ksvc, core]))
+    assert cells(mixed[0]) == ["KIND", "NAME", "SOURCE"]
+    assert cells(mixed[1])[0] == "Service.serving.knative.dev"
+    assert cells(mixed[2])[0] == "Service"
+
+
 def test_yaml_and_json_output_apply_back() -> None:
     text = render.resources_yaml(ITEMS)
     assert text.startswith("# source: api\napiVersion: networking.istio.io/v1\n")

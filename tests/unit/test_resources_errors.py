@@ -201,18 +201,21 @@ CASES: list[tuple[str, str, list[str]]] = [
             "Ami supports Service (v1), Workload (ami.dev/v1alpha1), VirtualService, "
             "DestinationRule, ServiceEntry, WorkloadEntry, Gateway (networking.istio.io/v1alpha3, "
             "v1beta1, v1), PeerAuthentication, RequestAuthentication, AuthorizationPolicy "
-            "(security.istio.io/v1beta1, v1), Telemetry (telemetry.istio.io/v1alpha1, v1)"
+            "(security.istio.io/v1beta1, v1), Telemetry (telemetry.istio.io/v1alpha1, v1), "
+            "Service, Configuration, Revision, Route (serving.knative.dev/v1)"
         ],
     ),
     (
         "a known kind name in another API group is unknown",
-        "apiVersion: serving.knative.dev/v1\nkind: Service\nmetadata: {name: hello}\nspec: {}\n",
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: edge}\n",
         [
-            f'{P}: Service/default/hello: kind: unknown kind "Service" (serving.knative.dev/v1); '
+            f'{P}: Gateway/default/edge: kind: unknown kind "Gateway" '
+            "(gateway.networking.k8s.io/v1); "
             "Ami supports Service (v1), Workload (ami.dev/v1alpha1), VirtualService, "
             "DestinationRule, ServiceEntry, WorkloadEntry, Gateway (networking.istio.io/v1alpha3, "
             "v1beta1, v1), PeerAuthentication, RequestAuthentication, AuthorizationPolicy "
-            "(security.istio.io/v1beta1, v1), Telemetry (telemetry.istio.io/v1alpha1, v1)"
+            "(security.istio.io/v1beta1, v1), Telemetry (telemetry.istio.io/v1alpha1, v1), "
+            "Service, Configuration, Revision, Route (serving.knative.dev/v1)"
         ],
     ),
     (

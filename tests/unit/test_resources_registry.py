@@ -38,10 +38,14 @@ def test_builtin_kinds() -> None:
     assert KINDS[("networking.istio.io", "VirtualService")].model is VirtualService
     assert sorted(name for _, name in KINDS) == [
         "AuthorizationPolicy",
+        "Configuration",
         "DestinationRule",
         "Gateway",
         "PeerAuthentication",
         "RequestAuthentication",
+        "Revision",
+        "Route",
+        "Service",
         "Service",
         "ServiceEntry",
         "Telemetry",
@@ -98,3 +102,37 @@ def test_check_receives_its_own_type() -> None:
                 }
             )
         )
+
+
+class ExampleSidecar(Resource):
+    KIND: ClassVar[str] = "Sidecar"
+    API_GROUP: ClassVar[str] = "example.com"
+    API_VERSIONS: ClassVar[tuple[str, ...]] = ("v1",)
+    spec: SidecarSpec
+
+
+class QualifiedSidecar(ExampleSidecar):
+    QUALIFIED: ClassVar[bool] = True
+
+
+def test_one_kind_name_in_two_groups_needs_distinct_refs() -> None:
+    """Store keys and refs name kinds without their group unless `QUALIFIED`: two kinds of
+    one name would overwrite each other's resources."""
+    with pytest.raises(ValueError, match="would share refs"):
+        KindRegistry([Kind.of(Sidecar), Kind.of(ExampleSidecar)])
+    kinds = KindRegistry([Kind.of(Sidecar), Kind.of(QualifiedSidecar)])
+    text = (
+        SIDECAR
+        + "spec: {selector: {a: b}}\n---\n"
+        + SIDECAR.replace("networking.istio.io", "example.com")
+        + "spec: {selector: {a: b}}\n"
+    )
+    result = parse_documents(text, "sc.yaml", kinds)
+    assert [r.ref for r in result.resources] == [
+        "Sidecar/default/edge",
+        "Sidecar.example.com/default/edge",
+    ]
+    assert [r.key for r in result.resources] == [
+        ("Sidecar", "default", "edge"),
+        ("Sidecar.example.com", "default", "edge"),
+    ]

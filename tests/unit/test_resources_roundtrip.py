@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SOURCES = sorted(
     {p.parent for p in (ROOT / "examples").rglob("*.yaml") if "tasks" not in p.parts}
     | {p.parent for p in (ROOT / "examples").rglob("tasks/*.yaml")}
+    | {ROOT / "tests" / "unit" / "testdata" / "knative"}
 )
 
 

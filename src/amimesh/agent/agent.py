@@ -27,7 +27,7 @@ from typing import Any
 from amimesh.agent import certs, credentials, events, listening, machine, probe, sds
 from amimesh.agent import config as agent_config
 from amimesh.agent.bootstrap import bootstrap, envoy_command, write_bootstrap
-from amimesh.agent.env import app_env
+from amimesh.agent.env import app_command, app_env
 from amimesh.agent.identities import Identities
 from amimesh.agent.machine import Event
 from amimesh.agent.process import Child
@@ -367,10 +367,11 @@ class Agent:
         app = self.config.app
         assert app is not None
         env = app_env(self.config, self._environ, self._python_bin)
+        command = app_command(self.config)
         try:
-            self.app = await Child.spawn(app.command, log=Path(app.log), cwd=app.cwd, env=env)
+            self.app = await Child.spawn(command, log=Path(app.log), cwd=app.cwd, env=env)
         except OSError as e:
-            self.post(machine.AppFailed(f"cannot run {app.command[0]!r} in {app.cwd}: {e}"))
+            self.post(machine.AppFailed(f"cannot run {command[0]!r} in {app.cwd}: {e}"))
             return
         self.post(machine.AppStarted(self.app.pid))
         self.post(machine.AppExited(await self.app.wait()))

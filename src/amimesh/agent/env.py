@@ -8,6 +8,7 @@ from collections.abc import Mapping
 
 from amimesh.agent.config import AgentConfig
 from amimesh.model.proxy import Upstream
+from amimesh.resources import expansion
 
 NO_PROXY = "localhost,127.0.0.1,::1"
 
@@ -23,17 +24,11 @@ def upstream_var(upstream: Upstream) -> str:
     return f"AMI_UPSTREAM_{env_name(service)}_{upstream.port}"
 
 
-def app_env(config: AgentConfig, inherited: Mapping[str, str], python_bin: str) -> dict[str, str]:
-    """The app's environment: `inherited` (the agent's own), then the mesh's variables,
-    then the Workload's `env` (which may override any of them).
-
-    `python_bin` (the directory of the mesh's interpreter) goes first on PATH, so that
-    `python` in a Workload's command is the interpreter Ami runs on.
-    """
+def mesh_env(config: AgentConfig) -> dict[str, str]:
+    """The variables the mesh sets for the app (docs/runtime.md): `PORT`, the proxy
+    variables, `AMI_*`; not the inherited ones nor the Workload's `env`."""
     proxy = config.proxy
-    env = dict(inherited)
-    path = env.get("PATH", "")
-    env["PATH"] = python_bin + (os.pathsep + path if path else "")
+    env: dict[str, str] = {}
     inbound = proxy.inbound
     if inbound:
         env["PORT"] = str(inbound[0].app_port)
@@ -52,6 +47,38 @@ def app_env(config: AgentConfig, inherited: Mapping[str, str], python_bin: str) 
         AMI_INSTANCE=config.name,
         AMI_SERVICE_ACCOUNT=proxy.service_account,
     )
-    if config.app is not None:
-        env.update(config.app.env)
     return env
+
+
+def own_env(config: AgentConfig, mesh: Mapping[str, str]) -> dict[str, str]:
+    """The Workload's `env`, each value's `$(VAR)` references expanded as Kubernetes
+    does: against the entries before it, then the mesh's variables."""
+    if config.app is None:
+        return {}
+    return expansion.expand_env(config.app.env.items(), mesh)
+
+
+def app_env(config: AgentConfig, inherited: Mapping[str, str], python_bin: str) -> dict[str, str]:
+    """The app's environment: `inherited` (the agent's own), then the mesh's variables,
+    then the Workload's `env` (which may override any of them).
+
+    `python_bin` (the directory of the mesh's interpreter) goes first on PATH, so that
+    `python` in a Workload's command is the interpreter Ami runs on.
+    """
+    env = dict(inherited)
+    path = env.get("PATH", "")
+    env["PATH"] = python_bin + (os.pathsep + path if path else "")
+    mesh = mesh_env(config)
+    env.update(mesh)
+    env.update(own_env(config, mesh))
+    return env
+
+
+def app_command(config: AgentConfig) -> tuple[str, ...]:
+    """The app's command line with `$(VAR)` references expanded, as the kubelet expands
+    a container's command and args: against the mesh's variables and the Workload's
+    `env` (the inherited environment is not consulted, as an image's is not)."""
+    if config.app is None:
+        return ()
+    mesh = mesh_env(config)
+    return expansion.expand_all(config.app.command, {**mesh, **own_env(config, mesh)})

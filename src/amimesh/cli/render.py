@@ -241,12 +241,45 @@ KIND_COLUMNS: dict[str, list[tuple[str, Any]]] = {
             ),
         ),
     ],
+    "Service.serving.knative.dev": [
+        ("IMAGE", lambda i: _image(_spec(_spec(i).get("template") or {}))),
+        ("TRAFFIC", lambda i: _traffic(_spec(i).get("traffic"))),
+    ],
+    "Configuration": [("IMAGE", lambda i: _image(_spec(_spec(i).get("template") or {})))],
+    "Revision": [("IMAGE", lambda i: _image(_spec(i)))],
+    "Route": [("TRAFFIC", lambda i: _traffic(_spec(i).get("traffic")))],
 }
+
+
+def kind_label(item: Mapping[str, Any]) -> str:
+    """The kind as refs name it: `Service`, `Service.serving.knative.dev` beside it."""
+    from amimesh.resources.registry import KINDS, split_api_version  # only `ami get` needs it
+
+    kind = str(item.get("kind"))
+    group, _version = split_api_version(str(item.get("apiVersion") or ""))
+    found = KINDS.get((group, kind))
+    return found.model.qualified_kind() if found is not None else kind
+
+
+def _image(pod_spec: Mapping[str, Any]) -> str:
+    return joined(c.get("image") for c in pod_spec.get("containers") or ())
+
+
+def _traffic(targets: Any) -> str:
+    """`latest=90%, v1=10%`: where each target sends its share (a Service's default:
+    all to the latest revision)."""
+    if not targets:
+        return "latest=100%"
+    out = []
+    for t in targets:
+        name = t.get("tag") or t.get("revisionName") or t.get("configurationName") or "latest"
+        out.append(f"{name}={t.get('percent') or 0}%")
+    return ", ".join(out)
 
 
 def resources_table(items: Sequence[Mapping[str, Any]], *, namespaces: bool = False) -> Table:
     """`ami get KIND`: NAME (NAMESPACE), the kind's own columns, SOURCE."""
-    kinds = sorted({str(i.get("kind")) for i in items})
+    kinds = sorted({kind_label(i) for i in items})
     mixed = len(kinds) > 1
     columns = KIND_COLUMNS.get(kinds[0], []) if len(kinds) == 1 else []
     headers = ["NAMESPACE"] if namespaces else []
@@ -257,7 +290,7 @@ def resources_table(items: Sequence[Mapping[str, Any]], *, namespaces: bool = Fa
         meta = i.get("metadata") or {}
         row = [str(meta.get("namespace", "default"))] if namespaces else []
         if mixed:
-            row.append(str(i.get("kind")))
+            row.append(kind_label(i))
         row.append(str(meta.get("name", "")))
         row += [fn(i) for _, fn in columns]
         row.append(str(i.get("source") or "-"))

@@ -280,7 +280,7 @@ class Api:
     async def delete_one(self, request: web.Request) -> web.Response:
         m = request.match_info
         try:
-            _group, kind = api_kinds.resolve(m["kind"])
+            kind = api_kinds.key_kind(api_kinds.resolve(m["kind"]))
         except api_kinds.UnknownKindName as err:
             return _errors([str(err)])
         status, body = self._delete([(kind, m["namespace"], m["name"])])

@@ -23,7 +23,9 @@ SHORT_NAMES: dict[str, tuple[str, str]] = {
     "ra": ("security.istio.io", "RequestAuthentication"),
     "ap": ("security.istio.io", "AuthorizationPolicy"),
     "ksvc": ("serving.knative.dev", "Service"),
-    "kcfg": ("serving.knative.dev", "Configuration"),
+    "kservice": ("serving.knative.dev", "Service"),
+    "config": ("serving.knative.dev", "Configuration"),
+    "cfg": ("serving.knative.dev", "Configuration"),
     "rev": ("serving.knative.dev", "Revision"),
     "rt": ("serving.knative.dev", "Route"),
 }
@@ -66,3 +68,8 @@ def resolve(name: str, kinds: KindRegistry = KINDS) -> tuple[str, str]:
         known = ", ".join(sorted({kind for _, kind in kinds}))
         raise UnknownKindName(f'unknown kind "{name}"; known kinds: {known}')
     return found
+
+
+def key_kind(group_kind: tuple[str, str], kinds: KindRegistry = KINDS) -> str:
+    """How store keys name a kind: `Service`, `Service.serving.knative.dev`."""
+    return kinds[group_kind].model.qualified_kind()

@@ -1,4 +1,5 @@
-"""Typed resources (Istio, Kubernetes, Ami kinds), YAML loading and validation. Pure.
+"""Typed resources (Istio, Kubernetes, Knative Serving, Ami kinds), YAML loading and
+validation. Pure.
 
 result = load_path("shop/")            # or parse_documents(text, "shop/vs.yaml"), parse_bytes
 for error in result.errors:

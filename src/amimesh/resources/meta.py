@@ -34,12 +34,14 @@ class ObjectMeta(Strict):
 class Resource(Strict):
     """A document: apiVersion, kind, metadata and a kind-specific spec.
 
-    Subclasses set `KIND`, `API_GROUP` and `API_VERSIONS`, and type `spec`.
+    Subclasses set `KIND`, `API_GROUP` and `API_VERSIONS`, and type `spec`; `QUALIFIED`
+    when another group has a kind of the same name.
     """
 
     KIND: ClassVar[str] = ""
     API_GROUP: ClassVar[str] = ""
     API_VERSIONS: ClassVar[tuple[str, ...]] = ()
+    QUALIFIED: ClassVar[bool] = False
 
     apiVersion: str
     kind: str
@@ -54,12 +56,19 @@ class Resource(Strict):
     def namespace(self) -> str:
         return self.metadata.namespace
 
+    @classmethod
+    def qualified_kind(cls) -> str:
+        """How keys and refs name the kind: `VirtualService`, or with its group when
+        another group has a kind of that name (`Service.serving.knative.dev`, as
+        kubectl prints it, beside the core `Service`)."""
+        return f"{cls.KIND}.{cls.API_GROUP}" if cls.QUALIFIED else cls.KIND
+
     @property
     def key(self) -> tuple[str, str, str]:
-        """(kind, namespace, name): unique within a store."""
-        return (self.kind, self.metadata.namespace, self.metadata.name)
+        """(qualified kind, namespace, name): unique within a store."""
+        return (self.qualified_kind(), self.metadata.namespace, self.metadata.name)
 
     @property
     def ref(self) -> str:
         """`Kind/namespace/name`, as errors and logs print it."""
-        return f"{self.kind}/{self.metadata.namespace}/{self.metadata.name}"
+        return f"{self.qualified_kind()}/{self.metadata.namespace}/{self.metadata.name}"

@@ -108,10 +108,11 @@ class Collector:
                 )
             )
             return
-        ref = _ref(data)
-        model = self._model_for(data, where, ref)
+        kind = data.get("kind")
+        model = self._model_for(data, where, _ref(data, kind))
         if model is None:
             return
+        ref = _ref(data, model.qualified_kind())
         try:
             resource = model.model_validate(data, by_alias=True, by_name=False)
         except ValidationError as exc:
@@ -156,9 +157,9 @@ class Collector:
         )
 
 
-def _ref(data: dict[Any, Any]) -> str:
-    """`Kind/namespace/name` from raw data, or "" when kind or name is missing."""
-    kind = data.get("kind")
+def _ref(data: dict[Any, Any], kind: Any) -> str:
+    """`Kind/namespace/name` from raw data (`kind` as refs name it), or "" when kind or
+    name is missing."""
     meta = data.get("metadata")
     if not isinstance(kind, str) or not isinstance(meta, dict):
         return ""

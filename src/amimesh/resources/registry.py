@@ -19,6 +19,7 @@ from amimesh.resources import (
     checks_gateway,
     checks_networking,
     checks_security,
+    checks_serving,
     checks_telemetry,
     checks_virtualservice,
     kube,
@@ -29,6 +30,7 @@ from amimesh.resources import istio_gateway as gw
 from amimesh.resources import istio_networking as net
 from amimesh.resources import istio_security as sec
 from amimesh.resources import istio_telemetry as tel
+from amimesh.resources import knative_serving as serving
 from amimesh.resources.errors import Issue
 from amimesh.resources.meta import Resource
 
@@ -94,11 +96,19 @@ class KindRegistry(Mapping[tuple[str, str], Kind]):
 
     def __init__(self, kinds: Iterable[Kind]) -> None:
         self._kinds: dict[tuple[str, str], Kind] = {}
+        refs: dict[str, Kind] = {}
         for k in kinds:
             key = (k.group, k.name)
             if key in self._kinds:
                 raise ValueError(f"kind {k.name} of group {k.group!r} registered twice")
+            ref = k.model.qualified_kind()
+            if ref in refs:
+                raise ValueError(
+                    f"kind {k.name} of group {k.group!r} and of group {refs[ref].group!r} "
+                    "would share refs and store keys; set QUALIFIED on one"
+                )
             self._kinds[key] = k
+            refs[ref] = k
 
     def __getitem__(self, key: tuple[str, str]) -> Kind:
         return self._kinds[key]
@@ -156,6 +166,10 @@ _BUILTIN = (
     Kind.of(authz.RequestAuthentication, checks_authz.check_request_authentication),
     Kind.of(authz.AuthorizationPolicy, checks_authz.check_authorization_policy),
     Kind.of(tel.Telemetry, checks_telemetry.check_telemetry),
+    Kind.of(serving.Service, checks_serving.check_service),
+    Kind.of(serving.Configuration, checks_serving.check_configuration),
+    Kind.of(serving.Revision, checks_serving.check_revision),
+    Kind.of(serving.Route, checks_serving.check_route),
 )
 
 KINDS = KindRegistry(_BUILTIN)

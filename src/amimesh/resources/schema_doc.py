@@ -109,15 +109,66 @@ on the field at fault.
 - Service: the name is an RFC 1035 label; ports are named (DNS labels) when there are
   several; port numbers (per protocol) and names are unique.
 - Workload: port numbers and names are unique; a probe's named port exists.
+  `$(VAR)` in `command`, `args` and `env` values is expanded as Kubernetes does
+  ([runtime.md](runtime.md#var-in-command-args-and-env)).
+- Knative Service, Configuration, Revision, Route (after Knative Serving's webhook,
+  with its default config): names are DNS-1035 labels. A template's revision name
+  (bring your own) is a DNS-1035 label starting with the Service's or
+  Configuration's name and a dash. Exactly one port across all containers (`name`
+  "", `http1` or `h2c`, protocol TCP, not one of the queue-proxy's 8008, 8012, 8013,
+  8022, 9090, 9091); with several containers, the serving one declares it; only the
+  serving container takes a readiness probe, whose named port is the serving
+  port's name (`http` when unnamed), with at most one of `httpGet`, `tcpSocket`, and
+  without `timeoutSeconds` or `failureThreshold` when `periodSeconds` is 0 (Knative's
+  aggressive probing). Container names are unique DNS labels, not `queue-proxy`;
+  `image` is a valid image reference; `PORT`, `K_SERVICE`, `K_CONFIGURATION`,
+  `K_REVISION` are reserved env names (`PORT` only in the serving container).
+  `containerConcurrency` is 0 to 1000, `timeoutSeconds` 0 to 600.
+- Knative traffic (a Service's or a Route's `traffic`): percents are 0 to 100 and add
+  up to 100 (an omitted percent is 0); tags are unique DNS-1035 labels; `url` is
+  status only. In a Route each target names exactly one of `revisionName`,
+  `configurationName`; in a Service `configurationName` is not allowed and a target
+  without `revisionName` is the latest revision. `latestRevision: true` does not go
+  with `revisionName`, and `latestRevision: false` needs one. A Service without
+  `traffic` sends 100% to its latest revision; a Route needs traffic.
+- Knative autoscaling annotations (`autoscaling.knative.dev/*`, in
+  `spec.template.metadata.annotations`, or a Revision's `metadata.annotations`;
+  elsewhere they are an error): `class` is the KPA, the HPA or another domain's;
+  `min-scale`, `max-scale` are whole numbers >= 0 and `max-scale` (0: no limit) is not
+  below `min-scale`; `activation-scale` is at least 2 and between them;
+  `initial-scale` is at least 1; `target` at least 0.01;
+  `target-utilization-percentage` 1 to 100; `target-burst-capacity` >= 0 or -1;
+  `panic-window-percentage` 1 to 100; `panic-threshold-percentage` 110 to 1000;
+  `window` 6s to 1h in whole seconds; `scale-down-delay` 0 to 1h in whole seconds;
+  `scale-to-zero-pod-retention-period` 0 to 1h; with the KPA `metric` is
+  `concurrency` or `rps` and `metric-aggregation-algorithm` `linear` or
+  `weighted-exponential`. The older camelCase spellings (`minScale`, `maxScale`, ...)
+  are read too (the new one wins). An unknown `autoscaling.knative.dev/` key is an
+  error: Knative would silently ignore it.
 """
+
+# Notes on whole API groups, under each of their kinds' headings.
+_GROUP_NOTES = {
+    "serving.knative.dev": (
+        "**Validated only.** Ami reads and checks Knative Serving resources with "
+        "Knative's rules, and keeps them in its store, but does not run them yet: no "
+        "revision starts, no route is made, nothing autoscales. `yes` below means the "
+        "field is read and checked. Decisions: [knative-serving.md](knative-serving.md)."
+    ),
+}
 
 
 def render(kinds: KindRegistry = KINDS) -> str:
     """The whole markdown page."""
     out = [_HEADER, _LOADING, LIMITS, "## Kinds\n", "| kind | apiVersion |", "|---|---|"]
     for k in kinds.values():
-        out.append(f"| [{k.name}](#{k.name.lower()}) | {', '.join(k.api_versions)} |")
+        title = k.model.qualified_kind()
+        out.append(f"| [{title}](#{_anchor(title)}) | {', '.join(k.api_versions)} |")
     out.append("")
+    out.append(
+        "Knative Serving's kinds (serving.knative.dev) are validated only: Ami does not "
+        "run them yet.\n"
+    )
     out.append(_section("Common: metadata", "Every kind's `metadata`.", ObjectMeta, "metadata"))
     for k in kinds.values():
         out.append(_kind_section(k))
@@ -136,7 +187,16 @@ def _kind_section(kind: Kind) -> str:
         if name in ("apiVersion", "kind", "metadata"):
             continue
         rows.extend(_rows(info.alias or name, info))
-    return _table(kind.name, f"apiVersion {versions}", rows)
+    intro = f"apiVersion {versions}"
+    if kind.group in _GROUP_NOTES:
+        intro += "\n\n" + _GROUP_NOTES[kind.group]
+    return _table(kind.model.qualified_kind(), intro, rows)
+
+
+def _anchor(title: str) -> str:
+    """The anchor a Markdown renderer gives a heading: `Service.serving.knative.dev` →
+    `serviceservingknativedev`."""
+    return "".join(c for c in title.lower().replace(" ", "-") if c.isalnum() or c in "-_")
 
 
 def _section(title: str, intro: str, model: type[BaseModel], prefix: str) -> str:
@@ -185,6 +245,8 @@ def _notes(info: FieldInfo) -> str:
         notes.append(f"default {show(info.default)}")
     if info.description and not info.description.startswith(IGNORED_PREFIX):
         notes.append(info.description)
+    elif info.description and info.description.startswith(IGNORED_PREFIX + ": "):
+        notes.append(info.description.removeprefix(IGNORED_PREFIX + ": "))  # why
     return "; ".join(notes)
 
 
@@ -227,7 +289,7 @@ def describe(annotation: Any) -> str:
         return "-"
     origin = get_origin(tp)
     if origin is Literal:
-        values = ", ".join(str(v) for v in get_args(tp))
+        values = ", ".join('""' if v == "" else str(v) for v in get_args(tp))
         unsupported = [v for m in meta if isinstance(m, UnsupportedValues) for v in m.values]
         later = f" (not yet: {', '.join(unsupported)})" if unsupported else ""
         return f"one of {values}{later}"

@@ -18,7 +18,7 @@ class WorkloadPort(Strict):
 
 class EnvVar(Strict):
     name: str = Field(min_length=1)
-    value: str = ""
+    value: str = Field(default="", description="$(VAR) of earlier entries is expanded")
 
 
 class HTTPGetAction(Strict):
@@ -47,9 +47,12 @@ class Probe(Strict):
         return self
 
 
+_EXPANDED = "$(VAR) is expanded as in Kubernetes (docs/runtime.md)"
+
+
 class WorkloadSpec(Strict):
-    command: list[str] = Field(min_length=1)
-    args: list[str] = Field(default_factory=list)
+    command: list[str] = Field(min_length=1, description=_EXPANDED)
+    args: list[str] = Field(default_factory=list, description=_EXPANDED)
     env: list[EnvVar] = Field(default_factory=list)
     workingDir: str | None = None
     serviceAccount: str = Field(default="default", min_length=1)

@@ -182,7 +182,7 @@ def workload_instance(
     )
     cwd = (config_dir / spec.workingDir) if spec.workingDir else config_dir
     app = AppSpec(
-        command=(*spec.command, *spec.args),
+        command=(*spec.command, *spec.args),  # $(VAR) expanded by the agent (agent/env.py)
         cwd=str(cwd.resolve()),
         log=str(state.logs / f"{iid}.log"),
         env={e.name: e.value for e in spec.env},

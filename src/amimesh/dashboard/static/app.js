@@ -799,16 +799,33 @@
   }
 
   function resourceKey(r) {
-    return `${r.kind}/${(r.metadata || {}).namespace}/${(r.metadata || {}).name}`;
+    return `${r.apiVersion}/${r.kind}/${(r.metadata || {}).namespace}/${(r.metadata || {}).name}`;
+  }
+
+  // A kind's name, with its API group when another group's kind has the same name
+  // (a Knative Service beside a Kubernetes Service): `Service.serving.knative.dev`.
+  function kindLabels(resources) {
+    const groups = new Map();
+    for (const r of resources) {
+      const group = String(r.apiVersion || "").includes("/") ? r.apiVersion.split("/")[0] : "";
+      if (!groups.has(r.kind)) groups.set(r.kind, new Set());
+      groups.get(r.kind).add(group);
+    }
+    return (r) => {
+      const group = String(r.apiVersion || "").includes("/") ? r.apiVersion.split("/")[0] : "";
+      return group && groups.get(r.kind).size > 1 ? `${r.kind}.${group}` : r.kind;
+    };
   }
 
   function renderResources() {
     const filter = $("#resource-filter").value.trim().toLowerCase();
     const rows = [];
+    const kindOf = kindLabels(state.resources);
     for (const r of state.resources) {
       const meta = r.metadata || {};
       const key = resourceKey(r);
-      const text = `${r.kind} ${meta.namespace} ${meta.name} ${r.source || ""}`.toLowerCase();
+      const kind = kindOf(r);
+      const text = `${kind} ${meta.namespace} ${meta.name} ${r.source || ""}`.toLowerCase();
       if (filter && !filter.split(/\s+/).every((w) => text.includes(w))) continue;
       const open = state.openResources.has(key);
       rows.push(
@@ -819,7 +836,7 @@
             else state.openResources.add(key);
             renderResources();
           },
-        }, cell(r.kind), cell(meta.namespace), cell(meta.name), cell(r.source || "-")),
+        }, cell(kind), cell(meta.namespace), cell(meta.name), cell(r.source || "-")),
       );
       if (open) {
         const { source, ...doc } = r;
