@@ -43,7 +43,7 @@ ENVOY_STOP_TIMEOUT_S = 5.0
 STARTUP_PROBE_PERIOD_S = 0.05
 OTHER_PORTS_EVERY_S = 1.0
 # Envoy's admin /ready, polled this often while it starts.
-ENVOY_POLL_S = 0.05
+ENVOY_POLL_S = 0.02
 
 
 @dataclass(frozen=True)
