@@ -38,6 +38,7 @@ def test_builtin_kinds() -> None:
     assert KINDS[("networking.istio.io", "VirtualService")].model is VirtualService
     assert sorted(name for _, name in KINDS) == [
         "AuthorizationPolicy",
+        "ConfigMap",
         "Configuration",
         "DestinationRule",
         "Gateway",
@@ -59,9 +60,9 @@ def test_builtin_kinds() -> None:
 
 def test_resolve_errors_name_the_field() -> None:
     with pytest.raises(UnknownKind) as unknown:
-        KINDS.resolve("v1", "ConfigMap")
+        KINDS.resolve("v1", "Secret")
     assert unknown.value.field == "kind"
-    assert unknown.value.message.startswith('unknown kind "ConfigMap" (v1); Ami supports Service')
+    assert unknown.value.message.startswith('unknown kind "Secret" (v1); Ami supports Service')
     with pytest.raises(UnknownKind) as version:
         KINDS.resolve("v2", "Service")
     assert version.value.field == "apiVersion"

@@ -208,7 +208,11 @@ class Api:
                 continue
             if q.get("name") and r.name != q["name"]:
                 continue
-            items.append(api_json.resource_json(r, store.source_of(r.key)))
+            item = api_json.resource_json(r, store.source_of(r.key))
+            status = self.cp.serving.status_of(r.key)
+            if status is not None:
+                item["status"] = status
+            items.append(item)
         return _json({"kind": group_kind[1] if group_kind else None, "items": items})
 
     async def analyze(self, request: web.Request) -> web.Response:

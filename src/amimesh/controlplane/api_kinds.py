@@ -12,6 +12,7 @@ from amimesh.resources import KINDS, KindRegistry
 # Short names, as Istio, Kubernetes and Knative define them: (API group, kind).
 SHORT_NAMES: dict[str, tuple[str, str]] = {
     "svc": ("", "Service"),
+    "cm": ("", "ConfigMap"),
     "wl": ("ami.dev", "Workload"),
     "vs": ("networking.istio.io", "VirtualService"),
     "dr": ("networking.istio.io", "DestinationRule"),

@@ -21,6 +21,7 @@ from amimesh.config.directory import DirectorySource
 from amimesh.config.store import Store
 from amimesh.controlplane.applied import Applied
 from amimesh.controlplane.nodes import Nodes
+from amimesh.controlplane.serving import REVISIONS_FILE, ServingController
 from amimesh.identity import store as ca_store
 from amimesh.identity.ca import CertificateAuthority
 from amimesh.identity.service import DEFAULT_TTL, IdentityService
@@ -152,6 +153,8 @@ class ControlPlane:
         state = config.state_dir
         self.nodes = Nodes(self.store, state / "nodes.json" if state else None)
         self.applied = Applied(self.store, state / "applied.json") if state else None
+        # Knative Serving: revisions and the mesh resources that run and route them.
+        self.serving = ServingController(self.store, state / REVISIONS_FILE if state else None)
         self._config_seen = self.store.config_version
         self._config_waiters: set[asyncio.Future[None]] = set()
         self._snapshot_version = -1
@@ -280,6 +283,8 @@ class ControlPlane:
             errors = self._source.sync()
             for e in errors:
                 log.warning("%s", e)
+        self.serving.reconcile()  # what Knative resources run, before anyone asks
+        self.serving.watch(self._loop)
         if self.config.api_port is not None:
             from amimesh.controlplane.api import ApiServer  # aiohttp only when serving it
 
@@ -319,6 +324,7 @@ class ControlPlane:
 
     async def stop(self) -> None:
         self._stop.set()
+        self.serving.close()
         if self._api is not None:
             await self._api.stop()
             self._api = None

@@ -36,7 +36,6 @@ RULE_UNKNOWN_HOST = Code("AMI0201", "Warning", "DestinationRule for an unknown h
 EMPTY_SUBSET = Code("AMI0202", "Warning", "DestinationRule subset selects no workload")
 SERVICE_NO_WORKLOAD = Code("AMI0301", "Warning", "Service selects no workload")
 SERVICE_NO_TARGET_PORT = Code("AMI0302", "Warning", "no selected workload declares targetPort")
-NOT_RUN_YET = Code("AMI0401", "Info", "Knative Serving resource is validated, not run yet")
 
 CODES: tuple[Code, ...] = (
     UNKNOWN_HOST,
@@ -51,7 +50,6 @@ CODES: tuple[Code, ...] = (
     EMPTY_SUBSET,
     SERVICE_NO_WORKLOAD,
     SERVICE_NO_TARGET_PORT,
-    NOT_RUN_YET,
 )
 
 

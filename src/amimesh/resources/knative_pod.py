@@ -134,7 +134,7 @@ class ResourceRequirements(Strict):
 
 class Container(Strict):
     name: str = ""
-    image: str = Field(description="kept; running it locally is not built yet")
+    image: str = Field(description="kept for Kubernetes; locally `command` runs")
     command: list[str] = Field(default_factory=list)
     args: list[str] = Field(default_factory=list)
     env: list[EnvVar] = Field(default_factory=list)

@@ -1,5 +1,5 @@
 """Knative Serving's kinds (serving.knative.dev/v1): Service, Configuration, Revision,
-Route. Read and validated; running them is not built yet.
+Route. Read and validated here; `serving.expand` runs them on the mesh.
 
 A Knative `Service` is a kind of its own, apart from the Kubernetes core `Service`:
 the registry keys kinds on (API group, kind), and its refs and store keys name it

@@ -1,4 +1,4 @@
-"""Kubernetes core kinds that Ami reads in every mode: Service (v1)."""
+"""Kubernetes core kinds that Ami reads in every mode: Service and ConfigMap (v1)."""
 
 from __future__ import annotations
 
@@ -53,3 +53,17 @@ class Service(Resource):
     API_GROUP: ClassVar[str] = ""
     API_VERSIONS: ClassVar[tuple[str, ...]] = ("v1",)
     spec: ServiceSpec
+
+
+class ConfigMap(Resource):
+    """Settings as Kubernetes keeps them: Knative's `config-domain`, `config-autoscaler`,
+    `config-defaults`, ... in `knative-serving` are read from here."""
+
+    KIND: ClassVar[str] = "ConfigMap"
+    API_GROUP: ClassVar[str] = ""
+    API_VERSIONS: ClassVar[tuple[str, ...]] = ("v1",)
+    data: dict[str, str] = Field(default_factory=dict)
+    binaryData: dict[str, str] = Field(
+        default_factory=dict, description="accepted and kept; Ami reads `data` only"
+    )
+    immutable: bool | None = None

@@ -150,10 +150,11 @@ on the field at fault.
 # Notes on whole API groups, under each of their kinds' headings.
 _GROUP_NOTES = {
     "serving.knative.dev": (
-        "**Validated only.** Ami reads and checks Knative Serving resources with "
-        "Knative's rules, and keeps them in its store, but does not run them yet: no "
-        "revision starts, no route is made, nothing autoscales. `yes` below means the "
-        "field is read and checked. Decisions: [knative-serving.md](knative-serving.md)."
+        "Ami reads and checks Knative Serving resources with Knative's rules and runs "
+        "them on the mesh: a revision per template change, each a workload, routed by "
+        "its Route (autoscaling is not built yet: a revision runs its initial scale). "
+        "`yes` below means the field is read and checked. Decisions and what runs: "
+        "[knative-serving.md](knative-serving.md)."
     ),
 }
 
@@ -166,8 +167,8 @@ def render(kinds: KindRegistry = KINDS) -> str:
         out.append(f"| [{title}](#{_anchor(title)}) | {', '.join(k.api_versions)} |")
     out.append("")
     out.append(
-        "Knative Serving's kinds (serving.knative.dev) are validated only: Ami does not "
-        "run them yet.\n"
+        "Knative Serving's kinds (serving.knative.dev) run on the mesh as revisions and "
+        "routes; autoscaling is not built yet.\n"
     )
     out.append(_section("Common: metadata", "Every kind's `metadata`.", ObjectMeta, "metadata"))
     for k in kinds.values():

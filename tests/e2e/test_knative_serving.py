@@ -1,0 +1,216 @@
+"""Knative Services on the mesh, end to end: a Service becomes Ready with its URL, answers
+through the gateway by `Host: NAME.NS.DOMAIN` and inside the mesh by
+`NAME.NS.svc.cluster.local`; a template change makes a new revision that takes the
+traffic once ready; a split with tags sends each share to its revision and each tag to
+its own; `cluster-local` keeps a service off the gateway."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+
+from tests.e2e.harness import free_port
+from tests.e2e.test_runtime import Up, kill_everything, start_up, until
+
+pytestmark = [pytest.mark.envoy, pytest.mark.slow]
+
+APP = """
+import json, os
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = json.dumps({
+            "service": os.environ.get("K_SERVICE"),
+            "configuration": os.environ.get("K_CONFIGURATION"),
+            "revision": os.environ.get("K_REVISION"),
+            "target": os.environ.get("TARGET"),
+            "port": os.environ.get("PORT"),
+            "headers": {k.lower(): v for k, v in self.headers.items()},
+        }).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
+"""
+
+
+def ksvc(name: str, target: str, *, labels: str = "{}", traffic: str = "") -> str:
+    return f"""
+apiVersion: serving.knative.dev/v1
+kind: Service
+metadata: {{name: {name}, namespace: default, labels: {labels}}}
+spec:
+  template:
+    spec:
+      containers:
+        - image: example.com/hello:latest
+          command: [python3, app.py]
+          workingDir: apps
+          env: [{{name: TARGET, value: {target}}}]
+          readinessProbe: {{httpGet: {{path: /}}}}
+{traffic}"""
+
+
+MESH = (
+    """
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: config-domain, namespace: knative-serving}
+data:
+  example.com: ""
+---
+apiVersion: ami.dev/v1alpha1
+kind: Workload
+metadata: {name: client, labels: {app: client}}
+spec:
+  command: [python3, -m, http.server, "$(PORT)", --bind, 127.0.0.1]
+  ports: [{name: http, port: 8000}]
+---"""
+    + ksvc("hello", "one")
+    + "---"
+    + ksvc("private", "inside", labels="{networking.knative.dev/visibility: cluster-local}")
+)
+
+
+@pytest.fixture(scope="module")
+def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
+    root = tmp_path_factory.mktemp("knative")
+    config = root / "site"
+    (config / "apps").mkdir(parents=True)
+    (config / "apps" / "app.py").write_text(APP)
+    (config / "mesh.yaml").write_text(MESH)
+    up = start_up(config, root / "state", "--gateway-port", str(free_port()))
+    family: list[psutil.Process] = []
+    try:
+        until(up.settled, "every instance ready")
+        family = up.family()
+        yield up
+    finally:
+        kill_everything(up, family)
+
+
+def kservice(up: Up, name: str) -> dict[str, Any]:
+    with up.client() as c:
+        items = c.get("/api/v1/resources", params={"kind": "ksvc", "name": name}).json()["items"]
+    (item,) = items
+    return dict(item)
+
+
+def condition(item: dict[str, Any], kind: str) -> str:
+    for c in item.get("status", {}).get("conditions", []):
+        if c["type"] == kind:
+            return str(c["status"])
+    return "missing"
+
+
+def through_gateway(up: Up, host: str) -> httpx.Response:
+    url = up.info().gateway_urls[0]
+    return httpx.get(url, headers={"Host": host}, timeout=10, trust_env=False)
+
+
+def in_mesh(up: Up, url: str) -> httpx.Response:
+    """As the `client` workload's app sends it: through its sidecar, as HTTP proxy."""
+    agent = json.loads((up.state.instances / "client-0.default" / "agent.json").read_text())
+    proxy = f"http://127.0.0.1:{agent['proxy']['outbound_port']}"
+    with httpx.Client(proxy=proxy, timeout=10, trust_env=False) as c:
+        return c.get(url)
+
+
+def ready_at(up: Up, name: str, revision: str) -> bool:
+    item = kservice(up, name)
+    status = item.get("status", {})
+    return condition(item, "Ready") == "True" and status.get("latestReadyRevisionName") == revision
+
+
+def test_a_service_is_ready_with_its_url_and_answers(mesh: Up) -> None:
+    until(lambda: ready_at(mesh, "hello", "hello-00001"), "hello Ready")
+    status = kservice(mesh, "hello")["status"]
+    assert status["url"] == "http://hello.default.example.com"
+    assert status["address"]["url"] == "http://hello.default.svc.cluster.local"
+    assert status["latestCreatedRevisionName"] == "hello-00001"
+    assert status["traffic"] == [
+        {"revisionName": "hello-00001", "percent": 100, "latestRevision": True}
+    ]
+    resp = through_gateway(mesh, "hello.default.example.com")
+    assert resp.status_code == 200, resp.text
+    seen = resp.json()
+    assert seen["service"] == "hello" and seen["configuration"] == "hello"
+    assert seen["revision"] == "hello-00001" and seen["target"] == "one"
+    assert seen["port"] and seen["port"] != "8080"  # the port Ami gave it: $PORT
+    assert "x-forwarded-for" in seen["headers"]
+    assert seen["headers"]["x-forwarded-proto"] == "http"
+    inside = in_mesh(mesh, "http://hello.default.svc.cluster.local/")
+    assert inside.status_code == 200 and inside.json()["revision"] == "hello-00001"
+    # The revision is a workload like any other, labelled as Knative labels its pods.
+    row = mesh.instances()["hello-00001-0"]
+    assert row["ready"] and row["workload"] == "hello-00001"
+
+
+def test_cluster_local_is_reachable_in_the_mesh_only(mesh: Up) -> None:
+    until(lambda: ready_at(mesh, "private", "private-00001"), "private Ready")
+    assert kservice(mesh, "private")["status"]["url"] == "http://private.default.svc.cluster.local"
+    assert through_gateway(mesh, "private.default.example.com").status_code == 404
+    inside = in_mesh(mesh, "http://private.default.svc.cluster.local/")
+    assert inside.status_code == 200 and inside.json()["target"] == "inside"
+
+
+def apply(up: Up, text: str) -> None:
+    with up.client() as c:
+        resp = c.post("/api/v1/apply", params={"source": "test.yaml"}, content=text)
+    assert resp.status_code == 200, resp.text
+
+
+def test_a_new_template_makes_a_revision_then_a_split_with_tags(mesh: Up) -> None:
+    until(lambda: ready_at(mesh, "hello", "hello-00001"), "hello Ready")
+    apply(mesh, ksvc("hello", "two"))
+    until(lambda: ready_at(mesh, "hello", "hello-00002"), "hello-00002 ready")
+    # The latest ready revision takes the traffic; a template unchanged makes none.
+    until(
+        lambda: (
+            through_gateway(mesh, "hello.default.example.com").json()["revision"] == "hello-00002"
+        ),
+        "traffic on hello-00002",
+    )
+    apply(mesh, ksvc("hello", "two", labels="{team: a}"))  # metadata only: no revision
+    assert kservice(mesh, "hello")["status"]["latestCreatedRevisionName"] == "hello-00002"
+    split = """  traffic:
+    - {revisionName: hello-00001, percent: 50, tag: first}
+    - {latestRevision: true, percent: 50, tag: latest}
+"""
+    apply(mesh, ksvc("hello", "two", traffic=split))
+
+    def both() -> Counter[str]:
+        got = Counter(
+            through_gateway(mesh, "hello.default.example.com").json()["revision"] for _ in range(40)
+        )
+        return got if len(got) == 2 else Counter()
+
+    until(both, "both revisions answering")
+    counts = Counter(
+        through_gateway(mesh, "hello.default.example.com").json()["revision"] for _ in range(400)
+    )
+    # 50/50 over 400: the standard deviation is 10; 5 of them either way.
+    assert abs(counts["hello-00001"] - 200) <= 50, counts
+    status = kservice(mesh, "hello")["status"]
+    assert {t.get("tag"): t["url"] for t in status["traffic"]} == {
+        "first": "http://first-hello.default.example.com",
+        "latest": "http://latest-hello.default.example.com",
+    }
+    for _ in range(10):
+        tagged = through_gateway(mesh, "first-hello.default.example.com")
+        assert tagged.json()["revision"] == "hello-00001"
+    inside = in_mesh(mesh, "http://latest-hello.default.svc.cluster.local/")
+    assert inside.json()["revision"] == "hello-00002"

@@ -1,0 +1,210 @@
+"""Knative Serving's expansion into mesh resources (pure): revisions, routes, domains,
+status, the image map."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from amimesh.resources import parse_documents
+from amimesh.resources.meta import Resource
+from amimesh.serving.expand import RevisionRecord, domain_of, expand
+
+BASE = """
+apiVersion: serving.knative.dev/v1
+kind: Service
+metadata: {name: hello, namespace: shop, labels: %(labels)s}
+spec:
+  template:
+    metadata: %(meta)s
+    spec:
+      containers:
+        - image: %(image)s
+          %(command)s
+          env: [{name: TARGET, value: "%(target)s"}]
+          ports: [{containerPort: 9000}]
+%(traffic)s"""
+
+
+def ksvc(
+    target: str = "one",
+    *,
+    labels: str = "{}",
+    meta: str = "{}",
+    traffic: str = "",
+    image: str = "example.com/hello:1",
+    command: str = "command: [python3, app.py]",
+    extra: str = "",
+) -> list[Resource]:
+    text = BASE % {
+        "labels": labels,
+        "meta": meta,
+        "traffic": traffic,
+        "image": image,
+        "command": command,
+        "target": target,
+    }
+    result = parse_documents(text + extra, "t.yaml")
+    assert not result.errors, result.errors
+    return result.resources
+
+
+DOMAIN = """---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: config-domain, namespace: knative-serving}
+data:
+  example.com: ""
+  internal.example.com: |
+    selector:
+      team: back
+"""
+
+
+def by_kind(derived: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    return {d["metadata"]["name"]: d for d in derived if d["kind"] == kind}
+
+
+def test_a_revision_per_template_change_and_none_for_metadata() -> None:
+    first = expand(ksvc(), [], now=1.0)
+    assert [(r.name, r.generation) for r in first.history] == [("hello-00001", 1)]
+    same = expand(ksvc(labels="{team: a}"), first.history, now=2.0)
+    assert [r.name for r in same.history] == ["hello-00001"]
+    changed = expand(ksvc("two"), first.history, now=3.0)
+    assert [(r.name, r.created) for r in changed.history] == [
+        ("hello-00001", 1.0),
+        ("hello-00002", 3.0),
+    ]
+    # Records outlive the process: their JSON reads back the same.
+    assert [RevisionRecord.from_json(r.to_json()) for r in changed.history] == changed.history
+
+
+def test_a_revision_runs_as_a_workload_with_the_runtime_contract() -> None:
+    out = expand(ksvc(), [], now=1.0)
+    wl = by_kind(out.derived, "Workload")["hello-00001"]
+    labels = wl["metadata"]["labels"]
+    assert labels["serving.knative.dev/service"] == "hello"
+    assert labels["serving.knative.dev/revision"] == "hello-00001"
+    assert labels["service.istio.io/canonical-revision"] == "hello-00001"
+    env = {e["name"]: e["value"] for e in wl["spec"]["env"]}
+    assert env == {
+        "TARGET": "one",
+        "K_SERVICE": "hello",
+        "K_CONFIGURATION": "hello",
+        "K_REVISION": "hello-00001",
+    }
+    assert wl["spec"]["ports"] == [{"name": "http", "port": 9000, "protocol": "HTTP"}]
+    assert wl["spec"]["replicas"] == 1
+    svc = by_kind(out.derived, "Service")["hello-00001"]
+    assert svc["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": 9000}]
+
+
+def test_byo_revision_names_and_a_name_taken_by_another_template() -> None:
+    out = expand(ksvc(meta="{name: hello-blue}"), [], now=1.0)
+    assert [r.name for r in out.history] == ["hello-blue"]
+    again = expand(ksvc("two", meta="{name: hello-blue}"), out.history, now=2.0)
+    assert [r.name for r in again.history] == ["hello-blue"]
+    cond = again.status[("Configuration", "shop", "hello")]["conditions"][0]
+    assert cond["status"] == "False" and "already exists" in cond["message"]
+
+
+def test_latest_revision_traffic_follows_the_latest_ready_one() -> None:
+    one = expand(ksvc(), [], ready=[("shop", "hello-00001")], now=1.0)
+    two = expand(ksvc("two"), one.history, ready=[("shop", "hello-00001")], now=2.0)
+    vs = by_kind(two.derived, "VirtualService")["hello"]
+    (route,) = vs["spec"]["http"][0]["route"]
+    assert route["destination"]["host"] == "hello-00001.shop.svc.cluster.local"
+    status = two.status[("Service.serving.knative.dev", "shop", "hello")]
+    assert status["latestCreatedRevisionName"] == "hello-00002"
+    assert status["latestReadyRevisionName"] == "hello-00001"
+    ready = expand(ksvc("two"), two.history, ready=[("shop", "hello-00002")], now=3.0)
+    vs = by_kind(ready.derived, "VirtualService")["hello"]
+    (route,) = vs["spec"]["http"][0]["route"]
+    assert route["destination"]["host"] == "hello-00002.shop.svc.cluster.local"
+    # The revision nothing routes to any more runs no instance.
+    assert by_kind(ready.derived, "Workload")["hello-00001"]["spec"]["replicas"] == 0
+
+
+def test_split_and_tags_and_the_domain() -> None:
+    one = expand(ksvc(), [], now=1.0)
+    traffic = """  traffic:
+    - {revisionName: hello-00001, percent: 30, tag: old}
+    - {latestRevision: true, percent: 70}
+"""
+    ready = [("shop", "hello-00001"), ("shop", "hello-00002")]
+    out = expand(ksvc("two", traffic=traffic, extra=DOMAIN), one.history, ready=ready, now=2.0)
+    vs = by_kind(out.derived, "VirtualService")
+    assert vs["hello"]["spec"]["hosts"] == [
+        "hello.shop.svc.cluster.local",
+        "hello.shop.example.com",
+    ]
+    assert vs["hello"]["spec"]["gateways"] == ["mesh", "knative-serving/knative-ingress-gateway"]
+    weights = {
+        r["destination"]["host"]: r["weight"] for r in vs["hello"]["spec"]["http"][0]["route"]
+    }
+    assert weights == {
+        "hello-00001.shop.svc.cluster.local": 30,
+        "hello-00002.shop.svc.cluster.local": 70,
+    }
+    assert vs["old-hello"]["spec"]["hosts"] == [
+        "old-hello.shop.svc.cluster.local",
+        "old-hello.shop.example.com",
+    ]
+    assert "old-hello" in by_kind(out.derived, "Service")
+    assert "knative-ingress-gateway" in by_kind(out.derived, "Gateway")
+    status = out.status[("Service.serving.knative.dev", "shop", "hello")]
+    assert [c["status"] for c in status["conditions"]] == ["True", "True", "True"]
+    assert status["url"] == "http://hello.shop.example.com"
+    assert status["traffic"][0]["url"] == "http://old-hello.shop.example.com"
+
+
+def test_domains_by_selector_and_cluster_local() -> None:
+    (cm,) = [r for r in parse_documents(DOMAIN, "d.yaml").resources]
+    assert domain_of([cm], {}) == "example.com"
+    assert domain_of([cm], {"team": "back"}) == "internal.example.com"
+    assert domain_of([], {"team": "back"}) == "svc.cluster.local"
+    local = expand(
+        ksvc(labels="{networking.knative.dev/visibility: cluster-local}", extra=DOMAIN),
+        [],
+        now=1.0,
+    )
+    vs = by_kind(local.derived, "VirtualService")["hello"]
+    assert vs["spec"]["gateways"] == ["mesh"]
+    assert "Gateway" not in {d["kind"] for d in local.derived}
+    status = local.status[("Service.serving.knative.dev", "shop", "hello")]
+    assert status["url"] == "http://hello.shop.svc.cluster.local"
+
+
+IMAGES = """---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: ami-images, namespace: knative-serving}
+data:
+  example.com/hello: |
+    command: [python3, hello.py]
+    args: [--greeting, hi]
+    workingDir: apps/hello
+    env: {GREETING: hi, TARGET: mapped}
+"""
+
+
+def test_an_image_runs_through_the_image_map_or_says_what_to_add() -> None:
+    mapped = expand(ksvc(command="", extra=IMAGES), [], now=1.0)
+    wl = by_kind(mapped.derived, "Workload")["hello-00001"]["spec"]
+    assert wl["command"] == ["python3", "hello.py"] and wl["args"] == ["--greeting", "hi"]
+    assert wl["workingDir"] == "apps/hello"
+    env = {e["name"]: e["value"] for e in wl["env"]}
+    assert env["GREETING"] == "hi" and env["TARGET"] == "one"  # the container's wins
+    bare = expand(ksvc(command=""), [], now=1.0)
+    assert "Workload" not in {d["kind"] for d in bare.derived}
+    cond = bare.status[("Revision", "shop", "hello-00001")]["conditions"][0]
+    assert cond["status"] == "False" and cond["reason"] == "ImageNotRunnable"
+    assert "knative-serving/ami-images" in cond["message"]
+    service = bare.status[("Service.serving.knative.dev", "shop", "hello")]
+    assert service["conditions"][0]["status"] == "False"  # ConfigurationsReady
+
+
+def test_a_route_to_a_missing_revision_is_not_ready() -> None:
+    traffic = "  traffic:\n    - {revisionName: hello-09999, percent: 100}\n"
+    out = expand(ksvc(traffic=traffic), [], now=1.0)
+    cond = out.status[("Route", "shop", "hello")]["conditions"][0]
+    assert cond["status"] == "False" and "hello-09999" in cond["message"]
