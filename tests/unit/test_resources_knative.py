@@ -11,7 +11,7 @@ import pytest
 from amimesh.resources import knative_serving as kn
 from amimesh.resources import load_path, parse_documents
 from amimesh.resources.images import image_problem
-from amimesh.resources.knative_autoscaling import Autoscaling, parse_go_duration, read_autoscaling
+from amimesh.resources.knative_autoscaling import HPA, Autoscaling, read_autoscaling
 
 TESTDATA = Path(__file__).parent / "testdata" / "knative"
 IMAGE = "ghcr.io/knative/helloworld-go:latest"
@@ -461,8 +461,9 @@ CASES: list[tuple[str, str, list[str]]] = [
         [
             f'{ANN}min-scale"]: must be from 0 to 2147483647, got "-1"',
             f'{ANN}max-scale"]: must be a whole number, got "two"',
-            f"{ANN}initial-scale\"]: 0 is not allowed: Knative's allow-zero-initial-scale is "
-            "off by default, so a revision starts with at least one instance",
+            f"{ANN}initial-scale\"]: 0 is not allowed: config-autoscaler's "
+            "allow-zero-initial-scale is off (Knative's default), so a revision starts with "
+            "at least one instance",
             f'{ANN}activation-scale"]: activation-scale=1 must be greater than 1',
         ],
     ),
@@ -500,6 +501,20 @@ CASES: list[tuple[str, str, list[str]]] = [
             '"foo.autoscaling.knative.dev"',
             f'{ANN}target"]: must be at least 0.01, got "0"',
             f'{ANN}target-utilization-percentage"]: must be from 1 to 100, got "101"',
+        ],
+    ),
+    (
+        "a template's progress deadline (revision_validation.go)",
+        ksvc(
+            template(
+                annotations="serving.knative.dev/progress-deadline: 1.5s, "
+                "autoscaling.knative.dev/target-burst-capacity: NaN"
+            )
+        ),
+        [
+            f'{ANN}target-burst-capacity"]: must be a number, got "NaN"',
+            'spec.template.metadata.annotations["serving.knative.dev/progress-deadline"]: '
+            'must be a whole number of seconds, got "1.5s"',
         ],
     ),
     (
@@ -578,30 +593,23 @@ def test_autoscaling_settings_are_typed() -> None:
     assert read_autoscaling({}) == (Autoscaling(), [])
 
 
-@pytest.mark.parametrize(
-    ("text", "ns"),
-    [
-        ("0", 0),
-        ("6s", 6_000_000_000),
-        ("1m30s", 90_000_000_000),
-        ("1.5h", 5_400_000_000_000),
-        (".5s", 500_000_000),
-        ("5.s", 5_000_000_000),
-        ("-2m", -120_000_000_000),
-        ("+1ms", 1_000_000),
-        ("250us", 250_000),
-        ("250µs", 250_000),
-        ("1h2m3s4ms", 3_723_004_000_000),
-        ("", None),
-        ("6", None),
-        ("s", None),
-        (".s", None),
-        ("1 s", None),
-        ("1d", None),
-    ],
-)
-def test_go_durations(text: str, ns: int | None) -> None:
-    assert parse_go_duration(text) == ns
+def test_autoscaling_rules_that_read_the_cluster_config() -> None:
+    G = "autoscaling.knative.dev/"
+    settings, problems = read_autoscaling({G + "initialScale": "0"}, allow_zero_initial_scale=True)
+    assert (settings.initial_scale, problems) == (0, [])
+    _, problems = read_autoscaling({G + "maxScale": "20"}, max_scale_limit=10)
+    assert problems == [
+        (G + "maxScale", 'must be from 1 to 10 (the cluster\'s max-scale-limit), got "20"')
+    ]
+    _, problems = read_autoscaling({G + "max-scale": "0"}, max_scale_limit=10)
+    assert problems == [
+        (G + "max-scale", "0 (no limit) is not allowed: the cluster's max-scale-limit is 10")
+    ]
+    # The metric is checked against the cluster's class when the revision names none.
+    assert read_autoscaling({G + "metric": "cpu"}, pod_autoscaler_class=HPA)[1] == []
+    assert read_autoscaling({G + "metric": ""}, pod_autoscaler_class=HPA)[1] == [
+        (G + "metric", "must name a metric (cpu, memory, ...) with the HPA class")
+    ]
 
 
 @pytest.mark.parametrize(

@@ -82,8 +82,10 @@ def _no_autoscaling(annotations: Mapping[str, str]) -> Iterator[Issue]:
 
 
 def autoscaling_issues(annotations: Mapping[str, str], loc: Loc) -> Iterator[Issue]:
+    """The revision annotations the autoscaler reads, checked with Knative's rules and
+    its default `config-autoscaler`, and no unknown autoscaling key."""
     _settings, problems = autoscaling.read_autoscaling(annotations)
-    for key, message in problems:
+    for key, message in autoscaling.unknown_keys(annotations) + problems:
         yield Issue((*loc, key), message)
 
 

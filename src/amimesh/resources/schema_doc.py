@@ -140,11 +140,13 @@ on the field at fault.
   `target-utilization-percentage` 1 to 100; `target-burst-capacity` >= 0 or -1;
   `panic-window-percentage` 1 to 100; `panic-threshold-percentage` 110 to 1000;
   `window` 6s to 1h in whole seconds; `scale-down-delay` 0 to 1h in whole seconds;
-  `scale-to-zero-pod-retention-period` 0 to 1h; with the KPA `metric` is
-  `concurrency` or `rps` and `metric-aggregation-algorithm` `linear` or
-  `weighted-exponential`. The older camelCase spellings (`minScale`, `maxScale`, ...)
-  are read too (the new one wins). An unknown `autoscaling.knative.dev/` key is an
-  error: Knative would silently ignore it.
+  `scale-to-zero-pod-retention-period` 0 to 1h; with the KPA (the default class)
+  `metric` is `concurrency` or `rps`, and with `class` written as the KPA
+  `metric-aggregation-algorithm` is `linear` or `weighted-exponential`; numbers are
+  finite. `serving.knative.dev/progress-deadline` is a duration >= 0 in whole
+  seconds. The older camelCase spellings (`minScale`, `maxScale`, ...) are read too
+  (the new one wins). An unknown `autoscaling.knative.dev/` key is an error: Knative
+  would silently ignore it.
 """
 
 # Notes on whole API groups, under each of their kinds' headings.

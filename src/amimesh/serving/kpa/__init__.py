@@ -1,15 +1,15 @@
 """The Knative Pod Autoscaler's decision, pure: values in, values out, time handed in.
 
     autoscaler_config   config-autoscaler: keys, defaults, checks
-    annotations         a revision's autoscaling.knative.dev/* annotations and their checks
-    scaling_settings    the annotations over config-autoscaler, resolved: ScalingSettings
+    scaling_settings    a revision's annotations over config-autoscaler, resolved:
+                        ScalingSettings (the annotations are read and checked by
+                        resources.knative_autoscaling)
     buckets             the stable and panic metric windows (linear or weighted)
     max_window          the largest value over a time window (scale-down delay)
     decider             desired scale, panic mode, excess burst capacity
     autoscaler          windows and decider together: record samples, ask for a decision
     scaler              the reconciler's final scale: bounds, initial scale, scale to zero
     status              the revision's Active state, the activator's place, activators
-    goparse             numbers, booleans and durations read as Knative (Go) reads them
 
 One tick, as the I/O shell is to run it (`decider`, `scaler` and `status` the modules):
 

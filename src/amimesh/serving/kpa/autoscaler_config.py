@@ -1,8 +1,8 @@
 """Knative's `config-autoscaler` ConfigMap: its keys, defaults and checks (pure).
 
 Follows knative/serving `pkg/autoscaler/config/config.go`: the same defaults, the same
-parsing (Go's, see `goparse`) and the same validation, with an error that names the
-key. Durations are held in seconds. Keys Knative no longer reads (`tick-interval`,
+parsing (Go's, see `resources.goparse`) and the same validation, with an error that
+names the key. Durations are held in seconds. Keys Knative no longer reads (`tick-interval`,
 `panic-window`) are ignored, as Knative ignores them.
 """
 
@@ -12,21 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from amimesh.serving.kpa import goparse
-
-KPA_CLASS = "kpa.autoscaling.knative.dev"
-HPA_CLASS = "hpa.autoscaling.knative.dev"
-
-# Bounds shared with the per-revision annotations (pkg/apis/autoscaling/register.go).
-TARGET_MIN = 0.01
-WINDOW_MIN_S = 6.0
-WINDOW_MAX_S = 3600.0
-PANIC_WINDOW_PERCENTAGE_MIN = 1.0
-PANIC_WINDOW_PERCENTAGE_MAX = 100.0
-PANIC_THRESHOLD_PERCENTAGE_MIN = 110.0
-PANIC_THRESHOLD_PERCENTAGE_MAX = 1000.0
-# Metric buckets are one second wide; the panic window is never shorter.
-BUCKET_S = 1.0
+from amimesh.resources import goparse
+from amimesh.resources import knative_autoscaling as autoscaling
 
 
 class SettingsError(ValueError):
@@ -62,7 +49,7 @@ class AutoscalerConfig:
     scale_to_zero_grace_period_s: float = 30.0
     scale_to_zero_pod_retention_period_s: float = 0.0
     scale_down_delay_s: float = 0.0
-    pod_autoscaler_class: str = KPA_CLASS
+    pod_autoscaler_class: str = autoscaling.KPA
 
 
 def _duration_ns(text: str) -> int:
@@ -167,13 +154,13 @@ def _validate(c: AutoscalerConfig, ns: dict[str, int]) -> None:
         ),
         (
             c.container_concurrency_target_fraction * c.container_concurrency_target_default
-            < TARGET_MIN,
+            < autoscaling.TARGET_MIN,
             "container-concurrency-target-percentage and container-concurrency-target-default"
-            f" give a target concurrency below {TARGET_MIN:g}",
+            f" give a target concurrency below {autoscaling.TARGET_MIN:g}",
         ),
         (
-            c.rps_target_default < TARGET_MIN,
-            f"requests-per-second-target-default: must be at least {TARGET_MIN:g}, "
+            c.rps_target_default < autoscaling.TARGET_MIN,
+            f"requests-per-second-target-default: must be at least {autoscaling.TARGET_MIN:g}, "
             f"was {c.rps_target_default:g}",
         ),
         (
@@ -189,14 +176,16 @@ def _validate(c: AutoscalerConfig, ns: dict[str, int]) -> None:
             f"max-scale-down-rate: must be greater than 1, was {c.max_scale_down_rate:g}",
         ),
         (
-            not WINDOW_MIN_S * goparse.SECOND <= stable <= WINDOW_MAX_S * goparse.SECOND,
+            not autoscaling.WINDOW_MIN_S * goparse.SECOND
+            <= stable
+            <= autoscaling.WINDOW_MAX_S * goparse.SECOND,
             f"stable-window: {fmt(stable)} is outside [6s, 1h]",
         ),
         (stable % goparse.SECOND != 0, f"stable-window: {fmt(stable)} must be whole seconds"),
         (
-            not PANIC_WINDOW_PERCENTAGE_MIN
+            not autoscaling.PANIC_WINDOW_PERCENTAGE_MIN
             <= c.panic_window_percentage
-            <= PANIC_WINDOW_PERCENTAGE_MAX,
+            <= autoscaling.PANIC_WINDOW_PERCENTAGE_MAX,
             f"panic-window-percentage: {c.panic_window_percentage:g} is outside [1, 100]",
         ),
         (

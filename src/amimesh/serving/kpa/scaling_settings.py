@@ -1,12 +1,15 @@
 """One revision's autoscaling settings: `autoscaling.knative.dev/*` annotations over
 the `config-autoscaler` defaults, checked and resolved into one value (pure).
 
-The annotations are checked first (`annotations`). Resolution then follows the
-KPA reconciler: target and total from `ResolveMetricTarget` (`pkg/reconciler/autoscaling/resources/
-target.go`), the panic window from `MakeMetric`, the decider's values from
-`MakeDecider` and `GetInitialScale` (`pkg/reconciler/autoscaling/kpa/resources/
-decider.go`), scale bounds from `PodAutoscaler.ScaleBounds` and the last pod's
-retention from `lastPodRetention` (`kpa/scaler.go`).
+The annotations are read and checked by `resources.knative_autoscaling`, with the
+ConfigMap's values Knative's rules depend on; on top of those, Ami scales only with
+the KPA, so a revision of another class is an error here rather than one nobody
+scales. Resolution then follows the KPA reconciler: target and total from
+`ResolveMetricTarget` (`pkg/reconciler/autoscaling/resources/target.go`), the panic
+window from `MakeMetric`, the decider's values from `MakeDecider` and
+`GetInitialScale` (`pkg/reconciler/autoscaling/kpa/resources/decider.go`), scale
+bounds from `PodAutoscaler.ScaleBounds` and the last pod's retention from
+`lastPodRetention` (`kpa/scaler.go`).
 """
 
 from __future__ import annotations
@@ -14,12 +17,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
-from amimesh.serving.kpa import annotations as ann
-from amimesh.serving.kpa import goparse
+from amimesh.resources import goparse
+from amimesh.resources import knative_autoscaling as autoscaling
 from amimesh.serving.kpa.autoscaler_config import (
-    TARGET_MIN,
     AutoscalerConfig,
     SettingsError,
     autoscaler_config,
@@ -95,52 +97,71 @@ def scaling_settings(
         raise SettingsError(
             [f"containerConcurrency: must be at least 0, was {container_concurrency}"]
         )
-    problems = ann.validate(annotations, config)
+    a, problems = read_annotations(annotations, config)
     if problems:
         raise SettingsError(problems)
-    a = ann.Annotations(annotations)
 
-    metric: Metric = "rps" if a.text(ann.METRIC) == "rps" else "concurrency"
+    metric: Metric = "rps" if a.metric == "rps" else "concurrency"
     target, total = _metric_target(a, config, metric, container_concurrency)
-    stable_ns = a.duration(ann.WINDOW, round(config.stable_window_s * goparse.SECOND))
-    panic_percentage = a.number(ann.PANIC_WINDOW_PERCENTAGE, config.panic_window_percentage)
-    min_scale = a.integer(ann.MIN_SCALE, config.min_scale) if reachable else 0
-    retention_ns = a.duration(
-        ann.SCALE_TO_ZERO_POD_RETENTION,
-        round(config.scale_to_zero_pod_retention_period_s * goparse.SECOND),
+    stable_window_s = _given(a.window_s, config.stable_window_s)
+    retention_s = _given(
+        a.scale_to_zero_pod_retention_s, config.scale_to_zero_pod_retention_period_s
     )
-    progress_ns = a.duration(ann.PROGRESS_DEADLINE, round(progress_deadline_s * goparse.SECOND))
-    delay_ns = a.duration(ann.SCALE_DOWN_DELAY, round(config.scale_down_delay_s * goparse.SECOND))
     aggregation: Aggregation = (
         "weighted-exponential"
-        if a.text(ann.AGGREGATION) in ("weighted-exponential", "weightedExponential")
+        if a.metric_aggregation_algorithm in ("weighted-exponential", "weightedExponential")
         else "linear"
     )
     return ScalingSettings(
         metric=metric,
         target=target,
         total=total,
-        target_burst_capacity=a.number(ann.TARGET_BURST_CAPACITY, config.target_burst_capacity),
+        target_burst_capacity=_given(a.target_burst_capacity, config.target_burst_capacity),
         activator_capacity=config.activator_capacity,
         panic_threshold=(
-            a.number(ann.PANIC_THRESHOLD_PERCENTAGE, config.panic_threshold_percentage) / 100.0
+            _given(a.panic_threshold_percentage, config.panic_threshold_percentage) / 100.0
         ),
-        stable_window_s=stable_ns / goparse.SECOND,
-        panic_window_s=panic_window_s(stable_ns, panic_percentage),
-        scale_down_delay_s=delay_ns / goparse.SECOND,
+        stable_window_s=stable_window_s,
+        panic_window_s=panic_window_s(
+            round(stable_window_s * goparse.SECOND),
+            _given(a.panic_window_percentage, config.panic_window_percentage),
+        ),
+        scale_down_delay_s=_given(a.scale_down_delay_s, config.scale_down_delay_s),
         max_scale_up_rate=config.max_scale_up_rate,
         max_scale_down_rate=config.max_scale_down_rate,
         aggregation=aggregation,
-        min_scale=min_scale,
-        max_scale=a.integer(ann.MAX_SCALE, config.max_scale),
-        initial_scale=initial_scale(a.raw, config),
-        activation_scale=a.integer(ann.ACTIVATION_SCALE, 0),
+        min_scale=_given(a.min_scale, config.min_scale) if reachable else 0,
+        max_scale=_given(a.max_scale, config.max_scale),
+        initial_scale=_initial_scale(a, config),
+        activation_scale=_given(a.activation_scale, 0),
         reachable=reachable,
         enable_scale_to_zero=config.enable_scale_to_zero,
         scale_to_zero_grace_period_s=config.scale_to_zero_grace_period_s,
-        scale_to_zero_pod_retention_s=retention_ns / goparse.SECOND if reachable else 0.0,
-        progress_deadline_s=progress_ns / goparse.SECOND,
+        scale_to_zero_pod_retention_s=retention_s if reachable else 0.0,
+        progress_deadline_s=_given(a.progress_deadline_s, progress_deadline_s),
     )
+
+
+def read_annotations(
+    annotations: Mapping[str, str], config: AutoscalerConfig
+) -> tuple[autoscaling.Autoscaling, list[str]]:
+    """The revision's annotations read with the cluster's config, and every problem
+    with them as `key: why`: Knative's rules, and that the class is the KPA."""
+    a, found = autoscaling.read_autoscaling(
+        annotations,
+        pod_autoscaler_class=config.pod_autoscaler_class,
+        max_scale_limit=config.max_scale_limit,
+        allow_zero_initial_scale=config.allow_zero_initial_scale,
+    )
+    problems = [f"{key}: {why}" for key, why in found]
+    klass = config.pod_autoscaler_class if a.autoscaler_class is None else a.autoscaler_class
+    written = autoscaling.lookup(annotations, "class")
+    where = "config-autoscaler pod-autoscaler-class" if written is None else written[0]
+    if klass != autoscaling.KPA and all(key != where for key, _ in found):
+        problems.append(
+            f"{where}: class {klass!r} is not supported; Ami scales with {autoscaling.KPA}"
+        )
+    return a, problems
 
 
 def panic_window_s(stable_ns: int, percentage: float) -> float:
@@ -156,20 +177,31 @@ def panic_window_s(stable_ns: int, percentage: float) -> float:
 def initial_scale(annotations: Mapping[str, str], config: AutoscalerConfig) -> int:
     """The revision's initial scale: its annotation, unless absent or a zero the
     cluster does not allow, else the cluster's `initial-scale`."""
-    found = ann.Annotations(annotations).get(ann.INITIAL_SCALE)
-    if found is None:
+    a, _ = autoscaling.read_autoscaling(
+        annotations, allow_zero_initial_scale=config.allow_zero_initial_scale
+    )
+    return _initial_scale(a, config)
+
+
+def _initial_scale(a: autoscaling.Autoscaling, config: AutoscalerConfig) -> int:
+    # A zero the cluster does not allow was read as None. Knative checks the value as
+    # a 64-bit number but its autoscaler reads it as a 32-bit one: a larger one counts
+    # as absent.
+    if a.initial_scale is None or a.initial_scale > autoscaling.INT32_MAX:
         return config.initial_scale
-    try:
-        value = goparse.parse_int(found[1], 32)
-    except ValueError:
-        return config.initial_scale
-    if value == 0 and not config.allow_zero_initial_scale:
-        return config.initial_scale
-    return value
+    return a.initial_scale
+
+
+_T = TypeVar("_T")
+
+
+def _given(value: _T | None, default: _T) -> _T:
+    """The annotation's value, or the default when it is not there."""
+    return default if value is None else value
 
 
 def _metric_target(
-    a: ann.Annotations, config: AutoscalerConfig, metric: Metric, cc: int
+    a: autoscaling.Autoscaling, config: AutoscalerConfig, metric: Metric, cc: int
 ) -> tuple[float, float]:
     if metric == "rps":
         total = config.rps_target_default
@@ -177,13 +209,11 @@ def _metric_target(
     else:
         total = float(cc) if cc else config.container_concurrency_target_default
         utilization = config.container_concurrency_target_fraction
-    annotated = a.get(ann.TARGET)
-    if annotated is not None:
-        total = goparse.parse_float(annotated[1])
+    if a.target is not None:
+        total = a.target
         if metric == "concurrency" and cc:
             # Never aim above what the container says it can take.
             total = min(total, float(cc))
-    found = a.get(ann.TARGET_UTILIZATION)
-    if found is not None:
-        utilization = goparse.parse_float(found[1]) / 100
-    return max(TARGET_MIN, total * utilization), total
+    if a.target_utilization_percentage is not None:
+        utilization = a.target_utilization_percentage / 100
+    return max(autoscaling.TARGET_MIN, total * utilization), total

@@ -44,6 +44,10 @@ _FLOAT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 _SPECIAL_FLOAT = re.compile(r"[+-]?(inf|infinity)|nan", re.IGNORECASE)
 
 
+class RangeError(ValueError):
+    """A number written correctly that does not fit (Go's `strconv.ErrRange`)."""
+
+
 def parse_bool(text: str) -> bool:
     """Go's `strconv.ParseBool`: 1, t, T, TRUE, true, True and their false forms."""
     try:
@@ -53,13 +57,14 @@ def parse_bool(text: str) -> bool:
 
 
 def parse_int(text: str, bits: int = 64) -> int:
-    """Go's `strconv.ParseInt(text, 10, bits)`: optional sign, decimal digits only."""
+    """Go's `strconv.ParseInt(text, 10, bits)`: optional sign, decimal digits only.
+    Raises RangeError for a whole number that does not fit in `bits`."""
     if not _INT.fullmatch(text):
         raise ValueError(f"invalid integer {text!r}")
     value = int(text)
     limit = 1 << (bits - 1)
     if not -limit <= value < limit:
-        raise ValueError(f"integer {text!r} out of range for {bits} bits")
+        raise RangeError(f"integer {text!r} out of range for {bits} bits")
     return value
 
 
@@ -71,7 +76,7 @@ def parse_float(text: str) -> float:
         raise ValueError(f"invalid number {text!r}")
     value = float(text)
     if math.isinf(value):
-        raise ValueError(f"number {text!r} out of range")
+        raise RangeError(f"number {text!r} out of range")
     return value
 
 
