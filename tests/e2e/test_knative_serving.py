@@ -7,6 +7,7 @@ its own; `cluster-local` keeps a service off the gateway."""
 from __future__ import annotations
 
 import json
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -21,11 +22,13 @@ from tests.e2e.test_runtime import Up, kill_everything, start_up, until
 pytestmark = [pytest.mark.envoy, pytest.mark.slow]
 
 APP = """
-import json, os
+import json, os, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
+        if os.environ.get("SLOW"):
+            time.sleep(float(os.environ["SLOW"]))
         body = json.dumps({
             "service": os.environ.get("K_SERVICE"),
             "configuration": os.environ.get("K_CONFIGURATION"),
@@ -47,21 +50,38 @@ ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forev
 """
 
 
-def ksvc(name: str, target: str, *, labels: str = "{}", traffic: str = "") -> str:
+def ksvc(
+    name: str,
+    target: str,
+    *,
+    labels: str = "{}",
+    traffic: str = "",
+    annotations: str = "{}",
+    slow: str = "",
+) -> str:
     return f"""
 apiVersion: serving.knative.dev/v1
 kind: Service
 metadata: {{name: {name}, namespace: default, labels: {labels}}}
 spec:
   template:
+    metadata: {{annotations: {annotations}}}
     spec:
       containers:
         - image: example.com/hello:latest
           command: [python3, app.py]
           workingDir: apps
-          env: [{{name: TARGET, value: {target}}}]
+          env: [{{name: TARGET, value: {target}}}, {{name: SLOW, value: "{slow}"}}]
           readinessProbe: {{httpGet: {{path: /}}}}
 {traffic}"""
+
+
+# One request in flight per instance is the target (70%: 0.7); at most 3 instances;
+# a 6 s stable window (panic: 10% of it).
+BUSY = (
+    '{autoscaling.knative.dev/target: "1", autoscaling.knative.dev/window: 6s, '
+    'autoscaling.knative.dev/min-scale: "1", autoscaling.knative.dev/max-scale: "3"}'
+)
 
 
 MESH = (
@@ -82,6 +102,8 @@ spec:
     + ksvc("hello", "one")
     + "---"
     + ksvc("private", "inside", labels="{networking.knative.dev/visibility: cluster-local}")
+    + "---"
+    + ksvc("busy", "load", annotations=BUSY, slow="0.4")
 )
 
 
@@ -214,3 +236,44 @@ def test_a_new_template_makes_a_revision_then_a_split_with_tags(mesh: Up) -> Non
         assert tagged.json()["revision"] == "hello-00001"
     inside = in_mesh(mesh, "http://latest-hello.default.svc.cluster.local/")
     assert inside.json()["revision"] == "hello-00002"
+
+
+def busy_instances(up: Up) -> list[dict[str, Any]]:
+    return [
+        r
+        for r in up.instances().values()
+        if r["workload"] == "busy-00001" and r["state"] not in ("exited", "completed")
+    ]
+
+
+def test_instances_follow_the_load_within_min_and_max_scale(mesh: Up) -> None:
+    until(lambda: ready_at(mesh, "busy", "busy-00001"), "busy Ready")
+    assert len(busy_instances(mesh)) == 1  # min-scale, and nothing to do
+    stop = threading.Event()
+    seen: list[int] = []
+
+    def load() -> None:
+        with httpx.Client(timeout=30, trust_env=False) as c:
+            url = mesh.info().gateway_urls[0]
+            while not stop.is_set():
+                r = c.get(url, headers={"Host": "busy.default.example.com"})
+                seen.append(r.status_code)
+
+    workers = [threading.Thread(target=load) for _ in range(4)]
+    for w in workers:
+        w.start()
+    try:
+        # Four requests in flight against a target of 0.7 each: 6 wanted, 3 at most.
+        until(
+            lambda: len([r for r in busy_instances(mesh) if r["ready"]]) == 3,
+            "three busy instances",
+            timeout=60,
+        )
+    finally:
+        stop.set()
+        for w in workers:
+            w.join(30)
+    assert seen and set(seen) == {200}
+    assert len(busy_instances(mesh)) == 3  # max-scale holds
+    # No load: a stable window later, back to min-scale.
+    until(lambda: len(busy_instances(mesh)) == 1, "back to one busy instance", timeout=90)

@@ -19,6 +19,8 @@ runtime, granting one SPIFFE ID), never the API token.
                                                    is not V (waits up to S seconds)
     PUT    /api/v1/nodes/{node}                    a node agent's whole report: its instances
                                                    (registered), their status, gateway URLs
+    PUT    /api/v1/nodes/{node}/concurrency        {"instances": {id: n}}: requests in flight
+                                                   at each Knative revision's instance
     POST   /api/v1/certificates                    {"csr": PEM}, with an instance token
                                                    (a gateway's may add "dns_names", "ip_addresses")
 """
@@ -152,6 +154,7 @@ class Api:
             web.delete(f"{PREFIX}/instances/{{id}}", self.delete_instance),
             web.get(f"{PREFIX}/node/config", self.node_config),
             web.put(f"{PREFIX}/nodes/{{node}}", self.put_node),
+            web.put(f"{PREFIX}/nodes/{{node}}/concurrency", self.put_concurrency),
             web.post(CERTIFICATES, self.certificates),
         ]
 
@@ -338,6 +341,23 @@ class Api:
             return _errors(err.errors)
         self.cp.nodes.report(node, report)
         return _json({"node": node, "instances": len(report.instances)})
+
+    async def put_concurrency(self, request: web.Request) -> web.Response:
+        """A node agent's requests in flight per instance: {"instances": {id: n}}."""
+        try:
+            data = json.loads(await request.text())
+        except ValueError as err:
+            return _errors([f"body: not JSON: {err}"])
+        values = data.get("instances") if isinstance(data, dict) else None
+        if not isinstance(values, dict) or len(values) > nodes.MAX_STATUS_ROWS:
+            return _errors(['body: want {"instances": {"<instance id>": <requests in flight>}}'])
+        clean: dict[str, float] = {}
+        for iid, n in values.items():
+            if not isinstance(n, int | float) or isinstance(n, bool) or not 0 <= n < 1e9:
+                return _errors([f"instances.{iid}: want a number of requests, at least 0"])
+            clean[str(iid)] = float(n)
+        self.cp.serving.observe(request.match_info["node"], clean)
+        return _json({"instances": len(clean)})
 
     # --- identity ----------------------------------------------------------------------
 

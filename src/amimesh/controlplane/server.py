@@ -173,6 +173,7 @@ class ControlPlane:
         self._api: ApiServer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._metrics_task: asyncio.Task[None] | None = None
+        self._autoscale_task: asyncio.Task[None] | None = None
 
     # --- the data plane's side: built on first use (`start` builds it after the API) --
 
@@ -285,6 +286,7 @@ class ControlPlane:
                 log.warning("%s", e)
         self.serving.reconcile()  # what Knative resources run, before anyone asks
         self.serving.watch(self._loop)
+        self._autoscale_task = asyncio.create_task(self.serving.autoscale(), name="autoscaler")
         if self.config.api_port is not None:
             from amimesh.controlplane.api import ApiServer  # aiohttp only when serving it
 
@@ -325,6 +327,10 @@ class ControlPlane:
     async def stop(self) -> None:
         self._stop.set()
         self.serving.close()
+        if self._autoscale_task is not None:
+            self._autoscale_task.cancel()
+            await asyncio.gather(self._autoscale_task, return_exceptions=True)
+            self._autoscale_task = None
         if self._api is not None:
             await self._api.stop()
             self._api = None

@@ -23,6 +23,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 import time
@@ -30,7 +31,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from amimesh.agent import certs
+from amimesh.agent import certs, probe
 from amimesh.agent import config as agent_config
 from amimesh.agent.agent import Adopted, Agent
 from amimesh.agent.identities import Identities
@@ -52,8 +53,28 @@ from amimesh.runtime.node_config import (
     read_pids,
 )
 from amimesh.runtime.ports import PortAllocator
+from amimesh.serving.expand import REVISION_LABEL
 
 log = logging.getLogger(__name__)
+
+SAMPLE_S = 1.0
+SAMPLE_RESEND_S = 3.0
+# The inbound listeners' requests in flight (`inbound_<port>` is their stat prefix).
+_IN_FLIGHT = re.compile(r"^http\.inbound_\d+\.downstream_rq_active: (\d+)$", re.MULTILINE)
+
+
+async def in_flight(admin_port: int) -> float | None:
+    """Requests in flight at an Envoy's inbound listeners, from its admin; None if it
+    does not answer."""
+    try:
+        status, body = await probe.request(
+            admin_port, "/stats?filter=downstream_rq_active&usedonly", timeout_s=1.0
+        )
+    except (OSError, TimeoutError):
+        return None
+    if status != 200:
+        return None
+    return float(sum(int(n) for n in _IN_FLIGHT.findall(body)))
 
 
 def template(w: Workload) -> dict[str, Any]:
@@ -118,6 +139,7 @@ class Node:
             self._stop_recorded(iid)
         self._records.clear()
         self._tasks.append(asyncio.create_task(self._watch(), name="node-config-watch"))
+        self._tasks.append(asyncio.create_task(self._sample(), name="node-concurrency"))
         self._write_status()
 
     async def _first_config(self) -> None:
@@ -152,6 +174,35 @@ class Node:
             if version != self._version:
                 self._take(version, docs)
                 self._reconcile()
+
+    async def _sample(self) -> None:
+        """Every second, the requests in flight at each Knative revision instance's
+        inbound sidecar (Envoy's `downstream_rq_active`), for the control plane's
+        autoscaler: sent when they change, and at least every few seconds."""
+        last: dict[str, float] = {}
+        sent_at = 0.0
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(SAMPLE_S)
+            runners = [
+                r
+                for r in self.runners.values()
+                if r.ready and REVISION_LABEL in r.spec.agent.proxy.labels
+            ]
+            if not runners and not last:
+                continue
+            values = await asyncio.gather(
+                *(in_flight(r.spec.agent.proxy.admin_port) for r in runners)
+            )
+            now = {r.spec.id: v for r, v in zip(runners, values, strict=True) if v is not None}
+            if now == last and loop.time() - sent_at < SAMPLE_RESEND_S:
+                continue
+            try:
+                await self.api.concurrency(self.config.name, now)
+            except ApiUnavailable as e:
+                log.debug("concurrency report: %s", e)
+                continue
+            last, sent_at = now, loop.time()
 
     def _take(self, version: int, docs: list[dict[str, Any]]) -> None:
         result = parse_object({"apiVersion": "v1", "kind": "List", "items": docs}, "control plane")

@@ -58,6 +58,19 @@ class NodeApi:
         except (TimeoutError, OSError, ValueError, KeyError, TypeError) as e:
             raise ApiUnavailable(f"{url}: {e or type(e).__name__}") from None
 
+    async def concurrency(self, node: str, in_flight: dict[str, float]) -> None:
+        """Requests in flight per instance, for the autoscaler. Raises ApiUnavailable."""
+        url = f"{self.base}/api/v1/nodes/{node}/concurrency"
+        body = {"instances": in_flight}
+        try:
+            resp = await fetch(
+                url, method="PUT", json_body=body, headers=self._headers, timeout_s=REPORT_TIMEOUT_S
+            )
+        except (TimeoutError, OSError) as e:
+            raise ApiUnavailable(f"{url}: {e or type(e).__name__}") from None
+        if resp.status != 200:
+            raise ApiUnavailable(f"{url}: {resp.status} {resp.text()}")
+
     async def report(self, node: str, body: dict[str, Any]) -> None:
         url = f"{self.base}/api/v1/nodes/{node}"
         try:

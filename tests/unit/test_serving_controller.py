@@ -1,0 +1,86 @@
+"""The control plane's Knative Serving controller: derived resources in the store,
+revisions kept on disk, and the KPA driven by the nodes' in-flight reports (a fake
+clock: ticks are called by hand)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from amimesh.config.store import Store
+from amimesh.controlplane.serving import SOURCE, ServingController
+from amimesh.model.snapshot import Instance
+from amimesh.resources import Workload, parse_documents
+
+KSVC = """
+apiVersion: serving.knative.dev/v1
+kind: Service
+metadata: {name: hello}
+spec:
+  template:
+    metadata:
+      annotations:
+        autoscaling.knative.dev/target: "1"
+        autoscaling.knative.dev/window: 6s
+        autoscaling.knative.dev/max-scale: "4"
+    spec:
+      containers: [{image: example.com/hello, command: [python3, app.py]}]
+"""
+
+
+def workloads(store: Store) -> dict[str, Workload]:
+    return {r.name: r for r in store.resources() if isinstance(r, Workload)}
+
+
+def ready_instance(n: int) -> Instance:
+    labels = {"serving.knative.dev/revision": "hello-00001"}
+    return Instance(id=f"hello-00001-{n}.default", workload="hello-00001", labels=labels)
+
+
+def test_derived_resources_and_revisions_outlive_the_controller(tmp_path: Path) -> None:
+    store = Store()
+    store.set_source("t.yaml", parse_documents(KSVC, "t.yaml"))
+    path = tmp_path / "revisions.json"
+    ServingController(store, path, clock=lambda: 5.0).reconcile()
+    assert workloads(store)["hello-00001"].spec.replicas == 1
+    assert store.source_of(("Workload", "default", "hello-00001")) == SOURCE
+    again = ServingController(Store(), path)
+    assert [r.name for r in again.history] == ["hello-00001"]
+    assert again.history[0].created == 5.0
+
+
+def test_load_scales_a_revision_up_to_max_scale_and_back() -> None:
+    store = Store()
+    store.set_source("t.yaml", parse_documents(KSVC, "t.yaml"))
+    now = [100.0]
+    serving = ServingController(store, clock=lambda: now[0])
+    serving.reconcile()
+    store.register_instance(ready_instance(0))
+
+    def run(seconds: int, in_flight: float) -> None:
+        for _ in range(seconds):
+            now[0] += 1
+            serving.observe("local", {"hello-00001-0.default": in_flight})
+            serving.tick(now[0])
+
+    run(4, 2.0)  # 2 in flight for a target of 0.7: ceil(2.86), three instances
+    assert serving.scale_of("default", "hello-00001") == 3
+    assert workloads(store)["hello-00001"].spec.replicas == 3
+    run(4, 30.0)  # far more: panic, capped by max-scale
+    assert serving.scale_of("default", "hello-00001") == 4
+    run(40, 0.0)  # idle: back down, never below one while the route needs it
+    assert serving.scale_of("default", "hello-00001") == 1
+    assert workloads(store)["hello-00001"].spec.replicas == 1
+
+
+def test_a_stale_report_is_no_load() -> None:
+    store = Store()
+    store.set_source("t.yaml", parse_documents(KSVC, "t.yaml"))
+    now = [100.0]
+    serving = ServingController(store, clock=lambda: now[0])
+    serving.reconcile()
+    store.register_instance(ready_instance(0))
+    serving.observe("local", {"hello-00001-0.default": 50.0})
+    for _ in range(12):  # the node went away: its last report counts for 5 s only
+        now[0] += 1
+        serving.tick(now[0])
+    assert serving.scale_of("default", "hello-00001") in (None, 1)
