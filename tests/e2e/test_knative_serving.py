@@ -92,6 +92,12 @@ metadata: {name: config-domain, namespace: knative-serving}
 data:
   example.com: ""
 ---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: config-autoscaler, namespace: knative-serving}
+data:
+  scale-to-zero-grace-period: 6s
+---
 apiVersion: ami.dev/v1alpha1
 kind: Workload
 metadata: {name: client, labels: {app: client}}
@@ -104,6 +110,8 @@ spec:
     + ksvc("private", "inside", labels="{networking.knative.dev/visibility: cluster-local}")
     + "---"
     + ksvc("busy", "load", annotations=BUSY, slow="0.4")
+    + "---"
+    + ksvc("sleepy", "awake", annotations="{autoscaling.knative.dev/window: 6s}", slow="0.2")
 )
 
 
@@ -277,3 +285,32 @@ def test_instances_follow_the_load_within_min_and_max_scale(mesh: Up) -> None:
     assert len(busy_instances(mesh)) == 3  # max-scale holds
     # No load: a stable window later, back to min-scale.
     until(lambda: len(busy_instances(mesh)) == 1, "back to one busy instance", timeout=90)
+
+
+def test_scale_to_zero_and_back_with_no_failed_request(mesh: Up) -> None:
+    until(lambda: ready_at(mesh, "sleepy", "sleepy-00001"), "sleepy Ready")
+
+    def instances() -> list[dict[str, Any]]:
+        return [r for r in mesh.instances().values() if r["workload"] == "sleepy-00001"]
+
+    # Idle: a stable window (6 s) at one, the grace period (6 s), then none.
+    until(lambda: not instances(), "sleepy scaled to zero", timeout=90)
+    assert not [
+        p
+        for p in psutil.process_iter(["cmdline"])
+        if "sleepy-00001" in " ".join(p.info["cmdline"] or ())
+    ]
+    # From zero: every request waits at the activator, none fails.
+    results: list[tuple[int, str]] = []
+
+    def one() -> None:
+        r = through_gateway(mesh, "sleepy.default.example.com")
+        results.append((r.status_code, r.json().get("revision", "") if r.is_success else r.text))
+
+    clients = [threading.Thread(target=one) for _ in range(20)]
+    for c in clients:
+        c.start()
+    for c in clients:
+        c.join(60)
+    assert results == [(200, "sleepy-00001")] * 20
+    assert instances()

@@ -9,7 +9,8 @@ from pathlib import Path
 from amimesh.config.store import Store
 from amimesh.controlplane.serving import SOURCE, ServingController
 from amimesh.model.snapshot import Instance
-from amimesh.resources import Workload, parse_documents
+from amimesh.resources import VirtualService, Workload, parse_documents
+from amimesh.serving.expand import ACTIVATOR_HOST
 
 KSVC = """
 apiVersion: serving.knative.dev/v1
@@ -29,6 +30,11 @@ spec:
 
 def workloads(store: Store) -> dict[str, Workload]:
     return {r.name: r for r in store.resources() if isinstance(r, Workload)}
+
+
+def destination(store: Store) -> str:
+    (vs,) = [r for r in store.resources() if isinstance(r, VirtualService)]
+    return vs.spec.http[0].route[0].destination.host
 
 
 def ready_instance(n: int) -> Instance:
@@ -80,7 +86,42 @@ def test_a_stale_report_is_no_load() -> None:
     serving.reconcile()
     store.register_instance(ready_instance(0))
     serving.observe("local", {"hello-00001-0.default": 50.0})
-    for _ in range(12):  # the node went away: its last report counts for 5 s only
+    now[0] += 10  # the node went away: its last report counts for 5 s only
+    for _ in range(12):
         now[0] += 1
         serving.tick(now[0])
-    assert serving.scale_of("default", "hello-00001") in (None, 1)
+    assert serving.scale_of("default", "hello-00001") == 1
+
+
+def test_scale_to_zero_through_the_activator_and_back() -> None:
+    store = Store()
+    store.set_source("t.yaml", parse_documents(KSVC, "t.yaml"))
+    store.set_source(
+        "cm.yaml",
+        parse_documents(
+            "apiVersion: v1\nkind: ConfigMap\n"
+            "metadata: {name: config-autoscaler, namespace: knative-serving}\n"
+            "data: {scale-to-zero-grace-period: 6s}\n",
+            "cm.yaml",
+        ),
+    )
+    now = [100.0]
+    serving = ServingController(store, clock=lambda: now[0], activator_port=4000)
+    serving.reconcile()
+    # No instance ready yet: the route's share waits at the activator.
+    assert destination(store) == ACTIVATOR_HOST
+    store.register_instance(ready_instance(0))
+    for _ in range(40):  # idle: a stable window at 1, then the grace period, then 0
+        now[0] += 1
+        serving.observe("local", {"hello-00001-0.default": 0.0})
+        serving.tick(now[0])
+    assert serving.scale_of("default", "hello-00001") == 0
+    assert serving.through_activator("default", "hello-00001")
+    assert workloads(store)["hello-00001"].spec.replicas == 0
+    assert destination(store) == ACTIVATOR_HOST
+    store.deregister_instance("hello-00001-0.default")
+    # A request at the activator: an instance at once, not at the next tick.
+    assert serving.activate("default", "hello-00001")
+    assert serving.scale_of("default", "hello-00001") == 1
+    assert workloads(store)["hello-00001"].spec.replicas == 1
+    assert not serving.activate("default", "hello-09999")

@@ -18,7 +18,7 @@ import contextlib
 import json
 import ssl
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,8 +36,9 @@ class HttpError(OSError):
 @dataclass(frozen=True)
 class Response:
     status: int
-    headers: Mapping[str, str]
+    headers: Mapping[str, str]  # lower-case names; the last of repeated ones
     body: bytes
+    fields: tuple[tuple[str, str], ...] = ()  # every header as sent, in order
 
     def text(self) -> str:
         return self.body.decode("utf-8", "replace")
@@ -51,7 +52,7 @@ async def fetch(
     url: str,
     *,
     method: str = "GET",
-    headers: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
     body: bytes = b"",
     json_body: Any = None,
     timeout_s: float = 10.0,
@@ -66,15 +67,16 @@ async def fetch(
     secure = parts.scheme == "https"
     port = parts.port or (443 if secure else 80)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    pairs = list(headers.items()) if isinstance(headers, Mapping) else list(headers or ())
     if json_body is not None:
         body = json.dumps(json_body).encode()
-        headers = {"Content-Type": "application/json", **(headers or {})}
+        pairs = [("Content-Type", "application/json"), *pairs]
     context = (tls or ssl.create_default_context()) if secure else None
     async with asyncio.timeout(timeout_s):
         reader, writer = await asyncio.open_connection(parts.hostname, port, ssl=context)
         try:
             return await _exchange(
-                reader, writer, method, parts.netloc, target, headers or {}, body, max_body
+                reader, writer, method, parts.netloc, target, pairs, body, max_body
             )
         finally:
             writer.close()
@@ -88,18 +90,16 @@ async def _exchange(
     method: str,
     host: str,
     target: str,
-    headers: Mapping[str, str],
+    headers: Sequence[tuple[str, str]],
     body: bytes,
     max_body: int,
 ) -> Response:
     conn = h11.Connection(h11.CLIENT)
+    given = {k.lower() for k, _ in headers}
     fields = [
-        ("Host", host),
-        ("User-Agent", USER_AGENT),
-        ("Connection", "close"),
-        ("Content-Length", str(len(body))),
-        *headers.items(),
+        (k, v) for k, v in (("Host", host), ("User-Agent", USER_AGENT)) if k.lower() not in given
     ]
+    fields += [*headers, ("Connection", "close"), ("Content-Length", str(len(body)))]
     try:
         writer.write(conn.send(h11.Request(method=method, target=target, headers=fields)))
         if body:
@@ -129,11 +129,8 @@ async def _exchange(
         raise HttpError(f"not an HTTP answer: {e}") from None
     if response is None:
         raise HttpError("the connection closed before an answer")
-    return Response(
-        response.status_code,
-        {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in response.headers},
-        b"".join(chunks),
-    )
+    pairs = tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers)
+    return Response(response.status_code, {k.lower(): v for k, v in pairs}, b"".join(chunks), pairs)
 
 
 def _header(event: h11.Response, name: bytes) -> str | None:

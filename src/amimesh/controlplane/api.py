@@ -21,6 +21,8 @@ runtime, granting one SPIFFE ID), never the API token.
                                                    (registered), their status, gateway URLs
     PUT    /api/v1/nodes/{node}/concurrency        {"instances": {id: n}}: requests in flight
                                                    at each Knative revision's instance
+    POST   /api/v1/serving/activate                {"namespace", "revision"}: an instance now
+                                                   (a request waits at the activator)
     POST   /api/v1/certificates                    {"csr": PEM}, with an instance token
                                                    (a gateway's may add "dns_names", "ip_addresses")
 """
@@ -155,6 +157,7 @@ class Api:
             web.get(f"{PREFIX}/node/config", self.node_config),
             web.put(f"{PREFIX}/nodes/{{node}}", self.put_node),
             web.put(f"{PREFIX}/nodes/{{node}}/concurrency", self.put_concurrency),
+            web.post(f"{PREFIX}/serving/activate", self.activate),
             web.post(CERTIFICATES, self.certificates),
         ]
 
@@ -358,6 +361,21 @@ class Api:
             clean[str(iid)] = float(n)
         self.cp.serving.observe(request.match_info["node"], clean)
         return _json({"instances": len(clean)})
+
+    async def activate(self, request: web.Request) -> web.Response:
+        """The activator holds a request for a revision with no ready instance:
+        {"namespace", "revision"} gets it an instance now."""
+        try:
+            data = json.loads(await request.text())
+        except ValueError as err:
+            return _errors([f"body: not JSON: {err}"])
+        ns = data.get("namespace") if isinstance(data, dict) else None
+        revision = data.get("revision") if isinstance(data, dict) else None
+        if not isinstance(ns, str) or not isinstance(revision, str):
+            return _errors(['body: want {"namespace": "...", "revision": "..."}'])
+        if not self.cp.serving.activate(ns, revision):
+            return _json({"error": f"no revision {ns}/{revision} takes traffic"}, 404)
+        return _json({"namespace": ns, "revision": revision})
 
     # --- identity ----------------------------------------------------------------------
 

@@ -39,6 +39,7 @@ def control_plane_config(state_dir: Path) -> ControlPlaneConfig:
         trace_db=state_dir / TRACES_DB,
         trace_forward=mesh.trace_forward,
         zipkin_port=mesh.zipkin_port,
+        activator_port=mesh.activator_port or None,
         state_dir=state_dir,
     )
 

@@ -32,6 +32,8 @@ class MeshControlPlane:
     exclude_dirs: tuple[str, ...] = ()
     ca_certs_dir: str | None = None
     trace_forward: str | None = None
+    # Where the node agent's activator listens (loopback): Knative revisions at zero.
+    activator_port: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {**self.__dict__, "exclude_dirs": list(self.exclude_dirs)}

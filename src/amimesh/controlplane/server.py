@@ -103,6 +103,9 @@ class ControlPlaneConfig:
     # The node agents' token: it gets certificates for any identity of the trust domain
     # (`IdentityService.grant_node`). None: no node agent.
     node_token: str | None = None
+    # Where the node agent's activator listens on loopback (Knative revisions with no
+    # ready instance are routed there). None: no activator, no scale to zero.
+    activator_port: int | None = None
 
     def __post_init__(self) -> None:
         if self.api_port is not None and not self.api_token:
@@ -154,7 +157,11 @@ class ControlPlane:
         self.nodes = Nodes(self.store, state / "nodes.json" if state else None)
         self.applied = Applied(self.store, state / "applied.json") if state else None
         # Knative Serving: revisions and the mesh resources that run and route them.
-        self.serving = ServingController(self.store, state / REVISIONS_FILE if state else None)
+        self.serving = ServingController(
+            self.store,
+            state / REVISIONS_FILE if state else None,
+            activator_port=config.activator_port,
+        )
         self._config_seen = self.store.config_version
         self._config_waiters: set[asyncio.Future[None]] = set()
         self._snapshot_version = -1

@@ -15,9 +15,11 @@ revisions (immutable, one per template change) outlive the control plane in
 
 Autoscaling is Knative's KPA (`serving.kpa`): the node agents report the requests in
 flight at each revision instance's inbound sidecar every second; each second the
-revision's total is a sample, and every two seconds its decision sets how many
-instances it runs, within its min and max scale. Until the activator holds requests
-for a revision at zero, a revision that takes traffic keeps one instance at least.
+revision's total is a sample, and every two seconds the decider and the KPA's scaler
+set how many instances it runs (zero included, after a stable window idle and the
+grace period) and whether its traffic goes through the activator (the node agent's,
+which holds requests while the revision has no ready instance and asks for one at
+once: `activate`). Without an activator a revision keeps one instance at least.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +40,11 @@ from amimesh.resources import ParseResult, parse_object
 from amimesh.resources.kube import ConfigMap
 from amimesh.resources.meta import Resource
 from amimesh.serving.expand import KNATIVE_NAMESPACE, REVISION_LABEL, RevisionRecord, expand
+from amimesh.serving.kpa import scaler as kpa_scaler
+from amimesh.serving.kpa import status as kpa_status
 from amimesh.serving.kpa.autoscaler import Autoscaler
 from amimesh.serving.kpa.autoscaler_config import SettingsError
+from amimesh.serving.kpa.decider import initial_excess_burst_capacity
 from amimesh.serving.kpa.scaling_settings import ScalingSettings, scaling_settings
 
 log = logging.getLogger(__name__)
@@ -54,6 +60,17 @@ STALE_S = 5.0
 Key = tuple[str, str, str]
 
 
+@dataclass
+class _Kpa:
+    """One revision's autoscaling state across ticks."""
+
+    settings: ScalingSettings
+    autoscaler: Autoscaler
+    status: kpa_status.PodAutoscalerStatus
+    ebc: int
+    proxy_since: float | None = None
+
+
 class ServingController:
     def __init__(
         self,
@@ -61,17 +78,21 @@ class ServingController:
         path: Path | None = None,
         *,
         clock: Callable[[], float] = time.time,
+        activator_port: int | None = None,
     ) -> None:
         self.store = store
         self.path = path
+        self.activator_port = activator_port
         self._clock = clock
+        self._ready_once: set[tuple[str, str]] = set()  # ready at least once
         self.history: list[RevisionRecord] = self._load()
         self._status: dict[Key, dict[str, Any]] = {}
         self._active: set[tuple[str, str]] = set()
         # Autoscaling: the nodes' last reports, each revision's autoscaler and scale.
         self._in_flight: dict[str, tuple[float, dict[str, float]]] = {}
-        self._autoscalers: dict[tuple[str, str], tuple[ScalingSettings, Autoscaler]] = {}
+        self._kpa: dict[tuple[str, str], _Kpa] = {}
         self._scale: dict[tuple[str, str], int] = {}
+        self._through: set[tuple[str, str]] = set()  # the KPA keeps the activator there
         self._ticks = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._due = False
@@ -100,10 +121,21 @@ class ServingController:
             if i.ready and REVISION_LABEL in i.labels
         }
         before = len(self.history)
-        out = expand(written, self.history, ready=ready, scale=self._scale, now=self._clock())
+        fresh = ready - self._ready_once
+        self._ready_once |= ready
+        out = expand(
+            written,
+            self.history,
+            ready=ready,
+            ready_once=self._ready_once,
+            scale=self._scale,
+            activator_port=self.activator_port,
+            through_activator=self._through,
+            now=self._clock(),
+        )
         self.history = out.history
         self._active = out.active
-        if len(self.history) != before:
+        if len(self.history) != before or fresh:
             for r in self.history[before:]:
                 log.info("revision %s/%s created (%d)", r.namespace, r.name, r.generation)
             self._save()
@@ -125,6 +157,9 @@ class ServingController:
     def scale_of(self, namespace: str, revision: str) -> int | None:
         """The instances the autoscaler wants for a revision (None: not decided)."""
         return self._scale.get((namespace, revision))
+
+    def through_activator(self, namespace: str, revision: str) -> bool:
+        return (namespace, revision) in self._through
 
     async def autoscale(self) -> None:
         """For ever (an owned task): a tick a second."""
@@ -154,42 +189,82 @@ class ServingController:
         for r in self.history:
             key = (r.namespace, r.name)
             if key not in self._active:
-                self._autoscalers.pop(key, None)
+                self._kpa.pop(key, None)
+                self._through.discard(key)
                 changed |= self._scale.pop(key, None) is not None
                 continue
-            scaler = self._autoscaler(r, config, now, len(ready.get(key, [])))
-            if scaler is None:
-                continue
-            settings, autoscaler = scaler
             ids = ready.get(key, [])
+            kpa = self._kpa_of(r, config, now, len(ids))
+            if kpa is None:
+                continue
             if ids:  # with no instance there is nothing to scrape
-                autoscaler.record(now, sum(fresh.get(iid, 0.0) for iid in ids))
-            if not deciding:
-                continue
-            decision = autoscaler.scale(now, len(ids))
-            if decision is None:
-                continue
-            want = max(decision.desired, settings.min_scale, 1)
-            if settings.max_scale:
-                want = min(want, settings.max_scale)
-            if self._scale.get(key) != want:
-                log.info(
-                    "autoscaler: %s/%s to %d (observed %.2f stable, %.2f panic%s)",
-                    r.namespace,
-                    r.name,
-                    want,
-                    decision.observed_stable,
-                    decision.observed_panic,
-                    ", panicking" if decision.panic else "",
-                )
-                self._scale[key] = want
-                changed = True
+                kpa.autoscaler.record(now, sum(fresh.get(iid, 0.0) for iid in ids))
+            if deciding:
+                changed |= self._decide(key, kpa, len(ids), now)
         if changed:
             self.reconcile()
 
-    def _autoscaler(
+    def _decide(self, key: tuple[str, str], kpa: _Kpa, ready: int, now: float) -> bool:
+        """One KPA reconcile of a revision: its scale and the activator's place;
+        whether either changed."""
+        settings = kpa.settings
+        decision = kpa.autoscaler.scale(now, ready)
+        desired = decision.desired if decision is not None else kpa_scaler.SCALE_UNKNOWN
+        if decision is not None:
+            kpa.ebc = decision.excess_burst_capacity
+        current = self._scale.get(key, settings.initial_scale)
+        path = kpa_scaler.ActivatorPath(
+            proxy_mode=key in self._through, since=kpa.proxy_since, reached=True
+        )
+        step = kpa_scaler.scale(settings, kpa.status, desired, current=current, now=now, path=path)
+        want = step.scale if step.apply and step.scale >= 0 else current
+        if self.activator_port is None:
+            want = max(want, 1)  # nothing would hold its requests at zero
+        kpa.status = kpa_status.next_status(
+            settings, kpa.status, want=step.scale, ready=ready, now=now
+        )
+        through = self.activator_port is not None and kpa_status.activator_in_path(want, kpa.ebc)
+        changed = False
+        if through != (key in self._through):
+            kpa.proxy_since = now if through else None
+            (self._through.add if through else self._through.discard)(key)
+            changed = True
+        if self._scale.get(key) != want:
+            log.info(
+                "autoscaler: %s/%s to %d (%s)",
+                key[0],
+                key[1],
+                want,
+                "no data yet"
+                if decision is None
+                else f"observed {decision.observed_stable:.2f} stable, "
+                f"{decision.observed_panic:.2f} panic" + (", panicking" if decision.panic else ""),
+            )
+            self._scale[key] = want
+            changed = True
+        return changed
+
+    def activate(self, namespace: str, revision: str) -> bool:
+        """A request waits at the activator for `revision`: give it an instance now,
+        not at the next tick. False if no such revision takes traffic."""
+        key = (namespace, revision)
+        if key not in self._active:
+            return False
+        kpa = self._kpa.get(key)
+        floor = max(1, kpa.settings.activation_scale) if kpa is not None else 1
+        if self._scale.get(key, 1) < floor:
+            log.info("activator: %s/%s from zero to %d", namespace, revision, floor)
+            self._scale[key] = floor
+            if kpa is not None:
+                kpa.status = kpa_status.next_status(
+                    kpa.settings, kpa.status, want=floor, ready=0, now=self._clock()
+                )
+            self.reconcile()
+        return True
+
+    def _kpa_of(
         self, r: RevisionRecord, config: dict[str, str], now: float, ready: int
-    ) -> tuple[ScalingSettings, Autoscaler] | None:
+    ) -> _Kpa | None:
         key = (r.namespace, r.name)
         try:
             settings = scaling_settings(
@@ -198,13 +273,17 @@ class ServingController:
         except SettingsError as e:
             log.warning("autoscaler: %s/%s: %s", r.namespace, r.name, e)
             return None
-        found = self._autoscalers.get(key)
+        found = self._kpa.get(key)
         if found is None:
-            found = (settings, Autoscaler(settings, ready=ready, now=now))
-        elif found[0] != settings:
-            found[1].update(settings, now)
-            found = (settings, found[1])
-        self._autoscalers[key] = found
+            found = self._kpa[key] = _Kpa(
+                settings,
+                Autoscaler(settings, ready=ready, now=now),
+                kpa_status.new_status(now),
+                initial_excess_burst_capacity(settings),
+            )
+        elif found.settings != settings:
+            found.autoscaler.update(settings, now)
+            found.settings = settings
         return found
 
     def _autoscaler_config(self) -> dict[str, str]:
@@ -249,6 +328,7 @@ class ServingController:
             return []
         try:
             data = json.loads(self.path.read_text())
+            self._ready_once = {(str(ns), str(name)) for ns, name in data.get("ready", [])}
             return [RevisionRecord.from_json(r) for r in data.get("revisions", [])]
         except FileNotFoundError:
             return []
@@ -261,7 +341,11 @@ class ServingController:
             return
         tmp = self.path.with_name(f".{self.path.name}.tmp")
         try:
-            tmp.write_text(json.dumps({"revisions": [r.to_json() for r in self.history]}))
+            data = {
+                "revisions": [r.to_json() for r in self.history],
+                "ready": sorted(self._ready_once),
+            }
+            tmp.write_text(json.dumps(data))
             os.replace(tmp, self.path)
         except OSError as e:
             log.error("serving: cannot write %s: %s", self.path, e)

@@ -36,11 +36,13 @@ from amimesh.agent import config as agent_config
 from amimesh.agent.agent import Adopted, Agent
 from amimesh.agent.identities import Identities
 from amimesh.agent.process import kill_group, naming, start_time
+from amimesh.identity.spiffe import workload_id
 from amimesh.model.proxy import GatewayPort
 from amimesh.model.snapshot import Snapshot, build_snapshot
 from amimesh.resources import parse_object
 from amimesh.resources.workload import Workload
 from amimesh.runtime import gateway, plan, state
+from amimesh.runtime.activator import Activator, Target
 from amimesh.runtime.instance import InstanceRunner, adoptable
 from amimesh.runtime.node_api import ApiUnavailable, NodeApi, Reporter
 from amimesh.runtime.node_config import (
@@ -57,6 +59,8 @@ from amimesh.serving.expand import REVISION_LABEL
 
 log = logging.getLogger(__name__)
 
+ACTIVATOR_NAMESPACE = "knative-serving"
+ACTIVATOR_ACCOUNT = "activator"
 SAMPLE_S = 1.0
 SAMPLE_RESEND_S = 3.0
 # The inbound listeners' requests in flight (`inbound_<port>` is their stat prefix).
@@ -123,6 +127,7 @@ class Node:
         self._version = -1
         self._closing = False
         self._status_due = False
+        self.activator: Activator | None = None
 
     # --- start -------------------------------------------------------------------------
 
@@ -140,6 +145,8 @@ class Node:
         self._records.clear()
         self._tasks.append(asyncio.create_task(self._watch(), name="node-config-watch"))
         self._tasks.append(asyncio.create_task(self._sample(), name="node-concurrency"))
+        if self.config.activator_port:
+            await self._start_activator(self.config.activator_port)
         self._write_status()
 
     async def _first_config(self) -> None:
@@ -174,6 +181,45 @@ class Node:
             if version != self._version:
                 self._take(version, docs)
                 self._reconcile()
+
+    async def _start_activator(self, port: int) -> None:
+        """The activator (Knative revisions with no ready instance wait there), with
+        its own identity for the hop to the instances."""
+        activator = Activator(port, self._ready_of, self.api.activate)
+        try:
+            await activator.start()
+        except OSError as e:
+            log.error("activator: cannot listen on 127.0.0.1:%d: %s", port, e)
+            return
+        self.activator = activator
+        spiffe = workload_id(ACTIVATOR_NAMESPACE, ACTIVATOR_ACCOUNT, self.config.trust_domain)
+
+        async def identity() -> None:
+            try:
+                secrets, _issued, _release = await self.identities.acquire(
+                    str(spiffe), lambda s, _i: activator.use_identity(s)
+                )
+            except (certs.CaRefused, certs.CaUnavailable) as e:
+                log.error("activator: no certificate: %s", e)
+                return
+            activator.use_identity(secrets)
+            activator.changed()
+
+        self._tasks.append(asyncio.create_task(identity(), name="activator-identity"))
+
+    def _ready_of(self, namespace: str, revision: str) -> list[Target]:
+        """The ready instances of a revision on this node, for the activator."""
+        out = []
+        for runner in self.runners.values():
+            proxy = runner.spec.agent.proxy
+            if (
+                runner.ready
+                and proxy.namespace == namespace
+                and proxy.labels.get(REVISION_LABEL) == revision
+                and proxy.inbound
+            ):
+                out.append(Target(runner.spec.id, proxy.inbound[0].listen_port))
+        return out
 
     async def _sample(self) -> None:
         """Every second, the requests in flight at each Knative revision instance's
@@ -433,6 +479,8 @@ class Node:
 
     def _changed(self, runner: InstanceRunner) -> None:
         self._write_status()
+        if self.activator is not None:
+            self.activator.changed()
         if self._on_change is not None:
             self._on_change(runner)
 
@@ -475,6 +523,8 @@ class Node:
         await self._close()
 
     async def _close(self) -> None:
+        if self.activator is not None:
+            await self.activator.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

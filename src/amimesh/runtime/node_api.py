@@ -58,24 +58,29 @@ class NodeApi:
         except (TimeoutError, OSError, ValueError, KeyError, TypeError) as e:
             raise ApiUnavailable(f"{url}: {e or type(e).__name__}") from None
 
+    async def activate(self, namespace: str, revision: str) -> None:
+        """Ask for an instance of a Knative revision now (a request waits for it).
+        Raises ApiUnavailable."""
+        await self._send(
+            "POST", "/api/v1/serving/activate", {"namespace": namespace, "revision": revision}
+        )
+
     async def concurrency(self, node: str, in_flight: dict[str, float]) -> None:
         """Requests in flight per instance, for the autoscaler. Raises ApiUnavailable."""
-        url = f"{self.base}/api/v1/nodes/{node}/concurrency"
-        body = {"instances": in_flight}
-        try:
-            resp = await fetch(
-                url, method="PUT", json_body=body, headers=self._headers, timeout_s=REPORT_TIMEOUT_S
-            )
-        except (TimeoutError, OSError) as e:
-            raise ApiUnavailable(f"{url}: {e or type(e).__name__}") from None
-        if resp.status != 200:
-            raise ApiUnavailable(f"{url}: {resp.status} {resp.text()}")
+        await self._send("PUT", f"/api/v1/nodes/{node}/concurrency", {"instances": in_flight})
 
     async def report(self, node: str, body: dict[str, Any]) -> None:
-        url = f"{self.base}/api/v1/nodes/{node}"
+        await self._send("PUT", f"/api/v1/nodes/{node}", body)
+
+    async def _send(self, method: str, path: str, body: dict[str, Any]) -> None:
+        url = self.base + path
         try:
             resp = await fetch(
-                url, method="PUT", json_body=body, headers=self._headers, timeout_s=REPORT_TIMEOUT_S
+                url,
+                method=method,
+                json_body=body,
+                headers=self._headers,
+                timeout_s=REPORT_TIMEOUT_S,
             )
         except (TimeoutError, OSError) as e:
             raise ApiUnavailable(f"{url}: {e or type(e).__name__}") from None

@@ -38,6 +38,7 @@ class NodeConfig:
     gateway_port: int | None = None
     grace_s: float = 0.5
     access_log_format: Literal["json", "text"] = "json"
+    activator_port: int = 0  # 0: no activator
 
     @classmethod
     def read(cls, state_dir: Path) -> NodeConfig:

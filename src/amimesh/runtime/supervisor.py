@@ -220,6 +220,7 @@ class Supervisor:
             api=self.api,
             xds_port=cp.xds_port,
             zipkin_port=cp.zipkin_port,
+            activator_port=cp.activator_port,
             trust_domain=cfg.trust_domain,
             gateway_port=cfg.gateway_port,
             grace_s=cfg.grace_s,
@@ -251,9 +252,11 @@ class Supervisor:
             old = cp_mesh.read(self.state.path)
             ports = PortAllocator()
             same = self.controlplane.child is not None or all(
-                ports.claim(p) for p in (old.xds_port, old.api_port, old.zipkin_port)
+                ports.claim(p)
+                for p in (old.xds_port, old.api_port, old.zipkin_port, old.activator_port)
+                if p
             )
-            if same:
+            if same and old.activator_port:
                 return cp_mesh.MeshControlPlane(
                     **{**old.__dict__, **self._settings()},
                 )
@@ -262,6 +265,7 @@ class Supervisor:
             xds_port=ports.allocate(),
             api_port=ports.allocate(),
             zipkin_port=ports.allocate(),
+            activator_port=ports.allocate(),
             **self._settings(),
         )
 

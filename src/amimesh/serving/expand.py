@@ -49,6 +49,11 @@ KNATIVE_NAMESPACE = "knative-serving"
 INGRESS_GATEWAY = "knative-ingress-gateway"
 INGRESS_GATEWAY_REF = f"{KNATIVE_NAMESPACE}/{INGRESS_GATEWAY}"
 IMAGE_MAP = "ami-images"
+ACTIVATOR = "activator-service"
+ACTIVATOR_HOST = f"{ACTIVATOR}.{KNATIVE_NAMESPACE}.svc.cluster.local"
+# What the activator reads to know whose request it holds (as Knative's activator).
+REVISION_HEADER = "Knative-Serving-Revision"
+NAMESPACE_HEADER = "Knative-Serving-Namespace"
 CLUSTER_DOMAIN = "svc.cluster.local"
 DEFAULT_PORT = 8080
 ROUTE_PORT = 80
@@ -212,14 +217,23 @@ def expand(
     history: Sequence[RevisionRecord],
     *,
     ready: Iterable[tuple[str, str]] = (),
+    ready_once: Iterable[tuple[str, str]] = (),
     scale: Mapping[tuple[str, str], int] | None = None,
+    activator_port: int | None = None,
+    through_activator: Iterable[tuple[str, str]] = (),
     now: float,
 ) -> Expanded:
     """See the module's docstring. `ready`: the revisions (namespace, name) with a
     ready instance; `scale`: instances wanted per revision (the autoscaler's say),
-    else each revision's initial scale."""
+    else each revision's initial scale. `ready_once`: the revisions that have been
+    ready (a revision scaled to zero stays Ready, as in Knative). With an activator
+    (its loopback port), the share of each revision of `through_activator`, and of
+    each with no ready instance, goes to it, with the revision named in
+    `Knative-Serving-Revision` and `-Namespace`."""
+    via = set(through_activator) if activator_port else set()
     resources = list(resources)
-    ready_set = set(ready)
+    now_ready = set(ready)
+    ready_set = now_ready | set(ready_once)
     configs, routes = _owners(resources)
     configmaps = [r for r in resources if isinstance(r, ConfigMap)]
     out = Expanded(history=list(history))
@@ -243,7 +257,10 @@ def expand(
         domain = domain_of(configmaps, route.labels) if external else CLUSTER_DOMAIN
         if external and domain != CLUSTER_DOMAIN:
             gateway_hosts += _route_hosts(route, targets, domain)
-        out.derived += _route_resources(route, targets, by_name, domain, external)
+        # A revision with no ready instance: its requests wait at the activator.
+        waiting = {(route.namespace, t.revision) for t in targets} - now_ready
+        route_via = via | waiting if activator_port else via
+        out.derived += _route_resources(route, targets, by_name, domain, external, route_via)
         out.active |= {(route.namespace, t.revision) for t in targets}
         out.status[("Route", route.namespace, route.name)] = _route_status(
             route, targets, problem, domain, ready_set
@@ -263,6 +280,8 @@ def expand(
         out.status[("Revision", r.namespace, r.name)] = _revision_status(r, ready_set)
     if gateway_hosts:
         out.derived.append(_ingress_gateway())
+    if activator_port and routes:
+        out.derived.append(_activator_entry(activator_port))
     for c in configs:
         key = (c.namespace, c.name)
         out.status[("Configuration", c.namespace, c.name)] = _configuration_status(
@@ -575,6 +594,7 @@ def _route_resources(
     by_name: Mapping[tuple[str, str], RevisionRecord],
     domain: str,
     external: bool,
+    via: set[tuple[str, str]],
 ) -> list[dict[str, Any]]:
     if not targets:
         return []
@@ -596,7 +616,7 @@ def _route_resources(
     out = [_service(ns, route.name, selector, port, protocol, labels)]
     split = [t for t in targets if t.percent > 0]
     out.append(
-        _virtual_service(ns, route.name, route.name, split, domain, external, timeout, labels)
+        _virtual_service(ns, route.name, route.name, split, domain, external, timeout, labels, via)
     )
     for t in targets:
         if not t.tag:
@@ -604,7 +624,7 @@ def _route_resources(
         name = f"{t.tag}-{route.name}"
         out.append(_service(ns, name, selector, port, protocol, labels))
         whole = [replace(t, percent=100)]
-        out.append(_virtual_service(ns, name, name, whole, domain, external, timeout, labels))
+        out.append(_virtual_service(ns, name, name, whole, domain, external, timeout, labels, via))
     return out
 
 
@@ -617,6 +637,7 @@ def _virtual_service(
     external: bool,
     timeout_s: int,
     labels: Mapping[str, str],
+    via: set[tuple[str, str]],
 ) -> dict[str, Any]:
     hosts = [f"{host}.{ns}.{CLUSTER_DOMAIN}"]
     gateways = ["mesh"]
@@ -626,19 +647,43 @@ def _virtual_service(
     weights: dict[str, int] = {}
     for t in split:  # two targets on one revision add up
         weights[t.revision] = weights.get(t.revision, 0) + t.percent
-    route = [
-        {
-            "destination": {"host": f"{rev}.{ns}.{CLUSTER_DOMAIN}", "port": {"number": ROUTE_PORT}},
-            "weight": w,
-        }
-        for rev, w in weights.items()
-    ]
+    route = [_destination(ns, rev, w, (ns, rev) in via) for rev, w in weights.items()]
     http: dict[str, Any] = {"route": route, "timeout": f"{timeout_s}s"}
     return {
         "apiVersion": "networking.istio.io/v1",
         "kind": "VirtualService",
         "metadata": {"name": name, "namespace": ns, "labels": dict(labels)},
         "spec": {"hosts": hosts, "gateways": gateways, "http": [http] if route else []},
+    }
+
+
+def _destination(ns: str, revision: str, weight: int, activator: bool) -> dict[str, Any]:
+    """A revision's share: to its Service, or to the activator that holds it."""
+    if not activator:
+        host = f"{revision}.{ns}.{CLUSTER_DOMAIN}"
+        return {"destination": {"host": host, "port": {"number": ROUTE_PORT}}, "weight": weight}
+    return {
+        "destination": {"host": ACTIVATOR_HOST, "port": {"number": ROUTE_PORT}},
+        "weight": weight,
+        "headers": {"request": {"set": {REVISION_HEADER: revision, NAMESPACE_HEADER: ns}}},
+    }
+
+
+def _activator_entry(port: int) -> dict[str, Any]:
+    """The activator, to every proxy: the node agent's loopback listener."""
+    return {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "ServiceEntry",
+        "metadata": {"name": ACTIVATOR, "namespace": KNATIVE_NAMESPACE},
+        "spec": {
+            "hosts": [ACTIVATOR_HOST],
+            "location": "MESH_EXTERNAL",
+            "resolution": "STATIC",
+            "ports": [
+                {"number": ROUTE_PORT, "name": "http", "protocol": "HTTP", "targetPort": port}
+            ],
+            "endpoints": [{"address": "127.0.0.1"}],
+        },
     }
 
 
