@@ -17,7 +17,8 @@ metrics and traces see it like any other client; never more than `containerConcu
 at once per instance when the revision sets it.
 
 Bodies are read whole (bounded by `MAX_BODY`) before they are forwarded: streaming
-requests and responses are not proxied.
+requests and responses are not proxied. Connections to the instances are kept alive
+(a TLS handshake per connection, not per request).
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ from dataclasses import dataclass
 
 import h11
 
-from amimesh.agent.http_client import fetch
 from amimesh.agent.sds import Secrets
 
 log = logging.getLogger(__name__)
@@ -97,6 +97,7 @@ class Activator:
         self._waiting: dict[tuple[str, str], int] = {}
         self._in_flight: dict[str, int] = {}
         self._turn = itertools.count()
+        self._pool = _Pool()
         self.forwarded = 0
 
     # --- life ----------------------------------------------------------------------------
@@ -111,10 +112,13 @@ class Activator:
             server.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 1.0)
+        self._pool.close()
 
     def use_identity(self, secrets: Secrets) -> None:
-        """The activator's certificate (and each renewal): its TLS client context."""
+        """The activator's certificate (and each renewal): its TLS client context
+        (connections made with the last one are dropped)."""
         self._tls = client_context(secrets)
+        self._pool.close()
 
     def changed(self) -> None:
         """Instances changed: waiting requests look again."""
@@ -207,21 +211,100 @@ class Activator:
         self, target: Target, head: h11.Request, headers: list[tuple[str, str]], body: bytes
     ) -> tuple[int, list[tuple[str, str]], bytes]:
         fields = [(k, v) for k, v in headers if k.lower() not in _HOP]
-        url = f"https://127.0.0.1:{target.port}{head.target.decode('latin-1')}"
+        assert self._tls is not None
         try:
-            resp = await fetch(
-                url,
-                method=head.method.decode("ascii"),
-                headers=fields,
-                body=body,
-                timeout_s=self._timeout_s,
-                max_body=MAX_BODY,
-                tls=self._tls,
+            status, out, payload = await asyncio.wait_for(
+                self._pool.exchange(target.port, self._tls, head, fields, body), self._timeout_s
             )
-        except (OSError, TimeoutError) as e:
-            return 502, [], f"activator: {target.instance}: {e}\n".encode()
+        except (OSError, TimeoutError, h11.ProtocolError, _TooLarge) as e:
+            return 502, [], f"activator: {target.instance}: {e or type(e).__name__}\n".encode()
         self.forwarded += 1
-        return resp.status, [(k, v) for k, v in resp.fields if k.lower() not in _HOP], resp.body
+        return status, [(k, v) for k, v in out if k.lower() not in _HOP], payload
+
+
+class _Pool:
+    """Kept-alive TLS connections to the instances' inbound sidecars, by port: a
+    handshake per connection, not per request."""
+
+    def __init__(self) -> None:
+        self._idle: dict[int, list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]] = {}
+
+    async def exchange(
+        self,
+        port: int,
+        tls: ssl.SSLContext,
+        head: h11.Request,
+        fields: list[tuple[str, str]],
+        body: bytes,
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        idle = self._idle.setdefault(port, [])
+        while idle:  # a kept connection the peer may have closed: one try each
+            reader, writer = idle.pop()
+            if reader.at_eof() or writer.is_closing():
+                writer.close()
+                continue
+            try:
+                return await self._send(port, reader, writer, head, fields, body)
+            except (OSError, h11.ProtocolError, _Closed):
+                writer.close()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=tls)
+        return await self._send(port, reader, writer, head, fields, body)
+
+    async def _send(
+        self,
+        port: int,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        head: h11.Request,
+        fields: list[tuple[str, str]],
+        body: bytes,
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEADERS)
+        headers = [*fields, ("Content-Length", str(len(body)))]
+        writer.write(
+            conn.send(h11.Request(method=head.method, target=head.target, headers=headers))
+        )
+        if body:
+            writer.write(conn.send(h11.Data(data=body)))
+        writer.write(conn.send(h11.EndOfMessage()))
+        await writer.drain()
+        status, out, chunks, size, started = 0, [], [], 0, False
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                data = await reader.read(READ_SIZE)
+                if not data and not started:
+                    raise _Closed()
+                conn.receive_data(data)
+            elif isinstance(event, h11.Response):
+                started = True
+                status = event.status_code
+                out = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in event.headers]
+            elif isinstance(event, h11.Data):
+                size += len(event.data)
+                if size > MAX_BODY:
+                    writer.close()
+                    raise _TooLarge(f"answer over {MAX_BODY} bytes")
+                chunks.append(bytes(event.data))
+            elif isinstance(event, h11.EndOfMessage):
+                break
+            elif isinstance(event, h11.ConnectionClosed):
+                raise _Closed()
+        if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
+            self._idle.setdefault(port, []).append((reader, writer))
+        else:
+            writer.close()
+        return status, out, b"".join(chunks)
+
+    def close(self) -> None:
+        for conns in self._idle.values():
+            for _, writer in conns:
+                writer.close()
+        self._idle.clear()
+
+
+class _Closed(ConnectionError):
+    """The peer closed a kept connection before answering."""
 
 
 class _TooLarge(Exception):
