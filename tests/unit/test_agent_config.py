@@ -35,6 +35,7 @@ def sidecar_config(tmp_path: Path) -> ac.AgentConfig:
             Upstream("cache-db.shop.svc.cluster.local", 6379, 41007, "TCP"),
         ),
         admin_port=41008,
+        max_concurrency=4,
     )
     return ac.AgentConfig(
         name="web-0",

@@ -25,6 +25,7 @@ PROXY = Proxy(
     service_account="bookinfo-reviews",
     outbound_port=15001,
     inbound=(InboundPort(port=9080, listen_port=15006, app_port=8081, name="http"),),
+    max_concurrency=3,
 )
 
 

@@ -286,6 +286,31 @@ CASES: list[tuple[str, str, list[str]]] = [
             'http), got "admin"',
         ],
     ),
+    *(
+        (
+            f"Workload max-concurrency {value}",
+            "apiVersion: ami.dev/v1alpha1\nkind: Workload\nmetadata:\n  name: w\n"
+            f"  annotations: {{ami.dev/max-concurrency: '{value}'}}\nspec: {{command: [./w]}}\n",
+            []
+            if ok
+            else [
+                'metadata.annotations["ami.dev/max-concurrency"]: must be a whole number from 0 '
+                f'to 1000 (0: no limit), got "{value}"'
+            ],
+        )
+        for value, ok in [
+            ("0", True),
+            ("1", True),
+            ("1000", True),
+            ("1001", False),
+            ("-1", False),
+            ("+1", False),
+            ("1.5", False),
+            ("", False),
+            ("ten", False),
+            ("99999999999999999999", False),
+        ]
+    ),
 ]
 
 

@@ -138,6 +138,31 @@ def test_replica_gets_names_ports_paths_and_upstreams(parsed: list[Resource]) ->
     assert reg.port_names == {"http": 8080, "admin": 9901}
 
 
+def test_max_concurrency_reaches_the_proxy_with_one_envoy_worker(parsed: list[Resource]) -> None:
+    snap = build_snapshot(parsed)
+
+    def replica(wl: Workload) -> plan.InstanceSpec:
+        return plan.workload_instance(
+            wl,
+            0,
+            services=snap.services.values(),
+            allocate=ports_from(41000),
+            state=StateDir(Path("/state/m")),
+            xds_port=40000,
+            config_dir=Path("/conf"),
+        )
+
+    plain = replica(web(parsed))
+    assert plain.agent.proxy.max_concurrency == 0
+    assert plain.agent.envoy.concurrency == 2
+    annotated = web(parsed).model_copy(deep=True)
+    annotated.metadata.annotations["ami.dev/max-concurrency"] = "4"
+    limited = replica(annotated)
+    assert limited.agent.proxy.max_concurrency == 4
+    # One worker: Envoy's connection pools are per worker, its circuit breakers are not.
+    assert limited.agent.envoy.concurrency == 1
+
+
 def tcp_probe(port: int) -> Probe:
     return Probe.model_validate({"tcpSocket": {"port": port}})
 

@@ -17,6 +17,7 @@ spec:
   template:
     metadata: %(meta)s
     spec:
+      %(spec)s
       containers:
         - image: %(image)s
           %(command)s
@@ -34,8 +35,10 @@ def ksvc(
     image: str = "example.com/hello:1",
     command: str = "command: [python3, app.py]",
     extra: str = "",
+    spec: str = "",
 ) -> list[Resource]:
     text = BASE % {
+        "spec": spec,
         "labels": labels,
         "meta": meta,
         "traffic": traffic,
@@ -96,6 +99,33 @@ def test_a_revision_runs_as_a_workload_with_the_runtime_contract() -> None:
     assert wl["spec"]["replicas"] == 1
     svc = by_kind(out.derived, "Service")["hello-00001"]
     assert svc["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": 9000}]
+
+
+def test_container_concurrency_is_the_workloads_max_concurrency() -> None:
+    def annotations(spec: str) -> dict[str, str]:
+        out = expand(ksvc(spec=spec), [], now=1.0)
+        return dict(by_kind(out.derived, "Workload")["hello-00001"]["metadata"]["annotations"])
+
+    assert annotations("containerConcurrency: 3")["ami.dev/max-concurrency"] == "3"
+    assert "ami.dev/max-concurrency" not in annotations("containerConcurrency: 0")
+    assert "ami.dev/max-concurrency" not in annotations("")
+
+
+def test_timeout_seconds_is_the_time_for_the_response_to_start() -> None:
+    def http_route(spec: str) -> dict[str, Any]:
+        out = expand(ksvc(spec=spec), [], now=1.0)
+        return dict(by_kind(out.derived, "VirtualService")["hello"]["spec"]["http"][0])
+
+    # A per-try timeout (a 504 until the response starts), not the route's timeout
+    # (which would cut a started response off); the mesh's default retries.
+    route = http_route("timeoutSeconds: 1")
+    assert route["retries"] == {"attempts": 2, "perTryTimeout": "1s"}
+    assert "timeout" not in route
+    assert http_route("")["retries"]["perTryTimeout"] == "300s"
+    shorter = "timeoutSeconds: 60\n      responseStartTimeoutSeconds: 5"
+    assert http_route(shorter)["retries"]["perTryTimeout"] == "5s"
+    longer = "timeoutSeconds: 60\n      responseStartTimeoutSeconds: 90"
+    assert http_route(longer)["retries"]["perTryTimeout"] == "60s"
 
 
 def test_byo_revision_names_and_a_name_taken_by_another_template() -> None:

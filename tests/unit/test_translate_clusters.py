@@ -430,6 +430,44 @@ def test_inbound_clusters() -> None:
     assert clusters.inbound_clusters(Proxy(id="gw", kind="gateway", inbound=proxy.inbound)) == []
 
 
+def test_max_concurrency_limits_the_inbound_http_clusters() -> None:
+    ports = (
+        InboundPort(port=8080, listen_port=15006, app_port=8081),
+        InboundPort(port=7070, listen_port=15007, app_port=7071, protocol="GRPC"),
+        InboundPort(port=5000, listen_port=15008, app_port=5001, protocol="TCP"),
+    )
+    limited = {
+        c.name: as_dict(c)["circuit_breakers"]["thresholds"]
+        for c in clusters.inbound_clusters(Proxy(id="p", inbound=ports, max_concurrency=3))
+    }
+    # HTTP/1.1 to the app: 3 connections are 3 requests in flight, 30 more wait.
+    assert limited["inbound|8080||"] == [
+        {
+            "max_connections": 3,
+            "max_pending_requests": 30,
+            "max_requests": 3,
+            "max_retries": cluster_policy.MAX_THRESHOLD,
+            "track_remaining": True,
+        }
+    ]
+    unlimited = {
+        c.name: as_dict(c)["circuit_breakers"]["thresholds"]
+        for c in clusters.inbound_clusters(Proxy(id="p", inbound=ports))
+    }
+    assert unlimited["inbound|8080||"] == [
+        {
+            "max_connections": cluster_policy.MAX_THRESHOLD,
+            "max_pending_requests": cluster_policy.MAX_THRESHOLD,
+            "max_requests": cluster_policy.MAX_THRESHOLD,
+            "max_retries": cluster_policy.MAX_THRESHOLD,
+            "track_remaining": True,
+        }
+    ]
+    # Not HTTP/1.1: not limited.
+    for name in ("inbound|7070||", "inbound|5000||"):
+        assert limited[name] == unlimited[name]
+
+
 def test_output_is_deterministic() -> None:
     a = [
         c.SerializeToString(deterministic=True)
@@ -452,6 +490,7 @@ def test_envoy_accepts_every_cluster(tmp_path: Path) -> None:
             InboundPort(port=7070, listen_port=15007, app_port=7071, protocol="GRPC"),
             InboundPort(port=5000, listen_port=15008, app_port=5001, protocol="TCP"),
         ),
+        max_concurrency=10,
     )
     config = bs.static_bootstrap(
         clusters=clusters.outbound_clusters(snap) + clusters.inbound_clusters(proxy),

@@ -16,11 +16,13 @@ Schema (version 2):
         "upstreams": [{"host": "catalog.default.svc.cluster.local", "port": 9090,
                        "listen_port": 41005, "protocol": "GRPC"}],
         "gateway_ports": [],
-        "access_log": ".../web-0.default.access.log", "access_log_format": "json"
+        "access_log": ".../web-0.default.access.log", "access_log_format": "json",
+        "max_concurrency": 0                # in flight to the app per HTTP port; 0: no limit
       },
       "xds": {"host": "127.0.0.1", "port": 40999, "delta": true},
       "envoy": {"bootstrap": ".../envoy.json", "log": ".../web-0.default.envoy.log",
-                "log_level": "warning", "concurrency": 2, "drain_s": 0.25},
+                "log_level": "warning", "drain_s": 0.25,
+                "concurrency": 2},          # worker threads; 1 with a max_concurrency
       "grace_s": 0.5,                       # not-ready → app stopped (proxies drop it)
       "hold_app": false,                    # true: the app starts once Envoy is ready
       "identity": null | {                  # null: no certificate, no SDS
@@ -197,6 +199,7 @@ def _proxy(d: Mapping[str, Any]) -> Proxy:
         admin_port=int(d.get("admin_port", 0)),
         access_log=str(d.get("access_log", "")),
         access_log_format="text" if d.get("access_log_format") == "text" else "json",
+        max_concurrency=int(d.get("max_concurrency", 0)),
     )
 
 

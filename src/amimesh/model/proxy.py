@@ -27,6 +27,7 @@ META_GATEWAY_PORTS = "AMI_GATEWAY_PORTS"
 META_ADMIN_PORT = "AMI_ADMIN_PORT"
 META_ACCESS_LOG = "AMI_ACCESS_LOG"
 META_ACCESS_LOG_FORMAT = "AMI_ACCESS_LOG_FORMAT"
+META_MAX_CONCURRENCY = "AMI_MAX_CONCURRENCY"
 
 AccessLogFormat = Literal["json", "text"]
 
@@ -92,6 +93,9 @@ class Proxy:
     access_log: str = ""
     # How each line is written: one JSON object ("json") or Istio's text line ("text").
     access_log_format: AccessLogFormat = "json"
+    # The most requests in flight to the app per HTTP port (the Workload's
+    # `ami.dev/max-concurrency`); 0: no limit.
+    max_concurrency: int = 0
 
     def metadata(self) -> dict[str, Any]:
         """The node metadata a bootstrap writes for this proxy (JSON-compatible)."""
@@ -107,6 +111,7 @@ class Proxy:
             META_LOCALITY: self.locality,
             META_ACCESS_LOG: self.access_log,
             META_ACCESS_LOG_FORMAT: self.access_log_format,
+            META_MAX_CONCURRENCY: str(self.max_concurrency),
             META_UPSTREAMS: [
                 {
                     "host": u.host,
@@ -164,6 +169,7 @@ def proxy_from_metadata(node_id: str, metadata: Mapping[str, Any]) -> Proxy:
         locality=str(metadata.get(META_LOCALITY, "")),
         access_log=str(metadata.get(META_ACCESS_LOG, "")),
         access_log_format="text" if metadata.get(META_ACCESS_LOG_FORMAT) == "text" else "json",
+        max_concurrency=int(float(metadata.get(META_MAX_CONCURRENCY, 0) or 0)),
         upstreams=tuple(
             Upstream(
                 host=str(u["host"]),

@@ -9,7 +9,7 @@ from amimesh.resources.checks_common import dns_label_problem, duplicates
 from amimesh.resources.errors import Issue
 from amimesh.resources.fields import show
 from amimesh.resources.kube import Service
-from amimesh.resources.workload import Workload
+from amimesh.resources.workload import MAX_CONCURRENCY, Workload, max_concurrency_problem
 
 # Kubernetes names Services with RFC 1035 labels: they become host names.
 _DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -47,6 +47,13 @@ def check_service(svc: Service) -> Iterator[Issue]:
 
 
 def check_workload(wl: Workload) -> Iterator[Issue]:
+    annotations = wl.metadata.annotations
+    problem = max_concurrency_problem(annotations)
+    if problem is not None:
+        yield Issue(
+            ("metadata", "annotations", MAX_CONCURRENCY),
+            f"{problem}, got {show(annotations[MAX_CONCURRENCY])}",
+        )
     ports = wl.spec.ports
     for first, later in duplicates(ports, lambda p: p.port):
         yield Issue(

@@ -108,7 +108,9 @@ on the field at fault.
 - WorkloadEntry: `address` is required; port names are DNS labels.
 - Service: the name is an RFC 1035 label; ports are named (DNS labels) when there are
   several; port numbers (per protocol) and names are unique.
-- Workload: port numbers and names are unique; a probe's named port exists.
+- Workload: port numbers and names are unique; a probe's named port exists; the
+  annotation `ami.dev/max-concurrency` is a whole number from 0 to 1000
+  ([runtime.md](runtime.md#requests-in-flight-amidevmax-concurrency)).
   `$(VAR)` in `command`, `args` and `env` values is expanded as Kubernetes does
   ([runtime.md](runtime.md#var-in-command-args-and-env)).
 - Knative Service, Configuration, Revision, Route (after Knative Serving's webhook,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
@@ -45,6 +47,31 @@ class Probe(Strict):
         if (self.httpGet is None) == (self.tcpSocket is None):
             raise ValueError("must set exactly one of httpGet, tcpSocket")
         return self
+
+
+# The most requests an instance's sidecar has in flight to its app at once (per HTTP
+# port); more wait in the sidecar, up to 10 times as many, and beyond that get a 503.
+# Knative's `containerConcurrency`, as its queue-proxy enforces it.
+MAX_CONCURRENCY = "ami.dev/max-concurrency"
+MAX_CONCURRENCY_LIMIT = 1000  # Knative's bound on containerConcurrency
+_WHOLE = re.compile(r"[0-9]{1,9}")
+
+
+def max_concurrency_problem(annotations: Mapping[str, str]) -> str | None:
+    """What is wrong with the `ami.dev/max-concurrency` annotation, if anything."""
+    text = annotations.get(MAX_CONCURRENCY)
+    if text is None:
+        return None
+    if _WHOLE.fullmatch(text) and int(text) <= MAX_CONCURRENCY_LIMIT:
+        return None
+    return f"must be a whole number from 0 to {MAX_CONCURRENCY_LIMIT} (0: no limit)"
+
+
+def max_concurrency(annotations: Mapping[str, str]) -> int:
+    """The in-flight limit the annotation sets; 0 (no limit) when absent or invalid."""
+    if max_concurrency_problem(annotations) is not None:
+        return 0
+    return int(annotations.get(MAX_CONCURRENCY, "0"))
 
 
 _EXPANDED = "$(VAR) is expanded as in Kubernetes (docs/runtime.md)"

@@ -218,7 +218,8 @@ class Node:
                 and proxy.labels.get(REVISION_LABEL) == revision
                 and proxy.inbound
             ):
-                out.append(Target(runner.spec.id, proxy.inbound[0].listen_port))
+                port = proxy.inbound[0].listen_port
+                out.append(Target(runner.spec.id, port, proxy.max_concurrency))
         return out
 
     async def _sample(self) -> None:

@@ -25,7 +25,7 @@ from amimesh.agent.config import (
 from amimesh.identity.spiffe import TRUST_DOMAIN, workload_id
 from amimesh.model.proxy import AccessLogFormat, GatewayPort, InboundPort, Proxy, Upstream
 from amimesh.model.snapshot import Instance, MeshService
-from amimesh.resources.workload import Probe, Workload
+from amimesh.resources.workload import Probe, Workload, max_concurrency
 from amimesh.runtime.policy import RestartPolicy
 from amimesh.runtime.state import StateDir
 
@@ -44,6 +44,14 @@ BUNDLE_FILE = "trust-bundle.pem"
 PROXY_CONFIG_ANNOTATION = "proxy.istio.io/config"
 # Until the first ready, a workload without a probe is checked this often for its port.
 DEFAULT_TCP_PERIOD_S = 1.0
+# Envoy worker threads: Istio's sidecar default. A sidecar that limits the requests in
+# flight to its app (`ami.dev/max-concurrency`) runs one. Envoy's circuit breakers are
+# shared by its workers but each worker has connection pools of its own: a request
+# waiting in one worker's pool is not given the connection another worker frees, and
+# a worker with no connection opens one past `max_connections` only to have
+# `max_requests` refuse the request (a 503 where Knative would queue it).
+ENVOY_WORKERS = 2
+LIMITED_ENVOY_WORKERS = 1
 
 
 class PlanError(ValueError):
@@ -179,6 +187,7 @@ def workload_instance(
         admin_port=allocate(),
         access_log=access_log_path(state, iid),
         access_log_format=access_log_format,
+        max_concurrency=max_concurrency(workload.metadata.annotations),
     )
     cwd = (config_dir / spec.workingDir) if spec.workingDir else config_dir
     app = AppSpec(
@@ -210,6 +219,7 @@ def workload_instance(
         hold_app=holds_app(workload.metadata.annotations),
         trust_domain=trust_domain,
         telemetry_port=telemetry_port,
+        envoy_workers=LIMITED_ENVOY_WORKERS if proxy.max_concurrency else ENVOY_WORKERS,
     )
 
 
@@ -270,6 +280,7 @@ def _spec(
     trust_domain: str | None = TRUST_DOMAIN,
     telemetry_port: int = 0,
     hold_app: bool = False,
+    envoy_workers: int = ENVOY_WORKERS,
 ) -> InstanceSpec:
     home = state.instances / proxy.id
     identity = None
@@ -285,7 +296,9 @@ def _spec(
         proxy=proxy,
         xds=XdsSpec(port=xds_port, telemetry_port=telemetry_port),
         envoy=EnvoySpec(
-            bootstrap=str(home / "envoy.json"), log=str(state.logs / f"{proxy.id}.envoy.log")
+            bootstrap=str(home / "envoy.json"),
+            log=str(state.logs / f"{proxy.id}.envoy.log"),
+            concurrency=envoy_workers,
         ),
         app=app,
         grace_s=grace_s,

@@ -21,6 +21,12 @@ behind a Service of its name; a Route is a Service (the host `NAME.NS.svc.cluste
 in the mesh) and a VirtualService that splits its traffic between the revisions'
 Services, bound to the mesh and, unless `networking.knative.dev/visibility:
 cluster-local`, to the Knative ingress gateway at `NAME.NS.DOMAIN`.
+
+A revision's `containerConcurrency` is its Workload's `ami.dev/max-concurrency`: the
+instance's sidecar keeps at most that many requests in flight to the app and queues
+10 times as many, as Knative's queue-proxy does. Its `timeoutSeconds` (or a shorter
+`responseStartTimeoutSeconds`) is the route's per-try timeout: a request whose
+response has not started by then gets a 504; one that has started runs to its end.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from amimesh.resources import yaml_text
 from amimesh.resources.knative_pod import Container, Probe, RevisionSpec
 from amimesh.resources.kube import ConfigMap
 from amimesh.resources.meta import Resource
+from amimesh.resources.workload import MAX_CONCURRENCY
 
 SERVING = "serving.knative.dev"
 SERVICE_LABEL = f"{SERVING}/service"
@@ -58,6 +65,9 @@ CLUSTER_DOMAIN = "svc.cluster.local"
 DEFAULT_PORT = 8080
 ROUTE_PORT = 80
 DEFAULT_TIMEOUT_S = 300
+# The mesh's default retries (2), written out because a VirtualService carries its
+# per-try timeout in `retries`.
+ROUTE_RETRIES = 2
 # Knative's scale bounds and initial scale, before the autoscaler has a say.
 MIN_SCALE = "autoscaling.knative.dev/min-scale"
 INITIAL_SCALE = "autoscaling.knative.dev/initial-scale"
@@ -511,6 +521,8 @@ def _revision_resources(r: RevisionRecord, run: Run, replicas: int) -> list[dict
     if run.working_dir:
         workload_spec["workingDir"] = run.working_dir
     annotations = {f"{SERVING}/image": container.image} if container.image else {}
+    if spec.containerConcurrency:
+        annotations[MAX_CONCURRENCY] = str(spec.containerConcurrency)
     return [
         {
             "apiVersion": "ami.dev/v1alpha1",
@@ -609,10 +621,7 @@ def _route_resources(
         else {CONFIGURATION_LABEL: first.configuration}
     )
     labels = {**route.labels, ROUTE_LABEL: route.name}
-    timeout = max(
-        (by_name[(ns, t.revision)].spec.timeoutSeconds or DEFAULT_TIMEOUT_S for t in targets),
-        default=DEFAULT_TIMEOUT_S,
-    )
+    timeout = max(response_start_timeout(by_name[(ns, t.revision)].spec) for t in targets)
     out = [_service(ns, route.name, selector, port, protocol, labels)]
     split = [t for t in targets if t.percent > 0]
     out.append(
@@ -626,6 +635,13 @@ def _route_resources(
         whole = [replace(t, percent=100)]
         out.append(_virtual_service(ns, name, name, whole, domain, external, timeout, labels, via))
     return out
+
+
+def response_start_timeout(spec: RevisionSpec) -> int:
+    """Seconds a request to the revision waits for its response to start before a 504:
+    `timeoutSeconds` (300 by default), or `responseStartTimeoutSeconds` when shorter."""
+    timeout = spec.timeoutSeconds or DEFAULT_TIMEOUT_S
+    return min(timeout, spec.responseStartTimeoutSeconds or timeout)
 
 
 def _virtual_service(
@@ -648,7 +664,15 @@ def _virtual_service(
     for t in split:  # two targets on one revision add up
         weights[t.revision] = weights.get(t.revision, 0) + t.percent
     route = [_destination(ns, rev, w, (ns, rev) in via) for rev, w in weights.items()]
-    http: dict[str, Any] = {"route": route, "timeout": f"{timeout_s}s"}
+    # Not the route's `timeout`: Envoy's runs to the end of the response and, once the
+    # response has started, can only reset the stream, so a slow body would be cut off
+    # mid-way. A per-try timeout ends with a 504 only a request whose response has not
+    # started (Envoy lets a started one run on); no retry condition of the mesh's
+    # default retries covers it, so a timed-out request is not sent again.
+    http: dict[str, Any] = {
+        "route": route,
+        "retries": {"attempts": ROUTE_RETRIES, "perTryTimeout": f"{timeout_s}s"},
+    }
     return {
         "apiVersion": "networking.istio.io/v1",
         "kind": "VirtualService",

@@ -88,6 +88,22 @@ def circuit_breakers(
     return circuit_breaker_pb2.CircuitBreakers(thresholds=[t])
 
 
+def concurrency_limit(n: int) -> circuit_breaker_pb2.CircuitBreakers:
+    """At most `n` requests in flight to an HTTP/1.1 upstream, 10 × `n` more waiting for
+    a connection, a 503 (`x-envoy-overloaded`) beyond: Knative's queue-proxy breaker
+    (queue depth 10 × containerConcurrency). HTTP/1.1 carries one request per connection
+    at a time, so `n` connections are `n` requests; a request finding them all busy
+    waits in the pool's pending queue until one is free. `max_requests` holds the
+    bound even where Envoy opens a connection past `max_connections` (it gives each
+    pool at least one)."""
+    t = circuit_breaker_pb2.CircuitBreakers.Thresholds(track_remaining=True)
+    t.max_connections.value = n
+    t.max_pending_requests.value = 10 * n
+    t.max_requests.value = n
+    t.max_retries.value = MAX_THRESHOLD
+    return circuit_breaker_pb2.CircuitBreakers(thresholds=[t])
+
+
 def connect_timeout(pool: net.ConnectionPoolSettings | None) -> duration_pb2.Duration:
     tcp = pool.tcp if pool is not None else None
     if tcp is not None and tcp.connectTimeout is not None:

@@ -6,7 +6,11 @@ DestinationRule subset, `outbound|PORT|SUBSET|HOST`, with the rule's traffic pol
 (`cluster_external`) and its transport: auto mutual TLS or the rule's `tls`
 (`cluster_tls`). HTTP2 and GRPC ports talk HTTP/2 upstream, HTTP ports HTTP/1.1.
 
-Inbound: `inbound|PORT||`, the local app behind each of the proxy's inbound ports.
+Inbound: `inbound|PORT||`, the local app behind each of the proxy's inbound ports. A
+proxy with a `max_concurrency` (the Workload's `ami.dev/max-concurrency`) gets circuit
+breakers on its HTTP ports' clusters that keep at most that many requests in flight to
+the app and queue 10 times as many (`cluster_policy.concurrency_limit`); HTTP2, GRPC
+and TCP ports are not limited.
 
 Envoy hashes for consistent-hash balancing on the route: routes call
 `hash_policy_for` to get the hash policy matching a cluster's `consistentHash`.
@@ -91,12 +95,14 @@ def outbound_clusters(snap: Snapshot) -> list[Cluster]:
     ]
 
 
-def _inbound(p: InboundPort) -> Cluster:
+def _inbound(p: InboundPort, max_concurrency: int) -> Cluster:
     name = names.inbound_cluster(p.port)
     c = Cluster(name=name, type=Cluster.STATIC)
     app = Endpoint(address=LOCALHOST, port=p.app_port)
     c.load_assignment.CopyFrom(endpoints.load_assignment(name, [app]))
     cluster_policy.apply(c, None, p.protocol)
+    if max_concurrency > 0 and p.protocol.upper() == "HTTP":
+        c.circuit_breakers.CopyFrom(cluster_policy.concurrency_limit(max_concurrency))
     return c
 
 
@@ -104,7 +110,7 @@ def inbound_clusters(proxy: Proxy) -> list[Cluster]:
     """One cluster per inbound port of a sidecar: the app on 127.0.0.1:app_port."""
     if proxy.kind != "sidecar":
         return []
-    return [_inbound(p) for p in proxy.inbound]
+    return [_inbound(p, proxy.max_concurrency) for p in proxy.inbound]
 
 
 def hash_policy_for(snap: Snapshot, host: str, subset: str | None = None) -> list[HashPolicy]:
