@@ -461,9 +461,6 @@ CASES: list[tuple[str, str, list[str]]] = [
         [
             f'{ANN}min-scale"]: must be from 0 to 2147483647, got "-1"',
             f'{ANN}max-scale"]: must be a whole number, got "two"',
-            f"{ANN}initial-scale\"]: 0 is not allowed: config-autoscaler's "
-            "allow-zero-initial-scale is off (Knative's default), so a revision starts with "
-            "at least one instance",
             f'{ANN}activation-scale"]: activation-scale=1 must be greater than 1',
         ],
     ),

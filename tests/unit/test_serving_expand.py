@@ -238,3 +238,24 @@ def test_a_route_to_a_missing_revision_is_not_ready() -> None:
     out = expand(ksvc(traffic=traffic), [], now=1.0)
     cond = out.status[("Route", "shop", "hello")]["conditions"][0]
     assert cond["status"] == "False" and "hello-09999" in cond["message"]
+
+
+ZERO = """---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: config-autoscaler, namespace: knative-serving}
+data: {allow-zero-initial-scale: "true"}
+"""
+
+
+def test_a_revision_may_start_at_zero_when_the_mesh_allows_it() -> None:
+    meta = '{annotations: {autoscaling.knative.dev/initial-scale: "0"}}'
+    refused = expand(ksvc(meta=meta), [], now=1.0)
+    assert by_kind(refused.derived, "Workload")["hello-00001"]["spec"]["replicas"] == 1
+    zero = expand(ksvc(meta=meta, extra=ZERO), [], activator_port=4000, now=1.0)
+    assert by_kind(zero.derived, "Workload")["hello-00001"]["spec"]["replicas"] == 0
+    (route,) = by_kind(zero.derived, "VirtualService")["hello"]["spec"]["http"][0]["route"]
+    assert route["destination"]["host"] == "activator-service.knative-serving.svc.cluster.local"
+    assert route["headers"]["request"]["set"]["Knative-Serving-Revision"] == "hello-00001"
+    status = zero.status[("Service.serving.knative.dev", "shop", "hello")]
+    assert status["conditions"][1] == {"type": "Ready", "status": "True"}

@@ -83,8 +83,10 @@ def _no_autoscaling(annotations: Mapping[str, str]) -> Iterator[Issue]:
 
 def autoscaling_issues(annotations: Mapping[str, str], loc: Loc) -> Iterator[Issue]:
     """The revision annotations the autoscaler reads, checked with Knative's rules and
-    its default `config-autoscaler`, and no unknown autoscaling key."""
-    _settings, problems = autoscaling.read_autoscaling(annotations)
+    its default `config-autoscaler`, and no unknown autoscaling key. `initial-scale: 0`
+    passes here: whether the mesh allows it is its `config-autoscaler`'s say
+    (`allow-zero-initial-scale`), which the control plane reads when it scales."""
+    _settings, problems = autoscaling.read_autoscaling(annotations, allow_zero_initial_scale=True)
     for key, message in autoscaling.unknown_keys(annotations) + problems:
         yield Issue((*loc, key), message)
 

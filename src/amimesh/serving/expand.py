@@ -70,7 +70,10 @@ DEFAULT_TIMEOUT_S = 300
 ROUTE_RETRIES = 2
 # Knative's scale bounds and initial scale, before the autoscaler has a say.
 MIN_SCALE = "autoscaling.knative.dev/min-scale"
+MIN_SCALE_OLD = "autoscaling.knative.dev/minScale"
 INITIAL_SCALE = "autoscaling.knative.dev/initial-scale"
+INITIAL_SCALE_OLD = "autoscaling.knative.dev/initialScale"
+AUTOSCALER_CONFIG = "config-autoscaler"
 
 
 @dataclass(frozen=True)
@@ -246,12 +249,22 @@ def expand(
     ready_set = now_ready | set(ready_once)
     configs, routes = _owners(resources)
     configmaps = [r for r in resources if isinstance(r, ConfigMap)]
+    autoscaler = next(
+        (
+            cm.data
+            for cm in configmaps
+            if cm.namespace == KNATIVE_NAMESPACE and cm.name == AUTOSCALER_CONFIG
+        ),
+        {},
+    )
     out = Expanded(history=list(history))
     errors: dict[tuple[str, str], str] = {}
     for c in configs:
         problem = _revise(out.history, c, now)
         if problem:
             errors[(c.namespace, c.name)] = problem
+    # A revision allowed to start at zero is Ready with no instance, as in Knative.
+    ready_set |= {(r.namespace, r.name) for r in out.history if _initial_scale(r, autoscaler) == 0}
     by_name = {(r.namespace, r.name): r for r in out.history}
     latest_created: dict[tuple[str, str], RevisionRecord] = {}
     latest_ready: dict[tuple[str, str], RevisionRecord] = {}
@@ -280,7 +293,8 @@ def expand(
     for r in out.history:
         wanted = (scale or {}).get((r.namespace, r.name))
         if wanted is None:
-            wanted = _initial_scale(r) if (r.namespace, r.name) in out.active else 0
+            active = (r.namespace, r.name) in out.active
+            wanted = _initial_scale(r, autoscaler) if active else 0
         run = runnable(_serving_container(r.spec), images)
         if isinstance(run, str):
             out.status[("Revision", r.namespace, r.name)] = _revision_status(r, ready_set, run)
@@ -370,15 +384,24 @@ def _revise(history: list[RevisionRecord], c: _Config, now: float) -> str:
     return ""
 
 
-def _initial_scale(r: RevisionRecord) -> int:
+def _initial_scale(r: RevisionRecord, autoscaler: Mapping[str, str]) -> int:
+    """Instances a revision starts with, as Knative's `GetInitialScale`: its
+    `initial-scale` (0 only when `config-autoscaler` says `allow-zero-initial-scale`),
+    else the config's `initial-scale` (1), and never below its `min-scale`."""
     annotations = r.annotations
-    values = []
-    for key in (INITIAL_SCALE, MIN_SCALE):
+
+    def number(text: str | None) -> int | None:
         try:
-            values.append(int(annotations.get(key, "")))
+            return int(text) if text is not None else None
         except ValueError:
-            continue
-    return max([1, *values])
+            return None
+
+    allow_zero = autoscaler.get("allow-zero-initial-scale", "").strip().lower() == "true"
+    initial = number(annotations.get(INITIAL_SCALE, annotations.get(INITIAL_SCALE_OLD)))
+    if initial is None or (initial == 0 and not allow_zero):
+        initial = number(autoscaler.get("initial-scale")) or 1
+    low = number(annotations.get(MIN_SCALE, annotations.get(MIN_SCALE_OLD))) or 0
+    return max(initial, low)
 
 
 def _serving_container(spec: RevisionSpec) -> Container:
