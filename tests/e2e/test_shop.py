@@ -41,9 +41,12 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
         yield shop
         # `ami down` stops everything gracefully and leaves no process behind.
         descendants = psutil.Process(shop.proc.pid).children(recursive=True)
-        # The control plane, the node agent, and an Envoy and an app per instance;
-        # the gateway has no app.
-        assert len(descendants) == 2 + 2 * 10 + 1
+        # The control plane, the node agent, and an Envoy and an app per instance (ten
+        # workloads', and the serverless one's while it runs); the gateway has no app.
+        rows = shop.api_get("/api/v1/status")["instances"]
+        sidecars = [r for r in rows if r["kind"] == "sidecar"]
+        assert len(sidecars) >= 10
+        assert len(descendants) == 2 + 2 * len(sidecars) + 1
         shop.down()
         _gone, alive = psutil.wait_procs(descendants, timeout=10)
         assert alive == [], [p.pid for p in alive]
@@ -253,3 +256,21 @@ def test_mirroring_copies_to_v2(shop: Shop, task: None) -> None:
     before = log.read_text().count("-shadow")
     assert {reviews_version(shop.page()) for _ in range(10)} == {"v1"}
     wait_for(lambda: log.read_text().count("-shadow") >= before + 10)
+
+
+def test_the_serverless_recommendations_start_at_zero_and_answer(shop: Shop) -> None:
+    """The shop's Knative Service starts with no instance; its first request waits at
+    the activator while one starts, and is answered by the revision."""
+    rows = shop.api_get("/api/v1/status")["instances"]
+    assert not [r for r in rows if r["workload"].startswith("recommendations-")]
+    with httpx.Client(trust_env=False, timeout=30) as http:
+        r = http.get(
+            shop.gateway + "recommendations/1",
+            headers={"Host": "recommendations.default.shop.example"},
+        )
+    assert r.status_code == 200, r.text
+    assert r.json() == {"id": 1, "also": [2, 4], "revision": "recommendations-00001"}
+    rows = shop.api_get("/api/v1/status")["instances"]
+    assert [r["workload"] for r in rows if r["workload"].startswith("recommendations-")] == [
+        "recommendations-00001"
+    ]

@@ -37,6 +37,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from amimesh.resources import istio_gateway as gw
 from amimesh.resources import knative_serving as ks
 from amimesh.resources import yaml_text
 from amimesh.resources.knative_pod import Container, Probe, RevisionSpec
@@ -303,7 +304,7 @@ def expand(
         out.derived += _revision_resources(r, run, wanted)
         out.status[("Revision", r.namespace, r.name)] = _revision_status(r, ready_set)
     if gateway_hosts:
-        out.derived.append(_ingress_gateway())
+        out.derived.append(_ingress_gateway(_ingress_port(resources)))
     if activator_port and routes:
         out.derived.append(_activator_entry(activator_port))
     for c in configs:
@@ -734,7 +735,21 @@ def _activator_entry(port: int) -> dict[str, Any]:
     }
 
 
-def _ingress_gateway() -> dict[str, Any]:
+def _ingress_port(resources: Iterable[Resource]) -> int:
+    """The port Knative's routes take on the ingress gateway: the first plain HTTP port
+    a user's Gateway already opens there (one URL for the mesh's apps and its Knative
+    Services, told apart by Host), else Knative's 80."""
+    ports = sorted(
+        s.port.number
+        for r in resources
+        if isinstance(r, gw.Gateway) and r.spec.selector.get("istio") == "ingressgateway"
+        for s in r.spec.servers
+        if s.port.protocol.upper() == "HTTP"
+    )
+    return ports[0] if ports else ROUTE_PORT
+
+
+def _ingress_gateway(port: int) -> dict[str, Any]:
     return {
         "apiVersion": "networking.istio.io/v1",
         "kind": "Gateway",
@@ -742,7 +757,7 @@ def _ingress_gateway() -> dict[str, Any]:
         "spec": {
             "selector": {"istio": "ingressgateway"},
             "servers": [
-                {"port": {"number": ROUTE_PORT, "name": "http", "protocol": "HTTP"}, "hosts": ["*"]}
+                {"port": {"number": port, "name": "http", "protocol": "HTTP"}, "hosts": ["*"]}
             ],
         },
     }

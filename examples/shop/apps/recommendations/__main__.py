@@ -1,0 +1,3 @@
+from recommendations.app import main
+
+main()
