@@ -88,13 +88,17 @@ class AgentProc:
                 await identities.close()
 
     def next(self, *, probes: bool = False) -> dict[str, object]:
-        """The next event; a failing probe's news (`probe`) only if `probes`."""
+        """The next event; a failing probe's news (`probe`) only if `probes`. Envoy's
+        process starting (`envoy-started`, for the pid record) is news of its own,
+        never the state's: it is left out."""
         while True:
             try:
                 event = self.events.get(timeout=30)
             except queue.Empty:
                 raise AssertionError(f"no event; events so far: {self.seen}") from None
             self.seen.append(event)
+            if event["event"] == "envoy-started":
+                continue
             if probes or event["event"] != "probe":
                 return dict(event)
 
