@@ -232,6 +232,97 @@ async def test_a_knative_service_is_apart_from_the_core_service_of_its_name(
     assert other["deleted"] == ["Service/default/reviews"]
 
 
+def ksvc(image: str, traffic: str = "") -> str:
+    return f"""
+apiVersion: serving.knative.dev/v1
+kind: Service
+metadata: {{name: hello}}
+spec:
+  template:
+    spec:
+      containers: [{{image: {image}, command: [python3, app.py]}}]
+{traffic}"""
+
+
+async def names(client: Client, kind: str) -> list[str]:
+    got = await call(client, "GET", "/api/v1/resources", params={"kind": kind})
+    return [i["metadata"]["name"] for i in got["items"]]
+
+
+async def test_knative_revisions_and_a_service_s_route_are_listed(
+    client: Client, cp: ControlPlane
+) -> None:
+    await call(client, "POST", "/api/v1/apply", data=ksvc("example.com/hello"))
+    cp.serving.reconcile()  # as the controller does on every change
+    (rev,) = (await call(client, "GET", "/api/v1/resources?kind=rev"))["items"]
+    assert rev["source"] == "serving"
+    assert rev["metadata"]["labels"] == {
+        "serving.knative.dev/configuration": "hello",
+        "serving.knative.dev/configurationGeneration": "1",
+        "serving.knative.dev/routingState": "active",
+        "serving.knative.dev/service": "hello",
+    }
+    assert rev["spec"]["containers"][0]["image"] == "example.com/hello"
+    assert rev["status"]["conditions"][0]["type"] == "Ready"
+    (route,) = (await call(client, "GET", "/api/v1/resources?kind=rt"))["items"]
+    assert route["spec"]["traffic"] == [
+        {"configurationName": "hello", "latestRevision": True, "percent": 100}
+    ]
+    assert route["status"]["url"] == "http://hello.default.svc.cluster.local"
+    assert await names(client, "config") == ["hello"]
+    (svc,) = (await call(client, "GET", "/api/v1/resources?kind=ksvc"))["items"]
+    assert svc["metadata"]["creationTimestamp"] == rev["metadata"]["creationTimestamp"]
+    everything = await call(client, "GET", "/api/v1/resources?namespace=default")
+    kinds = {i["kind"] for i in everything["items"] if i["source"] == "serving"}
+    assert {"Revision", "Route", "Configuration", "Workload"} <= kinds
+    assert await names(client, "rev") == ["hello-00001"]
+    none = await call(client, "GET", "/api/v1/resources?kind=rev&namespace=other")
+    assert none["items"] == []
+
+
+async def test_a_revision_is_deleted_only_when_nothing_needs_it(
+    client: Client, cp: ControlPlane
+) -> None:
+    await call(client, "POST", "/api/v1/apply", data=ksvc("example.com/hello"))
+    cp.serving.reconcile()
+    pinned = "  traffic: [{revisionName: hello-00001, percent: 100}]"
+    await call(client, "POST", "/api/v1/apply", data=ksvc("example.com/hello:2", pinned))
+    cp.serving.reconcile()
+    assert await names(client, "rev") == ["hello-00001", "hello-00002"]
+    body = await call(client, "DELETE", "/api/v1/resources/rev/default/hello-00001", status=409)
+    assert body["errors"] == [
+        "revision default/hello-00001 is referenced by the traffic of route hello: move its "
+        "traffic and tags elsewhere first"
+    ]
+    body = await call(client, "DELETE", "/api/v1/resources/rev/default/hello-00002", status=409)
+    assert "is the latest of configuration hello" in body["errors"][0]
+    await call(client, "POST", "/api/v1/apply", data=ksvc("example.com/hello:2"))
+    cp.serving.reconcile()
+    body = await call(client, "DELETE", "/api/v1/resources/rev/default/hello-00001")
+    assert body["deleted"] == ["Revision/default/hello-00001"]
+    assert await names(client, "rev") == ["hello-00002"]
+    await call(client, "DELETE", "/api/v1/resources/rev/default/hello-00001", status=404)
+    # Deleting the Service deletes its revisions, as Kubernetes' garbage collector would.
+    body = await call(client, "DELETE", "/api/v1/resources/ksvc/default/hello")
+    assert body["notes"] == [
+        "Service.serving.knative.dev/default/hello: its revisions deleted with it: hello-00002"
+    ]
+    assert await names(client, "rev") == [] and await names(client, "rt") == []
+    assert cp.serving.revisions() == []
+
+
+async def test_a_service_from_a_file_keeps_its_revisions(client: Client, cp: ControlPlane) -> None:
+    cp.store.set_source("k.yaml", parse_documents(ksvc("example.com/hello"), "k.yaml"))
+    cp.serving.reconcile()
+    await call(client, "POST", "/api/v1/apply", data=ksvc("example.com/hello:2"))
+    cp.serving.reconcile()
+    body = await call(client, "DELETE", "/api/v1/resources/ksvc/default/hello")
+    assert body["notes"] == [
+        "Service.serving.knative.dev/default/hello: the version in k.yaml is in force again"
+    ]
+    assert await names(client, "rev") == ["hello-00001", "hello-00002"]
+
+
 async def test_resources_from_files_cannot_be_deleted(client: Client, cp: ControlPlane) -> None:
     cp.store.set_source("shop/reviews.yaml", parse_documents(REVIEWS, "shop/reviews.yaml"))
     body = await call(client, "DELETE", "/api/v1/resources/svc/default/reviews", status=409)

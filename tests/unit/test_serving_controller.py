@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from amimesh.config.store import Store
-from amimesh.controlplane.serving import SOURCE, ServingController
+from amimesh.controlplane.serving import SOURCE, RevisionInUse, ServingController
 from amimesh.model.snapshot import Instance
 from amimesh.resources import VirtualService, Workload, parse_documents
+from amimesh.serving import objects
 from amimesh.serving.expand import ACTIVATOR_HOST
 
 KSVC = """
@@ -125,3 +128,36 @@ def test_scale_to_zero_through_the_activator_and_back() -> None:
     assert serving.scale_of("default", "hello-00001") == 1
     assert workloads(store)["hello-00001"].spec.replicas == 1
     assert not serving.activate("default", "hello-09999")
+
+
+def test_deleted_revisions_stay_deleted_across_restarts(tmp_path: Path) -> None:
+    store = Store()
+    path = tmp_path / "revisions.json"
+    serving = ServingController(store, path, clock=lambda: 5.0)
+    store.set_source("t.yaml", parse_documents(KSVC, "t.yaml"))
+    serving.reconcile()
+    store.set_source("t.yaml", parse_documents(KSVC.replace("hello,", "hello:2,"), "t.yaml"))
+    serving.reconcile()
+    states = {
+        o["metadata"]["name"]: o["metadata"]["labels"]["serving.knative.dev/routingState"]
+        for o in serving.objects()
+        if o["kind"] == "Revision"
+    }
+    # None is ready yet: the route takes the latest created.
+    assert states == {"hello-00001": "reserve", "hello-00002": "active"}
+    with pytest.raises(RevisionInUse, match="referenced by the traffic of route hello"):
+        serving.delete_revision("default", "hello-00002")
+    assert serving.delete_revision("default", "hello-00001")
+    assert not serving.delete_revision("default", "hello-00001")
+    assert "hello-00001" not in workloads(store)
+    assert [r.name for r in ServingController(Store(), path).history] == ["hello-00002"]
+    # In force still: nothing to forget. Gone: its revisions go too.
+    assert serving.forget("default", "hello") == []
+    store.remove_source("t.yaml")
+    assert serving.forget("default", "hello") == ["hello-00002"]
+    assert ServingController(Store(), path).history == []
+    assert workloads(store) == {}
+
+
+def test_timestamps_are_kubernetes_s() -> None:
+    assert objects.timestamp(1_700_000_000.7) == "2023-11-14T22:13:20Z"

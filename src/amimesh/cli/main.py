@@ -22,6 +22,9 @@ COMMANDS = (
     "apply",
     "get",
     "delete",
+    "service",
+    "revision",
+    "route",
     "logs",
     "top",
     "traces",
@@ -57,8 +60,32 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def dash_values(argv: Sequence[str]) -> list[str]:
+    """`--arg --bind` as `--arg=--bind`, for the flags a command lists in `DASH_VALUES`:
+    kn's flag parser takes the next word as the value whatever it starts with, where
+    argparse would take `--bind` for a flag of its own."""
+    out = list(argv)
+    if not out or out[0].replace("-", "_") not in COMMANDS:
+        return out
+    module = importlib.import_module(f"amimesh.cli.cmd_{out[0].replace('-', '_')}")
+    flags = getattr(module, "DASH_VALUES", ())
+    glued: list[str] = []
+    i = 0
+    while i < len(out):
+        if out[i] == "--":
+            glued += out[i:]
+            break
+        if out[i] in flags and i + 1 < len(out):
+            glued.append(f"{out[i]}={out[i + 1]}")
+            i += 2
+        else:
+            glued.append(out[i])
+            i += 1
+    return glued
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args = parser().parse_args(dash_values(sys.argv[1:] if argv is None else argv))
     code: int = args.run(args)
     return code
 

@@ -7,9 +7,14 @@ runtime, granting one SPIFFE ID), never the API token.
 
     GET    /api/v1/status                          resources, config errors, proxies, instances
     GET    /api/v1/resources?kind=&namespace=&name=
+                                                   (and what the Knative controller made:
+                                                   Revisions, each Service's Configuration
+                                                   and Route)
     POST   /api/v1/apply?source=NAME               YAML body; all or nothing
     POST   /api/v1/delete?source=NAME              YAML body; deletes those resources
     DELETE /api/v1/resources/{kind}/{namespace}/{name}
+                                                   (a Knative Service's revisions go with it;
+                                                   a revision only when no route needs it)
     GET    /api/v1/proxies                         connected proxies and their xDS sync state
     GET    /api/v1/analyze                         findings of `model.analyze`
     PUT    /api/v1/instances/{id}                  register a live instance (JSON body)
@@ -41,13 +46,17 @@ from aiohttp import web
 
 from amimesh.config.store import API_SOURCE, Key
 from amimesh.controlplane import api_json, api_kinds, api_metrics, api_traces, api_yaml, nodes
+from amimesh.controlplane.serving import SOURCE as SERVING_SOURCE
+from amimesh.controlplane.serving import RevisionInUse
 from amimesh.dashboard import web as dashboard_web
 from amimesh.identity import csr as csr_mod
 from amimesh.identity.ca import CaError
 from amimesh.identity.service import NamesNotGranted, NotGranted, UnknownToken
 from amimesh.model import analyze
 from amimesh.resources import ParseResult, Service, Workload
+from amimesh.resources import knative_serving as ks
 from amimesh.resources.istio_gateway import Gateway
+from amimesh.serving import objects
 
 if TYPE_CHECKING:
     from amimesh.controlplane.server import ControlPlane
@@ -56,6 +65,9 @@ if TYPE_CHECKING:
 # (their ports) and Gateways (the ingress gateway's ports and credentials). Routing and
 # policy reach the proxies by xDS; the node neither needs nor parses them.
 NODE_KINDS = frozenset((m.API_GROUP, m.KIND) for m in (Workload, Service, Gateway))
+
+# Deleting one of these (through the API) deletes the revisions it made.
+OWNERS_OF_REVISIONS = frozenset((ks.Service.qualified_kind(), ks.Configuration.qualified_kind()))
 
 log = logging.getLogger(__name__)
 
@@ -205,20 +217,38 @@ class Api:
                 group_kind = api_kinds.resolve(q["kind"])
             except api_kinds.UnknownKindName as err:
                 return _errors([str(err)])
-        store = self.cp.store
-        items = []
-        for r in sorted(store.resources(), key=lambda r: r.key):
+        store, serving = self.cp.store, self.cp.serving
+
+        def wanted(ns: str, name: str) -> bool:
+            return (not q.get("namespace") or ns == q["namespace"]) and (
+                not q.get("name") or name == q["name"]
+            )
+
+        found: list[tuple[Key, dict[str, Any]]] = []
+        for r in store.resources():
             if group_kind is not None and (r.API_GROUP, r.kind) != group_kind:
                 continue
-            if q.get("namespace") and r.namespace != q["namespace"]:
-                continue
-            if q.get("name") and r.name != q["name"]:
+            if not wanted(r.namespace, r.name):
                 continue
             item = api_json.resource_json(r, store.source_of(r.key))
-            status = self.cp.serving.status_of(r.key)
+            status = serving.status_of(r.key)
             if status is not None:
                 item["status"] = status
-            items.append(item)
+            created = serving.created_of(r.key)
+            if created is not None:
+                item["metadata"].setdefault("creationTimestamp", objects.timestamp(created))
+            found.append((r.key, item))
+        # What the controller made (Revisions; each Knative Service's Configuration
+        # and Route), listed beside what was written; a written one of a name wins.
+        taken = {key for key, _ in found}
+        for obj in serving.objects():
+            meta = obj["metadata"]
+            key = (obj["kind"], meta["namespace"], meta["name"])
+            if group_kind not in (None, (ks.SERVING_GROUP, obj["kind"])) or key in taken:
+                continue
+            if wanted(meta["namespace"], meta["name"]):
+                found.append((key, {**obj, "source": SERVING_SOURCE}))
+        items = [item for _, item in sorted(found, key=lambda pair: pair[0])]
         return _json({"kind": group_kind[1] if group_kind else None, "items": items})
 
     async def analyze(self, request: web.Request) -> web.Response:
@@ -267,6 +297,25 @@ class Api:
                 deleted.append(ref)
                 if source is not None:
                     notes.append(f"{ref}: the version in {source} is in force again")
+                elif key[0] in OWNERS_OF_REVISIONS:
+                    revisions = self.cp.serving.forget(key[1], key[2])
+                    if revisions:
+                        notes.append(
+                            f"{ref}: its revisions deleted with it: {', '.join(revisions)}"
+                        )
+            elif key[0] == "Revision" and source is None:
+                # One the controller made: deleted there, unless a route needs it.
+                try:
+                    found = self.cp.serving.delete_revision(key[1], key[2])
+                except RevisionInUse as err:
+                    errors.append(str(err))
+                    status = 409
+                    continue
+                if found:
+                    deleted.append(ref)
+                else:
+                    errors.append(f"{ref} not found")
+                    status = 404 if status == 200 else status
             elif source is not None:
                 errors.append(
                     f"{ref} is defined in {source}: it cannot be deleted through the API; "

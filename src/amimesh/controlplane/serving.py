@@ -7,6 +7,9 @@ mesh resources that run and route them into the store, and knows their status.
     serving.observe(node, {instance_id: in_flight, ...})   # node agents, every second
     await serving.autoscale()         # the KPA, a tick a second, a decision every two
     serving.status_of(key)            # Knative's status of a Service, Route, ...
+    serving.objects()                 # revisions, a Service's Configuration and Route
+    serving.delete_revision(ns, name) # one no route references (RevisionInUse if one does)
+    serving.forget(ns, configuration) # a deleted configuration's revisions go with it
 
 The derived resources are the store's source `serving`: `ami get` shows them beside
 what users wrote, and node agents and proxies take them as any other config. The
@@ -37,6 +40,7 @@ from typing import Any
 
 from amimesh.config.store import Store
 from amimesh.resources import ParseResult, parse_object
+from amimesh.resources import knative_serving as ks
 from amimesh.resources.kube import ConfigMap
 from amimesh.resources.meta import Resource
 from amimesh.serving.expand import KNATIVE_NAMESPACE, REVISION_LABEL, RevisionRecord, expand
@@ -46,6 +50,7 @@ from amimesh.serving.kpa.autoscaler import Autoscaler
 from amimesh.serving.kpa.autoscaler_config import SettingsError
 from amimesh.serving.kpa.decider import initial_excess_burst_capacity
 from amimesh.serving.kpa.scaling_settings import ScalingSettings, scaling_settings
+from amimesh.serving.objects import owned_objects, referenced, revision_object
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +63,11 @@ DECIDE_EVERY = 2  # a decision every two ticks (Knative's tick interval: 2 s)
 STALE_S = 5.0
 
 Key = tuple[str, str, str]
+
+
+class RevisionInUse(Exception):
+    """A revision that cannot be deleted: a route references it, or it is its
+    configuration's latest (the controller would make it again)."""
 
 
 @dataclass
@@ -107,6 +117,103 @@ class ServingController:
 
     def revisions(self) -> list[RevisionRecord]:
         return list(self.history)
+
+    def objects(self) -> list[dict[str, Any]]:
+        """What the controller made, as Knative's API shows it (`kubectl get -o json`),
+        each with its status: the Configuration and the Route of every Knative Service,
+        then every revision, in order of creation."""
+        out: list[dict[str, Any]] = []
+        for svc in self.store.resources():
+            if isinstance(svc, ks.Service) and self.store.source_of(svc.key) != SOURCE:
+                ns, name = svc.namespace, svc.name
+                out += owned_objects(
+                    svc,
+                    self._status.get(("Configuration", ns, name)),
+                    self._status.get(("Route", ns, name)),
+                    self.created_of(svc.key),
+                )
+        routed = referenced(self._status)
+        for r in self.history:
+            status = self._status.get(("Revision", r.namespace, r.name))
+            routing = f"{r.namespace}/{r.name}" in routed
+            out.append(revision_object(r, status, routed=routing))
+        return out
+
+    def created_of(self, key: Key) -> float | None:
+        """When the Knative Service, Configuration or Route `key` got its first
+        revision (epoch seconds): when the controller first made something of it.
+        None for anything else, or before its first revision."""
+        kind, ns, name = key
+        if kind not in (ks.Service.qualified_kind(), "Configuration", "Route"):
+            return None
+        for r in self.history:  # in order of creation
+            if r.namespace == ns and r.configuration == name:
+                return r.created
+        return None
+
+    # --- deleting ------------------------------------------------------------------------
+
+    def delete_revision(self, namespace: str, name: str) -> bool:
+        """Forget revision `name`, as deleting a Knative Revision does: False if there
+        is none; `RevisionInUse`, saying why, if a route references it or it is the
+        latest of a configuration in force."""
+        found = next((r for r in self.history if (r.namespace, r.name) == (namespace, name)), None)
+        if found is None:
+            return False
+        routes = referenced(self._status).get(f"{namespace}/{name}")
+        if routes:
+            raise RevisionInUse(
+                f"revision {namespace}/{name} is referenced by the traffic of route "
+                f"{', '.join(sorted(routes))}: move its traffic and tags elsewhere first"
+            )
+        mine = [
+            r
+            for r in self.history
+            if (r.namespace, r.configuration) == (namespace, found.configuration)
+        ]
+        if mine[-1] is found and self._in_force(namespace, found.configuration):
+            raise RevisionInUse(
+                f"revision {namespace}/{name} is the latest of configuration "
+                f"{found.configuration}: Knative would make it again; change the template "
+                "to make a newer one, or delete the configuration (or its Service)"
+            )
+        self._drop({(namespace, name)})
+        log.info("revision %s/%s deleted", namespace, name)
+        return True
+
+    def forget(self, namespace: str, configuration: str) -> list[str]:
+        """The Knative Service or Configuration `configuration` was deleted: its
+        revisions go with it, as Kubernetes' garbage collector deletes what an object
+        owns. Nothing if one of that name is still in force (a config file's). The
+        names of the revisions deleted."""
+        if self._in_force(namespace, configuration):
+            return []
+        gone = [
+            r.name
+            for r in self.history
+            if (r.namespace, r.configuration) == (namespace, configuration)
+        ]
+        if gone:
+            self._drop({(namespace, n) for n in gone})
+            log.info("revisions of %s/%s deleted: %s", namespace, configuration, ", ".join(gone))
+        return gone
+
+    def _in_force(self, namespace: str, configuration: str) -> bool:
+        return any(
+            isinstance(r, ks.Service | ks.Configuration)
+            and (r.namespace, r.name) == (namespace, configuration)
+            for r in self.store.resources()
+        )
+
+    def _drop(self, keys: set[tuple[str, str]]) -> None:
+        self.history = [r for r in self.history if (r.namespace, r.name) not in keys]
+        self._ready_once -= keys
+        for key in keys:
+            self._kpa.pop(key, None)
+            self._scale.pop(key, None)
+            self._through.discard(key)
+        self._save()
+        self.reconcile()
 
     # --- reconciling ---------------------------------------------------------------------
 
