@@ -259,3 +259,11 @@ def test_a_revision_may_start_at_zero_when_the_mesh_allows_it() -> None:
     assert route["headers"]["request"]["set"]["Knative-Serving-Revision"] == "hello-00001"
     status = zero.status[("Service.serving.knative.dev", "shop", "hello")]
     assert status["conditions"][1] == {"type": "Ready", "status": "True"}
+
+
+def test_a_removed_service_runs_nothing_but_keeps_its_revisions() -> None:
+    out = expand(ksvc(), [], now=1.0)
+    gone = expand([], out.history, now=2.0)
+    assert [r.name for r in gone.history] == ["hello-00001"]
+    assert by_kind(gone.derived, "Workload")["hello-00001"]["spec"]["replicas"] == 0
+    assert "VirtualService" not in {d["kind"] for d in gone.derived}

@@ -180,6 +180,8 @@ class Node:
             delay = 0.1
             if version != self._version:
                 self._take(version, docs)
+                if self.gateway is None:  # the first Gateway (or Knative route) came
+                    self._start_gateway()
                 self._reconcile()
 
     async def _start_activator(self, port: int) -> None:

@@ -289,7 +289,13 @@ def expand(
         out.status[("Route", route.namespace, route.name)] = _route_status(
             route, targets, problem, domain, ready_set
         )
-    out.active |= {(r.namespace, r.name) for r in latest_created.values()}
+    # A configuration's latest revision runs (its initial scale) even with no route;
+    # one whose configuration is gone does not.
+    out.active |= {
+        (c.namespace, latest_created[(c.namespace, c.name)].name)
+        for c in configs
+        if (c.namespace, c.name) in latest_created
+    }
     images = image_map(configmaps)
     for r in out.history:
         wanted = (scale or {}).get((r.namespace, r.name))
