@@ -75,33 +75,44 @@ async def fetch(
     async with asyncio.timeout(timeout_s):
         reader, writer = await asyncio.open_connection(parts.hostname, port, ssl=context)
         try:
-            return await _exchange(
-                reader, writer, method, parts.netloc, target, pairs, body, max_body
+            given = {k.lower() for k, _ in pairs}
+            ours = (("Host", parts.netloc), ("User-Agent", USER_AGENT))
+            fields = [(k, v) for k, v in ours if k.lower() not in given]
+            fields += [*pairs, ("Connection", "close")]
+            resp, _reusable = await exchange(
+                reader, writer, method, target, fields, body, max_body=max_body
             )
+            return resp
         finally:
             writer.close()
             with contextlib.suppress(OSError, ssl.SSLError):
                 await writer.wait_closed()
 
 
-async def _exchange(
+class Closed(HttpError):
+    """The peer closed the connection before it began to answer (a kept-alive
+    connection it had dropped: the request may be sent again on a new one)."""
+
+
+async def exchange(
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
-    method: str,
-    host: str,
-    target: str,
-    headers: Sequence[tuple[str, str]],
+    method: str | bytes,
+    target: str | bytes,
+    fields: Sequence[tuple[str, str]],
     body: bytes,
-    max_body: int,
-) -> Response:
+    *,
+    max_body: int = MAX_BODY,
+) -> tuple[Response, bool]:
+    """One request on an open connection (`fields` are its headers, Host first;
+    Content-Length is added), and its answer, bounded by `max_body`; second, whether
+    the connection may carry another request. Raises HttpError (Closed among them),
+    OSError."""
     conn = h11.Connection(h11.CLIENT)
-    given = {k.lower() for k, _ in headers}
-    fields = [
-        (k, v) for k, v in (("Host", host), ("User-Agent", USER_AGENT)) if k.lower() not in given
-    ]
-    fields += [*headers, ("Connection", "close"), ("Content-Length", str(len(body)))]
+    headers = [*fields, ("Content-Length", str(len(body)))]
+    started = False
     try:
-        writer.write(conn.send(h11.Request(method=method, target=target, headers=fields)))
+        writer.write(conn.send(h11.Request(method=method, target=target, headers=headers)))
         if body:
             writer.write(conn.send(h11.Data(data=body)))
         writer.write(conn.send(h11.EndOfMessage()))
@@ -112,9 +123,12 @@ async def _exchange(
         while True:
             event = conn.next_event()
             if event is h11.NEED_DATA:
-                conn.receive_data(await reader.read(READ_SIZE))
+                data = await reader.read(READ_SIZE)
+                if not data and not started:
+                    raise Closed("the connection closed before an answer")
+                conn.receive_data(data)
             elif isinstance(event, h11.Response):
-                response = event
+                response, started = event, True
                 declared = _header(event, b"content-length")
                 if declared is not None and declared.isdigit() and int(declared) > max_body:
                     raise HttpError(f"answer of {int(declared)} bytes, over {max_body}")
@@ -128,9 +142,10 @@ async def _exchange(
     except h11.ProtocolError as e:
         raise HttpError(f"not an HTTP answer: {e}") from None
     if response is None:
-        raise HttpError("the connection closed before an answer")
+        raise Closed("the connection closed before an answer")
     pairs = tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers)
-    return Response(response.status_code, {k.lower(): v for k, v in pairs}, b"".join(chunks), pairs)
+    resp = Response(response.status_code, {k.lower(): v for k, v in pairs}, b"".join(chunks), pairs)
+    return resp, conn.our_state is h11.DONE and conn.their_state is h11.DONE
 
 
 def _header(event: h11.Response, name: bytes) -> str | None:

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 import h11
 
+from amimesh.agent.http_client import Closed, exchange
 from amimesh.agent.sds import Secrets
 
 log = logging.getLogger(__name__)
@@ -216,7 +217,7 @@ class Activator:
             status, out, payload = await asyncio.wait_for(
                 self._pool.exchange(target.port, self._tls, head, fields, body), self._timeout_s
             )
-        except (OSError, TimeoutError, h11.ProtocolError, _TooLarge) as e:
+        except (OSError, TimeoutError) as e:
             return 502, [], f"activator: {target.instance}: {e or type(e).__name__}\n".encode()
         self.forwarded += 1
         return status, [(k, v) for k, v in out if k.lower() not in _HOP], payload
@@ -245,7 +246,7 @@ class _Pool:
                 continue
             try:
                 return await self._send(port, reader, writer, head, fields, body)
-            except (OSError, h11.ProtocolError, _Closed):
+            except (Closed, ConnectionError):  # dropped while kept: on a new one
                 writer.close()
         reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=tls)
         return await self._send(port, reader, writer, head, fields, body)
@@ -259,52 +260,20 @@ class _Pool:
         fields: list[tuple[str, str]],
         body: bytes,
     ) -> tuple[int, list[tuple[str, str]], bytes]:
-        conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEADERS)
-        headers = [*fields, ("Content-Length", str(len(body)))]
-        writer.write(
-            conn.send(h11.Request(method=head.method, target=head.target, headers=headers))
+        resp, reusable = await exchange(
+            reader, writer, head.method, head.target, fields, body, max_body=MAX_BODY
         )
-        if body:
-            writer.write(conn.send(h11.Data(data=body)))
-        writer.write(conn.send(h11.EndOfMessage()))
-        await writer.drain()
-        status, out, chunks, size, started = 0, [], [], 0, False
-        while True:
-            event = conn.next_event()
-            if event is h11.NEED_DATA:
-                data = await reader.read(READ_SIZE)
-                if not data and not started:
-                    raise _Closed()
-                conn.receive_data(data)
-            elif isinstance(event, h11.Response):
-                started = True
-                status = event.status_code
-                out = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in event.headers]
-            elif isinstance(event, h11.Data):
-                size += len(event.data)
-                if size > MAX_BODY:
-                    writer.close()
-                    raise _TooLarge(f"answer over {MAX_BODY} bytes")
-                chunks.append(bytes(event.data))
-            elif isinstance(event, h11.EndOfMessage):
-                break
-            elif isinstance(event, h11.ConnectionClosed):
-                raise _Closed()
-        if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
+        if reusable:
             self._idle.setdefault(port, []).append((reader, writer))
         else:
             writer.close()
-        return status, out, b"".join(chunks)
+        return resp.status, list(resp.fields), resp.body
 
     def close(self) -> None:
         for conns in self._idle.values():
             for _, writer in conns:
                 writer.close()
         self._idle.clear()
-
-
-class _Closed(ConnectionError):
-    """The peer closed a kept connection before answering."""
 
 
 class _TooLarge(Exception):
