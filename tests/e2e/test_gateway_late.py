@@ -9,11 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import psutil
 import pytest
 
-from tests.e2e.harness import free_port
-from tests.e2e.test_runtime import Up, kill_everything, start_up, until
+from tests.e2e.meshes import apply, from_yaml
+from tests.e2e.test_runtime import Up, until
 
 pytestmark = [pytest.mark.envoy, pytest.mark.slow]
 
@@ -54,17 +53,8 @@ spec:
 
 @pytest.fixture
 def mesh(tmp_path: Path) -> Iterator[Up]:
-    config = tmp_path / "site"
-    config.mkdir()
-    (config / "mesh.yaml").write_text(MESH)
-    up = start_up(config, tmp_path / "state", "--gateway-port", str(free_port()))
-    family: list[psutil.Process] = []
-    try:
-        until(up.settled, "files ready")
-        family = up.family()
+    with from_yaml(tmp_path, MESH, ready="files ready") as up:
         yield up
-    finally:
-        kill_everything(up, family)
 
 
 def gateway_urls(up: Up) -> list[str]:
@@ -74,9 +64,7 @@ def gateway_urls(up: Up) -> list[str]:
 def test_the_first_gateway_applied_starts_the_ingress_gateway(mesh: Up) -> None:
     assert "istio-ingressgateway-0" not in mesh.instances()
     assert gateway_urls(mesh) == []
-    with mesh.client() as c:
-        resp = c.post("/api/v1/apply", params={"source": "late.yaml"}, content=INGRESS)
-    assert resp.status_code == 200, resp.text
+    apply(mesh, INGRESS, source="late.yaml")
     (url,) = until(lambda: gateway_urls(mesh), "the gateway's URL")
     until(lambda: mesh.instances()["istio-ingressgateway-0"]["ready"], "the gateway ready")
 

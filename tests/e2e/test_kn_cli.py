@@ -13,12 +13,10 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
-import psutil
 import pytest
 
-from tests.e2e.harness import free_port
-from tests.e2e.test_runtime import Up, kill_everything, start_up, until
+from tests.e2e.meshes import from_yaml, through_gateway
+from tests.e2e.test_runtime import Up, until
 
 pytestmark = [pytest.mark.envoy, pytest.mark.slow]
 
@@ -66,18 +64,10 @@ spec:
 @pytest.fixture(scope="module")
 def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Up, Path]]:
     root = tmp_path_factory.mktemp("kn-cli")
-    config = root / "site"
-    config.mkdir()
-    (config / "mesh.yaml").write_text(MESH)
     app = root / "app.py"
     app.write_text(APP)
-    up = start_up(config, root / "state", "--gateway-port", str(free_port()))
-    family: list[psutil.Process] = []
-    try:
-        family = up.family()
+    with from_yaml(root, MESH, ready=None) as up:  # nothing to wait for: no instance yet
         yield up, app
-    finally:
-        kill_everything(up, family)
 
 
 def ami(up: Up, *args: str) -> subprocess.CompletedProcess[str]:
@@ -99,11 +89,9 @@ def ok(up: Up, *args: str) -> str:
 
 def answer(up: Up, host: str) -> str:
     """What the gateway answers for `host` (it starts with the first route)."""
-    urls = up.info().gateway_urls
-    if not urls:
+    if not up.info().gateway_urls:
         return "no gateway yet"
-    url = urls[0]
-    resp = httpx.get(url, headers={"Host": host}, timeout=10, trust_env=False)
+    resp = through_gateway(up, host)
     return resp.text if resp.status_code == 200 else f"HTTP {resp.status_code}"
 
 

@@ -15,12 +15,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-import psutil
 import pytest
 
-from tests.e2e.harness import free_port
+from tests.e2e.meshes import from_yaml, through_gateway
 from tests.e2e.test_knative_serving import ready_at
-from tests.e2e.test_runtime import Up, kill_everything, start_up, until
+from tests.e2e.test_runtime import Up, until
 
 pytestmark = [pytest.mark.envoy, pytest.mark.slow]
 
@@ -130,28 +129,14 @@ data:
 @pytest.fixture(scope="module")
 def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
     root = tmp_path_factory.mktemp("knative-limits")
-    config = root / "site"
-    (config / "apps").mkdir(parents=True)
-    (config / "apps" / "app.py").write_text(APP)
-    (config / "mesh.yaml").write_text(MESH)
-    up = start_up(config, root / "state", "--gateway-port", str(free_port()))
-    family: list[psutil.Process] = []
-    try:
-        until(up.settled, "every instance ready")
-        family = up.family()
+    with from_yaml(root, MESH, files={"apps/app.py": APP}) as up:
         until(lambda: ready_at(up, "one-at-a-time", "one-at-a-time-00001"), "Ready")
         until(lambda: ready_at(up, "quick", "quick-00001"), "Ready")
         yield up
-    finally:
-        kill_everything(up, family)
 
 
 def get(up: Up, host: str, path: str, client: httpx.Client | None = None) -> httpx.Response:
-    url = up.info().gateway_urls[0] + path
-    headers = {"Host": f"{host}.default.example.com"}
-    if client is not None:
-        return client.get(url, headers=headers)
-    return httpx.get(url, headers=headers, timeout=30, trust_env=False)
+    return through_gateway(up, f"{host}.default.example.com", path, timeout=30, client=client)
 
 
 def cluster_counters(up: Up, instance: str, cluster: str) -> Counter[str]:

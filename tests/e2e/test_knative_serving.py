@@ -16,8 +16,8 @@ import httpx
 import psutil
 import pytest
 
-from tests.e2e.harness import free_port
-from tests.e2e.test_runtime import Up, kill_everything, start_up, until
+from tests.e2e.meshes import apply, from_yaml, through_gateway
+from tests.e2e.test_runtime import Up, until
 
 pytestmark = [pytest.mark.envoy, pytest.mark.slow]
 
@@ -117,19 +117,8 @@ spec:
 
 @pytest.fixture(scope="module")
 def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
-    root = tmp_path_factory.mktemp("knative")
-    config = root / "site"
-    (config / "apps").mkdir(parents=True)
-    (config / "apps" / "app.py").write_text(APP)
-    (config / "mesh.yaml").write_text(MESH)
-    up = start_up(config, root / "state", "--gateway-port", str(free_port()))
-    family: list[psutil.Process] = []
-    try:
-        until(up.settled, "every instance ready")
-        family = up.family()
+    with from_yaml(tmp_path_factory.mktemp("knative"), MESH, files={"apps/app.py": APP}) as up:
         yield up
-    finally:
-        kill_everything(up, family)
 
 
 def kservice(up: Up, name: str) -> dict[str, Any]:
@@ -144,11 +133,6 @@ def condition(item: dict[str, Any], kind: str) -> str:
         if c["type"] == kind:
             return str(c["status"])
     return "missing"
-
-
-def through_gateway(up: Up, host: str) -> httpx.Response:
-    url = up.info().gateway_urls[0]
-    return httpx.get(url, headers={"Host": host}, timeout=10, trust_env=False)
 
 
 def in_mesh(up: Up, url: str) -> httpx.Response:
@@ -195,12 +179,6 @@ def test_cluster_local_is_reachable_in_the_mesh_only(mesh: Up) -> None:
     assert through_gateway(mesh, "private.default.example.com").status_code == 404
     inside = in_mesh(mesh, "http://private.default.svc.cluster.local/")
     assert inside.status_code == 200 and inside.json()["target"] == "inside"
-
-
-def apply(up: Up, text: str) -> None:
-    with up.client() as c:
-        resp = c.post("/api/v1/apply", params={"source": "test.yaml"}, content=text)
-    assert resp.status_code == 200, resp.text
 
 
 def test_a_new_template_makes_a_revision_then_a_split_with_tags(mesh: Up) -> None:

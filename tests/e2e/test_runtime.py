@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -235,6 +236,23 @@ def kill_everything(up: Up, family: list[psutil.Process]) -> None:
     up.proc.wait(10)
 
 
+@contextmanager
+def running(
+    config_dir: Path, state_root: Path, *args: str, ready: str | None = "every instance ready"
+) -> Iterator[Up]:
+    """`ami up` of `config_dir` with a free gateway port, once settled (`ready` names the
+    wait in its timeout; None: no wait); everything of that mesh killed at the end."""
+    up = start_up(config_dir, state_root, "--gateway-port", str(free_port()), *args)
+    family: list[psutil.Process] = []
+    try:
+        if ready is not None:
+            until(up.settled, ready)
+        family = up.family()
+        yield up
+    finally:
+        kill_everything(up, family)
+
+
 def envoys_of(state_root: Path) -> list[psutil.Process]:
     found = []
     for p in psutil.process_iter(["cmdline"]):
@@ -260,14 +278,8 @@ def write_mesh(root: Path, *, upstream: str = "web") -> Path:
 @pytest.fixture(scope="module")
 def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
     base = tmp_path_factory.mktemp("runtime")
-    up = start_up(write_mesh(base / "shop"), base / "state", "--gateway-port", str(free_port()))
-    family: list[psutil.Process] = []
-    try:
-        until(up.settled, "every instance ready")
-        family = up.family()
+    with running(write_mesh(base / "shop"), base / "state") as up:
         yield up
-    finally:
-        kill_everything(up, family)
 
 
 def get(url: str, proxy: str | None = None) -> str:

@@ -11,8 +11,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.e2e.harness import free_port
-from tests.e2e.test_runtime import Up, get, kill_everything, start_up, until
+from tests.e2e.meshes import from_yaml
+from tests.e2e.test_runtime import Up, get
 
 pytestmark = [pytest.mark.envoy, pytest.mark.slow]
 
@@ -59,21 +59,10 @@ spec:
 
 @pytest.fixture
 def mesh(tmp_path: Path) -> Iterator[Up]:
-    config = tmp_path / "site"
-    config.mkdir()
-    (config / "mesh.yaml").write_text(MESH)
     # SITE expands to the literal "$(BIND_DIR)" (defined after it), a directory name.
-    served = config / "$(BIND_DIR)"
-    served.mkdir()
-    (served / "index.html").write_text("served through the mesh")
-    up = start_up(config, tmp_path / "state", "--gateway-port", str(free_port()))
-    family: list[psutil.Process] = []
-    try:
-        until(up.settled, "the files instance ready")
-        family = up.family()
+    served = {"$(BIND_DIR)/index.html": "served through the mesh"}
+    with from_yaml(tmp_path, MESH, files=served, ready="the files instance ready") as up:
         yield up
-    finally:
-        kill_everything(up, family)
 
 
 def test_args_reach_the_app_expanded(mesh: Up) -> None:

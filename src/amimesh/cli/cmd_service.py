@@ -15,69 +15,32 @@ kn does, unless `--no-wait`.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from amimesh.cli.cmd_apply import MESH_HELP
+from amimesh.cli.kn_shared import (
+    add_actions,
+    add_delete,
+    add_describe,
+    add_list,
+    add_namespace,
+    connected,
+    describe_item,
+    guarded,
+    list_items,
+    namespace_of,
+)
 
 if TYPE_CHECKING:
-    from rich.console import Console
+    from rich.console import RenderableType
 
+    from amimesh.cli.client import MeshClient
     from amimesh.cli.ksvc_flags import TemplateFlags
     from amimesh.cli.ksvc_traffic import TrafficFlags
 
 WAIT_TIMEOUT_S = 600  # kn's default
 # Flags whose value may start with a dash, as in kn: `--arg --bind` (see `main`).
 DASH_VALUES = ("--cmd", "--arg")
-
-
-# --- flags shared by `service`, `revision` and `route` -----------------------------------
-
-
-def add_namespace(p: argparse.ArgumentParser, *, all_namespaces: bool = False) -> None:
-    p.add_argument("-n", "--namespace", default="default", help="default: default")
-    if all_namespaces:
-        p.add_argument(
-            "-A", "--all-namespaces", action="store_true", help="those of every namespace"
-        )
-    p.add_argument("--mesh", help=MESH_HELP)
-
-
-def add_output(p: argparse.ArgumentParser, *extra: str) -> None:
-    p.add_argument("-o", "--output", choices=["table", "json", "yaml", *extra], default="table")
-
-
-def namespace_of(args: argparse.Namespace) -> str | None:
-    """The namespace to list, None for every one (`-A`)."""
-    return None if getattr(args, "all_namespaces", False) else str(args.namespace)
-
-
-def print_items(out: Console, items: list[dict[str, Any]], output: str, *, single: bool) -> None:
-    """`-o json` or `-o yaml`, as `ami get` prints them."""
-    from amimesh.cli import render
-
-    if output == "yaml":
-        out.print(render.resources_yaml(items), markup=False, end="")
-    else:
-        out.print(render.resources_json(items, single=single), markup=False)
-
-
-def guarded(action: Callable[[], int]) -> int:
-    """`client.guarded`, and the Knative commands' own errors: a bad flag exits 2, a
-    Service or revision not found (or not ready in time) 1."""
-    from amimesh.cli import client, knative, render
-
-    def run() -> int:
-        try:
-            return action()
-        except knative.FlagError as e:
-            render.print_error(render.console(stderr=True), str(e))
-            return 2
-        except (knative.NotFound, knative.Exists, knative.NotReady) as e:
-            render.print_error(render.console(stderr=True), str(e))
-            return 1
-
-    return client.guarded(run)
 
 
 # --- the parser --------------------------------------------------------------------------
@@ -138,10 +101,9 @@ def _template_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
 
 
 def add_parser(sub: Any) -> None:
-    p: argparse.ArgumentParser = sub.add_parser(
-        "service", help="Knative Services, in kn's words: create, update, list, describe, delete"
+    actions = add_actions(
+        sub, "service", "Knative Services, in kn's words: create, update, list, describe, delete"
     )
-    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
 
     create = actions.add_parser("create", help="create a Knative Service")
     create.add_argument("name", metavar="NAME")
@@ -174,21 +136,9 @@ def add_parser(sub: Any) -> None:
     add_namespace(update)
     update.set_defaults(run=run_update)
 
-    listing = actions.add_parser("list", aliases=["ls"], help="list Knative Services")
-    add_namespace(listing, all_namespaces=True)
-    add_output(listing)
-    listing.set_defaults(run=run_list)
-
-    describe = actions.add_parser("describe", help="a Knative Service, its revisions and traffic")
-    describe.add_argument("name", metavar="NAME")
-    add_namespace(describe)
-    add_output(describe, "url")
-    describe.set_defaults(run=run_describe)
-
-    delete = actions.add_parser("delete", help="delete Knative Services and their revisions")
-    delete.add_argument("names", nargs="+", metavar="NAME")
-    add_namespace(delete)
-    delete.set_defaults(run=run_delete)
+    add_list(actions, "list Knative Services", run_list)
+    add_describe(actions, "a Knative Service, its revisions and traffic", run_describe, "url")
+    add_delete(actions, "delete Knative Services and their revisions", run_delete)
 
 
 # --- running -----------------------------------------------------------------------------
@@ -249,18 +199,32 @@ def _wait_and_report(args: argparse.Namespace, verb: str) -> int:
     return 0
 
 
-def _verb(action: str, *, update: bool) -> str:
-    return {"created": "created", "unchanged": "unchanged"}.get(
+def _applied(args: argparse.Namespace, action: str, *, update: bool) -> int:
+    """What kn prints once the Service is applied (the API's `action`); then, unless
+    `--no-wait`, the wait for Ready."""
+    from amimesh.cli import render
+
+    out = render.console()
+    verb = {"created": "created", "unchanged": "unchanged"}.get(
         action, "updated" if update else "replaced"
     )
+    if args.no_wait:
+        out.print(f"Service '{args.name}' {verb} in namespace '{args.namespace}'.")
+        return 0
+    out.print(
+        f"Service '{args.name}' {verb} in namespace '{args.namespace}'; "
+        "waiting for it to be ready:",
+        markup=False,
+    )
+    out.print("")
+    return _wait_and_report(args, verb)
 
 
 def run_create(args: argparse.Namespace) -> int:
-    from amimesh.cli import client, knative, render
+    from amimesh.cli import client, knative
     from amimesh.cli.ksvc_flags import new_service
 
     flags = template_flags(args)
-    out = render.console()
 
     def create() -> int:
         new_service(args.name, args.namespace, flags)  # a bad flag, before any request
@@ -268,98 +232,59 @@ def run_create(args: argparse.Namespace) -> int:
         _service, action = knative.create_service(
             api, args.name, args.namespace, flags, force=args.force
         )
-        verb = _verb(action, update=False)
-        if args.no_wait:
-            out.print(f"Service '{args.name}' {verb} in namespace '{args.namespace}'.")
-            return 0
-        out.print(
-            f"Service '{args.name}' {verb} in namespace '{args.namespace}'; "
-            "waiting for it to be ready:",
-            markup=False,
-        )
-        out.print("")
-        return _wait_and_report(args, verb)
+        return _applied(args, action, update=False)
 
     return guarded(create)
 
 
 def run_update(args: argparse.Namespace) -> int:
-    from amimesh.cli import client, knative, render
+    from amimesh.cli import knative
 
-    out = render.console()
-
-    def update() -> int:
-        api = client.connect(args.mesh)
+    def update(api: MeshClient) -> int:
         _service, action = knative.update_service(
             api, args.name, args.namespace, template_flags(args), traffic_flags(args)
         )
-        verb = _verb(action, update=True)
-        if args.no_wait:
-            out.print(f"Service '{args.name}' {verb} in namespace '{args.namespace}'.")
-            return 0
-        out.print(
-            f"Service '{args.name}' {verb} in namespace '{args.namespace}'; "
-            "waiting for it to be ready:",
-            markup=False,
-        )
-        out.print("")
-        return _wait_and_report(args, verb)
+        return _applied(args, action, update=True)
 
-    return guarded(update)
+    return connected(args, update)
 
 
 def run_list(args: argparse.Namespace) -> int:
     import time
 
-    from amimesh.cli import client, knative, render, render_knative
+    from amimesh.cli import knative, render_knative
 
-    out, err = render.console(), render.console(stderr=True)
-
-    def show() -> int:
-        api = client.connect(args.mesh)
-        items = knative.list_services(api, namespace_of(args))
-        if args.output != "table":
-            print_items(out, items, args.output, single=False)
-        elif not items:
-            err.print("No services found.")
-        else:
-            namespaces = namespace_of(args) is None
-            out.print(render_knative.services_table(items, time.time(), namespaces=namespaces))
-        return 0
-
-    return guarded(show)
+    return list_items(
+        args,
+        lambda api: knative.list_services(api, namespace_of(args)),
+        lambda _api, items: render_knative.services_table(
+            items, time.time(), namespaces=namespace_of(args) is None
+        ),
+        "No services found.",
+    )
 
 
 def run_describe(args: argparse.Namespace) -> int:
     import time
 
-    from amimesh.cli import client, knative, render, render_knative
+    from amimesh.cli import knative, render_knative
 
-    out = render.console()
+    def view(api: MeshClient, service: dict[str, Any]) -> RenderableType:
+        revisions = knative.list_revisions(api, args.namespace, args.name)
+        rows = knative.instances(api)
+        return render_knative.service_view(service, revisions, rows, time.time())
 
-    def show() -> int:
-        api = client.connect(args.mesh)
-        service = knative.get_service(api, args.namespace, args.name)
-        if args.output == "url":
-            out.print(str((service.get("status") or {}).get("url", "")), markup=False)
-        elif args.output != "table":
-            print_items(out, [service], args.output, single=True)
-        else:
-            revisions = knative.list_revisions(api, args.namespace, args.name)
-            rows = knative.instances(api)
-            out.print(render_knative.service_view(service, revisions, rows, time.time()))
-        return 0
-
-    return guarded(show)
+    return describe_item(
+        args, lambda api: knative.get_service(api, args.namespace, args.name), view
+    )
 
 
 def run_delete(args: argparse.Namespace) -> int:
-    from amimesh.cli import client, knative, render
+    from amimesh.cli import knative, render
 
     out = render.console()
 
-    def delete() -> int:
-        api = client.connect(args.mesh)
+    def delete(api: MeshClient) -> int:
         for name in args.names:
             body = knative.delete_service(api, name, args.namespace)
             out.print(
@@ -370,4 +295,4 @@ def run_delete(args: argparse.Namespace) -> int:
                 out.print(note, markup=False, style="dim")
         return 0
 
-    return guarded(delete)
+    return connected(args, delete)
