@@ -267,3 +267,22 @@ def test_a_removed_service_runs_nothing_but_keeps_its_revisions() -> None:
     assert [r.name for r in gone.history] == ["hello-00001"]
     assert by_kind(gone.derived, "Workload")["hello-00001"]["spec"]["replicas"] == 0
     assert "VirtualService" not in {d["kind"] for d in gone.derived}
+
+
+DEFAULTS = """---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: config-defaults, namespace: knative-serving}
+data: {revision-timeout-seconds: "42", container-concurrency: "3"}
+"""
+
+
+def test_config_defaults_fill_a_new_revision_and_change_none() -> None:
+    out = expand(ksvc(extra=DEFAULTS), [], now=1.0)
+    (r,) = out.history
+    assert r.spec.timeoutSeconds == 42 and r.spec.containerConcurrency == 3
+    wl = by_kind(out.derived, "Workload")["hello-00001"]
+    assert wl["metadata"]["annotations"]["ami.dev/max-concurrency"] == "3"
+    # Other defaults later: the same template makes no new revision.
+    again = expand(ksvc(extra=DEFAULTS.replace('"42"', '"60"')), out.history, now=2.0)
+    assert [x.name for x in again.history] == ["hello-00001"]

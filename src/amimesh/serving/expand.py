@@ -75,6 +75,7 @@ MIN_SCALE_OLD = "autoscaling.knative.dev/minScale"
 INITIAL_SCALE = "autoscaling.knative.dev/initial-scale"
 INITIAL_SCALE_OLD = "autoscaling.knative.dev/initialScale"
 AUTOSCALER_CONFIG = "config-autoscaler"
+DEFAULTS_CONFIG = "config-defaults"
 
 
 @dataclass(frozen=True)
@@ -250,18 +251,12 @@ def expand(
     ready_set = now_ready | set(ready_once)
     configs, routes = _owners(resources)
     configmaps = [r for r in resources if isinstance(r, ConfigMap)]
-    autoscaler = next(
-        (
-            cm.data
-            for cm in configmaps
-            if cm.namespace == KNATIVE_NAMESPACE and cm.name == AUTOSCALER_CONFIG
-        ),
-        {},
-    )
+    autoscaler = _config_map(configmaps, AUTOSCALER_CONFIG)
+    defaults = _config_map(configmaps, DEFAULTS_CONFIG)
     out = Expanded(history=list(history))
     errors: dict[tuple[str, str], str] = {}
     for c in configs:
-        problem = _revise(out.history, c, now)
+        problem = _revise(out.history, c, now, defaults)
         if problem:
             errors[(c.namespace, c.name)] = problem
     # A revision allowed to start at zero is Ready with no instance, as in Knative.
@@ -356,8 +351,13 @@ def _template_json(template: ks.RevisionTemplate) -> dict[str, Any]:
     return data
 
 
-def _revise(history: list[RevisionRecord], c: _Config, now: float) -> str:
-    """Add a revision when `c`'s template changed; what is wrong if it cannot."""
+def _revise(
+    history: list[RevisionRecord], c: _Config, now: float, defaults: Mapping[str, str]
+) -> str:
+    """Add a revision when `c`'s template changed; what is wrong if it cannot. The new
+    revision's spec gets `config-defaults`' values for what the template leaves out
+    (as Knative's webhook defaults it); a later change of the defaults makes no
+    revision."""
     template = _template_json(c.template)
     digest = template_digest(template)
     mine = [r for r in history if r.namespace == c.namespace and r.configuration == c.name]
@@ -385,10 +385,32 @@ def _revise(history: list[RevisionRecord], c: _Config, now: float) -> str:
             generation=generation,
             digest=digest,
             created=now,
-            template=template,
+            template=_defaulted(template, defaults),
         )
     )
     return ""
+
+
+def _defaulted(template: dict[str, Any], defaults: Mapping[str, str]) -> dict[str, Any]:
+    """`timeoutSeconds` and `containerConcurrency` from `config-defaults`
+    (`revision-timeout-seconds`, `container-concurrency`) when the template has none."""
+    spec = dict(template["spec"])
+    for field_name, key in (
+        ("timeoutSeconds", "revision-timeout-seconds"),
+        ("containerConcurrency", "container-concurrency"),
+    ):
+        text = defaults.get(key, "").strip()
+        if field_name not in spec and text.isdigit():
+            spec[field_name] = int(text)
+    return {**template, "spec": spec}
+
+
+def _config_map(configmaps: Iterable[ConfigMap], name: str) -> Mapping[str, str]:
+    """The data of Knative's ConfigMap `name` (in knative-serving), empty if none."""
+    for cm in configmaps:
+        if cm.namespace == KNATIVE_NAMESPACE and cm.name == name:
+            return cm.data
+    return {}
 
 
 def _initial_scale(r: RevisionRecord, autoscaler: Mapping[str, str]) -> int:
