@@ -181,10 +181,38 @@ def test_cluster_local_is_reachable_in_the_mesh_only(mesh: Up) -> None:
     assert inside.status_code == 200 and inside.json()["target"] == "inside"
 
 
+class Load:
+    """Requests through the gateway, one after another, until stopped: every status."""
+
+    def __init__(self, up: Up, host: str) -> None:
+        self.up, self.host = up, host
+        self.statuses: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.statuses.append(through_gateway(self.up, self.host).status_code)
+            except httpx.HTTPError:
+                self.statuses.append(0)
+
+    def __enter__(self) -> Load:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+
 def test_a_new_template_makes_a_revision_then_a_split_with_tags(mesh: Up) -> None:
     until(lambda: ready_at(mesh, "hello", "hello-00001"), "hello Ready")
-    apply(mesh, ksvc("hello", "two"))
-    until(lambda: ready_at(mesh, "hello", "hello-00002"), "hello-00002 ready")
+    with Load(mesh, "hello.default.example.com") as load:  # no change fails a request
+        apply(mesh, ksvc("hello", "two"))
+        until(lambda: ready_at(mesh, "hello", "hello-00002"), "hello-00002 ready")
+        until(lambda: len(load.statuses) > 20, "requests during the change")
+    assert set(load.statuses) == {200}, Counter(load.statuses)
     # The latest ready revision takes the traffic; a template unchanged makes none.
     until(
         lambda: (
@@ -198,7 +226,10 @@ def test_a_new_template_makes_a_revision_then_a_split_with_tags(mesh: Up) -> Non
     - {revisionName: hello-00001, percent: 50, tag: first}
     - {latestRevision: true, percent: 50, tag: latest}
 """
-    apply(mesh, ksvc("hello", "two", traffic=split))
+    with Load(mesh, "hello.default.example.com") as load:
+        apply(mesh, ksvc("hello", "two", traffic=split))
+        until(lambda: len(load.statuses) > 50, "requests during the split")
+    assert set(load.statuses) == {200}, Counter(load.statuses)
 
     def both() -> Counter[str]:
         got = Counter(
