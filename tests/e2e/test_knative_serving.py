@@ -253,6 +253,26 @@ def test_a_new_template_makes_a_revision_then_a_split_with_tags(mesh: Up) -> Non
         assert tagged.json()["revision"] == "hello-00001"
     inside = in_mesh(mesh, "http://latest-hello.default.svc.cluster.local/")
     assert inside.json()["revision"] == "hello-00002"
+    # A policy that selects one revision's label applies to that revision only.
+    deny = """
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: no-first, namespace: default}
+spec:
+  selector: {matchLabels: {serving.knative.dev/revision: hello-00001}}
+  action: DENY
+  rules: [{}]
+"""
+    apply(mesh, deny)
+    try:
+        until(
+            lambda: through_gateway(mesh, "first-hello.default.example.com").status_code == 403,
+            "hello-00001 denied",
+        )
+        assert through_gateway(mesh, "latest-hello.default.example.com").status_code == 200
+    finally:
+        with mesh.client() as c:
+            c.delete("/api/v1/resources/AuthorizationPolicy/default/no-first")
 
 
 def busy_instances(up: Up) -> list[dict[str, Any]]:
