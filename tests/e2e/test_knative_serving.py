@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import psutil
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.meshes import apply, from_yaml, through_gateway
 from tests.e2e.test_runtime import Up, until
@@ -283,6 +284,18 @@ def busy_instances(up: Up) -> list[dict[str, Any]]:
     ]
 
 
+def autoscaler_gauges(up: Up, revision: str) -> dict[str, float]:
+    """Knative's autoscaler gauges of `revision` on the control plane's `/metrics`."""
+    with up.client() as c:
+        text = c.get("/metrics").text
+    return {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if family.name.startswith("autoscaler_") and sample.labels["revision_name"] == revision
+    }
+
+
 def test_instances_follow_the_load_within_min_and_max_scale(mesh: Up) -> None:
     until(lambda: ready_at(mesh, "busy", "busy-00001"), "busy Ready")
     assert len(busy_instances(mesh)) == 1  # min-scale, and nothing to do
@@ -306,6 +319,16 @@ def test_instances_follow_the_load_within_min_and_max_scale(mesh: Up) -> None:
             "three busy instances",
             timeout=60,
         )
+        # What the autoscaler decided, as Knative's metrics and the API show it: more
+        # wanted than max-scale allows, three asked for.
+        gauges = autoscaler_gauges(mesh, "busy-00001")
+        assert gauges["autoscaler_desired_pods"] >= 3, gauges
+        assert gauges["autoscaler_requested_pods"] == 3, gauges
+        with mesh.client() as c:
+            rows = c.get("/api/v1/serving/revisions").json()["revisions"]
+        (busy,) = [r for r in rows if r["revision"] == "busy-00001"]
+        assert busy["service"] == "busy" and busy["requested"] == 3
+        assert busy["observed_stable"] > 0
     finally:
         stop.set()
         for w in workers:

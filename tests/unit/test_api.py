@@ -15,6 +15,7 @@ from amimesh.controlplane import nodes
 from amimesh.controlplane.api import make_app
 from amimesh.controlplane.server import ControlPlane, ControlPlaneConfig
 from amimesh.model.proxy import Proxy
+from amimesh.model.snapshot import Instance
 from amimesh.resources import parse_documents
 from amimesh.translate.built import CLUSTER
 from amimesh.xds.client import AdsClient
@@ -278,6 +279,46 @@ async def test_knative_revisions_and_a_service_s_route_are_listed(
     assert await names(client, "rev") == ["hello-00001"]
     none = await call(client, "GET", "/api/v1/resources?kind=rev&namespace=other")
     assert none["items"] == []
+
+
+async def test_serving_revisions_and_their_autoscaler_metrics(
+    client: Client, cp: ControlPlane
+) -> None:
+    assert await call(client, "GET", "/api/v1/serving/revisions") == {"revisions": []}
+    await call(client, "POST", "/api/v1/apply", data=ksvc("example.com/hello"))
+    cp.serving.reconcile()
+    labels = {"serving.knative.dev/revision": "hello-00001"}
+    cp.store.register_instance(Instance(id="hello-00001-0.default", workload="w", labels=labels))
+    body = await call(client, "GET", "/api/v1/serving/revisions")
+    # Nothing decided yet (the autoscaler ticks every second): the instances only.
+    assert body == {
+        "revisions": [
+            {
+                "namespace": "default",
+                "revision": "hello-00001",
+                "configuration": "hello",
+                "service": "hello",
+                "ready": 1,
+                "activator": False,
+                "metric": "concurrency",
+                "target": None,
+                "desired": None,
+                "requested": None,
+                "observed_stable": None,
+                "observed_panic": None,
+                "panic": False,
+                "excess_burst_capacity": None,
+                "active": None,
+            }
+        ]
+    }
+    async with client.get("/metrics", headers=AUTH) as resp:
+        assert resp.status == 200
+        text = await resp.text()
+    assert (
+        'autoscaler_actual_pods{configuration_name="hello",namespace_name="default",'
+        'revision_name="hello-00001",service_name="hello"} 1.0'
+    ) in text.splitlines()
 
 
 async def test_a_revision_is_deleted_only_when_nothing_needs_it(

@@ -102,6 +102,50 @@ def test_status_view() -> None:
     assert "no instances" in empty and "no proxies connected" in empty
 
 
+REVISIONS = [
+    {"namespace": "default", "revision": "busy-00001", "configuration": "busy",
+     "service": "busy", "ready": 2, "activator": False, "metric": "concurrency",
+     "target": 0.7, "desired": 6, "requested": 3, "observed_stable": 4.25,
+     "observed_panic": 4.0, "panic": True, "excess_burst_capacity": 0, "active": "active"},
+    {"namespace": "shop", "revision": "bare-00001", "configuration": "bare", "service": "",
+     "ready": 0, "activator": True, "metric": "concurrency", "target": None,
+     "desired": None, "requested": None, "observed_stable": None, "observed_panic": None,
+     "panic": False, "excess_burst_capacity": None, "active": None},
+]  # fmt: skip
+
+
+def test_status_shows_knative_revisions_when_there_are_any() -> None:
+    text = lines(render.status_view({"resources": 1}, NOW, REVISIONS))
+    at = text.index("Knative revisions")
+    assert cells(text[at + 1]) == [
+        "NAMESPACE",
+        "REVISION",
+        "SERVICE",
+        "DESIRED",
+        "READY",
+        "CONCURRENCY",
+        "PANIC",
+        "ACTIVATOR",
+    ]
+    # DESIRED is the scale asked for (max-scale holds it at 3), CONCURRENCY the stable
+    # window's; a revision not decided yet shows `-`.
+    assert cells(text[at + 2]) == ["default", "busy-00001", "busy", "3", "2", "4.25", "yes", "no"]
+    assert cells(text[at + 3]) == ["shop", "bare-00001", "-", "-", "0", "-", "-", "yes"]
+    assert text.index("Workloads") < at < text.index("Proxies (xDS)")
+    assert "Knative revisions" not in lines(render.status_view({"resources": 1}, NOW))
+
+
+def test_top_shows_the_revisions_below_the_golden_metrics() -> None:
+    from amimesh.cli import cmd_top
+
+    text = lines(cmd_top.screen([], REVISIONS[:1], "workload", 30.0))
+    at = text.index("Knative revisions (autoscaler)")
+    assert any(line.startswith("golden metrics, last 30s") for line in text[:at])
+    row = [c for c in cells(text[at + 4]) if c != "│"]
+    assert row == ["default", "busy-00001", "busy", "3", "2", "4.25", "yes", "no"]
+    assert "Knative revisions (autoscaler)" not in lines(cmd_top.screen([], [], "workload", 30))
+
+
 ITEMS = [
     {
         "apiVersion": "networking.istio.io/v1",

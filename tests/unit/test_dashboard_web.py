@@ -1,7 +1,8 @@
 """The dashboard through the control plane's HTTP API: sign-in by `?token=`, the
 cookie (GET and HEAD only), the bearer token, static files and the page's CSP; then
 the page itself in headless Chromium against a small fake API with the documented
-shapes (graph, metrics, traces), so the page is checked without a running mesh."""
+shapes (graph, metrics, traces, Knative revisions), so the page is checked without a
+running mesh."""
 
 from __future__ import annotations
 
@@ -305,6 +306,13 @@ def fake_api() -> web.Application:
          "field": "spec.selector", "message": "selects nothing", "hint": "fix it",
          "source": "shop/services.yaml"},
     ]  # fmt: skip
+    revisions = [
+        {"namespace": "default", "revision": "busy-00001", "configuration": "busy",
+         "service": "busy", "ready": 2, "activator": False, "metric": "concurrency",
+         "target": 0.7, "desired": 6, "requested": 3, "observed_stable": 4.25,
+         "observed_panic": 4.0, "panic": True, "excess_burst_capacity": 0,
+         "active": "active"},
+    ]  # fmt: skip
     app = web.Application(middlewares=[_auth_middleware(TOKEN)])
     app.add_routes(dashboard_web.routes())
     app.add_routes(
@@ -313,6 +321,7 @@ def fake_api() -> web.Application:
             web.get("/api/v1/proxies", answer({"synced": False, "proxies": proxies})),
             web.get("/api/v1/resources", answer({"kind": None, "items": resources})),
             web.get("/api/v1/analyze", answer({"findings": findings})),
+            web.get("/api/v1/serving/revisions", answer({"revisions": revisions})),
             web.get("/api/v1/graph", answer({"window_s": 60, "nodes": NODES, "edges": EDGES})),
             web.get(
                 "/api/v1/metrics/services",
@@ -451,6 +460,12 @@ async def test_page_in_chromium_against_a_fake_api(tmp_path: Path) -> None:
                 await page.wait_for_selector("#proxies-table .chip.NACK")
                 assert "bad cluster" in await page.inner_text("#nacks")
                 assert "frontend-0" in await page.inner_text("#instances-table")
+                # Knative revisions: the scale asked for, ready, load, panic, activator.
+                await page.wait_for_selector("#revisions-section:not([hidden])")
+                cols = await page.locator(
+                    "#revisions-table tr[data-revision='default/busy-00001'] td"
+                ).all_inner_texts()
+                assert cols == ["default", "busy-00001", "busy", "3", "2", "4.25", "yes", "no"]
 
                 # The cookie signs no request that changes anything.
                 code = await page.evaluate(

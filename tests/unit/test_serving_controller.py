@@ -14,6 +14,7 @@ from amimesh.model.snapshot import Instance
 from amimesh.resources import VirtualService, Workload, parse_documents
 from amimesh.serving import objects
 from amimesh.serving.expand import ACTIVATOR_HOST
+from amimesh.serving.scaling import RevisionScaling
 
 KSVC = """
 apiVersion: serving.knative.dev/v1
@@ -161,3 +162,86 @@ def test_deleted_revisions_stay_deleted_across_restarts(tmp_path: Path) -> None:
 
 def test_timestamps_are_kubernetes_s() -> None:
     assert objects.timestamp(1_700_000_000.7) == "2023-11-14T22:13:20Z"
+
+
+def test_scaling_shows_each_running_revision_as_its_autoscaler_decided() -> None:
+    store = Store()
+    store.set_source("t.yaml", parse_documents(KSVC, "t.yaml"))
+    now = [100.0]
+    serving = ServingController(store, clock=lambda: now[0])
+    serving.reconcile()
+    # Before any tick: the revision runs its initial scale, nothing is decided yet.
+    (row,) = serving.scaling()
+    assert row == RevisionScaling(
+        namespace="default",
+        revision="hello-00001",
+        configuration="hello",
+        service="hello",
+        ready=0,
+        activator=False,
+    )
+    store.register_instance(ready_instance(0))
+    for _ in range(4):  # 2 in flight against a target of 0.7 a second time: panic, 3
+        now[0] += 1
+        serving.observe("local", {"hello-00001-0.default": 2.0})
+        serving.tick(now[0])
+    (row,) = serving.scaling()
+    assert row == RevisionScaling(
+        namespace="default",
+        revision="hello-00001",
+        configuration="hello",
+        service="hello",
+        ready=1,
+        activator=False,  # no activator in this mesh
+        metric="concurrency",
+        target=pytest.approx(0.7),
+        desired=3,
+        requested=3,
+        observed_stable=2.0,
+        observed_panic=2.0,
+        panic=True,
+        # One instance takes 1 (the target annotation), the burst capacity is 211.
+        excess_burst_capacity=1 - 211 - 2,
+        active="active",
+    )
+    assert row.to_json()["requested"] == 3 and row.to_json()["revision"] == "hello-00001"
+    # A new template: the old revision keeps the route until the new one is ready,
+    # then runs nothing and is not shown.
+    store.set_source("t.yaml", parse_documents(KSVC.replace("hello,", "hello:2,"), "t.yaml"))
+    serving.reconcile()
+    assert [(r.revision, r.ready) for r in serving.scaling()] == [
+        ("hello-00001", 1),
+        ("hello-00002", 0),
+    ]
+    labels = {"serving.knative.dev/revision": "hello-00002"}
+    store.register_instance(
+        Instance(id="hello-00002-0.default", workload="hello-00002", labels=labels)
+    )
+    serving.reconcile()
+    assert [(r.revision, r.ready) for r in serving.scaling()] == [("hello-00002", 1)]
+
+
+def test_scaling_at_zero_is_through_the_activator() -> None:
+    store = Store()
+    store.set_source("t.yaml", parse_documents(KSVC, "t.yaml"))
+    now = [100.0]
+    serving = ServingController(store, clock=lambda: now[0], activator_port=4000)
+    serving.reconcile()
+    (row,) = serving.scaling()
+    assert row.activator and row.ready == 0  # no instance ready yet
+    store.register_instance(ready_instance(0))
+    for _ in range(4):
+        now[0] += 1
+        serving.observe("local", {"hello-00001-0.default": 0.0})
+        serving.tick(now[0])
+    # Ready, idle: the burst capacity rule keeps the activator in the path (EBC < 0).
+    (row,) = serving.scaling()
+    assert (row.requested, row.ready, row.activator, row.panic) == (1, 1, True, False)
+    assert row.excess_burst_capacity == 1 - 211
+    for _ in range(60):
+        now[0] += 1
+        serving.tick(now[0])
+    store.deregister_instance("hello-00001-0.default")
+    (row,) = serving.scaling()
+    assert (row.desired, row.requested, row.ready, row.activator) == (0, 0, 0, True)
+    assert row.active == "inactive"

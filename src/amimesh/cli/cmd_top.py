@@ -1,8 +1,9 @@
 """`ami top`: live golden metrics per workload (or service), like `linkerd viz stat`.
 
 Requests/s, success rate and p50/p95/p99 latency over the last `--window` seconds, as
-the destinations' proxies report them, refreshed every `--interval` seconds until
-Ctrl-C; `--once` prints one table and exits.
+the destinations' proxies report them, and below them the Knative revisions as their
+autoscaler sees them (when there are any), refreshed every `--interval` seconds until
+Ctrl-C; `--once` prints them once and exits, `-o json` the golden metrics' rows.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from amimesh.cli.cmd_apply import MESH_HELP
 
 def add_parser(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
-        "top", help="live golden metrics per workload: rps, success rate, latency"
+        "top",
+        help="live golden metrics per workload (rps, success rate, latency), Knative revisions",
     )
     p.add_argument(
         "--by", choices=["workload", "service"], default="workload", help="rows (default workload)"
@@ -58,6 +60,25 @@ def table(rows: list[dict[str, Any]], by: str, window: float) -> Any:
     return t
 
 
+def screen(
+    rows: list[dict[str, Any]], revisions: list[dict[str, Any]], by: str, window: float
+) -> Any:
+    """The golden metrics' table, then the Knative revisions' when there are any."""
+    from rich import box
+    from rich.console import Group
+    from rich.text import Text
+
+    from amimesh.cli import render
+
+    if not revisions:
+        return table(rows, by, window)
+    scaling = render.revisions_table(revisions)
+    # Boxed and titled like the golden metrics' table above it.
+    scaling.box, scaling.show_edge, scaling.pad_edge = box.HEAVY_HEAD, True, True
+    scaling.title, scaling.title_justify = "Knative revisions (autoscaler)", "left"
+    return Group(table(rows, by, window), Text(""), scaling)
+
+
 def run(args: argparse.Namespace) -> int:
     import json
     import time
@@ -76,20 +97,28 @@ def run(args: argparse.Namespace) -> int:
             rows = [r for r in rows if r["namespace"] == args.namespace]
         return rows
 
+    def revisions(mesh: client.MeshClient) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = mesh.get("/api/v1/serving/revisions")["revisions"]
+        if args.namespace:
+            rows = [r for r in rows if r["namespace"] == args.namespace]
+        return rows
+
+    def view(mesh: client.MeshClient) -> Any:
+        return screen(fetch(mesh), revisions(mesh), args.by, args.window)
+
     def top() -> int:
         mesh = client.connect(args.mesh)
-        if args.once or args.output == "json":
-            rows = fetch(mesh)
-            if args.output == "json":
-                out.print(json.dumps(rows, indent=2), markup=False)
-            else:
-                out.print(table(rows, args.by, args.window))
+        if args.output == "json":
+            out.print(json.dumps(fetch(mesh), indent=2), markup=False)
             return 0
-        with Live(table(fetch(mesh), args.by, args.window), console=out) as live:
+        if args.once:
+            out.print(view(mesh))
+            return 0
+        with Live(view(mesh), console=out) as live:
             try:
                 while True:
                     time.sleep(args.interval)
-                    live.update(table(fetch(mesh), args.by, args.window))
+                    live.update(view(mesh))
             except KeyboardInterrupt:
                 return 0
 

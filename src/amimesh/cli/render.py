@@ -148,8 +148,41 @@ def config_errors(errors: Sequence[str]) -> list[Text]:
     return [Text.assemble(("error: ", "red"), e) for e in errors]
 
 
-def status_view(status: Mapping[str, Any], now: float) -> Group:
-    """`ami status`: instances, proxies' xDS sync, then config errors."""
+def _yes(value: bool, style: str = "") -> Text:
+    return Text("yes", style=style) if value else Text("no")
+
+
+def revisions_table(revisions: Sequence[Mapping[str, Any]]) -> Table:
+    """Knative revisions as their autoscaler sees them (`GET /api/v1/serving/revisions`):
+    DESIRED is the scale asked for, CONCURRENCY the stable window's requests in flight
+    (all instances), `-` until the autoscaler has decided."""
+    t = table(
+        "NAMESPACE", "REVISION", "SERVICE", "DESIRED", "READY", "CONCURRENCY", "PANIC", "ACTIVATOR"
+    )
+    for r in revisions:
+        requested, stable = r.get("requested"), r.get("observed_stable")
+        load = "-" if stable is None else f"{stable:.2f}"
+        if stable is not None and r.get("metric") == "rps":
+            load += " rps"
+        decided = r.get("desired") is not None
+        t.add_row(
+            str(r.get("namespace", "default")),
+            str(r.get("revision", "")),
+            str(r.get("service") or "-"),
+            "-" if requested is None else str(requested),
+            str(r.get("ready", 0)),
+            load,
+            _yes(bool(r.get("panic")), "bold red") if decided else Text("-"),
+            _yes(bool(r.get("activator")), "yellow"),
+        )
+    return t
+
+
+def status_view(
+    status: Mapping[str, Any], now: float, revisions: Sequence[Mapping[str, Any]] = ()
+) -> Group:
+    """`ami status`: instances, Knative revisions (when there are any), proxies' xDS
+    sync, then config errors."""
     instances = status.get("instances") or []
     proxies = status.get("proxies") or []
     errors = status.get("config_errors") or []
@@ -162,6 +195,14 @@ def status_view(status: Mapping[str, Any], now: float) -> Group:
         Text("Workloads", style="bold underline"),
         instances_table(instances, now) if instances else Text("no instances", style="dim"),
         Text(""),
+    ]
+    if revisions:
+        parts += [
+            Text("Knative revisions", style="bold underline"),
+            revisions_table(revisions),
+            Text(""),
+        ]
+    parts += [
         Text("Proxies (xDS)", style="bold underline"),
         proxies_table(proxies, now) if proxies else Text("no proxies connected", style="dim"),
         *nacks(proxies),

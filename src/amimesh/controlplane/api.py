@@ -26,6 +26,8 @@ runtime, granting one SPIFFE ID), never the API token.
                                                    (registered), their status, gateway URLs
     PUT    /api/v1/nodes/{node}/concurrency        {"instances": {id: n}}: requests in flight
                                                    at each Knative revision's instance
+    GET    /api/v1/serving/revisions               each running Knative revision's scale, load,
+                                                   panic and the activator's place
     POST   /api/v1/serving/activate                {"namespace", "revision"}: an instance now
                                                    (a request waits at the activator)
     POST   /api/v1/certificates                    {"csr": PEM}, with an instance token
@@ -169,6 +171,7 @@ class Api:
             web.get(f"{PREFIX}/node/config", self.node_config),
             web.put(f"{PREFIX}/nodes/{{node}}", self.put_node),
             web.put(f"{PREFIX}/nodes/{{node}}/concurrency", self.put_concurrency),
+            web.get(f"{PREFIX}/serving/revisions", self.serving_revisions),
             web.post(f"{PREFIX}/serving/activate", self.activate),
             web.post(CERTIFICATES, self.certificates),
         ]
@@ -250,6 +253,10 @@ class Api:
                 found.append((key, {**obj, "source": SERVING_SOURCE}))
         items = [item for _, item in sorted(found, key=lambda pair: pair[0])]
         return _json({"kind": group_kind[1] if group_kind else None, "items": items})
+
+    async def serving_revisions(self, request: web.Request) -> web.Response:
+        rows = [s.to_json() for s in self.cp.serving.scaling()]
+        return _json({"revisions": rows})
 
     async def analyze(self, request: web.Request) -> web.Response:
         store = self.cp.store

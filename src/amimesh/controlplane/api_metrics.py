@@ -1,7 +1,8 @@
 """HTTP API: Prometheus metrics (`/metrics`), the service graph and golden metrics.
 
-- `GET /metrics`: Istio's standard metrics in Prometheus' text format (the bearer token
-  is required, as for the rest of the API: Prometheus sends it with `authorization`).
+- `GET /metrics`: Istio's standard metrics and Knative's autoscaler metrics
+  (`serving_metrics`) in Prometheus' text format (the bearer token is required, as for
+  the rest of the API: Prometheus sends it with `authorization`).
 - `GET /api/v1/graph?window=S`: the service graph over the last S seconds (default 60):
   workload and service nodes; edges source workload → service (as the source's proxy
   reports) and service → destination workload (as the destination's proxy reports),

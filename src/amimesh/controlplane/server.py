@@ -54,6 +54,7 @@ PLANE_MODULES = (
     "amimesh.telemetry.metrics_file",
     "prometheus_client",
     "amimesh.telemetry.metrics_receiver",
+    "amimesh.controlplane.serving_metrics",
     "grpc",
     "amimesh.telemetry.trace_forward",
     "amimesh.telemetry.traces",
@@ -375,6 +376,7 @@ class _Plane:
     file, the trace collector (built together: each names the others)."""
 
     def __init__(self, cp: ControlPlane) -> None:
+        from amimesh.controlplane.serving_metrics import AutoscalerCollector
         from amimesh.telemetry import metrics_receiver
         from amimesh.telemetry.metrics import MeshMetrics
         from amimesh.telemetry.metrics_file import MetricsFile
@@ -392,6 +394,8 @@ class _Plane:
             services=self.grpc_services,
         )
         self.metrics = MeshMetrics()
+        # Knative's autoscaler gauges, read from the serving controller at each scrape.
+        self.metrics.registry.register(AutoscalerCollector(cp.serving.scaling))
         self.metrics_file = MetricsFile(self.metrics, state / "metrics.json") if state else None
         directories = metrics_receiver.Directories(
             lambda: cp.snapshot, self.xds.proxies, config.trust_domain

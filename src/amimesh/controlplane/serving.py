@@ -7,6 +7,7 @@ mesh resources that run and route them into the store, and knows their status.
     serving.observe(node, {instance_id: in_flight, ...})   # node agents, every second
     await serving.autoscale()         # the KPA, a tick a second, a decision every two
     serving.status_of(key)            # Knative's status of a Service, Route, ...
+    serving.scaling()                 # each running revision's scale, load, activator
     serving.objects()                 # revisions, a Service's Configuration and Route
     serving.delete_revision(ns, name) # one no route references (RevisionInUse if one does)
     serving.forget(ns, configuration) # a deleted configuration's revisions go with it
@@ -33,8 +34,9 @@ import json
 import logging
 import os
 import time
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,9 +50,10 @@ from amimesh.serving.kpa import scaler as kpa_scaler
 from amimesh.serving.kpa import status as kpa_status
 from amimesh.serving.kpa.autoscaler import Autoscaler
 from amimesh.serving.kpa.autoscaler_config import SettingsError
-from amimesh.serving.kpa.decider import initial_excess_burst_capacity
+from amimesh.serving.kpa.decider import Decision, initial_excess_burst_capacity
 from amimesh.serving.kpa.scaling_settings import ScalingSettings, scaling_settings
 from amimesh.serving.objects import owned_objects, referenced, revision_object
+from amimesh.serving.scaling import RevisionScaling
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +82,7 @@ class _Kpa:
     status: kpa_status.PodAutoscalerStatus
     ebc: int
     proxy_since: float | None = None
+    decision: Decision | None = None  # the last one (None: no data yet)
 
 
 class ServingController:
@@ -268,6 +272,55 @@ class ServingController:
     def through_activator(self, namespace: str, revision: str) -> bool:
         return (namespace, revision) in self._through
 
+    def scaling(self) -> list[RevisionScaling]:
+        """Each revision that runs (takes traffic, or is its configuration's latest),
+        in order of creation: its scale, ready instances, observed load and panic as
+        of its autoscaler's last decision, and whether the activator is in its path.
+        Reads only."""
+        ready = Counter(
+            (i.namespace, i.labels[REVISION_LABEL])
+            for i in self.store.instances()
+            if i.ready and REVISION_LABEL in i.labels
+        )
+        routed = referenced(self._status)
+        out: list[RevisionScaling] = []
+        for r in self.history:
+            key = (r.namespace, r.name)
+            if key not in self._active:
+                continue
+            # As `expand` routes: through the activator while the KPA keeps it there,
+            # and while the revision has no ready instance.
+            activator = (
+                self.activator_port is not None
+                and f"{r.namespace}/{r.name}" in routed
+                and (key in self._through or ready[key] == 0)
+            )
+            row = RevisionScaling(
+                namespace=r.namespace,
+                revision=r.name,
+                configuration=r.configuration,
+                service=r.service,
+                ready=ready[key],
+                activator=activator,
+                requested=self._scale.get(key),
+            )
+            kpa = self._kpa.get(key)
+            if kpa is not None:
+                d = kpa.decision
+                row = replace(
+                    row,
+                    metric=kpa.settings.metric,
+                    target=kpa.settings.target,
+                    excess_burst_capacity=kpa.ebc,
+                    active=kpa.status.active,
+                    desired=d.desired if d else None,
+                    observed_stable=d.observed_stable if d else None,
+                    observed_panic=d.observed_panic if d else None,
+                    panic=d.panic if d else False,
+                )
+            out.append(row)
+        return out
+
     async def autoscale(self) -> None:
         """For ever (an owned task): a tick a second."""
         while True:
@@ -319,6 +372,7 @@ class ServingController:
         desired = decision.desired if decision is not None else kpa_scaler.SCALE_UNKNOWN
         if decision is not None:
             kpa.ebc = decision.excess_burst_capacity
+            kpa.decision = decision
         current = self._scale.get(key, settings.initial_scale)
         path = kpa_scaler.ActivatorPath(
             proxy_mode=key in self._through, since=kpa.proxy_since, reached=True

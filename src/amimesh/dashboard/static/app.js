@@ -1,6 +1,6 @@
 // Ami dashboard: reads the control plane's JSON API (/api/v1/...) with the sign-in
-// cookie and draws the service graph (cytoscape.js), golden metrics, traces, config
-// and each proxy's xDS state. Plain JS, no build step; the CSP allows no inline code,
+// cookie and draws the service graph (cytoscape.js), golden metrics, traces, config,
+// each proxy's xDS state and the Knative revisions' autoscaling. Plain JS, no build step; the CSP allows no inline code,
 // so every node is built with DOM calls and every text goes in as text.
 "use strict";
 
@@ -893,6 +893,34 @@
           cell(fmtAge(i.since)))),
       8,
       "no instances",
+    );
+    await refreshRevisions();
+  }
+
+  // Knative revisions as their autoscaler sees them; the section shows when there are any.
+  async function refreshRevisions() {
+    const body = await api("/api/v1/serving/revisions");
+    const revisions = (body && body.revisions) || [];
+    $("#revisions-section").hidden = !revisions.length;
+    const load = (r) => {
+      const v = num(r.observed_stable);
+      if (v === null) return "-";
+      return v.toFixed(2) + (r.metric === "rps" ? " rps" : "");
+    };
+    fill(
+      $("#revisions-table tbody"),
+      revisions.map((r) =>
+        el("tr", { dataset: { revision: `${r.namespace}/${r.revision}` } },
+          cell(r.namespace),
+          el("td", { title: `${r.active || "not scaled yet"}; target ${r.target ?? "-"} per instance` }, r.revision),
+          cell(r.service || "-"),
+          cell(r.requested === null || r.requested === undefined ? "-" : String(r.requested), "num"),
+          cell(String(r.ready), "num"),
+          cell(load(r), "num"),
+          el("td", {}, r.desired === null || r.desired === undefined ? "-" : r.panic ? chip("yes", "panic") : "no"),
+          el("td", {}, r.activator ? chip("yes", "activator") : "no"))),
+      8,
+      "no Knative revisions",
     );
   }
 
