@@ -245,3 +245,21 @@ def test_scaling_at_zero_is_through_the_activator() -> None:
     (row,) = serving.scaling()
     assert (row.desired, row.requested, row.ready, row.activator) == (0, 0, 0, True)
     assert row.active == "inactive"
+
+
+def test_a_revision_on_the_rps_metric_scales_on_requests_per_second() -> None:
+    store = Store()
+    rps = KSVC.replace(
+        'autoscaling.knative.dev/target: "1"',
+        'autoscaling.knative.dev/metric: rps\n        autoscaling.knative.dev/target: "10"',
+    )
+    store.set_source("t.yaml", parse_documents(rps, "t.yaml"))
+    now = [100.0]
+    serving = ServingController(store, clock=lambda: now[0])
+    serving.reconcile()
+    store.register_instance(ready_instance(0))
+    for _ in range(4):  # one in flight, but 20 requests a second: a target of 10 × 0.7
+        now[0] += 1
+        serving.observe("local", {"hello-00001-0.default": 1.0}, {"hello-00001-0.default": 20.0})
+        serving.tick(now[0])
+    assert serving.scale_of("default", "hello-00001") == 3

@@ -402,21 +402,27 @@ class Api:
         return _json({"node": node, "instances": len(report.instances)})
 
     async def put_concurrency(self, request: web.Request) -> web.Response:
-        """A node agent's requests in flight per instance: {"instances": {id: n}}."""
+        """A node agent's requests in flight and per second, per instance:
+        {"instances": {id: n}, "rps": {id: r}}."""
         try:
             data = json.loads(await request.text())
         except ValueError as err:
             return _errors([f"body: not JSON: {err}"])
-        values = data.get("instances") if isinstance(data, dict) else None
-        if not isinstance(values, dict) or len(values) > nodes.MAX_STATUS_ROWS:
+        if not isinstance(data, dict):
             return _errors(['body: want {"instances": {"<instance id>": <requests in flight>}}'])
-        clean: dict[str, float] = {}
-        for iid, n in values.items():
-            if not isinstance(n, int | float) or isinstance(n, bool) or not 0 <= n < 1e9:
-                return _errors([f"instances.{iid}: want a number of requests, at least 0"])
-            clean[str(iid)] = float(n)
-        self.cp.serving.observe(request.match_info["node"], clean)
-        return _json({"instances": len(clean)})
+        parsed: list[dict[str, float]] = []
+        for key in ("instances", "rps"):
+            values = data.get(key, {})
+            if not isinstance(values, dict) or len(values) > nodes.MAX_STATUS_ROWS:
+                return _errors([f'{key}: want {{"<instance id>": <number>}}'])
+            clean: dict[str, float] = {}
+            for iid, n in values.items():
+                if not isinstance(n, int | float) or isinstance(n, bool) or not 0 <= n < 1e9:
+                    return _errors([f"{key}.{iid}: want a number of requests, at least 0"])
+                clean[str(iid)] = float(n)
+            parsed.append(clean)
+        self.cp.serving.observe(request.match_info["node"], parsed[0], parsed[1])
+        return _json({"instances": len(parsed[0])})
 
     async def activate(self, request: web.Request) -> web.Response:
         """The activator holds a request for a revision with no ready instance:

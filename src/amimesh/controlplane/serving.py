@@ -103,7 +103,8 @@ class ServingController:
         self._status: dict[Key, dict[str, Any]] = {}
         self._active: set[tuple[str, str]] = set()
         # Autoscaling: the nodes' last reports, each revision's autoscaler and scale.
-        self._in_flight: dict[str, tuple[float, dict[str, float]]] = {}
+        # node → (when, requests in flight per instance, requests per second per instance)
+        self._in_flight: dict[str, tuple[float, dict[str, float], dict[str, float]]] = {}
         self._kpa: dict[tuple[str, str], _Kpa] = {}
         self._scale: dict[tuple[str, str], int] = {}
         self._through: set[tuple[str, str]] = set()  # the KPA keeps the activator there
@@ -261,9 +262,12 @@ class ServingController:
 
     # --- autoscaling ---------------------------------------------------------------------
 
-    def observe(self, node: str, in_flight: dict[str, float]) -> None:
-        """A node agent's report: requests in flight per instance (id → count)."""
-        self._in_flight[node] = (self._clock(), dict(in_flight))
+    def observe(
+        self, node: str, in_flight: dict[str, float], rps: dict[str, float] | None = None
+    ) -> None:
+        """A node agent's report: requests in flight per instance (id → count), and
+        requests per second (for revisions whose metric is `rps`)."""
+        self._in_flight[node] = (self._clock(), dict(in_flight), dict(rps or {}))
 
     def scale_of(self, namespace: str, revision: str) -> int | None:
         """The instances the autoscaler wants for a revision (None: not decided)."""
@@ -337,9 +341,11 @@ class ServingController:
         deciding = self._ticks % DECIDE_EVERY == 0
         config = self._autoscaler_config()
         fresh: dict[str, float] = {}
-        for when, values in self._in_flight.values():
+        fresh_rps: dict[str, float] = {}
+        for when, values, rates in self._in_flight.values():
             if now - when <= STALE_S:
                 fresh.update(values)
+                fresh_rps.update(rates)
         ready: dict[tuple[str, str], list[str]] = {}
         for i in self.store.instances():
             revision = i.labels.get(REVISION_LABEL)
@@ -358,7 +364,8 @@ class ServingController:
             if kpa is None:
                 continue
             if ids:  # with no instance there is nothing to scrape
-                kpa.autoscaler.record(now, sum(fresh.get(iid, 0.0) for iid in ids))
+                metric = fresh_rps if kpa.settings.metric == "rps" else fresh
+                kpa.autoscaler.record(now, sum(metric.get(iid, 0.0) for iid in ids))
             if deciding:
                 changed |= self._decide(key, kpa, len(ids), now)
         if changed:

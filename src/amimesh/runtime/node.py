@@ -64,21 +64,27 @@ ACTIVATOR_ACCOUNT = "activator"
 SAMPLE_S = 1.0
 SAMPLE_RESEND_S = 3.0
 # The inbound listeners' requests in flight (`inbound_<port>` is their stat prefix).
-_IN_FLIGHT = re.compile(r"^http\.inbound_\d+\.downstream_rq_active: (\d+)$", re.MULTILINE)
+_INBOUND = re.compile(r"^http\.inbound_\d+\.downstream_rq_(active|total): (\d+)$", re.MULTILINE)
 
 
-async def in_flight(admin_port: int) -> float | None:
-    """Requests in flight at an Envoy's inbound listeners, from its admin; None if it
-    does not answer."""
+async def inbound_requests(admin_port: int) -> tuple[int, int] | None:
+    """(requests in flight, requests so far) at an Envoy's inbound listeners, from its
+    admin; None if it does not answer."""
     try:
         status, body = await probe.request(
-            admin_port, "/stats?filter=downstream_rq_active&usedonly", timeout_s=1.0
+            admin_port, "/stats?filter=downstream_rq_&usedonly", timeout_s=1.0
         )
     except (OSError, TimeoutError):
         return None
     if status != 200:
         return None
-    return float(sum(int(n) for n in _IN_FLIGHT.findall(body)))
+    active = total = 0
+    for kind, n in _INBOUND.findall(body):
+        if kind == "active":
+            active += int(n)
+        else:
+            total += int(n)
+    return active, total
 
 
 def template(w: Workload) -> dict[str, Any]:
@@ -226,9 +232,11 @@ class Node:
 
     async def _sample(self) -> None:
         """Every second, the requests in flight at each Knative revision instance's
-        inbound sidecar (Envoy's `downstream_rq_active`), for the control plane's
+        inbound sidecar (Envoy's `downstream_rq_active`) and the requests per second
+        since the last look (`downstream_rq_total`), for the control plane's
         autoscaler: sent when they change, and at least every few seconds."""
-        last: dict[str, float] = {}
+        last: tuple[dict[str, float], dict[str, float]] = ({}, {})
+        totals: dict[str, tuple[float, int]] = {}  # instance → (when, requests so far)
         sent_at = 0.0
         loop = asyncio.get_running_loop()
         while True:
@@ -238,20 +246,33 @@ class Node:
                 for r in self.runners.values()
                 if r.ready and REVISION_LABEL in r.spec.agent.proxy.labels
             ]
-            if not runners and not last:
+            if not runners and not last[0]:
                 continue
             values = await asyncio.gather(
-                *(in_flight(r.spec.agent.proxy.admin_port) for r in runners)
+                *(inbound_requests(r.spec.agent.proxy.admin_port) for r in runners)
             )
-            now = {r.spec.id: v for r, v in zip(runners, values, strict=True) if v is not None}
-            if now == last and loop.time() - sent_at < SAMPLE_RESEND_S:
+            in_flight: dict[str, float] = {}
+            rps: dict[str, float] = {}
+            now = loop.time()
+            for runner, value in zip(runners, values, strict=True):
+                if value is None:
+                    continue
+                iid, (active, total) = runner.spec.id, value
+                in_flight[iid] = float(active)
+                before = totals.get(iid)
+                if before is not None and now > before[0] and total >= before[1]:
+                    rps[iid] = round((total - before[1]) / (now - before[0]), 3)
+                totals[iid] = (now, total)
+            for gone in set(totals) - set(in_flight):
+                del totals[gone]
+            if (in_flight, rps) == last and now - sent_at < SAMPLE_RESEND_S:
                 continue
             try:
-                await self.api.concurrency(self.config.name, now)
+                await self.api.concurrency(self.config.name, in_flight, rps)
             except ApiUnavailable as e:
                 log.debug("concurrency report: %s", e)
                 continue
-            last, sent_at = now, loop.time()
+            last, sent_at = (in_flight, rps), now
 
     def _take(self, version: int, docs: list[dict[str, Any]]) -> None:
         result = parse_object({"apiVersion": "v1", "kind": "List", "items": docs}, "control plane")

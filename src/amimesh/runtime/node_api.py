@@ -65,9 +65,13 @@ class NodeApi:
             "POST", "/api/v1/serving/activate", {"namespace": namespace, "revision": revision}
         )
 
-    async def concurrency(self, node: str, in_flight: dict[str, float]) -> None:
-        """Requests in flight per instance, for the autoscaler. Raises ApiUnavailable."""
-        await self._send("PUT", f"/api/v1/nodes/{node}/concurrency", {"instances": in_flight})
+    async def concurrency(
+        self, node: str, in_flight: dict[str, float], rps: dict[str, float]
+    ) -> None:
+        """Requests in flight and per second per instance, for the autoscaler. Raises
+        ApiUnavailable."""
+        body = {"instances": in_flight, "rps": rps}
+        await self._send("PUT", f"/api/v1/nodes/{node}/concurrency", body)
 
     async def report(self, node: str, body: dict[str, Any]) -> None:
         await self._send("PUT", f"/api/v1/nodes/{node}", body)
