@@ -109,6 +109,7 @@ class ServingController:
         self._scale: dict[tuple[str, str], int] = {}
         self._through: set[tuple[str, str]] = set()  # the KPA keeps the activator there
         self._ticks = 0
+        self._last_inputs: tuple[Any, ...] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._due = False
         self._unsubscribe: Callable[[], None] = lambda: None
@@ -226,12 +227,18 @@ class ServingController:
         """Expand what users wrote, with the revisions so far and which are ready,
         into the `serving` source (unchanged: no store change)."""
         store = self.store
-        written = [r for r in store.resources() if store.source_of(r.key) != SOURCE]
         ready = {
             (i.namespace, i.labels[REVISION_LABEL])
             for i in store.instances()
             if i.ready and REVISION_LABEL in i.labels
         }
+        # Most store changes are instances of plain workloads coming and going: with
+        # the same config, ready revisions, scales and activator places, the output is
+        # the same, and nothing is expanded again.
+        inputs = self._inputs(ready)
+        if inputs == self._last_inputs:
+            return
+        written = [r for r in store.resources() if store.source_of(r.key) != SOURCE]
         before = len(self.history)
         fresh = ready - self._ready_once
         self._ready_once |= ready
@@ -257,6 +264,7 @@ class ServingController:
             log.error("serving: a derived resource is invalid: %s", e)
         resources: list[Resource] = list(parsed.resources)
         errors = store.set_source(SOURCE, ParseResult(resources=resources))
+        self._last_inputs = self._inputs(ready)
         for e in errors:
             log.warning("serving: %s", e)
 
@@ -463,6 +471,16 @@ class ServingController:
             ):
                 return dict(r.data)
         return {}
+
+    def _inputs(self, ready: set[tuple[str, str]]) -> tuple[Any, ...]:
+        """What the expansion depends on, besides the clock for a new revision."""
+        return (
+            self.store.config_version,
+            frozenset(ready),
+            tuple((r.namespace, r.name) for r in self.history),
+            tuple(sorted(self._scale.items())),
+            frozenset(self._through),
+        )
 
     def watch(self, loop: asyncio.AbstractEventLoop) -> None:
         """Reconcile after every store change (config or readiness), on `loop`; a burst
