@@ -368,6 +368,8 @@ def test_bootstrap_reaches_the_zipkin_receiver_and_flushes_often() -> None:
     assert layers[0]["static_layer"] == {
         "tracing.opentelemetry.flush_interval_ms": bs.TRACE_FLUSH_MS,
         "tracing.zipkin.flush_interval_ms": bs.TRACE_FLUSH_MS,
+        "re2.max_program_size.error_level": bs.MAX_REGEX_PROGRAM_SIZE,
+        "re2.max_program_size.warn_level": bs.MAX_REGEX_PROGRAM_SIZE,
     }
     # Without a receiver the cluster is there, empty: a Zipkin tracer is accepted and
     # its spans are dropped.

@@ -46,6 +46,9 @@ LOOPBACK = "127.0.0.1"
 TELEMETRY_HTTP_CLUSTER = tracing.ZIPKIN_CLUSTER
 # How often tracers send the spans they buffered.
 TRACE_FLUSH_MS = 1000
+# The largest compiled regex Envoy takes, as Istio's bootstrap sets it (the validation's
+# longest regex, `resources.re2.MAX_LENGTH`, compiles far below it unless it repeats).
+MAX_REGEX_PROGRAM_SIZE = 32768
 
 
 def _address(host: str, port: int) -> dict[str, Any]:
@@ -123,7 +126,9 @@ def telemetry_http_cluster(host: str, port: int) -> dict[str, Any]:
 
 def layered_runtime() -> dict[str, Any]:
     """Envoy's runtime: tracers flush their spans every `TRACE_FLUSH_MS` (Envoy's default
-    is 5 s), and the admin layer (`/runtime_modify`) on top."""
+    is 5 s); regexes compile up to `MAX_REGEX_PROGRAM_SIZE` (Envoy's default, 100,
+    rejects a route table with a 100-character literal regex); and the admin layer
+    (`/runtime_modify`) on top."""
     return {
         "layers": [
             {
@@ -131,6 +136,8 @@ def layered_runtime() -> dict[str, Any]:
                 "static_layer": {
                     "tracing.opentelemetry.flush_interval_ms": TRACE_FLUSH_MS,
                     "tracing.zipkin.flush_interval_ms": TRACE_FLUSH_MS,
+                    "re2.max_program_size.error_level": MAX_REGEX_PROGRAM_SIZE,
+                    "re2.max_program_size.warn_level": MAX_REGEX_PROGRAM_SIZE,
                 },
             },
             {"name": "admin", "admin_layer": {}},

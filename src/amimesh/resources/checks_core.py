@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterator
 
 from amimesh.resources.checks_common import dns_label_problem, duplicates
-from amimesh.resources.errors import Issue
+from amimesh.resources.errors import Issue, Loc
 from amimesh.resources.fields import show
 from amimesh.resources.kube import Service
 from amimesh.resources.workload import MAX_CONCURRENCY, Workload, max_concurrency_problem
@@ -72,9 +72,18 @@ def check_workload(wl: Workload) -> Iterator[Issue]:
     handler = probe.httpGet or probe.tcpSocket
     port = handler.port if handler is not None else None
     names = {p.name for p in ports if p.name}
+    where: Loc = ("spec", "readinessProbe", action, "port")
     if isinstance(port, str) and port not in names:
         known = ", ".join(sorted(names)) or "none"
         yield Issue(
-            ("spec", "readinessProbe", action, "port"),
-            f"names no port of this Workload (its port names: {known}), got {show(port)}",
+            where, f"names no port of this Workload (its port names: {known}), got {show(port)}"
         )
+    elif isinstance(port, int) and port not in {p.port for p in ports}:
+        known = ", ".join(str(p.port) for p in ports) or "none"
+        yield Issue(
+            where,
+            f"is no port of this Workload (its ports: {known}), got {port}: the probe "
+            "reaches the app where the sidecar forwards that port",
+        )
+    elif port is None and not ports:
+        yield Issue(where, "is required: the Workload declares no port for the probe to use")

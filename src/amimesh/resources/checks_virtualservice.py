@@ -18,9 +18,12 @@ from amimesh.resources.checks_common import (
     host_problem,
 )
 from amimesh.resources.errors import Issue, Loc
+from amimesh.resources.fields import UINT32_MAX
 
 ACTIONS = ("route", "redirect", "directResponse", "delegate")
 _MAX_BODY = 1024 * 1024
+# Envoy's longest query parameter name in a match.
+_MAX_QUERY_NAME = 1024
 _STAR = 'is not a valid regular expression: "*" repeats nothing (write ".*" to match anything)'
 
 
@@ -50,11 +53,18 @@ def _route_issues(route: net.HTTPRoute, loc: Loc, in_delegate: bool) -> Iterator
     if route.corsPolicy is not None:
         for i, origin in enumerate(route.corsPolicy.allowOrigins):
             yield from _string_match_issues(origin, (*loc, "corsPolicy", "allowOrigins", i))
-    if len(route.route) > 1 and sum(d.weight or 0 for d in route.route) == 0:
+    total = sum(d.weight or 0 for d in route.route)
+    if len(route.route) > 1 and total == 0:
         yield Issue(
             (*loc, "route"),
             f"the weights of the {len(route.route)} destinations add up to 0: give at least "
             "one a weight (weights are relative: a destination gets weight/sum of the traffic)",
+        )
+    if total > UINT32_MAX:
+        yield Issue(
+            (*loc, "route"),
+            f"the weights add up to {total}, more than Envoy takes ({UINT32_MAX}): weights "
+            "are relative, smaller ones split the traffic the same way",
         )
     for i, dest in enumerate(route.route):
         yield from _destination_issues(dest.destination, (*loc, "route", i, "destination"))
@@ -109,6 +119,13 @@ def _match_issues(match: net.HTTPMatchRequest, loc: Loc) -> Iterator[Issue]:
     for field, matches in (("headers", match.headers), ("queryParams", match.queryParams)):
         for key, value in matches.items():
             yield from _star_regex(value, (*loc, field, key))
+    for key in match.queryParams:
+        if not key or len(key.encode()) > _MAX_QUERY_NAME:
+            yield Issue(
+                (*loc, "queryParams", key),
+                f"a query parameter name is 1 to {_MAX_QUERY_NAME} bytes long, "
+                f"got {len(key.encode())}",
+            )
 
 
 def _string_match_issues(match: net.StringMatch | None, loc: Loc) -> Iterator[Issue]:

@@ -85,8 +85,14 @@ def show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+# The longest duration Envoy takes (it counts many in milliseconds in an int64:
+# about 292 years, where a protobuf Duration would hold 10000).
+MAX_DURATION_S = 9_223_372_035
+
+
 def parse_duration(value: Any) -> float:
-    """Parse a duration as Istio accepts it ("1s", "0.5s", "100ms", "1h30m") into seconds."""
+    """Parse a duration as Istio accepts it ("1s", "0.5s", "100ms", "1h30m") into seconds,
+    at most `MAX_DURATION_S`."""
     problem = f'must be a duration such as "1s", "250ms" or "1m30s", got {show(value)}'
     if isinstance(value, bool) or not isinstance(value, str):
         raise ValueError(problem)
@@ -100,7 +106,15 @@ def parse_duration(value: Any) -> float:
         pos = m.end()
     if pos != len(text) or not text:
         raise ValueError(problem)
+    if total > MAX_DURATION_S:
+        raise ValueError(f"must be at most {MAX_DURATION_S}s (292 years), got {show(value)}")
     return total
+
+
+def _at_least_1ms(seconds: float) -> float:
+    if seconds < 0.001:
+        raise ValueError(f"must be at least 1ms, got {format_duration(seconds)}")
+    return seconds
 
 
 def is_ip(address: str) -> bool:
@@ -121,6 +135,8 @@ def _not_supported(value: Any) -> Any:
 def _check_regex(value: str) -> str:
     if value == "*":
         return value  # Istio's "header is present" in withoutHeaders; checked per kind
+    if not value:
+        raise ValueError('must not be empty (write ".*" to match anything)')
     problem = re2.problem(value)
     if problem is not None:
         raise ValueError(problem)
@@ -227,6 +243,23 @@ Duration = Annotated[
     Field(ge=0),
     PlainSerializer(format_duration, return_type=str, when_used="json"),
 ]
+
+
+def _one_line(value: str) -> str:
+    if any(c in value for c in "\x00\r\n"):
+        raise ValueError(f"must not contain a line break or NUL, got {show(value)}")
+    return value
+
+
+# A string Envoy puts in a header (a path, an authority, a prefix): no CR, LF or NUL.
+OneLine = Annotated[str, AfterValidator(_one_line)]
+
+# A duration Envoy wants greater than zero; at least 1ms, as Istio validates it.
+PositiveDuration = Annotated[Duration, AfterValidator(_at_least_1ms)]
+
+# The bounds of Istio's int32 and uint32 fields, which Envoy's fields hold.
+INT32_MAX = 2**31 - 1
+UINT32_MAX = 2**32 - 1
 
 # A field that Istio (or Kubernetes) defines but Ami does not implement yet: accepted by
 # the schema so that the error says "not supported yet" instead of "unknown field".

@@ -19,7 +19,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BeforeValidator, Field
 
-from amimesh.resources.fields import Duration, NotSupported, Strict, UnsupportedValues
+from amimesh.resources.fields import Duration, NotSupported, OneLine, Strict, UnsupportedValues
 from amimesh.resources.meta import Resource
 
 ISTIO_SECURITY_VERSIONS = ("v1beta1", "v1")
@@ -48,7 +48,7 @@ class WorkloadSelector(Strict):
 
 class JWTHeader(Strict):
     name: str = Field(min_length=1)
-    prefix: str = Field(default="", description='e.g. "Bearer "; the token follows it')
+    prefix: OneLine = Field(default="", description='e.g. "Bearer "; the token follows it')
 
 
 class ClaimToHeader(Strict):

@@ -12,10 +12,14 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import BeforeValidator, Field, model_validator
 
 from amimesh.resources.fields import (
+    INT32_MAX,
+    UINT32_MAX,
     Duration,
     MatchHeaderName,
     NotSupported,
+    OneLine,
     Port,
+    PositiveDuration,
     RE2Regex,
     RetryOn,
     Strict,
@@ -25,6 +29,8 @@ from amimesh.resources.istio_security import ClientTLSSettings
 from amimesh.resources.meta import Resource
 
 ISTIO_NETWORKING_VERSIONS = ("v1alpha3", "v1beta1", "v1")
+# Envoy's largest hash ring (its `maximum_ring_size` default, and the most it takes).
+RING_SIZE_MAX = 8_388_608
 
 
 class StringMatch(Strict):
@@ -90,14 +96,15 @@ class HTTPRouteDestination(Strict):
     weight: int | None = Field(
         default=None,
         ge=0,
+        le=INT32_MAX,
         description="relative: a destination gets weight/sum of the traffic (Istio 1.15+)",
     )
     headers: Headers | None = None
 
 
 class HTTPRedirect(Strict):
-    uri: str | None = None
-    authority: str | None = None
+    uri: OneLine | None = None
+    authority: OneLine | None = None
     port: Port | None = None
     scheme: str | None = None
     redirectCode: int | None = Field(default=None, ge=300, le=399)
@@ -107,12 +114,12 @@ class HTTPRedirect(Strict):
 
 class RegexRewrite(Strict):
     match: RE2Regex
-    rewrite: str
+    rewrite: OneLine
 
 
 class HTTPRewrite(Strict):
-    uri: str | None = None
-    authority: str | None = None
+    uri: OneLine | None = None
+    authority: OneLine | None = None
     uriRegexRewrite: RegexRewrite | None = None
 
 
@@ -127,7 +134,7 @@ class HTTPDirectResponse(Strict):
 
 
 class FaultDelay(Strict):
-    fixedDelay: Duration
+    fixedDelay: PositiveDuration
     percentage: Percent | None = None
     percent: int | None = Field(default=None, ge=0, le=100, description="deprecated by Istio")
     exponentialDelay: NotSupported = None
@@ -152,7 +159,7 @@ class HTTPFaultInjection(Strict):
 
 
 class HTTPRetry(Strict):
-    attempts: int = Field(ge=0)
+    attempts: int = Field(ge=0, le=INT32_MAX)
     perTryTimeout: Duration | None = None
     retryOn: RetryOn | None = None
     retryRemoteLocalities: bool | None = None
@@ -222,11 +229,13 @@ class HTTPCookie(Strict):
 
 
 class ConsistentHash(Strict):
-    httpHeaderName: str | None = None
+    httpHeaderName: OneLine | None = None
     httpCookie: HTTPCookie | None = None
     useSourceIp: bool | None = None
     httpQueryParameterName: str | None = None
-    minimumRingSize: int | None = Field(default=None, ge=1, description="deprecated by Istio")
+    minimumRingSize: int | None = Field(
+        default=None, ge=1, le=RING_SIZE_MAX, description="deprecated by Istio"
+    )
     ringHash: NotSupported = None
     maglev: NotSupported = None
 
@@ -266,18 +275,18 @@ class LoadBalancerSettings(Strict):
 
 
 class TCPSettings(Strict):
-    maxConnections: int | None = Field(default=None, ge=1)
-    connectTimeout: Duration | None = None
+    maxConnections: int | None = Field(default=None, ge=1, le=INT32_MAX)
+    connectTimeout: PositiveDuration | None = None
     tcpKeepalive: NotSupported = None
     maxConnectionDuration: NotSupported = None
     idleTimeout: NotSupported = None
 
 
 class HTTPSettings(Strict):
-    http1MaxPendingRequests: int | None = Field(default=None, ge=1)
-    http2MaxRequests: int | None = Field(default=None, ge=1)
-    maxRequestsPerConnection: int | None = Field(default=None, ge=0)
-    maxRetries: int | None = Field(default=None, ge=0)
+    http1MaxPendingRequests: int | None = Field(default=None, ge=1, le=INT32_MAX)
+    http2MaxRequests: int | None = Field(default=None, ge=1, le=INT32_MAX)
+    maxRequestsPerConnection: int | None = Field(default=None, ge=0, le=INT32_MAX)
+    maxRetries: int | None = Field(default=None, ge=0, le=INT32_MAX)
     idleTimeout: Duration | None = None
     h2UpgradePolicy: NotSupported = None
     useClientProtocol: NotSupported = None
@@ -291,10 +300,10 @@ class ConnectionPoolSettings(Strict):
 
 
 class OutlierDetection(Strict):
-    consecutive5xxErrors: int | None = Field(default=None, ge=0)
-    consecutiveGatewayErrors: int | None = Field(default=None, ge=0)
-    interval: Duration | None = None
-    baseEjectionTime: Duration | None = None
+    consecutive5xxErrors: int | None = Field(default=None, ge=0, le=UINT32_MAX)
+    consecutiveGatewayErrors: int | None = Field(default=None, ge=0, le=UINT32_MAX)
+    interval: PositiveDuration | None = None
+    baseEjectionTime: PositiveDuration | None = None
     maxEjectionPercent: int | None = Field(default=None, ge=0, le=100)
     minHealthPercent: int | None = Field(default=None, ge=0, le=100)
     consecutiveErrors: NotSupported = None
@@ -359,7 +368,7 @@ class WorkloadEntrySpec(Strict):
     ports: dict[str, Port] = Field(default_factory=dict)
     labels: dict[str, str] = Field(default_factory=dict)
     locality: str | None = None
-    weight: int | None = Field(default=None, ge=1)
+    weight: int | None = Field(default=None, ge=1, le=UINT32_MAX)
     serviceAccount: str | None = None
     network: NotSupported = None
 

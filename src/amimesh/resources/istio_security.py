@@ -19,11 +19,13 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from amimesh.resources.fields import NotSupported, Strict, show
+from amimesh.resources.fields import NotSupported, OneLine, Strict, show
 from amimesh.resources.meta import Resource
 
 ISTIO_SECURITY_VERSIONS = ("v1beta1", "v1")
 
+# The longest server name TLS carries (and Envoy takes).
+MAX_SNI_BYTES = 255
 MutualTLSMode = Literal["UNSET", "DISABLE", "PERMISSIVE", "STRICT"]
 ClientTLSMode = Literal["DISABLE", "SIMPLE", "MUTUAL", "ISTIO_MUTUAL"]
 
@@ -93,13 +95,20 @@ class ClientTLSSettings(Strict):
         validate_default=True,
         description="unset: the SNI (SIMPLE, MUTUAL) or the service's accounts (ISTIO_MUTUAL)",
     )
-    sni: str | None = Field(
+    sni: OneLine | None = Field(
         default=None,
         validate_default=True,
         description="unset: the service's host name, or the upstream host for wildcards",
     )
     credentialName: NotSupported = None
     caCrl: NotSupported = None
+
+    @field_validator("sni")
+    @classmethod
+    def _sni_fits(cls, value: str | None) -> str | None:
+        if value is not None and len(value.encode()) > MAX_SNI_BYTES:
+            raise ValueError(f"must be at most {MAX_SNI_BYTES} bytes (a TLS server name)")
+        return value
 
     @field_validator(
         "clientCertificate",

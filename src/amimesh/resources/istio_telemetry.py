@@ -82,16 +82,16 @@ class TracingProviderRef(Strict):
 
 
 class LiteralTag(Strict):
-    value: str
+    value: str = Field(min_length=1)
 
 
 class EnvironmentTag(Strict):
-    name: str = Field(description="an environment variable of the proxy's Envoy")
+    name: str = Field(min_length=1, description="an environment variable of the proxy's Envoy")
     defaultValue: str | None = None
 
 
 class HeaderTag(Strict):
-    name: str = Field(description="a request header")
+    name: str = Field(min_length=1, description="a request header")
     defaultValue: str | None = None
 
 

@@ -151,6 +151,58 @@ on the field at fault.
   would silently ignore it.
 """
 
+_ENVOY = """\
+## Envoy accepts what Ami accepts
+
+What passes validation must pass Envoy's own checks once translated: a resource
+Envoy rejects is refused (NACKed) by every proxy it reaches, with everything sent
+alongside it. Where Envoy is stricter than Istio's API, Ami refuses the value, with an
+error on the field:
+
+- Durations are at most 9223372035s (Envoy counts them in milliseconds in an int64);
+  `fault.delay.fixedDelay`, `connectionPool.tcp.connectTimeout`,
+  `outlierDetection.interval` and `outlierDetection.baseEjectionTime` are at least 1ms
+  (Envoy wants them above zero).
+- Integers are bounded as Istio's API types them: route `weight`, `retries.attempts`
+  and the connection pool's limits are int32, `consecutive5xxErrors`,
+  `consecutiveGatewayErrors` and an endpoint's `weight` uint32; the weights of one
+  route add up to at most 4294967295; `minimumRingSize` is at most 8388608.
+- A regex is not empty. Paths, authorities, redirects, regex rewrites, hash header
+  names and JWT header prefixes hold no line break or NUL; a query parameter name in a
+  match is 1 to 1024 bytes; `sni` is at most 255 bytes; a header value names only
+  variables Envoy knows (`%DOWNSTREAM_REMOTE_ADDRESS%`, `%REQ(x-user)%`, ...); a
+  tracing custom tag's literal value is not empty.
+- A Workload's `serviceAccount` is a Kubernetes name (it is part of the SPIFFE
+  identity) and its readiness probe's port, when a number, is one of its ports.
+
+Every proxy's bootstrap lets a regex compile to an RE2 program of up to 32768
+instructions (Istio's setting; Envoy's default of 100 rejects a 100-character
+literal), so the validation's longest regex (1024 characters) fits unless it repeats
+a group many times.
+
+`tests/unit/test_envoy_property.py` holds Ami to this. It mutates the examples, the
+tests' own configs and a corpus of its own (`tests/unit/testdata/envoy_property/`):
+it drops fields, duplicates and empties lists, sets values to boundary values (0, -1,
+huge numbers, empty, long, unicode and control-character strings, regex
+metacharacters, odd header names, ports 0 and 65536, durations such as "0s", "-1s"
+and "99999h", percentages past 100), renames map keys, swaps values of one type and
+splices in fields seen at the same place in other configs. Every mutant that Ami
+accepts is translated for every proxy of its mesh (each Workload's sidecar, the
+ingress gateway, a sidecar with no labels in each namespace) and the result is
+checked by `envoy --mode validate`, many mutants to one Envoy run. A fixed seed and
+600 mutants run with the unit tests (about half a minute on two cores); more on
+demand:
+
+    AMI_PROPERTY_CASES=5000 AMI_PROPERTY_SEED=7 .venv/bin/pytest tests/unit/test_envoy_property.py
+
+A failure prints the seed, the mutations and the smallest config that still fails
+(mutations left out, then documents); `AMI_PROPERTY_ONLY=N` with the same seed runs
+mutant N alone, and `AMI_PROPERTY_JOBS` sets how many Envoys run at once (2). Each
+case found is kept in `tests/unit/testdata/envoy_property/cases/`, a YAML file whose
+first line says the outcome it must have (`# expect: refused: ERROR` or
+`# expect: accepted`).
+"""
+
 # Notes on whole API groups, under each of their kinds' headings.
 _GROUP_NOTES = {
     "serving.knative.dev": (
@@ -178,6 +230,7 @@ def render(kinds: KindRegistry = KINDS) -> str:
     for k in kinds.values():
         out.append(_kind_section(k))
     out.append(_CHECKS)
+    out.append(_ENVOY)
     return "\n".join(out)
 
 

@@ -8,7 +8,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from amimesh.resources.fields import NotSupported, Port, PortOrName, Strict
+from amimesh.resources.fields import DNS_SUBDOMAIN, NotSupported, Port, PortOrName, Strict
 from amimesh.resources.meta import Resource
 
 
@@ -82,7 +82,13 @@ class WorkloadSpec(Strict):
     args: list[str] = Field(default_factory=list, description=_EXPANDED)
     env: list[EnvVar] = Field(default_factory=list)
     workingDir: str | None = None
-    serviceAccount: str = Field(default="default", min_length=1)
+    serviceAccount: str = Field(
+        default="default",
+        max_length=253,
+        pattern=DNS_SUBDOMAIN,
+        description="a Kubernetes service account name; the identity is "
+        "spiffe://TRUST_DOMAIN/ns/NAMESPACE/sa/SERVICE_ACCOUNT",
+    )
     replicas: int = Field(default=1, ge=0)
     ports: list[WorkloadPort] = Field(default_factory=list)
     readinessProbe: Probe | None = None
