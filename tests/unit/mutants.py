@@ -5,10 +5,12 @@ A `Seed` is a config as documents (plain YAML data): the examples, the YAML unde
 tests/unit/testdata, the property test's own corpus, and every YAML literal in the
 test modules that loads without errors. A mutant is a seed with a few `Op`s applied
 to its tree: drop a field, duplicate or empty a list, set a scalar to a boundary
-value, swap two values of one type, splice in a value or a field seen at the same
-key elsewhere in the corpus, duplicate a document. Ops are data (a path and a
-value), so a mutant replays from its ops alone, and a subset of them replays too
-(an op whose path went away does nothing): that is how a failure is minimized.
+value, rename a map key (a header name, a label), swap two values of one type, splice
+in a value or a field seen at the same place elsewhere in the corpus, duplicate a
+document. Richer seeds are picked more often, and values more often than maps. Ops
+are data (a path and a value), so a mutant replays from its ops alone, and a subset
+of them replays too (an op whose path went away does nothing): that is how a failure
+is minimized.
 """
 
 from __future__ import annotations

@@ -78,7 +78,7 @@ def run(
     `BATCH` configs, and a config seen before is not checked again."""
     counts: collections.Counter[str] = collections.Counter()
     bugs: list[tuple[Mutant, ec.Outcome]] = []
-    seen: set[str] = set()
+    seen: set[bytes] = set()
     batch: list[tuple[Mutant, ec.Prepared]] = []
     pending: collections.deque[tuple[list[Mutant], Future[list[ec.Outcome]]]]
     pending = collections.deque()
@@ -124,6 +124,9 @@ def still_fails(text: str, files: ec.Files, kind: str) -> bool:
     return ec.check(text, files).kind == kind
 
 
+_WHAT = {"rejected": "is rejected by Envoy", "crashed": "makes the translation raise"}
+
+
 def report(m: Mutant, outcome: ec.Outcome, files: ec.Files) -> str:
     """The failure, minimized: fewer mutations, then fewer documents."""
     ops = list(m.ops)
@@ -139,7 +142,7 @@ def report(m: Mutant, outcome: ec.Outcome, files: ec.Files) -> str:
     final = ec.check(mu.dump(docs), files)
     return "\n".join(
         [
-            f"Envoy {outcome.kind} a config Ami accepted: AMI_PROPERTY_SEED={SEED}"
+            f"A config Ami accepted {_WHAT[outcome.kind]}: AMI_PROPERTY_SEED={SEED}"
             f" AMI_PROPERTY_ONLY={m.number} reproduces it.",
             f"seed config: {m.seed.name}",
             "mutations: " + "; ".join(o.describe() for o in m.ops),
@@ -175,8 +178,8 @@ def test_envoy_accepts_what_ami_accepts(corpus: list[mu.Seed], files: ec.Files) 
         every = "\n".join(f"  mutant {m.number}: {_last_line(o.detail)}" for m, o in bugs)
         pytest.fail(f"{len(bugs)} of {CASES} mutants (seed {SEED}) failed:\n{every}\n\n{shown}")
     if ONLY is None:
-        # The mutants reach Envoy, and not only the unchanged ones.
-        assert counts["accepted"] >= CASES // 5, counts
+        # Many mutants reach Envoy (a tenth is far below what a seed gives).
+        assert counts["accepted"] >= CASES // 10, counts
 
 
 def _last_line(text: str) -> str:

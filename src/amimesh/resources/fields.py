@@ -245,6 +245,12 @@ Duration = Annotated[
 ]
 
 
+def no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError(f"must not contain a NUL byte, got {show(value)}")
+    return value
+
+
 def _one_line(value: str) -> str:
     if any(c in value for c in "\x00\r\n"):
         raise ValueError(f"must not contain a line break or NUL, got {show(value)}")

@@ -17,13 +17,24 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BeforeValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field
 
 from amimesh.resources.fields import Duration, NotSupported, OneLine, Strict, UnsupportedValues
 from amimesh.resources.meta import Resource
 
 ISTIO_SECURITY_VERSIONS = ("v1beta1", "v1")
 ISTIO_SECURITY_GROUP = "security.istio.io"
+# The longest JWKS fetch timeout Envoy takes (its HttpUri timeout is below 2^32 s).
+MAX_FETCH_TIMEOUT_S = 2**32 - 1
+
+
+def _fetch_timeout(seconds: float) -> float:
+    if seconds > MAX_FETCH_TIMEOUT_S:
+        raise ValueError(f"must be at most {MAX_FETCH_TIMEOUT_S}s")
+    return seconds
+
+
+FetchTimeout = Annotated[Duration, AfterValidator(_fetch_timeout)]
 
 
 def _numbers_as_strings(value: Any) -> Any:
@@ -75,7 +86,7 @@ class JWTRule(Strict):
     outputPayloadToHeader: str | None = None
     outputClaimToHeaders: list[ClaimToHeader] = Field(default_factory=list)
     forwardOriginalToken: bool = False
-    timeout: Duration | None = Field(default=None, description="JWKS fetch; default 5s")
+    timeout: FetchTimeout | None = Field(default=None, description="JWKS fetch; default 5s")
 
 
 class RequestAuthenticationSpec(Strict):

@@ -171,9 +171,11 @@ error on the field:
   names and JWT header prefixes hold no line break or NUL; a query parameter name in a
   match is 1 to 1024 bytes; `sni` is at most 255 bytes; a header value names only
   variables Envoy knows (`%DOWNSTREAM_REMOTE_ADDRESS%`, `%REQ(x-user)%`, ...); a
-  tracing custom tag's literal value is not empty.
+  tracing custom tag's literal value is not empty; a JWKS fetch `timeout` is at most
+  4294967295s.
 - A Workload's `serviceAccount` is a Kubernetes name (it is part of the SPIFFE
-  identity) and its readiness probe's port, when a number, is one of its ports.
+  identity), its readiness probe's port, when a number, is one of its ports, and its
+  command, args, env and working directory hold no NUL byte.
 
 Every proxy's bootstrap lets a regex compile to an RE2 program of up to 32768
 instructions (Istio's setting; Envoy's default of 100 rejects a 100-character

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
-from amimesh.resources.fields import DNS_SUBDOMAIN, NotSupported, Port, PortOrName, Strict
+from amimesh.resources.fields import (
+    DNS_SUBDOMAIN,
+    NotSupported,
+    Port,
+    PortOrName,
+    Strict,
+    no_nul,
+)
 from amimesh.resources.meta import Resource
 
 
@@ -18,9 +25,13 @@ class WorkloadPort(Strict):
     protocol: Literal["HTTP", "HTTP2", "GRPC", "TCP"] = "HTTP"
 
 
+# What a process is started with: exec takes no NUL byte in any of it.
+Arg = Annotated[str, AfterValidator(no_nul)]
+
+
 class EnvVar(Strict):
-    name: str = Field(min_length=1)
-    value: str = Field(default="", description="$(VAR) of earlier entries is expanded")
+    name: Arg = Field(min_length=1)
+    value: Arg = Field(default="", description="$(VAR) of earlier entries is expanded")
 
 
 class HTTPGetAction(Strict):
@@ -78,10 +89,10 @@ _EXPANDED = "$(VAR) is expanded as in Kubernetes (docs/runtime.md)"
 
 
 class WorkloadSpec(Strict):
-    command: list[str] = Field(min_length=1, description=_EXPANDED)
-    args: list[str] = Field(default_factory=list, description=_EXPANDED)
+    command: list[Arg] = Field(min_length=1, description=_EXPANDED)
+    args: list[Arg] = Field(default_factory=list, description=_EXPANDED)
     env: list[EnvVar] = Field(default_factory=list)
-    workingDir: str | None = None
+    workingDir: Arg | None = None
     serviceAccount: str = Field(
         default="default",
         max_length=253,
