@@ -5,6 +5,7 @@ clock: ticks are called by hand)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,6 +31,17 @@ spec:
     spec:
       containers: [{image: example.com/hello, command: [python3, app.py]}]
 """
+
+
+def started(text: str, **kwargs: Any) -> tuple[Store, ServingController, list[float]]:
+    """A store holding `text`, a controller over it on a clock the test moves (now[0]),
+    reconciled once."""
+    store = Store()
+    store.set_source("t.yaml", parse_documents(text, "t.yaml"))
+    now = [100.0]
+    serving = ServingController(store, clock=lambda: now[0], **kwargs)
+    serving.reconcile()
+    return store, serving, now
 
 
 def workloads(store: Store) -> dict[str, Workload]:
@@ -59,11 +71,7 @@ def test_derived_resources_and_revisions_outlive_the_controller(tmp_path: Path) 
 
 
 def test_load_scales_a_revision_up_to_max_scale_and_back() -> None:
-    store = Store()
-    store.set_source("t.yaml", parse_documents(KSVC, "t.yaml"))
-    now = [100.0]
-    serving = ServingController(store, clock=lambda: now[0])
-    serving.reconcile()
+    store, serving, now = started(KSVC)
     store.register_instance(ready_instance(0))
 
     def run(seconds: int, in_flight: float) -> None:
@@ -83,11 +91,7 @@ def test_load_scales_a_revision_up_to_max_scale_and_back() -> None:
 
 
 def test_a_stale_report_is_no_load() -> None:
-    store = Store()
-    store.set_source("t.yaml", parse_documents(KSVC, "t.yaml"))
-    now = [100.0]
-    serving = ServingController(store, clock=lambda: now[0])
-    serving.reconcile()
+    store, serving, now = started(KSVC)
     store.register_instance(ready_instance(0))
     serving.observe("local", {"hello-00001-0.default": 50.0})
     now[0] += 10  # the node went away: its last report counts for 5 s only
@@ -165,11 +169,7 @@ def test_timestamps_are_kubernetes_s() -> None:
 
 
 def test_scaling_shows_each_running_revision_as_its_autoscaler_decided() -> None:
-    store = Store()
-    store.set_source("t.yaml", parse_documents(KSVC, "t.yaml"))
-    now = [100.0]
-    serving = ServingController(store, clock=lambda: now[0])
-    serving.reconcile()
+    store, serving, now = started(KSVC)
     # Before any tick: the revision runs its initial scale, nothing is decided yet.
     (row,) = serving.scaling()
     assert row == RevisionScaling(
