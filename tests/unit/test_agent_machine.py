@@ -224,3 +224,11 @@ def test_adopted_instances_are_probed_again() -> None:
     assert reports(mach.handle(m.Probe(ok=True))) == [events.ready()]
     gateway = m.Machine(has_app=False, has_probe=False, grace_s=0.0)
     assert reports(gateway.adopt()) == [events.ready()]
+
+
+def test_an_adopted_instance_that_was_ready_stays_ready_until_its_probes_fail() -> None:
+    mach = m.Machine(has_app=True, has_probe=True, grace_s=0.5, failure_threshold=2)
+    out = mach.adopt(was_ready=True)
+    assert reports(out) == [events.ready()] and m.StartProbing() in out
+    assert mach.handle(m.Probe(ok=False)) == []
+    assert reports(mach.handle(m.Probe(ok=False))) == [events.not_ready(events.PROBE_FAILED)]

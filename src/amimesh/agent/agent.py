@@ -52,6 +52,8 @@ class Adopted:
 
     envoy: Child
     app: Child | None
+    # Ready when the last node agent left it: it stays in EDS while probed again.
+    ready: bool = False
 
 
 class Agent:
@@ -118,7 +120,7 @@ class Agent:
         self._own("envoy", self._follow_envoy(adopted.envoy))
         if adopted.app is not None:
             self._own("app", self._follow_app(adopted.app))
-        return self.machine.adopt()
+        return self.machine.adopt(was_ready=adopted.ready)
 
     async def _serve_identity_again(self) -> None:
         # The Envoy holds its certificate and reconnects to its SDS socket by itself.

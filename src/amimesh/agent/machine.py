@@ -199,12 +199,16 @@ class Machine:
         # The app first: it takes longest to answer, and Envoy starts right beside it.
         return [StartApp(), StartEnvoy()]
 
-    def adopt(self) -> list[Action]:
-        """Take on a running Envoy and app (or a gateway's Envoy): probe them again."""
+    def adopt(self, *, was_ready: bool = False) -> list[Action]:
+        """Take on a running Envoy and app (or a gateway's Envoy): probe them again. One
+        that was ready stays ready meanwhile (as a kubelet started again keeps a running
+        container's readiness): its endpoints stay where they were until probes fail."""
         self.phase = "running"
         self._app_up = self.has_app
         if not self.has_app or not self.has_probe:
             return self._become_ready()
+        if was_ready:
+            return [*self._become_ready(), StartProbing()]
         return [StartProbing()]
 
     def handle(self, event: Event) -> list[Action]:

@@ -57,10 +57,11 @@ def adoptable(spec: InstanceSpec) -> Adopted | None:
     envoy = Child.adopt(int(pids.get("envoy_pid", 0)), int(pids.get("envoy_started", -1)))
     if envoy is None:
         return None
+    was_ready = pids.get("ready") is True
     if spec.agent.app is None:
-        return Adopted(envoy, None)
+        return Adopted(envoy, None, was_ready)
     app = Child.adopt(int(pids.get("app_pid", 0)), int(pids.get("app_started", -1)))
-    return Adopted(envoy, app) if app is not None else None
+    return Adopted(envoy, app, was_ready) if app is not None else None
 
 
 class InstanceRunner:
@@ -255,16 +256,19 @@ class InstanceRunner:
         if self.spec.registration is not None:
             self._registry.register_instance(replace(self.spec.registration, ready=True))
         self.ready = True
+        self._record_pids()
         self._set("ready")
 
     def _unregister(self) -> None:
         if self.spec.registration is not None:
             self._registry.deregister_instance(self.spec.id)
-        self.ready = False
+        if self.ready:
+            self.ready = False
+            self._record_pids()
 
     def _record_pids(self) -> None:
         agent = self._agent
-        record: dict[str, Any] = {"restarts": self.restarts.count}
+        record: dict[str, Any] = {"restarts": self.restarts.count, "ready": self.ready}
         if agent is not None and agent.envoy is not None:
             record |= {"envoy_pid": agent.envoy.pid, "envoy_started": agent.envoy.started}
         if agent is not None and agent.app is not None:
