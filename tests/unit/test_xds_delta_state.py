@@ -60,9 +60,20 @@ class Envoy:
             ),
             at=4.0,
         )
+        self.check_memo()
 
     def next(self, now: float = T0) -> Response | None:
-        return self.state.next_response(now)
+        response = self.state.next_response(now)
+        self.check_memo()
+        return response
+
+    def check_memo(self) -> None:
+        """The memoised sync state agrees with one computed from scratch."""
+        state = self.state
+        memoised = state.sync_state()
+        assert memoised == (state.synced(), state.synced(accept_nacks=True))
+        state._required.clear()
+        assert state.sync_state() == memoised
 
     def sync(self) -> list[Response]:
         out = []

@@ -72,6 +72,7 @@ class DeltaTypeState(TypeState):
                 self._accepted.pop(name, None)
         self._plan = None
         self.accepted_epoch += 1
+        self.delivered_epoch += 1
 
     def _want(self) -> set[str]:
         names = set(self.resources) if self._wildcard else set()

@@ -62,6 +62,8 @@ class TypeState(ABC):
         self.last_changed: tuple[Built, ...] = ()
         # Bumped whenever `accepted_names()` may have changed.
         self.accepted_epoch = 0
+        # Bumped whenever `delivered_names()` may have changed.
+        self.delivered_epoch = 0
 
     # -- what to send: the protocol variants ----------------------------------------
 
@@ -114,6 +116,7 @@ class TypeState(ABC):
     def emit(self, nonce: str, now: float) -> Response:
         """Build the next response, mark it as awaiting its answer, and return it."""
         response = self._build(nonce)
+        self.delivered_epoch += 1
         self._first_unanswered = False
         self._last_sent = _Sent(response, now)
         self._awaiting = True
