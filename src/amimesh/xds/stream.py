@@ -22,6 +22,7 @@ warming. Removed clusters go last, once listeners and routes are accepted (see
 from __future__ import annotations
 
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 from amimesh.translate.built import (
@@ -284,6 +285,6 @@ class _Required:
     accepted_epoch: int
     parents: Mapping[str, Built]
     available: Mapping[str, Built]
-    needed: set[str]
+    needed: AbstractSet[str]
     child_epoch: int
     delivered: bool

@@ -38,6 +38,24 @@ def set_version(versions: Iterable[tuple[str, str]]) -> str:
     return digest.hexdigest()
 
 
+# id(table) -> (table, its version): the table is kept so that its id stays its own.
+_TABLE_VERSIONS: dict[int, tuple[Mapping[str, Built], str]] = {}
+_MAX_TABLE_VERSIONS = 256
+
+
+def table_version(table: Mapping[str, Built]) -> str:
+    """`set_version` of a generated table's names and versions, once per table (the
+    generator shares a table between proxies and keeps it while it is unchanged)."""
+    found = _TABLE_VERSIONS.get(id(table))
+    if found is not None and found[0] is table:
+        return found[1]
+    version = set_version((name, built.version) for name, built in table.items())
+    if len(_TABLE_VERSIONS) >= _MAX_TABLE_VERSIONS:
+        _TABLE_VERSIONS.clear()
+    _TABLE_VERSIONS[id(table)] = (table, version)
+    return version
+
+
 @dataclass(frozen=True)
 class _Sent:
     response: Response
