@@ -9,14 +9,13 @@ the bookkeeping: nonces, versions, what was accepted, the last rejection.
 
 from __future__ import annotations
 
-import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Literal
 
-from amimesh.translate.built import Built
+from amimesh.translate.built import Built, pair_digest
 from amimesh.xds.status import Nack, TypeSyncStatus
 from amimesh.xds.wire import ErrorDetail, Response
 
@@ -25,35 +24,26 @@ Answer = Literal["first", "ack", "nack", "stale", "update"]
 
 
 def set_version(versions: Iterable[tuple[str, str]]) -> str:
-    """A version for a set of resources: the digest of their (name, version) pairs.
-
-    The same set always gives the same version, on any stream and after a restart.
-    """
-    digest = hashlib.blake2b(digest_size=8)
-    for name, version in sorted(versions):
-        digest.update(name.encode())
-        digest.update(b"\0")
-        digest.update(version.encode())
-        digest.update(b"\n")
-    return digest.hexdigest()
-
-
-# id(table) -> (table, its version): the table is kept so that its id stays its own.
-_TABLE_VERSIONS: dict[int, tuple[Mapping[str, Built], str]] = {}
-_MAX_TABLE_VERSIONS = 256
+    """A version for a set of resources, from their (name, version) pairs: the sum of
+    the pairs' digests, so no sorting, and the same set always gives the same version,
+    on any stream and after a restart."""
+    return _fold(sum(pair_digest(name, version) for name, version in versions))
 
 
 def table_version(table: Mapping[str, Built]) -> str:
-    """`set_version` of a generated table's names and versions, once per table (the
-    generator shares a table between proxies and keeps it while it is unchanged)."""
-    found = _TABLE_VERSIONS.get(id(table))
-    if found is not None and found[0] is table:
-        return found[1]
-    version = set_version((name, built.version) for name, built in table.items())
-    if len(_TABLE_VERSIONS) >= _MAX_TABLE_VERSIONS:
-        _TABLE_VERSIONS.clear()
-    _TABLE_VERSIONS[id(table)] = (table, version)
-    return version
+    """`set_version` of a generated table's names and versions, from each resource's
+    digest, computed once per resource however many tables hold it."""
+    total = 0
+    for name, built in table.items():
+        total += built.set_digest if name == built.name else pair_digest(name, built.version)
+    return _fold(total)
+
+
+def _fold(total: int) -> str:
+    return f"{total & _MASK:032x}"
+
+
+_MASK = (1 << 128) - 1
 
 
 @dataclass(frozen=True)
