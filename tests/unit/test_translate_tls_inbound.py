@@ -16,12 +16,14 @@ from envoy.extensions.transport_sockets.tls.v3 import tls_pb2
 from google.protobuf import json_format
 
 from amimesh.agent import bootstrap as bs
+from amimesh.model import authz
 from amimesh.model.proxy import InboundPort, Proxy
 from amimesh.model.snapshot import Snapshot, build_snapshot
 from amimesh.resources import parse_documents
 from amimesh.translate import clusters, inbound_filters, listeners
 from amimesh.translate.built import LISTENER
 from amimesh.translate.generate import Generator
+from amimesh.translate.scope import Scope
 
 PROXY = Proxy(
     id="reviews-0.shop",
@@ -132,13 +134,13 @@ def test_port_level_modes_per_listener() -> None:
 def test_every_chain_forwards_the_peer_identity_and_runs_the_inbound_filters(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    seen: list[tuple[str, int]] = []
+    seen: list[int] = []
 
-    def http_filters(snap: Snapshot, proxy: Proxy, port: InboundPort) -> list[Any]:
-        seen.append((proxy.id, port.port))
+    def policy_filters(policies: authz.InboundPolicies, port: InboundPort) -> list[Any]:
+        seen.append(port.port)
         return [listeners.http_filter("envoy.filters.http.fault", fault_pb2.HTTPFault())]
 
-    monkeypatch.setattr(inbound_filters, "http_filters", http_filters)
+    monkeypatch.setattr(inbound_filters, "policy_filters", policy_filters)
     lis = inbound(snapshot(), 9080)
     for chain in lis.filter_chains:
         m = hcm(chain)
@@ -149,7 +151,7 @@ def test_every_chain_forwards_the_peer_identity_and_runs_the_inbound_filters(
         assert m.forward_client_cert_details == hcm_pb2.HttpConnectionManager.SANITIZE_SET
         assert as_dict(m.set_current_client_cert_details) == {"uri": True}
         assert m.route_config.virtual_hosts[0].routes[0].route.cluster == "inbound|9080||"
-    assert ("reviews-0.shop", 9080) in seen
+    assert 9080 in seen
 
 
 def test_tcp_ports_terminate_mutual_tls_and_proxy_bytes() -> None:
@@ -172,13 +174,13 @@ def test_listeners_follow_the_policies_that_apply_to_their_proxy(
         inbound=(InboundPort(port=8080, listen_port=16000, app_port=16001),),
     )
     built: list[str] = []
-    real = listeners.listeners
+    real = listeners.sidecar_listeners
 
-    def spy(snap: Snapshot, proxy: Proxy) -> Any:
-        built.append(proxy.id)
-        return real(snap, proxy)
+    def spy(scope: Scope) -> Any:
+        built.append(scope.proxy.id)
+        return real(scope)
 
-    monkeypatch.setattr(listeners, "listeners", spy)
+    monkeypatch.setattr(listeners, "sidecar_listeners", spy)
     one = snapshot(version=1)
     gen = Generator(one)
     shop_before, web_before = gen.generate(PROXY)[LISTENER], gen.generate(web)[LISTENER]
