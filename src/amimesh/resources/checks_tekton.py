@@ -10,7 +10,7 @@ Messages keep Tekton's words where Tekton has them ("non-existent variable in ..
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from amimesh.resources import goparse
 from amimesh.resources import tekton as tk
@@ -133,7 +133,11 @@ def _param_value_issues(params: Sequence[tk.Param], loc: Loc) -> Iterator[Issue]
 # ---- Task ---------------------------------------------------------------------------
 
 
-def task_spec_issues(spec: tk.TaskSpec, loc: Loc) -> Iterator[Issue]:
+def task_spec_issues(
+    spec: tk.TaskSpec, loc: Loc, inherited: Mapping[str, tk.ParamSpec] | None = None
+) -> Iterator[Issue]:
+    """A Task's spec; an embedded one also sees its pipeline's params (`inherited`), as
+    Tekton propagates them."""
     if not spec.steps:
         yield Issue((*loc, "steps"), "missing field(s): a Task needs at least one step")
     yield from _param_spec_issues(spec.params, (*loc, "params"))
@@ -186,7 +190,7 @@ def task_spec_issues(spec: tk.TaskSpec, loc: Loc) -> Iterator[Issue]:
             f"workspace {show(spec.workspaces[later].name)} is already declared by "
             f"workspaces[{first}]",
         )
-    yield from _task_variable_issues(spec, loc)
+    yield from _task_variable_issues(spec, loc, inherited or {})
 
 
 def template_has_command(spec: tk.TaskSpec) -> bool:
@@ -252,8 +256,10 @@ def value_type(value: str | list[str] | dict[str, str]) -> str:
     return "string"
 
 
-def _task_variable_issues(spec: tk.TaskSpec, loc: Loc) -> Iterator[Issue]:
-    params = {p.name: p for p in spec.params}
+def _task_variable_issues(
+    spec: tk.TaskSpec, loc: Loc, inherited: Mapping[str, tk.ParamSpec]
+) -> Iterator[Issue]:
+    params = {**inherited, **{p.name: p for p in spec.params}}
     results = {r.name for r in spec.results}
     workspaces = {w.name for w in spec.workspaces}
     for field_loc, text, isolated_ok in _task_strings(spec, loc):
@@ -436,7 +442,7 @@ def _pipeline_task_issues(
     if t.taskRef is not None and not t.taskRef.name:
         yield Issue((*loc, "taskRef", "name"), "is required")
     if t.taskSpec is not None:
-        yield from task_spec_issues(t.taskSpec, (*loc, "taskSpec"))
+        yield from task_spec_issues(t.taskSpec, (*loc, "taskSpec"), params)
     yield from _param_value_issues(t.params, (*loc, "params"))
     for j, p in enumerate(t.params):
         for text in refs.strings_in(p.value):
