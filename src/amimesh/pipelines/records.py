@@ -29,6 +29,9 @@ SUCCEEDED_MESSAGE = "All Steps have completed executing"
 CANCELLED_BY_PIPELINE = "TaskRun cancelled as the PipelineRun it belongs to has been cancelled."
 CANCELLED_BY_PIPELINE_TIMEOUT = "TaskRun cancelled as the PipelineRun it belongs to has timed out."
 
+# Where a TaskRun runs on its node (its steps' logs are under `logs/`).
+RUN_DIR_ANNOTATION = "ami.dev/run-dir"
+
 # A step's termination reasons.
 COMPLETED = "Completed"
 ERROR = "Error"
@@ -190,6 +193,7 @@ class TaskRunRecord:
                 "name": self.name,
                 "namespace": self.namespace,
                 "labels": labels,
+                "annotations": {RUN_DIR_ANNOTATION: self.run_dir} if self.run_dir else {},
                 "creationTimestamp": rfc3339(self.created),
             },
             "status": self.status(),
