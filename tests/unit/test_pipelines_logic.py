@@ -9,7 +9,7 @@ import textwrap
 import pytest
 
 from amimesh.pipelines import scheduler as sch
-from amimesh.pipelines.taskplan import DEFAULT_SHEBANG, plan_task, rewrite_paths, local_paths
+from amimesh.pipelines.taskplan import DEFAULT_SHEBANG, local_paths, plan_task, rewrite_paths
 from amimesh.pipelines.values import ParamError, Values, resolve_params
 from amimesh.pipelines.when import evaluate
 from amimesh.resources import parse_documents
