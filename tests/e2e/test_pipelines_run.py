@@ -442,3 +442,63 @@ async def test_a_pipelinerun_with_a_missing_param_or_task(tmp_path: Path) -> Non
     two_record = await run_pipeline(runs, second)
     assert two_record.reason == "CouldntGetTask"
     assert "'nowhere'" in two_record.message
+
+
+async def test_sidecars_configmaps_and_claims(tmp_path: Path) -> None:
+    resources = load(
+        """
+        apiVersion: v1
+        kind: ConfigMap
+        metadata: {name: settings}
+        data: {greeting: hello, other: x}
+        ---
+        apiVersion: tekton.dev/v1
+        kind: Task
+        metadata: {name: count}
+        spec:
+          workspaces: [{name: config, readOnly: true}, {name: cache}]
+          sidecars:
+          - name: server
+            image: redis
+            script: |
+              echo ready > $(workspaces.cache.path)/sidecar
+              exec sleep 30
+          steps:
+          - name: count
+            image: alpine
+            script: |
+              i=0
+              while [ ! -e $(workspaces.cache.path)/sidecar ]; do
+                i=$((i+1)); [ $i -lt 1500 ] || exit 9; sleep 0.02
+              done
+              echo "$(cat $(workspaces.config.path)/greeting)"
+              echo run >> $(workspaces.cache.path)/runs
+              wc -l < $(workspaces.cache.path)/runs
+        ---
+        apiVersion: tekton.dev/v1
+        kind: TaskRun
+        metadata: {name: count-1}
+        spec:
+          taskRef: {name: count}
+          workspaces:
+          - {name: config, configMap: {name: settings, items: [{key: greeting, path: greeting}]}}
+          - {name: cache, persistentVolumeClaim: {claimName: cache}}
+        """
+    )
+    runs = runs_for(tmp_path, resources)
+    first = one(resources, tk.TaskRun)
+    second = first.model_copy(
+        update={"metadata": first.metadata.model_copy(update={"name": "count-2"})}
+    )
+    for tr in (first, second):
+        record = runs.task_run(tr, time.time())
+        await asyncio.wait_for(runs.run_task_run(tr, record), DEADLINE_S)
+        status = record.status()
+        assert status["conditions"][0]["reason"] == "Succeeded", status
+        assert status["sidecars"][0]["name"] == "server"
+    # The claim's directory outlives a run; the sidecar was stopped with its TaskRun.
+    assert log_of(runs, "default", "count-1", "count").split() == ["hello", "1"]
+    assert log_of(runs, "default", "count-2", "count").split() == ["hello", "2"]
+    assert not (
+        runs.task_run_dir("default", "count-1") / "workspaces" / "config" / "other"
+    ).exists()

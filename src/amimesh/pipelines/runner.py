@@ -70,7 +70,11 @@ def prepare(plan: TaskPlan) -> None:
     for stale in results.iterdir():
         if stale.is_file():
             stale.unlink()
-    (Path(plan.run_dir) / "logs").mkdir(exist_ok=True)
+    logs = Path(plan.run_dir) / "logs"
+    logs.mkdir(exist_ok=True)
+    for stale in logs.iterdir():  # a retry's logs are its own, as a new pod's are
+        if stale.is_file():
+            stale.unlink()
     for w in plan.workspaces:
         if w.target is None:
             continue
