@@ -502,3 +502,74 @@ async def test_sidecars_configmaps_and_claims(tmp_path: Path) -> None:
     assert not (
         runs.task_run_dir("default", "count-1") / "workspaces" / "config" / "other"
     ).exists()
+
+
+async def test_what_tekton_propagates_and_older_spellings(tmp_path: Path) -> None:
+    resources = load(
+        """
+        apiVersion: tekton.dev/v1
+        kind: TaskRun
+        metadata: {name: loose}
+        spec:
+          params: [{name: word, value: hi}, {name: list, value: [a, b]}]
+          workspaces: [{name: scratch, emptyDir: {}}]
+          taskSpec:
+            params: [{name: list, type: array}]
+            steps:
+            - name: shell-args
+              image: busybox
+              args: ["-c", "echo $(params.word) > $(workspaces.scratch.path)/w"]
+            - name: whole-array
+              image: busybox
+              command: [echo]
+              args: ["$(params.list)"]
+            - name: older
+              image: busybox
+              script: |
+                cat /workspace/scratch/w
+                cat /tekton/steps/0/exitCode; echo
+                echo "$(inputs.params.list[1])"
+        """
+    )
+    runs = runs_for(tmp_path, resources)
+    tr = one(resources, tk.TaskRun)
+    record = runs.task_run(tr, time.time())
+    await asyncio.wait_for(runs.run_task_run(tr, record), DEADLINE_S)
+    assert record.reason == "Succeeded", record.message
+    assert log_of(runs, "default", "loose", "whole-array") == "a b\n"
+    assert log_of(runs, "default", "loose", "older") == "hi\n0\nb\n"
+
+
+async def test_pipeline_results_from_finally(tmp_path: Path) -> None:
+    resources = load(
+        """
+        apiVersion: tekton.dev/v1
+        kind: PipelineRun
+        metadata: {name: fin}
+        spec:
+          pipelineSpec:
+            results:
+            - {name: main, value: "$(tasks.a.results.r)"}
+            - {name: last, value: "$(finally.f.results.r)"}
+            tasks:
+            - name: a
+              taskSpec:
+                results: [{name: r}]
+                steps: [{image: alpine, script: "printf one > $(results.r.path)"}]
+            finally:
+            - name: f
+              params: [{name: got, value: "$(tasks.a.results.r)"}]
+              taskSpec:
+                params: [{name: got}]
+                results: [{name: r}]
+                steps:
+                - {image: alpine, script: "printf '%s-two' $(params.got) > $(results.r.path)"}
+        """
+    )
+    runs = runs_for(tmp_path, resources)
+    record = await run_pipeline(runs, one(resources, tk.PipelineRun))
+    assert record.reason == "Succeeded", record.message
+    assert record.results == [
+        {"name": "main", "value": "one"},
+        {"name": "last", "value": "one-two"},
+    ]

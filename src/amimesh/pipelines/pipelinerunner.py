@@ -172,9 +172,12 @@ class Runs:
             record.finish(reason, err.message, time.time())
             self.on_change()
             return
-        await self._run(
-            spec, params, record, bound, _timeout_s(run.spec.timeout), control, {}, run.spec.retries
-        )
+        extra: dict[str, Value] = {}
+        if run.spec.taskSpec is not None:  # an embedded spec sees the run's params
+            declared = {p.name for p in spec.params}
+            extra = {f"params.{p.name}": p.value for p in run.spec.params if p.name not in declared}
+        timeout = _timeout_s(run.spec.timeout)
+        await self._run(spec, params, record, bound, timeout, control, extra, run.spec.retries)
 
     def _task_spec(
         self, namespace: str, ref: tk.TaskRef | None, spec: tk.TaskSpec | None
@@ -405,7 +408,7 @@ class Runs:
             params = resolve_params(
                 spec.params, list(launch.params.items()), f"TaskRun {child.name}"
             )
-            task_bound = _task_bindings(launch.task, bound)
+            task_bound = _task_bindings(launch, bound)
             _check_workspaces(spec, task_bound)
         except (ParamError, RunFailed) as err:
             child.finish(rec.VALIDATION_FAILED, err.message, time.time())
@@ -456,14 +459,19 @@ def _outcome(child: rec.TaskRunRecord) -> sch.Outcome:
     return sch.Outcome.FAILED
 
 
-def _task_bindings(task: tk.PipelineTask, bound: Mapping[str, str]) -> dict[str, str]:
-    """A pipeline task's workspaces: the pipeline's directories (with subPath, made)."""
+def _task_bindings(launch: sch.Launch, bound: Mapping[str, str]) -> dict[str, str]:
+    """A pipeline task's workspaces: the pipeline's directories (with subPath, made).
+    An embedded taskSpec also gets the pipeline's other workspaces (propagated)."""
     out: dict[str, str] = {}
-    for b in task.workspaces:
+    for b in launch.task.workspaces:
         source = bound.get(b.workspace or b.name)
         if source is not None:
-            out[b.name] = f"{source}/{b.subPath}" if b.subPath else source
+            sub = launch.values.string(b.subPath)
+            out[b.name] = f"{source}/{sub}" if sub else source
             Path(out[b.name]).mkdir(parents=True, exist_ok=True)
+    if launch.task.taskSpec is not None:
+        for name, source in bound.items():
+            out.setdefault(name, source)
     return out
 
 

@@ -75,6 +75,11 @@ def prepare(plan: TaskPlan) -> None:
     for stale in logs.iterdir():  # a retry's logs are its own, as a new pod's are
         if stale.is_file():
             stale.unlink()
+    steps = Path(plan.run_dir) / "tekton" / "steps"
+    for i, step in enumerate(plan.steps):  # /tekton/steps/N, as Tekton links them
+        link = steps / str(i)
+        if not link.is_symlink():
+            link.symlink_to(step.container, target_is_directory=True)
     for w in plan.workspaces:
         if w.target is None:
             continue

@@ -322,7 +322,7 @@ class PipelineRunState:
         values = self.values.copy()
         for s in self.tasks.values():
             for k, v in s.results.items():
-                values.set(f"tasks.{s.name}.results.{k}", v)
+                values.set(f"{'finally' if s.final else 'tasks'}.{s.name}.results.{k}", v)
             if not s.final:
                 values.set(f"tasks.{s.name}.status", self._status_word(s))
         values.set("tasks.status", self._aggregate_status())
@@ -355,6 +355,7 @@ class PipelineRunState:
 
     def _launch(self, s: TaskState, now: float) -> Launch:
         values = self._task_values()
+        values.set("context.pipelineTask.retries", str(s.task.retries))
         params = {p.name: values.param_value(p.value) for p in s.task.params}
         timeout = _seconds(s.task.timeout, DEFAULT_TIMEOUT_S)
         if s.final and self.timeouts.finally_s is not None and self.finally_started is not None:
@@ -477,10 +478,18 @@ class PipelineRunState:
         out: list[dict[str, object]] = []
         for r in self.spec.results:
             texts = list(refs.strings_in(r.value))
-            if any(
-                self.tasks.get(t) is None or k not in self.tasks[t].results
-                for t, k in refs.result_refs(texts)
-            ):
+            used = [*refs.result_refs(texts), *_finally_refs(texts)]
+            if any(self.tasks.get(t) is None or k not in self.tasks[t].results for t, k in used):
                 continue
             out.append({"name": r.name, "value": values.param_value(r.value)})
         return out
+
+
+def _finally_refs(texts: list[str]) -> list[tuple[str, str]]:
+    """(task, result) of each `$(finally.T.results.R)`: pipeline results may use them."""
+    out = []
+    for text in texts:
+        for v in refs.variables(text):
+            if v.root == "finally" and len(v.parts) >= 3 and v.parts[1] == "results":
+                out.append((v.parts[0], v.parts[2]))
+    return out

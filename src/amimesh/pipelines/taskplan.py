@@ -117,9 +117,15 @@ def plan_task(
     extra: dict[str, str] = {}
     workspaces: list[Workspace] = []
     values = Values()
-    values.update(param_values(params))
     values.update(dict(context))
-    for decl in spec.workspaces:
+    values.update(param_values(params))
+    # `$(inputs.params.x)`, v1alpha1's spelling, which Tekton still reads.
+    values.update({f"inputs.{k}": v for k, v in param_values(params).items()})
+    declared = list(spec.workspaces)
+    # A workspace bound and not declared is propagated (an embedded spec's).
+    declared_names = {d.name for d in declared}
+    declared += [tk.WorkspaceDeclaration(name=n) for n in bound if n not in declared_names]
+    for decl in declared:
         container_path = mount_path(decl)
         local = container_path
         if not container_path.startswith(("/workspace/", "/tekton/")):
@@ -185,15 +191,21 @@ def _plan_container(
     if c.script:
         body = local(c.script)
         script = body if body.startswith("#!") else DEFAULT_SHEBANG + body
-    elif not command:
+    elif not command and not args:
         problem = (
-            f"{prefix} {name!r} has no command or script: on Kubernetes its image's "
+            f"{prefix} {name!r} has no command, args or script: on Kubernetes its image's "
             f"entrypoint ({image}) would run; locally there is none to run"
         )
+    if not command and args and args[0].startswith("-") and script is None:
+        # No command: the image's default runs with the args. For the base images steps
+        # use (busybox, alpine, ubuntu) that is a shell (`args: [-c, "..."]`).
+        command = ["/bin/sh"]
     if not working_dir.startswith("/"):
         working_dir = f"/workspace/{working_dir}"
     timeout = getattr(c, "timeout", None)
-    on_error = getattr(c, "onError", None) or "stopAndFail"
+    on_error = values.string(getattr(c, "onError", None) or "stopAndFail")
+    if on_error not in ("continue", "stopAndFail"):
+        problem = f'onError must be "continue" or "stopAndFail", got {on_error!r}'
     return StepPlan(
         name=name,
         container=f"{prefix}-{name}",

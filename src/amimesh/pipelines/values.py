@@ -75,6 +75,11 @@ class Values:
         out: list[str] = []
         for text in texts:
             whole = self.value(text)
+            if not isinstance(whole, list):  # `$(params.arr)` alone, as Tekton allows
+                m = _VARIABLE.fullmatch(text)
+                v = refs.parse_variable(m.group(0)) if m is not None else None
+                found = self.lookup(v) if v is not None and v.index is None else None
+                whole = found if isinstance(found, list) else whole
             if isinstance(whole, list):
                 out.extend(whole)
             else:
@@ -82,11 +87,12 @@ class Values:
         return out
 
     def value(self, text: str) -> Value:
-        """A param value: `$(x[*])` alone stands for the whole array or object."""
+        """A param value: `$(x[*])` alone stands for the whole array or object (and so
+        does a whole array or object result, `$(tasks.t.results.r)`)."""
         m = _VARIABLE.fullmatch(text)
         if m is not None:
             v = refs.parse_variable(m.group(0))
-            if v is not None and v.index == "*":
+            if v is not None and (v.index == "*" or (v.index is None and v.root == "tasks")):
                 found = self.lookup(v)
                 if isinstance(found, list | dict):
                     return found

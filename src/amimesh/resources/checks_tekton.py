@@ -10,7 +10,7 @@ Messages keep Tekton's words where Tekton has them ("non-existent variable in ..
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from amimesh.resources import goparse
 from amimesh.resources import tekton as tk
@@ -21,20 +21,6 @@ from amimesh.resources.fields import show
 
 _RESULT_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _PARAM_NAME = re.compile(r"^[A-Za-z_][-A-Za-z0-9_.]*$")
-_CONTEXT = frozenset(
-    {
-        "context.taskRun.name",
-        "context.taskRun.namespace",
-        "context.taskRun.uid",
-        "context.task.name",
-        "context.task.retry-count",
-        "context.pipeline.name",
-        "context.pipelineRun.name",
-        "context.pipelineRun.namespace",
-        "context.pipelineRun.uid",
-        "context.pipelineTask.retries",
-    }
-)
 _WORKSPACE_FIELDS = frozenset({"path", "bound", "claim", "volume"})
 
 
@@ -52,7 +38,7 @@ def check_task_run(run: tk.TaskRun) -> Iterator[Issue]:
     if spec.taskRef is not None and not spec.taskRef.name:
         yield Issue(("spec", "taskRef", "name"), "is required")
     if spec.taskSpec is not None:
-        yield from task_spec_issues(spec.taskSpec, ("spec", "taskSpec"))
+        yield from task_spec_issues(spec.taskSpec, ("spec", "taskSpec"), embedded=True)
     yield from _param_value_issues(spec.params, ("spec", "params"))
     yield from _binding_issues(spec.workspaces, ("spec", "workspaces"))
 
@@ -63,7 +49,7 @@ def check_pipeline_run(run: tk.PipelineRun) -> Iterator[Issue]:
     if spec.pipelineRef is not None and not spec.pipelineRef.name:
         yield Issue(("spec", "pipelineRef", "name"), "is required")
     if spec.pipelineSpec is not None:
-        yield from pipeline_spec_issues(spec.pipelineSpec, ("spec", "pipelineSpec"))
+        yield from pipeline_spec_issues(spec.pipelineSpec, ("spec", "pipelineSpec"), embedded=True)
     yield from _param_value_issues(spec.params, ("spec", "params"))
     yield from _binding_issues(spec.workspaces, ("spec", "workspaces"))
     if spec.timeout is not None and spec.timeouts is not None:
@@ -133,11 +119,9 @@ def _param_value_issues(params: Sequence[tk.Param], loc: Loc) -> Iterator[Issue]
 # ---- Task ---------------------------------------------------------------------------
 
 
-def task_spec_issues(
-    spec: tk.TaskSpec, loc: Loc, inherited: Mapping[str, tk.ParamSpec] | None = None
-) -> Iterator[Issue]:
-    """A Task's spec; an embedded one also sees its pipeline's params (`inherited`), as
-    Tekton propagates them."""
+def task_spec_issues(spec: tk.TaskSpec, loc: Loc, *, embedded: bool = False) -> Iterator[Issue]:
+    """A Task's spec. An embedded one (a TaskRun's or a pipeline task's `taskSpec`) may
+    use params and workspaces it does not declare: Tekton propagates the run's."""
     if not spec.steps:
         yield Issue((*loc, "steps"), "missing field(s): a Task needs at least one step")
     yield from _param_spec_issues(spec.params, (*loc, "params"))
@@ -157,13 +141,6 @@ def task_spec_issues(
             yield Issue((*where, "image"), "missing field(s): image")
         if step.script and step.command:
             yield Issue((*where, "script"), "script cannot be used with command")
-        if (
-            not step.script
-            and not step.command
-            and not step.args
-            and not template_has_command(spec)
-        ):
-            yield Issue(where, "a step runs its script, or its command and args: set one")
     for i, sidecar in enumerate(spec.sidecars):
         if sidecar.script and sidecar.command:
             yield Issue((*loc, "sidecars", i, "script"), "script cannot be used with command")
@@ -190,11 +167,7 @@ def task_spec_issues(
             f"workspace {show(spec.workspaces[later].name)} is already declared by "
             f"workspaces[{first}]",
         )
-    yield from _task_variable_issues(spec, loc, inherited or {})
-
-
-def template_has_command(spec: tk.TaskSpec) -> bool:
-    return spec.stepTemplate is not None and bool(spec.stepTemplate.command)
+    yield from _task_variable_issues(spec, loc, embedded)
 
 
 def _param_spec_issues(params: Sequence[tk.ParamSpec], loc: Loc) -> Iterator[Issue]:
@@ -221,14 +194,6 @@ def _param_spec_issues(params: Sequence[tk.ParamSpec], loc: Loc) -> Iterator[Iss
             yield Issue(
                 (*loc, i, "properties"), "missing field(s): an object param needs properties"
             )
-        if isinstance(p.default, dict) and p.properties:
-            missing = sorted(set(p.properties) - set(p.default))
-            if missing:
-                yield Issue(
-                    (*loc, i, "default"),
-                    f"missing keys in the default of object param {show(p.name)}: "
-                    + ", ".join(missing),
-                )
         if p.enum:
             if declared != "string":
                 yield Issue((*loc, i, "enum"), "enum applies to string params only")
@@ -256,14 +221,14 @@ def value_type(value: str | list[str] | dict[str, str]) -> str:
     return "string"
 
 
-def _task_variable_issues(
-    spec: tk.TaskSpec, loc: Loc, inherited: Mapping[str, tk.ParamSpec]
-) -> Iterator[Issue]:
-    params = {**inherited, **{p.name: p for p in spec.params}}
+def _task_variable_issues(spec: tk.TaskSpec, loc: Loc, embedded: bool) -> Iterator[Issue]:
+    params = {p.name: p for p in spec.params}
     results = {r.name for r in spec.results}
     workspaces = {w.name for w in spec.workspaces}
     for field_loc, text, isolated_ok in _task_strings(spec, loc):
         for v in refs.variables(text):
+            if embedded and v.root in ("params", "workspaces") and v.parts[0] not in params:
+                continue  # propagated from the run
             problem = _task_variable_problem(v, params, results, workspaces)
             if problem is None and v.param is not None and v.param in params:
                 problem = _param_use_problem(v, params[v.param], text, isolated_ok)
@@ -286,9 +251,7 @@ def _task_variable_problem(
     if v.root == "workspaces":
         ok = len(v.parts) == 2 and v.parts[0] in workspaces and v.parts[1] in _WORKSPACE_FIELDS
         return None if ok else missing
-    if v.root == "context":
-        return None if v.key in _CONTEXT else missing
-    return None  # steps.*, credentials.* and the rest Tekton leaves to its runtime
+    return None  # context.*, steps.* and the rest Tekton leaves as written when unknown
 
 
 def _param_use_problem(
@@ -296,11 +259,12 @@ def _param_use_problem(
 ) -> str | None:
     kind = param_type(p)
     whole = len(v.parts) == 1
-    if kind == "array" and whole and v.index is None:
+    isolated = isolated_ok and text == v.text
+    if kind == "array" and whole and v.index is None and not isolated:
         return (
             f"variable type invalid in {show(v.text)}: array param {show(p.name)} needs [*] or [N]"
         )
-    if kind == "array" and v.index == "*" and not (isolated_ok and text == v.text):
+    if kind == "array" and v.index == "*" and not isolated:
         return (
             f"variable is not properly isolated in {show(text)}: {v.text} can only be a "
             "whole item of command or args"
@@ -340,7 +304,11 @@ def _task_strings(spec: tk.TaskSpec, loc: Loc) -> Iterator[tuple[Loc, str, bool]
 # ---- Pipeline -----------------------------------------------------------------------
 
 
-def pipeline_spec_issues(spec: tk.PipelineSpec, loc: Loc) -> Iterator[Issue]:
+def pipeline_spec_issues(
+    spec: tk.PipelineSpec, loc: Loc, *, embedded: bool = False
+) -> Iterator[Issue]:
+    """A Pipeline's spec. An embedded one (a PipelineRun's) may bind workspaces it does
+    not declare: Tekton propagates the run's."""
     if not spec.tasks:
         yield Issue((*loc, "tasks"), "expected at least one, got none")
     yield from _param_spec_issues(spec.params, (*loc, "params"))
@@ -358,7 +326,7 @@ def pipeline_spec_issues(spec: tk.PipelineSpec, loc: Loc) -> Iterator[Issue]:
     dag_names = {t.name for t in spec.tasks}
     final_names = {t.name for t in spec.finally_}
     for i, t in enumerate(spec.tasks):
-        yield from _pipeline_task_issues(t, (*loc, "tasks", i), params, declared_ws)
+        yield from _pipeline_task_issues(t, (*loc, "tasks", i), params, declared_ws, embedded)
         for j, name in enumerate(t.runAfter):
             if name in final_names:
                 yield Issue(
@@ -374,7 +342,7 @@ def pipeline_spec_issues(spec: tk.PipelineSpec, loc: Loc) -> Iterator[Issue]:
                 )
     for i, t in enumerate(spec.finally_):
         where = (*loc, "finally", i)
-        yield from _pipeline_task_issues(t, where, params, declared_ws)
+        yield from _pipeline_task_issues(t, where, params, declared_ws, embedded)
         if t.runAfter:
             yield Issue((*where, "runAfter"), "no runAfter allowed under spec.finally")
         for task, _result in refs.result_refs(_task_reference_strings(t)):
@@ -394,7 +362,7 @@ def pipeline_spec_issues(spec: tk.PipelineSpec, loc: Loc) -> Iterator[Issue]:
     for i, r in enumerate(spec.results):
         for text in refs.strings_in(r.value):
             for v in refs.variables(text):
-                ref = v.result_ref
+                ref = v.result_ref or _finally_ref(v)
                 if ref is None:
                     yield Issue(
                         (*loc, "results", i, "value"),
@@ -407,6 +375,13 @@ def pipeline_spec_issues(spec: tk.PipelineSpec, loc: Loc) -> Iterator[Issue]:
                         f"invalid pipeline result reference: task {show(ref[0])} is not in "
                         "the pipeline",
                     )
+
+
+def _finally_ref(v: refs.Variable) -> tuple[str, str] | None:
+    """(task, result) of `$(finally.T.results.R)`, which pipeline results may use."""
+    if v.root == "finally" and len(v.parts) >= 3 and v.parts[1] == "results":
+        return v.parts[0], v.parts[2]
+    return None
 
 
 def _task_loc(loc: Loc, index: int, n_tasks: int) -> Loc:
@@ -434,6 +409,7 @@ def _pipeline_task_issues(
     loc: Loc,
     params: dict[str, tk.ParamSpec],
     declared_ws: set[str],
+    embedded: bool,
 ) -> Iterator[Issue]:
     problem = dns_label_problem(t.name)
     if problem is not None:
@@ -442,7 +418,7 @@ def _pipeline_task_issues(
     if t.taskRef is not None and not t.taskRef.name:
         yield Issue((*loc, "taskRef", "name"), "is required")
     if t.taskSpec is not None:
-        yield from task_spec_issues(t.taskSpec, (*loc, "taskSpec"), params)
+        yield from task_spec_issues(t.taskSpec, (*loc, "taskSpec"), embedded=True)
     yield from _param_value_issues(t.params, (*loc, "params"))
     for j, p in enumerate(t.params):
         for text in refs.strings_in(p.value):
@@ -461,7 +437,7 @@ def _pipeline_task_issues(
             yield from _pipeline_variable_issues(text, where, params, declared_ws)
     for j, b in enumerate(t.workspaces):
         name = b.workspace or b.name
-        if name not in declared_ws:
+        if name not in declared_ws and not embedded:
             yield Issue(
                 (*loc, "workspaces", j, "workspace"),
                 f"pipeline task {show(t.name)} expects workspace with name {show(name)} but "
@@ -478,6 +454,4 @@ def _pipeline_variable_issues(
         elif v.root == "workspaces" and (
             len(v.parts) != 2 or v.parts[0] not in declared_ws or v.parts[1] != "bound"
         ):
-            yield Issue(loc, f"non-existent variable in {show(v.text)}")
-        elif v.root == "context" and v.key not in _CONTEXT:
             yield Issue(loc, f"non-existent variable in {show(v.text)}")

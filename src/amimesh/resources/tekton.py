@@ -121,8 +121,8 @@ class Step(Strict):
     env: list[EnvVar] = Field(default_factory=list)
     workingDir: str = ""
     timeout: GoDuration | None = None
-    onError: Literal["continue", "stopAndFail"] | None = Field(
-        default=None, description="default: stopAndFail"
+    onError: StepOnError | None = Field(
+        default=None, description="default: stopAndFail; a $(params.x) is read at run time"
     )
     workspaces: list[WorkspaceUsage] = Field(default_factory=list)
     imagePullPolicy: str | None = Field(default=None, description=_KUBE_ONLY)
@@ -140,6 +140,15 @@ class Step(Strict):
     stdoutConfig: NotSupported = None
     stderrConfig: NotSupported = None
     when: NotSupported = None
+
+
+def _on_error(value: Any) -> Any:
+    if value in ("continue", "stopAndFail") or (isinstance(value, str) and value.startswith("$(")):
+        return value
+    raise ValueError(f'must be "continue", "stopAndFail" or a variable, got {show(value)}')
+
+
+StepOnError = Annotated[str, TypeName('"continue" or "stopAndFail"'), BeforeValidator(_on_error)]
 
 
 class StepTemplate(Strict):
@@ -206,9 +215,7 @@ class EmbeddedTask(TaskSpec):
 
 class TaskRef(Strict):
     name: str = ""
-    kind: Literal["Task", "Pipeline"] | None = Field(
-        default=None, description="the kind named: Task (taskRef) or Pipeline (pipelineRef)"
-    )
+    kind: str = Field(default="", description="Task (the default) or Pipeline")
     apiVersion: str = ""
     resolver: NotSupported = None
     params: NotSupported = None
