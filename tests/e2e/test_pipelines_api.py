@@ -139,3 +139,59 @@ async def test_cancel_through_the_api(api: tuple[test_utils.TestClient[Any, Any]
     assert item["spec"]["status"] == "Cancelled"  # as `tkn pipelinerun cancel` patches it
     resp = await client.post("/api/v1/pipelines/cancel/PipelineRun/default/nope", headers=AUTH)
     assert resp.status == 404
+
+
+async def test_delete_cancels_and_forgets(api: tuple[test_utils.TestClient[Any, Any], str]) -> None:
+    client, _ = api
+    await apply(client, CONFIG + "---" + pipeline_run("hello-3", "sleep 30"))
+
+    def waiting(obj: dict[str, Any]) -> bool:
+        steps = obj["status"].get("steps", [])
+        return bool(steps and "running" in steps[0])
+
+    running = await wait_for(client, "TaskRun", "hello-3-wait", waiting)
+    run_dir = Path(running["metadata"]["annotations"]["ami.dev/run-dir"])
+    resp = await client.delete("/api/v1/resources/PipelineRun/default/hello-3", headers=AUTH)
+    assert resp.status == 200, await resp.text()
+    deadline = time.monotonic() + DEADLINE_S
+    while True:
+        resp = await client.get("/api/v1/pipelines/runs?name=hello-3", headers=AUTH)
+        if not (await resp.json())["items"]:
+            break
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    assert await asyncio.to_thread(run_dir.exists)  # its files stay; the run left the API
+
+
+async def test_a_node_agent_started_again_does_not_run_again(tmp_path: Path) -> None:
+    cp = ControlPlane(ControlPlaneConfig(debounce_s=0.01, state_dir=tmp_path / "cp"))
+    (tmp_path / "cp").mkdir()
+    client = test_utils.TestClient(test_utils.TestServer(make_app(cp, TOKEN)))
+    await client.start_server()
+    base = str(client.make_url("")).rstrip("/")
+    root = tmp_path / "node" / "pipelines"
+    try:
+        first = PipelineAgent(base, TOKEN, "local", root)
+        await first.start()
+        await apply(client, CONFIG + "---" + pipeline_run("once", "true"))
+        done = await wait_for(client, "PipelineRun", "once", finished)
+        await first.stop()
+        log = root / "taskruns" / "default" / "once-greet" / "logs" / "step-say.log"
+        log.unlink()
+        second = PipelineAgent(base, TOKEN, "local", root)
+        await second.start()
+        try:
+            deadline = time.monotonic() + DEADLINE_S
+            while True:  # until the second agent has taken the config (and what it ran)
+                if any(o["metadata"]["name"] == "once" for o in second.objects()):
+                    break
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.02)
+            assert second.runs.task_runs == {}  # nothing started again
+            again = await wait_for(client, "PipelineRun", "once", finished)
+            assert again["status"] == done["status"]
+            assert not log.exists()
+        finally:
+            await second.stop()
+    finally:
+        await client.close()
