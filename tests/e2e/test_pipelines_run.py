@@ -573,3 +573,45 @@ async def test_pipeline_results_from_finally(tmp_path: Path) -> None:
         {"name": "main", "value": "one"},
         {"name": "last", "value": "one-two"},
     ]
+
+
+async def test_a_matrix_fans_out_and_its_results_are_arrays(tmp_path: Path) -> None:
+    resources = load(
+        """
+        apiVersion: tekton.dev/v1
+        kind: PipelineRun
+        metadata: {name: mx}
+        spec:
+          pipelineSpec:
+            tasks:
+            - name: build
+              params: [{name: suffix, value: "!"}]
+              matrix:
+                params:
+                - {name: os, value: [linux, mac]}
+                - {name: arch, value: [amd64, arm64]}
+              taskSpec:
+                params: [{name: os}, {name: arch}, {name: suffix}]
+                results: [{name: out}]
+                steps:
+                - image: alpine
+                  script: |
+                    printf '%s' "$(params.os)/$(params.arch)$(params.suffix)" \
+                      > $(results.out.path)
+            - name: report
+              params:
+              - {name: all, value: "$(tasks.build.results.out[*])"}
+              - {name: n, value: "$(tasks.build.matrix.length)"}
+              taskSpec:
+                params: [{name: all, type: array}, {name: n}]
+                steps:
+                - {image: alpine, command: [echo, "$(params.n):"], args: ["$(params.all[*])"]}
+        """
+    )
+    runs = runs_for(tmp_path, resources)
+    record = await run_pipeline(runs, one(resources, tk.PipelineRun))
+    assert record.reason == "Succeeded", record.message
+    assert [n for n, t in record.children if t == "build"] == [f"mx-build-{i}" for i in range(4)]
+    assert log_of(runs, "default", "mx-report", "unnamed-0") == (
+        "4: linux/amd64! mac/amd64! linux/arm64! mac/arm64!\n"
+    )

@@ -364,3 +364,53 @@ def test_a_missing_result_of_a_task_that_succeeded_fails_the_run() -> None:
         "InvalidTaskResultReference",
         "Invalid task result reference: Could not find result with name x for task a",
     )
+
+
+def test_matrix_combinations_as_tekton_documents_them() -> None:
+    text = """
+    apiVersion: tekton.dev/v1
+    kind: Pipeline
+    metadata: {name: p}
+    spec:
+      tasks:
+      - name: build
+        taskRef: {name: t}
+        matrix:
+          params:
+          - {name: platform, value: [linux, mac]}
+          - {name: browser, value: [safari, chrome]}
+          include:
+          - name: linux-url
+            params: [{name: platform, value: linux}, {name: url, value: some-url}]
+          - name: non-existent-browser
+            params: [{name: browser, value: i-do-not-exist}]
+    """
+    run = state(text)
+    (launch,) = run.schedule(0)
+    # Tekton's order: the first param varies fastest (matrix_types.go, `distribute`).
+    assert launch.combinations == (
+        {"platform": "linux", "browser": "safari", "url": "some-url"},
+        {"platform": "mac", "browser": "safari"},
+        {"platform": "linux", "browser": "chrome", "url": "some-url"},
+        {"platform": "mac", "browser": "chrome"},
+        {"browser": "i-do-not-exist"},
+    )
+
+
+def test_an_empty_matrix_skips_its_task() -> None:
+    text = """
+    apiVersion: tekton.dev/v1
+    kind: Pipeline
+    metadata: {name: p}
+    spec:
+      tasks:
+      - {name: a, taskRef: {name: t}}
+      - name: b
+        taskRef: {name: t}
+        matrix: {params: [{name: x, value: "$(tasks.a.results.list[*])"}]}
+    """
+    run = state(text)
+    start(run, 0)
+    run.task_finished("a", sch.Outcome.SUCCEEDED, {"list": []}, 1)
+    assert run.schedule(1) == []
+    assert run.skipped_tasks() == [{"name": "b", "reason": "Matrix Parameters have an empty array"}]

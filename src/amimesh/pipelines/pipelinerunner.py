@@ -333,7 +333,7 @@ class Runs:
         specs: dict[str, tk.TaskSpec],
         running: dict[str, asyncio.Task[None]],
     ) -> None:
-        children: dict[str, rec.TaskRunRecord] = {}
+        children: dict[str, list[rec.TaskRunRecord]] = {}
         while True:
             now = time.time()
             if control.mode is not None:
@@ -345,15 +345,24 @@ class Runs:
                     if expired or state.timed_out
                     else rec.CANCELLED_BY_PIPELINE
                 )
-                self.cancel_task_run(run.namespace, children[name].name, message)
+                for child in children[name]:
+                    self.cancel_task_run(run.namespace, child.name, message)
             for launch in state.schedule(now):
                 state.task_started(launch.name, now)
                 record.finally_started = state.finally_started
-                child = self._child(run, launch, now)
-                children[launch.name] = child
-                record.children.append((child.name, launch.name))
+                base = child_name(run.name, launch.name)
+                names = (
+                    [base]
+                    if launch.combinations is None
+                    else [
+                        child_name(run.name, f"{launch.name}-{i}")
+                        for i in range(len(launch.combinations))
+                    ]
+                )
+                children[launch.name] = [self._child(run, launch, n, now) for n in names]
+                record.children += [(c.name, launch.name) for c in children[launch.name]]
                 running[launch.name] = asyncio.ensure_future(
-                    self._pipeline_task(run, launch, specs[launch.name], child, bound, state)
+                    self._fan_out(run, launch, specs[launch.name], children[launch.name], bound)
                 )
             record.finally_started = state.finally_started
             self._publish(record, state, now)
@@ -374,12 +383,13 @@ class Runs:
                 if task in done:
                     del running[name]
                     task.result()
-                    child = children[name]
-                    outcome = _outcome(child)
-                    state.task_finished(name, outcome, child.results, time.time())
+                    matrixed = state.tasks[name].matrix_length is not None
+                    outcome, results = _outcome(children[name], matrixed=matrixed)
+                    state.task_finished(name, outcome, results, time.time())
 
-    def _child(self, run: tk.PipelineRun, launch: sch.Launch, now: float) -> rec.TaskRunRecord:
-        name = child_name(run.name, launch.name)
+    def _child(
+        self, run: tk.PipelineRun, launch: sch.Launch, name: str, now: float
+    ) -> rec.TaskRunRecord:
         task = launch.task.taskRef.name if launch.task.taskRef is not None else launch.name
         child = rec.TaskRunRecord(
             name,
@@ -394,20 +404,35 @@ class Runs:
         self.task_controls[(run.namespace, name)] = runner.RunControl()
         return child
 
-    async def _pipeline_task(
+    async def _fan_out(
         self,
         run: tk.PipelineRun,
         launch: sch.Launch,
         spec: tk.TaskSpec,
+        children: list[rec.TaskRunRecord],
+        bound: Mapping[str, str],
+    ) -> None:
+        """A pipeline task's TaskRun, or one per matrix combination, all at once."""
+        combos = launch.combinations if launch.combinations is not None else ({},)
+        await asyncio.gather(
+            *(
+                self._pipeline_task(run, launch, {**launch.params, **combo}, spec, child, bound)
+                for combo, child in zip(combos, children, strict=True)
+            )
+        )
+
+    async def _pipeline_task(
+        self,
+        run: tk.PipelineRun,
+        launch: sch.Launch,
+        given: Mapping[str, Value],
+        spec: tk.TaskSpec,
         child: rec.TaskRunRecord,
         bound: Mapping[str, str],
-        state: sch.PipelineRunState,
     ) -> None:
         control = self.task_controls[(run.namespace, child.name)]
         try:
-            params = resolve_params(
-                spec.params, list(launch.params.items()), f"TaskRun {child.name}"
-            )
+            params = resolve_params(spec.params, list(given.items()), f"TaskRun {child.name}")
             task_bound = _task_bindings(launch, bound)
             _check_workspaces(spec, task_bound)
         except (ParamError, RunFailed) as err:
@@ -451,12 +476,26 @@ class Runs:
         self.on_change()
 
 
-def _outcome(child: rec.TaskRunRecord) -> sch.Outcome:
-    if child.succeeded:
-        return sch.Outcome.SUCCEEDED
-    if child.reason == rec.CANCELLED:
-        return sch.Outcome.CANCELLED
-    return sch.Outcome.FAILED
+def _outcome(
+    children: Sequence[rec.TaskRunRecord], *, matrixed: bool
+) -> tuple[sch.Outcome, dict[str, Value]]:
+    """A pipeline task's outcome from its TaskRuns (several for a matrix: each string
+    result becomes an array of theirs, as Tekton aggregates them)."""
+    if any(c.reason == rec.CANCELLED for c in children):
+        outcome = sch.Outcome.CANCELLED
+    elif all(c.succeeded for c in children):
+        outcome = sch.Outcome.SUCCEEDED
+    else:
+        outcome = sch.Outcome.FAILED
+    if not matrixed:
+        return outcome, dict(children[0].results) if children else {}
+    aggregated: dict[str, Value] = {}
+    for c in children:
+        for k, v in c.results.items():
+            found = aggregated.setdefault(k, [])
+            if isinstance(found, list) and isinstance(v, str):
+                found.append(v)
+    return outcome, aggregated
 
 
 def _task_bindings(launch: sch.Launch, bound: Mapping[str, str]) -> dict[str, str]:

@@ -23,7 +23,7 @@ from amimesh.pipelines.when import evaluate
 from amimesh.resources import goparse
 from amimesh.resources import tekton as tk
 from amimesh.resources import tekton_refs as refs
-from amimesh.resources.checks_tekton import node_of
+from amimesh.resources.checks_tekton import node_of, reference_strings
 
 DEFAULT_TIMEOUT_S = 3600.0  # Tekton's default-timeout-minutes: 60
 
@@ -54,6 +54,7 @@ class Skip(StrEnum):
     PIPELINE_TIMEOUT = "PipelineRun timeout has been reached"
     TASKS_TIMEOUT = "PipelineRun Tasks timeout has been reached"
     FINALLY_TIMEOUT = "PipelineRun Finally timeout has been reached"
+    EMPTY_MATRIX = "Matrix Parameters have an empty array"
 
 
 class Outcome(StrEnum):
@@ -72,6 +73,7 @@ class TaskState:
     attempts: int = 0
     results: dict[str, Value] = field(default_factory=dict)
     when_false: list[tk.WhenExpression] = field(default_factory=list)
+    matrix_length: int | None = None  # how many TaskRuns a matrix fanned it out to
 
     @property
     def name(self) -> str:
@@ -100,6 +102,8 @@ class Launch:
     final: bool
     values: Values  # what an embedded taskSpec may also use (propagated params)
     timeout_s: float | None
+    # With a matrix: each combination's params (on top of `params`), a TaskRun each.
+    combinations: tuple[dict[str, Value], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -270,6 +274,8 @@ class PipelineRunState:
             return Skip.PIPELINE_TIMEOUT
         if self.timed_out == "tasks":
             return Skip.TASKS_TIMEOUT
+        if self._empty_matrix(s):
+            return Skip.EMPTY_MATRIX
         return None
 
     def _finally_skip(self, s: TaskState, now: float) -> Skip | None:
@@ -282,6 +288,8 @@ class PipelineRunState:
         f = self.timeouts.finally_s
         if f is not None and self.finally_started is not None and now - self.finally_started > f:
             return Skip.FINALLY_TIMEOUT
+        if self._empty_matrix(s):
+            return Skip.EMPTY_MATRIX
         return None
 
     def _stopping(self) -> bool:
@@ -298,10 +306,41 @@ class PipelineRunState:
         return all(s.done for s in self.tasks.values() if not s.final)
 
     def _strings(self, s: TaskState) -> list[str]:
-        out = [text for p in s.task.params for text in refs.strings_in(p.value)]
-        for w in s.task.when:
-            out += [w.input, *w.values]
-        return out
+        return list(reference_strings(s.task))
+
+    def _empty_matrix(self, s: TaskState) -> bool:
+        if s.task.matrix is None:
+            return False
+        values = self._task_values()
+        return any(values.param_value(p.value) == [] for p in s.task.matrix.params)
+
+    def combinations(self, task: tk.PipelineTask, values: Values) -> tuple[dict[str, Value], ...]:
+        """A matrix's combinations, as Tekton's `Matrix.FanOut` makes them: the product
+        of its params' items (the first param varying fastest); each `include` then
+        goes into every combination it does not contradict, and is a combination of its
+        own when no combination shares any of its values."""
+        assert task.matrix is not None
+        includes = [
+            {p.name: values.param_value(p.value) for p in inc.params} for inc in task.matrix.include
+        ]
+        if includes and not task.matrix.params:
+            return tuple(includes)
+        combos: list[dict[str, Value]] = []
+        for p in task.matrix.params:
+            items = values.param_value(p.value)
+            items = items if isinstance(items, list) else [str(items)]
+            if not combos:
+                combos = [{p.name: item} for item in items]
+            else:
+                combos = [{**c, p.name: item} for item in items for c in combos]
+        for c in combos:
+            for inc in includes:
+                if all(c[k] == v for k, v in inc.items() if k in c):
+                    c.update(inc)
+        for inc in includes:
+            if inc and not any(c.get(k) == v for c in combos for k, v in inc.items()):
+                combos.append(inc)
+        return tuple(combos)
 
     def _missing_results(self, s: TaskState) -> bool:
         for task, result in refs.result_refs(self._strings(s)):
@@ -323,6 +362,10 @@ class PipelineRunState:
         for s in self.tasks.values():
             for k, v in s.results.items():
                 values.set(f"{'finally' if s.final else 'tasks'}.{s.name}.results.{k}", v)
+                if s.matrix_length is not None and isinstance(v, list):
+                    values.set(f"tasks.{s.name}.matrix.{k}.length", str(len(v)))
+            if s.matrix_length is not None:
+                values.set(f"tasks.{s.name}.matrix.length", str(s.matrix_length))
             if not s.final:
                 values.set(f"tasks.{s.name}.status", self._status_word(s))
         values.set("tasks.status", self._aggregate_status())
@@ -361,7 +404,10 @@ class PipelineRunState:
         if s.final and self.timeouts.finally_s is not None and self.finally_started is not None:
             left = self.finally_started + self.timeouts.finally_s - now
             timeout = left if timeout is None else min(timeout, left)
-        return Launch(s.name, s.task, params, s.final, values, timeout)
+        combos = self.combinations(s.task, values) if s.task.matrix is not None else None
+        if combos is not None:
+            s.matrix_length = len(combos)
+        return Launch(s.name, s.task, params, s.final, values, timeout, combos)
 
     # ---- status -----------------------------------------------------------------
 

@@ -333,7 +333,7 @@ def pipeline_spec_issues(
                     (*loc, "tasks", i, "runAfter", j),
                     f"task {show(name)} is a finally task: tasks cannot run after it",
                 )
-        for task, _result in refs.result_refs(_task_reference_strings(t)):
+        for task, _result in refs.result_refs(reference_strings(t)):
             if task in final_names:
                 yield Issue(
                     (*loc, "tasks", i),
@@ -345,7 +345,7 @@ def pipeline_spec_issues(
         yield from _pipeline_task_issues(t, where, params, declared_ws, embedded)
         if t.runAfter:
             yield Issue((*where, "runAfter"), "no runAfter allowed under spec.finally")
-        for task, _result in refs.result_refs(_task_reference_strings(t)):
+        for task, _result in refs.result_refs(reference_strings(t)):
             if task in final_names:
                 message = f"final task has task result reference from a final task {task}"
             elif task not in dag_names:
@@ -392,13 +392,22 @@ def _task_loc(loc: Loc, index: int, n_tasks: int) -> Loc:
 
 def node_of(t: tk.PipelineTask) -> refs.Node:
     """A pipeline task's place in the graph: runAfter, and the tasks whose results it uses."""
-    used = tuple(dict.fromkeys(task for task, _ in refs.result_refs(_task_reference_strings(t))))
+    used = tuple(dict.fromkeys(task for task, _ in refs.result_refs(reference_strings(t))))
     return refs.Node(t.name, tuple(t.runAfter), used)
 
 
-def _task_reference_strings(t: tk.PipelineTask) -> Iterator[str]:
+MAX_MATRIX_COMBINATIONS = 256  # Tekton's default-max-matrix-combinations-count
+
+
+def reference_strings(t: tk.PipelineTask) -> Iterator[str]:
     for p in t.params:
         yield from refs.strings_in(p.value)
+    if t.matrix is not None:
+        for p in t.matrix.params:
+            yield from refs.strings_in(p.value)
+        for inc in t.matrix.include:
+            for p in inc.params:
+                yield from refs.strings_in(p.value)
     for w in t.when:
         yield w.input
         yield from w.values
@@ -420,6 +429,8 @@ def _pipeline_task_issues(
     if t.taskSpec is not None:
         yield from task_spec_issues(t.taskSpec, (*loc, "taskSpec"), embedded=True)
     yield from _param_value_issues(t.params, (*loc, "params"))
+    if t.matrix is not None:
+        yield from _matrix_issues(t, (*loc, "matrix"), params, declared_ws)
     for j, p in enumerate(t.params):
         for text in refs.strings_in(p.value):
             yield from _pipeline_variable_issues(
@@ -443,6 +454,52 @@ def _pipeline_task_issues(
                 f"pipeline task {show(t.name)} expects workspace with name {show(name)} but "
                 "none exists in pipeline spec",
             )
+
+
+def _matrix_issues(
+    t: tk.PipelineTask, loc: Loc, params: dict[str, tk.ParamSpec], declared_ws: set[str]
+) -> Iterator[Issue]:
+    assert t.matrix is not None
+    m = t.matrix
+    yield from _param_value_issues(m.params, (*loc, "params"))
+    given = {p.name for p in t.params}
+    count = 1 if m.params else 0
+    for j, p in enumerate(m.params):
+        where: Loc = (*loc, "params", j)
+        if p.name in given:
+            yield Issue(
+                (*where, "name"),
+                f"parameter names must be unique, the parameter {show(p.name)} is also "
+                "defined in params",
+            )
+        if isinstance(p.value, list):
+            count *= len(p.value)
+        elif isinstance(p.value, dict) or not _whole_array(p.value):
+            yield Issue(
+                (*where, "value"),
+                "a matrix param is an array: a list, or a whole array variable "
+                "($(params.a[*]), $(tasks.t.results.r[*]))",
+            )
+        for text in refs.strings_in(p.value):
+            yield from _pipeline_variable_issues(text, (*where, "value"), params, declared_ws)
+    for j, inc in enumerate(m.include):
+        for k, p in enumerate(inc.params):
+            if not isinstance(p.value, str):
+                yield Issue(
+                    (*loc, "include", j, "params", k, "value"),
+                    "an include param is a string",
+                )
+    count += sum(1 for _ in m.include) if not m.params else 0
+    if count > MAX_MATRIX_COMBINATIONS:
+        yield Issue(
+            loc,
+            f"expected 0 <= Matrix combinations count <= {MAX_MATRIX_COMBINATIONS}, got {count}",
+        )
+
+
+def _whole_array(text: str) -> bool:
+    v = refs.parse_variable(text) if text.startswith("$(") and text.endswith(")") else None
+    return v is not None and (v.index == "*" or v.result_ref is not None)
 
 
 def _pipeline_variable_issues(

@@ -235,6 +235,20 @@ class WorkspacePipelineTaskBinding(Strict):
     subPath: str = ""
 
 
+class IncludeParams(Strict):
+    name: str = Field(default="", description="the combination's name")
+    params: list[Param] = Field(default_factory=list)
+
+
+class Matrix(Strict):
+    params: list[Param] = Field(
+        default_factory=list, description="arrays: a TaskRun per combination of their items"
+    )
+    include: list[IncludeParams] = Field(
+        default_factory=list, description="params added to combinations, or combinations"
+    )
+
+
 class PipelineTask(Strict):
     name: str = Field(min_length=1)
     displayName: str = ""
@@ -250,7 +264,9 @@ class PipelineTask(Strict):
     onError: Literal["continue", "stopAndFail"] | None = Field(
         default=None, description="default: stopAndFail"
     )
-    matrix: NotSupported = None
+    matrix: Matrix | None = Field(
+        default=None, description="fan out: a TaskRun per combination (at most 256)"
+    )
     pipelineRef: NotSupported = None
     pipelineSpec: NotSupported = None
 
