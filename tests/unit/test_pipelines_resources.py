@@ -216,3 +216,28 @@ def test_pipelinerun_workspace_needs_one_source() -> None:
     assert any(
         e.endswith("spec.workspaces[2].secret: is not supported by Ami yet") for e in found
     ), found
+
+
+def test_matrix_params_are_arrays_and_not_also_params() -> None:
+    bad = pipeline(
+        """
+        - name: a
+          taskRef: {name: t}
+          params: [{name: os, value: linux}]
+          matrix:
+            params:
+            - {name: os, value: [linux, mac]}
+            - {name: arch, value: amd64}
+        """
+    )
+    found = errors(bad)
+    assert any(
+        e.endswith(
+            "spec.tasks[0].matrix.params[0].name: parameter names must be unique, the parameter "
+            '"os" is also defined in params'
+        )
+        for e in found
+    ), found
+    assert any(
+        "spec.tasks[0].matrix.params[1].value: a matrix param is an array" in e for e in found
+    )
