@@ -414,3 +414,44 @@ def test_an_empty_matrix_skips_its_task() -> None:
     run.task_finished("a", sch.Outcome.SUCCEEDED, {"list": []}, 1)
     assert run.schedule(1) == []
     assert run.skipped_tasks() == [{"name": "b", "reason": "Matrix Parameters have an empty array"}]
+
+
+def test_when_cel() -> None:
+    text = """
+    apiVersion: tekton.dev/v1
+    kind: Pipeline
+    metadata: {name: p}
+    spec:
+      params: [{name: deploy}]
+      tasks:
+      - {name: go, taskRef: {name: t}, when: [{cel: "'$(params.deploy)' == 'no'"}]}
+      - {name: stop, taskRef: {name: t}, when: [{cel: "'$(params.deploy)'.startsWith('y')"}]}
+    """
+    run = state(text)
+    assert start(run, 0) == ["go"]
+    assert run.skipped_tasks() == [
+        {
+            "name": "stop",
+            "reason": "When Expressions evaluated to false",
+            "whenExpressions": [{"cel": "'$(params.deploy)'.startsWith('y')"}],
+        }
+    ]
+
+
+def test_a_cel_that_is_not_a_boolean_fails_the_run() -> None:
+    text = """
+    apiVersion: tekton.dev/v1
+    kind: Pipeline
+    metadata: {name: p}
+    spec:
+      tasks:
+      - {name: a, taskRef: {name: t}, when: [{cel: "'a' + 'b'"}]}
+    """
+    run = state(text)
+    assert run.schedule(0) == []
+    assert run.done
+    assert run.condition(0) == (
+        "False",
+        "CELEvaluationFailed",
+        "Error evaluating CEL ci-1: The CEL expression 'a' + 'b' is not evaluated to a boolean",
+    )

@@ -241,3 +241,25 @@ def test_matrix_params_are_arrays_and_not_also_params() -> None:
     assert any(
         "spec.tasks[0].matrix.params[1].value: a matrix param is an array" in e for e in found
     )
+
+
+def test_when_cel_is_compiled_and_alone() -> None:
+    found = errors(
+        pipeline(
+            """
+            - {name: a, taskRef: {name: t}, when: [{cel: "$(params.rev) == 'main'"}]}
+            - {name: b, taskRef: {name: t}, when: [{cel: "true", input: x}]}
+            """
+        )
+    )
+    assert any(
+        "spec.tasks[0].when[0].cel: invalid cel expression: $(params.rev) == 'main' with err:" in e
+        for e in found
+    ), found
+    assert any(
+        e.endswith(
+            "spec.tasks[1].when[0]: cel and input+operator+values cannot be set in one "
+            "WhenExpression"
+        )
+        for e in found
+    ), found

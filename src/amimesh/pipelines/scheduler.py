@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from amimesh.pipelines.values import Value, Values
-from amimesh.pipelines.when import evaluate
+from amimesh.pipelines.when import CelError, evaluate
 from amimesh.resources import goparse
 from amimesh.resources import tekton as tk
 from amimesh.resources import tekton_refs as refs
@@ -40,6 +40,7 @@ CANCELLED_RUNNING_FINALLY = "CancelledRunningFinally"
 STOPPED_RUNNING_FINALLY = "StoppedRunningFinally"
 TIMED_OUT_RUNNING_FINALLY = "PipelineRunTimeoutRunningFinally"
 INVALID_RESULT_REFERENCE = "InvalidTaskResultReference"
+CEL_EVALUATION_FAILED = "CELEvaluationFailed"
 
 
 class Skip(StrEnum):
@@ -373,7 +374,11 @@ class PipelineRunState:
 
     def _when_true(self, s: TaskState) -> bool:
         values = self._task_values()
-        s.when_false = [w for w in s.task.when if not evaluate(w, values)]
+        try:
+            s.when_false = [w for w in s.task.when if not evaluate(w, values)]
+        except CelError as err:
+            self.failure = (CEL_EVALUATION_FAILED, f"Error evaluating CEL {self.name}: {err}")
+            return False
         return not s.when_false
 
     @staticmethod

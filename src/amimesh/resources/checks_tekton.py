@@ -411,6 +411,7 @@ def reference_strings(t: tk.PipelineTask) -> Iterator[str]:
     for w in t.when:
         yield w.input
         yield from w.values
+        yield w.cel
 
 
 def _pipeline_task_issues(
@@ -438,6 +439,9 @@ def _pipeline_task_issues(
             )
     for j, w in enumerate(t.when):
         where = (*loc, "when", j)
+        if w.cel:
+            yield from _cel_issues(w, where)
+            continue
         if not w.input:
             yield Issue((*where, "input"), "missing field(s): input")
         if w.operator is None:
@@ -495,6 +499,19 @@ def _matrix_issues(
             loc,
             f"expected 0 <= Matrix combinations count <= {MAX_MATRIX_COMBINATIONS}, got {count}",
         )
+
+
+def _cel_issues(w: tk.WhenExpression, loc: Loc) -> Iterator[Issue]:
+    """Tekton compiles a `when` CEL as written: a variable sits inside a CEL string
+    ('$(params.branch)' == 'main') and is put in before it runs."""
+    import cel  # a compiled extension: loaded when a Pipeline uses CEL
+
+    if w.input or w.operator is not None or w.values:
+        yield Issue(loc, "cel and input+operator+values cannot be set in one WhenExpression")
+    try:
+        cel.compile(w.cel)
+    except ValueError as err:
+        yield Issue((*loc, "cel"), f"invalid cel expression: {w.cel} with err: {err}")
 
 
 def _whole_array(text: str) -> bool:

@@ -226,7 +226,10 @@ class WhenExpression(Strict):
     input: str = ""
     operator: Literal["in", "notin"] | None = None
     values: list[str] = Field(default_factory=list)
-    cel: NotSupported = None
+    cel: str = Field(
+        default="",
+        description="a CEL expression, variables put in first (Tekton's alpha feature, on)",
+    )
 
 
 class WorkspacePipelineTaskBinding(Strict):
