@@ -5,6 +5,8 @@ API serves; a cancel through the API stops it. No Envoy is needed for this."""
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -194,4 +196,79 @@ async def test_a_node_agent_started_again_does_not_run_again(tmp_path: Path) -> 
         finally:
             await second.stop()
     finally:
+        await client.close()
+
+
+AGENT = """
+import asyncio, sys
+from pathlib import Path
+from amimesh.runtime.pipelines import PipelineAgent
+
+async def main():
+    agent = PipelineAgent(sys.argv[1], sys.argv[2], "local", Path(sys.argv[3]))
+    await agent.start()
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+async def test_a_killed_node_agents_running_steps_are_stopped_by_the_next(
+    tmp_path: Path,
+) -> None:
+    cp = ControlPlane(ControlPlaneConfig(debounce_s=0.01, state_dir=tmp_path / "cp"))
+    (tmp_path / "cp").mkdir()
+    client = test_utils.TestClient(test_utils.TestServer(make_app(cp, TOKEN)))
+    await client.start_server()
+    base = str(client.make_url("")).rstrip("/")
+    root = tmp_path / "node" / "pipelines"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    first = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", AGENT, base, TOKEN, str(root), env=env
+    )
+    try:
+        await apply(client, CONFIG + "---" + pipeline_run("orphan", "echo $$ > pid; sleep 30"))
+
+        def waiting(obj: dict[str, Any]) -> bool:
+            steps = obj["status"].get("steps", [])
+            return bool(steps and "running" in steps[0])
+
+        tr = await wait_for(client, "TaskRun", "orphan-wait", waiting)
+        pid_file = Path(tr["metadata"]["annotations"]["ami.dev/run-dir"]) / "workspace" / "pid"
+        deadline = time.monotonic() + DEADLINE_S
+        while True:
+            text = await asyncio.to_thread(
+                lambda: pid_file.read_text() if pid_file.exists() else ""
+            )
+            if text.strip():
+                break
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+        step_pid = int(text)
+        first.kill()  # the node agent dies; its step goes on
+        await first.wait()
+        os.kill(step_pid, 0)
+        second = PipelineAgent(base, TOKEN, "local", root)
+        await second.start()
+        try:
+            run = await wait_for(client, "PipelineRun", "orphan", finished)
+            cond = run["status"]["conditions"][0]
+            assert (cond["reason"], cond["message"]) == (
+                "Failed",
+                "the node agent restarted while it ran",
+            )
+            deadline = time.monotonic() + DEADLINE_S
+            while True:
+                try:
+                    os.kill(step_pid, 0)
+                except ProcessLookupError:
+                    break
+                assert time.monotonic() < deadline, "the step left behind still runs"
+                await asyncio.sleep(0.02)
+        finally:
+            await second.stop()
+    finally:
+        if first.returncode is None:
+            first.kill()
+            await first.wait()
         await client.close()

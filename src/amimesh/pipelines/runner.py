@@ -276,6 +276,10 @@ async def _wait(
         done, _ = await asyncio.wait(
             {waiter, cancel}, timeout=wait_s, return_when=asyncio.FIRST_COMPLETED
         )
+    except asyncio.CancelledError:  # the run's owner is going away: so does the step
+        waiter.cancel()
+        _signal_group(proc.pid, signal.SIGKILL)
+        raise
     finally:
         cancel.cancel()
         with contextlib.suppress(asyncio.CancelledError):

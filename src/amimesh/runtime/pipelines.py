@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from amimesh.agent.http_client import fetch
+from amimesh.agent.process import kill_group, naming
 from amimesh.pipelines import records as rec
 from amimesh.pipelines.pipelinerunner import Lookups, PipelineControl, Runs
 from amimesh.resources import parse_object
@@ -100,7 +101,8 @@ class PipelineAgent:
 
     def adopt(self, known: list[dict[str, Any]]) -> None:
         """The runs this node reported before it started again: they ran, and are not
-        run again; one that had not ended is failed (its steps were not watched)."""
+        run again; one that had not ended is failed (its steps were not watched, and
+        what they left running is stopped)."""
         now = time.time()
         for obj in known:
             try:
@@ -113,6 +115,7 @@ class PipelineAgent:
             except (KeyError, TypeError, AttributeError):
                 continue
             if not conditions or conditions[0].get("status") == "Unknown":
+                _stop_left_behind(obj)
                 obj["status"]["conditions"] = [
                     rec.condition("False", rec.FAILED, "the node agent restarted while it ran", now)
                 ]
@@ -245,3 +248,15 @@ class PipelineAgent:
         )
         if resp.status != 200:
             raise OSError(f"{url}: {resp.status} {resp.text()[:200]}")
+
+
+def _stop_left_behind(obj: dict[str, Any]) -> None:
+    """Stop what a TaskRun the last node agent ran left running: every process with an
+    argument under its directory (a step's script, or a file of its run), with its
+    process group (each step runs in a session of its own)."""
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    run_dir = annotations.get(rec.RUN_DIR_ANNOTATION) if isinstance(annotations, dict) else None
+    if not isinstance(run_dir, str) or not run_dir:
+        return
+    for pid in naming(Path(run_dir)):
+        kill_group(pid)
