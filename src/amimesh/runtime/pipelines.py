@@ -38,6 +38,7 @@ WAIT_S = 30.0
 TIMEOUT_S = 10.0
 MAX_BODY = 64 * 1024 * 1024
 RETRY_MAX_S = 2.0
+STOP_REPORT_S = 2.0
 
 RunKey = tuple[str, str, str]  # (kind, namespace, name)
 
@@ -69,8 +70,9 @@ class PipelineAgent:
         for task in [*self._tasks, *self._running.values()]:
             task.cancel()
         await asyncio.gather(*self._tasks, *self._running.values(), return_exceptions=True)
-        with contextlib.suppress(OSError, TimeoutError, ValueError):
-            await self._send_report()
+        if self.objects():  # the last word, briefly: the control plane may be going too
+            with contextlib.suppress(OSError, TimeoutError, ValueError):
+                await asyncio.wait_for(self._send_report(), STOP_REPORT_S)
 
     # ---- config ---------------------------------------------------------------------
 
