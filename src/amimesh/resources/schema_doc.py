@@ -155,15 +155,19 @@ on the field at fault.
   a `command` (not both); param names are unique and each default matches the
   param's type (string, array, object; an object param has properties, an enum
   param's default is in its enum); result names are unique keys. Every `$(params.x)`,
-  `$(results.R.path)`, `$(workspaces.W.path)` and `$(context.…)` in a step names
-  something declared ("non-existent variable in ..."); an array param is used as
-  `$(params.a[*])`, alone as a whole item of `command` or `args`, or as
-  `$(params.a[N])`; an object param by key. A pipeline task has exactly one of
+  `$(results.R.path)` and `$(workspaces.W.path)` in a step names something declared
+  ("non-existent variable in ..."), except params and workspaces in an embedded spec
+  (Tekton propagates the run's); an array param is used as `$(params.a[*])` (or
+  `$(params.a)`) alone as a whole item of `command` or `args`, or as `$(params.a[N])`;
+  an object param by key. A pipeline task has exactly one of
   `taskRef`, `taskSpec`, a unique DNS-label name, `runAfter` naming tasks of the
   pipeline (not `finally` ones), `when` with an input, an operator and values, and
   workspaces the pipeline declares; the graph of `runAfter` and result references
   has no cycle and names no missing task ("cycle detected; task "a" depends on
   "b""); a finally task takes no `runAfter` and uses results of pipeline tasks only.
+  A `when` has an input, an operator and values, or a `cel` expression alone that
+  compiles; a `matrix` param is an array (a list or a whole array variable), not also
+  in the task's `params`, and a matrix makes at most 256 combinations.
   Durations are Go durations (`1h30m`, `500ms`, `0` for none); a PipelineRun's
   `timeouts.tasks` and `.finally` are within `.pipeline`, and `timeout` (v1beta1)
   does not go with `timeouts`; a workspace binding has exactly one volume source.
