@@ -615,3 +615,44 @@ async def test_a_matrix_fans_out_and_its_results_are_arrays(tmp_path: Path) -> N
     assert log_of(runs, "default", "mx-report", "unnamed-0") == (
         "4: linux/amd64! mac/amd64! linux/arm64! mac/arm64!\n"
     )
+
+
+async def test_volumes_emptydir_and_configmap(tmp_path: Path) -> None:
+    resources = load(
+        """
+        apiVersion: v1
+        kind: ConfigMap
+        metadata: {name: conf}
+        data: {mode: fast}
+        ---
+        apiVersion: tekton.dev/v1
+        kind: TaskRun
+        metadata: {name: vols}
+        spec:
+          params: [{name: cm, value: conf}]
+          taskSpec:
+            params: [{name: cm}]
+            volumes:
+            - {name: cache, emptyDir: {}}
+            - {name: settings, configMap: {name: "$(params.cm)"}}
+            stepTemplate:
+              volumeMounts: [{name: settings, mountPath: /etc/app}]
+            steps:
+            - name: write
+              image: alpine
+              volumeMounts: [{name: cache, mountPath: /cache}]
+              script: echo cached > /cache/file
+            - name: read
+              image: alpine
+              volumeMounts: [{name: cache, mountPath: /workspace/data}]
+              script: |
+                cat /workspace/data/file
+                cat /etc/app/mode; echo
+        """
+    )
+    runs = runs_for(tmp_path, resources)
+    tr = one(resources, tk.TaskRun)
+    record = runs.task_run(tr, time.time())
+    await asyncio.wait_for(runs.run_task_run(tr, record), DEADLINE_S)
+    assert record.reason == "Succeeded", record.message
+    assert log_of(runs, "default", "vols", "read") == "cached\nfast\n"

@@ -263,3 +263,21 @@ def test_when_cel_is_compiled_and_alone() -> None:
         )
         for e in found
     ), found
+
+
+def test_volume_mounts_name_a_volume_outside_tekton() -> None:
+    bad = TASK.replace(
+        "  - name: say\n",
+        "  - name: say\n    volumeMounts: [{name: nope, mountPath: /tekton/x}]\n",
+    )
+    found = errors(bad)
+    assert any(
+        e.endswith('spec.steps[0].volumeMounts[0].name: Not found: "nope": no volume of that name')
+        for e in found
+    ), found
+    assert any(
+        e.endswith(
+            "spec.steps[0].volumeMounts[0].mountPath: volumeMount cannot be mounted under /tekton/"
+        )
+        for e in found
+    ), found

@@ -28,7 +28,7 @@ from typing import Any
 from amimesh.pipelines import records as rec
 from amimesh.pipelines import runner
 from amimesh.pipelines import scheduler as sch
-from amimesh.pipelines.taskplan import plan_task
+from amimesh.pipelines.taskplan import TaskPlan, plan_task
 from amimesh.pipelines.values import ParamError, Value, Values, param_values, resolve_params
 from amimesh.resources import tekton as tk
 from amimesh.resources.kube import ConfigMap
@@ -215,6 +215,11 @@ class Runs:
             plan = plan_task(
                 spec, params, run_dir=record.run_dir, bound=bound, context={**extra, **context}
             )
+            missing = self._fill_config_volumes(plan, record.namespace)
+            if missing is not None:
+                record.finish("CreateContainerConfigError", missing, time.time())
+                self.on_change()
+                return
             await runner.run_task(
                 plan, record, timeout_s=timeout_s, control=control, on_change=self.on_change
             )
@@ -222,6 +227,15 @@ class Runs:
                 return
             record.retry()
             self.on_change()
+
+    def _fill_config_volumes(self, plan: TaskPlan, namespace: str) -> str | None:
+        """Write each configMap volume's files; why not, for a ConfigMap not there."""
+        for v in plan.config_volumes:
+            data = self.lookups.config_map(namespace, v.config_map)
+            if data is None and not v.optional:
+                return f'configmap "{v.config_map}" not found'
+            _fill(Path(v.directory), data or {}, dict(v.items))
+        return None
 
     def cancel_task_run(self, namespace: str, name: str, message: str = "") -> None:
         control = self.task_controls.get((namespace, name))

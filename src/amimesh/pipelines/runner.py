@@ -80,18 +80,23 @@ def prepare(plan: TaskPlan) -> None:
         link = steps / str(i)
         if not link.is_symlink():
             link.symlink_to(step.container, target_is_directory=True)
+    for link_path, target in plan.mounts:
+        _link(Path(link_path), target)
     for w in plan.workspaces:
         if w.target is None:
             continue
-        Path(w.target).mkdir(parents=True, exist_ok=True)
-        link = Path(w.path)
-        link.parent.mkdir(parents=True, exist_ok=True)
-        if link.is_symlink() or link.exists():
-            if link.is_symlink() and os.readlink(link) != w.target:
-                link.unlink()
-            else:
-                continue
-        link.symlink_to(w.target, target_is_directory=True)
+        _link(Path(w.path), w.target)
+
+
+def _link(link: Path, target: str) -> None:
+    """`link` made a link to the directory `target` (made too), where a step looks."""
+    Path(target).mkdir(parents=True, exist_ok=True)
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if link.is_symlink() or link.exists():
+        if not link.is_symlink() or os.readlink(link) == target:
+            return
+        link.unlink()
+    link.symlink_to(target, target_is_directory=True)
 
 
 async def run_task(

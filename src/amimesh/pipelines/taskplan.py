@@ -56,6 +56,16 @@ class StepPlan:
 
 
 @dataclass(frozen=True)
+class ConfigVolume:
+    """A configMap volume: the directory that holds the ConfigMap's keys as files."""
+
+    directory: str
+    config_map: str
+    items: tuple[tuple[str, str], ...]  # (key, path); empty: every key at its name
+    optional: bool
+
+
+@dataclass(frozen=True)
 class TaskPlan:
     run_dir: str
     steps: tuple[StepPlan, ...]
@@ -63,6 +73,9 @@ class TaskPlan:
     results: tuple[tk.TaskResult, ...]
     workspaces: tuple[Workspace, ...]
     dirs: tuple[str, ...] = field(default=())  # directories the runner creates first
+    # Volume mounts: (where the steps see it, the volume's directory), linked.
+    mounts: tuple[tuple[str, str], ...] = field(default=())
+    config_volumes: tuple[ConfigVolume, ...] = field(default=())
 
     @property
     def results_dir(self) -> str:
@@ -116,6 +129,7 @@ def plan_task(
     each bound workspace to its directory; `context` holds `context.*` values."""
     extra: dict[str, str] = {}
     workspaces: list[Workspace] = []
+    mounts = _mounts(spec, run_dir, extra)
     values = Values()
     values.update(dict(context))
     values.update(param_values(params))
@@ -163,7 +177,45 @@ def plan_task(
         f"{run_dir}/home",
         *(f"{run_dir}/tekton/steps/step-{n}" for n in names),
     )
-    return TaskPlan(run_dir, steps, sidecars, tuple(spec.results), tuple(workspaces), dirs)
+    config_volumes = tuple(
+        ConfigVolume(
+            f"{run_dir}/volumes/{v.name}",
+            values.string(v.configMap.name),
+            tuple((i.key, i.path) for i in v.configMap.items),
+            v.configMap.optional,
+        )
+        for v in spec.volumes
+        if v.configMap is not None
+    )
+    return TaskPlan(
+        run_dir,
+        steps,
+        sidecars,
+        tuple(spec.results),
+        tuple(workspaces),
+        dirs,
+        tuple((rewrite_paths(link, pairs), target) for link, target in mounts),
+        config_volumes,
+    )
+
+
+def _mounts(spec: tk.TaskSpec, run_dir: str, extra: dict[str, str]) -> list[tuple[str, str]]:
+    """Each volume mount as (container path, the volume's directory); a mount outside
+    `/workspace` lives under the run's `mnt/`, and the step's paths are rewritten there
+    (`extra`)."""
+    out: list[tuple[str, str]] = []
+    containers: list[tk.Step | tk.Sidecar | tk.StepTemplate] = [*spec.steps, *spec.sidecars]
+    if spec.stepTemplate is not None:
+        containers.append(spec.stepTemplate)
+    for c in containers:
+        for m in c.volumeMounts:
+            target = f"{run_dir}/volumes/{m.name}" + (f"/{m.subPath}" if m.subPath else "")
+            path = m.mountPath.rstrip("/") or "/"
+            if not path.startswith(("/workspace/", "/tekton/")) and path != "/workspace":
+                extra.setdefault(path, f"{run_dir}/mnt{path}")
+            if (path, target) not in out:
+                out.append((path, target))
+    return out
 
 
 def _plan_container(

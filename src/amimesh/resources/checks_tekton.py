@@ -141,6 +141,7 @@ def task_spec_issues(spec: tk.TaskSpec, loc: Loc, *, embedded: bool = False) -> 
             yield Issue((*where, "image"), "missing field(s): image")
         if step.script and step.command:
             yield Issue((*where, "script"), "script cannot be used with command")
+    yield from _volume_issues(spec, loc)
     for i, sidecar in enumerate(spec.sidecars):
         if sidecar.script and sidecar.command:
             yield Issue((*loc, "sidecars", i, "script"), "script cannot be used with command")
@@ -202,6 +203,35 @@ def _param_spec_issues(params: Sequence[tk.ParamSpec], loc: Loc) -> Iterator[Iss
                     (*loc, i, "default"),
                     f"param default value {show(p.default)} not in the enum list",
                 )
+
+
+def _volume_issues(spec: tk.TaskSpec, loc: Loc) -> Iterator[Issue]:
+    for first, later in duplicates(spec.volumes, lambda v: v.name):
+        yield Issue(
+            (*loc, "volumes", later, "name"),
+            f"volume {show(spec.volumes[later].name)} is already declared by volumes[{first}]",
+        )
+    for i, v in enumerate(spec.volumes):
+        if v.emptyDir is not None and v.configMap is not None:
+            yield Issue((*loc, "volumes", i), "expected exactly one, got both: emptyDir, configMap")
+    names = {v.name for v in spec.volumes}
+    containers: list[tuple[Loc, tk.Step | tk.Sidecar | tk.StepTemplate]] = [
+        ((*loc, "steps", i), s) for i, s in enumerate(spec.steps)
+    ]
+    containers += [((*loc, "sidecars", i), s) for i, s in enumerate(spec.sidecars)]
+    if spec.stepTemplate is not None:
+        containers.append(((*loc, "stepTemplate"), spec.stepTemplate))
+    for where, c in containers:
+        for j, m in enumerate(c.volumeMounts):
+            at: Loc = (*where, "volumeMounts", j)
+            if m.name not in names:
+                yield Issue((*at, "name"), f"Not found: {show(m.name)}: no volume of that name")
+            if not m.mountPath.startswith("/"):
+                yield Issue(
+                    (*at, "mountPath"), f"must be an absolute path, got {show(m.mountPath)}"
+                )
+            elif m.mountPath == "/tekton" or m.mountPath.startswith("/tekton/"):
+                yield Issue((*at, "mountPath"), "volumeMount cannot be mounted under /tekton/")
 
 
 def param_type(p: tk.ParamSpec) -> str:

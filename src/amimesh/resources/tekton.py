@@ -3,7 +3,7 @@ version): Task, Pipeline, TaskRun, PipelineRun. Read and validated here (the che
 are `checks_tekton`); `amimesh.pipelines` runs them.
 
 The fields follow tektoncd/pipeline's `pkg/apis/pipeline/v1` types. What changes how
-a step runs and is not built yet (StepActions, step results, volumes, resolvers,
+a step runs and is not built yet (StepActions, step results, some volumes, resolvers,
 matrix, debug) is `NotSupported`: an error that says so, never a silent ignore. What
 only Kubernetes reads (security contexts, resources, pod templates, service accounts)
 is accepted and ignored, so Tekton YAML loads unchanged.
@@ -111,6 +111,50 @@ class WorkspaceUsage(Strict):
     mountPath: str = ""
 
 
+class KeyToPath(Strict):
+    key: str = Field(min_length=1)
+    path: str = Field(min_length=1)
+    mode: int | None = None
+
+
+class ConfigMapSource(Strict):
+    name: str = Field(min_length=1, description="a ConfigMap Ami holds; its data become files")
+    items: list[KeyToPath] = Field(default_factory=list)
+    optional: bool = False
+    defaultMode: int | None = None
+
+
+class PVCSource(Strict):
+    claimName: str = Field(
+        min_length=1, description="a directory kept across runs, named after the claim"
+    )
+    readOnly: bool = False
+
+
+def _empty_if_null(value: Any) -> Any:
+    return {} if value is None else value
+
+
+class VolumeMount(Strict):
+    name: str = Field(min_length=1)
+    mountPath: str = Field(min_length=1, description="locally a directory of the run's")
+    subPath: str = ""
+    readOnly: bool = Field(default=False, description="accepted; not enforced locally")
+    mountPropagation: str | None = Field(default=None, description=_KUBE_ONLY)
+
+
+class Volume(Strict):
+    name: str = Field(min_length=1)
+    emptyDir: Annotated[dict[str, Any] | None, BeforeValidator(_empty_if_null)] = None
+    configMap: ConfigMapSource | None = None
+    secret: NotSupported = None
+    persistentVolumeClaim: NotSupported = None
+    hostPath: NotSupported = None
+    projected: NotSupported = None
+    csi: NotSupported = None
+    downwardAPI: NotSupported = None
+
+
 class Step(Strict):
     name: str = ""
     displayName: str = ""
@@ -132,7 +176,7 @@ class Step(Strict):
         default=None, description=_KUBE_ONLY + " (v1beta1's computeResources)"
     )
     envFrom: NotSupported = None
-    volumeMounts: NotSupported = None
+    volumeMounts: list[VolumeMount] = Field(default_factory=list)
     volumeDevices: NotSupported = None
     ref: NotSupported = None
     params: NotSupported = None
@@ -162,7 +206,7 @@ class StepTemplate(Strict):
     computeResources: dict[str, Any] | None = Field(default=None, description=_KUBE_ONLY)
     resources: dict[str, Any] | None = Field(default=None, description=_KUBE_ONLY)
     envFrom: NotSupported = None
-    volumeMounts: NotSupported = None
+    volumeMounts: list[VolumeMount] = Field(default_factory=list)
     volumeDevices: NotSupported = None
 
 
@@ -184,7 +228,7 @@ class Sidecar(Strict):
     computeResources: dict[str, Any] | None = Field(default=None, description=_KUBE_ONLY)
     resources: dict[str, Any] | None = Field(default=None, description=_KUBE_ONLY)
     envFrom: NotSupported = None
-    volumeMounts: NotSupported = None
+    volumeMounts: list[VolumeMount] = Field(default_factory=list)
 
 
 class TaskSpec(Strict):
@@ -196,7 +240,9 @@ class TaskSpec(Strict):
     sidecars: list[Sidecar] = Field(default_factory=list)
     results: list[TaskResult] = Field(default_factory=list)
     workspaces: list[WorkspaceDeclaration] = Field(default_factory=list)
-    volumes: NotSupported = None
+    volumes: list[Volume] = Field(
+        default_factory=list, description="emptyDir and configMap: directories of the run's"
+    )
 
 
 class EmbeddedMetadata(Strict):
@@ -295,30 +341,6 @@ class PipelineSpec(Strict):
     finally_: list[PipelineTask] = Field(default_factory=list, alias="finally")
     results: list[PipelineResult] = Field(default_factory=list)
     workspaces: list[PipelineWorkspaceDeclaration] = Field(default_factory=list)
-
-
-class KeyToPath(Strict):
-    key: str = Field(min_length=1)
-    path: str = Field(min_length=1)
-    mode: int | None = None
-
-
-class ConfigMapSource(Strict):
-    name: str = Field(min_length=1, description="a ConfigMap Ami holds; its data become files")
-    items: list[KeyToPath] = Field(default_factory=list)
-    optional: bool = False
-    defaultMode: int | None = None
-
-
-class PVCSource(Strict):
-    claimName: str = Field(
-        min_length=1, description="a directory kept across runs, named after the claim"
-    )
-    readOnly: bool = False
-
-
-def _empty_if_null(value: Any) -> Any:
-    return {} if value is None else value
 
 
 class WorkspaceBinding(Strict):
