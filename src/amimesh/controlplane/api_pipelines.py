@@ -57,7 +57,8 @@ class PipelinesApi:
         wanted = [r for r in self.cp.store.resources() if (r.API_GROUP, r.KIND) in pl.CONFIG_KINDS]
         items = [api_json.resource_json(r) for r in sorted(wanted, key=lambda r: r.key)]
         node = request.query.get("node", "")
-        known = self.cp.pipelines.known(node) if node else []
+        # What the node reported before matters to a node agent just started (since -1).
+        known = self.cp.pipelines.known(node) if node and since == -1 else []
         return _json({"version": version, "resources": items, "known": known})
 
     async def put_node(self, request: web.Request) -> web.Response:
