@@ -202,7 +202,8 @@ CASES: list[tuple[str, str, list[str]]] = [
             "DestinationRule, ServiceEntry, WorkloadEntry, Gateway (networking.istio.io/v1alpha3, "
             "v1beta1, v1), PeerAuthentication, RequestAuthentication, AuthorizationPolicy "
             "(security.istio.io/v1beta1, v1), Telemetry (telemetry.istio.io/v1alpha1, v1), "
-            "Service, Configuration, Revision, Route (serving.knative.dev/v1)"
+            "Service, Configuration, Revision, Route (serving.knative.dev/v1), "
+            "Task, Pipeline, TaskRun, PipelineRun (tekton.dev/v1, v1beta1)"
         ],
     ),
     (
@@ -215,7 +216,8 @@ CASES: list[tuple[str, str, list[str]]] = [
             "DestinationRule, ServiceEntry, WorkloadEntry, Gateway (networking.istio.io/v1alpha3, "
             "v1beta1, v1), PeerAuthentication, RequestAuthentication, AuthorizationPolicy "
             "(security.istio.io/v1beta1, v1), Telemetry (telemetry.istio.io/v1alpha1, v1), "
-            "Service, Configuration, Revision, Route (serving.knative.dev/v1)"
+            "Service, Configuration, Revision, Route (serving.knative.dev/v1), "
+            "Task, Pipeline, TaskRun, PipelineRun (tekton.dev/v1, v1beta1)"
         ],
     ),
     (

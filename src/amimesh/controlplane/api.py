@@ -30,6 +30,9 @@ runtime, granting one SPIFFE ID), never the API token.
                                                    panic and the activator's place
     POST   /api/v1/serving/activate                {"namespace", "revision"}: an instance now
                                                    (a request waits at the activator)
+    GET    /api/v1/pipelines/...                   Tekton: runs' config for node agents, their
+                                                   reports, runs with status, cancel
+                                                   (`api_pipelines`)
     POST   /api/v1/certificates                    {"csr": PEM}, with an instance token
                                                    (a gateway's may add "dns_names", "ip_addresses")
 """
@@ -47,7 +50,15 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from amimesh.config.store import API_SOURCE, Key
-from amimesh.controlplane import api_json, api_kinds, api_metrics, api_traces, api_yaml, nodes
+from amimesh.controlplane import (
+    api_json,
+    api_kinds,
+    api_metrics,
+    api_pipelines,
+    api_traces,
+    api_yaml,
+    nodes,
+)
 from amimesh.controlplane.serving import SOURCE as SERVING_SOURCE
 from amimesh.controlplane.serving import RevisionInUse
 from amimesh.dashboard import web as dashboard_web
@@ -174,6 +185,7 @@ class Api:
             web.get(f"{PREFIX}/serving/revisions", self.serving_revisions),
             web.post(f"{PREFIX}/serving/activate", self.activate),
             web.post(CERTIFICATES, self.certificates),
+            *api_pipelines.PipelinesApi(self.cp).routes(),
         ]
 
     # --- reading -----------------------------------------------------------------------

@@ -21,6 +21,7 @@ from amimesh.config.directory import DirectorySource
 from amimesh.config.store import Store
 from amimesh.controlplane.applied import Applied
 from amimesh.controlplane.nodes import Nodes
+from amimesh.controlplane.pipelines import STATUS_FILE, PipelineStatus
 from amimesh.controlplane.serving import REVISIONS_FILE, ServingController
 from amimesh.identity import store as ca_store
 from amimesh.identity.ca import CertificateAuthority
@@ -163,6 +164,8 @@ class ControlPlane:
             state / REVISIONS_FILE if state else None,
             activator_port=config.activator_port,
         )
+        # Tekton: the runs' status, as the node agents that run them report it.
+        self.pipelines = PipelineStatus(state / STATUS_FILE if state else None)
         self._config_seen = self.store.config_version
         self._config_waiters: set[asyncio.Future[None]] = set()
         self._snapshot_version = -1
@@ -287,6 +290,7 @@ class ControlPlane:
         if self.applied is not None:
             self.applied.load()
         self.nodes.load()  # the endpoints of the last run, before the first push
+        self.pipelines.load()
         self._config_seen = self.store.config_version
         if self._source is not None:
             errors = self._source.sync()

@@ -20,9 +20,11 @@ from amimesh.resources import (
     checks_networking,
     checks_security,
     checks_serving,
+    checks_tekton,
     checks_telemetry,
     checks_virtualservice,
     kube,
+    tekton,
     workload,
 )
 from amimesh.resources import istio_authz as authz
@@ -171,6 +173,10 @@ _BUILTIN = (
     Kind.of(serving.Configuration, checks_serving.check_configuration),
     Kind.of(serving.Revision, checks_serving.check_revision),
     Kind.of(serving.Route, checks_serving.check_route),
+    Kind.of(tekton.Task, checks_tekton.check_task),
+    Kind.of(tekton.Pipeline, checks_tekton.check_pipeline),
+    Kind.of(tekton.TaskRun, checks_tekton.check_task_run),
+    Kind.of(tekton.PipelineRun, checks_tekton.check_pipeline_run),
 )
 
 KINDS = KindRegistry(_BUILTIN)

@@ -149,6 +149,28 @@ on the field at fault.
   seconds. The older camelCase spellings (`minScale`, `maxScale`, ...) are read too
   (the new one wins). An unknown `autoscaling.knative.dev/` key is an error: Knative
   would silently ignore it.
+- Tekton Task, Pipeline, TaskRun, PipelineRun (after tektoncd/pipeline's validation;
+  its messages are kept): a Task has at least one step; step names are unique DNS
+  labels; a step has an image (its own or the stepTemplate's) and runs a `script` or
+  a `command` (not both); param names are unique and each default matches the
+  param's type (string, array, object; an object param has properties, an enum
+  param's default is in its enum); result names are unique keys. Every `$(params.x)`,
+  `$(results.R.path)` and `$(workspaces.W.path)` in a step names something declared
+  ("non-existent variable in ..."), except params and workspaces in an embedded spec
+  (Tekton propagates the run's); an array param is used as `$(params.a[*])` (or
+  `$(params.a)`) alone as a whole item of `command` or `args`, or as `$(params.a[N])`;
+  an object param by key. A pipeline task has exactly one of
+  `taskRef`, `taskSpec`, a unique DNS-label name, `runAfter` naming tasks of the
+  pipeline (not `finally` ones), `when` with an input, an operator and values, and
+  workspaces the pipeline declares; the graph of `runAfter` and result references
+  has no cycle and names no missing task ("cycle detected; task "a" depends on
+  "b""); a finally task takes no `runAfter` and uses results of pipeline tasks only.
+  A `when` has an input, an operator and values, or a `cel` expression alone that
+  compiles; a `matrix` param is an array (a list or a whole array variable), not also
+  in the task's `params`, and a matrix makes at most 256 combinations.
+  Durations are Go durations (`1h30m`, `500ms`, `0` for none); a PipelineRun's
+  `timeouts.tasks` and `.finally` are within `.pipeline`, and `timeout` (v1beta1)
+  does not go with `timeouts`; a workspace binding has exactly one volume source.
 """
 
 _ENVOY = """\
@@ -207,6 +229,12 @@ first line says the outcome it must have (`# expect: refused: ERROR` or
 
 # Notes on whole API groups, under each of their kinds' headings.
 _GROUP_NOTES = {
+    "tekton.dev": (
+        "Ami reads and checks Tekton Pipelines' resources with Tekton's rules and runs "
+        "TaskRuns and PipelineRuns in the node agent, each step a process on the host "
+        "(an `image` is recorded, not pulled). `v1beta1` is read as `v1`. Decisions and "
+        "what runs: [pipelines.md](pipelines.md)."
+    ),
     "serving.knative.dev": (
         "Ami reads and checks Knative Serving resources with Knative's rules and runs "
         "them on the mesh: a revision per template change, each a workload, routed by "
@@ -226,7 +254,8 @@ def render(kinds: KindRegistry = KINDS) -> str:
     out.append("")
     out.append(
         "Knative Serving's kinds (serving.knative.dev) run on the mesh as revisions and "
-        "routes; autoscaling is not built yet.\n"
+        "routes; autoscaling is not built yet. Tekton's kinds (tekton.dev) run in the "
+        "node agent, each step a process on the host.\n"
     )
     out.append(_section("Common: metadata", "Every kind's `metadata`.", ObjectMeta, "metadata"))
     for k in kinds.values():
