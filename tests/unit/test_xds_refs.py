@@ -89,7 +89,7 @@ def test_resource_bytes_are_encoded_once_and_shared() -> None:
     big = samples.cluster("x" * 300)  # a length that needs a two-byte varint
     one = encode.sotw_response(wire.Response(CLUSTER, "1", "v", (big,)))
     two = encode.sotw_response(wire.Response(CLUSTER, "2", "v", (big,)))
-    shared = encode._sotw_fields[big]
+    shared = big.encoded[encode._SOTW]
     assert one.endswith(shared) and two.endswith(shared)
     assert discovery_pb2.DiscoveryResponse.FromString(two).resources[0] == big.any
 

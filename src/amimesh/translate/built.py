@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 from google.protobuf import any_pb2
@@ -40,6 +40,9 @@ class Built:
     type_url: str
     name: str
     message: Message
+    # Encodings of it that other rooms make once and share (e.g. the xDS server's
+    # wire form in a response), by their own key.
+    encoded: dict[str, bytes] = field(default_factory=dict, repr=False)
 
     @cached_property
     def serialized(self) -> bytes:
