@@ -217,6 +217,7 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         figure("controlplane_rss_mb_after_changes", cp_ps.memory_info().rss / 2**20, "MB")
 
         table = next(iter(clients[0].resources[ROUTE].values()))
+        held = {t: dict(clients[0].resources[t]) for t in ALL_TYPES}
         for c in clients:
             await c.stop()
         clients.clear()
@@ -252,6 +253,7 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         base = await xds_baseline.fan_out(
             table, args.proxies, args.mode, rounds=args.baseline_rounds
         )
+        figure("baseline_initial_sync_s", await xds_baseline.initial_sync(held, args.proxies), "s")
         figure("baseline_fanout_p50_ms", statistics.median(base), "ms")
         figure("baseline_fanout_p99_ms", pct(base, 0.99), "ms")
         figure(

@@ -209,6 +209,9 @@ class DeltaTypeState(TypeState):
     def delivered_names(self) -> AbstractSet[str]:
         return self._known.names()
 
+    def holds(self, table: Mapping[str, Built]) -> bool:
+        return self._known.table is table
+
     def accepted_names(self) -> AbstractSet[str]:
         return self._accepted.names()
 

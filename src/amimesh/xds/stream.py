@@ -43,6 +43,9 @@ from amimesh.xds.typestate import Answer, TypeState
 from amimesh.xds.wire import DeltaRequest, Response, SotwRequest
 
 _NO_RESOURCES: Mapping[str, Built] = {}
+# What a parent type's accepted resources need when it was not computed (the child
+# type holds all there is).
+_UNKNOWN: frozenset[str] = frozenset({"\0unknown"})
 # A type is not held back by its parent's unanswered response: Envoy withholds its
 # CDS ACK until the updated clusters have warmed, which takes their EDS.
 _PARENT = {child: parent for parent, child in deps.CHILD_TYPE.items()}
@@ -266,9 +269,20 @@ class StreamState:
             if memo.child_epoch == child_epoch:
                 return memo.delivered
             needed = memo.needed
+        elif child is not None and child.holds(available):
+            # Every child there is was delivered: whatever is needed, it has it.
+            needed = _UNKNOWN
         else:
             needed = deps.required(parent.accepted_names(), parents, available)
-        delivered = not needed or (child is not None and needed <= child.delivered_names())
+        holds_all = child is not None and child.holds(available)
+        if needed is _UNKNOWN and not holds_all:
+            needed = deps.required(parent.accepted_names(), parents, available)
+        if needed is _UNKNOWN:
+            delivered = True
+        else:
+            delivered = (
+                not needed or holds_all or (child is not None and needed <= child.delivered_names())
+            )
         self._required[parent_type] = _Required(
             parent.accepted_epoch, parents, available, needed, child_epoch, delivered
         )

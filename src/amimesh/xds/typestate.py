@@ -91,6 +91,11 @@ class TypeState(ABC):
     def delivered_names(self) -> AbstractSet[str]:
         """Names the client holds or has been sent, as far as the server knows (a view)."""
 
+    def holds(self, table: Mapping[str, Built]) -> bool:
+        """Whether the client was delivered exactly `table` (if the variant can tell
+        cheaply; False when it cannot)."""
+        return False
+
     @abstractmethod
     def accepted_names(self) -> AbstractSet[str]:
         """Names of resources the client has acknowledged (a view)."""
