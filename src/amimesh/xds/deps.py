@@ -41,43 +41,23 @@ def children(parent: Built) -> frozenset[str]:
     return found
 
 
-def required(
-    accepted: AbstractSet[str], parents: Mapping[str, Built], available: Mapping[str, Built]
-) -> AbstractSet[str]:
-    """Child names needed by the `accepted` parents that exist in `available`.
+def missing(
+    accepted: Iterable[str],
+    parents: Mapping[str, Built],
+    available: Mapping[str, Built],
+    delivered: AbstractSet[str],
+) -> bool:
+    """Whether a child that an `accepted` parent needs, and that exists in
+    `available`, is not among the `delivered` names; stops at the first one.
 
-    A child the control plane does not generate is left out: waiting for it would
-    wait forever (Envoy gives up on it by its own initial-fetch timeout). When every
-    parent was accepted (the usual case), the answer depends on the two tables alone,
-    which many proxies share: it is computed once and shared.
+    A child the control plane does not generate is not waited for: waiting for it
+    would wait forever (Envoy gives up on it by its own initial-fetch timeout).
     """
-    if len(accepted) != len(parents) or accepted != parents.keys():
-        return _required(accepted, parents, available)
-    key = (id(parents), id(available))
-    hit = _all_accepted.get(key)
-    if hit is not None and hit[0] is parents and hit[1] is available:
-        return hit[2]
-    needed = frozenset(_required(parents.keys(), parents, available))
-    if len(_all_accepted) >= _MAX_SHARED:
-        _all_accepted.clear()
-    _all_accepted[key] = (parents, available, needed)
-    return needed
-
-
-# (id(parents), id(available)) -> (parents, available, needed): the tables are kept
-# so that their ids stay theirs.
-_all_accepted: dict[
-    tuple[int, int], tuple[Mapping[str, Built], Mapping[str, Built], frozenset[str]]
-] = {}
-_MAX_SHARED = 256
-
-
-def _required(
-    accepted: Iterable[str], parents: Mapping[str, Built], available: Mapping[str, Built]
-) -> set[str]:
-    needed: set[str] = set()
     for name in accepted:
         parent = parents.get(name)
-        if parent is not None:
-            needed.update(c for c in children(parent) if c in available)
-    return needed
+        if parent is None:
+            continue
+        for child in children(parent):
+            if child in available and child not in delivered:
+                return True
+    return False

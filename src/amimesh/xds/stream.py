@@ -22,7 +22,6 @@ warming. Removed clusters go last, once listeners and routes are accepted (see
 from __future__ import annotations
 
 from collections.abc import Mapping
-from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 from amimesh.translate.built import (
@@ -43,9 +42,6 @@ from amimesh.xds.typestate import Answer, TypeState
 from amimesh.xds.wire import DeltaRequest, Response, SotwRequest
 
 _NO_RESOURCES: Mapping[str, Built] = {}
-# What a parent type's accepted resources need when it was not computed (the child
-# type holds all there is).
-_UNKNOWN: frozenset[str] = frozenset({"\0unknown"})
 # A type is not held back by its parent's unanswered response: Envoy withholds its
 # CDS ACK until the updated clusters have warmed, which takes their EDS.
 _PARENT = {child: parent for parent, child in deps.CHILD_TYPE.items()}
@@ -263,42 +259,31 @@ class StreamState:
         if (
             memo is not None
             and memo.accepted_epoch == parent.accepted_epoch
+            and memo.child_epoch == child_epoch
             and memo.parents is parents
             and memo.available is available
         ):
-            if memo.child_epoch == child_epoch:
-                return memo.delivered
-            needed = memo.needed
-        elif child is not None and child.holds(available):
-            # Every child there is was delivered: whatever is needed, it has it.
-            needed = _UNKNOWN
+            return memo.delivered
+        if child is not None and child.holds(available):
+            delivered = True  # every child there is went out
         else:
-            needed = deps.required(parent.accepted_names(), parents, available)
-        holds_all = child is not None and child.holds(available)
-        if needed is _UNKNOWN and not holds_all:
-            needed = deps.required(parent.accepted_names(), parents, available)
-        if needed is _UNKNOWN:
-            delivered = True
-        else:
-            delivered = (
-                not needed or holds_all or (child is not None and needed <= child.delivered_names())
-            )
+            held = child.delivered_names() if child is not None else frozenset[str]()
+            delivered = not deps.missing(parent.accepted_names(), parents, available, held)
         self._required[parent_type] = _Required(
-            parent.accepted_epoch, parents, available, needed, child_epoch, delivered
+            parent.accepted_epoch, parents, available, child_epoch, delivered
         )
         return delivered
 
 
 @dataclass(frozen=True)
 class _Required:
-    """What a parent type's accepted resources need of their child type, and whether
-    the child type delivered it, as of the epochs and tables it was computed for. The
-    generator keeps a table's object while none of its resources change, so it holds
-    across config changes that touch neither table."""
+    """Whether the child type delivered what a parent type's accepted resources
+    need, as of the epochs and tables it was computed for. The generator keeps a
+    table's object while none of its resources change, so it holds across config
+    changes that touch neither table."""
 
     accepted_epoch: int
     parents: Mapping[str, Built]
     available: Mapping[str, Built]
-    needed: AbstractSet[str]
     child_epoch: int
     delivered: bool
