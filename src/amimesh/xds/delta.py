@@ -15,7 +15,7 @@ it holds. A thousand streams of one table then cost one table, not a thousand di
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
 
 from amimesh.translate.built import Built
@@ -171,15 +171,28 @@ class DeltaTypeState(TypeState):
                 send = tuple(self.resources[n] for n in sorted(self._force) if n in want)
                 gone = {n for n in self._force if n not in want}
             else:
-                send = tuple(
-                    self.resources[n]
-                    for n in sorted(want)
-                    if n in self._force or known.get(n) != self.resources[n].version
-                )
+                send = tuple(self._changed(sorted(want)))
                 gone = {n for n in known.names() if n not in want}
                 gone.update(n for n in self._force if n not in want)
             self._plan = (send, tuple(sorted(gone)))
         return self._plan
+
+    def _changed(self, names: Iterable[str]) -> Iterator[Built]:
+        """The resources of `names` the client must be sent: forced, or at a version
+        other than the one it holds (by identity first: a shared `Built` is the same
+        object in every table that holds it)."""
+        resources, force, known = self.resources, self._force, self._known
+        held = known.table
+        for name in names:
+            built = resources[name]
+            if name not in force:
+                if held is not None:
+                    old = held.get(name)
+                    if old is built or (old is not None and old.version == built.version):
+                        continue
+                elif known.get(name) == built.version:
+                    continue
+            yield built
 
     def needs_response(self) -> bool:
         send, removed = self._diff()

@@ -33,10 +33,23 @@ def set_version(versions: Iterable[tuple[str, str]]) -> str:
 def table_version(table: Mapping[str, Built]) -> str:
     """`set_version` of a generated table's names and versions, from each resource's
     digest, computed once per resource however many tables hold it."""
+    found = _TABLE_VERSIONS.get(id(table))
+    if found is not None and found[0] is table:
+        return found[1]
     total = 0
     for name, built in table.items():
         total += built.set_digest if name == built.name else pair_digest(name, built.version)
-    return _fold(total)
+    version = _fold(total)
+    if len(_TABLE_VERSIONS) >= _MAX_TABLE_VERSIONS:
+        _TABLE_VERSIONS.clear()
+    _TABLE_VERSIONS[id(table)] = (table, version)
+    return version
+
+
+# id(table) -> (table, its version), for tables many streams hold: the table is kept
+# so that its id stays its own. Generated tables are never changed once made.
+_TABLE_VERSIONS: dict[int, tuple[Mapping[str, Built], str]] = {}
+_MAX_TABLE_VERSIONS = 256
 
 
 def _fold(total: int) -> str:
