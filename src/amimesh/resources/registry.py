@@ -158,7 +158,7 @@ class KindRegistry(Mapping[tuple[str, str], Kind]):
 
 _BUILTIN = (
     Kind.of(kube.Service, checks_core.check_service),
-    Kind.of(kube.ConfigMap),
+    Kind.of(kube.ConfigMap, checks_serving.check_config_map),
     Kind.of(workload.Workload, checks_core.check_workload),
     Kind.of(net.VirtualService, checks_virtualservice.check_virtual_service),
     Kind.of(net.DestinationRule, checks_networking.check_destination_rule),
