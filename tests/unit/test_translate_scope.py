@@ -49,6 +49,8 @@ OTHER: dict[str, Any] = {
     "access_log": "/tmp/other.log",
     "access_log_format": "text",
     "max_concurrency": 7,
+    "request_timeout_s": 30,
+    "idle_timeout_s": 5,
 }
 
 

@@ -220,3 +220,32 @@ def test_envoy_accepts_the_inbound_listeners(tmp_path: Path, mode: str) -> None:
     cmd = [bs.envoy_path(), "--mode", "validate", "-c", str(path), "--disable-hot-restart"]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+def test_the_instance_bounds_its_requests_as_its_annotations_say() -> None:
+    route = listeners.inbound_route_config(
+        InboundPort(port=8080, listen_port=16000, app_port=16001), 30, 5
+    )
+    action = route.virtual_hosts[0].routes[0].route
+    assert action.max_stream_duration.max_stream_duration.seconds == 30
+    assert action.retry_policy.per_try_idle_timeout.seconds == 5
+    assert action.retry_policy.num_retries.value == 0
+    plain = listeners.inbound_route_config(InboundPort(port=8080, listen_port=1, app_port=2))
+    action = plain.virtual_hosts[0].routes[0].route
+    assert action.max_stream_duration.max_stream_duration.seconds == 0
+    assert not action.HasField("retry_policy")
+
+
+def test_timeout_annotations_are_whole_seconds() -> None:
+    text = """
+apiVersion: ami.dev/v1alpha1
+kind: Workload
+metadata:
+  name: w
+  annotations: {ami.dev/request-timeout: "1.5", ami.dev/idle-timeout: "-1"}
+spec: {command: [python3, app.py], ports: [{name: http, port: 8080}]}
+"""
+    errors = [str(e) for e in parse_documents(text, "w.yaml").errors]
+    assert len(errors) == 2, errors
+    assert any('metadata.annotations["ami.dev/request-timeout"]' in e for e in errors)
+    assert all("whole number of seconds" in e for e in errors)

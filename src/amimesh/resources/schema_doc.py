@@ -110,7 +110,9 @@ on the field at fault.
   several; port numbers (per protocol) and names are unique.
 - Workload: port numbers and names are unique; a probe's named port exists; the
   annotation `ami.dev/max-concurrency` is a whole number from 0 to 1000
-  ([runtime.md](runtime.md#requests-in-flight-amidevmax-concurrency)).
+  ([runtime.md](runtime.md#requests-in-flight-amidevmax-concurrency)), and
+  `ami.dev/request-timeout` and `ami.dev/idle-timeout` whole numbers of seconds
+  ([runtime.md](runtime.md#request-and-idle-timeouts-amidevrequest-timeout-amidevidle-timeout)).
   `$(VAR)` in `command`, `args` and `env` values is expanded as Kubernetes does
   ([runtime.md](runtime.md#var-in-command-args-and-env)).
 - Knative Service, Configuration, Revision, Route (after Knative Serving's webhook,

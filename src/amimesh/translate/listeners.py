@@ -117,11 +117,25 @@ def outbound_listener(port: int, rep: reporting.Reporting | None = None) -> List
     )
 
 
-def inbound_route_config(p: InboundPort) -> RouteConfiguration:
+def inbound_route_config(
+    p: InboundPort, request_timeout_s: int = 0, idle_timeout_s: int = 0
+) -> RouteConfiguration:
+    """The inbound route of HTTP port `p`: everything to the app, with no timeout but
+    the proxy's own (`ami.dev/request-timeout`: the whole request, a 504 before the
+    response started and a reset after; `ami.dev/idle-timeout`: no byte from the app
+    for that long, the same)."""
     action = route_components_pb2.RouteAction(
         cluster=names.inbound_cluster(p.port), timeout=cluster_policy.duration(0)
     )
-    action.max_stream_duration.max_stream_duration.CopyFrom(cluster_policy.duration(0))
+    if idle_timeout_s:
+        action.retry_policy.num_retries.value = 0
+        action.retry_policy.per_try_idle_timeout.CopyFrom(cluster_policy.duration(idle_timeout_s))
+    # Envoy's route `timeout` stops at the response headers; a stream's maximum
+    # duration also ends a response that started and runs too long, as Knative's
+    # queue-proxy does (0: none).
+    action.max_stream_duration.max_stream_duration.CopyFrom(
+        cluster_policy.duration(request_timeout_s)
+    )
     action.max_stream_duration.grpc_timeout_header_max.CopyFrom(cluster_policy.duration(0))
     route = route_components_pb2.Route(
         name="default", match=route_components_pb2.RouteMatch(prefix="/"), route=action
@@ -133,7 +147,7 @@ def inbound_route_config(p: InboundPort) -> RouteConfiguration:
 
 
 def _inbound_network_filters(
-    policies: authz.InboundPolicies, p: InboundPort, rep: reporting.Reporting
+    proxy: Proxy, policies: authz.InboundPolicies, p: InboundPort, rep: reporting.Reporting
 ) -> list[NetworkFilter]:
     if p.protocol.upper() not in cluster_policy.HTTP_PROTOCOLS:
         # Authorization applies to TCP too: network RBAC before the TCP proxy.
@@ -151,7 +165,7 @@ def _inbound_network_filters(
         rep.http_logs(access_log.INBOUND),
         rep.tracing(access_log.INBOUND),
     )
-    m.route_config.CopyFrom(inbound_route_config(p))
+    m.route_config.CopyFrom(inbound_route_config(p, proxy.request_timeout_s, proxy.idle_timeout_s))
     # The app learns the caller's SPIFFE ID; a header the caller sent is never trusted.
     m.forward_client_cert_details = HCM.SANITIZE_SET
     m.set_current_client_cert_details.uri = True
@@ -190,7 +204,9 @@ def inbound_listener(scope: Scope, p: InboundPort, rep: reporting.Reporting) -> 
     mode = policies.mtls.mode(p.port)
     http = p.protocol.upper() in cluster_policy.HTTP_PROTOCOLS
     chains = inbound_chains(
-        mode, _inbound_network_filters(policies.inbound, p, rep), tls.INBOUND_ALPN if http else ()
+        mode,
+        _inbound_network_filters(proxy, policies.inbound, p, rep),
+        tls.INBOUND_ALPN if http else (),
     )
     out = listener(
         names.inbound_listener(p.port),
