@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from amimesh.model.proxy import Proxy
 from amimesh.model.snapshot import Instance
+from amimesh.resources.kube import Secret
 from amimesh.resources.meta import Resource
 from amimesh.translate.type_urls import CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET
 from amimesh.xds.status import Nack, ProxySyncStatus, TypeSyncStatus
@@ -33,7 +34,10 @@ NACK = "NACK"
 
 def resource_json(resource: Resource, source: str | None = None) -> dict[str, Any]:
     """A resource as `kubectl get -o json` shows it: defaults and unset fields left out,
-    the namespace always written. `source` (where it comes from) is added when given."""
+    the namespace always written. `source` (where it comes from) is added when given.
+    A Secret's values are shown redacted."""
+    if isinstance(resource, Secret):
+        resource = resource.redacted()
     data = resource.model_dump(mode="json", by_alias=True, exclude_defaults=True, exclude_none=True)
     data["metadata"] = {"name": resource.name, "namespace": resource.namespace, **data["metadata"]}
     if source is not None:
