@@ -58,8 +58,8 @@ from amimesh.controlplane import (
     api_kinds,
     api_metrics,
     api_pipelines,
-    api_triggers,
     api_traces,
+    api_triggers,
     api_yaml,
     nodes,
 )

@@ -57,7 +57,9 @@ class TriggersApi:
             body = base64.b64decode(data["body"], validate=True)
             url = str(data.get("url", ""))
         except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):
-            return _json({"error": 'body: want {"headers": {...}, "body": base64, "url": str}'}, 400)
+            return _json(
+                {"error": 'body: want {"headers": {...}, "body": base64, "url": str}'}, 400
+            )
         if len(body) > MAX_EVENT:
             return _json({"error": "event too large"}, 413)
         status, answer = triggers.deliver(ns, name, headers, body, url)

@@ -309,7 +309,9 @@ class ControlPlane:
             api = ApiServer(self, self.config.api_token)
             self.api_port = await api.start(self.config.api_host, self.config.api_port)
             self._api = api
-            self.triggers.reconcile(f"http://{self.config.api_host}:{self.api_port}")
+            host = self.config.api_host
+            host = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
+            self.triggers.reconcile(f"http://{host}:{self.api_port}")
             self.triggers.watch(self._loop)
         try:
             await self._start_plane()

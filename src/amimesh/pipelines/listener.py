@@ -69,11 +69,14 @@ class Listener:
             async with self._session.post(self.sink, json=payload, headers=self._auth) as resp:
                 answer = await resp.read()
                 status = resp.status
-        except (OSError, asyncio.TimeoutError) as err:
+        except (TimeoutError, OSError) as err:
             log.warning("control plane unreachable: %s", err)
             return web.json_response(
-                {"eventListener": self.name, "namespace": self.namespace,
-                 "errorMessage": "the control plane is unreachable"},
+                {
+                    "eventListener": self.name,
+                    "namespace": self.namespace,
+                    "errorMessage": "the control plane is unreachable",
+                },
                 status=503,
             )
         try:
