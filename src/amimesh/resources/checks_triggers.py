@@ -97,6 +97,8 @@ def cel_issues(expression: str, loc: Loc) -> Iterator[Issue]:
         cel.compile(expression)
     except (ValueError, TypeError, RuntimeError) as err:
         first = str(err).splitlines()[0] if str(err) else "syntax error"
+        prefix = f"Failed to parse expression '{expression}': "
+        first = first.removeprefix(prefix)
         yield Issue(loc, f"failed to parse the CEL expression {expression!r}: {first}")
 
 
