@@ -24,6 +24,7 @@ from typing import Any
 
 from amimesh.resources import tekton_triggers as tt
 from amimesh.resources.errors import Issue
+from amimesh.resources.kube import Secret
 from amimesh.resources.meta import Resource
 
 LABEL_PREFIX = "triggers.tekton.dev"
@@ -186,8 +187,6 @@ def _binding(
 def ref_issues(resources: Iterable[Resource]) -> list[tuple[Resource, Issue]]:
     """What refers to nothing: a trigger's binding, template or Trigger, an
     interceptor's Secret or key. (resource, issue) for each, in resource order."""
-    from amimesh.resources.kube import Secret
-
     res = list(resources)
     secrets = {(r.namespace, r.name): r for r in res if isinstance(r, Secret)}
     triggers = {(r.namespace, r.name) for r in res if isinstance(r, tt.Trigger)}
@@ -326,7 +325,7 @@ def render(
     *,
     uid: str,
     suffix: Callable[[], str],
-    labels: Mapping[str, str] = {},  # noqa: B006 - read only
+    labels: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """The template's resources with `$(tt.params.x)` and `$(uid)` put in every string,
     `generateName` made a name (`suffix()` appended) and `labels` added. A declared
