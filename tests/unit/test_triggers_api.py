@@ -91,3 +91,14 @@ async def test_eventlisteners_are_listed(cp: tuple[ControlPlane, Client]) -> Non
     [item] = (await resp.json())["items"]
     assert item["name"] == "ci" and item["available"] is False
     assert item["url"] == "http://el-ci.default.svc.cluster.local:8080"
+
+
+async def test_a_deleted_listener_takes_its_service_and_token(
+    cp: tuple[ControlPlane, Client], tmp_path: Path
+) -> None:
+    control, _ = cp
+    control.store.delete([("EventListener", "default", "ci")])
+    control.triggers.reconcile()
+    assert not [r for r in control.store.resources() if r.name == "el-ci"]
+    assert not (tmp_path / "triggers" / "default.ci.token").exists()
+    assert control.triggers.listeners() == []

@@ -90,6 +90,7 @@ class TriggersController:
             return
         now = self._clock()
         derived: list[dict[str, Any]] = []
+        self._forget_tokens({(el.namespace, el.name) for el in els})
         for el in els:
             self._first_seen.setdefault((el.namespace, el.name), now)
             token_file = self._write_token(el.namespace, el.name)
@@ -137,6 +138,18 @@ class TriggersController:
     def token_ok(self, namespace: str, name: str, given: str) -> bool:
         want = self.token(namespace, name).encode()
         return hmac.compare_digest(given.encode(errors="replace"), want)
+
+    def _forget_tokens(self, keep: set[tuple[str, str]]) -> None:
+        """Remove the token files of listeners that are gone."""
+        if self._dir is None or not self._dir.is_dir():
+            return
+        for path in self._dir.glob("*.token"):
+            ns, _, name = path.name.removesuffix(".token").partition(".")
+            if (ns, name) not in keep:
+                path.unlink(missing_ok=True)
+        for key in list(self._first_seen):
+            if key not in keep:
+                del self._first_seen[key]
 
     def _write_token(self, namespace: str, name: str) -> str:
         if self._dir is None:

@@ -24,6 +24,7 @@ TRIGGERS_GROUP = "triggers.tekton.dev"
 VERSIONS: tuple[str, ...] = ("v1beta1", "v1alpha1")
 INTERCEPTORS = ("github", "cel")
 _KUBE_ONLY = "accepted and ignored: only Kubernetes reads it"
+_ONE_PROCESS = "accepted and ignored: locally the listener is one process"
 
 
 class Param(Strict):
@@ -130,12 +131,8 @@ class LabelSelector(Strict):
 
 
 class Resources(Strict):
-    kubernetesResource: dict[str, Any] | None = Field(
-        default=None, description="accepted and ignored locally (the listener is one process)"
-    )
-    customResource: dict[str, Any] | None = Field(
-        default=None, description="accepted and ignored locally (the listener is one process)"
-    )
+    kubernetesResource: dict[str, Any] | None = Field(default=None, description=_ONE_PROCESS)
+    customResource: dict[str, Any] | None = Field(default=None, description=_ONE_PROCESS)
 
 
 class EventListenerSpec(Strict):
