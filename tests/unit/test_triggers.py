@@ -244,6 +244,18 @@ def test_an_expression_that_fails_stops_the_trigger() -> None:
         ("'https://h.example/p?q=1'.parseURL().host", "h.example"),
         ("body.repository.topics.marshalJSON()", '["a","b"]'),
         ("header.canonical('X-Token').compareSecret('token', 'gh')", True),
+        ("header.canonical('X-Token').compareSecret('token', 'gh', 'other-ns')", True),
+        ("'wrong'.compareSecret('token', 'gh')", False),
+        ("'https://u:p@h.example/p?q=1&q=2'.parseURL().query.q", "1,2"),
+        ("'https://h.example/p?q=1&q=2'.parseURL().queryStrings.q", ["1", "2"]),
+        ("'https://u:p@h.example/'.parseURL().auth.username", "u"),
+        ("'refs/heads/main'.split('/')[2]", "main"),
+        ("'a/b/c'.split('/', 2)", ["a", "b/c"]),
+        ("['a', 'b'].join('-')", "a-b"),
+        ("'MiXed'.lowerAscii() + 'up'.upperAscii()", "mixedUP"),
+        ("' x '.trim().replace('x', 'y')", "y"),
+        ("'abcdef'.substring(1, 3) + 'abc'.substring(2)", "bcc"),
+        ("'abcabc'.indexOf('c') + 'abcabc'.lastIndexOf('c')", 7),
     ],
 )
 def test_triggers_cel_functions(expression: str, value: Any) -> None:

@@ -5,11 +5,18 @@ Triggers adds to it. Pure (a Secret's bytes come through a lookup).
 - `header.canonical(name)`: the header's first value, "" when there is none;
 - `s.truncate(n)`: the first n characters;
 - `s.compareSecret(key, name[, namespace])`: `s` equals the Secret's key, compared in
-  constant time;
+  constant time; the Secret is the trigger's namespace's (as Tekton reads it,
+  whatever the third argument says);
 - `s.parseJSON()`, `s.parseYAML()`, `s.parseURL()` (scheme, host, path, rawQuery,
-  query (lists), fragment, auth), `v.marshalJSON()`;
+  fragment, query (values joined with ","), queryStrings (lists), and auth when the
+  URL has a user), `v.marshalJSON()`;
 - `l.first()`, `l.last()` (null for an empty list);
 - `s.translate(regex, replacement)`: every match replaced (`$1` style groups).
+
+And the string functions of cel-go's strings extension, which Triggers loads:
+`split(sep[, n])`, `join([sep])`, `lowerAscii()`, `upperAscii()`,
+`replace(old, new[, n])`, `trim()`, `substring(start[, end])`, `indexOf(sub)`,
+`lastIndexOf(sub)`.
 
 Each is callable as a method or a function (`truncate(s, 7)`), as the library binds
 them.
@@ -77,18 +84,19 @@ def parse_yaml(s: str) -> Any:
 
 def parse_url(s: str) -> dict[str, Any]:
     u = urllib.parse.urlsplit(s)
-    auth: dict[str, str] = {}
-    if u.username is not None:
-        auth = {"username": u.username, "password": u.password or ""}
-    return {
+    lists = urllib.parse.parse_qs(u.query, keep_blank_values=True)
+    out: dict[str, Any] = {
         "scheme": u.scheme,
         "host": u.netloc.rpartition("@")[2],
         "path": u.path,
         "rawQuery": u.query,
-        "query": urllib.parse.parse_qs(u.query, keep_blank_values=True),
         "fragment": u.fragment,
-        "auth": auth,
+        "queryStrings": lists,
+        "query": {k: ",".join(v) for k, v in lists.items()},
     }
+    if u.username is not None:
+        out["auth"] = {"username": u.username, "password": u.password or ""}
+    return out
 
 
 def marshal_json(v: Any) -> str:
@@ -111,6 +119,30 @@ def translate(s: str, pattern: str, replacement: str) -> str:
     return regex.sub(re.sub(r"\$\{?(\d+)\}?", r"\\g<\1>", replacement), s)
 
 
+def split(s: str, sep: str, n: int = -1) -> list[str]:
+    if n == 0:
+        return []
+    if sep == "":
+        parts = list(s)
+        return parts if n < 0 or n >= len(parts) else [*parts[: n - 1], "".join(parts[n - 1 :])]
+    return s.split(sep) if n < 0 else s.split(sep, n - 1)
+
+
+def join(items: list[Any], sep: str = "") -> str:
+    return sep.join(str(i) for i in items)
+
+
+def replace(s: str, old: str, new: str, n: int = -1) -> str:
+    return s.replace(old, new, n)
+
+
+def substring(s: str, start: int, end: int | None = None) -> str:
+    stop = len(s) if end is None else int(end)
+    if not 0 <= int(start) <= stop <= len(s):
+        raise CelError(f"substring: index out of range: {start}, {stop}")
+    return s[int(start) : stop]
+
+
 class Env:
     """Variables and the functions above, for evaluating expressions."""
 
@@ -119,7 +151,7 @@ class Env:
         self._secret = secret
 
     def compare_secret(self, s: str, key: str, name: str, namespace: str | None = None) -> bool:
-        found = self._secret(name, key, namespace)
+        found = self._secret(name, key, None)
         if found is None:
             raise CelError(f"compareSecret: secret {name} has no key {key}")
         return hmac.compare_digest(str(s).encode(), found)
@@ -137,6 +169,15 @@ class Env:
             "first": first,
             "last": last,
             "translate": translate,
+            "split": split,
+            "join": join,
+            "lowerAscii": lambda s: str(s).lower(),
+            "upperAscii": lambda s: str(s).upper(),
+            "replace": replace,
+            "trim": lambda s: str(s).strip(),
+            "substring": substring,
+            "indexOf": lambda s, sub: str(s).find(sub),
+            "lastIndexOf": lambda s, sub: str(s).rfind(sub),
         }
 
     def evaluate(self, expression: str) -> Any:

@@ -107,7 +107,8 @@ def cel_interceptor(
         "requestURL": event.url,
         "extensions": extensions,
     }
-    env = celfuncs.Env(variables, lambda name, key, ns: secret_of(ns or namespace, name, key))
+    # compareSecret reads the trigger's namespace's Secrets only, as Tekton does.
+    env = celfuncs.Env(variables, lambda name, key, _ns: secret_of(namespace, name, key))
     if p.filter:
         try:
             result = env.evaluate(p.filter)
