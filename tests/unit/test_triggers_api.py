@@ -102,3 +102,17 @@ async def test_a_deleted_listener_takes_its_service_and_token(
     assert not [r for r in control.store.resources() if r.name == "el-ci"]
     assert not (tmp_path / "triggers" / "default.ci.token").exists()
     assert control.triggers.listeners() == []
+
+
+async def test_what_a_trigger_names_and_is_missing_is_logged_once(
+    cp: tuple[ControlPlane, Client], caplog: pytest.LogCaptureFixture
+) -> None:
+    control, _ = cp
+    control.store.delete([("TriggerBinding", "default", "push")])
+    control.triggers.reconcile()
+    control.triggers.reconcile()
+    missing = [r.message for r in caplog.records if 'TriggerBinding "push" not found' in r.message]
+    assert missing == [
+        "triggers: Trigger.triggers.tekton.dev/default/push: spec.bindings[0].ref: "
+        'TriggerBinding "push" not found'
+    ]

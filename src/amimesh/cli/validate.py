@@ -30,12 +30,8 @@ def validate_paths(paths: Sequence[Path]) -> tuple[int, list[ConfigError]]:
             found += [(str(file), r) for r in result.resources]
     file_of = {id(r): f for f, r in found}
     for r, issue in triggers.ref_issues(r for _, r in found):
-        field = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in issue.loc)
-        errors.append(
-            ConfigError(
-                file_of[id(r)], ref=r.ref, field=field.replace(".[", "["), message=issue.message
-            )
-        )
+        field = triggers.field_path(issue.loc)
+        errors.append(ConfigError(file_of[id(r)], ref=r.ref, field=field, message=issue.message))
     return count, errors
 
 

@@ -68,6 +68,8 @@ class TriggersController:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._due = False
         self._last: tuple[Any, ...] | None = None
+        self._warned: set[str] = set()
+        self._warned_at = -1
         self._unsubscribe: Callable[[], None] = lambda: None
 
     # --- the listeners' resources ------------------------------------------------------
@@ -84,6 +86,9 @@ class TriggersController:
             self._api = api
         if not self._api:
             return
+        if self.store.config_version != self._warned_at:
+            self._warned_at = self.store.config_version
+            self._warn_refs()
         els = self.listeners()
         inputs = (self._api, tuple(el.key for el in els))
         if inputs == self._last:
@@ -102,6 +107,17 @@ class TriggersController:
         for e in errors:
             log.warning("triggers: %s", e)
         self._last = inputs
+
+    def _warn_refs(self) -> None:
+        """Say once what a trigger names and does not exist (`ami validate` says it
+        before; a webhook's answer says it again)."""
+        found = {
+            f"{r.ref}: {trg.field_path(i.loc)}: {i.message}"
+            for r, i in trg.ref_issues(self.store.resources())
+        }
+        for line in sorted(found - self._warned):
+            log.warning("triggers: %s", line)
+        self._warned = found
 
     def watch(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop

@@ -236,6 +236,14 @@ def ref_issues(resources: Iterable[Resource]) -> list[tuple[Resource, Issue]]:
     return out
 
 
+def field_path(loc: Sequence[str | int]) -> str:
+    """`("spec", "bindings", 0, "ref")` as errors write it: `spec.bindings[0].ref`."""
+    out = ""
+    for p in loc:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else p)
+    return out
+
+
 # --- bindings ----------------------------------------------------------------------------
 
 
