@@ -195,6 +195,22 @@ def test_a_signed_push_starts_a_pipelinerun_that_succeeds(mesh: Up) -> None:
     assert listed.returncode == 0, listed.stderr
     assert "http://el-github.default.svc.cluster.local:8080" in listed.stdout
     assert "True" in listed.stdout
+    described = subprocess.run(
+        [*AMI, "eventlistener", "describe", "github", "--mesh", str(mesh.state.path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert described.returncode == 0, described.stderr
+    row = next(line for line in described.stdout.splitlines() if "push-to-main" in line)
+    words = row.split()
+    assert words[words.index("push-to-main") + 1 :] == [
+        "push",
+        "(TriggerBinding)",
+        "build",
+        "github,",
+        "cel",
+    ]
 
 
 @pytest.mark.parametrize(
