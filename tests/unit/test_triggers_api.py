@@ -15,9 +15,13 @@ from typing import Any
 import pytest
 from aiohttp import test_utils
 
+from amimesh.config.store import Store
 from amimesh.controlplane.api import make_app
+from amimesh.controlplane.api_json import resource_json
+from amimesh.controlplane.applied import Applied
 from amimesh.controlplane.server import ControlPlane, ControlPlaneConfig
 from amimesh.resources import parse_documents
+from amimesh.resources.kube import Secret
 from tests.unit.test_triggers import DOCS
 
 TOKEN = "api-token"
@@ -116,3 +120,17 @@ async def test_what_a_trigger_names_and_is_missing_is_logged_once(
         "triggers: Trigger.triggers.tekton.dev/default/push: spec.bindings[0].ref: "
         'TriggerBinding "push" not found'
     ]
+
+
+async def test_an_applied_secret_outlives_a_restart_and_is_served_redacted(
+    tmp_path: Path,
+) -> None:
+    store = Store()
+    store.apply(parse_documents(DOCS, "t.yaml"))
+    Applied(store, tmp_path / "applied.json").save()
+    again = Store()
+    Applied(again, tmp_path / "applied.json").load()
+    secret = again.get(("Secret", "default", "gh"))
+    assert isinstance(secret, Secret) and secret.value("token") == b"it's a secret"
+    assert (tmp_path / "applied.json").stat().st_mode & 0o777 == 0o600
+    assert resource_json(secret)["data"] == {"token": "<redacted>"}
