@@ -38,9 +38,11 @@ def test_builtin_kinds() -> None:
     assert KINDS[("networking.istio.io", "VirtualService")].model is VirtualService
     assert sorted(name for _, name in KINDS) == [
         "AuthorizationPolicy",
+        "ClusterTriggerBinding",
         "ConfigMap",
         "Configuration",
         "DestinationRule",
+        "EventListener",
         "Gateway",
         "PeerAuthentication",
         "Pipeline",
@@ -48,12 +50,16 @@ def test_builtin_kinds() -> None:
         "RequestAuthentication",
         "Revision",
         "Route",
+        "Secret",
         "Service",
         "Service",
         "ServiceEntry",
         "Task",
         "TaskRun",
         "Telemetry",
+        "Trigger",
+        "TriggerBinding",
+        "TriggerTemplate",
         "VirtualService",
         "Workload",
         "WorkloadEntry",
@@ -64,9 +70,9 @@ def test_builtin_kinds() -> None:
 
 def test_resolve_errors_name_the_field() -> None:
     with pytest.raises(UnknownKind) as unknown:
-        KINDS.resolve("v1", "Secret")
+        KINDS.resolve("v1", "Namespace")
     assert unknown.value.field == "kind"
-    assert unknown.value.message.startswith('unknown kind "Secret" (v1); Ami supports Service')
+    assert unknown.value.message.startswith('unknown kind "Namespace" (v1); Ami supports Service')
     with pytest.raises(UnknownKind) as version:
         KINDS.resolve("v2", "Service")
     assert version.value.field == "apiVersion"

@@ -29,6 +29,7 @@ COMMANDS = (
     "pipelinerun",
     "task",
     "taskrun",
+    "eventlistener",
     "logs",
     "top",
     "traces",

@@ -8,18 +8,30 @@ from pathlib import Path
 from rich.console import Console
 
 from amimesh.resources import ConfigError, load_path
+from amimesh.resources.files import yaml_files
+from amimesh.resources.meta import Resource
 
 
 def validate_paths(paths: Sequence[Path]) -> tuple[int, list[ConfigError]]:
-    """(number of resources that validated, errors) over every YAML file under `paths`."""
+    """(number of resources that validated, errors) over every YAML file under `paths`,
+    then what refers across them to nothing (a Trigger's binding, template or Secret)."""
+    from amimesh.pipelines import triggers
+
     count = 0
     errors: list[ConfigError] = []
+    found: list[tuple[str, Resource]] = []
     for root in paths:
         if not root.exists():
             raise FileNotFoundError(root)
-        result = load_path(root)
-        count += len(result.resources)
-        errors += result.errors
+        for file in yaml_files(root) if root.is_dir() else [root]:
+            result = load_path(file)
+            count += len(result.resources)
+            errors += result.errors
+            found += [(str(file), r) for r in result.resources]
+    file_of = {id(r): f for f, r in found}
+    for r, issue in triggers.ref_issues(r for _, r in found):
+        field = triggers.field_path(issue.loc)
+        errors.append(ConfigError(file_of[id(r)], ref=r.ref, field=field, message=issue.message))
     return count, errors
 
 

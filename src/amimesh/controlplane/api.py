@@ -33,6 +33,9 @@ runtime, granting one SPIFFE ID), never the API token.
     GET    /api/v1/pipelines/...                   Tekton: runs' config for node agents, their
                                                    reports, runs with status, cancel
                                                    (`api_pipelines`)
+    POST   /api/v1/triggers/sink/{ns}/{name}       Tekton Triggers: a listener's webhook, with
+                                                   the listener's token (`api_triggers`)
+    GET    /api/v1/triggers/eventlisteners         EventListeners: URL, availability
     POST   /api/v1/certificates                    {"csr": PEM}, with an instance token
                                                    (a gateway's may add "dns_names", "ip_addresses")
 """
@@ -56,6 +59,7 @@ from amimesh.controlplane import (
     api_metrics,
     api_pipelines,
     api_traces,
+    api_triggers,
     api_yaml,
     nodes,
 )
@@ -143,7 +147,9 @@ def _auth_middleware(token: str) -> Any:
             if _same_token(request.query["token"], token):
                 return dashboard_web.sign_in(token)
             return dashboard_web.unauthorized(request, "the token in the URL is not the mesh's")
-        if request.path != CERTIFICATES and not authorized(request):
+        # The certificates endpoint and a listener's sink check their own tokens.
+        own_token = request.path == CERTIFICATES or request.path.startswith(api_triggers.SINK)
+        if not own_token and not authorized(request):
             if dashboard_web.is_dashboard(request.path):
                 return dashboard_web.unauthorized(request, "not signed in")
             return web.json_response(
@@ -186,6 +192,7 @@ class Api:
             web.post(f"{PREFIX}/serving/activate", self.activate),
             web.post(CERTIFICATES, self.certificates),
             *api_pipelines.PipelinesApi(self.cp).routes(),
+            *api_triggers.TriggersApi(self.cp).routes(),
         ]
 
     # --- reading -----------------------------------------------------------------------

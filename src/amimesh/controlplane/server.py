@@ -23,6 +23,7 @@ from amimesh.controlplane.applied import Applied
 from amimesh.controlplane.nodes import Nodes
 from amimesh.controlplane.pipelines import STATUS_FILE, PipelineStatus
 from amimesh.controlplane.serving import REVISIONS_FILE, ServingController
+from amimesh.controlplane.triggers import TriggersController
 from amimesh.identity import store as ca_store
 from amimesh.identity.ca import CertificateAuthority
 from amimesh.identity.service import DEFAULT_TTL, IdentityService
@@ -166,6 +167,8 @@ class ControlPlane:
         )
         # Tekton: the runs' status, as the node agents that run them report it.
         self.pipelines = PipelineStatus(state / STATUS_FILE if state else None)
+        # Tekton Triggers: each EventListener's mesh service, and its webhooks.
+        self.triggers = TriggersController(self.store, state, config.api_token)
         self._config_seen = self.store.config_version
         self._config_waiters: set[asyncio.Future[None]] = set()
         self._snapshot_version = -1
@@ -306,6 +309,10 @@ class ControlPlane:
             api = ApiServer(self, self.config.api_token)
             self.api_port = await api.start(self.config.api_host, self.config.api_port)
             self._api = api
+            host = self.config.api_host
+            host = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
+            self.triggers.reconcile(f"http://{host}:{self.api_port}")
+            self.triggers.watch(self._loop)
         try:
             await self._start_plane()
         except BaseException:
@@ -339,6 +346,7 @@ class ControlPlane:
     async def stop(self) -> None:
         self._stop.set()
         self.serving.close()
+        self.triggers.close()
         if self._autoscale_task is not None:
             self._autoscale_task.cancel()
             await asyncio.gather(self._autoscale_task, return_exceptions=True)

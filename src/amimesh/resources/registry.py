@@ -22,9 +22,11 @@ from amimesh.resources import (
     checks_serving,
     checks_tekton,
     checks_telemetry,
+    checks_triggers,
     checks_virtualservice,
     kube,
     tekton,
+    tekton_triggers,
     workload,
 )
 from amimesh.resources import istio_authz as authz
@@ -159,6 +161,7 @@ class KindRegistry(Mapping[tuple[str, str], Kind]):
 _BUILTIN = (
     Kind.of(kube.Service, checks_core.check_service),
     Kind.of(kube.ConfigMap, checks_serving.check_config_map),
+    Kind.of(kube.Secret),
     Kind.of(workload.Workload, checks_core.check_workload),
     Kind.of(net.VirtualService, checks_virtualservice.check_virtual_service),
     Kind.of(net.DestinationRule, checks_networking.check_destination_rule),
@@ -177,6 +180,11 @@ _BUILTIN = (
     Kind.of(tekton.Pipeline, checks_tekton.check_pipeline),
     Kind.of(tekton.TaskRun, checks_tekton.check_task_run),
     Kind.of(tekton.PipelineRun, checks_tekton.check_pipeline_run),
+    Kind.of(tekton_triggers.EventListener, checks_triggers.check_event_listener),
+    Kind.of(tekton_triggers.Trigger, checks_triggers.check_trigger),
+    Kind.of(tekton_triggers.TriggerBinding, checks_triggers.check_trigger_binding),
+    Kind.of(tekton_triggers.ClusterTriggerBinding, checks_triggers.check_trigger_binding),
+    Kind.of(tekton_triggers.TriggerTemplate, checks_triggers.check_trigger_template),
 )
 
 KINDS = KindRegistry(_BUILTIN)

@@ -173,6 +173,18 @@ on the field at fault.
   Durations are Go durations (`1h30m`, `500ms`, `0` for none); a PipelineRun's
   `timeouts.tasks` and `.finally` are within `.pipeline`, and `timeout` (v1beta1)
   does not go with `timeouts`; a workspace binding has exactly one volume source.
+- Tekton Triggers: a trigger (inline, or a Trigger) has a template (`ref` or `spec`,
+  not both); a binding is a `ref` or a `name` and a `value`; param names are unique;
+  a trigger with `triggerRef` has nothing else; an interceptor is `github` or `cel`
+  (either spelling: `ref` with `params`, or the older `github:` / `cel:` block), its
+  params known, a `github` `secretRef` has `secretName` and `secretKey`, and every
+  `cel` filter and overlay compiles. A TriggerTemplate declares every
+  `$(tt.params.x)` it uses, and its resourcetemplates are PipelineRuns and TaskRuns
+  (tekton.dev/v1 or v1beta1) with a name or a generateName. Across files, `ami
+  validate` says when a binding, template, Trigger or Secret (or a Secret's key) that
+  a trigger names does not exist.
+- Secret: `data` values are base64; neither they nor `stringData`'s are ever shown
+  (errors, `ami get`, the API and logs say `<redacted>` or nothing).
 """
 
 _ENVOY = """\
@@ -236,6 +248,12 @@ _GROUP_NOTES = {
         "TaskRuns and PipelineRuns in the node agent, each step a process on the host "
         "(an `image` is recorded, not pulled). `v1beta1` is read as `v1`. Decisions and "
         "what runs: [pipelines.md](pipelines.md)."
+    ),
+    "triggers.tekton.dev": (
+        "Ami reads Tekton Triggers' resources (`v1alpha1` as `v1beta1`) and serves each "
+        "EventListener as a mesh service `el-NAME` (port 8080); its webhooks become "
+        "PipelineRuns and TaskRuns. Interceptors: `github` and `cel`. Decisions: "
+        "[pipelines.md](pipelines.md#triggers)."
     ),
     "serving.knative.dev": (
         "Ami reads and checks Knative Serving resources with Knative's rules and runs "
