@@ -113,6 +113,16 @@ async def _client(channel: Any, delta: bool, ready: asyncio.Event) -> None:
         raise
 
 
+def _channels(port: int, clients: int) -> list[Any]:
+    """One channel per 50 clients, as the convergence bench's simulated proxies share."""
+    return [
+        grpc.aio.insecure_channel(
+            f"127.0.0.1:{port}", options=[("grpc.max_receive_message_length", -1)]
+        )
+        for _ in range(max(1, clients // 50))
+    ]
+
+
 async def fan_out(resource: any_pb2.Any, clients: int, mode: str, *, rounds: int) -> list[float]:
     """Milliseconds from send-to-all until all ACKed, for each of `rounds` pushes."""
     servicer = _Fanout(resource, clients)
@@ -120,12 +130,7 @@ async def fan_out(resource: any_pb2.Any, clients: int, mode: str, *, rounds: int
     ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
-    channels = [
-        grpc.aio.insecure_channel(
-            f"127.0.0.1:{port}", options=[("grpc.max_receive_message_length", -1)]
-        )
-        for _ in range(max(1, clients // 50))
-    ]
+    channels = _channels(port, clients)
     ready = asyncio.Event()
     tasks = [
         asyncio.create_task(_client(channels[i % len(channels)], mode == "delta", ready))
@@ -229,12 +234,7 @@ async def initial_sync(tables: dict[str, dict[str, Any]], clients: int) -> float
     )
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
-    channels = [
-        grpc.aio.insecure_channel(
-            f"127.0.0.1:{port}", options=[("grpc.max_receive_message_length", -1)]
-        )
-        for _ in range(max(1, clients // 50))
-    ]
+    channels = _channels(port, clients)
     t0 = time.perf_counter()
     types = list(tables)
     tasks = [

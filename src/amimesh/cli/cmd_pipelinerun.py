@@ -18,24 +18,8 @@ KIND = "PipelineRun"
 
 
 def add_parser(sub: Any) -> None:
-    actions = shared.add_actions(
-        sub, "pipelinerun", "Tekton PipelineRuns, in tkn's words: list, describe, logs, cancel"
-    )
-    shared.add_list(actions, "list pipeline runs", run_list)
-    shared.add_describe(actions, "a pipeline run: status, params, results, task runs", run_describe)
-    shared.add_logs(actions, KIND, lambda args: shared.logs(args, KIND))
-    shared.add_cancel(actions, KIND, lambda args: shared.cancel(args, KIND))
-
-
-def run_list(args: argparse.Namespace) -> int:
-    from amimesh.cli import render_tekton, tekton
-
-    ns = shared.namespace_of(args)
-    return shared.show_list(
-        args,
-        lambda api: tekton.list_runs(api, KIND, ns),
-        lambda api, items: render_tekton.runs_table(items, time.time(), namespaces=ns is None),
-        "No PipelineRuns found",
+    shared.add_run_parser(
+        sub, "pipelinerun", KIND, "a pipeline run: status, params, results, task runs", run_describe
     )
 
 

@@ -15,24 +15,8 @@ KIND = "TaskRun"
 
 
 def add_parser(sub: Any) -> None:
-    actions = shared.add_actions(
-        sub, "taskrun", "Tekton TaskRuns, in tkn's words: list, describe, logs, cancel"
-    )
-    shared.add_list(actions, "list task runs", run_list)
-    shared.add_describe(actions, "a task run: status, params, results, steps", run_describe)
-    shared.add_logs(actions, KIND, lambda args: shared.logs(args, KIND))
-    shared.add_cancel(actions, KIND, lambda args: shared.cancel(args, KIND))
-
-
-def run_list(args: argparse.Namespace) -> int:
-    from amimesh.cli import render_tekton, tekton
-
-    ns = shared.namespace_of(args)
-    return shared.show_list(
-        args,
-        lambda api: tekton.list_runs(api, KIND, ns),
-        lambda api, items: render_tekton.runs_table(items, time.time(), namespaces=ns is None),
-        "No TaskRuns found",
+    shared.add_run_parser(
+        sub, "taskrun", KIND, "a task run: status, params, results, steps", run_describe
     )
 
 

@@ -214,3 +214,34 @@ def add_describe(actions: Any, help: str, run: Callable[[argparse.Namespace], in
     add_namespace(p)
     add_output(p)
     p.set_defaults(run=run)
+
+
+def add_run_parser(
+    sub: Any,
+    command: str,
+    kind: str,
+    describe_help: str,
+    describe: Callable[[argparse.Namespace], int],
+) -> None:
+    """`ami pipelinerun|taskrun list|describe|logs|cancel`: the same four actions on a
+    run kind, `describe` its own."""
+    runs = "pipeline runs" if kind == "PipelineRun" else "task runs"
+    actions = add_actions(
+        sub, command, f"Tekton {kind}s, in tkn's words: list, describe, logs, cancel"
+    )
+    add_list(actions, f"list {runs}", lambda args: list_runs(args, kind))
+    add_describe(actions, describe_help, describe)
+    add_logs(actions, kind, lambda args: logs(args, kind))
+    add_cancel(actions, kind, lambda args: cancel(args, kind))
+
+
+def list_runs(args: argparse.Namespace, kind: str) -> int:
+    from amimesh.cli import render_tekton, tekton
+
+    ns = namespace_of(args)
+    return show_list(
+        args,
+        lambda api: tekton.list_runs(api, kind, ns),
+        lambda api, items: render_tekton.runs_table(items, time.time(), namespaces=ns is None),
+        f"No {kind}s found",
+    )

@@ -29,7 +29,6 @@ once: `activate`). Without an activator a revision keeps one instance at least.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -41,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from amimesh.config.store import Store
+from amimesh.controlplane.follow import Follower
 from amimesh.resources import ParseResult, knative_gc, parse_object
 from amimesh.resources import knative_serving as ks
 from amimesh.resources.knative_gc import GcConfig
@@ -116,9 +116,7 @@ class ServingController:
         self._through: set[tuple[str, str]] = set()  # the KPA keeps the activator there
         self._ticks = 0
         self._last_inputs: tuple[Any, ...] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._due = False
-        self._unsubscribe: Callable[[], None] = lambda: None
+        self._follower = Follower(store, self.reconcile, "serving")
 
     # --- reading -------------------------------------------------------------------------
 
@@ -565,27 +563,10 @@ class ServingController:
     def watch(self, loop: asyncio.AbstractEventLoop) -> None:
         """Reconcile after every store change (config or readiness), on `loop`; a burst
         of changes is one reconcile."""
-        self._loop = loop
-        self._unsubscribe = self.store.subscribe(self._on_change)
+        self._follower.watch(loop)
 
     def close(self) -> None:
-        self._unsubscribe()
-        self._unsubscribe = lambda: None
-
-    def _on_change(self) -> None:
-        loop = self._loop
-        if loop is None or self._due:
-            return
-        self._due = True
-        with contextlib.suppress(RuntimeError):  # the loop is closing
-            loop.call_soon_threadsafe(self._run)
-
-    def _run(self) -> None:
-        self._due = False
-        try:
-            self.reconcile()
-        except Exception:
-            log.exception("serving: reconcile failed")
+        self._follower.close()
 
     # --- the revisions on disk -----------------------------------------------------------
 

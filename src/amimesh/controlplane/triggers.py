@@ -17,7 +17,6 @@ is written to a file of the control plane's state (mode 0600), never into a reso
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import logging
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from amimesh.config.store import Store
+from amimesh.controlplane.follow import Follower
 from amimesh.pipelines import interceptors as icp
 from amimesh.pipelines import listeners
 from amimesh.pipelines import triggers as trg
@@ -65,12 +65,10 @@ class TriggersController:
         self._clock = clock
         self._api = ""
         self._first_seen: dict[tuple[str, str], float] = {}
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._due = False
+        self._follower = Follower(store, self.reconcile, "triggers")
         self._last: tuple[Any, ...] | None = None
         self._warned: set[str] = set()
         self._warned_at = -1
-        self._unsubscribe: Callable[[], None] = lambda: None
 
     # --- the listeners' resources ------------------------------------------------------
 
@@ -120,27 +118,10 @@ class TriggersController:
         self._warned = found
 
     def watch(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._unsubscribe = self.store.subscribe(self._on_change)
+        self._follower.watch(loop)
 
     def close(self) -> None:
-        self._unsubscribe()
-        self._unsubscribe = lambda: None
-
-    def _on_change(self) -> None:
-        loop = self._loop
-        if loop is None or self._due:
-            return
-        self._due = True
-        with contextlib.suppress(RuntimeError):  # the loop is closing
-            loop.call_soon_threadsafe(self._run)
-
-    def _run(self) -> None:
-        self._due = False
-        try:
-            self.reconcile()
-        except Exception:
-            log.exception("triggers: reconcile failed")
+        self._follower.close()
 
     def first_seen(self, namespace: str, name: str) -> float | None:
         return self._first_seen.get((namespace, name))
