@@ -16,6 +16,7 @@ from typing import TypeVar
 from amimesh.resources import (
     checks_authz,
     checks_core,
+    checks_eventing,
     checks_gateway,
     checks_networking,
     checks_security,
@@ -30,6 +31,7 @@ from amimesh.resources import istio_gateway as gw
 from amimesh.resources import istio_networking as net
 from amimesh.resources import istio_security as sec
 from amimesh.resources import istio_telemetry as tel
+from amimesh.resources import knative_eventing as eventing
 from amimesh.resources import knative_serving as serving
 from amimesh.resources.errors import Issue
 from amimesh.resources.meta import Resource
@@ -171,6 +173,11 @@ _BUILTIN = (
     Kind.of(serving.Configuration, checks_serving.check_configuration),
     Kind.of(serving.Revision, checks_serving.check_revision),
     Kind.of(serving.Route, checks_serving.check_route),
+    Kind.of(eventing.Broker, checks_eventing.check_broker),
+    Kind.of(eventing.Trigger, checks_eventing.check_trigger),
+    Kind.of(eventing.PingSource, checks_eventing.check_ping_source),
+    Kind.of(eventing.SinkBinding, checks_eventing.check_sink_binding),
+    Kind.of(eventing.ContainerSource, checks_eventing.check_container_source),
 )
 
 KINDS = KindRegistry(_BUILTIN)

@@ -1,0 +1,175 @@
+"""Knative Eventing checks beyond the schema, after Knative's webhook
+(knative/eventing `pkg/apis/eventing/v1/trigger_validation.go`, `broker_validation.go`,
+`pkg/apis/duck/v1/delivery_types.go`, `pkg/apis/sources/v1/*_validation.go`).
+
+A Trigger naming a Broker nobody defines validates here (one document alone cannot
+know); the eventing expansion says so, as Knative's `BrokerDoesNotExist`, and `ami
+validate` reports it over its files (`eventing.expand.reference_problems`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Iterator, Mapping
+from urllib.parse import urlsplit
+
+from amimesh.resources import knative_eventing as ke
+from amimesh.resources.checks_serving import dns_1035_problem
+from amimesh.resources.errors import Issue, Loc
+from amimesh.resources.fields import show
+
+# CloudEvents attribute names: lowercase letters and digits (Knative checks the same).
+_ATTRIBUTE = re.compile(r"^[a-z0-9]+$")
+# A destination `ref` Ami can address: (apiVersion group, kind).
+DESTINATION_KINDS = {
+    ("serving.knative.dev", "Service"): "a Knative Service",
+    ("", "Service"): "a Kubernetes Service",
+    ("eventing.knative.dev", "Broker"): "a Broker",
+}
+_CRON_FIELD = re.compile(r"^[0-9*/,\-A-Za-z?LW#]+$")
+_MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
+
+
+def check_broker(broker: ke.Broker) -> Iterator[Issue]:
+    if broker.spec.delivery is not None:
+        yield from delivery_issues(broker.spec.delivery, ("spec", "delivery"))
+
+
+def check_trigger(trigger: ke.Trigger) -> Iterator[Issue]:
+    spec = trigger.spec
+    problem = dns_1035_problem(spec.broker)
+    if problem is not None:
+        yield Issue(("spec", "broker"), problem)
+    if spec.filter is not None:
+        yield from _attribute_issues(spec.filter.attributes, ("spec", "filter", "attributes"))
+    for i, f in enumerate(spec.filters):
+        yield from filter_issues(f, ("spec", "filters", i))
+    yield from destination_issues(spec.subscriber, ("spec", "subscriber"))
+    if spec.delivery is not None:
+        yield from delivery_issues(spec.delivery, ("spec", "delivery"))
+
+
+def check_ping_source(src: ke.PingSource) -> Iterator[Issue]:
+    spec = src.spec
+    problem = cron_problem(spec.schedule)
+    if problem is not None:
+        yield Issue(("spec", "schedule"), problem)
+    if spec.data is not None and spec.dataBase64 is not None:
+        yield Issue(("spec", "dataBase64"), "set data or dataBase64, not both")
+    if spec.dataBase64 is not None:
+        try:
+            base64.b64decode(spec.dataBase64, validate=True)
+        except (binascii.Error, ValueError):
+            yield Issue(("spec", "dataBase64"), f"must be base64, got {show(spec.dataBase64)}")
+    yield from destination_issues(spec.sink, ("spec", "sink"))
+    if spec.ceOverrides is not None:
+        yield from _extension_issues(spec.ceOverrides.extensions, ("spec", "ceOverrides"))
+
+
+def check_sink_binding(binding: ke.SinkBinding) -> Iterator[Issue]:
+    subject = binding.spec.subject
+    if (subject.name is None) == (subject.selector is None):
+        yield Issue(("spec", "subject"), "must set name or selector, not both")
+    yield from destination_issues(binding.spec.sink, ("spec", "sink"))
+    if binding.spec.ceOverrides is not None:
+        yield from _extension_issues(binding.spec.ceOverrides.extensions, ("spec", "ceOverrides"))
+
+
+def check_container_source(src: ke.ContainerSource) -> Iterator[Issue]:
+    yield from destination_issues(src.spec.sink, ("spec", "sink"))
+    if src.spec.ceOverrides is not None:
+        yield from _extension_issues(src.spec.ceOverrides.extensions, ("spec", "ceOverrides"))
+
+
+def dialects_of(f: ke.SubscriptionsAPIFilter) -> list[str]:
+    """The dialects a filter object sets, in Knative's order."""
+    found = [name for name in ("exact", "prefix", "suffix", "all", "any") if getattr(f, name)]
+    if f.not_ is not None:
+        found.append("not")
+    return found
+
+
+def filter_issues(f: ke.SubscriptionsAPIFilter, loc: Loc) -> Iterator[Issue]:
+    dialects = dialects_of(f)
+    if len(dialects) > 1:
+        yield Issue(
+            loc,
+            f"sets {len(dialects)} dialects ({', '.join(dialects)}); a filter object has "
+            "exactly one: put them in separate filters (all must pass) or under `all`",
+        )
+    for name in ("exact", "prefix", "suffix"):
+        values: Mapping[str, str] = getattr(f, name)
+        yield from _attribute_issues(values, (*loc, name), allow_any=False)
+    for name in ("all", "any"):
+        for i, inner in enumerate(getattr(f, name)):
+            yield from filter_issues(inner, (*loc, name, i))
+    if f.not_ is not None:
+        yield from filter_issues(f.not_, (*loc, "not"))
+
+
+def _attribute_issues(
+    values: Mapping[str, str], loc: Loc, *, allow_any: bool = True
+) -> Iterator[Issue]:
+    for name, value in values.items():
+        if not _ATTRIBUTE.match(name):
+            yield Issue(
+                (*loc, name),
+                f"an attribute name is lowercase letters and digits, got {show(name)}",
+            )
+        elif not value and not allow_any:
+            yield Issue((*loc, name), "must not be empty")
+
+
+def _extension_issues(values: Mapping[str, str], loc: Loc) -> Iterator[Issue]:
+    for name in values:
+        if not _ATTRIBUTE.match(name):
+            yield Issue(
+                (*loc, "extensions", name),
+                f"an extension name is lowercase letters and digits, got {show(name)}",
+            )
+
+
+def destination_issues(dest: ke.Destination, loc: Loc) -> Iterator[Issue]:
+    if dest.ref is not None:
+        group = dest.ref.apiVersion.rpartition("/")[0]
+        if (group, dest.ref.kind) not in DESTINATION_KINDS:
+            known = ", ".join(
+                f"{kind} ({grp or 'core'})" for grp, kind in sorted(DESTINATION_KINDS)
+            )
+            yield Issue(
+                (*loc, "ref"),
+                f"Ami cannot address {dest.ref.kind} ({dest.ref.apiVersion or 'no apiVersion'})"
+                f" yet; a ref names one of: {known}",
+            )
+    if dest.uri:
+        parts = urlsplit(dest.uri)
+        if dest.ref is None and (parts.scheme not in ("http", "https") or not parts.hostname):
+            yield Issue(
+                (*loc, "uri"),
+                f"must be an absolute http(s) URL without a ref, got {show(dest.uri)}",
+            )
+        elif dest.ref is not None and (parts.scheme or parts.netloc):
+            yield Issue(
+                (*loc, "uri"), f"with a ref, uri is a path (relative), got {show(dest.uri)}"
+            )
+
+
+def delivery_issues(delivery: ke.DeliverySpec, loc: Loc) -> Iterator[Issue]:
+    if delivery.deadLetterSink is not None:
+        yield from destination_issues(delivery.deadLetterSink, (*loc, "deadLetterSink"))
+
+
+def cron_problem(schedule: str) -> str | None:
+    """What is wrong with a PingSource schedule (five cron fields, a macro, an optional
+    `CRON_TZ=`/`TZ=` prefix), if anything."""
+    text = schedule.strip()
+    if text.startswith(("CRON_TZ=", "TZ=")):
+        text = text.partition(" ")[2].strip()
+    if text in _MACROS:
+        return None
+    fields = text.split()
+    if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
+        return f'must be a cron schedule of five fields such as "*/2 * * * *", got {show(schedule)}'
+    return None
