@@ -202,7 +202,9 @@ CASES: list[tuple[str, str, list[str]]] = [
             "DestinationRule, ServiceEntry, WorkloadEntry, Gateway (networking.istio.io/v1alpha3, "
             "v1beta1, v1), PeerAuthentication, RequestAuthentication, AuthorizationPolicy "
             "(security.istio.io/v1beta1, v1), Telemetry (telemetry.istio.io/v1alpha1, v1), "
-            "Service, Configuration, Revision, Route (serving.knative.dev/v1)"
+            "Service, Configuration, Revision, Route (serving.knative.dev/v1), Broker, Trigger "
+            "(eventing.knative.dev/v1), PingSource, SinkBinding, ContainerSource "
+            "(sources.knative.dev/v1)"
         ],
     ),
     (
@@ -215,7 +217,9 @@ CASES: list[tuple[str, str, list[str]]] = [
             "DestinationRule, ServiceEntry, WorkloadEntry, Gateway (networking.istio.io/v1alpha3, "
             "v1beta1, v1), PeerAuthentication, RequestAuthentication, AuthorizationPolicy "
             "(security.istio.io/v1beta1, v1), Telemetry (telemetry.istio.io/v1alpha1, v1), "
-            "Service, Configuration, Revision, Route (serving.knative.dev/v1)"
+            "Service, Configuration, Revision, Route (serving.knative.dev/v1), Broker, Trigger "
+            "(eventing.knative.dev/v1), PingSource, SinkBinding, ContainerSource "
+            "(sources.knative.dev/v1)"
         ],
     ),
     (

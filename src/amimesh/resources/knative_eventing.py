@@ -65,9 +65,7 @@ class DeliverySpec(Strict):
     backoffDelay: IsoDuration | None = Field(
         default=None, description="the base delay between attempts (ISO-8601)"
     )
-    timeout: IsoDuration | None = Field(
-        default=None, description="each attempt's limit (ISO-8601)"
-    )
+    timeout: IsoDuration | None = Field(default=None, description="each attempt's limit (ISO-8601)")
     retryAfterMax: NotSupported = None
     format: Literal["json", "binary"] | None = Field(
         default=None, description="structured (json) or binary mode; default: binary"
@@ -113,9 +111,15 @@ class SubscriptionsAPIFilter(Strict):
     suffix: dict[str, str] = Field(
         default_factory=dict, description="every attribute ends with its value"
     )
-    all: list[Filter] = Field(default_factory=list, description="every filter passes")
-    any: list[Filter] = Field(default_factory=list, description="one filter passes")
-    not_: Filter | None = Field(default=None, alias="not", description="the filter fails")
+    all: list[Filter] = Field(
+        default_factory=list, description="filters as in `filters`; every one passes"
+    )
+    any: list[Filter] = Field(
+        default_factory=list, description="filters as in `filters`; one passes"
+    )
+    not_: Filter | None = Field(
+        default=None, alias="not", description="a filter as in `filters`; it fails"
+    )
     cesql: NotSupported = None
 
 

@@ -1,0 +1,334 @@
+"""Knative Eventing on the mesh, as a pure function: Brokers and Triggers in; the
+broker's mesh resources, what its process runs, and Knative's status out.
+
+    plan = expand(resources, runner=Runner(python, nats_url, credentials))
+    plan.derived    # the broker's Workload and Service (knative-eventing/broker-ingress)
+    plan.config     # the brokers and triggers its process serves (`BrokerConfig`)
+    plan.status     # Knative's status of each Broker and Trigger
+    plan.problems   # Triggers whose broker or subscriber is not there
+
+All brokers of a mesh share one process, as Knative's multi-tenant broker does: a
+Workload `broker-ingress` in `knative-eventing` (service account
+`mt-broker-ingress`, so AuthorizationPolicies name it as Knative's), with a sidecar
+like any workload. Its Service answers at Knative's address,
+`http://broker-ingress.knative-eventing.svc.cluster.local/NS/NAME`, and its
+deliveries leave through its sidecar, so mTLS, AuthorizationPolicy and the metrics
+apply to them. Each Broker is a JetStream stream, each Trigger a durable consumer.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from amimesh.eventing.delivery import Delivery, resolve
+from amimesh.resources import knative_eventing as ke
+from amimesh.resources import knative_serving as ks
+from amimesh.resources.kube import Service as KubeService
+from amimesh.resources.meta import Resource
+
+NAMESPACE = "knative-eventing"
+INGRESS = "broker-ingress"
+INGRESS_HOST = f"{INGRESS}.{NAMESPACE}.svc.cluster.local"
+SERVICE_ACCOUNT = "mt-broker-ingress"
+INGRESS_PORT = 8080
+CONFIG_ENV = "AMI_EVENTING_CONFIG"  # base64 of the JSON of `BrokerConfig`
+NATS_URL_ENV = "AMI_NATS_URL"
+NATS_CREDENTIALS_ENV = "AMI_NATS_CREDENTIALS"  # a file: `user:password`
+BROKER_MODULE = "amimesh.eventing.broker"
+CLUSTER_DOMAIN = "svc.cluster.local"
+EVENTING_LABEL = "eventing.knative.dev/broker"
+
+Key = tuple[str, str, str]
+
+
+@dataclass(frozen=True)
+class Runner:
+    """How the broker process runs here: the Python that runs it, and the JetStream
+    server it stores events in."""
+
+    python: str
+    nats_url: str
+    credentials: str  # the credential file's path
+
+
+@dataclass(frozen=True)
+class BrokerEntry:
+    namespace: str
+    name: str
+
+    @property
+    def stream(self) -> str:
+        # Namespaces and broker names have no `_`: the name is unique.
+        return f"KNB_{self.namespace}_{self.name}"
+
+    @property
+    def subject(self) -> str:
+        return f"knb.{self.namespace}.{self.name}"
+
+    @property
+    def url(self) -> str:
+        return broker_url(self.namespace, self.name)
+
+
+@dataclass(frozen=True)
+class TriggerEntry:
+    namespace: str
+    name: str
+    broker: str
+    subscriber: str  # a URL, reached through the broker's sidecar
+    delivery: Delivery
+    attributes: Mapping[str, str] | None = None
+    filters: Sequence[Mapping[str, Any]] = ()
+
+    @property
+    def durable(self) -> str:
+        # Trigger names may hold `.`, which JetStream names may not; `_` is in no
+        # Kubernetes name, so the mapping is one to one.
+        return f"T_{self.name.replace('.', '_')}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "namespace": self.namespace,
+            "name": self.name,
+            "broker": self.broker,
+            "subscriber": self.subscriber,
+            "delivery": self.delivery.to_json(),
+            "attributes": dict(self.attributes) if self.attributes is not None else None,
+            "filters": [dict(f) for f in self.filters],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TriggerEntry:
+        return cls(
+            namespace=str(data["namespace"]),
+            name=str(data["name"]),
+            broker=str(data["broker"]),
+            subscriber=str(data["subscriber"]),
+            delivery=Delivery.from_json(data["delivery"]),
+            attributes=data.get("attributes"),
+            filters=tuple(data.get("filters") or ()),
+        )
+
+
+@dataclass(frozen=True)
+class BrokerConfig:
+    """What the broker process serves."""
+
+    brokers: tuple[BrokerEntry, ...] = ()
+    triggers: tuple[TriggerEntry, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "brokers": [{"namespace": b.namespace, "name": b.name} for b in self.brokers],
+            "triggers": [t.to_json() for t in self.triggers],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> BrokerConfig:
+        return cls(
+            brokers=tuple(
+                BrokerEntry(str(b["namespace"]), str(b["name"])) for b in data["brokers"]
+            ),
+            triggers=tuple(TriggerEntry.from_json(t) for t in data["triggers"]),
+        )
+
+    def encode(self) -> str:
+        text = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
+        return base64.b64encode(text.encode()).decode("ascii")
+
+    @classmethod
+    def decode(cls, text: str) -> BrokerConfig:
+        return cls.from_json(json.loads(base64.b64decode(text)))
+
+    def broker(self, namespace: str, name: str) -> BrokerEntry | None:
+        return next((b for b in self.brokers if (b.namespace, b.name) == (namespace, name)), None)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A Trigger that cannot deliver: the resource, its field and why."""
+
+    ref: str
+    field: str
+    message: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.ref}: {self.field}: {self.message}"
+
+
+@dataclass
+class EventingPlan:
+    config: BrokerConfig
+    derived: list[dict[str, Any]] = field(default_factory=list)
+    status: dict[Key, dict[str, Any]] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+
+def broker_url(namespace: str, name: str) -> str:
+    return f"http://{INGRESS_HOST}/{namespace}/{name}"
+
+
+def expand(resources: Iterable[Resource], runner: Runner | None) -> EventingPlan:
+    """See the module's docstring. Without a `runner` (no JetStream server) nothing
+    runs, and every Broker says why."""
+    resources = list(resources)
+    brokers = {(b.namespace, b.name): b for b in resources if isinstance(b, ke.Broker)}
+    entries = tuple(BrokerEntry(ns, name) for ns, name in sorted(brokers))
+    triggers: list[TriggerEntry] = []
+    plan = EventingPlan(config=BrokerConfig())
+    for t in (r for r in resources if isinstance(r, ke.Trigger)):
+        entry, problem = _trigger(t, brokers, resources)
+        if problem is not None:
+            plan.problems.append(problem)
+            plan.status[t.key] = _status(False, problem.reason, problem.message)
+            continue
+        assert entry is not None
+        triggers.append(entry)
+        plan.status[t.key] = {
+            **_status(runner is not None, "", "" if runner else _NO_SERVER),
+            "subscriberUri": entry.subscriber,
+        }
+    plan.config = BrokerConfig(entries, tuple(sorted(triggers, key=lambda e: e.durable)))
+    for (ns, name), b in brokers.items():
+        status = _status(runner is not None, "" if runner else "NoServer", _NO_SERVER)
+        if runner is not None:
+            status = {**_status(True), "address": {"url": broker_url(ns, name)}}
+        plan.status[b.key] = status
+    if brokers and runner is not None:
+        plan.derived = _broker_resources(plan.config, runner)
+    return plan
+
+
+_NO_SERVER = "the mesh has no JetStream server: `ami up` starts one when its config has a Broker"
+
+
+def reference_problems(resources: Iterable[Resource]) -> list[Problem]:
+    """Triggers whose broker or subscriber the resources do not define."""
+    return expand(resources, None).problems
+
+
+def _status(ready: bool, reason: str = "", message: str = "") -> dict[str, Any]:
+    condition: dict[str, str] = {"type": "Ready", "status": "True" if ready else "False"}
+    if not ready:
+        condition["reason"] = reason or "NotReady"
+        if message:
+            condition["message"] = message
+    return {"conditions": [condition]}
+
+
+def _trigger(
+    t: ke.Trigger,
+    brokers: Mapping[tuple[str, str], ke.Broker],
+    resources: Sequence[Resource],
+) -> tuple[TriggerEntry | None, Problem | None]:
+    broker = brokers.get((t.namespace, t.spec.broker))
+    if broker is None:
+        known = sorted(name for ns, name in brokers if ns == t.namespace)
+        have = f"the namespace has {', '.join(known)}" if known else "the namespace has none"
+        return None, Problem(
+            t.ref,
+            "spec.broker",
+            f'no Broker "{t.spec.broker}" in namespace "{t.namespace}" ({have})',
+            "BrokerDoesNotExist",
+        )
+    subscriber = destination_url(t.spec.subscriber, t.namespace, resources)
+    if isinstance(subscriber, str) and subscriber.startswith("!"):
+        return None, Problem(t.ref, "spec.subscriber", subscriber[1:], "SubscriberResolveFailed")
+    delivery_spec = t.spec.delivery or broker.spec.delivery
+    dead_letter = ""
+    if delivery_spec is not None and delivery_spec.deadLetterSink is not None:
+        dls = destination_url(delivery_spec.deadLetterSink, t.namespace, resources)
+        where = "spec.delivery" if t.spec.delivery else f"{broker.ref}: spec.delivery"
+        if dls.startswith("!"):
+            return None, Problem(
+                t.ref, f"{where}.deadLetterSink", dls[1:], "DeadLetterSinkResolveFailed"
+            )
+        dead_letter = dls
+    delivery_json = (
+        delivery_spec.model_dump(mode="json", exclude_none=True, by_alias=True)
+        if delivery_spec is not None
+        else None
+    )
+    delivery = resolve(delivery_json, dead_letter)
+    attributes = dict(t.spec.filter.attributes) if t.spec.filter is not None else None
+    filters = tuple(
+        f.model_dump(mode="json", exclude_defaults=True, by_alias=True) for f in t.spec.filters
+    )
+    entry = TriggerEntry(
+        t.namespace, t.name, t.spec.broker, subscriber, delivery, attributes, filters
+    )
+    return entry, None
+
+
+def destination_url(dest: ke.Destination, namespace: str, resources: Sequence[Resource]) -> str:
+    """The URL of a Destination, or "!" and why it has none."""
+    ref = dest.ref
+    if ref is None:
+        return dest.uri or "!no ref or uri"
+    ns = ref.namespace or namespace
+    group = ref.apiVersion.rpartition("/")[0]
+    path = dest.uri or ""
+    if path and not path.startswith("/"):
+        path = "/" + path
+    if (group, ref.kind) == ("eventing.knative.dev", "Broker"):
+        if not _defined(resources, ke.Broker, ns, ref.name):
+            return f'!no Broker "{ref.name}" in namespace "{ns}"'
+        return broker_url(ns, ref.name) + path
+    if (group, ref.kind) == ("serving.knative.dev", "Service"):
+        if not _defined(resources, ks.Service, ns, ref.name):
+            return f'!no Knative Service "{ref.name}" in namespace "{ns}"'
+        return f"http://{ref.name}.{ns}.{CLUSTER_DOMAIN}{path}"
+    if (group, ref.kind) == ("", "Service"):
+        svc = next(
+            (
+                r
+                for r in resources
+                if isinstance(r, KubeService) and (r.namespace, r.name) == (ns, ref.name)
+            ),
+            None,
+        )
+        if svc is None:
+            return f'!no Service "{ref.name}" in namespace "{ns}"'
+        port = svc.spec.ports[0].port
+        where = "" if port == 80 else f":{port}"
+        return f"http://{ref.name}.{ns}.{CLUSTER_DOMAIN}{where}{path}"
+    return f"!Ami cannot address {ref.kind} ({ref.apiVersion}) yet"
+
+
+def _defined(resources: Sequence[Resource], kind: type[Resource], ns: str, name: str) -> bool:
+    return any(isinstance(r, kind) and (r.namespace, r.name) == (ns, name) for r in resources)
+
+
+def _broker_resources(config: BrokerConfig, runner: Runner) -> list[dict[str, Any]]:
+    labels = {"app": INGRESS, EVENTING_LABEL: "ingress"}
+    workload = {
+        "apiVersion": "ami.dev/v1alpha1",
+        "kind": "Workload",
+        "metadata": {"name": INGRESS, "namespace": NAMESPACE, "labels": labels},
+        "spec": {
+            "command": [runner.python, "-m", BROKER_MODULE],
+            "env": [
+                {"name": CONFIG_ENV, "value": config.encode()},
+                {"name": NATS_URL_ENV, "value": runner.nats_url},
+                {"name": NATS_CREDENTIALS_ENV, "value": runner.credentials},
+            ],
+            "serviceAccount": SERVICE_ACCOUNT,
+            "ports": [{"name": "http", "port": INGRESS_PORT, "protocol": "HTTP"}],
+            "readinessProbe": {"httpGet": {"path": "/healthz", "port": INGRESS_PORT}},
+        },
+    }
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": INGRESS, "namespace": NAMESPACE, "labels": labels},
+        "spec": {
+            "selector": {"app": INGRESS},
+            "ports": [{"name": "http", "port": 80, "targetPort": INGRESS_PORT}],
+        },
+    }
+    return [workload, service]

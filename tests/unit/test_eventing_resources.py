@@ -1,0 +1,285 @@
+"""Knative Eventing resources: what validates, and each error with its file, resource
+and field path; the expansion of Brokers and Triggers."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from amimesh.eventing import expand as ex
+from amimesh.resources import iso8601, parse_documents, parse_object
+
+BROKER = """
+apiVersion: eventing.knative.dev/v1
+kind: Broker
+metadata:
+  name: default
+  annotations: {eventing.knative.dev/broker.class: MTChannelBasedBroker}
+spec:
+  delivery:
+    retry: 3
+    backoffPolicy: linear
+    backoffDelay: PT0.1S
+    deadLetterSink:
+      ref: {apiVersion: v1, kind: Service, name: dls}
+"""
+
+KSVC = """
+apiVersion: serving.knative.dev/v1
+kind: Service
+metadata: {name: orders}
+spec:
+  template:
+    spec:
+      containers: [{image: x, command: [python, app.py]}]
+"""
+
+DLS = """
+apiVersion: v1
+kind: Service
+metadata: {name: dls}
+spec:
+  selector: {app: dls}
+  ports: [{port: 8080}]
+"""
+
+
+def trigger(spec: str, name: str = "t") -> str:
+    body = textwrap.indent(textwrap.dedent(spec).strip(), "  ")
+    return (
+        f"apiVersion: eventing.knative.dev/v1\nkind: Trigger\nmetadata: {{name: {name}}}\n"
+        f"spec:\n{body}\n"
+    )
+
+
+def errors(text: str) -> list[str]:
+    return [str(e) for e in parse_documents(text, "events.yaml").errors]
+
+
+def test_broker_trigger_and_sources_validate() -> None:
+    text = "\n---\n".join(
+        [
+            BROKER,
+            trigger(
+                """
+                broker: default
+                filter: {attributes: {type: order.placed, region: ""}}
+                filters:
+                - any: [{exact: {type: a}}, {not: {prefix: {source: b}}}]
+                subscriber: {ref: {apiVersion: serving.knative.dev/v1, kind: Service, name: orders}}
+                """
+            ),
+            """
+apiVersion: sources.knative.dev/v1
+kind: PingSource
+metadata: {name: every-minute}
+spec:
+  schedule: "* * * * *"
+  timezone: Europe/Paris
+  data: '{"hello": "world"}'
+  contentType: application/json
+  sink: {ref: {apiVersion: eventing.knative.dev/v1, kind: Broker, name: default}}
+""",
+            """
+apiVersion: sources.knative.dev/v1
+kind: SinkBinding
+metadata: {name: bind}
+spec:
+  subject: {apiVersion: ami.dev/v1alpha1, kind: Workload, name: producer}
+  sink: {uri: "http://broker-ingress.knative-eventing.svc.cluster.local/default/default"}
+  ceOverrides: {extensions: {team: shop}}
+""",
+            """
+apiVersion: sources.knative.dev/v1
+kind: ContainerSource
+metadata: {name: heartbeats}
+spec:
+  template:
+    spec:
+      containers: [{image: heartbeats, command: [python, beat.py]}]
+  sink: {ref: {apiVersion: eventing.knative.dev/v1, kind: Broker, name: default}}
+""",
+        ]
+    )
+    result = parse_documents(text, "events.yaml")
+    assert result.errors == []
+    assert [r.ref for r in result.resources] == [
+        "Broker/default/default",
+        "Trigger/default/t",
+        "PingSource/default/every-minute",
+        "SinkBinding/default/bind",
+        "ContainerSource/default/heartbeats",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        (
+            "broker: default\nfilters: [{exact: {type: a}, prefix: {source: b}}]\n"
+            "subscriber: {uri: 'http://x/'}",
+            "Trigger/default/t: spec.filters[0]: sets 2 dialects (exact, prefix); a filter "
+            "object has exactly one",
+        ),
+        (
+            "broker: default\nfilters: [{all: [{regex: {type: a}}]}]\nsubscriber: {uri: 'http://x/'}",
+            'Trigger/default/t: spec.filters[0].all[0]: unknown filter dialect "regex": a '
+            "filter is one of exact, prefix, suffix, all, any, not, cesql",
+        ),
+        (
+            "broker: default\nfilters: [{cesql: \"type = 'a'\"}]\nsubscriber: {uri: 'http://x/'}",
+            "Trigger/default/t: spec.filters[0].cesql: is not supported by Ami yet",
+        ),
+        (
+            "broker: default\nsubscriber: {uri: 'http://x/'}\ndelivery: {backoffDelay: 2s}",
+            "Trigger/default/t: spec.delivery.backoffDelay: must be an ISO-8601 duration such "
+            'as "PT0.2S", "PT10S" or "PT1M", got "2s"',
+        ),
+        (
+            "broker: default\nsubscriber: {uri: 'http://x/'}\ndelivery: {backoffDelay: P1M}",
+            "Trigger/default/t: spec.delivery.backoffDelay: years and months have no fixed "
+            'length; write weeks, days or hours, got "P1M"',
+        ),
+        (
+            "broker: default\nsubscriber: {uri: 'http://x/'}\ndelivery: {backoffPolicy: random}",
+            "Trigger/default/t: spec.delivery.backoffPolicy:",
+        ),
+        (
+            "broker: default\nfilter: {attributes: {Type: a}}\nsubscriber: {uri: 'http://x/'}",
+            "Trigger/default/t: spec.filter.attributes.Type: an attribute name is lowercase "
+            'letters and digits, got "Type"',
+        ),
+        (
+            "broker: default\nfilters: [{exact: {type: ''}}]\nsubscriber: {uri: 'http://x/'}",
+            "Trigger/default/t: spec.filters[0].exact.type: must not be empty",
+        ),
+        (
+            "broker: default\nsubscriber: {}",
+            "Trigger/default/t: spec.subscriber: must set ref or uri",
+        ),
+        (
+            "broker: default\nsubscriber: {uri: '/relative'}",
+            "Trigger/default/t: spec.subscriber.uri: must be an absolute http(s) URL",
+        ),
+        (
+            "broker: default\nsubscriber: {ref: {apiVersion: apps/v1, kind: Deployment, name: d}}",
+            "Trigger/default/t: spec.subscriber.ref: Ami cannot address Deployment (apps/v1) yet",
+        ),
+    ],
+)
+def test_trigger_errors(spec: str, expected: str) -> None:
+    found = errors(trigger(spec))
+    assert len(found) == 1, found
+    assert found[0].startswith("events.yaml: document 0 (line 1): " + expected), found[0]
+
+
+def test_ping_source_schedule_error() -> None:
+    text = """
+apiVersion: sources.knative.dev/v1
+kind: PingSource
+metadata: {name: p}
+spec:
+  schedule: "every minute"
+  sink: {uri: "http://x/"}
+"""
+    assert errors(text) == [
+        "events.yaml: document 0 (line 2): PingSource/default/p: spec.schedule: must be a cron "
+        'schedule of five fields such as "*/2 * * * *", got "every minute"'
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("PT0.2S", 0.2),
+        ("PT10S", 10.0),
+        ("PT1M30S", 90.0),
+        ("PT1H", 3600.0),
+        ("P1D", 86400.0),
+        ("P1W", 604800.0),
+        ("PT0,5S", 0.5),
+    ],
+)
+def test_iso8601(text: str, seconds: float) -> None:
+    assert iso8601.parse(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["", "P", "PT", "1s", "PT1", "P1Y", "-PT1S", "PTS"])
+def test_iso8601_refused(text: str) -> None:
+    with pytest.raises(ValueError):
+        iso8601.parse(text)
+
+
+def _resources(*texts: str):  # type: ignore[no-untyped-def]
+    result = parse_documents("\n---\n".join(texts), "x.yaml")
+    assert result.errors == []
+    return result.resources
+
+
+RUNNER = ex.Runner("/usr/bin/python3", "nats://127.0.0.1:4222", "/state/nats/credentials")
+
+
+def test_unknown_broker_is_a_problem_of_the_trigger() -> None:
+    resources = _resources(
+        BROKER, DLS, trigger("broker: other\nsubscriber: {uri: 'http://x/'}", "lost")
+    )
+    problems = ex.reference_problems(resources)
+    assert [str(p) for p in problems] == [
+        'Trigger/default/lost: spec.broker: no Broker "other" in namespace "default" (the '
+        "namespace has default)"
+    ]
+    plan = ex.expand(resources, RUNNER)
+    cond = plan.status[("Trigger", "default", "lost")]["conditions"][0]
+    assert (cond["status"], cond["reason"]) == ("False", "BrokerDoesNotExist")
+    assert plan.config.triggers == ()
+
+
+def test_expansion_resolves_subscribers_and_delivery() -> None:
+    resources = _resources(
+        BROKER,
+        KSVC,
+        DLS,
+        trigger(
+            "broker: default\nfilter: {attributes: {type: order.placed}}\n"
+            "subscriber: {ref: {apiVersion: serving.knative.dev/v1, kind: Service, name: orders}}",
+            "to-orders",
+        ),
+        trigger(
+            "broker: default\nsubscriber: {ref: {apiVersion: eventing.knative.dev/v1, kind: "
+            "Broker, name: default}, uri: /again}\ndelivery: {retry: 1}",
+            "loop",
+        ),
+    )
+    plan = ex.expand(resources, RUNNER)
+    assert plan.problems == []
+    by_name = {t.name: t for t in plan.config.triggers}
+    orders = by_name["to-orders"]
+    assert orders.subscriber == "http://orders.default.svc.cluster.local"
+    assert orders.attributes == {"type": "order.placed"}
+    # The broker's delivery, its dead-letter sink resolved.
+    assert orders.delivery.retry == 3 and orders.delivery.policy == "linear"
+    assert orders.delivery.dead_letter == "http://dls.default.svc.cluster.local:8080"
+    loop = by_name["loop"]
+    assert loop.subscriber == ex.broker_url("default", "default") + "/again"
+    assert loop.delivery.retry == 1 and loop.delivery.dead_letter == ""
+    kinds = [(r["kind"], r["metadata"]["namespace"], r["metadata"]["name"]) for r in plan.derived]
+    assert kinds == [
+        ("Workload", "knative-eventing", "broker-ingress"),
+        ("Service", "knative-eventing", "broker-ingress"),
+    ]
+    env = {e["name"]: e["value"] for e in plan.derived[0]["spec"]["env"]}
+    assert ex.BrokerConfig.decode(env[ex.CONFIG_ENV]) == plan.config
+    assert plan.status[("Broker", "default", "default")]["address"]["url"] == (
+        "http://broker-ingress.knative-eventing.svc.cluster.local/default/default"
+    )
+    # Every derived resource validates as any config would.
+    derived = parse_object({"apiVersion": "v1", "kind": "List", "items": plan.derived}, "derived")
+    assert derived.errors == []
+
+
+def test_without_a_server_nothing_runs() -> None:
+    plan = ex.expand(_resources(BROKER, DLS), None)
+    assert plan.derived == []
+    cond = plan.status[("Broker", "default", "default")]["conditions"][0]
+    assert cond["status"] == "False" and "JetStream" in cond["message"]
