@@ -234,7 +234,7 @@ class Api:
             if not wanted(r.namespace, r.name):
                 continue
             item = api_json.resource_json(r, store.source_of(r.key))
-            status = serving.status_of(r.key)
+            status = serving.status_of(r.key) or self.cp.eventing.status_of(r.key)
             if status is not None:
                 item["status"] = status
             created = serving.created_of(r.key)
