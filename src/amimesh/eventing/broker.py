@@ -1,0 +1,124 @@
+"""The broker process (`python -m amimesh.eventing.broker`): every Broker's ingress and
+every Trigger's dispatcher, on the mesh's JetStream server. The node agent runs it as
+the Workload `knative-eventing/broker-ingress`, with a sidecar: it listens on `PORT`
+(loopback) behind its inbound listener, and delivers through `HTTP_PROXY`.
+
+Its settings come from the environment the expansion wrote: the brokers and triggers
+(`AMI_EVENTING_CONFIG`), the server (`AMI_NATS_URL`) and the file with its credential
+(`AMI_NATS_CREDENTIALS`). It answers `/healthz` once every stream and consumer is
+there, so it takes events only when the triggers that want them will see them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+from cloudevents.core.base import BaseCloudEvent
+
+from amimesh.eventing import events, jetstream
+from amimesh.eventing.dispatcher import TriggerDispatcher, stop
+from amimesh.eventing.expand import (
+    CONFIG_ENV,
+    NATS_CREDENTIALS_ENV,
+    NATS_URL_ENV,
+    BrokerConfig,
+    BrokerEntry,
+)
+from amimesh.eventing.ingress import Ingress
+
+log = logging.getLogger("amimesh.eventing.broker")
+
+CONNECT_TIMEOUT_S = 60.0
+CONNECT_RETRY_S = 0.2
+
+
+async def serve(config: BrokerConfig, url: str, user: str, password: str, port: int) -> None:
+    nc = None
+    deadline = asyncio.get_running_loop().time() + CONNECT_TIMEOUT_S
+    while nc is None:
+        try:
+            nc = await jetstream.connect(url, user, password)
+        except Exception as e:  # the server may be starting
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            log.info("JetStream server not there yet (%s)", e)
+            await asyncio.sleep(CONNECT_RETRY_S)
+    js = nc.jetstream()
+
+    async def publish(broker: BrokerEntry, event: BaseCloudEvent) -> None:
+        await js.publish(
+            broker.subject,
+            events.to_bytes(event),
+            stream=broker.stream,
+            timeout=jetstream.PUBLISH_TIMEOUT_S,
+        )
+
+    ingress = Ingress(config, publish)
+    runner = web.AppRunner(ingress.app(), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    tasks: list[asyncio.Task[None]] = []
+    # Deliveries leave through the sidecar (HTTP_PROXY), into the mesh.
+    session = aiohttp.ClientSession(trust_env=True)
+    try:
+        by_broker = {(b.namespace, b.name): b for b in config.brokers}
+        dispatchers = []
+        for b in config.brokers:
+            await jetstream.ensure_stream(js, b)
+            mine = [t for t in config.triggers if (t.namespace, t.broker) == (b.namespace, b.name)]
+            await jetstream.drop_stale_consumers(js, b, mine)
+        for t in config.triggers:
+            d = TriggerDispatcher(js, by_broker[(t.namespace, t.broker)], t, session, publish)
+            await d.prepare()
+            dispatchers.append(d)
+        for d in dispatchers:
+            tasks.append(asyncio.create_task(d.run(), name=f"trigger-{d.trigger.name}"))
+        ingress.ready = True
+        log.info(
+            "broker ingress on 127.0.0.1:%d: %d broker(s), %d trigger(s)",
+            port,
+            len(config.brokers),
+            len(config.triggers),
+        )
+        stopped = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stopped.set)
+        await stopped.wait()
+    finally:
+        ingress.ready = False
+        await stop(tasks)
+        await runner.cleanup()
+        await session.close()
+        await nc.drain()
+
+
+def main() -> int:
+    logging.basicConfig(
+        level=os.environ.get("AMI_LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stdout,
+    )
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    try:
+        config = BrokerConfig.decode(os.environ[CONFIG_ENV])
+        url = os.environ[NATS_URL_ENV]
+        user, password = jetstream.read_credentials(Path(os.environ[NATS_CREDENTIALS_ENV]))
+        port = int(os.environ["PORT"])
+    except (KeyError, ValueError, OSError) as e:
+        log.error("the broker's settings are missing or wrong: %s", e)
+        return 2
+    asyncio.run(serve(config, url, user, password, port))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

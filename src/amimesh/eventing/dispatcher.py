@@ -1,0 +1,222 @@
+"""The broker's dispatcher: for each Trigger, its durable consumer's events, filtered
+and delivered to the subscriber through the broker's sidecar, with Knative's delivery
+rules (`eventing.delivery`).
+
+An event is acknowledged in JetStream only once its fate is settled: delivered (and
+its reply, if any, stored back in the broker), sent to the dead-letter sink, or
+dropped for good (no sink). A retry is a `nak` with the backoff as its delay, so
+JetStream keeps the event and the wait across restarts; an attempt is counted by
+JetStream's delivery count, so a crash mid-delivery counts as an attempt that got no
+response. Delivery is at least once: a subscriber can see an event again after a
+crash between its answer and the acknowledgement.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import aiohttp
+from cloudevents.core.base import BaseCloudEvent
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js import JetStreamContext
+
+from amimesh.eventing import delivery as rules
+from amimesh.eventing import events
+from amimesh.eventing.expand import BrokerEntry, TriggerEntry
+from amimesh.eventing.filters import matches
+from amimesh.eventing.jetstream import ensure_consumer
+
+log = logging.getLogger(__name__)
+
+BATCH = 32
+FETCH_WAIT_S = 1.0
+# The most of a response body read: a reply event is bounded like an incoming one.
+MAX_REPLY_BYTES = 1 << 20
+
+Publish = Callable[[BrokerEntry, BaseCloudEvent], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One attempt: the status (None: no response), the body, and a reply event or why
+    the reply is not one."""
+
+    status: int | None
+    body: bytes = b""
+    reply: BaseCloudEvent | None = None
+    bad_reply: str = ""
+
+
+async def send(
+    session: aiohttp.ClientSession,
+    url: str,
+    event: BaseCloudEvent,
+    *,
+    mode: str,
+    timeout_s: float,
+) -> Outcome:
+    """POST `event` to `url` (with `Prefer: reply`) and read what came back."""
+    headers, body = events.to_http(event, mode)
+    headers["Prefer"] = "reply"
+    try:
+        async with session.post(
+            url, data=body, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout_s)
+        ) as resp:
+            data = await resp.content.read(MAX_REPLY_BYTES + 1)
+            status = resp.status
+            got = {k.lower(): v for k, v in resp.headers.items()}
+    except (aiohttp.ClientError, TimeoutError, OSError) as e:
+        log.debug("delivery to %s: no response (%s)", url, e)
+        return Outcome(None)
+    if not rules.succeeded(status):
+        return Outcome(status, data)
+    if len(data) > MAX_REPLY_BYTES:
+        return Outcome(status, data[:1024], bad_reply="the reply is over 1 MiB")
+    if not data and not any(k.startswith("ce-") for k in got):
+        return Outcome(status)
+    try:
+        replies = events.read_request(got, data)
+    except events.InvalidEvent as e:
+        return Outcome(status, data, bad_reply=f"the reply is not a CloudEvent: {e}")
+    if len(replies) != 1:
+        return Outcome(status, data, bad_reply="a reply is one event")
+    return Outcome(status, data, reply=replies[0])
+
+
+class TriggerDispatcher:
+    """One trigger's consumer loop; `run` until cancelled."""
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        broker: BrokerEntry,
+        trigger: TriggerEntry,
+        session: aiohttp.ClientSession,
+        publish: Publish,
+    ) -> None:
+        self.js = js
+        self.broker = broker
+        self.trigger = trigger
+        self.session = session
+        self.publish = publish
+        self._sub: JetStreamContext.PullSubscription | None = None
+
+    async def prepare(self) -> None:
+        """Make (or find) the trigger's durable consumer."""
+        self._sub = await ensure_consumer(self.js, self.broker, self.trigger)
+
+    async def run(self) -> None:
+        if self._sub is None:
+            await self.prepare()
+        assert self._sub is not None
+        while True:
+            try:
+                msgs = await self._sub.fetch(BATCH, timeout=FETCH_WAIT_S)
+            except NatsTimeout:
+                continue
+            except (TimeoutError, ConnectionError, OSError) as e:
+                log.warning("trigger %s: fetch failed (%s)", self.trigger.name, e)
+                await asyncio.sleep(FETCH_WAIT_S)
+                continue
+            await asyncio.gather(*(self._handle_safely(m) for m in msgs))
+
+    async def _handle_safely(self, msg: Msg) -> None:
+        try:
+            await self.handle(msg)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # Not acknowledged: JetStream redelivers it after its ack wait.
+            log.exception("trigger %s: an event failed", self.trigger.name)
+
+    async def handle(self, msg: Msg) -> None:
+        t = self.trigger
+        try:
+            event = events.from_bytes(msg.data)
+        except Exception as e:  # only the ingress writes here; say it and move on
+            log.error("trigger %s: a stored event cannot be read (%s)", t.name, e)
+            await msg.term()
+            return
+        if not matches(t.attributes, t.filters, events.attributes_of(event)):
+            await msg.ack()
+            return
+        attempt = msg.metadata.num_delivered
+        d = t.delivery
+        if attempt > d.attempts:  # its attempts were spent before a restart
+            await self._dead_letter(msg, event, None, b"", attempt)
+            return
+        # The broker's TTL stays in the broker: the subscriber does not see it.
+        outgoing = events.with_attributes(event, {}, drop=(rules.TTL,))
+        out = await send(self.session, t.subscriber, outgoing, mode=d.format, timeout_s=d.timeout_s)
+        if rules.succeeded(out.status) and not out.bad_reply:
+            if out.reply is not None:
+                await self._reply(event, out.reply)
+            await msg.ack()
+            log.debug("trigger %s: %s delivered (attempt %d)", t.name, event.get_id(), attempt)
+            return
+        if out.bad_reply:
+            log.info("trigger %s: %s: %s", t.name, event.get_id(), out.bad_reply)
+        elif rules.retryable(out.status) and attempt < d.attempts:
+            delay = rules.backoff(d, attempt)
+            log.info(
+                "trigger %s: %s got %s, retry %d in %.3gs",
+                t.name,
+                event.get_id(),
+                out.status if out.status is not None else "no response",
+                attempt,
+                delay,
+            )
+            await msg.nak(delay=delay)
+            return
+        await self._dead_letter(msg, event, out.status, out.body, attempt)
+
+    async def _reply(self, original: BaseCloudEvent, reply: BaseCloudEvent) -> None:
+        ttl = rules.ingress_ttl(original.get_extension(rules.TTL))
+        if ttl <= 0:
+            log.info("trigger %s: reply %s dropped: TTL spent", self.trigger.name, reply.get_id())
+            return
+        await self.publish(self.broker, events.with_attributes(reply, {rules.TTL: ttl}))
+
+    async def _dead_letter(
+        self, msg: Msg, event: BaseCloudEvent, status: int | None, body: bytes, attempt: int
+    ) -> None:
+        t = self.trigger
+        d = t.delivery
+        if not d.dead_letter:
+            log.warning(
+                "trigger %s: %s dropped after %d attempt(s) (last: %s); no dead-letter sink",
+                t.name,
+                event.get_id(),
+                attempt,
+                status,
+            )
+            await msg.ack()
+            return
+        extensions = rules.error_extensions(t.subscriber, status, body)
+        letter = events.with_attributes(event, extensions, drop=(rules.TTL,))
+        out = await send(self.session, d.dead_letter, letter, mode=d.format, timeout_s=d.timeout_s)
+        if rules.succeeded(out.status):
+            log.info("trigger %s: %s sent to the dead-letter sink", t.name, event.get_id())
+            await msg.ack()
+            return
+        delay = rules.backoff(d, max(1, min(attempt, d.retry or 1)))
+        log.warning(
+            "trigger %s: the dead-letter sink answered %s; again in %.3gs",
+            t.name,
+            out.status,
+            delay,
+        )
+        await msg.nak(delay=delay)
+
+
+async def stop(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

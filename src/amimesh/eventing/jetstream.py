@@ -1,0 +1,105 @@
+"""The broker's store on NATS JetStream: a stream per Broker, a durable pull consumer
+per Trigger (`nats-py`).
+
+A stream keeps its events in files (`storage: file`) until every trigger's consumer
+acknowledged them (`retention: interest`; an event no trigger wants is not kept), up
+to 1 GiB per broker; when full, it refuses new events (`discard: new`), and the
+ingress answers 503 rather than drop an older one. A consumer starts with the events
+that arrive after it is made (as a new Knative trigger does) and redelivers any event
+not acknowledged within its `ack_wait`, whatever happened to the process that had it.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import nats
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import NotFoundError
+
+from amimesh.eventing.expand import BrokerEntry, TriggerEntry
+
+log = logging.getLogger(__name__)
+
+STREAM_MAX_BYTES = 1 << 30
+PUBLISH_TIMEOUT_S = 5.0
+# An attempt may take its timeout; the consumer waits that much more before it
+# redelivers to someone else.
+ACK_MARGIN_S = 30.0
+
+
+def read_credentials(path: Path) -> tuple[str, str]:
+    """`user:password`, as `ami up` writes it."""
+    user, _, password = path.read_text().strip().partition(":")
+    return user, password
+
+
+async def connect(url: str, user: str, password: str) -> Client:
+    return await nats.connect(
+        servers=[url],
+        user=user,
+        password=password,
+        name="ami-broker",
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.2,
+        connect_timeout=2,
+    )
+
+
+async def ensure_stream(js: JetStreamContext, broker: BrokerEntry) -> None:
+    config = StreamConfig(
+        name=broker.stream,
+        subjects=[broker.subject],
+        storage=StorageType.FILE,
+        retention=RetentionPolicy.INTEREST,
+        discard=DiscardPolicy.NEW,
+        max_bytes=STREAM_MAX_BYTES,
+        num_replicas=1,
+    )
+    try:
+        await js.stream_info(broker.stream)
+    except NotFoundError:
+        await js.add_stream(config)
+        log.info("stream %s made", broker.stream)
+        return
+    await js.update_stream(config)
+
+
+async def ensure_consumer(
+    js: JetStreamContext, broker: BrokerEntry, trigger: TriggerEntry
+) -> JetStreamContext.PullSubscription:
+    ack_wait = trigger.delivery.timeout_s * 2 + ACK_MARGIN_S
+    config = ConsumerConfig(
+        durable_name=trigger.durable,
+        ack_policy=AckPolicy.EXPLICIT,
+        deliver_policy=DeliverPolicy.NEW,
+        ack_wait=ack_wait,
+        max_deliver=-1,  # Ami counts attempts itself: the dead-letter sink is its end
+        max_ack_pending=1000,
+    )
+    return await js.pull_subscribe(
+        broker.subject, durable=trigger.durable, stream=broker.stream, config=config
+    )
+
+
+async def drop_stale_consumers(
+    js: JetStreamContext, broker: BrokerEntry, triggers: list[TriggerEntry]
+) -> None:
+    """Remove the consumers of triggers that are gone (their events stop being kept)."""
+    wanted = {t.durable for t in triggers}
+    for info in await js.consumers_info(broker.stream):
+        name = info.name
+        if name not in wanted:
+            await js.delete_consumer(broker.stream, name)
+            log.info("consumer %s of %s removed", name, broker.stream)
