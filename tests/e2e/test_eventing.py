@@ -1,0 +1,390 @@
+"""Knative Eventing on the mesh, end to end: `ami up` with a Broker runs a JetStream
+server and the broker's workload; events sent from a workload through its sidecar
+reach the broker, are stored, and are delivered through the mesh to each trigger's
+subscriber: filtered, retried, dead-lettered with Knative's error extensions, replies
+re-ingested; a `kill -9` of the broker process loses no event it answered 202."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from amimesh.runtime.node_config import read_pids
+from tests.e2e.meshes import from_yaml
+from tests.e2e.test_runtime import Up, until
+
+pytestmark = [pytest.mark.envoy, pytest.mark.slow]
+
+BROKER_URL = "http://broker-ingress.knative-eventing.svc.cluster.local/default/default"
+
+# One app, several parts: MODE says which. Every event received is a JSON line in OUT.
+APP = r"""
+import json, os, sys, urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+MODE, OUT = os.environ["MODE"], os.environ.get("OUT", "")
+seen = {}
+
+def record(handler, body):
+    row = {"headers": {k.lower(): v for k, v in handler.headers.items()},
+           "body": body.decode("utf-8", "replace")}
+    with open(OUT, "a") as f:
+        f.write(json.dumps(row) + "\n")
+
+class Handler(BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if MODE == "sender":  # relay to ?to=URL through the sidecar (HTTP_PROXY)
+            to = self.path.split("to=", 1)[1]
+            headers = {k: v for k, v in self.headers.items()
+                       if k.lower().startswith("ce-") or k.lower() == "content-type"}
+            req = urllib.request.Request(to, data=body, headers=headers, method="POST")
+            try:
+                with urllib.request.urlopen(req, timeout=10) as resp:
+                    status, text = resp.status, resp.read()
+            except urllib.error.HTTPError as e:
+                status, text = e.code, e.read()
+            return self.answer(status, text)
+        event_id = self.headers.get("ce-id", "")
+        if MODE == "flaky":
+            seen[event_id] = seen.get(event_id, 0) + 1
+            if seen[event_id] <= 2:
+                return self.answer(503, b"not yet")
+        if MODE == "broken":
+            return self.answer(500, b"boom")
+        record(self, body)
+        if MODE == "replier":
+            self.send_response(200)
+            self.send_header("ce-id", "reply-" + event_id)
+            self.send_header("ce-source", "/replier")
+            self.send_header("ce-type", "answer")
+            self.send_header("ce-specversion", "1.0")
+            self.send_header("Content-Type", "application/json")
+            data = b'{"answer": 42}'
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
+        self.answer(202, b"")
+
+    def answer(self, status, body):
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
+"""
+
+
+def workload(name: str, mode: str, out: Path) -> str:
+    return f"""
+apiVersion: ami.dev/v1alpha1
+kind: Workload
+metadata: {{name: {name}, labels: {{app: {name}}}}}
+spec:
+  command: [python, apps/app.py]
+  env: [{{name: MODE, value: {mode}}}, {{name: OUT, value: "{out / (name + ".jsonl")}"}}]
+  ports: [{{name: http, port: 8080}}]
+  readinessProbe: {{tcpSocket: {{port: 8080}}}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: {name}}}
+spec:
+  selector: {{app: {name}}}
+  ports: [{{name: http, port: 80, targetPort: 8080}}]
+"""
+
+
+def trigger(name: str, subscriber: str, filters: str, delivery: str = "") -> str:
+    return f"""
+apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata: {{name: {name}}}
+spec:
+  broker: default
+  {filters}
+  subscriber: {{ref: {{apiVersion: v1, kind: Service, name: {subscriber}}}}}
+  {delivery}
+"""
+
+
+def mesh_yaml(out: Path) -> str:
+    parts = [
+        """
+apiVersion: eventing.knative.dev/v1
+kind: Broker
+metadata: {name: default}
+spec:
+  delivery: {retry: 3, backoffPolicy: linear, backoffDelay: PT0.1S}
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: web}
+spec:
+  selector: {istio: ingressgateway}
+  servers: [{port: {number: 8080, name: http, protocol: HTTP}, hosts: ["*"]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: sender}
+spec:
+  hosts: ["*"]
+  gateways: [web]
+  http: [{route: [{destination: {host: sender, port: {number: 80}}}]}]
+""",
+        *(
+            workload(name, mode, out)
+            for name, mode in [
+                ("sender", "sender"),
+                ("orders", "sink"),
+                ("flaky", "flaky"),
+                ("broken", "broken"),
+                ("dls", "sink"),
+                ("replier", "replier"),
+                ("answers", "sink"),
+            ]
+        ),
+        trigger("orders", "orders", "filter: {attributes: {type: order.placed, region: ''}}"),
+        trigger("flaky", "flaky", "filters: [{prefix: {type: flaky.}}]"),
+        trigger(
+            "broken",
+            "broken",
+            "filters: [{exact: {type: broken}}]",
+            "delivery: {retry: 2, backoffPolicy: linear, backoffDelay: PT0.1S, deadLetterSink: "
+            "{ref: {apiVersion: v1, kind: Service, name: dls}}}",
+        ),
+        trigger("ask", "replier", "filters: [{exact: {type: ask}}]"),
+        trigger("answers", "answers", "filters: [{exact: {type: answer}}]"),
+    ]
+    return "\n---\n".join(parts)
+
+
+@pytest.fixture(scope="module")
+def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Up, Path]]:
+    root = tmp_path_factory.mktemp("eventing")
+    out = root / "out"
+    out.mkdir()
+    with from_yaml(root, mesh_yaml(out), files={"apps/app.py": APP}) as up:
+        yield up, out
+
+
+def send(
+    up: Up, headers: dict[str, str], body: bytes = b"", to: str = BROKER_URL
+) -> httpx.Response:
+    """POST from the `sender` workload: through its sidecar, into the mesh."""
+    url = up.info().gateway_urls[0] + f"/send?to={to}"
+    return httpx.post(url, headers=headers, content=body, timeout=20, trust_env=False)
+
+
+def binary(event_id: str, type_: str, **ext: str) -> dict[str, str]:
+    return {
+        "ce-id": event_id,
+        "ce-source": "/tests",
+        "ce-type": type_,
+        "ce-specversion": "1.0",
+        "content-type": "application/json",
+        **{f"ce-{k}": v for k, v in ext.items()},
+    }
+
+
+def received(out: Path, name: str) -> list[dict[str, Any]]:
+    path = out / f"{name}.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def ids(out: Path, name: str) -> set[str]:
+    return {r["headers"].get("ce-id", "") for r in received(out, name)}
+
+
+def test_binary_and_structured_events_reach_a_filtered_trigger(mesh: tuple[Up, Path]) -> None:
+    up, out = mesh
+    r = send(up, binary("b-1", "order.placed", region="eu"), b'{"order": 1}')
+    assert r.status_code == 202, r.text
+    structured = {
+        "specversion": "1.0",
+        "id": "s-1",
+        "source": "/tests",
+        "type": "order.placed",
+        "region": "us",
+        "datacontenttype": "application/json",
+        "data": {"order": 2},
+    }
+    r = send(
+        up,
+        {"content-type": "application/cloudevents+json"},
+        json.dumps(structured).encode(),
+    )
+    assert r.status_code == 202, r.text
+    # Filtered out: no region, an empty region, another type.
+    for i, headers in enumerate(
+        [
+            binary("x-1", "order.placed"),
+            binary("x-2", "order.placed", region=""),
+            binary("x-3", "order.cancelled", region="eu"),
+        ]
+    ):
+        assert send(up, headers, b"{}").status_code == 202, i
+    until(lambda: {"b-1", "s-1"} <= ids(out, "orders"), "both events at orders")
+    rows = {r["headers"]["ce-id"]: r for r in received(out, "orders")}
+    assert json.loads(rows["b-1"]["body"]) == {"order": 1}
+    assert rows["b-1"]["headers"]["ce-region"] == "eu"
+    assert rows["b-1"]["headers"]["prefer"] == "reply"
+    # The broker's TTL stays inside the broker.
+    assert "ce-knativebrokerttl" not in rows["b-1"]["headers"]
+    # Delivered through the mesh: the subscriber's sidecar passed on the caller's identity.
+    xfcc = rows["b-1"]["headers"].get("x-forwarded-client-cert", "")
+    assert "ns/knative-eventing/sa/mt-broker-ingress" in xfcc, rows["b-1"]["headers"]
+    assert ids(out, "orders").isdisjoint({"x-1", "x-2", "x-3"})
+
+
+def test_invalid_events_are_refused_with_a_reason(mesh: tuple[Up, Path]) -> None:
+    up, _ = mesh
+    missing = binary("m-1", "order.placed")
+    del missing["ce-source"]
+    r = send(up, missing, b"{}")
+    assert r.status_code == 400 and "source" in r.text, r.text
+    r = send(up, {"content-type": "application/cloudevents+json"}, b'{"id": "1"}')
+    assert r.status_code == 400 and "missing required attribute" in r.text, r.text
+    r = send(up, binary("v-1", "t") | {"ce-specversion": "2.0"}, b"{}")
+    assert r.status_code == 400 and "specversion" in r.text, r.text
+    r = send(up, {"content-type": "text/plain"}, b"hello")
+    assert r.status_code == 400 and "not a CloudEvent" in r.text, r.text
+    r = send(up, binary("big", "t"), b"x" * (1024 * 1024 + 10))
+    assert r.status_code == 413, r.text
+    r = send(
+        up, binary("b", "t"), b"{}", to=BROKER_URL.replace("/default/default", "/default/nope")
+    )
+    assert r.status_code == 404, r.text
+
+
+def test_a_batch_is_accepted(mesh: tuple[Up, Path]) -> None:
+    up, out = mesh
+    batch = [
+        {
+            "specversion": "1.0",
+            "id": f"batch-{i}",
+            "source": "/t",
+            "type": "order.placed",
+            "region": "eu",
+        }
+        for i in range(3)
+    ]
+    r = send(up, {"content-type": "application/cloudevents-batch+json"}, json.dumps(batch).encode())
+    assert r.status_code == 202, r.text
+    until(lambda: {"batch-0", "batch-1", "batch-2"} <= ids(out, "orders"), "the batch delivered")
+
+
+def test_a_failing_subscriber_gets_the_event_after_retries(mesh: tuple[Up, Path]) -> None:
+    up, out = mesh
+    assert send(up, binary("f-1", "flaky.one"), b"{}").status_code == 202
+    until(lambda: "f-1" in ids(out, "flaky"), "the event after two 503s")
+
+
+def test_a_broken_subscriber_sends_to_the_dead_letter_sink(mesh: tuple[Up, Path]) -> None:
+    up, out = mesh
+    assert send(up, binary("d-1", "broken"), b'{"x": 1}').status_code == 202
+    rows = until(
+        lambda: [r for r in received(out, "dls") if r["headers"].get("ce-id") == "d-1"],
+        "the dead letter",
+    )
+    headers = rows[0]["headers"]
+    assert headers["ce-knativeerrordest"] == "http://broken.default.svc.cluster.local"
+    assert headers["ce-knativeerrorcode"] == "500"
+    assert headers["ce-knativeerrordata"] == "Ym9vbQ=="  # base64 of "boom"
+    assert json.loads(rows[0]["body"]) == {"x": 1}
+
+
+def test_a_reply_reaches_a_second_trigger(mesh: tuple[Up, Path]) -> None:
+    up, out = mesh
+    assert send(up, binary("q-1", "ask"), b"{}").status_code == 202
+    rows = until(
+        lambda: [r for r in received(out, "answers") if r["headers"].get("ce-id") == "reply-q-1"],
+        "the reply at the second trigger",
+    )
+    assert rows[0]["headers"]["ce-source"] == "/replier"
+    assert json.loads(rows[0]["body"]) == {"answer": 42}
+
+
+def test_kill_9_of_the_broker_loses_no_accepted_event(mesh: tuple[Up, Path]) -> None:
+    up, out = mesh
+    accepted: list[str] = []
+    stop = threading.Event()
+
+    def produce() -> None:
+        i = 0
+        with httpx.Client(trust_env=False, timeout=20) as c:
+            url = up.info().gateway_urls[0] + f"/send?to={BROKER_URL}"
+            while not stop.is_set() and i < 400:
+                event_id = f"k-{i}"
+                i += 1
+                try:
+                    r = c.post(url, headers=binary(event_id, "order.placed", region="x"))
+                except httpx.HTTPError:
+                    continue
+                if r.status_code == 202:
+                    accepted.append(event_id)
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    try:
+        until(lambda: len(accepted) >= 20, "events accepted before the kill", timeout=60)
+        pid = broker_pid(up)
+        os.kill(pid, signal.SIGKILL)
+        # The node agent starts it again; events go on being accepted after it.
+        until(lambda: broker_pid(up) != pid, "the broker started again", timeout=60)
+        count = len(accepted)
+        until(lambda: len(accepted) >= count + 20, "events accepted after the restart", timeout=60)
+    finally:
+        stop.set()
+        producer.join(60)
+    assert accepted
+    until(
+        lambda: set(accepted) <= ids(out, "orders"),
+        "every accepted event delivered",
+        timeout=60,
+    )
+
+
+def broker_pid(up: Up) -> int:
+    homes = [h for h in up.state.instances.iterdir() if h.name.startswith("broker-ingress")]
+    assert homes, list(up.state.instances.iterdir())
+    pid = int(read_pids(homes[0]).get("app_pid", 0))
+    assert pid > 0
+    os.kill(pid, 0)  # alive
+    return pid
+
+
+def test_kill_9_of_the_jetstream_server_loses_no_accepted_event(mesh: tuple[Up, Path]) -> None:
+    up, out = mesh
+    home = up.state.path / "nats"
+    assert (home / "credentials").stat().st_mode & 0o077 == 0
+    assert 'listen: "127.0.0.1:' in (home / "nats.conf").read_text()
+    accepted = [f"n-{i}" for i in range(20)]
+    for event_id in accepted:
+        assert send(up, binary(event_id, "order.placed", region="x")).status_code == 202
+    info = json.loads(up.state.info_file.read_text())
+    os.kill(int(info["nats_pid"]), signal.SIGKILL)
+
+    def accepted_again() -> bool:
+        r = send(up, binary(f"n-{len(accepted)}", "order.placed", region="x"))
+        if r.status_code == 202:
+            accepted.append(f"n-{len(accepted)}")
+        return r.status_code == 202
+
+    until(accepted_again, "the broker taking events again", timeout=60)
+    until(lambda: set(accepted) <= ids(out, "orders"), "every accepted event delivered", timeout=60)
