@@ -19,6 +19,7 @@ import pytest
 
 from amimesh.runtime.node_config import read_pids
 from tests.e2e.meshes import from_yaml
+from tests.e2e.test_kn_cli import ok
 from tests.e2e.test_runtime import Up, until
 
 pytestmark = [pytest.mark.envoy, pytest.mark.slow]
@@ -252,6 +253,46 @@ def test_binary_and_structured_events_reach_a_filtered_trigger(mesh: tuple[Up, P
     assert ids(out, "orders").isdisjoint({"x-1", "x-2", "x-3"})
 
 
+def test_cli_sends_events_and_shows_brokers_and_triggers(mesh: tuple[Up, Path]) -> None:
+    up, out = mesh
+    sent = ok(
+        up,
+        "event",
+        "send",
+        "--to",
+        "default",
+        "-t",
+        "order.placed",
+        "-s",
+        "/cli",
+        "-i",
+        "cli-1",
+        "-f",
+        "item=book",
+        "-f",
+        "count=2",
+        "-e",
+        "region=eu",
+    )
+    assert "Event 'cli-1' sent (202)" in sent
+    rows = until(
+        lambda: [r for r in received(out, "orders") if r["headers"].get("ce-id") == "cli-1"],
+        "the CLI's event",
+    )
+    assert json.loads(rows[0]["body"]) == {"item": "book", "count": 2}
+    listing = ok(up, "broker", "list")
+    assert "default" in listing and BROKER_URL in listing and "True" in listing
+    triggers = ok(up, "trigger", "list")
+    for name in ("orders", "flaky", "broken", "ask", "answers"):
+        assert name in triggers
+    described = ok(up, "trigger", "describe", "broken")
+    assert "DeadLetter: Service:dls" in described
+    assert "http://broken.default.svc.cluster.local" in described
+    assert "Triggers:   answers, ask, broken, flaky, orders" in ok(
+        up, "broker", "describe", "default"
+    )
+
+
 def test_invalid_events_are_refused_with_a_reason(mesh: tuple[Up, Path]) -> None:
     up, _ = mesh
     missing = binary("m-1", "order.placed")
@@ -353,11 +394,17 @@ def test_kill_9_of_the_broker_loses_no_accepted_event(mesh: tuple[Up, Path]) -> 
         stop.set()
         producer.join(60)
     assert accepted
-    until(
-        lambda: set(accepted) <= ids(out, "orders"),
-        "every accepted event delivered",
-        timeout=60,
-    )
+    all_delivered(out, accepted)
+
+
+def all_delivered(out: Path, accepted: list[str]) -> None:
+    try:
+        until(lambda: set(accepted) <= ids(out, "orders"), "every accepted event", timeout=60)
+    except AssertionError:
+        missing = sorted(set(accepted) - ids(out, "orders"))
+        raise AssertionError(
+            f"{len(missing)} accepted event(s) never delivered: {missing}"
+        ) from None
 
 
 def broker_pid(up: Up) -> int:
@@ -387,4 +434,4 @@ def test_kill_9_of_the_jetstream_server_loses_no_accepted_event(mesh: tuple[Up, 
         return r.status_code == 202
 
     until(accepted_again, "the broker taking events again", timeout=60)
-    until(lambda: set(accepted) <= ids(out, "orders"), "every accepted event delivered", timeout=60)
+    all_delivered(out, accepted)

@@ -12,14 +12,25 @@ from amimesh.resources import ConfigError, load_path
 
 def validate_paths(paths: Sequence[Path]) -> tuple[int, list[ConfigError]]:
     """(number of resources that validated, errors) over every YAML file under `paths`."""
+    from amimesh.eventing.expand import reference_problems
+
     count = 0
     errors: list[ConfigError] = []
+    where: dict[str, str] = {}
+    resources = []
     for root in paths:
         if not root.exists():
             raise FileNotFoundError(root)
         result = load_path(root)
         count += len(result.resources)
         errors += result.errors
+        resources += result.resources
+        where.update((r.ref, str(root)) for r in result.resources)
+    # What one document cannot know alone: a Trigger's broker, its subscriber.
+    for p in reference_problems(resources):
+        errors.append(
+            ConfigError(where.get(p.ref, ""), ref=p.ref, field=p.field, message=p.message)
+        )
     return count, errors
 
 

@@ -29,7 +29,7 @@ from amimesh.eventing import delivery as rules
 from amimesh.eventing import events
 from amimesh.eventing.expand import BrokerEntry, TriggerEntry
 from amimesh.eventing.filters import matches
-from amimesh.eventing.jetstream import ensure_consumer
+from amimesh.eventing.jetstream import ACK_WAIT_S, ensure_consumer
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +126,7 @@ class TriggerDispatcher:
             await asyncio.gather(*(self._handle_safely(m) for m in msgs))
 
     async def _handle_safely(self, msg: Msg) -> None:
+        ticker = asyncio.create_task(_in_progress(msg), name="in-progress")
         try:
             await self.handle(msg)
         except asyncio.CancelledError:
@@ -133,6 +134,9 @@ class TriggerDispatcher:
         except Exception:
             # Not acknowledged: JetStream redelivers it after its ack wait.
             log.exception("trigger %s: an event failed", self.trigger.name)
+        finally:
+            ticker.cancel()
+            await asyncio.gather(ticker, return_exceptions=True)
 
     async def handle(self, msg: Msg) -> None:
         t = self.trigger
@@ -212,6 +216,16 @@ class TriggerDispatcher:
             delay,
         )
         await msg.nak(delay=delay)
+
+
+async def _in_progress(msg: Msg) -> None:
+    """Tell JetStream, every third of the ack wait, that `msg` is still being handled."""
+    while True:
+        await asyncio.sleep(ACK_WAIT_S / 3)
+        try:
+            await msg.in_progress()
+        except Exception:  # acknowledged meanwhile, or the connection is away
+            return
 
 
 async def stop(tasks: list[asyncio.Task[None]]) -> None:

@@ -6,7 +6,8 @@ acknowledged them (`retention: interest`; an event no trigger wants is not kept)
 to 1 GiB per broker; when full, it refuses new events (`discard: new`), and the
 ingress answers 503 rather than drop an older one. A consumer starts with the events
 that arrive after it is made (as a new Knative trigger does) and redelivers any event
-not acknowledged within its `ack_wait`, whatever happened to the process that had it.
+not acknowledged, nor said to be in progress, within `ACK_WAIT_S`, whatever happened
+to the process that had it.
 """
 
 from __future__ import annotations
@@ -34,15 +35,29 @@ log = logging.getLogger(__name__)
 
 STREAM_MAX_BYTES = 1 << 30
 PUBLISH_TIMEOUT_S = 5.0
-# An attempt may take its timeout; the consumer waits that much more before it
-# redelivers to someone else.
-ACK_MARGIN_S = 30.0
+# How long an event handed to a dispatcher stays its own without a word: the
+# dispatcher says "in progress" every third of it while an attempt runs, so a long
+# attempt keeps its event, and an event of a dispatcher that died is delivered again
+# within this much.
+ACK_WAIT_S = 6.0
 
 
 def read_credentials(path: Path) -> tuple[str, str]:
     """`user:password`, as `ami up` writes it."""
     user, _, password = path.read_text().strip().partition(":")
     return user, password
+
+
+async def _error(e: Exception) -> None:
+    log.warning("JetStream server: %s", e or type(e).__name__)
+
+
+async def _disconnected() -> None:
+    log.warning("JetStream server: disconnected, reconnecting")
+
+
+async def _reconnected() -> None:
+    log.info("JetStream server: reconnected")
 
 
 async def connect(url: str, user: str, password: str) -> Client:
@@ -54,6 +69,9 @@ async def connect(url: str, user: str, password: str) -> Client:
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.2,
         connect_timeout=2,
+        error_cb=_error,
+        disconnected_cb=_disconnected,
+        reconnected_cb=_reconnected,
     )
 
 
@@ -79,12 +97,11 @@ async def ensure_stream(js: JetStreamContext, broker: BrokerEntry) -> None:
 async def ensure_consumer(
     js: JetStreamContext, broker: BrokerEntry, trigger: TriggerEntry
 ) -> JetStreamContext.PullSubscription:
-    ack_wait = trigger.delivery.timeout_s * 2 + ACK_MARGIN_S
     config = ConsumerConfig(
         durable_name=trigger.durable,
         ack_policy=AckPolicy.EXPLICIT,
         deliver_policy=DeliverPolicy.NEW,
-        ack_wait=ack_wait,
+        ack_wait=ACK_WAIT_S,
         max_deliver=-1,  # Ami counts attempts itself: the dead-letter sink is its end
         max_ack_pending=1000,
     )

@@ -1,0 +1,145 @@
+"""The Python API behind `ami broker`, `ami trigger` and `ami event`.
+
+    brokers = list_brokers(api, "default")          # Broker items with their status
+    triggers = list_triggers(api, "default", broker="default")
+    status, text = send_event(mesh_state, event, to_broker=("default", "default"))
+
+`send_event` is the mesh operator's tool on the mesh's host, as `kn event send` is:
+it posts to the broker process on its loopback port (found in the instance's files
+under the mesh's state), not through a sidecar, so no AuthorizationPolicy of the mesh
+applies to it. Apps send through their sidecars to the broker's address.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from amimesh.eventing.expand import INGRESS, NAMESPACE
+
+if TYPE_CHECKING:
+    from amimesh.cli.client import MeshClient
+    from amimesh.runtime.state import StateDir
+
+Item = dict[str, Any]
+SEND_TIMEOUT_S = 10.0
+
+
+class NoBroker(LookupError):
+    """The mesh runs no broker process (exit 1)."""
+
+
+def _list(api: MeshClient, kind: str, namespace: str | None, name: str = "") -> list[Item]:
+    params = {"kind": kind, "namespace": namespace or "", "name": name}
+    items: list[Item] = api.get("/api/v1/resources", params).get("items", [])
+    return items
+
+
+def list_brokers(api: MeshClient, namespace: str | None) -> list[Item]:
+    return _list(api, "Broker", namespace)
+
+
+def list_triggers(api: MeshClient, namespace: str | None, broker: str | None = None) -> list[Item]:
+    items = _list(api, "Trigger", namespace)
+    if broker:
+        items = [t for t in items if (t.get("spec") or {}).get("broker") == broker]
+    return items
+
+
+def get_one(api: MeshClient, kind: str, namespace: str, name: str) -> Item:
+    from amimesh.cli.knative import NotFound
+
+    items = _list(api, kind, namespace, name)
+    if not items:
+        raise NotFound(f'{kind} "{name}" not found in namespace "{namespace}"')
+    return items[0]
+
+
+@dataclass(frozen=True)
+class Event:
+    """An event to send, as `kn event send` builds one."""
+
+    type: str
+    source: str
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    data: bytes = b""
+    content_type: str = "application/json"
+    extensions: Mapping[str, str] = field(default_factory=dict)
+
+    def binary(self) -> tuple[dict[str, str], bytes]:
+        headers = {
+            "ce-specversion": "1.0",
+            "ce-id": self.id,
+            "ce-source": self.source,
+            "ce-type": self.type,
+            **{f"ce-{k}": v for k, v in self.extensions.items()},
+        }
+        if self.data:
+            headers["content-type"] = self.content_type
+        return headers, self.data
+
+
+def data_of(data: str | None, fields: Sequence[str]) -> bytes:
+    """The body: `--data` as given, or `--field k=v` pairs as a JSON object (a value
+    that reads as JSON is taken as that JSON, as kn's `--field` does)."""
+    if data is not None and fields:
+        raise ValueError("give --data or --field, not both")
+    if data is not None:
+        return data.encode()
+    if not fields:
+        return b""
+    obj: dict[str, Any] = {}
+    for pair in fields:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--field takes key=value, got {pair!r}")
+        try:
+            obj[key] = json.loads(value)
+        except ValueError:
+            obj[key] = value
+    return json.dumps(obj).encode()
+
+
+def broker_port(mesh: StateDir) -> int:
+    """The broker process's loopback port in the running mesh `mesh`."""
+    homes = (
+        sorted(mesh.instances.glob(f"{INGRESS}-*.{NAMESPACE}")) if mesh.instances.is_dir() else []
+    )
+    for home in homes:
+        try:
+            agent = json.loads((home / "agent.json").read_text())
+            return int(agent["proxy"]["inbound"][0]["app_port"])
+        except (OSError, ValueError, KeyError, IndexError, TypeError):
+            continue
+    raise NoBroker("the mesh runs no broker: define a Broker in its config (ami up starts it then)")
+
+
+def send_event(mesh: StateDir, event: Event, namespace: str, broker: str) -> tuple[int, str]:
+    """POST `event` to broker NAMESPACE/BROKER; (HTTP status, the answer's text)."""
+    url = f"http://127.0.0.1:{broker_port(mesh)}/{namespace}/{broker}"
+    return post(url, event)
+
+
+def post(url: str, event: Event) -> tuple[int, str]:
+    headers, body = event.binary()
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(request, timeout=SEND_TIMEOUT_S) as resp:
+            return int(resp.status), resp.read(4096).decode("utf-8", "replace")
+    except urllib.error.HTTPError as e:
+        return int(e.code), e.read(4096).decode("utf-8", "replace")
+
+
+def condition(item: Mapping[str, Any]) -> tuple[str, str]:
+    """(Ready's status, its reason and message) of a Broker or Trigger."""
+    for c in (item.get("status") or {}).get("conditions", []):
+        if c.get("type") == "Ready":
+            why = " ".join(x for x in (c.get("reason", ""), c.get("message", "")) if x)
+            return str(c.get("status", "Unknown")), why
+    return "Unknown", ""
