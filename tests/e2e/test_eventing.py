@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from amimesh.runtime.node_config import read_pids
-from tests.e2e.meshes import from_yaml
+from tests.e2e.meshes import apply, from_yaml
 from tests.e2e.test_kn_cli import ok
 from tests.e2e.test_runtime import Up, until
 
@@ -156,6 +156,7 @@ spec:
                 ("dls", "sink"),
                 ("replier", "replier"),
                 ("answers", "sink"),
+                ("guarded", "sink"),
             ]
         ),
         trigger("orders", "orders", "filter: {attributes: {type: order.placed, region: ''}}"),
@@ -169,6 +170,13 @@ spec:
         ),
         trigger("ask", "replier", "filters: [{exact: {type: ask}}]"),
         trigger("answers", "answers", "filters: [{exact: {type: answer}}]"),
+        trigger(
+            "guarded",
+            "guarded",
+            "filters: [{prefix: {type: guarded}}]",
+            "delivery: {retry: 1, backoffDelay: PT0.1S, deadLetterSink: "
+            "{ref: {apiVersion: v1, kind: Service, name: dls}}}",
+        ),
     ]
     return "\n---\n".join(parts)
 
@@ -288,7 +296,7 @@ def test_cli_sends_events_and_shows_brokers_and_triggers(mesh: tuple[Up, Path]) 
     described = ok(up, "trigger", "describe", "broken")
     assert "DeadLetter: Service:dls" in described
     assert "http://broken.default.svc.cluster.local" in described
-    assert "Triggers:   answers, ask, broken, flaky, orders" in ok(
+    assert "Triggers:   answers, ask, broken, flaky, guarded, orders" in ok(
         up, "broker", "describe", "default"
     )
 
@@ -359,6 +367,46 @@ def test_a_reply_reaches_a_second_trigger(mesh: tuple[Up, Path]) -> None:
     )
     assert rows[0]["headers"]["ce-source"] == "/replier"
     assert json.loads(rows[0]["body"]) == {"answer": 42}
+
+
+POLICY = """
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: guarded}
+spec:
+  selector: {matchLabels: {app: guarded}}
+  action: %s
+  rules:
+  - from: [{source: {principals: [cluster.local/ns/knative-eventing/sa/mt-broker-ingress]}}]
+"""
+
+
+def test_an_authorization_policy_governs_deliveries(mesh: tuple[Up, Path]) -> None:
+    up, out = mesh
+    sent: list[str] = []
+
+    def settle() -> str:
+        """Send one event to the guarded trigger: where it ended up."""
+        event_id = f"g-{len(sent)}"
+        sent.append(event_id)
+        assert send(up, binary(event_id, "guarded")).status_code == 202
+
+        def where() -> str | None:
+            if event_id in ids(out, "guarded"):
+                return "delivered"
+            return "dead-lettered" if event_id in ids(out, "dls") else None
+
+        return until(where, f"{event_id} delivered or dead-lettered")
+
+    # Until each sidecar has the policy an event may still pass: send until one does not.
+    apply(up, POLICY % "DENY", "guarded-policy.yaml")
+    until(lambda: settle() == "dead-lettered", "a delivery denied by the policy")
+    letter = next(r for r in received(out, "dls") if r["headers"]["ce-id"] == sent[-1])
+    assert letter["headers"]["ce-knativeerrorcode"] == "403", letter["headers"]
+    assert letter["headers"]["ce-knativeerrordest"] == "http://guarded.default.svc.cluster.local"
+    # Allowing the broker's identity (and no one else) restores its deliveries.
+    apply(up, POLICY % "ALLOW", "guarded-policy.yaml")
+    until(lambda: settle() == "delivered", "a delivery allowed again")
 
 
 def test_kill_9_of_the_broker_loses_no_accepted_event(mesh: tuple[Up, Path]) -> None:
