@@ -170,6 +170,33 @@ spec:
         ),
         trigger("ask", "replier", "filters: [{exact: {type: ask}}]"),
         trigger("answers", "answers", "filters: [{exact: {type: answer}}]"),
+        f"""
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: config-autoscaler, namespace: knative-serving}}
+data: {{allow-zero-initial-scale: "true"}}
+---
+apiVersion: serving.knative.dev/v1
+kind: Service
+metadata: {{name: lazy}}
+spec:
+  template:
+    metadata:
+      annotations: {{autoscaling.knative.dev/initial-scale: "0"}}
+    spec:
+      containers:
+      - image: lazy
+        command: [python, apps/app.py]
+        env: [{{name: MODE, value: sink}}, {{name: OUT, value: "{out / "lazy.jsonl"}"}}]
+---
+apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata: {{name: lazy}}
+spec:
+  broker: default
+  filters: [{{exact: {{type: lazy}}}}]
+  subscriber: {{ref: {{apiVersion: serving.knative.dev/v1, kind: Service, name: lazy}}}}
+""",
         trigger(
             "guarded",
             "guarded",
@@ -296,9 +323,18 @@ def test_cli_sends_events_and_shows_brokers_and_triggers(mesh: tuple[Up, Path]) 
     described = ok(up, "trigger", "describe", "broken")
     assert "DeadLetter: Service:dls" in described
     assert "http://broken.default.svc.cluster.local" in described
-    assert "Triggers:   answers, ask, broken, flaky, guarded, orders" in ok(
+    assert "Triggers:   answers, ask, broken, flaky, guarded, lazy, orders" in ok(
         up, "broker", "describe", "default"
     )
+
+
+def test_a_knative_service_at_zero_is_woken_and_gets_the_event(mesh: tuple[Up, Path]) -> None:
+    up, out = mesh
+    assert not [r for r in up.instances().values() if r["workload"] == "lazy-00001"]
+    assert send(up, binary("z-1", "lazy"), b'{"wake": true}').status_code == 202
+    rows = until(lambda: received(out, "lazy"), "the event at the woken service", timeout=60)
+    assert rows[0]["headers"]["ce-id"] == "z-1"
+    assert [r for r in up.instances().values() if r["workload"] == "lazy-00001"]
 
 
 def test_invalid_events_are_refused_with_a_reason(mesh: tuple[Up, Path]) -> None:
