@@ -214,6 +214,16 @@ _GROUP_NOTES = {
         "`yes` below means the field is read and checked. Decisions and what runs: "
         "[knative-serving.md](knative-serving.md)."
     ),
+    "eventing.knative.dev": (
+        "Ami reads and checks Brokers and Triggers with Knative's rules and runs them on "
+        "the mesh: a broker workload stores events in NATS JetStream and delivers them "
+        "through the mesh. `yes` below means the field is read and acted on. Decisions "
+        "and guarantees: [eventing.md](eventing.md)."
+    ),
+    "sources.knative.dev": (
+        "Read and checked with Knative's rules; not run yet: a source emits no event "
+        "([eventing.md](eventing.md#not-built-yet))."
+    ),
 }
 
 
@@ -226,7 +236,9 @@ def render(kinds: KindRegistry = KINDS) -> str:
     out.append("")
     out.append(
         "Knative Serving's kinds (serving.knative.dev) run on the mesh as revisions and "
-        "routes; autoscaling is not built yet.\n"
+        "routes; autoscaling is not built yet. Knative Eventing's Brokers and Triggers "
+        "(eventing.knative.dev) run on the mesh on NATS JetStream; its sources "
+        "(sources.knative.dev) are read and checked, not run yet.\n"
     )
     out.append(_section("Common: metadata", "Every kind's `metadata`.", ObjectMeta, "metadata"))
     for k in kinds.values():
