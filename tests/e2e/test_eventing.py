@@ -157,6 +157,7 @@ spec:
                 ("replier", "replier"),
                 ("answers", "sink"),
                 ("guarded", "sink"),
+                ("pings", "sink"),
             ]
         ),
         trigger("orders", "orders", "filter: {attributes: {type: order.placed, region: ''}}"),
@@ -196,6 +197,17 @@ spec:
   broker: default
   filters: [{{exact: {{type: lazy}}}}]
   subscriber: {{ref: {{apiVersion: serving.knative.dev/v1, kind: Service, name: lazy}}}}
+""",
+        """
+apiVersion: sources.knative.dev/v1
+kind: PingSource
+metadata: {name: beat}
+spec:
+  schedule: "* * * * * *"
+  contentType: application/json
+  data: '{"beat": true}'
+  ceOverrides: {extensions: {team: shop}}
+  sink: {ref: {apiVersion: v1, kind: Service, name: pings}}
 """,
         trigger(
             "guarded",
@@ -335,6 +347,24 @@ def test_a_knative_service_at_zero_is_woken_and_gets_the_event(mesh: tuple[Up, P
     rows = until(lambda: received(out, "lazy"), "the event at the woken service", timeout=60)
     assert rows[0]["headers"]["ce-id"] == "z-1"
     assert [r for r in up.instances().values() if r["workload"] == "lazy-00001"]
+
+
+def test_a_ping_source_fires_on_its_schedule(mesh: tuple[Up, Path]) -> None:
+    up, out = mesh
+    # A seconds field (Ami's extension of Knative's five): a tick every second.
+    rows = until(
+        lambda: received(out, "pings")[:2] if len(received(out, "pings")) >= 2 else None,
+        "two ticks",
+    )
+    for row in rows:
+        headers = row["headers"]
+        assert headers["ce-type"] == "dev.knative.sources.ping"
+        assert headers["ce-source"] == "/apis/v1/namespaces/default/pingsources/beat"
+        assert headers["ce-team"] == "shop"
+        assert json.loads(row["body"]) == {"beat": True}
+        # From the broker process, through the mesh.
+        assert "sa/mt-broker-ingress" in headers.get("x-forwarded-client-cert", "")
+    assert rows[0]["headers"]["ce-id"] != rows[1]["headers"]["ce-id"]
 
 
 def test_invalid_events_are_refused_with_a_reason(mesh: tuple[Up, Path]) -> None:

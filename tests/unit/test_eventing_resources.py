@@ -185,7 +185,8 @@ spec:
 """
     assert errors(text) == [
         "events.yaml: document 0 (line 2): PingSource/default/p: spec.schedule: must be a cron "
-        'schedule of five fields such as "*/2 * * * *", got "every minute"'
+        'schedule such as "*/2 * * * *": has 2 fields; a cron schedule has five (six with '
+        'seconds); got "every minute"'
     ]
 
 
@@ -283,3 +284,45 @@ def test_without_a_server_nothing_runs() -> None:
     assert plan.derived == []
     cond = plan.status[("Broker", "default", "default")]["conditions"][0]
     assert cond["status"] == "False" and "JetStream" in cond["message"]
+
+
+PING = """
+apiVersion: sources.knative.dev/v1
+kind: PingSource
+metadata: {name: beat}
+spec:
+  schedule: "*/5 * * * * *"
+  data: hello
+  sink: {ref: {apiVersion: v1, kind: Service, name: dls}}
+"""
+
+
+def test_ping_sources_run_in_the_broker_process_even_without_a_server() -> None:
+    plan = ex.expand(_resources(PING, DLS), ex.Runner("/usr/bin/python3"))
+    (entry,) = plan.config.pings
+    assert entry.sink == "http://dls.default.svc.cluster.local:8080"
+    assert plan.config.brokers == () and plan.derived[0]["kind"] == "Workload"
+    status = plan.status[("PingSource", "default", "beat")]
+    assert status["conditions"][0]["status"] == "True" and status["sinkUri"] == entry.sink
+
+
+def test_a_ping_source_without_its_sink() -> None:
+    plan = ex.expand(_resources(PING), RUNNER)
+    assert [str(p) for p in plan.problems] == [
+        'PingSource/default/beat: spec.sink: no Service "dls" in namespace "default"'
+    ]
+    assert plan.derived == []
+
+
+def test_bindings_say_they_do_not_run() -> None:
+    text = """
+apiVersion: sources.knative.dev/v1
+kind: SinkBinding
+metadata: {name: bind}
+spec:
+  subject: {apiVersion: ami.dev/v1alpha1, kind: Workload, name: producer}
+  sink: {uri: "http://x/"}
+"""
+    plan = ex.expand(_resources(text), RUNNER)
+    cond = plan.status[("SinkBinding", "default", "bind")]["conditions"][0]
+    assert (cond["status"], cond["reason"]) == ("False", "NotSupported")

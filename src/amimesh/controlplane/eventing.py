@@ -31,9 +31,12 @@ Key = tuple[str, str, str]
 
 
 def runner_for(state_dir: Path | None, nats_port: int, python: str) -> Runner | None:
-    """How the broker runs in the mesh of `state_dir` (None without a JetStream server)."""
-    if state_dir is None or not nats_port:
+    """How the broker process runs in the mesh of `state_dir` (None: a control plane
+    with no state runs none); without a JetStream server it runs PingSources only."""
+    if state_dir is None:
         return None
+    if not nats_port:
+        return Runner(python=python)
     return Runner(
         python=python,
         nats_url=f"nats://127.0.0.1:{nats_port}",

@@ -1,7 +1,8 @@
 """The broker process (`python -m amimesh.eventing.broker`): every Broker's ingress and
-every Trigger's dispatcher, on the mesh's JetStream server. The node agent runs it as
-the Workload `knative-eventing/broker-ingress`, with a sidecar: it listens on `PORT`
-(loopback) behind its inbound listener, and delivers through `HTTP_PROXY`.
+every Trigger's dispatcher, on the mesh's JetStream server, and every PingSource. The
+node agent runs it as the Workload `knative-eventing/broker-ingress`, with a sidecar:
+it listens on `PORT` (loopback) behind its inbound listener, and delivers through
+`HTTP_PROXY` (its HTTP client reads it: every delivery leaves into the mesh).
 
 Its settings come from the environment the expansion wrote: the brokers and triggers
 (`AMI_EVENTING_CONFIG`), the server (`AMI_NATS_URL`) and the file with its credential
@@ -22,7 +23,7 @@ import aiohttp
 from aiohttp import web
 from cloudevents.core.base import BaseCloudEvent
 
-from amimesh.eventing import events, jetstream
+from amimesh.eventing import events, jetstream, ping
 from amimesh.eventing.dispatcher import TriggerDispatcher, stop
 from amimesh.eventing.expand import (
     CONFIG_ENV,
@@ -40,6 +41,52 @@ CONNECT_RETRY_S = 0.2
 
 
 async def serve(config: BrokerConfig, url: str, user: str, password: str, port: int) -> None:
+    async with aiohttp.ClientSession(trust_env=True) as session:
+        pings = [
+            asyncio.create_task(ping.run(p, session), name=f"ping-{p.name}") for p in config.pings
+        ]
+        try:
+            if config.brokers:
+                await _brokers(config, url, user, password, port, session)
+            else:
+                await _health_only(port)
+        finally:
+            await stop(pings)
+
+
+async def _health_only(port: int) -> None:
+    """No broker: the process answers its readiness probe and runs its sources."""
+    ingress = Ingress(BrokerConfig(), _no_store)
+    ingress.ready = True
+    runner = web.AppRunner(ingress.app(), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        await _until_signalled()
+    finally:
+        await runner.cleanup()
+
+
+async def _no_store(broker: BrokerEntry, event: BaseCloudEvent) -> None:
+    raise LookupError("no broker")
+
+
+async def _until_signalled() -> None:
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopped.set)
+    await stopped.wait()
+
+
+async def _brokers(
+    config: BrokerConfig,
+    url: str,
+    user: str,
+    password: str,
+    port: int,
+    session: aiohttp.ClientSession,
+) -> None:
     nc = None
     deadline = asyncio.get_running_loop().time() + CONNECT_TIMEOUT_S
     while nc is None:
@@ -66,8 +113,6 @@ async def serve(config: BrokerConfig, url: str, user: str, password: str, port: 
     site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
     tasks: list[asyncio.Task[None]] = []
-    # Deliveries leave through the sidecar (HTTP_PROXY), into the mesh.
-    session = aiohttp.ClientSession(trust_env=True)
     try:
         by_broker = {(b.namespace, b.name): b for b in config.brokers}
         dispatchers = []
@@ -88,16 +133,11 @@ async def serve(config: BrokerConfig, url: str, user: str, password: str, port: 
             len(config.brokers),
             len(config.triggers),
         )
-        stopped = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stopped.set)
-        await stopped.wait()
+        await _until_signalled()
     finally:
         ingress.ready = False
         await stop(tasks)
         await runner.cleanup()
-        await session.close()
         await nc.drain()
 
 
@@ -111,7 +151,9 @@ def main() -> int:
     try:
         config = BrokerConfig.decode(os.environ[CONFIG_ENV])
         url = os.environ[NATS_URL_ENV]
-        user, password = jetstream.read_credentials(Path(os.environ[NATS_CREDENTIALS_ENV]))
+        user, password = "", ""
+        if config.brokers:
+            user, password = jetstream.read_credentials(Path(os.environ[NATS_CREDENTIALS_ENV]))
         port = int(os.environ["PORT"])
     except (KeyError, ValueError, OSError) as e:
         log.error("the broker's settings are missing or wrong: %s", e)

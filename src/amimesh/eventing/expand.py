@@ -4,8 +4,8 @@ broker's mesh resources, what its process runs, and Knative's status out.
     plan = expand(resources, runner=Runner(python, nats_url, credentials))
     plan.derived    # the broker's Workload and Service (knative-eventing/broker-ingress)
     plan.config     # the brokers and triggers its process serves (`BrokerConfig`)
-    plan.status     # Knative's status of each Broker and Trigger
-    plan.problems   # Triggers whose broker or subscriber is not there
+    plan.status     # Knative's status of each Broker, Trigger and source
+    plan.problems   # Triggers whose broker or subscriber is not there, sources' sinks
 
 All brokers of a mesh share one process, as Knative's multi-tenant broker does: a
 Workload `broker-ingress` in `knative-eventing` (service account
@@ -14,6 +14,8 @@ like any workload. Its Service answers at Knative's address,
 `http://broker-ingress.knative-eventing.svc.cluster.local/NS/NAME`, and its
 deliveries leave through its sidecar, so mTLS, AuthorizationPolicy and the metrics
 apply to them. Each Broker is a JetStream stream, each Trigger a durable consumer.
+The same process runs the PingSources (`eventing.ping`), its events leaving through
+the same sidecar.
 """
 
 from __future__ import annotations
@@ -48,11 +50,37 @@ Key = tuple[str, str, str]
 @dataclass(frozen=True)
 class Runner:
     """How the broker process runs here: the Python that runs it, and the JetStream
-    server it stores events in."""
+    server it stores events in ("": the mesh has none, and no broker runs)."""
 
     python: str
-    nats_url: str
-    credentials: str  # the credential file's path
+    nats_url: str = ""
+    credentials: str = ""  # the credential file's path
+
+
+@dataclass(frozen=True)
+class PingEntry:
+    """A PingSource as the broker process runs it."""
+
+    namespace: str
+    name: str
+    schedule: str
+    timezone: str
+    sink: str
+    content_type: str = ""
+    data: str = ""
+    data_base64: str = ""
+    extensions: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def source(self) -> str:
+        return f"/apis/v1/namespaces/{self.namespace}/pingsources/{self.name}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.__dict__, "extensions": dict(self.extensions)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> PingEntry:
+        return cls(**data)
 
 
 @dataclass(frozen=True)
@@ -120,11 +148,13 @@ class BrokerConfig:
 
     brokers: tuple[BrokerEntry, ...] = ()
     triggers: tuple[TriggerEntry, ...] = ()
+    pings: tuple[PingEntry, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
             "brokers": [{"namespace": b.namespace, "name": b.name} for b in self.brokers],
             "triggers": [t.to_json() for t in self.triggers],
+            "pings": [p.to_json() for p in self.pings],
         }
 
     @classmethod
@@ -134,6 +164,7 @@ class BrokerConfig:
                 BrokerEntry(str(b["namespace"]), str(b["name"])) for b in data["brokers"]
             ),
             triggers=tuple(TriggerEntry.from_json(t) for t in data["triggers"]),
+            pings=tuple(PingEntry.from_json(p) for p in data.get("pings", ())),
         )
 
     def encode(self) -> str:
@@ -174,11 +205,11 @@ def broker_url(namespace: str, name: str) -> str:
 
 
 def expand(resources: Iterable[Resource], runner: Runner | None) -> EventingPlan:
-    """See the module's docstring. Without a `runner` (no JetStream server) nothing
-    runs, and every Broker says why."""
+    """See the module's docstring. Without a `runner` nothing runs; without a JetStream
+    server (`runner.nats_url` empty) no broker runs, and every Broker says why."""
     resources = list(resources)
+    server = runner is not None and bool(runner.nats_url)
     brokers = {(b.namespace, b.name): b for b in resources if isinstance(b, ke.Broker)}
-    entries = tuple(BrokerEntry(ns, name) for ns, name in sorted(brokers))
     triggers: list[TriggerEntry] = []
     plan = EventingPlan(config=BrokerConfig())
     for t in (r for r in resources if isinstance(r, ke.Trigger)):
@@ -190,21 +221,63 @@ def expand(resources: Iterable[Resource], runner: Runner | None) -> EventingPlan
         assert entry is not None
         triggers.append(entry)
         plan.status[t.key] = {
-            **_status(runner is not None, "", "" if runner else _NO_SERVER),
+            **_status(server, "NoServer", _NO_SERVER),
             "subscriberUri": entry.subscriber,
         }
-    plan.config = BrokerConfig(entries, tuple(sorted(triggers, key=lambda e: e.durable)))
     for (ns, name), b in brokers.items():
-        status = _status(runner is not None, "" if runner else "NoServer", _NO_SERVER)
-        if runner is not None:
-            status = {**_status(True), "address": {"url": broker_url(ns, name)}}
+        status = _status(server, "NoServer", _NO_SERVER)
+        if server:
+            status["address"] = {"url": broker_url(ns, name)}
         plan.status[b.key] = status
-    if brokers and runner is not None:
+    pings = _pings(resources, plan, runner is not None)
+    for r in resources:
+        if isinstance(r, ke.SinkBinding | ke.ContainerSource):
+            plan.status[r.key] = _status(
+                False, "NotSupported", f"Ami reads {r.KIND} but does not run it yet"
+            )
+    if server:
+        plan.config = BrokerConfig(
+            tuple(BrokerEntry(ns, name) for ns, name in sorted(brokers)),
+            tuple(sorted(triggers, key=lambda e: e.durable)),
+            pings,
+        )
+    else:
+        plan.config = BrokerConfig(pings=pings)
+    if runner is not None and (plan.config.brokers or plan.config.pings):
         plan.derived = _broker_resources(plan.config, runner)
     return plan
 
 
 _NO_SERVER = "the mesh has no JetStream server: `ami up` starts one when its config has a Broker"
+
+
+def _pings(resources: Sequence[Resource], plan: EventingPlan, runs: bool) -> tuple[PingEntry, ...]:
+    out: list[PingEntry] = []
+    for src in resources:
+        if not isinstance(src, ke.PingSource):
+            continue
+        sink = destination_url(src.spec.sink, src.namespace, resources)
+        if sink.startswith("!"):
+            problem = Problem(src.ref, "spec.sink", sink[1:], "SinkNotFound")
+            plan.problems.append(problem)
+            plan.status[src.key] = _status(False, problem.reason, problem.message)
+            continue
+        spec = src.spec
+        out.append(
+            PingEntry(
+                src.namespace,
+                src.name,
+                spec.schedule,
+                spec.timezone or "",
+                sink,
+                content_type=spec.contentType or "",
+                data=spec.data or "",
+                data_base64=spec.dataBase64 or "",
+                extensions=dict(spec.ceOverrides.extensions) if spec.ceOverrides else {},
+            )
+        )
+        plan.status[src.key] = {**_status(runs, "NotRunning", ""), "sinkUri": sink}
+    return tuple(sorted(out, key=lambda p: (p.namespace, p.name)))
 
 
 def reference_problems(resources: Iterable[Resource]) -> list[Problem]:

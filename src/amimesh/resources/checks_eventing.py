@@ -12,9 +12,11 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import zoneinfo
 from collections.abc import Iterator, Mapping
 from urllib.parse import urlsplit
 
+from amimesh.resources import cron
 from amimesh.resources import knative_eventing as ke
 from amimesh.resources.checks_serving import dns_1035_problem
 from amimesh.resources.errors import Issue, Loc
@@ -28,8 +30,6 @@ DESTINATION_KINDS = {
     ("", "Service"): "a Kubernetes Service",
     ("eventing.knative.dev", "Broker"): "a Broker",
 }
-_CRON_FIELD = re.compile(r"^[0-9*/,\-A-Za-z?LW#]+$")
-_MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
 
 
 def check_broker(broker: ke.Broker) -> Iterator[Issue]:
@@ -56,6 +56,10 @@ def check_ping_source(src: ke.PingSource) -> Iterator[Issue]:
     problem = cron_problem(spec.schedule)
     if problem is not None:
         yield Issue(("spec", "schedule"), problem)
+    if spec.timezone:
+        problem = timezone_problem(spec.timezone)
+        if problem is not None:
+            yield Issue(("spec", "timezone"), problem)
     if spec.data is not None and spec.dataBase64 is not None:
         yield Issue(("spec", "dataBase64"), "set data or dataBase64, not both")
     if spec.dataBase64 is not None:
@@ -162,14 +166,21 @@ def delivery_issues(delivery: ke.DeliverySpec, loc: Loc) -> Iterator[Issue]:
 
 
 def cron_problem(schedule: str) -> str | None:
-    """What is wrong with a PingSource schedule (five cron fields, a macro, an optional
-    `CRON_TZ=`/`TZ=` prefix), if anything."""
-    text = schedule.strip()
-    if text.startswith(("CRON_TZ=", "TZ=")):
-        text = text.partition(" ")[2].strip()
-    if text in _MACROS:
-        return None
-    fields = text.split()
-    if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
-        return f'must be a cron schedule of five fields such as "*/2 * * * *", got {show(schedule)}'
+    """What is wrong with a PingSource schedule, if anything (`resources.cron`)."""
+    try:
+        parsed = cron.parse(schedule)
+    except ValueError as e:
+        return f'must be a cron schedule such as "*/2 * * * *": {e}; got {show(schedule)}'
+    if parsed.timezone:
+        return timezone_problem(parsed.timezone)
+    return None
+
+
+def timezone_problem(name: str) -> str | None:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return (
+            f'is not a time zone Ami knows (an IANA name such as "Europe/Paris"), got {show(name)}'
+        )
     return None
