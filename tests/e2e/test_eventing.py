@@ -64,9 +64,9 @@ class Handler(BaseHTTPRequestHandler):
         record(self, body)
         if MODE == "replier":
             self.send_response(200)
-            self.send_header("ce-id", "reply-" + event_id)
+            self.send_header("ce-id", "reply-" + event_id[-40:])
             self.send_header("ce-source", "/replier")
-            self.send_header("ce-type", "answer")
+            self.send_header("ce-type", os.environ.get("REPLY_TYPE", "answer"))
             self.send_header("ce-specversion", "1.0")
             self.send_header("Content-Type", "application/json")
             data = b'{"answer": 42}'
@@ -89,14 +89,17 @@ ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forev
 """
 
 
-def workload(name: str, mode: str, out: Path) -> str:
+def workload(name: str, mode: str, out: Path, reply_type: str = "answer") -> str:
     return f"""
 apiVersion: ami.dev/v1alpha1
 kind: Workload
 metadata: {{name: {name}, labels: {{app: {name}}}}}
 spec:
   command: [python, apps/app.py]
-  env: [{{name: MODE, value: {mode}}}, {{name: OUT, value: "{out / (name + ".jsonl")}"}}]
+  env:
+  - {{name: MODE, value: {mode}}}
+  - {{name: OUT, value: "{out / (name + ".jsonl")}"}}
+  - {{name: REPLY_TYPE, value: {reply_type}}}
   ports: [{{name: http, port: 8080}}]
   readinessProbe: {{tcpSocket: {{port: 8080}}}}
 ---
@@ -160,6 +163,7 @@ spec:
                 ("pings", "sink"),
             ]
         ),
+        workload("echo", "replier", out, reply_type="loop"),
         trigger("orders", "orders", "filter: {attributes: {type: order.placed, region: ''}}"),
         trigger("flaky", "flaky", "filters: [{prefix: {type: flaky.}}]"),
         trigger(
@@ -171,6 +175,7 @@ spec:
         ),
         trigger("ask", "replier", "filters: [{exact: {type: ask}}]"),
         trigger("answers", "answers", "filters: [{exact: {type: answer}}]"),
+        trigger("loop", "echo", "filters: [{exact: {type: loop}}]"),
         f"""
 apiVersion: v1
 kind: ConfigMap
@@ -335,7 +340,7 @@ def test_cli_sends_events_and_shows_brokers_and_triggers(mesh: tuple[Up, Path]) 
     described = ok(up, "trigger", "describe", "broken")
     assert "DeadLetter: Service:dls" in described
     assert "http://broken.default.svc.cluster.local" in described
-    assert "Triggers:   answers, ask, broken, flaky, guarded, lazy, orders" in ok(
+    assert "Triggers:   answers, ask, broken, flaky, guarded, lazy, loop, orders" in ok(
         up, "broker", "describe", "default"
     )
 
@@ -365,6 +370,15 @@ def test_a_ping_source_fires_on_its_schedule(mesh: tuple[Up, Path]) -> None:
         # From the broker process, through the mesh.
         assert "sa/mt-broker-ingress" in headers.get("x-forwarded-client-cert", "")
     assert rows[0]["headers"]["ce-id"] != rows[1]["headers"]["ce-id"]
+
+
+def test_the_ttl_ends_a_reply_loop(mesh: tuple[Up, Path]) -> None:
+    up, out = mesh
+    # Each reply is another `loop` event: the broker's TTL (255) ends it.
+    assert send(up, binary("loop-1", "loop"), b"{}").status_code == 202
+    log = up.state.logs / "broker-ingress-0.knative-eventing.log"
+    until(lambda: "dropped: TTL spent" in log.read_text(), "the loop's end", timeout=60)
+    assert len(received(out, "echo")) == 255
 
 
 def test_invalid_events_are_refused_with_a_reason(mesh: tuple[Up, Path]) -> None:
