@@ -34,6 +34,25 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 MODE, OUT = os.environ["MODE"], os.environ.get("OUT", "")
 seen = {}
 
+if MODE == "emitter":  # a ContainerSource: one event to K_SINK, through the sidecar
+    import time
+    overrides = json.loads(os.environ.get("K_CE_OVERRIDES", "{}")).get("extensions", {})
+    headers = {"ce-id": "beat-1", "ce-source": "/emitter", "ce-type": "heartbeat",
+               "ce-specversion": "1.0", "content-type": "application/json",
+               **{"ce-" + k: v for k, v in overrides.items()}}
+    while True:
+        req = urllib.request.Request(os.environ["K_SINK"], data=b'{"beat": 1}',
+                                     headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=5) as resp:
+                if resp.status == 202:
+                    break
+        except OSError:
+            pass
+        time.sleep(0.2)
+    while True:
+        time.sleep(3600)
+
 def record(handler, body):
     row = {"headers": {k.lower(): v for k, v in handler.headers.items()},
            "body": body.decode("utf-8", "replace")}
@@ -161,6 +180,7 @@ spec:
                 ("answers", "sink"),
                 ("guarded", "sink"),
                 ("pings", "sink"),
+                ("beats", "sink"),
             ]
         ),
         workload("echo", "replier", out, reply_type="loop"),
@@ -176,6 +196,21 @@ spec:
         trigger("ask", "replier", "filters: [{exact: {type: ask}}]"),
         trigger("answers", "answers", "filters: [{exact: {type: answer}}]"),
         trigger("loop", "echo", "filters: [{exact: {type: loop}}]"),
+        trigger("beats", "beats", "filters: [{exact: {type: heartbeat}}]"),
+        """
+apiVersion: sources.knative.dev/v1
+kind: ContainerSource
+metadata: {name: heart}
+spec:
+  template:
+    spec:
+      containers:
+      - image: heart
+        command: [python, apps/app.py]
+        env: [{name: MODE, value: emitter}]
+  ceOverrides: {extensions: {team: shop}}
+  sink: {ref: {apiVersion: eventing.knative.dev/v1, kind: Broker, name: default}}
+""",
         f"""
 apiVersion: v1
 kind: ConfigMap
@@ -340,7 +375,7 @@ def test_cli_sends_events_and_shows_brokers_and_triggers(mesh: tuple[Up, Path]) 
     described = ok(up, "trigger", "describe", "broken")
     assert "DeadLetter: Service:dls" in described
     assert "http://broken.default.svc.cluster.local" in described
-    assert "Triggers:   answers, ask, broken, flaky, guarded, lazy, loop, orders" in ok(
+    assert "Triggers:   answers, ask, beats, broken, flaky, guarded, lazy, loop, orders" in ok(
         up, "broker", "describe", "default"
     )
 
@@ -379,6 +414,13 @@ def test_the_ttl_ends_a_reply_loop(mesh: tuple[Up, Path]) -> None:
     log = up.state.logs / "broker-ingress-0.knative-eventing.log"
     until(lambda: "dropped: TTL spent" in log.read_text(), "the loop's end", timeout=60)
     assert len(received(out, "echo")) == 255
+
+
+def test_a_container_source_sends_to_its_sink(mesh: tuple[Up, Path]) -> None:
+    _, out = mesh
+    rows = until(lambda: received(out, "beats"), "the container source's event")
+    headers = rows[0]["headers"]
+    assert headers["ce-type"] == "heartbeat" and headers["ce-team"] == "shop"
 
 
 def test_invalid_events_are_refused_with_a_reason(mesh: tuple[Up, Path]) -> None:

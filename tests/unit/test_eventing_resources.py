@@ -326,3 +326,45 @@ spec:
     plan = ex.expand(_resources(text), RUNNER)
     cond = plan.status[("SinkBinding", "default", "bind")]["conditions"][0]
     assert (cond["status"], cond["reason"]) == ("False", "NotSupported")
+
+
+CONTAINER_SOURCE = """
+apiVersion: sources.knative.dev/v1
+kind: ContainerSource
+metadata: {name: heart}
+spec:
+  template:
+    metadata: {labels: {team: shop}}
+    spec:
+      serviceAccountName: heart
+      containers:
+      - image: heart
+        command: [python, beat.py]
+        args: [--fast]
+        env: [{name: RATE, value: "1"}]
+  ceOverrides: {extensions: {team: shop}}
+  sink: {ref: {apiVersion: eventing.knative.dev/v1, kind: Broker, name: default}}
+"""
+
+
+def test_a_container_source_runs_as_a_workload_with_k_sink() -> None:
+    plan = ex.expand(_resources(BROKER, DLS, CONTAINER_SOURCE), RUNNER)
+    (workload,) = [r for r in plan.derived if r["metadata"]["name"] == "containersource-heart"]
+    spec = workload["spec"]
+    assert spec["command"] == ["python", "beat.py"] and spec["args"] == ["--fast"]
+    assert spec["serviceAccount"] == "heart"
+    env = {e["name"]: e["value"] for e in spec["env"]}
+    assert env["K_SINK"] == ex.broker_url("default", "default")
+    assert env["K_CE_OVERRIDES"] == '{"extensions": {"team": "shop"}}'
+    assert env["RATE"] == "1"
+    assert workload["metadata"]["labels"]["sources.knative.dev/containerSource"] == "heart"
+    assert parse_object({"apiVersion": "v1", "kind": "List", "items": plan.derived}, "d").ok
+
+
+def test_a_container_source_needs_a_command() -> None:
+    text = CONTAINER_SOURCE.replace("        command: [python, beat.py]\n", "")
+    assert errors(text) == [
+        "events.yaml: document 0 (line 2): ContainerSource/default/heart: "
+        "spec.template.spec.containers[0].command: is required here: Ami runs the "
+        "container's command (its image is kept for Kubernetes)"
+    ]

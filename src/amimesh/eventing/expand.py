@@ -230,8 +230,11 @@ def expand(resources: Iterable[Resource], runner: Runner | None) -> EventingPlan
             status["address"] = {"url": broker_url(ns, name)}
         plan.status[b.key] = status
     pings = _pings(resources, plan, runner is not None)
+    for src in resources:
+        if isinstance(src, ke.ContainerSource):
+            plan.derived += _container_source(src, resources, plan)
     for r in resources:
-        if isinstance(r, ke.SinkBinding | ke.ContainerSource):
+        if isinstance(r, ke.SinkBinding):
             plan.status[r.key] = _status(
                 False, "NotSupported", f"Ami reads {r.KIND} but does not run it yet"
             )
@@ -244,8 +247,57 @@ def expand(resources: Iterable[Resource], runner: Runner | None) -> EventingPlan
     else:
         plan.config = BrokerConfig(pings=pings)
     if runner is not None and (plan.config.brokers or plan.config.pings):
-        plan.derived = _broker_resources(plan.config, runner)
+        plan.derived = _broker_resources(plan.config, runner) + plan.derived
     return plan
+
+
+SINK_ENV = "K_SINK"
+OVERRIDES_ENV = "K_CE_OVERRIDES"
+CONTAINER_SOURCE_LABEL = "sources.knative.dev/containerSource"
+
+
+def _container_source(
+    src: ke.ContainerSource, resources: Sequence[Resource], plan: EventingPlan
+) -> list[dict[str, Any]]:
+    """A ContainerSource runs as the Workload `containersource-NAME`: its container's
+    command with `K_SINK` (and `K_CE_OVERRIDES`), through a sidecar of its own."""
+    sink = destination_url(src.spec.sink, src.namespace, resources)
+    if sink.startswith("!"):
+        problem = Problem(src.ref, "spec.sink", sink[1:], "SinkNotFound")
+        plan.problems.append(problem)
+        plan.status[src.key] = _status(False, problem.reason, problem.message)
+        return []
+    template = src.spec.template
+    container = template.spec.containers[0]
+    env = [{"name": e.name, "value": e.value} for e in container.env]
+    env.append({"name": SINK_ENV, "value": sink})
+    if src.spec.ceOverrides is not None:
+        overrides = {"extensions": dict(src.spec.ceOverrides.extensions)}
+        env.append({"name": OVERRIDES_ENV, "value": json.dumps(overrides, sort_keys=True)})
+    spec: dict[str, Any] = {
+        "command": list(container.command),
+        "args": list(container.args),
+        "env": env,
+        "serviceAccount": template.spec.serviceAccountName or "default",
+    }
+    if container.workingDir:
+        spec["workingDir"] = container.workingDir
+    labels = {**template.metadata.labels, CONTAINER_SOURCE_LABEL: src.name}
+    labels.setdefault("app", f"containersource-{src.name}")
+    plan.status[src.key] = {**_status(True), "sinkUri": sink}
+    return [
+        {
+            "apiVersion": "ami.dev/v1alpha1",
+            "kind": "Workload",
+            "metadata": {
+                "name": f"containersource-{src.name}",
+                "namespace": src.namespace,
+                "labels": labels,
+                "annotations": {"sources.knative.dev/image": container.image},
+            },
+            "spec": spec,
+        }
+    ]
 
 
 _NO_SERVER = "the mesh has no JetStream server: `ami up` starts one when its config has a Broker"

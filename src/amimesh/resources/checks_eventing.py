@@ -82,6 +82,12 @@ def check_sink_binding(binding: ke.SinkBinding) -> Iterator[Issue]:
 
 
 def check_container_source(src: ke.ContainerSource) -> Iterator[Issue]:
+    container = src.spec.template.spec.containers[0]
+    if not container.command:
+        yield Issue(
+            ("spec", "template", "spec", "containers", 0, "command"),
+            "is required here: Ami runs the container's command (its image is kept for Kubernetes)",
+        )
     yield from destination_issues(src.spec.sink, ("spec", "sink"))
     if src.spec.ceOverrides is not None:
         yield from _extension_issues(src.spec.ceOverrides.extensions, ("spec", "ceOverrides"))

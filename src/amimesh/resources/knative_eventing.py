@@ -171,11 +171,21 @@ class SinkBindingSpec(Strict):
 
 
 class SourcePodSpec(Strict):
-    containers: list[Container] = Field(min_length=1, max_length=1)
+    containers: list[Container] = Field(
+        min_length=1, max_length=1, description="one: its `command` runs, with K_SINK"
+    )
+    serviceAccountName: str | None = Field(
+        default=None, description="the source's identity (default: default)"
+    )
+
+
+class SourceTemplateMetadata(Strict):
+    labels: dict[str, str] = Field(default_factory=dict, description="the Workload's labels")
+    annotations: dict[str, str] = Field(default_factory=dict)
 
 
 class SourceTemplate(Strict):
-    metadata: dict[str, Any] | None = None
+    metadata: SourceTemplateMetadata = Field(default_factory=SourceTemplateMetadata)
     spec: SourcePodSpec
 
 
