@@ -74,10 +74,14 @@ class Handler(BaseHTTPRequestHandler):
                 status, text = e.code, e.read()
             return self.answer(status, text)
         event_id = self.headers.get("ce-id", "")
-        if MODE == "flaky":
+        if MODE == "flaky" and self.headers.get("ce-type") == "flaky503":
             seen[event_id] = seen.get(event_id, 0) + 1
             if seen[event_id] <= 2:
                 return self.answer(503, b"not yet")
+        elif MODE == "flaky":
+            seen[event_id] = seen.get(event_id, 0) + 1
+            if seen[event_id] <= 2:  # 429: Knative retries it, the mesh does not
+                return self.answer(429, b"not yet")
         if MODE == "broken":
             return self.answer(500, b"boom")
         record(self, body)
@@ -185,7 +189,7 @@ spec:
         ),
         workload("echo", "replier", out, reply_type="loop"),
         trigger("orders", "orders", "filter: {attributes: {type: order.placed, region: ''}}"),
-        trigger("flaky", "flaky", "filters: [{prefix: {type: flaky.}}]"),
+        trigger("flaky", "flaky", "filters: [{prefix: {type: flaky}}]"),
         trigger(
             "broken",
             "broken",
@@ -489,6 +493,41 @@ def test_a_reply_reaches_a_second_trigger(mesh: tuple[Up, Path]) -> None:
     )
     assert rows[0]["headers"]["ce-source"] == "/replier"
     assert json.loads(rows[0]["body"]) == {"answer": 42}
+
+
+def test_ami_events_shows_where_each_event_went(mesh: tuple[Up, Path]) -> None:
+    up, out = mesh
+    assert send(up, binary("h-1", "broken"), b"{}").status_code == 202
+    until(lambda: "h-1" in ids(out, "dls"), "h-1 dead-lettered")
+    assert send(up, binary("h-2", "flaky.two"), b"{}").status_code == 202
+    until(lambda: "h-2" in ids(out, "flaky"), "h-2 delivered")
+
+    def rows() -> dict[str, Any]:
+        found = json.loads(ok(up, "events", "default", "--last", "10000", "-o", "json"))
+        by_id = {r["id"]: r for r in found}
+        wanted = ("h-1", "h-2")
+        return by_id if all(by_id.get(i, {}).get("deliveries") for i in wanted) else {}
+
+    by_id = until(rows, "both in the history")
+    (broken,) = by_id["h-1"]["deliveries"]
+    assert broken == {"trigger": "broken", "attempts": 3, "status": 500, "outcome": "dead-lettered"}
+    (flaky,) = by_id["h-2"]["deliveries"]
+    assert flaky == {"trigger": "flaky", "attempts": 3, "status": 202, "outcome": "delivered"}
+    table = ok(up, "events", "default")
+    assert "h-2" in table and "delivered after 3 attempts (202)" in table
+
+
+def test_the_mesh_retries_a_503_within_an_attempt(mesh: tuple[Up, Path]) -> None:
+    """The broker's sidecar keeps the mesh's default retries (a 503 twice more, as
+    Istio's): each of Knative's attempts can be up to three requests."""
+    up, out = mesh
+    assert send(up, binary("m503-1", "flaky503"), b"{}").status_code == 202
+    until(lambda: "m503-1" in ids(out, "flaky"), "m503-1 delivered")
+    found = json.loads(ok(up, "events", "default", "--last", "10000", "-o", "json"))
+    (row,) = [r for r in found if r["id"] == "m503-1"]
+    assert row["deliveries"] == [
+        {"trigger": "flaky", "attempts": 1, "status": 202, "outcome": "delivered"}
+    ]
 
 
 POLICY = """

@@ -16,11 +16,12 @@ import json
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from amimesh.eventing.expand import INGRESS, NAMESPACE
+from amimesh.eventing.history import Record
 
 if TYPE_CHECKING:
     from amimesh.cli.client import MeshClient
@@ -134,6 +135,75 @@ def post(url: str, event: Event) -> tuple[int, str]:
             return int(resp.status), resp.read(4096).decode("utf-8", "replace")
     except urllib.error.HTTPError as e:
         return int(e.code), e.read(4096).decode("utf-8", "replace")
+
+
+def history_of(
+    mesh: StateDir,
+    namespace: str,
+    broker: str,
+    *,
+    follow: Callable[[list[Record]], None] | None = None,
+) -> list[Record]:
+    """The broker's history records so far (`eventing.history`), read from the mesh's
+    JetStream server with the mesh's credential; with `follow`, then each new batch
+    is handed to it until interrupted."""
+    import asyncio
+
+    return asyncio.run(_history(mesh, namespace, broker, follow))
+
+
+async def _history(
+    mesh: StateDir,
+    namespace: str,
+    broker: str,
+    follow: Callable[[list[Record]], None] | None,
+) -> list[Record]:
+    from nats.errors import TimeoutError as NatsTimeout
+    from nats.js.api import DeliverPolicy
+
+    from amimesh.controlplane import mesh_config
+    from amimesh.eventing import jetstream
+    from amimesh.runtime import nats as nats_server
+
+    port = mesh_config.read(mesh.path).nats_port
+    if not port:
+        raise NoBroker("the mesh runs no JetStream server: its config has no Broker")
+    user, password = jetstream.read_credentials(nats_server.credentials_path(mesh.path))
+    nc = await jetstream.connect(nats_server.url(port), user, password)
+    try:
+        js = nc.jetstream()
+        sub = await js.subscribe(
+            jetstream.log_subject(namespace, broker),
+            stream=jetstream.LOG_STREAM,
+            ordered_consumer=True,
+            deliver_policy=DeliverPolicy.ALL,
+        )
+        records: list[Record] = []
+        batch: list[Record] = []
+        backlog = True
+        while True:
+            try:
+                msg = await sub.next_msg(timeout=0.5)
+            except NatsTimeout:
+                if backlog:
+                    backlog = False
+                    if follow is None:
+                        return records
+                if follow is not None and batch:
+                    follow(batch)
+                    batch = []
+                continue
+            record = Record.decode(msg.data)
+            if record is None:
+                continue
+            records.append(record)
+            batch.append(record)
+            if backlog and msg.metadata.num_pending == 0:
+                backlog = False
+                if follow is None:
+                    return records
+    finally:
+        await nc.close()
 
 
 def condition(item: Mapping[str, Any]) -> tuple[str, str]:

@@ -28,6 +28,7 @@ COMMANDS = (
     "broker",
     "trigger",
     "event",
+    "events",
     "logs",
     "top",
     "traces",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -12,6 +13,7 @@ from rich.text import Text
 
 from amimesh.cli import render
 from amimesh.cli.eventing import condition
+from amimesh.eventing import history
 
 
 def _ready(item: Mapping[str, Any]) -> tuple[Text, str]:
@@ -106,3 +108,29 @@ def trigger_view(trigger: Mapping[str, Any]) -> RenderableType:
         lines.append("Filter:     " + ", ".join(f"{k}={v}" for k, v in attributes.items()))
     lines += [*_delivery(spec.get("delivery")), *_conditions(trigger)]
     return Group(*(Text(line) for line in lines))
+
+
+def events_table(rows: Sequence[history.EventRow]) -> Table:
+    table = render.table("TIME", "ID", "TYPE", "SOURCE", "DELIVERIES")
+    for row in rows:
+        deliveries = "\n".join(
+            f"{d.trigger}: {history.outcome_text(d)}" for d in row.deliveries.values()
+        )
+        table.add_row(_clock(row.time), row.id, row.type, row.source, deliveries or "-")
+    return table
+
+
+def record_lines(records: Sequence[history.Record]) -> list[str]:
+    """One line per record, as `ami events -f` prints them as they come."""
+    out = []
+    for r in records:
+        if r.kind == "taken":
+            out.append(f"{_clock(r.time)}  taken      {r.id}  {r.type}  {r.source}")
+        else:
+            d = history.Delivery(r.trigger, r.attempt, r.status, r.outcome)
+            out.append(f"{_clock(r.time)}  {r.trigger}  {r.id}  {history.outcome_text(d)}")
+    return out
+
+
+def _clock(t: float) -> str:
+    return datetime.datetime.fromtimestamp(t).strftime("%H:%M:%S.%f")[:-3]

@@ -32,6 +32,7 @@ from amimesh.eventing.expand import (
     BrokerConfig,
     BrokerEntry,
 )
+from amimesh.eventing.history import Record
 from amimesh.eventing.ingress import Ingress
 
 log = logging.getLogger("amimesh.eventing.broker")
@@ -98,6 +99,18 @@ async def _brokers(
             log.info("JetStream server not there yet (%s)", e)
             await asyncio.sleep(CONNECT_RETRY_S)
     js = nc.jetstream()
+    await jetstream.ensure_log_stream(js)
+    client = nc
+
+    async def note(broker: BrokerEntry, record: Record) -> None:
+        """A history record (`ami events` reads them): buffered by the client, not
+        waited for; one lost with a connection is no loss of an event."""
+        try:
+            await client.publish(
+                jetstream.log_subject(broker.namespace, broker.name), record.encode()
+            )
+        except Exception as e:  # the connection is away: the history has a gap
+            log.debug("a history record was not sent: %s", e)
 
     async def publish(broker: BrokerEntry, event: BaseCloudEvent) -> None:
         await js.publish(
@@ -107,7 +120,7 @@ async def _brokers(
             timeout=jetstream.PUBLISH_TIMEOUT_S,
         )
 
-    ingress = Ingress(config, publish)
+    ingress = Ingress(config, publish, note)
     runner = web.AppRunner(ingress.app(), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port)
@@ -121,7 +134,7 @@ async def _brokers(
             mine = [t for t in config.triggers if (t.namespace, t.broker) == (b.namespace, b.name)]
             await jetstream.drop_stale_consumers(js, b, mine)
         for t in config.triggers:
-            d = TriggerDispatcher(js, by_broker[(t.namespace, t.broker)], t, session, publish)
+            d = TriggerDispatcher(js, by_broker[(t.namespace, t.broker)], t, session, publish, note)
             await d.prepare()
             dispatchers.append(d)
         for d in dispatchers:

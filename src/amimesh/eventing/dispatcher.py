@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -26,7 +27,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 
 from amimesh.eventing import delivery as rules
-from amimesh.eventing import events
+from amimesh.eventing import events, history
 from amimesh.eventing.expand import BrokerEntry, TriggerEntry
 from amimesh.eventing.filters import matches
 from amimesh.eventing.jetstream import ACK_WAIT_S, ensure_consumer
@@ -39,6 +40,11 @@ FETCH_WAIT_S = 1.0
 MAX_REPLY_BYTES = 1 << 20
 
 Publish = Callable[[BrokerEntry, BaseCloudEvent], Awaitable[None]]
+Note = Callable[[BrokerEntry, history.Record], Awaitable[None]]
+
+
+async def _no_note(broker: BrokerEntry, record: history.Record) -> None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -98,12 +104,14 @@ class TriggerDispatcher:
         trigger: TriggerEntry,
         session: aiohttp.ClientSession,
         publish: Publish,
+        note: Note = _no_note,
     ) -> None:
         self.js = js
         self.broker = broker
         self.trigger = trigger
         self.session = session
         self.publish = publish
+        self._note = note
         self._sub: JetStreamContext.PullSubscription | None = None
 
     async def prepare(self) -> None:
@@ -161,6 +169,7 @@ class TriggerDispatcher:
             if out.reply is not None:
                 await self._reply(event, out.reply)
             await msg.ack()
+            await self.note(event, attempt, out.status, history.DELIVERED)
             log.debug("trigger %s: %s delivered (attempt %d)", t.name, event.get_id(), attempt)
             return
         if out.bad_reply:
@@ -176,8 +185,25 @@ class TriggerDispatcher:
                 delay,
             )
             await msg.nak(delay=delay)
+            await self.note(event, attempt, out.status, history.RETRYING)
             return
         await self._dead_letter(msg, event, out.status, out.body, attempt)
+
+    async def note(
+        self, event: BaseCloudEvent, attempt: int, status: int | None, outcome: str
+    ) -> None:
+        record = history.Record(
+            "attempt",
+            time.time(),
+            event.get_id(),
+            event.get_source(),
+            event.get_type(),
+            trigger=self.trigger.name,
+            attempt=attempt,
+            status=status,
+            outcome=outcome,
+        )
+        await self._note(self.broker, record)
 
     async def _reply(self, original: BaseCloudEvent, reply: BaseCloudEvent) -> None:
         ttl = rules.ingress_ttl(original.get_extension(rules.TTL))
@@ -200,6 +226,7 @@ class TriggerDispatcher:
                 status,
             )
             await msg.ack()
+            await self.note(event, attempt, status, history.DROPPED)
             return
         extensions = rules.error_extensions(t.subscriber, status, body)
         letter = events.with_attributes(event, extensions, drop=(rules.TTL,))
@@ -207,6 +234,7 @@ class TriggerDispatcher:
         if rules.succeeded(out.status):
             log.info("trigger %s: %s sent to the dead-letter sink", t.name, event.get_id())
             await msg.ack()
+            await self.note(event, attempt, status, history.DEAD_LETTERED)
             return
         delay = rules.backoff(d, max(1, min(attempt, d.retry or 1)))
         log.warning(

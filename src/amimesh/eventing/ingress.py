@@ -12,6 +12,7 @@ or 0.3, or a batch), answered 202 once JetStream has stored it.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -20,18 +21,25 @@ from cloudevents.core.base import BaseCloudEvent
 from amimesh.eventing import delivery as rules
 from amimesh.eventing import events
 from amimesh.eventing.expand import BrokerConfig, BrokerEntry
+from amimesh.eventing.history import Record
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1 << 20  # 1 MiB: an event, or a batch of them
 
 Publish = Callable[[BrokerEntry, BaseCloudEvent], Awaitable[None]]
+Note = Callable[[BrokerEntry, Record], Awaitable[None]]
+
+
+async def _no_note(broker: BrokerEntry, record: Record) -> None:
+    return None
 
 
 class Ingress:
-    def __init__(self, config: BrokerConfig, publish: Publish) -> None:
+    def __init__(self, config: BrokerConfig, publish: Publish, note: Note = _no_note) -> None:
         self.config = config
         self.publish = publish
+        self.note = note
         self.ready = False
 
     def app(self) -> web.Application:
@@ -74,6 +82,10 @@ class Ingress:
             except Exception as e:  # the store's many errors: the sender may try again
                 log.warning("broker %s/%s: not stored: %s", ns, name, e)
                 return web.Response(status=503, text="the broker could not store the event\n")
+            await self.note(
+                broker,
+                Record("taken", time.time(), event.get_id(), event.get_source(), event.get_type()),
+            )
         return web.Response(status=202)
 
 

@@ -94,6 +94,35 @@ async def ensure_stream(js: JetStreamContext, broker: BrokerEntry) -> None:
     await js.update_stream(config)
 
 
+LOG_STREAM = "KNB_LOG"
+LOG_MAX_MSGS = 50_000
+LOG_MAX_AGE_S = 86_400.0
+
+
+def log_subject(namespace: str, name: str) -> str:
+    return f"knb-log.{namespace}.{name}"
+
+
+async def ensure_log_stream(js: JetStreamContext) -> None:
+    """The brokers' history (`eventing.history`): the last records, a day at most."""
+    config = StreamConfig(
+        name=LOG_STREAM,
+        subjects=["knb-log.>"],
+        storage=StorageType.FILE,
+        retention=RetentionPolicy.LIMITS,
+        discard=DiscardPolicy.OLD,
+        max_msgs=LOG_MAX_MSGS,
+        max_age=LOG_MAX_AGE_S,
+        num_replicas=1,
+    )
+    try:
+        await js.stream_info(LOG_STREAM)
+    except NotFoundError:
+        await js.add_stream(config)
+        return
+    await js.update_stream(config)
+
+
 async def ensure_consumer(
     js: JetStreamContext, broker: BrokerEntry, trigger: TriggerEntry
 ) -> JetStreamContext.PullSubscription:
