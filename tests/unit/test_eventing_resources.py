@@ -368,3 +368,41 @@ def test_a_container_source_needs_a_command() -> None:
         "spec.template.spec.containers[0].command: is required here: Ami runs the "
         "container's command (its image is kept for Kubernetes)"
     ]
+
+
+def config_nats(data: str) -> str:
+    return (
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: config-nats, namespace: "
+        f"knative-eventing}}\ndata: {data}\n"
+    )
+
+
+def test_a_nats_cluster_takes_the_place_of_the_embedded_server() -> None:
+    cluster = config_nats(
+        "{servers: 'nats://127.0.0.1:4222, nats://127.0.0.1:4223', replicas: '3', "
+        "credentials: nats.creds}"
+    )
+    plan = ex.expand(_resources(BROKER, DLS, cluster), ex.Runner("/usr/bin/python3"))
+    assert plan.problems == []
+    assert plan.config.replicas == 3 and len(plan.config.brokers) == 1
+    env = {e["name"]: e["value"] for e in plan.derived[0]["spec"]["env"]}
+    assert env[ex.NATS_URL_ENV] == "nats://127.0.0.1:4222,nats://127.0.0.1:4223"
+    assert env[ex.NATS_CREDENTIALS_ENV] == "nats.creds"
+    assert ex.BrokerConfig.decode(env[ex.CONFIG_ENV]).replicas == 3
+
+
+@pytest.mark.parametrize(
+    ("data", "field", "message"),
+    [
+        ("{replicas: '3'}", "data.servers", "is required"),
+        ("{servers: 'http://x:1'}", "data.servers", "is not a nats://HOST:PORT URL"),
+        ("{servers: 'nats://x'}", "data.servers", "is not a nats://HOST:PORT URL"),
+        ("{servers: 'nats://x:1', replicas: '7'}", "data.replicas", "from 1 to 5"),
+    ],
+)
+def test_a_wrong_nats_cluster(data: str, field: str, message: str) -> None:
+    plan = ex.expand(_resources(BROKER, DLS, config_nats(data)), RUNNER)
+    (problem,) = plan.problems
+    assert problem.ref == "ConfigMap/knative-eventing/config-nats"
+    assert problem.field == field and message in problem.message
+    assert plan.config.brokers == () and plan.derived == []

@@ -99,7 +99,7 @@ async def _brokers(
             log.info("JetStream server not there yet (%s)", e)
             await asyncio.sleep(CONNECT_RETRY_S)
     js = nc.jetstream()
-    await jetstream.ensure_log_stream(js)
+    await jetstream.ensure_log_stream(js, config.replicas)
     client = nc
 
     async def note(broker: BrokerEntry, record: Record) -> None:
@@ -130,7 +130,7 @@ async def _brokers(
         by_broker = {(b.namespace, b.name): b for b in config.brokers}
         dispatchers = []
         for b in config.brokers:
-            await jetstream.ensure_stream(js, b)
+            await jetstream.ensure_stream(js, b, config.replicas)
             mine = [t for t in config.triggers if (t.namespace, t.broker) == (b.namespace, b.name)]
             await jetstream.drop_stale_consumers(js, b, mine)
         for t in config.triggers:
@@ -165,8 +165,9 @@ def main() -> int:
         config = BrokerConfig.decode(os.environ[CONFIG_ENV])
         url = os.environ[NATS_URL_ENV]
         user, password = "", ""
-        if config.brokers:
-            user, password = jetstream.read_credentials(Path(os.environ[NATS_CREDENTIALS_ENV]))
+        credentials = os.environ.get(NATS_CREDENTIALS_ENV, "")
+        if config.brokers and credentials:
+            user, password = jetstream.read_credentials(Path(credentials))
         port = int(os.environ["PORT"])
     except (KeyError, ValueError, OSError) as e:
         log.error("the broker's settings are missing or wrong: %s", e)

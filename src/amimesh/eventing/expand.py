@@ -23,12 +23,14 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from amimesh.eventing.delivery import Delivery, resolve
 from amimesh.resources import knative_eventing as ke
 from amimesh.resources import knative_serving as ks
+from amimesh.resources.kube import ConfigMap
 from amimesh.resources.kube import Service as KubeService
 from amimesh.resources.meta import Resource
 
@@ -41,6 +43,11 @@ CONFIG_ENV = "AMI_EVENTING_CONFIG"  # base64 of the JSON of `BrokerConfig`
 NATS_URL_ENV = "AMI_NATS_URL"
 NATS_CREDENTIALS_ENV = "AMI_NATS_CREDENTIALS"  # a file: `user:password`
 BROKER_MODULE = "amimesh.eventing.broker"
+# The mesh's NATS cluster, when it has one (else `ami up` runs one server):
+# `servers` (comma-separated nats:// URLs), `credentials` (a file holding
+# `user:password`, relative to the mesh's directory), `replicas` (of each stream).
+NATS_CONFIG = "config-nats"
+MAX_REPLICAS = 5
 CLUSTER_DOMAIN = "svc.cluster.local"
 EVENTING_LABEL = "eventing.knative.dev/broker"
 
@@ -149,9 +156,11 @@ class BrokerConfig:
     brokers: tuple[BrokerEntry, ...] = ()
     triggers: tuple[TriggerEntry, ...] = ()
     pings: tuple[PingEntry, ...] = ()
+    replicas: int = 1  # of each stream: 1 on the embedded server, up to 5 in a cluster
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "replicas": self.replicas,
             "brokers": [{"namespace": b.namespace, "name": b.name} for b in self.brokers],
             "triggers": [t.to_json() for t in self.triggers],
             "pings": [p.to_json() for p in self.pings],
@@ -165,6 +174,7 @@ class BrokerConfig:
             ),
             triggers=tuple(TriggerEntry.from_json(t) for t in data["triggers"]),
             pings=tuple(PingEntry.from_json(p) for p in data.get("pings", ())),
+            replicas=int(data.get("replicas", 1)),
         )
 
     def encode(self) -> str:
@@ -208,10 +218,19 @@ def expand(resources: Iterable[Resource], runner: Runner | None) -> EventingPlan
     """See the module's docstring. Without a `runner` nothing runs; without a JetStream
     server (`runner.nats_url` empty) no broker runs, and every Broker says why."""
     resources = list(resources)
+    cluster = nats_cluster(resources)
+    replicas = 1
+    plan = EventingPlan(config=BrokerConfig())
+    if isinstance(cluster, Problem):
+        plan.problems.append(cluster)
+        runner = replace(runner, nats_url="") if runner is not None else None
+    elif cluster is not None:
+        replicas = cluster.replicas
+        if runner is not None:
+            runner = replace(runner, nats_url=cluster.servers, credentials=cluster.credentials)
     server = runner is not None and bool(runner.nats_url)
     brokers = {(b.namespace, b.name): b for b in resources if isinstance(b, ke.Broker)}
     triggers: list[TriggerEntry] = []
-    plan = EventingPlan(config=BrokerConfig())
     for t in (r for r in resources if isinstance(r, ke.Trigger)):
         entry, problem = _trigger(t, brokers, resources)
         if problem is not None:
@@ -243,6 +262,7 @@ def expand(resources: Iterable[Resource], runner: Runner | None) -> EventingPlan
             tuple(BrokerEntry(ns, name) for ns, name in sorted(brokers)),
             tuple(sorted(triggers, key=lambda e: e.durable)),
             pings,
+            replicas,
         )
     else:
         plan.config = BrokerConfig(pings=pings)
@@ -330,6 +350,51 @@ def _pings(resources: Sequence[Resource], plan: EventingPlan, runs: bool) -> tup
         )
         plan.status[src.key] = {**_status(runs, "NotRunning", ""), "sinkUri": sink}
     return tuple(sorted(out, key=lambda p: (p.namespace, p.name)))
+
+
+@dataclass(frozen=True)
+class NatsCluster:
+    servers: str  # comma-separated
+    credentials: str  # a file's path, "" for none
+    replicas: int
+
+
+def nats_cluster(resources: Iterable[Resource]) -> NatsCluster | Problem | None:
+    """The NATS cluster `knative-eventing/config-nats` names, a Problem saying what is
+    wrong with it, or None when there is none (the embedded server)."""
+    cm = next(
+        (
+            r
+            for r in resources
+            if isinstance(r, ConfigMap) and (r.namespace, r.name) == (NAMESPACE, NATS_CONFIG)
+        ),
+        None,
+    )
+    if cm is None:
+        return None
+    ref = cm.ref
+    servers = [s.strip() for s in cm.data.get("servers", "").split(",") if s.strip()]
+    if not servers:
+        return Problem(ref, "data.servers", "is required: nats://HOST:PORT, ...", "BadNatsConfig")
+    for s in servers:
+        parts = urlsplit(s)
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        if parts.scheme not in ("nats", "tls") or not parts.hostname or port is None:
+            return Problem(
+                ref, "data.servers", f"{s!r} is not a nats://HOST:PORT URL", "BadNatsConfig"
+            )
+    text = cm.data.get("replicas", "1").strip()
+    if not text.isdigit() or not 1 <= int(text) <= MAX_REPLICAS:
+        return Problem(
+            ref,
+            "data.replicas",
+            f"must be a whole number from 1 to {MAX_REPLICAS}, got {text!r}",
+            "BadNatsConfig",
+        )
+    return NatsCluster(",".join(servers), cm.data.get("credentials", "").strip(), int(text))
 
 
 def reference_problems(resources: Iterable[Resource]) -> list[Problem]:

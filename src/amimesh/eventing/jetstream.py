@@ -61,10 +61,11 @@ async def _reconnected() -> None:
 
 
 async def connect(url: str, user: str, password: str) -> Client:
+    """A client of the server, or of any of a cluster's (`url`: comma-separated)."""
     return await nats.connect(
-        servers=[url],
-        user=user,
-        password=password,
+        servers=[u.strip() for u in url.split(",") if u.strip()],
+        user=user or None,
+        password=password or None,
         name="ami-broker",
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.2,
@@ -75,7 +76,7 @@ async def connect(url: str, user: str, password: str) -> Client:
     )
 
 
-async def ensure_stream(js: JetStreamContext, broker: BrokerEntry) -> None:
+async def ensure_stream(js: JetStreamContext, broker: BrokerEntry, replicas: int = 1) -> None:
     config = StreamConfig(
         name=broker.stream,
         subjects=[broker.subject],
@@ -83,7 +84,7 @@ async def ensure_stream(js: JetStreamContext, broker: BrokerEntry) -> None:
         retention=RetentionPolicy.INTEREST,
         discard=DiscardPolicy.NEW,
         max_bytes=STREAM_MAX_BYTES,
-        num_replicas=1,
+        num_replicas=replicas,
     )
     try:
         await js.stream_info(broker.stream)
@@ -103,7 +104,7 @@ def log_subject(namespace: str, name: str) -> str:
     return f"knb-log.{namespace}.{name}"
 
 
-async def ensure_log_stream(js: JetStreamContext) -> None:
+async def ensure_log_stream(js: JetStreamContext, replicas: int = 1) -> None:
     """The brokers' history (`eventing.history`): the last records, a day at most."""
     config = StreamConfig(
         name=LOG_STREAM,
@@ -113,7 +114,7 @@ async def ensure_log_stream(js: JetStreamContext) -> None:
         discard=DiscardPolicy.OLD,
         max_msgs=LOG_MAX_MSGS,
         max_age=LOG_MAX_AGE_S,
-        num_replicas=1,
+        num_replicas=replicas,
     )
     try:
         await js.stream_info(LOG_STREAM)

@@ -24,8 +24,10 @@ import sys
 from pathlib import Path
 
 from amimesh.controlplane import mesh_config
+from amimesh.eventing.expand import NAMESPACE, NATS_CONFIG
 from amimesh.resources import files
 from amimesh.resources.knative_eventing import Broker
+from amimesh.resources.kube import ConfigMap
 
 NATS_DIR = "nats"
 CONFIG = "nats.conf"
@@ -52,9 +54,14 @@ def binary() -> str:
 
 
 def wanted(config_root: Path) -> bool:
-    """Whether the mesh's config has a Broker (then `ami up` runs the server)."""
+    """Whether the mesh's config has a Broker and names no NATS cluster of its own
+    (`knative-eventing/config-nats`): then `ami up` runs the server."""
     result = files.load_path(config_root)
-    return any(isinstance(r, Broker) for r in result.resources)
+    cluster = any(
+        isinstance(r, ConfigMap) and (r.namespace, r.name) == (NAMESPACE, NATS_CONFIG)
+        for r in result.resources
+    )
+    return not cluster and any(isinstance(r, Broker) for r in result.resources)
 
 
 def home(state_dir: Path) -> Path:
