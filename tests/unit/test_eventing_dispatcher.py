@@ -216,3 +216,11 @@ async def test_a_reply_that_is_not_an_event_is_an_error(world: World) -> None:
     await world.dispatcher(dead_letter=f"{world.base}/dls").handle(m)
     assert m.acked and world.published == []
     assert world.dls.got[0][0]["ce-knativeerrorcode"] == "200"
+
+
+async def test_a_reply_over_the_limit_is_an_error(world: World) -> None:
+    world.subscriber.answers = [(200, REPLY, b"x" * (2 << 20))]
+    m = msg()
+    await world.dispatcher(dead_letter=f"{world.base}/dls").handle(m)
+    assert m.acked and world.published == []
+    assert len(world.dls.got) == 1

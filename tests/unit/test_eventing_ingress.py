@@ -128,3 +128,19 @@ async def test_other_answers(client: TestClient, store: Store) -> None:
     assert big.status == 413
     store.fail = True
     assert (await client.post("/default/default", headers=BINARY, data=b"{}")).status == 503
+
+
+async def test_a_body_of_many_chunks_is_read_whole(client: TestClient, store: Store) -> None:
+    data = json.dumps({"blob": "x" * 300_000}).encode()
+    resp = await client.post("/default/default", headers=BINARY, data=io.BytesIO(data))
+    assert resp.status == 202
+    assert store.events[0][1].get_data() == {"blob": "x" * 300_000}
+
+
+async def test_a_chunked_body_over_the_limit(client: TestClient, store: Store) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(20):
+            yield b"x" * 65536
+
+    resp = await client.post("/default/default", headers=BINARY, data=chunks())
+    assert resp.status == 413 and store.events == []

@@ -73,16 +73,19 @@ async def send(
         async with session.post(
             url, data=body, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout_s)
         ) as resp:
-            data = await resp.content.read(MAX_REPLY_BYTES + 1)
+            read = await events.read_bounded(resp.content, MAX_REPLY_BYTES)
             status = resp.status
             got = {k.lower(): v for k, v in resp.headers.items()}
     except (aiohttp.ClientError, TimeoutError, OSError) as e:
         log.debug("delivery to %s: no response (%s)", url, e)
         return Outcome(None)
+    if read is None:
+        if not rules.succeeded(status):
+            return Outcome(status, b"")
+        return Outcome(status, b"", bad_reply="the reply is over 1 MiB")
+    data = read
     if not rules.succeeded(status):
         return Outcome(status, data)
-    if len(data) > MAX_REPLY_BYTES:
-        return Outcome(status, data[:1024], bad_reply="the reply is over 1 MiB")
     if not data and not any(k.startswith("ce-") for k in got):
         return Outcome(status)
     try:
@@ -127,8 +130,10 @@ class TriggerDispatcher:
                 msgs = await self._sub.fetch(BATCH, timeout=FETCH_WAIT_S)
             except NatsTimeout:
                 continue
-            except (TimeoutError, ConnectionError, OSError) as e:
-                log.warning("trigger %s: fetch failed (%s)", self.trigger.name, e)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # the server away, a cluster electing a leader, ...
+                log.warning("trigger %s: fetch failed (%s)", self.trigger.name, e or type(e))
                 await asyncio.sleep(FETCH_WAIT_S)
                 continue
             await asyncio.gather(*(self._handle_safely(m) for m in msgs))

@@ -62,8 +62,8 @@ class Ingress:
             return web.Response(status=404, text=f"no broker {ns}/{name}\n")
         if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
             return _too_large()
-        body = await request.content.read(MAX_BODY_BYTES + 1)
-        if len(body) > MAX_BODY_BYTES:
+        body = await events.read_bounded(request.content, MAX_BODY_BYTES)
+        if body is None:
             return _too_large()
         headers = {k.lower(): v for k, v in request.headers.items()}
         try:
