@@ -1,5 +1,5 @@
-"""Trigger filters: Knative's `new_trigger_filters` cases (without CESQL), re-expressed
-as a table, and the `filter.attributes` rules."""
+"""Trigger filters: Knative's `new_trigger_filters` cases, re-expressed as a table, and
+the `filter.attributes` rules."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ SINGLE_DIALECT = {
     "exact": {"exact": {"type": "org.matched.type", "source": "org.matched.source"}},
     "prefix": {"prefix": {"type": "org.match", "source": "org.match"}},
     "suffix": {"suffix": {"type": "ed.type", "source": "ed.source"}},
+    "cesql": {"cesql": "type = 'org.matched.type' AND source = 'org.matched.source'"},
 }
 
 ANY_FILTER = [
@@ -29,6 +30,8 @@ ANY_FILTER = [
             {"exact": {"type": "exact.event.type"}},
             {"prefix": {"type": "prefix"}},
             {"suffix": {"type": "suffix"}},
+            {"not": {"cesql": "type LIKE '%event.type%'"}},
+            {"cesql": "type = 'cesql.event.type'"},
         ]
     }
 ]
@@ -38,6 +41,7 @@ ALL_FILTER = [
             {"exact": {"type": "exact.prefix.suffix.event.type"}},
             {"prefix": {"type": "exact.prefix"}},
             {"suffix": {"type": "suffix.event.type"}},
+            {"cesql": "type LIKE 'exact.prefix.suffix%'"},
         ]
     }
 ]
@@ -55,6 +59,7 @@ MISSING_EXTENSION = [
             {"exact": {"extensionattribute": "extensionvalue"}},
             {"prefix": {"extensionattribute": "extension"}},
             {"suffix": {"extensionattribute": "value"}},
+            {"cesql": "extensionattribute LIKE '%value'"},
         ]
     }
 ]
@@ -67,6 +72,8 @@ CASES: list[tuple[str, dict[str, str] | None, list[dict[str, Any]], dict[str, st
     ("any exact", None, ANY_FILTER, event("exact.event.type"), True),
     ("any prefix", None, ANY_FILTER, event("prefix.event.type"), True),
     ("any suffix", None, ANY_FILTER, event("event.type.suffix"), True),
+    ("any not cesql", None, ANY_FILTER, event("not.type.event"), True),
+    ("any cesql", None, ANY_FILTER, event("cesql.event.type"), True),
     ("any none", None, ANY_FILTER, event("not.event.type"), False),
     (
         "any of exacts: update",
@@ -213,3 +220,13 @@ def test_attributes_exact_incl_extension() -> None:
 def test_not_of_no_filter_is_no_filter() -> None:
     assert dialect_filter({"not": {}}, event()) is Result.NONE
     assert dialect_filter({"all": []}, event()) is Result.NONE
+
+
+def test_cesql_sees_typed_extensions_and_fails_on_errors() -> None:
+    ev = {**event("t"), "count": 7, "vip": True}
+    assert dialect_filter({"cesql": "count > 5 AND vip"}, ev) is Result.PASS
+    assert dialect_filter({"cesql": "count > 10"}, ev) is Result.FAIL
+    # A missing attribute is an error: the event does not pass, even under NOT.
+    assert dialect_filter({"cesql": "NOT (missing = 'x')"}, ev) is Result.FAIL
+    # A value that is not a boolean does not pass.
+    assert dialect_filter({"cesql": "count"}, ev) is Result.FAIL

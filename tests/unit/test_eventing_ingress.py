@@ -60,7 +60,7 @@ async def test_binary_event_stored_with_a_ttl(client: TestClient, store: Store) 
     assert event.get_data() == {"a": 1}
     # As stored and read back.
     again = events.from_bytes(events.to_bytes(event))
-    assert events.attributes_of(again)["knativebrokerttl"] == "255"
+    assert events.attributes_of(again)["knativebrokerttl"] == 255
 
 
 async def test_structured_and_03(client: TestClient, store: Store) -> None:

@@ -128,8 +128,14 @@ spec:
             "filter is one of exact, prefix, suffix, all, any, not, cesql",
         ),
         (
-            "broker: default\nfilters: [{cesql: \"type = 'a'\"}]\nsubscriber: {uri: 'http://x/'}",
-            "Trigger/default/t: spec.filters[0].cesql: is not supported by Ami yet",
+            "broker: default\nfilters: [{cesql: \"type = \"}]\nsubscriber: {uri: 'http://x/'}",
+            "Trigger/default/t: spec.filters[0].cesql: is not a valid CESQL expression: "
+            "unexpected the end at 8",
+        ),
+        (
+            "broker: default\nfilters: [{cesql: \"type = 'a'\", exact: {type: a}}]\n"
+            "subscriber: {uri: 'http://x/'}",
+            "Trigger/default/t: spec.filters[0]: sets 2 dialects (exact, cesql)",
         ),
         (
             "broker: default\nsubscriber: {uri: 'http://x/'}\ndelivery: {backoffDelay: 2s}",

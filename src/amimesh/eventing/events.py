@@ -142,17 +142,18 @@ def with_attributes(
     return type(event)(attributes=attrs, data=event.get_data())
 
 
-def attributes_of(event: BaseCloudEvent) -> dict[str, str]:
-    """The event's context attributes as strings, as filters read them."""
-    out: dict[str, str] = {}
+def attributes_of(event: BaseCloudEvent) -> dict[str, str | int | bool]:
+    """The event's context attributes as filters read them: integers and booleans as
+    they are (an extension can be one), anything else as a string."""
+    out: dict[str, str | int | bool] = {}
     for name, value in event.get_attributes().items():
         if value is None:
             continue
         if isinstance(value, datetime):
             text = value.isoformat()
             out[name] = text[:-6] + "Z" if text.endswith("+00:00") else text
-        elif isinstance(value, bool):
-            out[name] = "true" if value else "false"
+        elif isinstance(value, bool | int):
+            out[name] = value
         else:
             out[name] = str(value)
     return out

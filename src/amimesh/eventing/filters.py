@@ -13,6 +13,7 @@ Knative's rules (knative/eventing `pkg/eventfilter`), each a `Result`:
   `all` fails at the first failing filter, `any` passes at the first passing one,
   `not` turns pass into fail and fail into pass; an empty filter (or an empty
   `all`/`any`) is no filter, and `not` of no filter is still no filter;
+- `cesql` passes when the expression (`eventing.cesql`) is true with no error;
 - an event is delivered unless the trigger's filter fails (no filter delivers).
 """
 
@@ -22,7 +23,15 @@ import enum
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-Attributes = Mapping[str, str]
+from amimesh.eventing import cesql
+
+Attributes = Mapping[str, str | int | bool]
+
+
+def _text(value: str | int | bool) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 class Result(enum.Enum):
@@ -36,7 +45,8 @@ def attributes_filter(wanted: Mapping[str, str], event: Attributes) -> Result:
     if not wanted:
         return Result.NONE
     for name, value in wanted.items():
-        got = event.get(name)
+        found = event.get(name)
+        got = None if found is None else _text(found)
         if got is None or (value == "" and got == ""):
             return Result.FAIL
         if value != "" and value != got:
@@ -46,9 +56,10 @@ def attributes_filter(wanted: Mapping[str, str], event: Attributes) -> Result:
 
 def _compare(wanted: Mapping[str, str], event: Attributes, how: str) -> Result:
     for name, value in wanted.items():
-        got = event.get(name)
-        if got is None:
+        found = event.get(name)
+        if found is None:
             return Result.FAIL
+        got = _text(found)
         if how == "exact" and got != value:
             return Result.FAIL
         if how == "prefix" and not got.startswith(value):
@@ -74,6 +85,8 @@ def dialect_filter(f: Mapping[str, Any], event: Attributes) -> Result:
         if inner is Result.NONE:
             return Result.NONE
         return Result.FAIL if inner is Result.PASS else Result.PASS
+    if f.get("cesql"):
+        return Result.PASS if cesql.passes(f["cesql"], event) else Result.FAIL
     return Result.NONE
 
 

@@ -98,6 +98,8 @@ def dialects_of(f: ke.SubscriptionsAPIFilter) -> list[str]:
     found = [name for name in ("exact", "prefix", "suffix", "all", "any") if getattr(f, name)]
     if f.not_ is not None:
         found.append("not")
+    if f.cesql is not None:
+        found.append("cesql")
     return found
 
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
-from amimesh.resources.fields import NotSupported, Strict
+from amimesh.resources import cesql
+from amimesh.resources.fields import NotSupported, Strict, TypeName
 from amimesh.resources.iso8601 import IsoDuration
 from amimesh.resources.knative_pod import Container
 from amimesh.resources.meta import Resource
@@ -89,6 +90,17 @@ class TriggerFilter(Strict):
     )
 
 
+def _check_cesql(text: str) -> str:
+    try:
+        cesql.parse(text)
+    except cesql.ParseError as e:
+        raise ValueError(f"is not a valid CESQL expression: {e}") from None
+    return text
+
+
+CesqlExpression = Annotated[str, TypeName("CESQL expression"), AfterValidator(_check_cesql)]
+
+
 def _known_dialects(value: Any) -> Any:
     if isinstance(value, dict):
         for key in value:
@@ -120,7 +132,9 @@ class SubscriptionsAPIFilter(Strict):
     not_: Filter | None = Field(
         default=None, alias="not", description="a filter as in `filters`; it fails"
     )
-    cesql: NotSupported = None
+    cesql: CesqlExpression | None = Field(
+        default=None, description="a CESQL expression: the event passes on true, with no error"
+    )
 
 
 Filter = Annotated[SubscriptionsAPIFilter, BeforeValidator(_known_dialects)]
