@@ -200,7 +200,7 @@ spec:
         trigger("ask", "replier", "filters: [{exact: {type: ask}}]"),
         trigger("answers", "answers", "filters: [{exact: {type: answer}}]"),
         trigger("loop", "echo", "filters: [{exact: {type: loop}}]"),
-        trigger("beats", "beats", "filters: [{exact: {type: heartbeat}}]"),
+        trigger("beats", "beats", "filters: [{cesql: \"type = 'heartbeat' AND team = 'shop'\"}]"),
         """
 apiVersion: sources.knative.dev/v1
 kind: ContainerSource
