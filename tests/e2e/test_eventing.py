@@ -37,7 +37,8 @@ seen = {}
 if MODE == "emitter":  # a ContainerSource: one event to K_SINK, through the sidecar
     import time
     overrides = json.loads(os.environ.get("K_CE_OVERRIDES", "{}")).get("extensions", {})
-    headers = {"ce-id": "beat-1", "ce-source": "/emitter", "ce-type": "heartbeat",
+    headers = {"ce-id": "beat-" + os.environ["AMI_WORKLOAD"], "ce-source": "/emitter",
+               "ce-type": "heartbeat",
                "ce-specversion": "1.0", "content-type": "application/json",
                **{"ce-" + k: v for k, v in overrides.items()}}
     while True:
@@ -188,6 +189,23 @@ spec:
             ]
         ),
         workload("echo", "replier", out, reply_type="loop"),
+        """
+apiVersion: ami.dev/v1alpha1
+kind: Workload
+metadata: {name: bound, labels: {app: bound}}
+spec:
+  command: [python, apps/app.py]
+  env: [{name: MODE, value: emitter}]
+---
+apiVersion: sources.knative.dev/v1
+kind: SinkBinding
+metadata: {name: bound}
+spec:
+  subject: {apiVersion: apps/v1, kind: Deployment, selector: {matchLabels: {app: bound}}}
+  ceOverrides: {extensions: {team: bound}}
+  sink: {ref: {apiVersion: eventing.knative.dev/v1, kind: Broker, name: default}}
+""",
+        trigger("bound", "beats", "filters: [{exact: {team: bound}}]"),
         trigger("orders", "orders", "filter: {attributes: {type: order.placed, region: ''}}"),
         trigger("flaky", "flaky", "filters: [{prefix: {type: flaky}}]"),
         trigger(
@@ -379,8 +397,9 @@ def test_cli_sends_events_and_shows_brokers_and_triggers(mesh: tuple[Up, Path]) 
     described = ok(up, "trigger", "describe", "broken")
     assert "DeadLetter: Service:dls" in described
     assert "http://broken.default.svc.cluster.local" in described
-    assert "Triggers:   answers, ask, beats, broken, flaky, guarded, lazy, loop, orders" in ok(
-        up, "broker", "describe", "default"
+    assert (
+        "Triggers:   answers, ask, beats, bound, broken, flaky, guarded, lazy, loop, orders"
+        in ok(up, "broker", "describe", "default")
     )
 
 
@@ -425,6 +444,15 @@ def test_a_container_source_sends_to_its_sink(mesh: tuple[Up, Path]) -> None:
     rows = until(lambda: received(out, "beats"), "the container source's event")
     headers = rows[0]["headers"]
     assert headers["ce-type"] == "heartbeat" and headers["ce-team"] == "shop"
+
+
+def test_a_sink_binding_gives_its_subject_k_sink(mesh: tuple[Up, Path]) -> None:
+    _, out = mesh
+    rows = until(
+        lambda: [r for r in received(out, "beats") if r["headers"].get("ce-team") == "bound"],
+        "the bound workload's event",
+    )
+    assert rows[0]["headers"]["ce-id"] == "beat-bound"
 
 
 def test_invalid_events_are_refused_with_a_reason(mesh: tuple[Up, Path]) -> None:

@@ -320,7 +320,7 @@ def test_a_ping_source_without_its_sink() -> None:
     assert plan.derived == []
 
 
-def test_bindings_say_they_do_not_run() -> None:
+def test_a_binding_is_ready_with_its_sink() -> None:
     text = """
 apiVersion: sources.knative.dev/v1
 kind: SinkBinding
@@ -330,8 +330,8 @@ spec:
   sink: {uri: "http://x/"}
 """
     plan = ex.expand(_resources(text), RUNNER)
-    cond = plan.status[("SinkBinding", "default", "bind")]["conditions"][0]
-    assert (cond["status"], cond["reason"]) == ("False", "NotSupported")
+    status = plan.status[("SinkBinding", "default", "bind")]
+    assert status["conditions"][0]["status"] == "True" and status["sinkUri"] == "http://x/"
 
 
 CONTAINER_SOURCE = """

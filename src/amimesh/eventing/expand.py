@@ -254,9 +254,13 @@ def expand(resources: Iterable[Resource], runner: Runner | None) -> EventingPlan
             plan.derived += _container_source(src, resources, plan)
     for r in resources:
         if isinstance(r, ke.SinkBinding):
-            plan.status[r.key] = _status(
-                False, "NotSupported", f"Ami reads {r.KIND} but does not run it yet"
-            )
+            sink = destination_url(r.spec.sink, r.namespace, resources)
+            if sink.startswith("!"):
+                problem = Problem(r.ref, "spec.sink", sink[1:], "SinkNotFound")
+                plan.problems.append(problem)
+                plan.status[r.key] = _status(False, problem.reason, problem.message)
+            else:
+                plan.status[r.key] = {**_status(True), "sinkUri": sink}
     if server:
         plan.config = BrokerConfig(
             tuple(BrokerEntry(ns, name) for ns, name in sorted(brokers)),

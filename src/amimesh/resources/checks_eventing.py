@@ -72,10 +72,30 @@ def check_ping_source(src: ke.PingSource) -> Iterator[Issue]:
         yield from _extension_issues(spec.ceOverrides.extensions, ("spec", "ceOverrides"))
 
 
+# What a SinkBinding's subject can be: Ami's Workload, the Kubernetes kinds it stands
+# for, a Knative Service.
+BINDABLE = frozenset(
+    {
+        ("ami.dev", "Workload"),
+        ("apps", "Deployment"),
+        ("apps", "StatefulSet"),
+        ("apps", "DaemonSet"),
+        ("batch", "Job"),
+        ("serving.knative.dev", "Service"),
+    }
+)
+
+
 def check_sink_binding(binding: ke.SinkBinding) -> Iterator[Issue]:
     subject = binding.spec.subject
     if (subject.name is None) == (subject.selector is None):
         yield Issue(("spec", "subject"), "must set name or selector, not both")
+    if (subject.apiVersion.rpartition("/")[0], subject.kind) not in BINDABLE:
+        yield Issue(
+            ("spec", "subject"),
+            f"Ami binds Workloads, Deployments, StatefulSets, DaemonSets, Jobs and Knative "
+            f"Services, got {subject.kind} ({subject.apiVersion})",
+        )
     yield from destination_issues(binding.spec.sink, ("spec", "sink"))
     if binding.spec.ceOverrides is not None:
         yield from _extension_issues(binding.spec.ceOverrides.extensions, ("spec", "ceOverrides"))

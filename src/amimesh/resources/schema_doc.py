@@ -221,10 +221,10 @@ _GROUP_NOTES = {
         "and guarantees: [eventing.md](eventing.md)."
     ),
     "sources.knative.dev": (
-        "Read and checked with Knative's rules. PingSource runs (in the broker process, "
-        "[eventing.md](eventing.md#pingsource)), ContainerSource as a workload "
-        "([eventing.md](eventing.md#containersource)); SinkBinding does not run yet "
-        "([eventing.md](eventing.md#not-built-yet))."
+        "Read and checked with Knative's rules, and run: PingSource in the broker process "
+        "([eventing.md](eventing.md#pingsource)), ContainerSource as a workload "
+        "([eventing.md](eventing.md#containersource)), SinkBinding in its subjects' "
+        "environment ([eventing.md](eventing.md#sinkbinding))."
     ),
 }
 
@@ -239,8 +239,8 @@ def render(kinds: KindRegistry = KINDS) -> str:
     out.append(
         "Knative Serving's kinds (serving.knative.dev) run on the mesh as revisions and "
         "routes; autoscaling is not built yet. Knative Eventing's Brokers and Triggers "
-        "(eventing.knative.dev) run on the mesh on NATS JetStream; PingSource and "
-        "ContainerSource run; SinkBinding is read and checked, not run yet.\n"
+        "(eventing.knative.dev) run on the mesh on NATS JetStream; PingSource, "
+        "ContainerSource and SinkBinding run.\n"
     )
     out.append(_section("Common: metadata", "Every kind's `metadata`.", ObjectMeta, "metadata"))
     for k in kinds.values():
