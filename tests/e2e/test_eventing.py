@@ -19,7 +19,7 @@ import pytest
 
 from amimesh.runtime.node_config import read_pids
 from tests.e2e.meshes import apply, from_yaml
-from tests.e2e.test_kn_cli import ok
+from tests.e2e.test_kn_cli import ami, ok
 from tests.e2e.test_runtime import Up, until
 
 pytestmark = [pytest.mark.envoy, pytest.mark.slow]
@@ -441,8 +441,12 @@ def test_the_ttl_ends_a_reply_loop(mesh: tuple[Up, Path]) -> None:
 
 def test_a_container_source_sends_to_its_sink(mesh: tuple[Up, Path]) -> None:
     _, out = mesh
-    rows = until(lambda: received(out, "beats"), "the container source's event")
+    rows = until(
+        lambda: [r for r in received(out, "beats") if r["headers"].get("ce-team") == "shop"],
+        "the container source's event",
+    )
     headers = rows[0]["headers"]
+    assert headers["ce-id"] == "beat-containersource-heart"
     assert headers["ce-type"] == "heartbeat" and headers["ce-team"] == "shop"
 
 
@@ -453,6 +457,34 @@ def test_a_sink_binding_gives_its_subject_k_sink(mesh: tuple[Up, Path]) -> None:
         "the bound workload's event",
     )
     assert rows[0]["headers"]["ce-id"] == "beat-bound"
+
+
+def test_cli_creates_and_deletes_a_trigger(mesh: tuple[Up, Path]) -> None:
+    up, _ = mesh
+    # On a broker nobody defines: it says so, and the running broker is left alone.
+    out = ok(
+        up,
+        "trigger",
+        "create",
+        "late",
+        "--broker",
+        "nope",
+        "--filter",
+        "type=x",
+        "-s",
+        "svc:orders",
+    )
+    assert "Trigger 'late' successfully created in namespace 'default'." in out
+    assert "already exists" in ami(up, "trigger", "create", "late", "-b", "nope", "-s", "x").stderr
+
+    def not_ready() -> str | None:
+        text = ok(up, "trigger", "describe", "late")
+        return text if "BrokerDoesNotExist" in text else None
+
+    described = until(not_ready, "the trigger's status")
+    assert 'no Broker "nope"' in described
+    assert "Trigger 'late' deleted" in ok(up, "trigger", "delete", "late")
+    assert ami(up, "trigger", "describe", "late").returncode == 1
 
 
 def test_invalid_events_are_refused_with_a_reason(mesh: tuple[Up, Path]) -> None:

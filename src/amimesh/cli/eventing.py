@@ -52,6 +52,89 @@ def list_triggers(api: MeshClient, namespace: str | None, broker: str | None = N
     return items
 
 
+SOURCE = "<flags>"  # what `ami broker|trigger create` apply, as `ami service create`
+
+
+def sink_of(text: str, namespace: str) -> dict[str, Any]:
+    """A Destination from kn's `--sink`: `ksvc:NAME`, `svc:NAME`, `broker:NAME`, a URL,
+    or a bare NAME (a Knative Service)."""
+    if text.startswith(("http://", "https://")):
+        return {"uri": text}
+    prefix, sep, name = text.partition(":")
+    if not sep:
+        prefix, name = "ksvc", text
+    kinds = {
+        "ksvc": ("serving.knative.dev/v1", "Service"),
+        "svc": ("v1", "Service"),
+        "service": ("v1", "Service"),
+        "broker": ("eventing.knative.dev/v1", "Broker"),
+    }
+    if prefix not in kinds or not name:
+        raise ValueError(
+            f"--sink takes ksvc:NAME, svc:NAME, broker:NAME, a URL or NAME, got {text!r}"
+        )
+    api_version, kind = kinds[prefix]
+    return {"ref": {"apiVersion": api_version, "kind": kind, "name": name, "namespace": namespace}}
+
+
+def broker_object(name: str, namespace: str, dead_letter: str | None = None) -> Item:
+    spec: Item = {}
+    if dead_letter:
+        spec["delivery"] = {"deadLetterSink": sink_of(dead_letter, namespace)}
+    return {
+        "apiVersion": "eventing.knative.dev/v1",
+        "kind": "Broker",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }
+
+
+def trigger_object(
+    name: str, namespace: str, broker: str, sink: str, filters: Sequence[str] = ()
+) -> Item:
+    attributes: dict[str, str] = {}
+    for pair in filters:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--filter takes KEY=VALUE, got {pair!r}")
+        attributes[key] = value
+    spec: Item = {"broker": broker, "subscriber": sink_of(sink, namespace)}
+    if attributes:
+        spec["filter"] = {"attributes": attributes}
+    return {
+        "apiVersion": "eventing.knative.dev/v1",
+        "kind": "Trigger",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }
+
+
+def create(api: MeshClient, obj: Item) -> str:
+    """Apply a new Broker or Trigger (`Exists` when there is one of that name); the
+    API's action."""
+    import yaml
+
+    from amimesh.cli.knative import Exists
+
+    meta = obj["metadata"]
+    if _list(api, obj["kind"], meta["namespace"], meta["name"]):
+        raise Exists(
+            f'{obj["kind"]} "{meta["name"]}" already exists in namespace "{meta["namespace"]}"'
+        )
+    text = yaml.safe_dump(obj, sort_keys=False)
+    body = api.post_yaml("/api/v1/apply", text, {"source": SOURCE})
+    results = body.get("results") or [{}]
+    return str(results[0].get("action", "created"))
+
+
+def delete(api: MeshClient, kind: str, namespace: str, name: str) -> Item:
+    from urllib.parse import quote
+
+    get_one(api, kind, namespace, name)
+    path = "/".join(quote(p, safe="") for p in (kind, namespace, name))
+    return api.delete(f"/api/v1/resources/{path}")
+
+
 def get_one(api: MeshClient, kind: str, namespace: str, name: str) -> Item:
     from amimesh.cli.knative import NotFound
 

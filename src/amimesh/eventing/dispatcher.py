@@ -128,12 +128,14 @@ class TriggerDispatcher:
         while True:
             try:
                 msgs = await self._sub.fetch(BATCH, timeout=FETCH_WAIT_S)
-            except NatsTimeout:
+            except (NatsTimeout, TimeoutError):  # nothing came within the wait
                 continue
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # the server away, a cluster electing a leader, ...
-                log.warning("trigger %s: fetch failed (%s)", self.trigger.name, e or type(e))
+                log.warning(
+                    "trigger %s: fetch failed (%s: %s)", self.trigger.name, type(e).__name__, e
+                )
                 await asyncio.sleep(FETCH_WAIT_S)
                 continue
             await asyncio.gather(*(self._handle_safely(m) for m in msgs))
