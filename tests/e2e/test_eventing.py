@@ -85,6 +85,14 @@ class Handler(BaseHTTPRequestHandler):
                 return self.answer(429, b"not yet")
         if MODE == "broken":
             return self.answer(500, b"boom")
+        if MODE == "filter":  # a Parallel's filter: the event back when it is big
+            if self.headers.get("ce-size") != "big":
+                return self.answer(202, b"")
+            return self.reply_event(body, self.headers.get("ce-type", ""))
+        if MODE == "step":  # a Sequence's step: the event back, its name on its path
+            data = json.loads(body or b"{}")
+            data["path"] = data.get("path", []) + [os.environ["STEP"]]
+            return self.reply_event(json.dumps(data).encode(), self.headers.get("ce-type", ""))
         record(self, body)
         if MODE == "replier":
             self.send_response(200)
@@ -100,6 +108,17 @@ class Handler(BaseHTTPRequestHandler):
             return
         self.answer(202, b"")
 
+    def reply_event(self, body, type_):
+        self.send_response(200)
+        for name in ("ce-id", "ce-source", "ce-specversion", "ce-size"):
+            if self.headers.get(name):
+                self.send_header(name, self.headers[name])
+        self.send_header("ce-type", type_)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
     def answer(self, status, body):
         self.send_response(status)
         self.send_header("Content-Length", str(len(body)))
@@ -113,7 +132,7 @@ ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forev
 """
 
 
-def workload(name: str, mode: str, out: Path, reply_type: str = "answer") -> str:
+def workload(name: str, mode: str, out: Path, reply_type: str = "answer", step: str = "") -> str:
     return f"""
 apiVersion: ami.dev/v1alpha1
 kind: Workload
@@ -124,6 +143,7 @@ spec:
   - {{name: MODE, value: {mode}}}
   - {{name: OUT, value: "{out / (name + ".jsonl")}"}}
   - {{name: REPLY_TYPE, value: {reply_type}}}
+  - {{name: STEP, value: "{step}"}}
   ports: [{{name: http, port: 8080}}]
   readinessProbe: {{tcpSocket: {{port: 8080}}}}
 ---
@@ -189,6 +209,46 @@ spec:
             ]
         ),
         workload("echo", "replier", out, reply_type="loop"),
+        workload("step-a", "step", out, step="a"),
+        workload("step-b", "step", out, step="b"),
+        workload("flowsink", "sink", out),
+        workload("bigfilter", "filter", out),
+        """
+apiVersion: flows.knative.dev/v1
+kind: Sequence
+metadata: {name: seq}
+spec:
+  steps:
+  - {ref: {apiVersion: v1, kind: Service, name: step-a}}
+  - {ref: {apiVersion: v1, kind: Service, name: step-b}}
+  reply: {ref: {apiVersion: v1, kind: Service, name: flowsink}}
+---
+apiVersion: flows.knative.dev/v1
+kind: Parallel
+metadata: {name: par}
+spec:
+  branches:
+  - filter: {ref: {apiVersion: v1, kind: Service, name: bigfilter}}
+    subscriber: {ref: {apiVersion: v1, kind: Service, name: step-a}}
+  - subscriber: {ref: {apiVersion: v1, kind: Service, name: step-b}}
+  reply: {ref: {apiVersion: v1, kind: Service, name: flowsink}}
+---
+apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata: {name: to-seq}
+spec:
+  broker: default
+  filters: [{exact: {type: flow.seq}}]
+  subscriber: {ref: {apiVersion: flows.knative.dev/v1, kind: Sequence, name: seq}}
+---
+apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata: {name: to-par}
+spec:
+  broker: default
+  filters: [{exact: {type: flow.par}}]
+  subscriber: {ref: {apiVersion: flows.knative.dev/v1, kind: Parallel, name: par}}
+""",
         """
 apiVersion: ami.dev/v1alpha1
 kind: Workload
@@ -397,10 +457,10 @@ def test_cli_sends_events_and_shows_brokers_and_triggers(mesh: tuple[Up, Path]) 
     described = ok(up, "trigger", "describe", "broken")
     assert "DeadLetter: Service:dls" in described
     assert "http://broken.default.svc.cluster.local" in described
-    assert (
-        "Triggers:   answers, ask, beats, bound, broken, flaky, guarded, lazy, loop, orders"
-        in ok(up, "broker", "describe", "default")
+    triggers = (
+        "answers, ask, beats, bound, broken, flaky, guarded, lazy, loop, orders, to-par, to-seq"
     )
+    assert f"Triggers:   {triggers}" in ok(up, "broker", "describe", "default")
 
 
 def test_a_knative_service_at_zero_is_woken_and_gets_the_event(mesh: tuple[Up, Path]) -> None:
@@ -485,6 +545,28 @@ def test_cli_creates_and_deletes_a_trigger(mesh: tuple[Up, Path]) -> None:
     assert 'no Broker "nope"' in described
     assert "Trigger 'late' deleted" in ok(up, "trigger", "delete", "late")
     assert ami(up, "trigger", "describe", "late").returncode == 1
+
+
+def flow_paths(out: Path, event_id: str) -> list[list[str]]:
+    rows = [r for r in received(out, "flowsink") if r["headers"].get("ce-id") == event_id]
+    return sorted(json.loads(r["body"])["path"] for r in rows)
+
+
+def test_a_sequence_routes_an_event_through_its_steps(mesh: tuple[Up, Path]) -> None:
+    up, out = mesh
+    assert send(up, binary("seq-1", "flow.seq"), b'{"path": []}').status_code == 202
+    assert until(lambda: flow_paths(out, "seq-1"), "the sequence's reply") == [["a", "b"]]
+
+
+def test_a_parallel_routes_an_event_to_the_branches_that_take_it(mesh: tuple[Up, Path]) -> None:
+    up, out = mesh
+    for size in ("big", "small"):
+        headers = binary(f"par-{size}", "flow.par", size=size)
+        assert send(up, headers, b'{"path": []}').status_code == 202
+    # Big passes the first branch's filter and goes to both; small to the second only.
+    until(lambda: len(flow_paths(out, "par-big")) == 2, "both branches' replies")
+    assert flow_paths(out, "par-big") == [["a"], ["b"]]
+    assert until(lambda: flow_paths(out, "par-small"), "the second branch's reply") == [["b"]]
 
 
 def test_invalid_events_are_refused_with_a_reason(mesh: tuple[Up, Path]) -> None:

@@ -204,7 +204,8 @@ CASES: list[tuple[str, str, list[str]]] = [
             "(security.istio.io/v1beta1, v1), Telemetry (telemetry.istio.io/v1alpha1, v1), "
             "Service, Configuration, Revision, Route (serving.knative.dev/v1), Broker, Trigger "
             "(eventing.knative.dev/v1), PingSource, SinkBinding, ContainerSource "
-            "(sources.knative.dev/v1)"
+            "(sources.knative.dev/v1), Channel, InMemoryChannel, Subscription "
+            "(messaging.knative.dev/v1), Sequence, Parallel (flows.knative.dev/v1)"
         ],
     ),
     (
@@ -219,7 +220,8 @@ CASES: list[tuple[str, str, list[str]]] = [
             "(security.istio.io/v1beta1, v1), Telemetry (telemetry.istio.io/v1alpha1, v1), "
             "Service, Configuration, Revision, Route (serving.knative.dev/v1), Broker, Trigger "
             "(eventing.knative.dev/v1), PingSource, SinkBinding, ContainerSource "
-            "(sources.knative.dev/v1)"
+            "(sources.knative.dev/v1), Channel, InMemoryChannel, Subscription "
+            "(messaging.knative.dev/v1), Sequence, Parallel (flows.knative.dev/v1)"
         ],
     ),
     (

@@ -31,6 +31,7 @@ from amimesh.eventing.expand import (
     NATS_URL_ENV,
     BrokerConfig,
     BrokerEntry,
+    TriggerEntry,
 )
 from amimesh.eventing.history import Record
 from amimesh.eventing.ingress import Ingress
@@ -127,14 +128,14 @@ async def _brokers(
     await site.start()
     tasks: list[asyncio.Task[None]] = []
     try:
-        by_broker = {(b.namespace, b.name): b for b in config.brokers}
+        by_broker = {(b.namespace, b.name, b.kind): b for b in config.brokers}
         dispatchers = []
         for b in config.brokers:
             await jetstream.ensure_stream(js, b, config.replicas)
-            mine = [t for t in config.triggers if (t.namespace, t.broker) == (b.namespace, b.name)]
+            mine = [t for t in config.triggers if _owner(t) == (b.namespace, b.name, b.kind)]
             await jetstream.drop_stale_consumers(js, b, mine)
         for t in config.triggers:
-            d = TriggerDispatcher(js, by_broker[(t.namespace, t.broker)], t, session, publish, note)
+            d = TriggerDispatcher(js, by_broker[_owner(t)], t, session, publish, note)
             await d.prepare()
             dispatchers.append(d)
         for d in dispatchers:
@@ -152,6 +153,11 @@ async def _brokers(
         await stop(tasks)
         await runner.cleanup()
         await nc.drain()
+
+
+def _owner(t: TriggerEntry) -> tuple[str, str, str]:
+    """The key of the broker (or channel) a trigger (or subscription) reads."""
+    return (t.namespace, t.broker, "channel" if t.subscription else "broker")
 
 
 def main() -> int:

@@ -173,8 +173,11 @@ class TriggerDispatcher:
         outgoing = events.with_attributes(event, {}, drop=(rules.TTL,))
         out = await send(self.session, t.subscriber, outgoing, mode=d.format, timeout_s=d.timeout_s)
         if rules.succeeded(out.status) and not out.bad_reply:
-            if out.reply is not None:
-                await self._reply(event, out.reply)
+            if out.reply is not None and not await self._reply(event, out.reply):
+                delay = rules.backoff(d, max(1, attempt))
+                await msg.nak(delay=delay)  # the subscriber gets it again: at least once
+                await self.note(event, attempt, out.status, history.RETRYING)
+                return
             await msg.ack()
             await self.note(event, attempt, out.status, history.DELIVERED)
             log.debug("trigger %s: %s delivered (attempt %d)", t.name, event.get_id(), attempt)
@@ -212,12 +215,24 @@ class TriggerDispatcher:
         )
         await self._note(self.broker, record)
 
-    async def _reply(self, original: BaseCloudEvent, reply: BaseCloudEvent) -> None:
+    async def _reply(self, original: BaseCloudEvent, reply: BaseCloudEvent) -> bool:
+        """Pass a reply on: back into the broker (a trigger's), or to the subscription's
+        reply (dropped without one). False when it could not be handed on."""
+        t = self.trigger
+        if t.subscription:
+            if not t.reply:
+                return True
+            d = t.delivery
+            out = await send(self.session, t.reply, reply, mode=d.format, timeout_s=d.timeout_s)
+            if not rules.succeeded(out.status):
+                log.info("subscription %s: its reply got %s from %s", t.name, out.status, t.reply)
+            return rules.succeeded(out.status)
         ttl = rules.ingress_ttl(original.get_extension(rules.TTL))
         if ttl <= 0:
-            log.info("trigger %s: reply %s dropped: TTL spent", self.trigger.name, reply.get_id())
-            return
+            log.info("trigger %s: reply %s dropped: TTL spent", t.name, reply.get_id())
+            return True
         await self.publish(self.broker, events.with_attributes(reply, {rules.TTL: ttl}))
+        return True
 
     async def _dead_letter(
         self, msg: Msg, event: BaseCloudEvent, status: int | None, body: bytes, attempt: int

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 
 from amimesh.eventing.delivery import Delivery, resolve
 from amimesh.resources import knative_eventing as ke
+from amimesh.resources import knative_messaging as km
 from amimesh.resources import knative_serving as ks
 from amimesh.resources.kube import ConfigMap
 from amimesh.resources.kube import Service as KubeService
@@ -92,20 +93,30 @@ class PingEntry:
 
 @dataclass(frozen=True)
 class BrokerEntry:
+    """A Broker, or a channel (`kind` "channel": a Channel, an InMemoryChannel, or one
+    a Sequence or Parallel is made of): one stream each."""
+
     namespace: str
     name: str
+    kind: str = "broker"
+
+    @property
+    def is_channel(self) -> bool:
+        return self.kind == "channel"
 
     @property
     def stream(self) -> str:
-        # Namespaces and broker names have no `_`: the name is unique.
-        return f"KNB_{self.namespace}_{self.name}"
+        # Namespaces and these names have no `_` nor `.`: the name is unique.
+        return f"{'KNC' if self.is_channel else 'KNB'}_{self.namespace}_{self.name}"
 
     @property
     def subject(self) -> str:
-        return f"knb.{self.namespace}.{self.name}"
+        return f"{'knc' if self.is_channel else 'knb'}.{self.namespace}.{self.name}"
 
     @property
     def url(self) -> str:
+        if self.is_channel:
+            return channel_url(self.namespace, self.name)
         return broker_url(self.namespace, self.name)
 
 
@@ -118,12 +129,16 @@ class TriggerEntry:
     delivery: Delivery
     attributes: Mapping[str, str] | None = None
     filters: Sequence[Mapping[str, Any]] = ()
+    # A channel's subscription: its `broker` is the channel; a reply goes to `reply`
+    # (a URL, "" to drop it) rather than back into the channel.
+    subscription: bool = False
+    reply: str = ""
 
     @property
     def durable(self) -> str:
         # Trigger names may hold `.`, which JetStream names may not; `_` is in no
         # Kubernetes name, so the mapping is one to one.
-        return f"T_{self.name.replace('.', '_')}"
+        return f"{'S' if self.subscription else 'T'}_{self.name.replace('.', '_')}"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -134,6 +149,8 @@ class TriggerEntry:
             "delivery": self.delivery.to_json(),
             "attributes": dict(self.attributes) if self.attributes is not None else None,
             "filters": [dict(f) for f in self.filters],
+            "subscription": self.subscription,
+            "reply": self.reply,
         }
 
     @classmethod
@@ -146,6 +163,8 @@ class TriggerEntry:
             delivery=Delivery.from_json(data["delivery"]),
             attributes=data.get("attributes"),
             filters=tuple(data.get("filters") or ()),
+            subscription=bool(data.get("subscription", False)),
+            reply=str(data.get("reply", "")),
         )
 
 
@@ -161,7 +180,9 @@ class BrokerConfig:
     def to_json(self) -> dict[str, Any]:
         return {
             "replicas": self.replicas,
-            "brokers": [{"namespace": b.namespace, "name": b.name} for b in self.brokers],
+            "brokers": [
+                {"namespace": b.namespace, "name": b.name, "kind": b.kind} for b in self.brokers
+            ],
             "triggers": [t.to_json() for t in self.triggers],
             "pings": [p.to_json() for p in self.pings],
         }
@@ -170,7 +191,8 @@ class BrokerConfig:
     def from_json(cls, data: Mapping[str, Any]) -> BrokerConfig:
         return cls(
             brokers=tuple(
-                BrokerEntry(str(b["namespace"]), str(b["name"])) for b in data["brokers"]
+                BrokerEntry(str(b["namespace"]), str(b["name"]), str(b.get("kind", "broker")))
+                for b in data["brokers"]
             ),
             triggers=tuple(TriggerEntry.from_json(t) for t in data["triggers"]),
             pings=tuple(PingEntry.from_json(p) for p in data.get("pings", ())),
@@ -185,8 +207,11 @@ class BrokerConfig:
     def decode(cls, text: str) -> BrokerConfig:
         return cls.from_json(json.loads(base64.b64decode(text)))
 
-    def broker(self, namespace: str, name: str) -> BrokerEntry | None:
-        return next((b for b in self.brokers if (b.namespace, b.name) == (namespace, name)), None)
+    def broker(self, namespace: str, name: str, kind: str = "broker") -> BrokerEntry | None:
+        return next(
+            (b for b in self.brokers if (b.namespace, b.name, b.kind) == (namespace, name, kind)),
+            None,
+        )
 
 
 @dataclass(frozen=True)
@@ -212,6 +237,12 @@ class EventingPlan:
 
 def broker_url(namespace: str, name: str) -> str:
     return f"http://{INGRESS_HOST}/{namespace}/{name}"
+
+
+def channel_url(namespace: str, name: str) -> str:
+    """A channel's address: a path of the broker's ingress (Knative gives an
+    InMemoryChannel a host of its own, `NAME-kn-channel.NS.svc.cluster.local`)."""
+    return f"http://{INGRESS_HOST}/channels/{namespace}/{name}"
 
 
 def expand(resources: Iterable[Resource], runner: Runner | None) -> EventingPlan:
@@ -261,10 +292,11 @@ def expand(resources: Iterable[Resource], runner: Runner | None) -> EventingPlan
                 plan.status[r.key] = _status(False, problem.reason, problem.message)
             else:
                 plan.status[r.key] = {**_status(True), "sinkUri": sink}
+    channels, subscriptions = _channels(resources, plan, server)
     if server:
         plan.config = BrokerConfig(
-            tuple(BrokerEntry(ns, name) for ns, name in sorted(brokers)),
-            tuple(sorted(triggers, key=lambda e: e.durable)),
+            tuple(BrokerEntry(ns, name) for ns, name in sorted(brokers)) + channels,
+            tuple(sorted(triggers, key=lambda e: e.durable)) + subscriptions,
             pings,
             replicas,
         )
@@ -322,6 +354,200 @@ def _container_source(
             "spec": spec,
         }
     ]
+
+
+NO_RETRIES = Delivery(retry=0)  # a channel's subscription without a delivery, as in Knative
+
+
+def _channels(
+    resources: Sequence[Resource], plan: EventingPlan, server: bool
+) -> tuple[tuple[BrokerEntry, ...], tuple[TriggerEntry, ...]]:
+    """The channels (written, and those of Sequences and Parallels) and their
+    subscriptions; each resource's status."""
+    channels: list[BrokerEntry] = []
+    subs: list[TriggerEntry] = []
+    written: dict[tuple[str, str], km.Channel | km.InMemoryChannel] = {
+        (c.namespace, c.name): c
+        for c in resources
+        if isinstance(c, km.Channel | km.InMemoryChannel)
+    }
+    for (ns, name), c in sorted(written.items()):
+        channels.append(BrokerEntry(ns, name, "channel"))
+        plan.status[c.key] = _addressed(server, channel_url(ns, name))
+    for r in resources:
+        if isinstance(r, km.Subscription):
+            entry, problem = _subscription(r, written, resources)
+            if problem is not None:
+                plan.problems.append(problem)
+                plan.status[r.key] = _status(False, problem.reason, problem.message)
+                continue
+            assert entry is not None
+            subs.append(entry)
+            plan.status[r.key] = {
+                **_status(server, "NoServer", _NO_SERVER),
+                "physicalSubscription": {
+                    "subscriberUri": entry.subscriber,
+                    "replyUri": entry.reply,
+                },
+            }
+        elif isinstance(r, km.Sequence | km.Parallel):
+            made = (
+                _sequence(r, resources) if isinstance(r, km.Sequence) else _parallel(r, resources)
+            )
+            if isinstance(made, Problem):
+                plan.problems.append(made)
+                plan.status[r.key] = _status(False, made.reason, made.message)
+                continue
+            chans, parts = made
+            channels += chans
+            subs += parts
+            plan.status[r.key] = _addressed(server, chans[0].url)
+    return tuple(channels), tuple(subs)
+
+
+def _addressed(server: bool, url: str) -> dict[str, Any]:
+    status = _status(server, "NoServer", _NO_SERVER)
+    if server:
+        status["address"] = {"url": url}
+    return status
+
+
+def _delivery(
+    spec: ke.DeliverySpec | None,
+    namespace: str,
+    resources: Sequence[Resource],
+    ref: str,
+    field: str,
+) -> Delivery | Problem:
+    if spec is None:
+        return NO_RETRIES
+    dead_letter = ""
+    if spec.deadLetterSink is not None:
+        dead_letter = destination_url(spec.deadLetterSink, namespace, resources)
+        if dead_letter.startswith("!"):
+            reason = "DeadLetterSinkResolveFailed"
+            return Problem(ref, f"{field}.deadLetterSink", dead_letter[1:], reason)
+    return resolve(spec.model_dump(mode="json", exclude_none=True, by_alias=True), dead_letter)
+
+
+def _subscription(
+    sub: km.Subscription,
+    channels: Mapping[tuple[str, str], km.Channel | km.InMemoryChannel],
+    resources: Sequence[Resource],
+) -> tuple[TriggerEntry | None, Problem | None]:
+    ns, spec = sub.namespace, sub.spec
+    ref = spec.channel
+    channel = channels.get((ref.namespace or ns, ref.name))
+    if channel is None or channel.KIND != ref.kind:
+        message = f'no {ref.kind} "{ref.name}" in namespace "{ref.namespace or ns}"'
+        return None, Problem(sub.ref, "spec.channel", message, "ChannelDoesNotExist")
+    urls: dict[str, str] = {}
+    for name in ("subscriber", "reply"):
+        dest = getattr(spec, name)
+        if dest is None:
+            continue
+        url = destination_url(dest, ns, resources)
+        if url.startswith("!"):
+            return None, Problem(sub.ref, f"spec.{name}", url[1:], f"{name.title()}ResolveFailed")
+        urls[name] = url
+    delivery = _delivery(
+        spec.delivery or channel.spec.delivery, ns, resources, sub.ref, "spec.delivery"
+    )
+    if isinstance(delivery, Problem):
+        return None, delivery
+    # Without a subscriber, events go straight to the reply.
+    subscriber = urls.get("subscriber") or urls["reply"]
+    reply = urls.get("reply", "") if "subscriber" in urls else ""
+    entry = TriggerEntry(
+        ns, sub.name, channel.name, subscriber, delivery, subscription=True, reply=reply
+    )
+    return entry, None
+
+
+Made = tuple[list[BrokerEntry], list[TriggerEntry]] | Problem
+
+
+def _sequence(seq: km.Sequence, resources: Sequence[Resource]) -> Made:
+    """Knative's: a channel per step (`NAME-kn-sequence-I`), each step subscribed to
+    its channel, its reply into the next one; the last step's to the Sequence's reply."""
+    ns, steps = seq.namespace, seq.spec.steps
+    names = [f"{seq.name}-kn-sequence-{i}" for i in range(len(steps))]
+    channels = [BrokerEntry(ns, n, "channel") for n in names]
+    last_reply = ""
+    if seq.spec.reply is not None:
+        last_reply = destination_url(seq.spec.reply, ns, resources)
+        if last_reply.startswith("!"):
+            return Problem(seq.ref, "spec.reply", last_reply[1:], "ReplyResolveFailed")
+    subs: list[TriggerEntry] = []
+    for i, step in enumerate(steps):
+        url = destination_url(step, ns, resources)
+        if url.startswith("!"):
+            return Problem(seq.ref, f"spec.steps[{i}]", url[1:], "SubscriberResolveFailed")
+        delivery = _delivery(step.delivery, ns, resources, seq.ref, f"spec.steps[{i}].delivery")
+        if isinstance(delivery, Problem):
+            return delivery
+        reply = channels[i + 1].url if i + 1 < len(steps) else last_reply
+        subs.append(
+            TriggerEntry(ns, names[i], names[i], url, delivery, subscription=True, reply=reply)
+        )
+    return channels, subs
+
+
+def _parallel(par: km.Parallel, resources: Sequence[Resource]) -> Made:
+    """Knative's: an ingress channel (`NAME-kn-parallel`) and a channel per branch
+    (`NAME-kn-parallel-I`); each branch's filter is subscribed to the ingress channel
+    (an event it replies with goes on, an empty answer drops it; no filter: every
+    event goes on), and its subscriber to its channel, its reply to the branch's reply
+    or the Parallel's."""
+    ns = par.namespace
+    ingress = BrokerEntry(ns, f"{par.name}-kn-parallel", "channel")
+    channels = [ingress]
+    subs: list[TriggerEntry] = []
+    default_reply = ""
+    if par.spec.reply is not None:
+        default_reply = destination_url(par.spec.reply, ns, resources)
+        if default_reply.startswith("!"):
+            return Problem(par.ref, "spec.reply", default_reply[1:], "ReplyResolveFailed")
+    for i, branch in enumerate(par.spec.branches):
+        where = f"spec.branches[{i}]"
+        channel = BrokerEntry(ns, f"{par.name}-kn-parallel-{i}", "channel")
+        channels.append(channel)
+        urls: dict[str, str] = {}
+        for name in ("filter", "subscriber", "reply"):
+            dest = getattr(branch, name)
+            if dest is None:
+                continue
+            url = destination_url(dest, ns, resources)
+            if url.startswith("!"):
+                reason = f"{name.title()}ResolveFailed"
+                return Problem(par.ref, f"{where}.{name}", url[1:], reason)
+            urls[name] = url
+        delivery = _delivery(branch.delivery, ns, resources, par.ref, f"{where}.delivery")
+        if isinstance(delivery, Problem):
+            return delivery
+        filter_name = f"{par.name}-kn-parallel-filter-{i}"
+        if "filter" in urls:
+            first, then = urls["filter"], channel.url
+        else:
+            first, then = channel.url, ""
+        subs.append(
+            TriggerEntry(
+                ns, filter_name, ingress.name, first, delivery, subscription=True, reply=then
+            )
+        )
+        reply = urls.get("reply", default_reply)
+        subs.append(
+            TriggerEntry(
+                ns,
+                channel.name,
+                channel.name,
+                urls["subscriber"],
+                delivery,
+                subscription=True,
+                reply=reply,
+            )
+        )
+    return channels, subs
 
 
 _NO_SERVER = "the mesh has no JetStream server: `ami up` starts one when its config has a Broker"
@@ -473,6 +699,22 @@ def destination_url(dest: ke.Destination, namespace: str, resources: Sequence[Re
         if not _defined(resources, ke.Broker, ns, ref.name):
             return f'!no Broker "{ref.name}" in namespace "{ns}"'
         return broker_url(ns, ref.name) + path
+    if (group, ref.kind) in (
+        ("messaging.knative.dev", "Channel"),
+        ("messaging.knative.dev", "InMemoryChannel"),
+    ):
+        model: type[Resource] = km.Channel if ref.kind == "Channel" else km.InMemoryChannel
+        if not _defined(resources, model, ns, ref.name):
+            return f'!no {ref.kind} "{ref.name}" in namespace "{ns}"'
+        return channel_url(ns, ref.name) + path
+    if (group, ref.kind) == ("flows.knative.dev", "Sequence"):
+        if not _defined(resources, km.Sequence, ns, ref.name):
+            return f'!no Sequence "{ref.name}" in namespace "{ns}"'
+        return channel_url(ns, f"{ref.name}-kn-sequence-0") + path
+    if (group, ref.kind) == ("flows.knative.dev", "Parallel"):
+        if not _defined(resources, km.Parallel, ns, ref.name):
+            return f'!no Parallel "{ref.name}" in namespace "{ns}"'
+        return channel_url(ns, f"{ref.name}-kn-parallel") + path
     if (group, ref.kind) == ("serving.knative.dev", "Service"):
         if not _defined(resources, ks.Service, ns, ref.name):
             return f'!no Knative Service "{ref.name}" in namespace "{ns}"'

@@ -45,21 +45,25 @@ class Ingress:
     def app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY_BYTES)
         app.router.add_route("*", "/healthz", self.healthz)
+        app.router.add_route("*", "/channels/{namespace}/{name}", self.receive_channel)
         app.router.add_route("*", "/{namespace}/{name}", self.receive)
         return app
 
     async def healthz(self, request: web.Request) -> web.Response:
         return web.Response(status=200 if self.ready else 503, text="ok" if self.ready else "")
 
-    async def receive(self, request: web.Request) -> web.Response:
+    async def receive_channel(self, request: web.Request) -> web.Response:
+        return await self.receive(request, "channel")
+
+    async def receive(self, request: web.Request, kind: str = "broker") -> web.Response:
         if request.method != "POST":
             return web.Response(status=405, headers={"Allow": "POST"}, text="only POST\n")
         if not self.ready:
             return web.Response(status=503, text="the broker is starting\n")
         ns, name = request.match_info["namespace"], request.match_info["name"]
-        broker = self.config.broker(ns, name)
+        broker = self.config.broker(ns, name, kind)
         if broker is None:
-            return web.Response(status=404, text=f"no broker {ns}/{name}\n")
+            return web.Response(status=404, text=f"no {kind} {ns}/{name}\n")
         if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
             return _too_large()
         body = await events.read_bounded(request.content, MAX_BODY_BYTES)
@@ -72,6 +76,9 @@ class Ingress:
             return web.Response(status=400, text=f"{e}\n")
         stored: list[BaseCloudEvent] = []
         for event in received:
+            if broker.is_channel:  # a channel keeps no TTL: it has no replies of its own
+                stored.append(event)
+                continue
             ttl = rules.ingress_ttl(event.get_extension(rules.TTL))
             if ttl <= 0:
                 return web.Response(status=400, text=f"event {event.get_id()}: its TTL is spent\n")

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from amimesh.resources import cron
 from amimesh.resources import knative_eventing as ke
+from amimesh.resources import knative_messaging as km
 from amimesh.resources.checks_serving import dns_1035_problem
 from amimesh.resources.errors import Issue, Loc
 from amimesh.resources.fields import show
@@ -29,10 +30,24 @@ DESTINATION_KINDS = {
     ("serving.knative.dev", "Service"): "a Knative Service",
     ("", "Service"): "a Kubernetes Service",
     ("eventing.knative.dev", "Broker"): "a Broker",
+    ("messaging.knative.dev", "Channel"): "a Channel",
+    ("messaging.knative.dev", "InMemoryChannel"): "an InMemoryChannel",
+    ("flows.knative.dev", "Sequence"): "a Sequence",
+    ("flows.knative.dev", "Parallel"): "a Parallel",
 }
+CHANNEL_KINDS = frozenset({"Channel", "InMemoryChannel"})
+
+
+def _stream_name_issues(name: str) -> Iterator[Issue]:
+    """A Broker's or a channel's name names its JetStream stream and subject: a
+    DNS-1035 label (no `.`), as Knative's addresses want it anyway."""
+    problem = dns_1035_problem(name)
+    if problem is not None:
+        yield Issue(("metadata", "name"), problem)
 
 
 def check_broker(broker: ke.Broker) -> Iterator[Issue]:
+    yield from _stream_name_issues(broker.name)
     if broker.spec.delivery is not None:
         yield from delivery_issues(broker.spec.delivery, ("spec", "delivery"))
 
@@ -111,6 +126,55 @@ def check_container_source(src: ke.ContainerSource) -> Iterator[Issue]:
     yield from destination_issues(src.spec.sink, ("spec", "sink"))
     if src.spec.ceOverrides is not None:
         yield from _extension_issues(src.spec.ceOverrides.extensions, ("spec", "ceOverrides"))
+
+
+def check_channel(channel: km.Channel | km.InMemoryChannel) -> Iterator[Issue]:
+    yield from _stream_name_issues(channel.name)
+    if channel.spec.delivery is not None:
+        yield from delivery_issues(channel.spec.delivery, ("spec", "delivery"))
+
+
+def check_subscription(sub: km.Subscription) -> Iterator[Issue]:
+    ref = sub.spec.channel
+    group = ref.apiVersion.rpartition("/")[0]
+    if group != km.MESSAGING_GROUP or ref.kind not in CHANNEL_KINDS:
+        yield Issue(
+            ("spec", "channel"),
+            f"must name a Channel or InMemoryChannel ({km.MESSAGING_GROUP}/v1), got "
+            f"{ref.kind} ({ref.apiVersion or 'no apiVersion'})",
+        )
+    if sub.spec.subscriber is None and sub.spec.reply is None:
+        yield Issue(("spec",), "must set subscriber or reply")
+    for name in ("subscriber", "reply"):
+        dest = getattr(sub.spec, name)
+        if dest is not None:
+            yield from destination_issues(dest, ("spec", name))
+    if sub.spec.delivery is not None:
+        yield from delivery_issues(sub.spec.delivery, ("spec", "delivery"))
+
+
+def check_sequence(seq: km.Sequence) -> Iterator[Issue]:
+    yield from _stream_name_issues(seq.name)
+    for i, step in enumerate(seq.spec.steps):
+        yield from destination_issues(step, ("spec", "steps", i))
+        if step.delivery is not None:
+            yield from delivery_issues(step.delivery, ("spec", "steps", i, "delivery"))
+    if seq.spec.reply is not None:
+        yield from destination_issues(seq.spec.reply, ("spec", "reply"))
+
+
+def check_parallel(par: km.Parallel) -> Iterator[Issue]:
+    yield from _stream_name_issues(par.name)
+    for i, branch in enumerate(par.spec.branches):
+        loc: Loc = ("spec", "branches", i)
+        for name in ("filter", "subscriber", "reply"):
+            dest = getattr(branch, name)
+            if dest is not None:
+                yield from destination_issues(dest, (*loc, name))
+        if branch.delivery is not None:
+            yield from delivery_issues(branch.delivery, (*loc, "delivery"))
+    if par.spec.reply is not None:
+        yield from destination_issues(par.spec.reply, ("spec", "reply"))
 
 
 def dialects_of(f: ke.SubscriptionsAPIFilter) -> list[str]:

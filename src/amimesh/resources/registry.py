@@ -32,6 +32,7 @@ from amimesh.resources import istio_networking as net
 from amimesh.resources import istio_security as sec
 from amimesh.resources import istio_telemetry as tel
 from amimesh.resources import knative_eventing as eventing
+from amimesh.resources import knative_messaging as messaging
 from amimesh.resources import knative_serving as serving
 from amimesh.resources.errors import Issue
 from amimesh.resources.meta import Resource
@@ -178,6 +179,11 @@ _BUILTIN = (
     Kind.of(eventing.PingSource, checks_eventing.check_ping_source),
     Kind.of(eventing.SinkBinding, checks_eventing.check_sink_binding),
     Kind.of(eventing.ContainerSource, checks_eventing.check_container_source),
+    Kind.of(messaging.Channel, checks_eventing.check_channel),
+    Kind.of(messaging.InMemoryChannel, checks_eventing.check_channel),
+    Kind.of(messaging.Subscription, checks_eventing.check_subscription),
+    Kind.of(messaging.Sequence, checks_eventing.check_sequence),
+    Kind.of(messaging.Parallel, checks_eventing.check_parallel),
 )
 
 KINDS = KindRegistry(_BUILTIN)

@@ -220,6 +220,15 @@ _GROUP_NOTES = {
         "through the mesh. `yes` below means the field is read and acted on. Decisions "
         "and guarantees: [eventing.md](eventing.md)."
     ),
+    "messaging.knative.dev": (
+        "Channels and Subscriptions run on the broker's JetStream streams: every channel "
+        "is durable, whatever its template says ([eventing.md](eventing.md#channels-"
+        "subscriptions-sequences-parallels))."
+    ),
+    "flows.knative.dev": (
+        "Sequences and Parallels are made of channels and subscriptions, as in Knative "
+        "([eventing.md](eventing.md#channels-subscriptions-sequences-parallels))."
+    ),
     "sources.knative.dev": (
         "Read and checked with Knative's rules, and run: PingSource in the broker process "
         "([eventing.md](eventing.md#pingsource)), ContainerSource as a workload "
@@ -239,8 +248,9 @@ def render(kinds: KindRegistry = KINDS) -> str:
     out.append(
         "Knative Serving's kinds (serving.knative.dev) run on the mesh as revisions and "
         "routes; autoscaling is not built yet. Knative Eventing's Brokers and Triggers "
-        "(eventing.knative.dev) run on the mesh on NATS JetStream; PingSource, "
-        "ContainerSource and SinkBinding run.\n"
+        "(eventing.knative.dev) run on the mesh on NATS JetStream, and so do channels, "
+        "Subscriptions, Sequences and Parallels; PingSource, ContainerSource and SinkBinding "
+        "run.\n"
     )
     out.append(_section("Common: metadata", "Every kind's `metadata`.", ObjectMeta, "metadata"))
     for k in kinds.values():

@@ -26,6 +26,7 @@ from pathlib import Path
 from amimesh.controlplane import mesh_config
 from amimesh.eventing.expand import NAMESPACE, NATS_CONFIG
 from amimesh.resources import files
+from amimesh.resources import knative_messaging as km
 from amimesh.resources.knative_eventing import Broker
 from amimesh.resources.kube import ConfigMap
 
@@ -54,14 +55,16 @@ def binary() -> str:
 
 
 def wanted(config_root: Path) -> bool:
-    """Whether the mesh's config has a Broker and names no NATS cluster of its own
+    """Whether the mesh's config has a Broker (or a channel, a Sequence, a Parallel)
+    and names no NATS cluster of its own
     (`knative-eventing/config-nats`): then `ami up` runs the server."""
     result = files.load_path(config_root)
     cluster = any(
         isinstance(r, ConfigMap) and (r.namespace, r.name) == (NAMESPACE, NATS_CONFIG)
         for r in result.resources
     )
-    return not cluster and any(isinstance(r, Broker) for r in result.resources)
+    stored = (Broker, km.Channel, km.InMemoryChannel, km.Sequence, km.Parallel)
+    return not cluster and any(isinstance(r, stored) for r in result.resources)
 
 
 def home(state_dir: Path) -> Path:
