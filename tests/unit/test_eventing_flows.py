@@ -167,7 +167,7 @@ def test_problems(text: str, expected: str) -> None:
     [
         (
             SUBSCRIPTION.replace("kind: InMemoryChannel", "kind: Broker"),
-            "spec.channel: must name a Channel or InMemoryChannel",
+            "spec.channel: must name a Channel, InMemoryChannel or NatsJetStreamChannel",
         ),
         (
             "apiVersion: flows.knative.dev/v1\nkind: Sequence\nmetadata: {name: s}\n"
@@ -190,3 +190,21 @@ def test_a_broker_name_must_be_a_stream_name() -> None:
     text = "apiVersion: eventing.knative.dev/v1\nkind: Broker\nmetadata: {name: a.b}\n"
     (error,) = parse_documents(text, "x.yaml").errors
     assert "Broker/default/a.b: metadata.name: must be a DNS-1035 label" in str(error)
+
+
+def test_an_eventing_natss_channel_is_a_channel() -> None:
+    natss = """
+apiVersion: messaging.knative.dev/v1alpha1
+kind: NatsJetStreamChannel
+metadata: {name: orders}
+spec:
+  stream: {config: {retention: Limits, maxBytes: 1000000000, replicas: 1}}
+  consumerConfigTemplate: {deliverPolicy: New, maxDeliver: 1}
+"""
+    sub = SUBSCRIPTION.replace(
+        "{apiVersion: messaging.knative.dev/v1, kind: InMemoryChannel, name: orders}",
+        "{apiVersion: messaging.knative.dev/v1alpha1, kind: NatsJetStreamChannel, name: orders}",
+    )
+    plan = plan_of(natss, sub, svc("a"), svc("b"))
+    assert [c.stream for c in plan.config.brokers] == ["KNC_default_orders"]
+    assert plan.config.triggers[0].subscriber == url("a")

@@ -205,7 +205,8 @@ CASES: list[tuple[str, str, list[str]]] = [
             "Service, Configuration, Revision, Route (serving.knative.dev/v1), Broker, Trigger "
             "(eventing.knative.dev/v1), PingSource, SinkBinding, ContainerSource "
             "(sources.knative.dev/v1), Channel, InMemoryChannel, Subscription "
-            "(messaging.knative.dev/v1), Sequence, Parallel (flows.knative.dev/v1)"
+            "(messaging.knative.dev/v1), NatsJetStreamChannel (messaging.knative.dev/v1alpha1), "
+            "Sequence, Parallel (flows.knative.dev/v1)"
         ],
     ),
     (
@@ -221,7 +222,8 @@ CASES: list[tuple[str, str, list[str]]] = [
             "Service, Configuration, Revision, Route (serving.knative.dev/v1), Broker, Trigger "
             "(eventing.knative.dev/v1), PingSource, SinkBinding, ContainerSource "
             "(sources.knative.dev/v1), Channel, InMemoryChannel, Subscription "
-            "(messaging.knative.dev/v1), Sequence, Parallel (flows.knative.dev/v1)"
+            "(messaging.knative.dev/v1), NatsJetStreamChannel (messaging.knative.dev/v1alpha1), "
+            "Sequence, Parallel (flows.knative.dev/v1)"
         ],
     ),
     (

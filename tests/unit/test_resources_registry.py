@@ -46,6 +46,7 @@ def test_builtin_kinds() -> None:
         "DestinationRule",
         "Gateway",
         "InMemoryChannel",
+        "NatsJetStreamChannel",
         "Parallel",
         "PeerAuthentication",
         "PingSource",

@@ -366,10 +366,8 @@ def _channels(
     subscriptions; each resource's status."""
     channels: list[BrokerEntry] = []
     subs: list[TriggerEntry] = []
-    written: dict[tuple[str, str], km.Channel | km.InMemoryChannel] = {
-        (c.namespace, c.name): c
-        for c in resources
-        if isinstance(c, km.Channel | km.InMemoryChannel)
+    written: dict[tuple[str, str], km.AnyChannel] = {
+        (c.namespace, c.name): c for c in resources if isinstance(c, km.AnyChannel)
     }
     for (ns, name), c in sorted(written.items()):
         channels.append(BrokerEntry(ns, name, "channel"))
@@ -432,7 +430,7 @@ def _delivery(
 
 def _subscription(
     sub: km.Subscription,
-    channels: Mapping[tuple[str, str], km.Channel | km.InMemoryChannel],
+    channels: Mapping[tuple[str, str], km.AnyChannel],
     resources: Sequence[Resource],
 ) -> tuple[TriggerEntry | None, Problem | None]:
     ns, spec = sub.namespace, sub.spec
@@ -699,11 +697,8 @@ def destination_url(dest: ke.Destination, namespace: str, resources: Sequence[Re
         if not _defined(resources, ke.Broker, ns, ref.name):
             return f'!no Broker "{ref.name}" in namespace "{ns}"'
         return broker_url(ns, ref.name) + path
-    if (group, ref.kind) in (
-        ("messaging.knative.dev", "Channel"),
-        ("messaging.knative.dev", "InMemoryChannel"),
-    ):
-        model: type[Resource] = km.Channel if ref.kind == "Channel" else km.InMemoryChannel
+    if group == km.MESSAGING_GROUP and ref.kind in {m.KIND for m in km.CHANNELS}:
+        model = next(m for m in km.CHANNELS if m.KIND == ref.kind)
         if not _defined(resources, model, ns, ref.name):
             return f'!no {ref.kind} "{ref.name}" in namespace "{ns}"'
         return channel_url(ns, ref.name) + path

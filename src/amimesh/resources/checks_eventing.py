@@ -32,10 +32,11 @@ DESTINATION_KINDS = {
     ("eventing.knative.dev", "Broker"): "a Broker",
     ("messaging.knative.dev", "Channel"): "a Channel",
     ("messaging.knative.dev", "InMemoryChannel"): "an InMemoryChannel",
+    ("messaging.knative.dev", "NatsJetStreamChannel"): "a NatsJetStreamChannel",
     ("flows.knative.dev", "Sequence"): "a Sequence",
     ("flows.knative.dev", "Parallel"): "a Parallel",
 }
-CHANNEL_KINDS = frozenset({"Channel", "InMemoryChannel"})
+CHANNEL_KINDS = frozenset({"Channel", "InMemoryChannel", "NatsJetStreamChannel"})
 
 
 def _stream_name_issues(name: str) -> Iterator[Issue]:
@@ -128,7 +129,7 @@ def check_container_source(src: ke.ContainerSource) -> Iterator[Issue]:
         yield from _extension_issues(src.spec.ceOverrides.extensions, ("spec", "ceOverrides"))
 
 
-def check_channel(channel: km.Channel | km.InMemoryChannel) -> Iterator[Issue]:
+def check_channel(channel: km.AnyChannel) -> Iterator[Issue]:
     yield from _stream_name_issues(channel.name)
     if channel.spec.delivery is not None:
         yield from delivery_issues(channel.spec.delivery, ("spec", "delivery"))
@@ -140,7 +141,8 @@ def check_subscription(sub: km.Subscription) -> Iterator[Issue]:
     if group != km.MESSAGING_GROUP or ref.kind not in CHANNEL_KINDS:
         yield Issue(
             ("spec", "channel"),
-            f"must name a Channel or InMemoryChannel ({km.MESSAGING_GROUP}/v1), got "
+            f"must name a Channel, InMemoryChannel or NatsJetStreamChannel "
+            f"({km.MESSAGING_GROUP}), got "
             f"{ref.kind} ({ref.apiVersion or 'no apiVersion'})",
         )
     if sub.spec.subscriber is None and sub.spec.reply is None:

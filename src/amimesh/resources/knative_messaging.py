@@ -104,3 +104,28 @@ class Parallel(Resource):
     API_GROUP: ClassVar[str] = FLOWS_GROUP
     API_VERSIONS: ClassVar[tuple[str, ...]] = ("v1",)
     spec: ParallelSpec
+
+
+class NatsJetStreamChannelSpec(ChannelableSpec):
+    stream: dict[str, Any] = Field(
+        default_factory=dict, description="accepted and kept: Ami makes the stream itself"
+    )
+    consumerConfigTemplate: dict[str, Any] = Field(
+        default_factory=dict, description="accepted and kept: Ami makes the consumers itself"
+    )
+    deploymentSpecTemplate: dict[str, Any] = Field(
+        default_factory=dict, description="accepted and ignored: Ami runs no Deployment"
+    )
+
+
+class NatsJetStreamChannel(Resource):
+    """eventing-natss's channel: taken as any channel of the mesh (a JetStream stream)."""
+
+    KIND: ClassVar[str] = "NatsJetStreamChannel"
+    API_GROUP: ClassVar[str] = MESSAGING_GROUP
+    API_VERSIONS: ClassVar[tuple[str, ...]] = ("v1alpha1",)
+    spec: NatsJetStreamChannelSpec = Field(default_factory=NatsJetStreamChannelSpec)
+
+
+AnyChannel = Channel | InMemoryChannel | NatsJetStreamChannel
+CHANNELS: tuple[type[Resource], ...] = (Channel, InMemoryChannel, NatsJetStreamChannel)

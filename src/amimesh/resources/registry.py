@@ -181,6 +181,7 @@ _BUILTIN = (
     Kind.of(eventing.ContainerSource, checks_eventing.check_container_source),
     Kind.of(messaging.Channel, checks_eventing.check_channel),
     Kind.of(messaging.InMemoryChannel, checks_eventing.check_channel),
+    Kind.of(messaging.NatsJetStreamChannel, checks_eventing.check_channel),
     Kind.of(messaging.Subscription, checks_eventing.check_subscription),
     Kind.of(messaging.Sequence, checks_eventing.check_sequence),
     Kind.of(messaging.Parallel, checks_eventing.check_parallel),

@@ -29,6 +29,7 @@ from amimesh.resources import files
 from amimesh.resources import knative_messaging as km
 from amimesh.resources.knative_eventing import Broker
 from amimesh.resources.kube import ConfigMap
+from amimesh.resources.meta import Resource
 
 NATS_DIR = "nats"
 CONFIG = "nats.conf"
@@ -63,7 +64,7 @@ def wanted(config_root: Path) -> bool:
         isinstance(r, ConfigMap) and (r.namespace, r.name) == (NAMESPACE, NATS_CONFIG)
         for r in result.resources
     )
-    stored = (Broker, km.Channel, km.InMemoryChannel, km.Sequence, km.Parallel)
+    stored: tuple[type[Resource], ...] = (Broker, *km.CHANNELS, km.Sequence, km.Parallel)
     return not cluster and any(isinstance(r, stored) for r in result.resources)
 
 
