@@ -213,6 +213,15 @@ spec:
         workload("step-b", "step", out, step="b"),
         workload("flowsink", "sink", out),
         workload("bigfilter", "filter", out),
+        workload("watch", "sink", out),
+        """
+apiVersion: sources.knative.dev/v1
+kind: ApiServerSource
+metadata: {name: configs}
+spec:
+  resources: [{apiVersion: v1, kind: ConfigMap}]
+  sink: {ref: {apiVersion: v1, kind: Service, name: watch}}
+""",
         """
 apiVersion: flows.knative.dev/v1
 kind: Sequence
@@ -567,6 +576,21 @@ def test_a_parallel_routes_an_event_to_the_branches_that_take_it(mesh: tuple[Up,
     until(lambda: len(flow_paths(out, "par-big")) == 2, "both branches' replies")
     assert flow_paths(out, "par-big") == [["a"], ["b"]]
     assert until(lambda: flow_paths(out, "par-small"), "the second branch's reply") == [["b"]]
+
+
+def test_an_api_server_source_reports_an_apply(mesh: tuple[Up, Path]) -> None:
+    up, out = mesh
+    apply(up, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: watched}\ndata: {a: '1'}\n")
+    rows = until(lambda: received(out, "watch"), "the ApiServerSource's event")
+    headers = rows[0]["headers"]
+    assert headers["ce-type"] == "dev.knative.apiserver.ref.add"
+    assert headers["ce-subject"] == "/api/v1/namespaces/default/configmaps/watched"
+    assert json.loads(rows[0]["body"]) == {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "name": "watched",
+        "namespace": "default",
+    }
 
 
 def test_invalid_events_are_refused_with_a_reason(mesh: tuple[Up, Path]) -> None:

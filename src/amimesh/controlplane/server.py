@@ -169,7 +169,7 @@ class ControlPlane:
         )
         # Knative Eventing: the broker's workload, on the mesh's JetStream server.
         self.eventing = EventingController(
-            self.store, runner_for(state, config.nats_port or 0, sys.executable)
+            self.store, runner_for(state, config.nats_port or 0, sys.executable), state
         )
         self._config_seen = self.store.config_version
         self._config_waiters: set[asyncio.Future[None]] = set()

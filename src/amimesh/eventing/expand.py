@@ -388,6 +388,19 @@ def _channels(
                     "replyUri": entry.reply,
                 },
             }
+        elif isinstance(r, ke.ApiServerSource):
+            # Its events (the control plane's, `eventing.apiserver`) go through a
+            # channel of its own to its sink: stored, retried as a broker's are.
+            sink = destination_url(r.spec.sink, r.namespace, resources)
+            if sink.startswith("!"):
+                problem = Problem(r.ref, "spec.sink", sink[1:], "SinkNotFound")
+                plan.problems.append(problem)
+                plan.status[r.key] = _status(False, problem.reason, problem.message)
+                continue
+            name = f"apiserversource-{r.name}"
+            channels.append(BrokerEntry(r.namespace, name, "channel"))
+            subs.append(TriggerEntry(r.namespace, name, name, sink, Delivery(), subscription=True))
+            plan.status[r.key] = {**_status(server, "NoServer", _NO_SERVER), "sinkUri": sink}
         elif isinstance(r, km.Sequence | km.Parallel):
             made = (
                 _sequence(r, resources) if isinstance(r, km.Sequence) else _parallel(r, resources)

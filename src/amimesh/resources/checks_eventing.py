@@ -117,6 +117,13 @@ def check_sink_binding(binding: ke.SinkBinding) -> Iterator[Issue]:
         yield from _extension_issues(binding.spec.ceOverrides.extensions, ("spec", "ceOverrides"))
 
 
+def check_api_server_source(src: ke.ApiServerSource) -> Iterator[Issue]:
+    yield from _stream_name_issues(src.name)
+    yield from destination_issues(src.spec.sink, ("spec", "sink"))
+    if src.spec.ceOverrides is not None:
+        yield from _extension_issues(src.spec.ceOverrides.extensions, ("spec", "ceOverrides"))
+
+
 def check_container_source(src: ke.ContainerSource) -> Iterator[Issue]:
     container = src.spec.template.spec.containers[0]
     if not container.command:

@@ -209,6 +209,27 @@ class ContainerSourceSpec(Strict):
     ceOverrides: CloudEventOverrides | None = None
 
 
+class APIVersionKindSelector(Strict):
+    apiVersion: str = Field(min_length=1)
+    kind: str = Field(min_length=1)
+    selector: LabelSelector | None = None
+
+
+class ApiServerSourceSpec(Strict):
+    resources: list[APIVersionKindSelector] = Field(min_length=1)
+    mode: Literal["Reference", "Resource"] = Field(
+        default="Reference", description="Reference: the object's ref; Resource: the object"
+    )
+    serviceAccountName: str | None = Field(
+        default=None, description="accepted and kept: the control plane sees every resource"
+    )
+    owner: NotSupported = None
+    namespaceSelector: NotSupported = None
+    filters: NotSupported = None
+    sink: Destination
+    ceOverrides: CloudEventOverrides | None = None
+
+
 class Broker(Resource):
     KIND: ClassVar[str] = "Broker"
     API_GROUP: ClassVar[str] = EVENTING_GROUP
@@ -235,6 +256,13 @@ class SinkBinding(Resource):
     API_GROUP: ClassVar[str] = SOURCES_GROUP
     API_VERSIONS: ClassVar[tuple[str, ...]] = ("v1",)
     spec: SinkBindingSpec
+
+
+class ApiServerSource(Resource):
+    KIND: ClassVar[str] = "ApiServerSource"
+    API_GROUP: ClassVar[str] = SOURCES_GROUP
+    API_VERSIONS: ClassVar[tuple[str, ...]] = ("v1",)
+    spec: ApiServerSourceSpec
 
 
 class ContainerSource(Resource):

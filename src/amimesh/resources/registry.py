@@ -179,6 +179,7 @@ _BUILTIN = (
     Kind.of(eventing.PingSource, checks_eventing.check_ping_source),
     Kind.of(eventing.SinkBinding, checks_eventing.check_sink_binding),
     Kind.of(eventing.ContainerSource, checks_eventing.check_container_source),
+    Kind.of(eventing.ApiServerSource, checks_eventing.check_api_server_source),
     Kind.of(messaging.Channel, checks_eventing.check_channel),
     Kind.of(messaging.InMemoryChannel, checks_eventing.check_channel),
     Kind.of(messaging.NatsJetStreamChannel, checks_eventing.check_channel),

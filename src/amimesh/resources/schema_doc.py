@@ -233,7 +233,8 @@ _GROUP_NOTES = {
         "Read and checked with Knative's rules, and run: PingSource in the broker process "
         "([eventing.md](eventing.md#pingsource)), ContainerSource as a workload "
         "([eventing.md](eventing.md#containersource)), SinkBinding in its subjects' "
-        "environment ([eventing.md](eventing.md#sinkbinding))."
+        "environment ([eventing.md](eventing.md#sinkbinding)), ApiServerSource from the "
+        "control plane ([eventing.md](eventing.md#apiserversource))."
     ),
 }
 
@@ -249,8 +250,8 @@ def render(kinds: KindRegistry = KINDS) -> str:
         "Knative Serving's kinds (serving.knative.dev) run on the mesh as revisions and "
         "routes; autoscaling is not built yet. Knative Eventing's Brokers and Triggers "
         "(eventing.knative.dev) run on the mesh on NATS JetStream, and so do channels, "
-        "Subscriptions, Sequences and Parallels; PingSource, ContainerSource and SinkBinding "
-        "run.\n"
+        "Subscriptions, Sequences and Parallels; PingSource, ContainerSource, SinkBinding and "
+        "ApiServerSource run.\n"
     )
     out.append(_section("Common: metadata", "Every kind's `metadata`.", ObjectMeta, "metadata"))
     for k in kinds.values():

@@ -27,7 +27,7 @@ from amimesh.controlplane import mesh_config
 from amimesh.eventing.expand import NAMESPACE, NATS_CONFIG
 from amimesh.resources import files
 from amimesh.resources import knative_messaging as km
-from amimesh.resources.knative_eventing import Broker
+from amimesh.resources.knative_eventing import ApiServerSource, Broker
 from amimesh.resources.kube import ConfigMap
 from amimesh.resources.meta import Resource
 
@@ -64,7 +64,13 @@ def wanted(config_root: Path) -> bool:
         isinstance(r, ConfigMap) and (r.namespace, r.name) == (NAMESPACE, NATS_CONFIG)
         for r in result.resources
     )
-    stored: tuple[type[Resource], ...] = (Broker, *km.CHANNELS, km.Sequence, km.Parallel)
+    stored: tuple[type[Resource], ...] = (
+        Broker,
+        ApiServerSource,
+        *km.CHANNELS,
+        km.Sequence,
+        km.Parallel,
+    )
     return not cluster and any(isinstance(r, stored) for r in result.resources)
 
 
