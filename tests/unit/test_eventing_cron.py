@@ -10,7 +10,7 @@ import zoneinfo
 import pytest
 
 from amimesh.eventing import ping
-from amimesh.eventing.expand import PingEntry
+from amimesh.eventing.config import PingEntry
 from amimesh.resources import cron
 
 UTC = dt.UTC

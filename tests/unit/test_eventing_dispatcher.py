@@ -16,8 +16,8 @@ from cloudevents.core.v1.event import CloudEvent
 
 from amimesh.eventing import delivery as rules
 from amimesh.eventing import events
+from amimesh.eventing.config import BrokerEntry, TriggerEntry
 from amimesh.eventing.dispatcher import TriggerDispatcher
-from amimesh.eventing.expand import BrokerEntry, TriggerEntry
 
 
 @dataclass

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import pytest
 
+from amimesh.eventing import config as cfg
 from amimesh.eventing import expand as ex
+from amimesh.eventing.addressing import EventingPlan
 from amimesh.resources import parse_documents
 
-RUNNER = ex.Runner("/usr/bin/python3", "nats://127.0.0.1:4222", "/state/nats/credentials")
+RUNNER = cfg.Runner("/usr/bin/python3", "nats://127.0.0.1:4222", "/state/nats/credentials")
 
 
 def svc(name: str) -> str:
@@ -19,7 +21,7 @@ def svc(name: str) -> str:
     )
 
 
-def plan_of(*texts: str) -> ex.EventingPlan:
+def plan_of(*texts: str) -> EventingPlan:
     result = parse_documents("\n---\n".join(texts), "x.yaml")
     assert result.errors == [], result.errors
     return ex.expand(result.resources, RUNNER)
@@ -56,7 +58,7 @@ def test_a_channel_and_its_subscription() -> None:
     assert (sub.subscription, sub.broker, sub.durable) == (True, "orders", "S_to-a")
     assert (sub.subscriber, sub.reply) == (url("a"), url("b"))
     assert sub.delivery.retry == 0  # a subscription without a delivery is not retried
-    assert ex.BrokerConfig.decode(plan.config.encode()) == plan.config
+    assert cfg.BrokerConfig.decode(plan.config.encode()) == plan.config
 
 
 def test_a_sequence_chains_its_steps() -> None:

@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from cloudevents.core.base import BaseCloudEvent
 
 from amimesh.eventing import events
-from amimesh.eventing.expand import BrokerConfig, BrokerEntry
+from amimesh.eventing.config import BrokerConfig, BrokerEntry
 from amimesh.eventing.ingress import MAX_BODY_BYTES, Ingress
 
 BINARY = {

@@ -7,6 +7,7 @@ import textwrap
 
 import pytest
 
+from amimesh.eventing import config as cfg
 from amimesh.eventing import expand as ex
 from amimesh.resources import iso8601, parse_documents, parse_object
 
@@ -224,7 +225,7 @@ def _resources(*texts: str):  # type: ignore[no-untyped-def]
     return result.resources
 
 
-RUNNER = ex.Runner("/usr/bin/python3", "nats://127.0.0.1:4222", "/state/nats/credentials")
+RUNNER = cfg.Runner("/usr/bin/python3", "nats://127.0.0.1:4222", "/state/nats/credentials")
 
 
 def test_unknown_broker_is_a_problem_of_the_trigger() -> None:
@@ -268,7 +269,7 @@ def test_expansion_resolves_subscribers_and_delivery() -> None:
     assert orders.delivery.retry == 3 and orders.delivery.policy == "linear"
     assert orders.delivery.dead_letter == "http://dls.default.svc.cluster.local:8080"
     loop = by_name["loop"]
-    assert loop.subscriber == ex.broker_url("default", "default") + "/again"
+    assert loop.subscriber == cfg.broker_url("default", "default") + "/again"
     assert loop.delivery.retry == 1 and loop.delivery.dead_letter == ""
     kinds = [(r["kind"], r["metadata"]["namespace"], r["metadata"]["name"]) for r in plan.derived]
     assert kinds == [
@@ -276,7 +277,7 @@ def test_expansion_resolves_subscribers_and_delivery() -> None:
         ("Service", "knative-eventing", "broker-ingress"),
     ]
     env = {e["name"]: e["value"] for e in plan.derived[0]["spec"]["env"]}
-    assert ex.BrokerConfig.decode(env[ex.CONFIG_ENV]) == plan.config
+    assert cfg.BrokerConfig.decode(env[cfg.CONFIG_ENV]) == plan.config
     assert plan.status[("Broker", "default", "default")]["address"]["url"] == (
         "http://broker-ingress.knative-eventing.svc.cluster.local/default/default"
     )
@@ -304,7 +305,7 @@ spec:
 
 
 def test_ping_sources_run_in_the_broker_process_even_without_a_server() -> None:
-    plan = ex.expand(_resources(PING, DLS), ex.Runner("/usr/bin/python3"))
+    plan = ex.expand(_resources(PING, DLS), cfg.Runner("/usr/bin/python3"))
     (entry,) = plan.config.pings
     assert entry.sink == "http://dls.default.svc.cluster.local:8080"
     assert plan.config.brokers == () and plan.derived[0]["kind"] == "Workload"
@@ -360,7 +361,7 @@ def test_a_container_source_runs_as_a_workload_with_k_sink() -> None:
     assert spec["command"] == ["python", "beat.py"] and spec["args"] == ["--fast"]
     assert spec["serviceAccount"] == "heart"
     env = {e["name"]: e["value"] for e in spec["env"]}
-    assert env["K_SINK"] == ex.broker_url("default", "default")
+    assert env["K_SINK"] == cfg.broker_url("default", "default")
     assert env["K_CE_OVERRIDES"] == '{"extensions": {"team": "shop"}}'
     assert env["RATE"] == "1"
     assert workload["metadata"]["labels"]["sources.knative.dev/containerSource"] == "heart"
@@ -388,13 +389,13 @@ def test_a_nats_cluster_takes_the_place_of_the_embedded_server() -> None:
         "{servers: 'nats://127.0.0.1:4222, nats://127.0.0.1:4223', replicas: '3', "
         "credentials: nats.creds}"
     )
-    plan = ex.expand(_resources(BROKER, DLS, cluster), ex.Runner("/usr/bin/python3"))
+    plan = ex.expand(_resources(BROKER, DLS, cluster), cfg.Runner("/usr/bin/python3"))
     assert plan.problems == []
     assert plan.config.replicas == 3 and len(plan.config.brokers) == 1
     env = {e["name"]: e["value"] for e in plan.derived[0]["spec"]["env"]}
-    assert env[ex.NATS_URL_ENV] == "nats://127.0.0.1:4222,nats://127.0.0.1:4223"
-    assert env[ex.NATS_CREDENTIALS_ENV] == "nats.creds"
-    assert ex.BrokerConfig.decode(env[ex.CONFIG_ENV]).replicas == 3
+    assert env[cfg.NATS_URL_ENV] == "nats://127.0.0.1:4222,nats://127.0.0.1:4223"
+    assert env[cfg.NATS_CREDENTIALS_ENV] == "nats.creds"
+    assert cfg.BrokerConfig.decode(env[cfg.CONFIG_ENV]).replicas == 3
 
 
 @pytest.mark.parametrize(

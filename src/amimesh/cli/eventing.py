@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from amimesh.eventing.expand import INGRESS, NAMESPACE
+from amimesh.eventing.config import INGRESS, NAMESPACE
 from amimesh.eventing.history import Record
 
 if TYPE_CHECKING:

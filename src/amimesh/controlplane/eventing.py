@@ -35,7 +35,8 @@ from typing import Any
 
 from amimesh.config.store import Store
 from amimesh.eventing import apiserver
-from amimesh.eventing.expand import INGRESS, NAMESPACE, Runner, expand
+from amimesh.eventing.config import INGRESS, NAMESPACE, Runner
+from amimesh.eventing.expand import expand
 from amimesh.resources import ParseResult, parse_object
 from amimesh.resources.meta import Resource
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 
-from amimesh.eventing.expand import OVERRIDES_ENV, SINK_ENV, destination_url
+from amimesh.eventing.addressing import destination_url
+from amimesh.eventing.expand import OVERRIDES_ENV, SINK_ENV
 from amimesh.resources import knative_eventing as ke
 from amimesh.resources.meta import Resource
 from amimesh.resources.workload import EnvVar, Workload

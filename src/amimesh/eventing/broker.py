@@ -24,8 +24,7 @@ from aiohttp import web
 from cloudevents.core.base import BaseCloudEvent
 
 from amimesh.eventing import events, jetstream, ping
-from amimesh.eventing.dispatcher import TriggerDispatcher, stop
-from amimesh.eventing.expand import (
+from amimesh.eventing.config import (
     CONFIG_ENV,
     NATS_CREDENTIALS_ENV,
     NATS_URL_ENV,
@@ -33,6 +32,7 @@ from amimesh.eventing.expand import (
     BrokerEntry,
     TriggerEntry,
 )
+from amimesh.eventing.dispatcher import TriggerDispatcher, stop
 from amimesh.eventing.history import Record
 from amimesh.eventing.ingress import Ingress
 

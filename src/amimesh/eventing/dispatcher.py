@@ -28,7 +28,7 @@ from nats.js import JetStreamContext
 
 from amimesh.eventing import delivery as rules
 from amimesh.eventing import events, history
-from amimesh.eventing.expand import BrokerEntry, TriggerEntry
+from amimesh.eventing.config import BrokerEntry, TriggerEntry
 from amimesh.eventing.filters import matches
 from amimesh.eventing.jetstream import ACK_WAIT_S, ensure_consumer
 

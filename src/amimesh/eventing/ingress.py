@@ -20,7 +20,7 @@ from cloudevents.core.base import BaseCloudEvent
 
 from amimesh.eventing import delivery as rules
 from amimesh.eventing import events
-from amimesh.eventing.expand import BrokerConfig, BrokerEntry
+from amimesh.eventing.config import BrokerConfig, BrokerEntry
 from amimesh.eventing.history import Record
 
 log = logging.getLogger(__name__)

@@ -29,7 +29,7 @@ from nats.js.api import (
 )
 from nats.js.errors import NotFoundError
 
-from amimesh.eventing.expand import BrokerEntry, TriggerEntry
+from amimesh.eventing.config import BrokerEntry, TriggerEntry
 
 log = logging.getLogger(__name__)
 

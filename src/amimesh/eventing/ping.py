@@ -22,8 +22,8 @@ import aiohttp
 from cloudevents.core.v1.event import CloudEvent
 
 from amimesh.eventing import delivery as rules
+from amimesh.eventing.config import PingEntry
 from amimesh.eventing.dispatcher import send
-from amimesh.eventing.expand import PingEntry
 from amimesh.resources import cron
 
 log = logging.getLogger(__name__)

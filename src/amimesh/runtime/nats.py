@@ -24,7 +24,8 @@ import sys
 from pathlib import Path
 
 from amimesh.controlplane import mesh_config
-from amimesh.eventing.expand import NAMESPACE, NATS_CONFIG
+from amimesh.eventing.config import NAMESPACE
+from amimesh.eventing.expand import NATS_CONFIG
 from amimesh.resources import files
 from amimesh.resources import knative_messaging as km
 from amimesh.resources.knative_eventing import ApiServerSource, Broker
