@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -18,7 +19,6 @@ import pytest
 
 from amimesh.eventing import jetstream
 from amimesh.runtime import nats as nats_server
-from tests.e2e.harness import free_port
 from tests.e2e.meshes import from_yaml
 from tests.e2e.test_eventing import APP, BROKER_URL, all_delivered, binary, workload
 from tests.e2e.test_runtime import Up, until
@@ -29,12 +29,26 @@ USER, PASSWORD = "ami", "cluster-secret"
 STREAM = "KNB_default_default"
 
 
+def distinct_ports(n: int) -> list[int]:
+    """`n` free loopback ports, all different (each held while the next is found)."""
+    held = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            held.append(s)
+        return [int(s.getsockname()[1]) for s in held]
+    finally:
+        for s in held:
+            s.close()
+
+
 class Cluster:
     """Three JetStream servers on loopback, routes between them."""
 
     def __init__(self, root: Path) -> None:
-        self.ports = [free_port() for _ in range(3)]
-        routes = [free_port() for _ in range(3)]
+        ports = distinct_ports(6)
+        self.ports, routes = ports[:3], ports[3:]
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         for i in range(3):
             name = f"n{i}"
