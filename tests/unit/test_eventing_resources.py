@@ -413,3 +413,51 @@ def test_a_wrong_nats_cluster(data: str, field: str, message: str) -> None:
     assert problem.ref == "ConfigMap/knative-eventing/config-nats"
     assert problem.field == field and message in problem.message
     assert plan.config.brokers == () and plan.derived == []
+
+
+def br_defaults(text: str) -> str:
+    body = textwrap.indent(textwrap.dedent(text).strip(), "    ")
+    return (
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: config-br-defaults, namespace: "
+        f"knative-eventing}}\ndata:\n  default-br-config: |\n{body}\n"
+    )
+
+
+PLAIN_BROKER = "apiVersion: eventing.knative.dev/v1\nkind: Broker\nmetadata: {name: plain}\n"
+PLAIN_TRIGGER = trigger("broker: plain\nsubscriber: {uri: 'http://x/'}", "t")
+
+
+def delivery_of(*texts: str) -> tuple[int, str, float]:
+    plan = ex.expand(_resources(PLAIN_BROKER, PLAIN_TRIGGER, *texts), RUNNER)
+    assert plan.problems == [], plan.problems
+    d = plan.config.triggers[0].delivery
+    return d.retry, d.policy, d.delay_s
+
+
+def test_a_broker_without_delivery_takes_config_br_defaults() -> None:
+    assert delivery_of() == (10, "exponential", 0.2)  # Knative's shipped default
+    cluster = """
+    clusterDefault:
+      brokerClass: MTChannelBasedBroker
+      delivery: {retry: 2, backoffPolicy: linear, backoffDelay: PT1S}
+    """
+    assert delivery_of(br_defaults(cluster)) == (2, "linear", 1.0)
+    per_namespace = (
+        cluster
+        + """
+    namespaceDefaults:
+      default:
+        delivery: {retry: 5, backoffDelay: PT0.5S}
+    """
+    )
+    assert delivery_of(br_defaults(per_namespace)) == (5, "exponential", 0.5)
+    # The ConfigMap without a delivery: no retries, as in Knative.
+    assert delivery_of(br_defaults("clusterDefault: {brokerClass: MTChannelBasedBroker}"))[0] == 0
+
+
+def test_a_wrong_config_br_defaults() -> None:
+    bad = br_defaults("clusterDefault:\n  delivery: {backoffDelay: 2s}")
+    plan = ex.expand(_resources(PLAIN_BROKER, PLAIN_TRIGGER, bad), RUNNER)
+    (problem,) = plan.problems
+    assert problem.ref == "ConfigMap/knative-eventing/config-br-defaults"
+    assert "ISO-8601" in problem.message

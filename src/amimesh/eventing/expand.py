@@ -50,8 +50,9 @@ from amimesh.eventing.config import (
     TriggerEntry,
     broker_url,
 )
-from amimesh.eventing.delivery import resolve
+from amimesh.eventing.delivery import Delivery, resolve
 from amimesh.resources import knative_eventing as ke
+from amimesh.resources import yaml_text
 from amimesh.resources.kube import ConfigMap
 from amimesh.resources.meta import Resource
 
@@ -251,6 +252,51 @@ def reference_problems(resources: Iterable[Resource]) -> list[Problem]:
     return expand(resources, None).problems
 
 
+BR_DEFAULTS = "config-br-defaults"
+BR_DEFAULTS_KEY = "default-br-config"
+# Knative ships `config-br-defaults` with this delivery: a mesh without the ConfigMap
+# gets it too.
+SHIPPED = ke.DeliverySpec(retry=10, backoffPolicy="exponential", backoffDelay="PT0.2S")
+
+
+def default_delivery(
+    resources: Sequence[Resource], namespace: str
+) -> ke.DeliverySpec | Problem | None:
+    """A Broker's delivery when it has none, from Knative's `config-br-defaults`
+    (`default-br-config`: `namespaceDefaults.NS.delivery`, else
+    `clusterDefault.delivery`); Knative's shipped one without the ConfigMap; None (no
+    retries) when the ConfigMap names none."""
+    cm = next(
+        (
+            r
+            for r in resources
+            if isinstance(r, ConfigMap) and (r.namespace, r.name) == (NAMESPACE, BR_DEFAULTS)
+        ),
+        None,
+    )
+    if cm is None:
+        return SHIPPED
+    field = f"data.{BR_DEFAULTS_KEY}"
+    docs = yaml_text.documents(cm.data.get(BR_DEFAULTS_KEY, ""))
+    data: Any = docs[0].data if docs and isinstance(docs[0], yaml_text.Document) else {}
+    if not isinstance(data, dict):
+        return Problem(
+            cm.ref, field, "must be YAML: clusterDefault, namespaceDefaults", "BadConfig"
+        )
+    per_namespace = data.get("namespaceDefaults") or {}
+    chosen = (per_namespace.get(namespace) if isinstance(per_namespace, dict) else None) or (
+        data.get("clusterDefault") or {}
+    )
+    delivery = chosen.get("delivery") if isinstance(chosen, dict) else None
+    if delivery is None:
+        return None
+    try:
+        return ke.DeliverySpec.model_validate(delivery)
+    except ValueError as e:
+        message = " ".join(str(e).split())[:300]
+        return Problem(cm.ref, f"{field}: delivery", message, "BadConfig")
+
+
 def _trigger(
     t: ke.Trigger,
     brokers: Mapping[tuple[str, str], ke.Broker],
@@ -270,21 +316,27 @@ def _trigger(
     if isinstance(subscriber, str) and subscriber.startswith("!"):
         return None, Problem(t.ref, "spec.subscriber", subscriber[1:], "SubscriberResolveFailed")
     delivery_spec = t.spec.delivery or broker.spec.delivery
+    if delivery_spec is None:
+        fallback = default_delivery(resources, t.namespace)
+        if isinstance(fallback, Problem):
+            return None, fallback
+        delivery_spec = fallback
     dead_letter = ""
     if delivery_spec is not None and delivery_spec.deadLetterSink is not None:
         dls = destination_url(delivery_spec.deadLetterSink, t.namespace, resources)
         where = "spec.delivery" if t.spec.delivery else f"{broker.ref}: spec.delivery"
+        if not (t.spec.delivery or broker.spec.delivery):
+            where = f"{BR_DEFAULTS}: delivery"
         if dls.startswith("!"):
             return None, Problem(
                 t.ref, f"{where}.deadLetterSink", dls[1:], "DeadLetterSinkResolveFailed"
             )
         dead_letter = dls
-    delivery_json = (
-        delivery_spec.model_dump(mode="json", exclude_none=True, by_alias=True)
+    delivery = (
+        resolve(delivery_spec.model_dump(mode="json", exclude_none=True), dead_letter)
         if delivery_spec is not None
-        else None
+        else Delivery(retry=0)
     )
-    delivery = resolve(delivery_json, dead_letter)
     attributes = dict(t.spec.filter.attributes) if t.spec.filter is not None else None
     filters = tuple(
         f.model_dump(mode="json", exclude_defaults=True, by_alias=True) for f in t.spec.filters
