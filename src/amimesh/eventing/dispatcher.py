@@ -35,6 +35,7 @@ from amimesh.eventing.jetstream import ACK_WAIT_S, ensure_consumer
 log = logging.getLogger(__name__)
 
 BATCH = 32
+MAX_IN_FLIGHT = 64  # events of one trigger being delivered at once
 FETCH_WAIT_S = 1.0
 # The most of a response body read: a reply event is bounded like an incoming one.
 MAX_REPLY_BYTES = 1 << 20
@@ -122,23 +123,41 @@ class TriggerDispatcher:
         self._sub = await ensure_consumer(self.js, self.broker, self.trigger)
 
     async def run(self) -> None:
+        """Fetch and deliver until cancelled: up to `MAX_IN_FLIGHT` events at once, a
+        new fetch as soon as one is done (one slow subscriber's answer holds up no
+        other event). One fetch at a time: a pull subscription's inbox is not to be
+        shared by two."""
         if self._sub is None:
             await self.prepare()
-        assert self._sub is not None
-        while True:
-            try:
-                msgs = await self._sub.fetch(BATCH, timeout=FETCH_WAIT_S)
-            except (NatsTimeout, TimeoutError):  # nothing came within the wait
-                continue
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:  # the server away, a cluster electing a leader, ...
-                log.warning(
-                    "trigger %s: fetch failed (%s: %s)", self.trigger.name, type(e).__name__, e
-                )
-                await asyncio.sleep(FETCH_WAIT_S)
-                continue
-            await asyncio.gather(*(self._handle_safely(m) for m in msgs))
+        sub = self._sub
+        assert sub is not None
+        pending: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                free = MAX_IN_FLIGHT - len(pending)
+                if free <= 0:
+                    await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                    continue
+                try:
+                    msgs = await sub.fetch(min(free, BATCH), timeout=FETCH_WAIT_S)
+                except (NatsTimeout, TimeoutError):  # nothing came within the wait
+                    continue
+                except asyncio.CancelledError:
+                    raise
+                except Exception as e:  # the server away, a cluster electing a leader, ...
+                    log.warning(
+                        "trigger %s: fetch failed (%s: %s)", self.trigger.name, type(e).__name__, e
+                    )
+                    await asyncio.sleep(FETCH_WAIT_S)
+                    continue
+                for m in msgs:
+                    task = asyncio.create_task(self._handle_safely(m))
+                    pending.add(task)
+                    task.add_done_callback(pending.discard)
+        finally:
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
 
     async def _handle_safely(self, msg: Msg) -> None:
         ticker = asyncio.create_task(_in_progress(msg), name="in-progress")
