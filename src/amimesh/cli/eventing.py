@@ -243,6 +243,7 @@ async def _history(
 ) -> list[Record]:
     from nats.errors import TimeoutError as NatsTimeout
     from nats.js.api import DeliverPolicy
+    from nats.js.errors import NotFoundError
 
     from amimesh.controlplane import mesh_config
     from amimesh.eventing import jetstream
@@ -255,12 +256,15 @@ async def _history(
     nc = await jetstream.connect(nats_server.url(port), user, password)
     try:
         js = nc.jetstream()
-        sub = await js.subscribe(
-            jetstream.log_subject(namespace, broker),
-            stream=jetstream.LOG_STREAM,
-            ordered_consumer=True,
-            deliver_policy=DeliverPolicy.ALL,
-        )
+        try:
+            sub = await js.subscribe(
+                jetstream.log_subject(namespace, broker),
+                stream=jetstream.LOG_STREAM,
+                ordered_consumer=True,
+                deliver_policy=DeliverPolicy.ALL,
+            )
+        except NotFoundError:  # no broker has run yet: no history
+            return []
         records: list[Record] = []
         batch: list[Record] = []
         backlog = True

@@ -101,6 +101,7 @@ async def _brokers(
             await asyncio.sleep(CONNECT_RETRY_S)
     js = nc.jetstream()
     await jetstream.ensure_log_stream(js, config.replicas)
+    await jetstream.drop_stale_streams(js, list(config.brokers))
     client = nc
 
     async def note(broker: BrokerEntry, record: Record) -> None:

@@ -140,6 +140,17 @@ async def ensure_consumer(
     )
 
 
+async def drop_stale_streams(js: JetStreamContext, wanted: list[BrokerEntry]) -> None:
+    """Remove the streams of brokers and channels that are gone, and the events in
+    them (as deleting a Broker or a channel does in Knative)."""
+    keep = {b.stream for b in wanted} | {LOG_STREAM}
+    for info in await js.streams_info():
+        name = info.config.name or ""
+        if name.startswith(("KNB_", "KNC_")) and name not in keep:
+            await js.delete_stream(name)
+            log.info("stream %s removed: its broker or channel is gone", name)
+
+
 async def drop_stale_consumers(
     js: JetStreamContext, broker: BrokerEntry, triggers: list[TriggerEntry]
 ) -> None:
