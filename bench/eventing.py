@@ -14,6 +14,8 @@ Figures (one JSON line each), from one mesh started here (embedded JetStream ser
 - `broker_throughput_ratio`: the first over the second (the issue's target: >= 0.5).
 - `delivery_latency_ms_p50`, `_p99`: at a fixed rate (50 events/s), from the broker's
   ingress (the `time` it gives an event sent without one) to the subscriber.
+
+`--processes N` runs N broker processes (`knative-eventing/config-ami-broker`).
 """
 
 from __future__ import annotations
@@ -146,6 +148,7 @@ def hey(url: str, proxy: str, seconds: int, workers: int, rate: int = 0) -> tupl
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Knative Eventing on the mesh")
     p.add_argument("--quick", action="store_true", help="shorter load runs")
+    p.add_argument("--processes", type=int, default=1, help="broker processes (config-ami-broker)")
     args = p.parse_args(argv)
     if shutil.which("hey") is None:
         print("bench/eventing.py needs hey: make bench-deps", file=sys.stderr)
@@ -153,7 +156,13 @@ def main(argv: list[str] | None = None) -> int:
     seconds = 4 if args.quick else 10
     workers = 16
     with tempfile.TemporaryDirectory(prefix="ami-bench-eventing-") as work:
-        mesh = Mesh(Path(work), CONFIG % json.dumps(SINK))
+        text = CONFIG % json.dumps(SINK)
+        if args.processes > 1:
+            text += (
+                "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: config-ami-broker, "
+                f"namespace: knative-eventing}}\ndata: {{processes: '{args.processes}'}}\n"
+            )
+        mesh = Mesh(Path(work), text)
         try:
             wait(mesh.all_ready, 120, 0.1)
             agent = json.loads(
@@ -173,7 +182,14 @@ def main(argv: list[str] | None = None) -> int:
             wait(lambda: delivered() >= base + ok, 300, 0.2)
             elapsed = time.monotonic() - t0
             through = ok / elapsed
-            emit("broker_events_per_s", through, "events/s", seconds=seconds, producers=workers)
+            emit(
+                "broker_events_per_s",
+                through,
+                "events/s",
+                seconds=seconds,
+                producers=workers,
+                processes=args.processes,
+            )
             emit("broker_accepted_per_s", accepted, "events/s", events=ok)
             emit("direct_events_per_s", direct, "events/s", events=direct_ok)
             emit("broker_throughput_ratio", through / direct, "ratio")

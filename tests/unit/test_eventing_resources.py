@@ -461,3 +461,16 @@ def test_a_wrong_config_br_defaults() -> None:
     (problem,) = plan.problems
     assert problem.ref == "ConfigMap/knative-eventing/config-br-defaults"
     assert "ISO-8601" in problem.message
+
+
+def test_several_broker_processes() -> None:
+    cm = (
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: config-ami-broker, namespace: "
+        "knative-eventing}\ndata: {processes: '%s'}\n"
+    )
+    plan = ex.expand(_resources(BROKER, DLS, cm % "3"), RUNNER)
+    assert plan.derived[0]["spec"]["replicas"] == 3
+    plan = ex.expand(_resources(BROKER, DLS, cm % "99"), RUNNER)
+    (problem,) = plan.problems
+    assert problem.field == "data.processes" and "from 1 to 8" in problem.message
+    assert plan.derived[0]["spec"]["replicas"] == 1

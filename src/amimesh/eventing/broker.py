@@ -43,10 +43,12 @@ CONNECT_RETRY_S = 0.2
 
 
 async def serve(config: BrokerConfig, url: str, user: str, password: str, port: int) -> None:
+    # With several broker processes (`config-ami-broker`), the first alone runs the
+    # PingSources.
+    instance = os.environ.get("AMI_INSTANCE", "")
+    sources = config.pings if not instance or instance.endswith("-0") else ()
     async with aiohttp.ClientSession(trust_env=True) as session:
-        pings = [
-            asyncio.create_task(ping.run(p, session), name=f"ping-{p.name}") for p in config.pings
-        ]
+        pings = [asyncio.create_task(ping.run(p, session), name=f"ping-{p.name}") for p in sources]
         try:
             if config.brokers:
                 await _brokers(config, url, user, password, port, session)

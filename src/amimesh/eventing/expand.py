@@ -125,8 +125,36 @@ def expand(resources: Iterable[Resource], runner: Runner | None) -> EventingPlan
     else:
         plan.config = BrokerConfig(pings=pings)
     if runner is not None and (plan.config.brokers or plan.config.pings):
-        plan.derived = _broker_resources(plan.config, runner) + plan.derived
+        processes = broker_processes(resources)
+        if isinstance(processes, Problem):
+            plan.problems.append(processes)
+            processes = 1
+        plan.derived = _broker_resources(plan.config, runner, processes) + plan.derived
     return plan
+
+
+# Ami's own setting: how many broker processes run (`knative-eventing/config-ami-broker`,
+# `processes`). They share every stream and consumer, so each takes a part of the
+# ingress and of every trigger's deliveries; the first alone runs the PingSources.
+BROKER_CONFIG = "config-ami-broker"
+MAX_PROCESSES = 8
+
+
+def broker_processes(resources: Iterable[Resource]) -> int | Problem:
+    cm = next(
+        (
+            r
+            for r in resources
+            if isinstance(r, ConfigMap) and (r.namespace, r.name) == (NAMESPACE, BROKER_CONFIG)
+        ),
+        None,
+    )
+    text = cm.data.get("processes", "1").strip() if cm is not None else "1"
+    if not text.isdigit() or not 1 <= int(text) <= MAX_PROCESSES:
+        assert cm is not None
+        message = f"must be a whole number from 1 to {MAX_PROCESSES}, got {text!r}"
+        return Problem(cm.ref, "data.processes", message, "BadConfig")
+    return int(text)
 
 
 def _container_source(
@@ -347,7 +375,9 @@ def _trigger(
     return entry, None
 
 
-def _broker_resources(config: BrokerConfig, runner: Runner) -> list[dict[str, Any]]:
+def _broker_resources(
+    config: BrokerConfig, runner: Runner, processes: int = 1
+) -> list[dict[str, Any]]:
     labels = {"app": INGRESS, EVENTING_LABEL: "ingress"}
     workload = {
         "apiVersion": "ami.dev/v1alpha1",
@@ -361,6 +391,7 @@ def _broker_resources(config: BrokerConfig, runner: Runner) -> list[dict[str, An
                 {"name": NATS_CREDENTIALS_ENV, "value": runner.credentials},
             ],
             "serviceAccount": SERVICE_ACCOUNT,
+            "replicas": processes,
             "ports": [{"name": "http", "port": INGRESS_PORT, "protocol": "HTTP"}],
             "readinessProbe": {"httpGet": {"path": "/healthz", "port": INGRESS_PORT}},
         },
