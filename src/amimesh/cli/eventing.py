@@ -35,8 +35,14 @@ class NoBroker(LookupError):
     """The mesh runs no broker process (exit 1)."""
 
 
+def _api_kind(kind: str) -> str:
+    """The name the API resolves to Knative's kind alone (Tekton Triggers has a
+    `Trigger` too)."""
+    return f"{kind.lower()}.eventing.knative.dev" if kind in ("Broker", "Trigger") else kind
+
+
 def _list(api: MeshClient, kind: str, namespace: str | None, name: str = "") -> list[Item]:
-    params = {"kind": kind, "namespace": namespace or "", "name": name}
+    params = {"kind": _api_kind(kind), "namespace": namespace or "", "name": name}
     items: list[Item] = api.get("/api/v1/resources", params).get("items", [])
     return items
 
@@ -131,7 +137,7 @@ def delete(api: MeshClient, kind: str, namespace: str, name: str) -> Item:
     from urllib.parse import quote
 
     get_one(api, kind, namespace, name)
-    path = "/".join(quote(p, safe="") for p in (kind, namespace, name))
+    path = "/".join(quote(p, safe="") for p in (_api_kind(kind), namespace, name))
     return api.delete(f"/api/v1/resources/{path}")
 
 
