@@ -163,6 +163,8 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
 
     try:
         # --- initial sync ------------------------------------------------------------
+        me = psutil.Process()
+        cpu_cp0, cpu_me0 = cpu_seconds(cp_ps), cpu_seconds(me)
         t0 = time.perf_counter()
         for i in range(args.proxies):
             if i % CLIENTS_PER_CHANNEL == 0:
@@ -186,6 +188,10 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         for e in envoys:
             e.wait_ready(args.timeout)
         figure("initial_sync_s", time.perf_counter() - t0, "s", envoys=args.envoys)
+        # Where the initial sync's CPU went: the control plane, and the simulated
+        # proxies (decoding what they are sent) in this process.
+        figure("initial_sync_controlplane_cpu_s", cpu_seconds(cp_ps) - cpu_cp0, "s")
+        figure("initial_sync_clients_cpu_s", cpu_seconds(me) - cpu_me0, "s")
         figure("controlplane_rss_mb", cp_ps.memory_info().rss / 2**20, "MB")
 
         # --- changes -----------------------------------------------------------------
@@ -211,6 +217,7 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         figure("controlplane_rss_mb_after_changes", cp_ps.memory_info().rss / 2**20, "MB")
 
         table = next(iter(clients[0].resources[ROUTE].values()))
+        held = {t: dict(clients[0].resources[t]) for t in ALL_TYPES}
         for c in clients:
             await c.stop()
         clients.clear()
@@ -246,6 +253,7 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         base = await xds_baseline.fan_out(
             table, args.proxies, args.mode, rounds=args.baseline_rounds
         )
+        figure("baseline_initial_sync_s", await xds_baseline.initial_sync(held, args.proxies), "s")
         figure("baseline_fanout_p50_ms", statistics.median(base), "ms")
         figure("baseline_fanout_p99_ms", pct(base, 0.99), "ms")
         figure(

@@ -1,8 +1,9 @@
 """Knative's `containerConcurrency` and `timeoutSeconds` in the data plane, end to end,
 through the gateway: with `containerConcurrency: 1` the app never has two requests at
 once, requests beyond it wait in the sidecar and succeed, and beyond the queue (10 ×
-containerConcurrency) get a 503; with `timeoutSeconds: 1` a request whose response has
-not started in time gets a 504, and one whose headers came at once runs to its end."""
+containerConcurrency) get a 503; `timeoutSeconds` bounds the whole request (a 504
+before the response started, cut off after), `idleTimeoutSeconds` the time without a
+byte from the app, as Knative's queue-proxy enforces them."""
 
 from __future__ import annotations
 
@@ -123,6 +124,12 @@ data:
     )
     + "---"
     + ksvc("quick", "timeoutSeconds: 1", '{autoscaling.knative.dev/target-burst-capacity: "0"}')
+    + "---"
+    + ksvc(
+        "idle",
+        "timeoutSeconds: 60\n      idleTimeoutSeconds: 1",
+        '{autoscaling.knative.dev/target-burst-capacity: "0"}',
+    )
 )
 
 
@@ -132,6 +139,7 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
     with from_yaml(root, MESH, files={"apps/app.py": APP}) as up:
         until(lambda: ready_at(up, "one-at-a-time", "one-at-a-time-00001"), "Ready")
         until(lambda: ready_at(up, "quick", "quick-00001"), "Ready")
+        until(lambda: ready_at(up, "idle", "idle-00001"), "Ready")
         yield up
 
 
@@ -202,7 +210,20 @@ def test_beyond_the_queue_a_503(mesh: Up, tmp_path: Path) -> None:
     assert Counter(r.status_code for r in answers) == {200: 11, 503: 3}
 
 
-def test_timeout_seconds_is_the_time_for_the_response_to_start(mesh: Up) -> None:
+def cut_off(up: Up, host: str, path: str) -> bool:
+    """Whether the response to `path` started (headers came) and its body was cut."""
+    url = up.info().gateway_urls[0] + path
+    headers = {"Host": f"{host}.default.example.com"}
+    with httpx.stream("GET", url, headers=headers, timeout=30, trust_env=False) as resp:
+        assert resp.status_code == 200
+        try:
+            resp.read()
+        except (httpx.RemoteProtocolError, httpx.ReadError):
+            return True
+        return False
+
+
+def test_timeout_seconds_bounds_the_whole_request(mesh: Up) -> None:
     quick = get(mesh, "quick", "/quick")
     assert quick.status_code == 200 and quick.text == "done"
     gateway = "istio-ingressgateway-0.istio-system"
@@ -210,11 +231,17 @@ def test_timeout_seconds_is_the_time_for_the_response_to_start(mesh: Up) -> None
     before = cluster_counters(mesh, gateway, cluster)
     slow_start = get(mesh, "quick", "/slow-start")
     assert slow_start.status_code == 504, slow_start.text
-    # The gateway's per-try timeout answered, and did not send the request again.
+    # Answered once: a timed-out request is not sent again.
     counters = cluster_counters(mesh, gateway, cluster)
     counters.subtract(before)
-    assert counters["upstream_rq_per_try_timeout"] == 1, counters
     assert counters["upstream_rq_retry"] == 0, counters
-    # Headers at once, the body 2 s later: the response runs to its end.
-    slow_body = get(mesh, "quick", "/slow-body")
-    assert slow_body.status_code == 200 and slow_body.text == "the whole body"
+    # Headers at once, the body 2 s later: past the 1 s, the response is cut off.
+    assert cut_off(mesh, "quick", "/slow-body")
+
+
+def test_idle_timeout_seconds_bounds_the_time_without_a_byte(mesh: Up) -> None:
+    assert get(mesh, "idle", "/quick").text == "done"
+    # 3 s before the headers, 2 s between headers and body: both past the 1 s idle.
+    slow_start = get(mesh, "idle", "/slow-start")
+    assert slow_start.status_code == 504, slow_start.text
+    assert cut_off(mesh, "idle", "/slow-body")

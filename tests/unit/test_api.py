@@ -175,7 +175,7 @@ async def test_unknown_kind(client: Client) -> None:
     (error,) = body["errors"]
     assert error.startswith(
         'unknown kind "frobs"; known kinds: ApiServerSource, AuthorizationPolicy, Broker, Channel, '
-        "ConfigMap, Configuration, "
+        "ClusterTriggerBinding, ConfigMap, "
     )
     await call(client, "DELETE", "/api/v1/resources/frobs/default/x", status=400)
 

@@ -198,7 +198,8 @@ CASES: list[tuple[str, str, list[str]]] = [
         "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: edge}\nspec: {}\n",
         [
             f'{P}: Sidecar/default/edge: kind: unknown kind "Sidecar" (networking.istio.io/v1); '
-            "Ami supports Service, ConfigMap (v1), Workload (ami.dev/v1alpha1), VirtualService, "
+            "Ami supports Service, ConfigMap, Secret (v1), Workload (ami.dev/v1alpha1), "
+            "VirtualService, "
             "DestinationRule, ServiceEntry, WorkloadEntry, Gateway (networking.istio.io/v1alpha3, "
             "v1beta1, v1), PeerAuthentication, RequestAuthentication, AuthorizationPolicy "
             "(security.istio.io/v1beta1, v1), Telemetry (telemetry.istio.io/v1alpha1, v1), "
@@ -206,7 +207,10 @@ CASES: list[tuple[str, str, list[str]]] = [
             "(eventing.knative.dev/v1), PingSource, SinkBinding, ContainerSource, ApiServerSource "
             "(sources.knative.dev/v1), Channel, InMemoryChannel, Subscription "
             "(messaging.knative.dev/v1), NatsJetStreamChannel (messaging.knative.dev/v1alpha1), "
-            "Sequence, Parallel (flows.knative.dev/v1)"
+            "Sequence, Parallel (flows.knative.dev/v1), "
+            "Task, Pipeline, TaskRun, PipelineRun (tekton.dev/v1, v1beta1), "
+            "EventListener, Trigger, TriggerBinding, ClusterTriggerBinding, TriggerTemplate "
+            "(triggers.tekton.dev/v1beta1, v1alpha1)"
         ],
     ),
     (
@@ -215,7 +219,8 @@ CASES: list[tuple[str, str, list[str]]] = [
         [
             f'{P}: Gateway/default/edge: kind: unknown kind "Gateway" '
             "(gateway.networking.k8s.io/v1); "
-            "Ami supports Service, ConfigMap (v1), Workload (ami.dev/v1alpha1), VirtualService, "
+            "Ami supports Service, ConfigMap, Secret (v1), Workload (ami.dev/v1alpha1), "
+            "VirtualService, "
             "DestinationRule, ServiceEntry, WorkloadEntry, Gateway (networking.istio.io/v1alpha3, "
             "v1beta1, v1), PeerAuthentication, RequestAuthentication, AuthorizationPolicy "
             "(security.istio.io/v1beta1, v1), Telemetry (telemetry.istio.io/v1alpha1, v1), "
@@ -223,7 +228,10 @@ CASES: list[tuple[str, str, list[str]]] = [
             "(eventing.knative.dev/v1), PingSource, SinkBinding, ContainerSource, ApiServerSource "
             "(sources.knative.dev/v1), Channel, InMemoryChannel, Subscription "
             "(messaging.knative.dev/v1), NatsJetStreamChannel (messaging.knative.dev/v1alpha1), "
-            "Sequence, Parallel (flows.knative.dev/v1)"
+            "Sequence, Parallel (flows.knative.dev/v1), "
+            "Task, Pipeline, TaskRun, PipelineRun (tekton.dev/v1, v1beta1), "
+            "EventListener, Trigger, TriggerBinding, ClusterTriggerBinding, TriggerTemplate "
+            "(triggers.tekton.dev/v1beta1, v1alpha1)"
         ],
     ),
     (

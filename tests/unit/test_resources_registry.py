@@ -41,27 +41,37 @@ def test_builtin_kinds() -> None:
         "AuthorizationPolicy",
         "Broker",
         "Channel",
+        "ClusterTriggerBinding",
         "ConfigMap",
         "Configuration",
         "ContainerSource",
         "DestinationRule",
+        "EventListener",
         "Gateway",
         "InMemoryChannel",
         "NatsJetStreamChannel",
         "Parallel",
         "PeerAuthentication",
         "PingSource",
+        "Pipeline",
+        "PipelineRun",
         "RequestAuthentication",
         "Revision",
         "Route",
+        "Secret",
         "Sequence",
         "Service",
         "Service",
         "ServiceEntry",
         "SinkBinding",
         "Subscription",
+        "Task",
+        "TaskRun",
         "Telemetry",
         "Trigger",
+        "Trigger",
+        "TriggerBinding",
+        "TriggerTemplate",
         "VirtualService",
         "Workload",
         "WorkloadEntry",
@@ -72,9 +82,9 @@ def test_builtin_kinds() -> None:
 
 def test_resolve_errors_name_the_field() -> None:
     with pytest.raises(UnknownKind) as unknown:
-        KINDS.resolve("v1", "Secret")
+        KINDS.resolve("v1", "Namespace")
     assert unknown.value.field == "kind"
-    assert unknown.value.message.startswith('unknown kind "Secret" (v1); Ami supports Service')
+    assert unknown.value.message.startswith('unknown kind "Namespace" (v1); Ami supports Service')
     with pytest.raises(UnknownKind) as version:
         KINDS.resolve("v2", "Service")
     assert version.value.field == "apiVersion"

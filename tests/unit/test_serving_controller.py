@@ -263,3 +263,64 @@ def test_a_revision_on_the_rps_metric_scales_on_requests_per_second() -> None:
         serving.observe("local", {"hello-00001-0.default": 1.0}, {"hello-00001-0.default": 20.0})
         serving.tick(now[0])
     assert serving.scale_of("default", "hello-00001") == 3
+
+
+GC_NOW = """
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: config-gc, namespace: knative-serving}
+data:
+  retain-since-create-time: disabled
+  retain-since-last-active-time: 30s
+  min-non-active-revisions: "1"
+  max-non-active-revisions: "5"
+---
+"""
+
+
+def test_revisions_nothing_routes_are_collected_as_config_gc_says(tmp_path: Path) -> None:
+    path = tmp_path / "revisions.json"
+    store, serving, now = started(GC_NOW + KSVC, path=path)
+    for n, target in enumerate(("2", "3", "4"), start=2):
+        now[0] += 10
+        text = GC_NOW + KSVC.replace('target: "1"', f'target: "{target}"')
+        store.set_source("t.yaml", parse_documents(text, "t.yaml"))
+        serving.reconcile()
+        assert serving.history[-1].name == f"hello-0000{n}"
+    # 1 and 2 went out of use 20 s and 10 s ago, 3 just now: none stale yet.
+    assert serving.collect_garbage() == []
+    now[0] += 25  # 1 has been out of use for 45 s, 2 for 35 s, 3 for 25 s
+    # One non-active revision is kept (the newest out of use): 1 and 2 go.
+    assert serving.collect_garbage() == ["default/hello-00001", "default/hello-00002"]
+    assert [r.name for r in serving.history] == ["hello-00003", "hello-00004"]
+    assert "hello-00001" not in workloads(store)
+    # When each stopped being active outlives the control plane: with no minimum,
+    # 3 (out of use for 35 s) is stale at once for a new one.
+    none_kept = GC_NOW.replace('revisions: "1"', 'revisions: "0"')
+    text = none_kept + KSVC.replace('target: "1"', 'target: "4"')
+    store.set_source("t.yaml", parse_documents(text, "t.yaml"))
+    again = ServingController(store, path, clock=lambda: now[0] + 10)
+    again.reconcile()
+    assert [r.name for r in again.history] == ["hello-00004"]
+
+
+def test_a_revision_annotated_no_gc_is_kept() -> None:
+    keep = KSVC.replace(
+        "autoscaling.knative.dev/target",
+        'serving.knative.dev/no-gc: "true"\n        autoscaling.knative.dev/target',
+    )
+    no_min = GC_NOW.replace('min-non-active-revisions: "1"', 'min-non-active-revisions: "0"')
+    store, serving, now = started(no_min + keep)
+    store.set_source("t.yaml", parse_documents(no_min + KSVC.replace('"1"', '"2"', 1), "t.yaml"))
+    serving.reconcile()
+    now[0] += 60
+    assert serving.collect_garbage() == []
+    assert [r.name for r in serving.history] == ["hello-00001", "hello-00002"]
+
+
+def test_a_bad_config_gc_is_refused_naming_its_key() -> None:
+    bad = GC_NOW.replace('"5"', '"0"')  # min 1 > max 0
+    result = parse_documents(bad, "gc.yaml")
+    (error,) = result.errors
+    assert "data.min-non-active-revisions" in str(error) and "gc.yaml" in str(error)
+    assert "must be <= max-non-active-revisions(0)" in str(error)

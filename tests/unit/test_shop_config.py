@@ -14,10 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from amimesh.resources import load_path
+from amimesh.pipelines import listeners
+from amimesh.resources import load_path, parse_object
 from amimesh.resources.istio_networking import Destination, DestinationRule, VirtualService
 from amimesh.resources.kube import Service
 from amimesh.resources.meta import Resource
+from amimesh.resources.tekton_triggers import EventListener
 from amimesh.resources.workload import Workload
 
 SHOP = Path(__file__).resolve().parents[2] / "examples" / "shop"
@@ -98,6 +100,19 @@ def test_workloads_are_runnable_apps() -> None:
         assert w.spec.readinessProbe is not None
 
 
+def _derived(resources: list[Resource]) -> list[Resource]:
+    """What the control plane writes for the EventListeners (`el-NAME`)."""
+    items = [
+        obj
+        for el in _of(resources, EventListener)
+        if isinstance(el, EventListener)
+        for obj in listeners.listener_resources(el, api="http://cp", token_file="/t")
+    ]
+    result = parse_object({"apiVersion": "v1", "kind": "List", "items": items}, "derived")
+    assert result.errors == []
+    return list(result.resources)
+
+
 def _destinations(vs: VirtualService) -> Iterator[Destination]:
     for route in vs.spec.http:
         yield from (d.destination for d in route.route)
@@ -108,6 +123,7 @@ def _destinations(vs: VirtualService) -> Iterator[Destination]:
 @pytest.mark.parametrize("task", [None, *TASKS], ids=lambda t: t.name if t else "base")
 def test_routes_name_existing_services_ports_and_subsets(task: Path | None) -> None:
     base = _resources(MESH)
+    base += _derived(base)
     extra = _resources(task) if task else []
     services = {s.name: s for s in _of(base, Service) if isinstance(s, Service)}
     rules = {r.name: r for r in _of(base + extra, DestinationRule)}

@@ -21,9 +21,9 @@ from amimesh.model import telemetry
 from amimesh.model.proxy import GatewayPort, InboundPort, Proxy
 from amimesh.model.snapshot import Snapshot, build_snapshot
 from amimesh.resources import parse_documents
-from amimesh.translate import clusters, gateway_listeners, listeners, metrics_log, tracing
+from amimesh.translate import clusters, gateway_listeners, listeners, metrics_log, scope, tracing
 from amimesh.translate.built import LISTENER
-from amimesh.translate.generate import Generator, listener_inputs
+from amimesh.translate.generate import Generator
 
 
 def tel(name: str, namespace: str, spec: str) -> str:
@@ -343,7 +343,7 @@ def test_generator_translates_again_when_tracing_or_metrics_change() -> None:
     gen = Generator(base)
     first = gen.generate(PROXY)[LISTENER]
     same = snapshot()
-    assert listener_inputs(same, PROXY) == listener_inputs(base, PROXY)
+    assert scope.of(same, PROXY) == scope.of(base, PROXY)
     gen.update(same)
     assert gen.generate(PROXY)[LISTENER] is first
     gen.update(snapshot(tel("n", "shop", "tracing: [{randomSamplingPercentage: 100}]\n")))

@@ -60,9 +60,20 @@ class Envoy:
             ),
             at=4.0,
         )
+        self.check_memo()
 
     def next(self, now: float = T0) -> Response | None:
-        return self.state.next_response(now)
+        response = self.state.next_response(now)
+        self.check_memo()
+        return response
+
+    def check_memo(self) -> None:
+        """The memoised sync state agrees with one computed from scratch."""
+        state = self.state
+        memoised = state.sync_state()
+        assert memoised == (state.synced(), state.synced(accept_nacks=True))
+        state._required.clear()
+        assert state.sync_state() == memoised
 
     def sync(self) -> list[Response]:
         out = []
@@ -241,3 +252,28 @@ def test_a_stale_nack_is_ignored(envoy: Envoy) -> None:
     )
     status = envoy.state.status()[3]
     assert status.awaiting_ack and not status.rejected and status.last_nack is None
+
+
+def test_streams_in_sync_with_one_table_share_it_and_a_nack_parts_them() -> None:
+    config = mesh()
+    one, two = connect(config), connect(config)
+    for envoy in (one, two):
+        types = {t: envoy.state._types[t] for t in (CLUSTER, ENDPOINT)}
+        for t, state in types.items():
+            assert state.delivered_names() == config[t].keys()
+            assert state._known.table is config[t]  # type: ignore[attr-defined]
+            assert state._accepted is state._known  # type: ignore[attr-defined]
+    # A rejected table is delivered, not accepted; the next good one agrees again.
+    changed = mesh(timeout_ms=3000)
+    one.state.set_config(changed)
+    cds = one.next()
+    one.answer(cds, error="bad cluster")
+    cluster_state = one.state._types[CLUSTER]
+    assert cluster_state.delivered_names() == changed[CLUSTER].keys()
+    assert cluster_state._accepted.table is config[CLUSTER]  # type: ignore[attr-defined]
+    fixed = mesh(timeout_ms=4000)
+    one.state.set_config(fixed)
+    responses = one.sync()
+    assert [r.type_url for r in responses][0] == CLUSTER
+    assert cluster_state._accepted.get("a") == fixed[CLUSTER]["a"].version  # type: ignore[attr-defined]
+    assert one.state.synced()

@@ -58,8 +58,10 @@ def test_children_of_parents_that_exist() -> None:
     }
     available = {"a": samples.load_assignment("a", [])}
     assert deps.children(parents["a"]) == {"a"}
-    assert deps.required(["a", "s", "gone"], parents, available) == {"a"}
-    assert deps.required(["a"], parents, {}) == set()
+    accepted = ["a", "s", "gone"]
+    assert deps.missing(accepted, parents, available, set())
+    assert not deps.missing(accepted, parents, available, {"a"})
+    assert not deps.missing(["a"], parents, {}, set())  # not generated: not waited for
     listener = samples.listener("l", 1, "r")
     assert deps.children(listener) == {"r"}
     assert deps.children(samples.route_config("r", body="x")) == frozenset()
@@ -89,7 +91,7 @@ def test_resource_bytes_are_encoded_once_and_shared() -> None:
     big = samples.cluster("x" * 300)  # a length that needs a two-byte varint
     one = encode.sotw_response(wire.Response(CLUSTER, "1", "v", (big,)))
     two = encode.sotw_response(wire.Response(CLUSTER, "2", "v", (big,)))
-    shared = encode._sotw_fields[big]
+    shared = big.encoded[encode._SOTW]
     assert one.endswith(shared) and two.endswith(shared)
     assert discovery_pb2.DiscoveryResponse.FromString(two).resources[0] == big.any
 

@@ -8,29 +8,36 @@ from pathlib import Path
 from rich.console import Console
 
 from amimesh.resources import ConfigError, load_path
+from amimesh.resources.files import yaml_files
+from amimesh.resources.meta import Resource
 
 
 def validate_paths(paths: Sequence[Path]) -> tuple[int, list[ConfigError]]:
-    """(number of resources that validated, errors) over every YAML file under `paths`."""
+    """(number of resources that validated, errors) over every YAML file under `paths`,
+    then what refers across them to nothing (a Tekton Trigger's binding, template or
+    Secret; a Knative Trigger's broker or subscriber, a source's sink)."""
     from amimesh.eventing.expand import reference_problems
+    from amimesh.pipelines import triggers
 
     count = 0
     errors: list[ConfigError] = []
-    where: dict[str, str] = {}
-    resources = []
+    found: list[tuple[str, Resource]] = []
     for root in paths:
         if not root.exists():
             raise FileNotFoundError(root)
-        result = load_path(root)
-        count += len(result.resources)
-        errors += result.errors
-        resources += result.resources
-        where.update((r.ref, str(root)) for r in result.resources)
-    # What one document cannot know alone: a Trigger's broker, its subscriber.
-    for p in reference_problems(resources):
-        errors.append(
-            ConfigError(where.get(p.ref, ""), ref=p.ref, field=p.field, message=p.message)
-        )
+        for file in yaml_files(root) if root.is_dir() else [root]:
+            result = load_path(file)
+            count += len(result.resources)
+            errors += result.errors
+            found += [(str(file), r) for r in result.resources]
+    file_of = {id(r): f for f, r in found}
+    for r, issue in triggers.ref_issues(r for _, r in found):
+        field = triggers.field_path(issue.loc)
+        errors.append(ConfigError(file_of[id(r)], ref=r.ref, field=field, message=issue.message))
+    file_of_ref = {r.ref: f for f, r in found}
+    for p in reference_problems(r for _, r in found):
+        where = file_of_ref.get(p.ref, "")
+        errors.append(ConfigError(where, ref=p.ref, field=p.field, message=p.message))
     return count, errors
 
 

@@ -30,6 +30,12 @@ runtime, granting one SPIFFE ID), never the API token.
                                                    panic and the activator's place
     POST   /api/v1/serving/activate                {"namespace", "revision"}: an instance now
                                                    (a request waits at the activator)
+    GET    /api/v1/pipelines/...                   Tekton: runs' config for node agents, their
+                                                   reports, runs with status, cancel
+                                                   (`api_pipelines`)
+    POST   /api/v1/triggers/sink/{ns}/{name}       Tekton Triggers: a listener's webhook, with
+                                                   the listener's token (`api_triggers`)
+    GET    /api/v1/triggers/eventlisteners         EventListeners: URL, availability
     POST   /api/v1/certificates                    {"csr": PEM}, with an instance token
                                                    (a gateway's may add "dns_names", "ip_addresses")
 """
@@ -47,7 +53,16 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from amimesh.config.store import API_SOURCE, Key
-from amimesh.controlplane import api_json, api_kinds, api_metrics, api_traces, api_yaml, nodes
+from amimesh.controlplane import (
+    api_json,
+    api_kinds,
+    api_metrics,
+    api_pipelines,
+    api_traces,
+    api_triggers,
+    api_yaml,
+    nodes,
+)
 from amimesh.controlplane.serving import SOURCE as SERVING_SOURCE
 from amimesh.controlplane.serving import RevisionInUse
 from amimesh.dashboard import web as dashboard_web
@@ -133,7 +148,9 @@ def _auth_middleware(token: str) -> Any:
             if _same_token(request.query["token"], token):
                 return dashboard_web.sign_in(token)
             return dashboard_web.unauthorized(request, "the token in the URL is not the mesh's")
-        if request.path != CERTIFICATES and not authorized(request):
+        # The certificates endpoint and a listener's sink check their own tokens.
+        own_token = request.path == CERTIFICATES or request.path.startswith(api_triggers.SINK)
+        if not own_token and not authorized(request):
             if dashboard_web.is_dashboard(request.path):
                 return dashboard_web.unauthorized(request, "not signed in")
             return web.json_response(
@@ -175,6 +192,8 @@ class Api:
             web.get(f"{PREFIX}/serving/revisions", self.serving_revisions),
             web.post(f"{PREFIX}/serving/activate", self.activate),
             web.post(CERTIFICATES, self.certificates),
+            *api_pipelines.PipelinesApi(self.cp).routes(),
+            *api_triggers.TriggersApi(self.cp).routes(),
         ]
 
     # --- reading -----------------------------------------------------------------------

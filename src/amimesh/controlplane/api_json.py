@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from amimesh.model.proxy import Proxy
 from amimesh.model.snapshot import Instance
+from amimesh.resources.kube import Secret
 from amimesh.resources.meta import Resource
 from amimesh.translate.type_urls import CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET
 from amimesh.xds.status import Nack, ProxySyncStatus, TypeSyncStatus
@@ -31,9 +32,15 @@ STALE = "STALE"
 NACK = "NACK"
 
 
-def resource_json(resource: Resource, source: str | None = None) -> dict[str, Any]:
+def resource_json(
+    resource: Resource, source: str | None = None, *, redact: bool = True
+) -> dict[str, Any]:
     """A resource as `kubectl get -o json` shows it: defaults and unset fields left out,
-    the namespace always written. `source` (where it comes from) is added when given."""
+    the namespace always written. `source` (where it comes from) is added when given.
+    A Secret's values are shown redacted, unless `redact` is False (what the control
+    plane keeps on disk for itself, never what it serves)."""
+    if redact and isinstance(resource, Secret):
+        resource = resource.redacted()
     data = resource.model_dump(mode="json", by_alias=True, exclude_defaults=True, exclude_none=True)
     data["metadata"] = {"name": resource.name, "namespace": resource.namespace, **data["metadata"]}
     if source is not None:

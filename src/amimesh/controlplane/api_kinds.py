@@ -29,6 +29,10 @@ SHORT_NAMES: dict[str, tuple[str, str]] = {
     "cfg": ("serving.knative.dev", "Configuration"),
     "rev": ("serving.knative.dev", "Revision"),
     "rt": ("serving.knative.dev", "Route"),
+    "el": ("triggers.tekton.dev", "EventListener"),
+    "tb": ("triggers.tekton.dev", "TriggerBinding"),
+    "ctb": ("triggers.tekton.dev", "ClusterTriggerBinding"),
+    "tt": ("triggers.tekton.dev", "TriggerTemplate"),
 }
 
 

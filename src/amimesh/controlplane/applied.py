@@ -33,7 +33,10 @@ class Applied:
         self._written: Any = None
 
     def _document(self) -> dict[str, Any]:
-        items = [api_json.resource_json(r) for r in sorted(self.store.applied(), key=_key)]
+        # Secrets as they are: the file (0600) is the control plane's own memory.
+        items = [
+            api_json.resource_json(r, redact=False) for r in sorted(self.store.applied(), key=_key)
+        ]
         return {"apiVersion": "v1", "kind": "List", "items": items}
 
     def load(self) -> None:

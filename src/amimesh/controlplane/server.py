@@ -23,7 +23,9 @@ from amimesh.config.store import Store
 from amimesh.controlplane.applied import Applied
 from amimesh.controlplane.eventing import EventingController, runner_for
 from amimesh.controlplane.nodes import Nodes
+from amimesh.controlplane.pipelines import STATUS_FILE, PipelineStatus
 from amimesh.controlplane.serving import REVISIONS_FILE, ServingController
+from amimesh.controlplane.triggers import TriggersController
 from amimesh.identity import store as ca_store
 from amimesh.identity.ca import CertificateAuthority
 from amimesh.identity.service import DEFAULT_TTL, IdentityService
@@ -171,6 +173,10 @@ class ControlPlane:
         self.eventing = EventingController(
             self.store, runner_for(state, config.nats_port or 0, sys.executable), state
         )
+        # Tekton: the runs' status, as the node agents that run them report it.
+        self.pipelines = PipelineStatus(state / STATUS_FILE if state else None)
+        # Tekton Triggers: each EventListener's mesh service, and its webhooks.
+        self.triggers = TriggersController(self.store, state, config.api_token)
         self._config_seen = self.store.config_version
         self._config_waiters: set[asyncio.Future[None]] = set()
         self._snapshot_version = -1
@@ -295,6 +301,7 @@ class ControlPlane:
         if self.applied is not None:
             self.applied.load()
         self.nodes.load()  # the endpoints of the last run, before the first push
+        self.pipelines.load()
         self._config_seen = self.store.config_version
         if self._source is not None:
             errors = self._source.sync()
@@ -312,6 +319,10 @@ class ControlPlane:
             api = ApiServer(self, self.config.api_token)
             self.api_port = await api.start(self.config.api_host, self.config.api_port)
             self._api = api
+            host = self.config.api_host
+            host = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
+            self.triggers.reconcile(f"http://{host}:{self.api_port}")
+            self.triggers.watch(self._loop)
         try:
             await self._start_plane()
         except BaseException:
@@ -346,6 +357,7 @@ class ControlPlane:
         self._stop.set()
         self.serving.close()
         self.eventing.close()
+        self.triggers.close()
         if self._autoscale_task is not None:
             self._autoscale_task.cancel()
             await asyncio.gather(self._autoscale_task, return_exceptions=True)

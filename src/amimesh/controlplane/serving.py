@@ -29,7 +29,6 @@ once: `activate`). Without an activator a revision keeps one instance at least.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -41,10 +40,13 @@ from pathlib import Path
 from typing import Any
 
 from amimesh.config.store import Store
-from amimesh.resources import ParseResult, parse_object
+from amimesh.controlplane.follow import Follower
+from amimesh.resources import ParseResult, knative_gc, parse_object
 from amimesh.resources import knative_serving as ks
+from amimesh.resources.knative_gc import GcConfig
 from amimesh.resources.kube import ConfigMap
 from amimesh.resources.meta import Resource
+from amimesh.serving import gc
 from amimesh.serving.expand import KNATIVE_NAMESPACE, REVISION_LABEL, RevisionRecord, expand
 from amimesh.serving.kpa import scaler as kpa_scaler
 from amimesh.serving.kpa import status as kpa_status
@@ -60,6 +62,8 @@ log = logging.getLogger(__name__)
 SOURCE = "serving"
 REVISIONS_FILE = "revisions.json"
 AUTOSCALER_CONFIG = "config-autoscaler"
+# Ticks between two looks for revisions that grew stale (config-gc's times).
+GC_EVERY = 5
 TICK_S = 1.0  # a sample a second, as Knative scrapes
 DECIDE_EVERY = 2  # a decision every two ticks (Knative's tick interval: 2 s)
 # A node's report older than this is no sample (the node is away).
@@ -99,6 +103,8 @@ class ServingController:
         self.activator_port = activator_port
         self._clock = clock
         self._ready_once: set[tuple[str, str]] = set()  # ready at least once
+        # When each revision stopped being active (routed, latest ready, preserved).
+        self._inactive_since: dict[tuple[str, str], float] = {}
         self.history: list[RevisionRecord] = self._load()
         self._status: dict[Key, dict[str, Any]] = {}
         self._active: set[tuple[str, str]] = set()
@@ -110,9 +116,7 @@ class ServingController:
         self._through: set[tuple[str, str]] = set()  # the KPA keeps the activator there
         self._ticks = 0
         self._last_inputs: tuple[Any, ...] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._due = False
-        self._unsubscribe: Callable[[], None] = lambda: None
+        self._follower = Follower(store, self.reconcile, "serving")
 
     # --- reading -------------------------------------------------------------------------
 
@@ -215,6 +219,7 @@ class ServingController:
         self.history = [r for r in self.history if (r.namespace, r.name) not in keys]
         self._ready_once -= keys
         for key in keys:
+            self._inactive_since.pop(key, None)
             self._kpa.pop(key, None)
             self._scale.pop(key, None)
             self._through.discard(key)
@@ -267,6 +272,77 @@ class ServingController:
         self._last_inputs = self._inputs(ready)
         for e in errors:
             log.warning("serving: %s", e)
+        self.collect_garbage()
+
+    # --- garbage collection --------------------------------------------------------------
+
+    def collect_garbage(self) -> list[str]:
+        """Knative's revision GC (`serving.gc`, settings from `config-gc`): note when
+        each revision stopped being active, and delete what the settings let go. The
+        names ("namespace/name") of the revisions deleted."""
+        now = self._clock()
+        active = self._active_revisions()
+        changed = False
+        for r in self.history:
+            key = (r.namespace, r.name)
+            if key in active:
+                changed |= self._inactive_since.pop(key, None) is not None
+            elif key not in self._inactive_since:
+                self._inactive_since[key] = now
+                changed = True
+        config = self._gc_config()
+        by_config: dict[tuple[str, str], list[gc.Candidate]] = {}
+        for r in self.history:
+            key = (r.namespace, r.name)
+            by_config.setdefault((r.namespace, r.configuration), []).append(
+                gc.Candidate(r.name, r.created, self._inactive_since.get(key, now), key in active)
+            )
+        doomed = {
+            (ns, name)
+            for (ns, _), candidates in by_config.items()
+            for name in gc.collect(candidates, config, now)
+        }
+        if doomed:
+            log.info(
+                "revisions collected (config-gc): %s",
+                ", ".join(f"{ns}/{n}" for ns, n in sorted(doomed)),
+            )
+            self._drop(doomed)
+        elif changed:
+            self._save()
+        return [f"{ns}/{n}" for ns, n in sorted(doomed)]
+
+    def _active_revisions(self) -> set[tuple[str, str]]:
+        """Routed (a share or a tag), the latest ready or created of their
+        configuration, or annotated `serving.knative.dev/no-gc: "true"`."""
+        out: set[tuple[str, str]] = set()
+        for key in referenced(self._status):
+            ns, _, name = key.partition("/")
+            out.add((ns, name))
+        for (kind, ns, _), status in self._status.items():
+            if kind != "Configuration":
+                continue
+            # The latest created is not yet routed (Knative's routing state "pending").
+            for field in ("latestReadyRevisionName", "latestCreatedRevisionName"):
+                if status.get(field):
+                    out.add((ns, str(status[field])))
+        for r in self.history:
+            if str(r.annotations.get(gc.PRESERVE_ANNOTATION, "")).lower() == "true":
+                out.add((r.namespace, r.name))
+        return out
+
+    def _gc_config(self) -> GcConfig:
+        for r in self.store.resources():
+            if (
+                isinstance(r, ConfigMap)
+                and r.namespace == KNATIVE_NAMESPACE
+                and r.name == knative_gc.CONFIG_NAME
+            ):
+                try:
+                    return knative_gc.parse(r.data)
+                except knative_gc.GcConfigError as e:  # validation refuses it first
+                    log.warning("serving: config-gc: %s: %s", e.key, e)
+        return GcConfig()
 
     # --- autoscaling ---------------------------------------------------------------------
 
@@ -346,6 +422,8 @@ class ServingController:
         """One second: a sample per revision that runs; every `DECIDE_EVERY` ticks, a
         decision, and the revisions whose scale changed run the new one."""
         self._ticks += 1
+        if self._ticks % GC_EVERY == 0:
+            self.collect_garbage()
         deciding = self._ticks % DECIDE_EVERY == 0
         config = self._autoscaler_config()
         fresh: dict[str, float] = {}
@@ -485,27 +563,10 @@ class ServingController:
     def watch(self, loop: asyncio.AbstractEventLoop) -> None:
         """Reconcile after every store change (config or readiness), on `loop`; a burst
         of changes is one reconcile."""
-        self._loop = loop
-        self._unsubscribe = self.store.subscribe(self._on_change)
+        self._follower.watch(loop)
 
     def close(self) -> None:
-        self._unsubscribe()
-        self._unsubscribe = lambda: None
-
-    def _on_change(self) -> None:
-        loop = self._loop
-        if loop is None or self._due:
-            return
-        self._due = True
-        with contextlib.suppress(RuntimeError):  # the loop is closing
-            loop.call_soon_threadsafe(self._run)
-
-    def _run(self) -> None:
-        self._due = False
-        try:
-            self.reconcile()
-        except Exception:
-            log.exception("serving: reconcile failed")
+        self._follower.close()
 
     # --- the revisions on disk -----------------------------------------------------------
 
@@ -515,6 +576,9 @@ class ServingController:
         try:
             data = json.loads(self.path.read_text())
             self._ready_once = {(str(ns), str(name)) for ns, name in data.get("ready", [])}
+            self._inactive_since = {
+                (str(ns), str(name)): float(t) for ns, name, t in data.get("inactive_since", [])
+            }
             return [RevisionRecord.from_json(r) for r in data.get("revisions", [])]
         except FileNotFoundError:
             return []
@@ -530,6 +594,9 @@ class ServingController:
             data = {
                 "revisions": [r.to_json() for r in self.history],
                 "ready": sorted(self._ready_once),
+                "inactive_since": sorted(
+                    [ns, name, t] for (ns, name), t in self._inactive_since.items()
+                ),
             }
             tmp.write_text(json.dumps(data))
             os.replace(tmp, self.path)

@@ -28,6 +28,8 @@ META_ADMIN_PORT = "AMI_ADMIN_PORT"
 META_ACCESS_LOG = "AMI_ACCESS_LOG"
 META_ACCESS_LOG_FORMAT = "AMI_ACCESS_LOG_FORMAT"
 META_MAX_CONCURRENCY = "AMI_MAX_CONCURRENCY"
+META_REQUEST_TIMEOUT = "AMI_REQUEST_TIMEOUT"
+META_IDLE_TIMEOUT = "AMI_IDLE_TIMEOUT"
 
 AccessLogFormat = Literal["json", "text"]
 
@@ -96,6 +98,10 @@ class Proxy:
     # The most requests in flight to the app per HTTP port (the Workload's
     # `ami.dev/max-concurrency`); 0: no limit.
     max_concurrency: int = 0
+    # Seconds a request to the app may run (`ami.dev/request-timeout`) and stay
+    # without a byte (`ami.dev/idle-timeout`) at its inbound listeners; 0: no limit.
+    request_timeout_s: int = 0
+    idle_timeout_s: int = 0
 
     def metadata(self) -> dict[str, Any]:
         """The node metadata a bootstrap writes for this proxy (JSON-compatible)."""
@@ -112,6 +118,8 @@ class Proxy:
             META_ACCESS_LOG: self.access_log,
             META_ACCESS_LOG_FORMAT: self.access_log_format,
             META_MAX_CONCURRENCY: str(self.max_concurrency),
+            META_REQUEST_TIMEOUT: str(self.request_timeout_s),
+            META_IDLE_TIMEOUT: str(self.idle_timeout_s),
             META_UPSTREAMS: [
                 {
                     "host": u.host,
@@ -170,6 +178,8 @@ def proxy_from_metadata(node_id: str, metadata: Mapping[str, Any]) -> Proxy:
         access_log=str(metadata.get(META_ACCESS_LOG, "")),
         access_log_format="text" if metadata.get(META_ACCESS_LOG_FORMAT) == "text" else "json",
         max_concurrency=int(float(metadata.get(META_MAX_CONCURRENCY, 0) or 0)),
+        request_timeout_s=int(float(metadata.get(META_REQUEST_TIMEOUT, 0) or 0)),
+        idle_timeout_s=int(float(metadata.get(META_IDLE_TIMEOUT, 0) or 0)),
         upstreams=tuple(
             Upstream(
                 host=str(u["host"]),

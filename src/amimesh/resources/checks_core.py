@@ -9,7 +9,14 @@ from amimesh.resources.checks_common import dns_label_problem, duplicates
 from amimesh.resources.errors import Issue, Loc
 from amimesh.resources.fields import show
 from amimesh.resources.kube import Service
-from amimesh.resources.workload import MAX_CONCURRENCY, Workload, max_concurrency_problem
+from amimesh.resources.workload import (
+    IDLE_TIMEOUT,
+    MAX_CONCURRENCY,
+    REQUEST_TIMEOUT,
+    Workload,
+    max_concurrency_problem,
+    timeout_problem,
+)
 
 # Kubernetes names Services with RFC 1035 labels: they become host names.
 _DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -54,6 +61,12 @@ def check_workload(wl: Workload) -> Iterator[Issue]:
             ("metadata", "annotations", MAX_CONCURRENCY),
             f"{problem}, got {show(annotations[MAX_CONCURRENCY])}",
         )
+    for key in (REQUEST_TIMEOUT, IDLE_TIMEOUT):
+        problem = timeout_problem(annotations, key)
+        if problem is not None:
+            yield Issue(
+                ("metadata", "annotations", key), f"{problem}, got {show(annotations[key])}"
+            )
     ports = wl.spec.ports
     for first, later in duplicates(ports, lambda p: p.port):
         yield Issue(

@@ -10,12 +10,14 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 
 from amimesh.resources import knative_autoscaling as autoscaling
+from amimesh.resources import knative_gc
 from amimesh.resources import knative_pod as pod
 from amimesh.resources import knative_serving as kn
 from amimesh.resources.checks_common import dns_label_problem, duplicates
 from amimesh.resources.errors import Issue, Loc
 from amimesh.resources.fields import show
 from amimesh.resources.images import image_problem
+from amimesh.resources.kube import ConfigMap
 
 # Kubernetes' name rules (k8s.io/apimachinery `util/validation`).
 _DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
@@ -26,6 +28,16 @@ _ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 RESERVED_ENV = ("PORT", "K_SERVICE", "K_CONFIGURATION", "K_REVISION")
 RESERVED_PORTS = frozenset({8012, 8013, 8022, 9090, 9091, 8008})
 RESERVED_CONTAINER_NAMES = frozenset({"queue-proxy"})
+
+
+def check_config_map(cm: ConfigMap) -> Iterator[Issue]:
+    """Knative's settings that Ami reads, read as Knative would: a bad `config-gc` is
+    refused (the last good one keeps serving) rather than half applied."""
+    if cm.namespace == kn.KNATIVE_NAMESPACE and cm.name == knative_gc.CONFIG_NAME:
+        try:
+            knative_gc.parse(cm.data)
+        except knative_gc.GcConfigError as e:
+            yield Issue(("data", e.key), str(e))
 
 
 def check_service(svc: kn.Service) -> Iterator[Issue]:

@@ -17,6 +17,8 @@ from amimesh.resources.knative_pod import RevisionSpec
 from amimesh.resources.meta import Resource
 
 SERVING_GROUP = "serving.knative.dev"
+# Where Knative keeps its own settings (config-domain, config-gc, ...).
+KNATIVE_NAMESPACE = "knative-serving"
 _READ_ONLY = "accepted and ignored (written by kubectl get -o yaml)"
 
 

@@ -1,8 +1,10 @@
-"""Kubernetes core kinds that Ami reads in every mode: Service and ConfigMap (v1)."""
+"""Kubernetes core kinds that Ami reads in every mode: Service, ConfigMap and Secret (v1)."""
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal
+import base64
+import binascii
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BeforeValidator, Field
 
@@ -67,3 +69,70 @@ class ConfigMap(Resource):
         default_factory=dict, description="accepted and kept; Ami reads `data` only"
     )
     immutable: bool | None = None
+
+
+REDACTED = "<redacted>"
+
+
+def _base64(value: Any) -> Any:
+    """A `data` value: base64 of the bytes, as Kubernetes keeps a Secret's data."""
+    if not isinstance(value, str):
+        raise ValueError("must be a base64 string")
+    try:
+        base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("illegal base64 data (the value is not shown)") from None
+    return value
+
+
+def _plain(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise ValueError("must be a string (the value is not shown)")
+    return value
+
+
+Base64 = Annotated[str, BeforeValidator(_base64)]
+Plain = Annotated[str, BeforeValidator(_plain)]
+
+
+class Secret(Resource):
+    """A Kubernetes Secret: `data` (base64) and `stringData` (plain; it wins on the
+    same key). Its values are never shown: the API, `ami get` and logs print them
+    redacted. Tekton Triggers' interceptors read their secret tokens from here."""
+
+    KIND: ClassVar[str] = "Secret"
+    API_GROUP: ClassVar[str] = ""
+    API_VERSIONS: ClassVar[tuple[str, ...]] = ("v1",)
+    type: str = Field(default="Opaque", description="recorded; Ami reads every type the same")
+    data: dict[str, Base64] = Field(default_factory=dict, description="base64 values")
+    stringData: dict[str, Plain] = Field(
+        default_factory=dict, description="plain values; they win over `data`"
+    )
+    immutable: bool | None = None
+
+    def value(self, key: str) -> bytes | None:
+        """The secret bytes under `key` (stringData first, as Kubernetes merges it)."""
+        if key in self.stringData:
+            return self.stringData[key].encode()
+        if key in self.data:
+            return base64.b64decode(self.data[key])
+        return None
+
+    def keys(self) -> list[str]:
+        return sorted({*self.data, *self.stringData})
+
+    def redacted(self) -> Secret:
+        """The same Secret with every value replaced: what may be shown."""
+        return self.model_copy(
+            update={
+                "data": dict.fromkeys(self.data, REDACTED),
+                "stringData": dict.fromkeys(self.stringData, REDACTED),
+            }
+        )
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            if name in ("data", "stringData") and isinstance(value, dict):
+                yield name, dict.fromkeys(value, REDACTED)
+            else:
+                yield name, value

@@ -21,9 +21,13 @@ from amimesh.resources import (
     checks_networking,
     checks_security,
     checks_serving,
+    checks_tekton,
     checks_telemetry,
+    checks_triggers,
     checks_virtualservice,
     kube,
+    tekton,
+    tekton_triggers,
     workload,
 )
 from amimesh.resources import istio_authz as authz
@@ -159,7 +163,8 @@ class KindRegistry(Mapping[tuple[str, str], Kind]):
 
 _BUILTIN = (
     Kind.of(kube.Service, checks_core.check_service),
-    Kind.of(kube.ConfigMap),
+    Kind.of(kube.ConfigMap, checks_serving.check_config_map),
+    Kind.of(kube.Secret),
     Kind.of(workload.Workload, checks_core.check_workload),
     Kind.of(net.VirtualService, checks_virtualservice.check_virtual_service),
     Kind.of(net.DestinationRule, checks_networking.check_destination_rule),
@@ -186,6 +191,15 @@ _BUILTIN = (
     Kind.of(messaging.Subscription, checks_eventing.check_subscription),
     Kind.of(messaging.Sequence, checks_eventing.check_sequence),
     Kind.of(messaging.Parallel, checks_eventing.check_parallel),
+    Kind.of(tekton.Task, checks_tekton.check_task),
+    Kind.of(tekton.Pipeline, checks_tekton.check_pipeline),
+    Kind.of(tekton.TaskRun, checks_tekton.check_task_run),
+    Kind.of(tekton.PipelineRun, checks_tekton.check_pipeline_run),
+    Kind.of(tekton_triggers.EventListener, checks_triggers.check_event_listener),
+    Kind.of(tekton_triggers.Trigger, checks_triggers.check_trigger),
+    Kind.of(tekton_triggers.TriggerBinding, checks_triggers.check_trigger_binding),
+    Kind.of(tekton_triggers.ClusterTriggerBinding, checks_triggers.check_trigger_binding),
+    Kind.of(tekton_triggers.TriggerTemplate, checks_triggers.check_trigger_template),
 )
 
 KINDS = KindRegistry(_BUILTIN)

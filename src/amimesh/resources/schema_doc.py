@@ -110,7 +110,9 @@ on the field at fault.
   several; port numbers (per protocol) and names are unique.
 - Workload: port numbers and names are unique; a probe's named port exists; the
   annotation `ami.dev/max-concurrency` is a whole number from 0 to 1000
-  ([runtime.md](runtime.md#requests-in-flight-amidevmax-concurrency)).
+  ([runtime.md](runtime.md#requests-in-flight-amidevmax-concurrency)), and
+  `ami.dev/request-timeout` and `ami.dev/idle-timeout` whole numbers of seconds
+  ([runtime.md](runtime.md#request-and-idle-timeouts-amidevrequest-timeout-amidevidle-timeout)).
   `$(VAR)` in `command`, `args` and `env` values is expanded as Kubernetes does
   ([runtime.md](runtime.md#var-in-command-args-and-env)).
 - Knative Service, Configuration, Revision, Route (after Knative Serving's webhook,
@@ -149,6 +151,40 @@ on the field at fault.
   seconds. The older camelCase spellings (`minScale`, `maxScale`, ...) are read too
   (the new one wins). An unknown `autoscaling.knative.dev/` key is an error: Knative
   would silently ignore it.
+- Tekton Task, Pipeline, TaskRun, PipelineRun (after tektoncd/pipeline's validation;
+  its messages are kept): a Task has at least one step; step names are unique DNS
+  labels; a step has an image (its own or the stepTemplate's) and runs a `script` or
+  a `command` (not both); param names are unique and each default matches the
+  param's type (string, array, object; an object param has properties, an enum
+  param's default is in its enum); result names are unique keys. Every `$(params.x)`,
+  `$(results.R.path)` and `$(workspaces.W.path)` in a step names something declared
+  ("non-existent variable in ..."), except params and workspaces in an embedded spec
+  (Tekton propagates the run's); an array param is used as `$(params.a[*])` (or
+  `$(params.a)`) alone as a whole item of `command` or `args`, or as `$(params.a[N])`;
+  an object param by key. A pipeline task has exactly one of
+  `taskRef`, `taskSpec`, a unique DNS-label name, `runAfter` naming tasks of the
+  pipeline (not `finally` ones), `when` with an input, an operator and values, and
+  workspaces the pipeline declares; the graph of `runAfter` and result references
+  has no cycle and names no missing task ("cycle detected; task "a" depends on
+  "b""); a finally task takes no `runAfter` and uses results of pipeline tasks only.
+  A `when` has an input, an operator and values, or a `cel` expression alone that
+  compiles; a `matrix` param is an array (a list or a whole array variable), not also
+  in the task's `params`, and a matrix makes at most 256 combinations.
+  Durations are Go durations (`1h30m`, `500ms`, `0` for none); a PipelineRun's
+  `timeouts.tasks` and `.finally` are within `.pipeline`, and `timeout` (v1beta1)
+  does not go with `timeouts`; a workspace binding has exactly one volume source.
+- Tekton Triggers: a trigger (inline, or a Trigger) has a template (`ref` or `spec`,
+  not both); a binding is a `ref` or a `name` and a `value`; param names are unique;
+  a trigger with `triggerRef` has nothing else; an interceptor is `github` or `cel`
+  (either spelling: `ref` with `params`, or the older `github:` / `cel:` block), its
+  params known, a `github` `secretRef` has `secretName` and `secretKey`, and every
+  `cel` filter and overlay compiles. A TriggerTemplate declares every
+  `$(tt.params.x)` it uses, and its resourcetemplates are PipelineRuns and TaskRuns
+  (tekton.dev/v1 or v1beta1) with a name or a generateName. Across files, `ami
+  validate` says when a binding, template, Trigger or Secret (or a Secret's key) that
+  a trigger names does not exist.
+- Secret: `data` values are base64; neither they nor `stringData`'s are ever shown
+  (errors, `ami get`, the API and logs say `<redacted>` or nothing).
 """
 
 _ENVOY = """\
@@ -207,6 +243,18 @@ first line says the outcome it must have (`# expect: refused: ERROR` or
 
 # Notes on whole API groups, under each of their kinds' headings.
 _GROUP_NOTES = {
+    "tekton.dev": (
+        "Ami reads and checks Tekton Pipelines' resources with Tekton's rules and runs "
+        "TaskRuns and PipelineRuns in the node agent, each step a process on the host "
+        "(an `image` is recorded, not pulled). `v1beta1` is read as `v1`. Decisions and "
+        "what runs: [pipelines.md](pipelines.md)."
+    ),
+    "triggers.tekton.dev": (
+        "Ami reads Tekton Triggers' resources (`v1alpha1` as `v1beta1`) and serves each "
+        "EventListener as a mesh service `el-NAME` (port 8080); its webhooks become "
+        "PipelineRuns and TaskRuns. Interceptors: `github` and `cel`. Decisions: "
+        "[pipelines.md](pipelines.md#triggers)."
+    ),
     "serving.knative.dev": (
         "Ami reads and checks Knative Serving resources with Knative's rules and runs "
         "them on the mesh: a revision per template change, each a workload, routed by "
@@ -251,7 +299,8 @@ def render(kinds: KindRegistry = KINDS) -> str:
         "routes; autoscaling is not built yet. Knative Eventing's Brokers and Triggers "
         "(eventing.knative.dev) run on the mesh on NATS JetStream, and so do channels, "
         "Subscriptions, Sequences and Parallels; PingSource, ContainerSource, SinkBinding and "
-        "ApiServerSource run.\n"
+        "ApiServerSource run. Tekton's kinds (tekton.dev) run in the node agent, each step "
+        "a process on the host.\n"
     )
     out.append(_section("Common: metadata", "Every kind's `metadata`.", ObjectMeta, "metadata"))
     for k in kinds.values():

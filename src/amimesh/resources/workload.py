@@ -85,6 +85,31 @@ def max_concurrency(annotations: Mapping[str, str]) -> int:
     return int(annotations.get(MAX_CONCURRENCY, "0"))
 
 
+# Knative's `timeoutSeconds` and `idleTimeoutSeconds`, as its queue-proxy enforces them,
+# enforced by an instance's sidecar: a request to the app that runs longer than
+# `ami.dev/request-timeout` seconds (from the end of the request), or that receives no
+# byte for `ami.dev/idle-timeout` seconds, is ended (a 504 if the response has not
+# started, else the stream is reset). 0 or absent: no limit.
+REQUEST_TIMEOUT = "ami.dev/request-timeout"
+IDLE_TIMEOUT = "ami.dev/idle-timeout"
+TIMEOUT_LIMIT = 2**31 - 1  # seconds; what Kubernetes' int32 fields allow
+
+
+def timeout_problem(annotations: Mapping[str, str], key: str) -> str | None:
+    """What is wrong with the timeout annotation `key`, if anything."""
+    text = annotations.get(key)
+    if text is None or (text.isascii() and text.isdigit() and int(text) <= TIMEOUT_LIMIT):
+        return None
+    return "must be a whole number of seconds (0: no limit)"
+
+
+def timeout_s(annotations: Mapping[str, str], key: str) -> int:
+    """The seconds the timeout annotation `key` sets; 0 when absent or invalid."""
+    if timeout_problem(annotations, key) is not None:
+        return 0
+    return int(annotations.get(key, "0"))
+
+
 _EXPANDED = "$(VAR) is expanded as in Kubernetes (docs/runtime.md)"
 
 

@@ -54,6 +54,7 @@ from amimesh.runtime.node_config import (
     NodeConfig,
     read_pids,
 )
+from amimesh.runtime.pipelines import PipelineAgent
 from amimesh.runtime.ports import PortAllocator
 from amimesh.serving.expand import REVISION_LABEL
 
@@ -134,6 +135,7 @@ class Node:
         self._closing = False
         self._status_due = False
         self.activator: Activator | None = None
+        self.pipelines = PipelineAgent(config.api, api_token, config.name, st.path / "pipelines")
 
     # --- start -------------------------------------------------------------------------
 
@@ -151,6 +153,7 @@ class Node:
         self._records.clear()
         self._tasks.append(asyncio.create_task(self._watch(), name="node-config-watch"))
         self._tasks.append(asyncio.create_task(self._sample(), name="node-concurrency"))
+        await self.pipelines.start()
         if self.config.activator_port:
             await self._start_activator(self.config.activator_port)
         self._write_status()
@@ -547,6 +550,7 @@ class Node:
         await self._close()
 
     async def _close(self) -> None:
+        await self.pipelines.stop()
         if self.activator is not None:
             await self.activator.stop()
         for task in self._tasks:

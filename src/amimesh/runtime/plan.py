@@ -25,7 +25,14 @@ from amimesh.agent.config import (
 from amimesh.identity.spiffe import TRUST_DOMAIN, workload_id
 from amimesh.model.proxy import AccessLogFormat, GatewayPort, InboundPort, Proxy, Upstream
 from amimesh.model.snapshot import Instance, MeshService
-from amimesh.resources.workload import Probe, Workload, max_concurrency
+from amimesh.resources.workload import (
+    IDLE_TIMEOUT,
+    REQUEST_TIMEOUT,
+    Probe,
+    Workload,
+    max_concurrency,
+    timeout_s,
+)
 from amimesh.runtime.policy import RestartPolicy
 from amimesh.runtime.state import StateDir
 
@@ -188,6 +195,8 @@ def workload_instance(
         access_log=access_log_path(state, iid),
         access_log_format=access_log_format,
         max_concurrency=max_concurrency(workload.metadata.annotations),
+        request_timeout_s=timeout_s(workload.metadata.annotations, REQUEST_TIMEOUT),
+        idle_timeout_s=timeout_s(workload.metadata.annotations, IDLE_TIMEOUT),
     )
     cwd = (config_dir / spec.workingDir) if spec.workingDir else config_dir
     app = AppSpec(

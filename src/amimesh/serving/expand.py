@@ -26,7 +26,10 @@ A revision's `containerConcurrency` is its Workload's `ami.dev/max-concurrency`:
 instance's sidecar keeps at most that many requests in flight to the app and queues
 10 times as many, as Knative's queue-proxy does. Its `timeoutSeconds` (or a shorter
 `responseStartTimeoutSeconds`) is the route's per-try timeout: a request whose
-response has not started by then gets a 504; one that has started runs to its end.
+response has not started by then gets a 504. `timeoutSeconds` is also the Workload's
+`ami.dev/request-timeout` and `idleTimeoutSeconds` its `ami.dev/idle-timeout`: the
+instance's sidecar ends a request that runs longer, or receives no byte for longer,
+as the queue-proxy does (a started response is cut off).
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from amimesh.resources import yaml_text
 from amimesh.resources.knative_pod import Container, Probe, RevisionSpec
 from amimesh.resources.kube import ConfigMap
 from amimesh.resources.meta import Resource
-from amimesh.resources.workload import MAX_CONCURRENCY
+from amimesh.resources.workload import IDLE_TIMEOUT, MAX_CONCURRENCY, REQUEST_TIMEOUT
 
 SERVING = "serving.knative.dev"
 SERVICE_LABEL = f"{SERVING}/service"
@@ -53,7 +56,7 @@ ROUTE_LABEL = f"{SERVING}/route"
 GENERATION_LABEL = f"{SERVING}/configurationGeneration"
 VISIBILITY_LABEL = "networking.knative.dev/visibility"
 CLUSTER_LOCAL = "cluster-local"
-KNATIVE_NAMESPACE = "knative-serving"
+KNATIVE_NAMESPACE = ks.KNATIVE_NAMESPACE
 INGRESS_GATEWAY = "knative-ingress-gateway"
 INGRESS_GATEWAY_REF = f"{KNATIVE_NAMESPACE}/{INGRESS_GATEWAY}"
 IMAGE_MAP = "ami-images"
@@ -575,6 +578,9 @@ def _revision_resources(r: RevisionRecord, run: Run, replicas: int) -> list[dict
     annotations = {f"{SERVING}/image": container.image} if container.image else {}
     if spec.containerConcurrency:
         annotations[MAX_CONCURRENCY] = str(spec.containerConcurrency)
+    annotations[REQUEST_TIMEOUT] = str(spec.timeoutSeconds or DEFAULT_TIMEOUT_S)
+    if spec.idleTimeoutSeconds:
+        annotations[IDLE_TIMEOUT] = str(spec.idleTimeoutSeconds)
     return [
         {
             "apiVersion": "ami.dev/v1alpha1",

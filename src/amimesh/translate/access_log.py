@@ -25,6 +25,7 @@ from google.protobuf import any_pb2, struct_pb2
 
 from amimesh.model.proxy import AccessLogFormat, Proxy
 from amimesh.model.snapshot import Snapshot
+from amimesh.model.telemetry import AccessLogPolicy
 
 AccessLog: TypeAlias = accesslog_pb2.AccessLog
 
@@ -87,9 +88,12 @@ class AccessLogConfig:
 def config(snap: Snapshot, proxy: Proxy) -> AccessLogConfig | None:
     """How `proxy` writes its access log; None when it writes none (no path, or a
     Telemetry disables it)."""
-    if not proxy.access_log:
-        return None
-    if not snap.access_log_policy(proxy.namespace, proxy.labels).enabled:
+    return config_for(proxy, snap.access_log_policy(proxy.namespace, proxy.labels))
+
+
+def config_for(proxy: Proxy, policy: AccessLogPolicy) -> AccessLogConfig | None:
+    """`config` under the Telemetry `policy` that applies to `proxy`."""
+    if not proxy.access_log or not policy.enabled:
         return None
     return AccessLogConfig(proxy.access_log, proxy.access_log_format)
 

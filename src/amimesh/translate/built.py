@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 from google.protobuf import any_pb2
@@ -40,6 +40,9 @@ class Built:
     type_url: str
     name: str
     message: Message
+    # Encodings of it that other rooms make once and share (e.g. the xDS server's
+    # wire form in a response), by their own key.
+    encoded: dict[str, bytes] = field(default_factory=dict, repr=False)
 
     @cached_property
     def serialized(self) -> bytes:
@@ -50,8 +53,19 @@ class Built:
         return hashlib.blake2b(self.serialized, digest_size=8).hexdigest()
 
     @cached_property
+    def set_digest(self) -> int:
+        """Its share of the version of a set it is in (`pair_digest(name, version)`)."""
+        return pair_digest(self.name, self.version)
+
+    @cached_property
     def any(self) -> any_pb2.Any:
         return any_pb2.Any(type_url=self.type_url, value=self.serialized)
+
+
+def pair_digest(name: str, version: str) -> int:
+    """A 128-bit digest of one (name, version) pair; a set's version is their sum."""
+    data = name.encode() + b"\0" + version.encode()
+    return int.from_bytes(hashlib.blake2b(data, digest_size=16).digest(), "big")
 
 
 # What the control plane holds for one proxy: type URL -> resource name -> resource.

@@ -55,8 +55,11 @@ class PortPlan:
 
 def sharing_key(proxy: Proxy) -> Hashable:
     """Gateway proxies with equal keys get equal listeners and routes from a snapshot
-    (namespace and labels also decide which security policies select them)."""
+    (namespace and labels also decide which security policies select them; the
+    workload names the proxy in the metrics' peer header). Every field left out is one
+    the gateway's translation does not read (tests/unit/test_translate_scope.py)."""
     return (
+        proxy.workload,
         proxy.namespace,
         tuple(sorted(proxy.labels.items())),
         proxy.gateway_ports,

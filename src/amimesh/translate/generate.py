@@ -5,22 +5,21 @@ and packed once per snapshot. Across snapshots, a resource whose bytes did not c
 keeps its `Built` object, and a table none of whose resources changed keeps its dict
 object: the xDS layer then sees the very same table and skips it without comparing.
 What depends only on the proxy (a sidecar's inbound clusters) is translated once per
-proxy and kept while the proxy stays the same. A sidecar's clusters to identity
-providers outside the mesh (`jwks_clusters`) are its own too, translated again when
-what they read changed. A sidecar's listeners depend on the proxy and on the
-snapshot's security policies (PeerAuthentication decides what its inbound ports
-accept, `inbound_filters` turns RequestAuthentication and AuthorizationPolicy into
-HTTP filters) and on the Telemetry deciding its access log:
-after a snapshot change they are translated again only if what they read for that
-proxy changed (`listener_inputs`), and keep their `Built` objects, and their table,
-when the bytes come out the same.
+proxy and kept while the proxy stays the same. A sidecar's listeners and its clusters
+to identity providers outside the mesh (`jwks_clusters`) are translated from its
+`scope.Scope` alone (the proxy, and what of the snapshot applies to it: its
+PeerAuthentications, RequestAuthentications, AuthorizationPolicies, Telemetry, external
+JWKS hosts), built once per proxy per snapshot: after a snapshot change they are
+translated again only if the scope changed, and keep their `Built` objects, and their
+table, when the bytes come out the same.
 
 A sidecar's route tables are the "outbound" table, shared by proxies with the same
-`routes.sharing_key`, plus the tables of its upstream ports (`route_upstream`), shared by
-proxies that also have the same HTTP-like upstreams. A gateway's listeners and routes
-depend on the snapshot's Gateways and VirtualServices too: they are shared tables,
-translated once per snapshot for all gateway proxies with the same
-`gateway_servers.sharing_key` (namespace, labels, port mapping, address).
+`routes.sharing_key` (in the scope), plus the tables of its upstream ports
+(`route_upstream`), shared by proxies that also have the same HTTP-like upstreams. A
+gateway's listeners and routes depend on the snapshot's Gateways and VirtualServices
+too: they are shared tables, translated once per snapshot for all gateway proxies
+with the same `gateway_servers.sharing_key` (workload, namespace, labels, port
+mapping, address).
 
 Within a shared table, only what a change affects is translated again: a service's
 clusters and endpoints when the service, its DestinationRule or its endpoints changed
@@ -42,13 +41,13 @@ from amimesh.translate import (
     gateway_listeners,
     gateway_routes,
     gateway_servers,
-    inbound_filters,
     jwks_clusters,
     listeners,
     route_upstream,
     routes,
 )
 from amimesh.translate.built import CLUSTER, ENDPOINT, LISTENER, ROUTE, Built, ProxyConfig
+from amimesh.translate.scope import Scope, Scopes
 
 Table = dict[str, Built]
 
@@ -63,36 +62,20 @@ def inputs(snap: Snapshot, svc: MeshService) -> tuple[object, ...]:
     )
 
 
-def listener_inputs(snap: Snapshot, proxy: Proxy) -> tuple[object, ...]:
-    """What a sidecar's listeners read from the snapshot, besides the proxy itself:
-    while this compares equal, they are the same."""
-    return (
-        snap.domain,
-        snap.mtls_policies(proxy.namespace, proxy.labels),
-        inbound_filters.inputs(snap, proxy),
-        snap.access_log_policy(proxy.namespace, proxy.labels),
-        snap.tracing_policy(proxy.namespace, proxy.labels),
-        snap.metrics_policy(proxy.namespace, proxy.labels),
-    )
-
-
 def _same(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
     return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
 
 
 @dataclass
 class _ProxyTables:
-    """What was translated for one sidecar: its listeners from the proxy and
-    `inputs` (`listener_inputs` of `snapshot`), its inbound clusters from the proxy,
-    its JWKS clusters from `jwks_inputs` (`jwks_clusters.inputs`); `own_clusters` holds
-    both kinds of clusters."""
+    """What was translated for one sidecar from its `scope` (of `snapshot`): its
+    listeners, its inbound clusters (from the proxy), its JWKS clusters;
+    `own_clusters` holds both kinds of clusters."""
 
-    proxy: Proxy
+    scope: Scope
     snapshot: Snapshot
-    inputs: tuple[object, ...]
     listeners: Table
     inbound_clusters: Table
-    jwks_inputs: tuple[object, ...]
     own_clusters: Table
 
 
@@ -116,6 +99,7 @@ class Generator:
         self._per_service: dict[tuple[Hashable, str], tuple[tuple[object, ...], list[Message]]] = {}
         self._route_memos: dict[Hashable, routes.RouteMemo] = {}
         self._upstream_memos: dict[Hashable, route_upstream.UpstreamMemo] = {}
+        self._scopes = Scopes(snapshot)
 
     @property
     def snapshot(self) -> Snapshot:
@@ -126,6 +110,7 @@ class Generator:
         self._previous_tables = self._shared_tables
         self._shared_tables = {}
         self._snapshot = snapshot
+        self._scopes = Scopes(snapshot)
         live = snapshot.services
         if any(host not in live for _, host in self._per_service):
             self._per_service = {k: v for k, v in self._per_service.items() if k[1] in live}
@@ -163,17 +148,18 @@ class Generator:
                 ENDPOINT: shared_endpoints,
                 **self._gateway_tables(proxy),
             }
-        own = self._own_tables(proxy)
+        scope = self._scopes.of(proxy)
+        own = self._own_tables(scope)
         return {
             CLUSTER: self._merge(shared_clusters, own.own_clusters),
             ENDPOINT: shared_endpoints,
             LISTENER: own.listeners,
-            ROUTE: self._sidecar_routes(proxy),
+            ROUTE: self._sidecar_routes(scope),
         }
 
-    def _sidecar_routes(self, proxy: Proxy) -> Table:
-        snap = self._snapshot
-        route_key = routes.sharing_key(snap, proxy)
+    def _sidecar_routes(self, scope: Scope) -> Table:
+        snap, proxy = self._snapshot, scope.proxy
+        route_key = scope.routes
         memo = self._route_memos.setdefault(route_key, {})
         outbound = self._shared(
             ("routes", route_key), ROUTE, lambda: routes.route_configs(snap, proxy, memo)
@@ -225,42 +211,35 @@ class Generator:
             out.extend(known[1])
         return out
 
-    def _own_tables(self, proxy: Proxy) -> _ProxyTables:
-        snap = self._snapshot
+    def _own_tables(self, scope: Scope) -> _ProxyTables:
+        snap, proxy = self._snapshot, scope.proxy
         cached = self._proxies.get(proxy.id)
-        same_proxy = cached is not None and cached.proxy == proxy
-        if cached is not None and same_proxy and cached.snapshot is snap:
+        if cached is not None and cached.snapshot is snap and cached.scope is scope:
             return cached
-        inputs = listener_inputs(snap, proxy)
-        jwks_inputs = jwks_clusters.inputs(snap, proxy)
-        same_listeners = cached is not None and same_proxy and cached.inputs == inputs
-        if cached is not None and same_listeners and cached.jwks_inputs == jwks_inputs:
-            cached.snapshot = snap
+        if cached is not None and cached.scope == scope:
+            cached.snapshot, cached.scope = snap, scope
             return cached
-        if cached is not None and same_listeners:
+        # The scope changed: translate again, keeping what comes out the same.
+        same_proxy = cached is not None and cached.scope.proxy == proxy
+        table = self._pack(LISTENER, listeners.sidecar_listeners(scope))
+        if cached is not None and _same_table(cached.listeners, table):
             table = cached.listeners
-        else:
-            table = self._pack(LISTENER, listeners.listeners(snap, proxy))
-            if cached is not None and _same_table(cached.listeners, table):
-                table = cached.listeners
         inbound = (
             cached.inbound_clusters
             if cached is not None and same_proxy
             else self._pack(CLUSTER, clusters.inbound_clusters(proxy))
         )
         own = inbound
-        jwks = self._pack(CLUSTER, jwks_clusters.clusters(snap, proxy))
+        jwks = self._pack(CLUSTER, jwks_clusters.clusters_for(scope.policies.jwks))
         if jwks:
             own = {**inbound, **jwks}
             if cached is not None and _same_table(cached.own_clusters, own):
                 own = cached.own_clusters
         tables = _ProxyTables(
-            proxy=proxy,
+            scope=scope,
             snapshot=snap,
-            inputs=inputs,
             listeners=table,
             inbound_clusters=inbound,
-            jwks_inputs=jwks_inputs,
             own_clusters=own,
         )
         self._proxies[proxy.id] = tables

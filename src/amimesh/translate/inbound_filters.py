@@ -50,9 +50,3 @@ def network_filters(
     apply to TCP)."""
     policies = authz.inbound_policies(snap, proxy)
     return authz_tcp.network_filters(policies, port)
-
-
-def inputs(snap: Snapshot, proxy: Proxy) -> authz.InboundPolicies:
-    """What `http_filters` reads from the snapshot for `proxy`: while this compares
-    equal, the proxy's inbound filters are the same (for caches keyed per proxy)."""
-    return authz.inbound_policies(snap, proxy)

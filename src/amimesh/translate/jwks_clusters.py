@@ -21,6 +21,7 @@ ignored: the cluster keeps the defaults.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TypeAlias
 
 from envoy.config.cluster.v3 import cluster_pb2
@@ -52,21 +53,22 @@ def targets(snap: Snapshot, proxy: Proxy) -> tuple[authz.ExternalJwks, ...]:
     return tuple(sorted({p.jwks_external for p in providers if p.jwks_external is not None}))
 
 
-def inputs(snap: Snapshot, proxy: Proxy) -> tuple[object, ...]:
-    """What `clusters` reads from the snapshot for `proxy`: while this compares equal,
-    the clusters are the same."""
-    found = targets(snap, proxy)
-    return (found, tuple(snap.destination_rules.get(t.rule_host) for t in found))
-
-
 def clusters(snap: Snapshot, proxy: Proxy) -> list[Cluster]:
-    """One cluster per external JWKS (host, port) `proxy` fetches from; names are unique
-    (one host and port read from two namespaces takes the first's DestinationRule)."""
+    """One cluster per external JWKS (host, port) `proxy` fetches from."""
+    return clusters_for((t, snap.destination_rules.get(t.rule_host)) for t in targets(snap, proxy))
+
+
+def clusters_for(
+    found: Iterable[tuple[authz.ExternalJwks, net.DestinationRule | None]],
+) -> list[Cluster]:
+    """One cluster per external JWKS (host, port) of `found` (sorted, each with its
+    DestinationRule); names are unique (one host and port read from two namespaces
+    takes the first's DestinationRule)."""
     out: dict[str, Cluster] = {}
-    for target in targets(snap, proxy):
+    for target, rule in found:
         name = cluster_name(target.host, target.port)
         if name not in out:
-            out[name] = cluster(target, snap.destination_rules.get(target.rule_host))
+            out[name] = cluster(target, rule)
     return list(out.values())
 
 

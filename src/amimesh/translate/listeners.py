@@ -38,11 +38,12 @@ from envoy.config.route.v3 import route_components_pb2, route_pb2
 from envoy.extensions.filters.http.router.v3 import router_pb2
 from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
 
-from amimesh.model import mtls
+from amimesh.model import authz, mtls
 from amimesh.model.proxy import InboundPort, Proxy
 from amimesh.model.snapshot import Snapshot
 from amimesh.translate import (
     access_log,
+    authz_tcp,
     cluster_policy,
     gateway_listeners,
     inbound_filters,
@@ -73,6 +74,8 @@ from amimesh.translate.listener_hcm import (
     tcp_proxy_filter,
     use_rds,
 )
+from amimesh.translate.scope import Scope
+from amimesh.translate.scope import of as scope_of
 
 __all__ = [
     "CORS_FILTER",
@@ -114,11 +117,25 @@ def outbound_listener(port: int, rep: reporting.Reporting | None = None) -> List
     )
 
 
-def inbound_route_config(p: InboundPort) -> RouteConfiguration:
+def inbound_route_config(
+    p: InboundPort, request_timeout_s: int = 0, idle_timeout_s: int = 0
+) -> RouteConfiguration:
+    """The inbound route of HTTP port `p`: everything to the app, with no timeout but
+    the proxy's own (`ami.dev/request-timeout`: the whole request, a 504 before the
+    response started and a reset after; `ami.dev/idle-timeout`: no byte from the app
+    for that long, the same)."""
     action = route_components_pb2.RouteAction(
         cluster=names.inbound_cluster(p.port), timeout=cluster_policy.duration(0)
     )
-    action.max_stream_duration.max_stream_duration.CopyFrom(cluster_policy.duration(0))
+    if idle_timeout_s:
+        action.retry_policy.num_retries.value = 0
+        action.retry_policy.per_try_idle_timeout.CopyFrom(cluster_policy.duration(idle_timeout_s))
+    # Envoy's route `timeout` stops at the response headers; a stream's maximum
+    # duration also ends a response that started and runs too long, as Knative's
+    # queue-proxy does (0: none).
+    action.max_stream_duration.max_stream_duration.CopyFrom(
+        cluster_policy.duration(request_timeout_s)
+    )
     action.max_stream_duration.grpc_timeout_header_max.CopyFrom(cluster_policy.duration(0))
     route = route_components_pb2.Route(
         name="default", match=route_components_pb2.RouteMatch(prefix="/"), route=action
@@ -130,16 +147,16 @@ def inbound_route_config(p: InboundPort) -> RouteConfiguration:
 
 
 def _inbound_network_filters(
-    snap: Snapshot, proxy: Proxy, p: InboundPort, rep: reporting.Reporting
+    proxy: Proxy, policies: authz.InboundPolicies, p: InboundPort, rep: reporting.Reporting
 ) -> list[NetworkFilter]:
     if p.protocol.upper() not in cluster_policy.HTTP_PROTOCOLS:
         # Authorization applies to TCP too: network RBAC before the TCP proxy.
         return [
-            *inbound_filters.network_filters(snap, proxy, p),
+            *authz_tcp.network_filters(policies, p),
             tcp_proxy_filter(names.inbound_cluster(p.port), rep.tcp_logs(access_log.INBOUND)),
         ]
     filters = [
-        *inbound_filters.http_filters(snap, proxy, p),
+        *inbound_filters.policy_filters(policies, p),
         http_filter(ROUTER_FILTER, router_pb2.Router()),
     ]
     m = hcm(
@@ -148,7 +165,7 @@ def _inbound_network_filters(
         rep.http_logs(access_log.INBOUND),
         rep.tracing(access_log.INBOUND),
     )
-    m.route_config.CopyFrom(inbound_route_config(p))
+    m.route_config.CopyFrom(inbound_route_config(p, proxy.request_timeout_s, proxy.idle_timeout_s))
     # The app learns the caller's SPIFFE ID; a header the caller sent is never trusted.
     m.forward_client_cert_details = HCM.SANITIZE_SET
     m.set_current_client_cert_details.uri = True
@@ -181,14 +198,15 @@ def inbound_chains(
     return chains
 
 
-def inbound_listener(
-    snap: Snapshot, proxy: Proxy, p: InboundPort, rep: reporting.Reporting
-) -> Listener:
+def inbound_listener(scope: Scope, p: InboundPort, rep: reporting.Reporting) -> Listener:
     """The listener of inbound port `p`, accepting what its PeerAuthentication allows."""
-    mode = snap.mtls_policies(proxy.namespace, proxy.labels).mode(p.port)
+    proxy, policies = scope.proxy, scope.policies
+    mode = policies.mtls.mode(p.port)
     http = p.protocol.upper() in cluster_policy.HTTP_PROTOCOLS
     chains = inbound_chains(
-        mode, _inbound_network_filters(snap, proxy, p, rep), tls.INBOUND_ALPN if http else ()
+        mode,
+        _inbound_network_filters(proxy, policies.inbound, p, rep),
+        tls.INBOUND_ALPN if http else (),
     )
     out = listener(
         names.inbound_listener(p.port),
@@ -212,10 +230,17 @@ def listeners(snap: Snapshot, proxy: Proxy) -> list[Listener]:
     """
     if proxy.kind == "gateway":
         return gateway_listeners.listeners(snap, proxy)
+    return sidecar_listeners(scope_of(snap, proxy))
+
+
+def sidecar_listeners(scope: Scope) -> list[Listener]:
+    """The listeners of a sidecar, from its scope alone: outbound (if it has an
+    outbound port), inbound, then upstream listeners."""
+    proxy, policies = scope.proxy, scope.policies
     out: list[Listener] = []
-    rep = reporting.of(snap, proxy)
+    rep = reporting.under(proxy, policies.access_log, policies.metrics, policies.tracing)
     if proxy.outbound_port > 0:
         out.append(outbound_listener(proxy.outbound_port, rep))
-    out.extend(inbound_listener(snap, proxy, p, rep) for p in proxy.inbound)
+    out.extend(inbound_listener(scope, p, rep) for p in proxy.inbound)
     out.extend(listener_upstream.upstream_listener(u, rep) for u in proxy.upstreams)
     return out

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from envoy.config.accesslog.v3 import accesslog_pb2
 
+from amimesh.model import telemetry
 from amimesh.model.proxy import Proxy
 from amimesh.model.snapshot import Snapshot
 from amimesh.translate import access_log, metrics_log, tracing
@@ -67,10 +68,26 @@ def silent(proxy: Proxy) -> Reporting:
 
 def of(snap: Snapshot, proxy: Proxy) -> Reporting:
     """What `proxy` reports under the snapshot's Telemetry resources."""
+    ns, labels = proxy.namespace, proxy.labels
+    return under(
+        proxy,
+        snap.access_log_policy(ns, labels),
+        snap.metrics_policy(ns, labels),
+        snap.tracing_policy(ns, labels),
+    )
+
+
+def under(
+    proxy: Proxy,
+    access: telemetry.AccessLogPolicy,
+    metrics: telemetry.MetricsPolicy,
+    trace: telemetry.TracingPolicy,
+) -> Reporting:
+    """What `proxy` reports under the Telemetry policies that apply to it."""
     return Reporting(
-        file_log=access_log.config(snap, proxy),
-        metrics=snap.metrics_policy(proxy.namespace, proxy.labels).enabled,
+        file_log=access_log.config_for(proxy, access),
+        metrics=metrics.enabled,
         peer=metrics_log.peer_value(proxy),
-        trace=tracing.config(snap, proxy),
+        trace=tracing.config_for(proxy, trace),
         proxy=proxy,
     )

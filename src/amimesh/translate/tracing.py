@@ -39,7 +39,7 @@ from google.protobuf import any_pb2
 
 from amimesh.model.proxy import Proxy
 from amimesh.model.snapshot import Snapshot
-from amimesh.model.telemetry import TraceTag
+from amimesh.model.telemetry import TraceTag, TracingPolicy
 from amimesh.translate.names import CONTROL_PLANE_CLUSTER
 
 HcmTracing: TypeAlias = hcm_pb2.HttpConnectionManager.Tracing
@@ -73,7 +73,11 @@ def service_name(proxy: Proxy) -> str:
 
 def config(snap: Snapshot, proxy: Proxy) -> TracingConfig | None:
     """How `proxy` traces; None when it does not (span reporting turned off)."""
-    policy = snap.tracing_policy(proxy.namespace, proxy.labels)
+    return config_for(proxy, snap.tracing_policy(proxy.namespace, proxy.labels))
+
+
+def config_for(proxy: Proxy, policy: TracingPolicy) -> TracingConfig | None:
+    """`config` under the Telemetry `policy` that applies to `proxy`."""
     if not policy.enabled:
         return None
     return TracingConfig(

@@ -54,8 +54,28 @@ def _held_route_names(listeners: Packed) -> set[str]:
     return names
 
 
+# Packed cluster -> its EDS name: every simulated proxy of a process receives the same
+# clusters, decoded once (bounded; forgetting costs only a decode).
+_EDS_NAMES: dict[bytes, str | None] = {}
+_MAX_EDS_NAMES = 100_000
+
+
+def _eds_name(packed: any_pb2.Any) -> str | None:
+    value = packed.value
+    try:
+        return _EDS_NAMES[value]
+    except KeyError:
+        pass
+    (cluster,) = refs.decode_clusters([packed])
+    name = refs.cluster_eds_name(cluster)
+    if len(_EDS_NAMES) >= _MAX_EDS_NAMES:
+        _EDS_NAMES.clear()
+    _EDS_NAMES[value] = name
+    return name
+
+
 def _held_eds_names(clusters: Packed) -> set[str]:
-    names = (refs.cluster_eds_name(c) for c in refs.decode_clusters(clusters.values()))
+    names = (_eds_name(c) for c in clusters.values())
     return {n for n in names if n is not None}
 
 
@@ -210,7 +230,9 @@ class AdsClient:
 
     async def _on_delta(self, response: Any) -> None:
         type_url = response.type_url
-        got = {r.name: r.resource for r in response.resources}
+        # One pass over the resources: each access makes Python objects of them.
+        items = [(r.name, r.resource, r.version) for r in response.resources]
+        got = {name: resource for name, resource, _ in items}
         removed = tuple(response.removed_resources)
         error = self.reject(type_url, got) if self.reject else None
         self.received.append(
@@ -223,9 +245,8 @@ class AdsClient:
             held = self.resources.setdefault(type_url, {})
             warming = self._warming_after(type_url, held, got)
             versions = self.versions.setdefault(type_url, {})
-            for resource in response.resources:
-                held[resource.name] = resource.resource
-                versions[resource.name] = resource.version
+            held.update(got)
+            versions.update((name, version) for name, _, version in items)
             for name in removed:
                 held.pop(name, None)
                 versions.pop(name, None)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 
 from amimesh.translate.built import CLUSTER, ENDPOINT, LISTENER, ROUTE, Built
 from amimesh.xds.refs import cluster_eds_name, listener_route_names
@@ -40,17 +41,23 @@ def children(parent: Built) -> frozenset[str]:
     return found
 
 
-def required(
-    accepted: Iterable[str], parents: Mapping[str, Built], available: Mapping[str, Built]
-) -> set[str]:
-    """Child names needed by the `accepted` parents that exist in `available`.
+def missing(
+    accepted: Iterable[str],
+    parents: Mapping[str, Built],
+    available: Mapping[str, Built],
+    delivered: AbstractSet[str],
+) -> bool:
+    """Whether a child that an `accepted` parent needs, and that exists in
+    `available`, is not among the `delivered` names; stops at the first one.
 
-    A child the control plane does not generate is left out: waiting for it would
-    wait forever (Envoy gives up on it by its own initial-fetch timeout).
+    A child the control plane does not generate is not waited for: waiting for it
+    would wait forever (Envoy gives up on it by its own initial-fetch timeout).
     """
-    needed: set[str] = set()
     for name in accepted:
         parent = parents.get(name)
-        if parent is not None:
-            needed.update(c for c in children(parent) if c in available)
-    return needed
+        if parent is None:
+            continue
+        for child in children(parent):
+            if child in available and child not in delivered:
+                return True
+    return False

@@ -9,7 +9,6 @@ that receives it. The gRPC method handlers then pass these bytes through as they
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -23,8 +22,8 @@ SERVICE = "envoy.service.discovery.v3.AggregatedDiscoveryService"
 # Field number 2 with wire type 2 (length-delimited): `resources` in both responses.
 _RESOURCES_TAG = b"\x12"
 
-_sotw_fields: weakref.WeakKeyDictionary[Built, bytes] = weakref.WeakKeyDictionary()
-_delta_fields: weakref.WeakKeyDictionary[Built, bytes] = weakref.WeakKeyDictionary()
+_SOTW = "xds-sotw-field"
+_DELTA = "xds-delta-field"
 
 
 def _varint(n: int) -> bytes:
@@ -44,19 +43,19 @@ def _field(payload: bytes) -> bytes:
 
 
 def _sotw_field(built: Built) -> bytes:
-    field = _sotw_fields.get(built)
+    field = built.encoded.get(_SOTW)
     if field is None:
-        field = _sotw_fields[built] = _field(built.any.SerializeToString(deterministic=True))
+        field = built.encoded[_SOTW] = _field(built.any.SerializeToString(deterministic=True))
     return field
 
 
 def _delta_field(built: Built) -> bytes:
-    field = _delta_fields.get(built)
+    field = built.encoded.get(_DELTA)
     if field is None:
         resource = discovery_pb2.Resource(
             name=built.name, version=built.version, resource=built.any
         )
-        field = _delta_fields[built] = _field(resource.SerializeToString(deterministic=True))
+        field = built.encoded[_DELTA] = _field(resource.SerializeToString(deterministic=True))
     return field
 
 

@@ -38,6 +38,8 @@ class Retained:
             kept = self._kept[type_url]
             now = config.get(type_url, {})
             before = previous.get(type_url, {})
+            if now is before:
+                continue  # the same table: nothing dropped, nothing back
             for name in delivered.get(type_url, ()):
                 if name not in now and name in before:
                     kept[name] = before[name]

@@ -223,11 +223,12 @@ class XdsServer:
         sid = session.stream_id
         if sid not in self._sessions:
             return
-        if session.state.synced():
+        synced, settled = session.state.sync_state()
+        if synced:
             self._unsynced.discard(sid)
         else:
             self._unsynced.add(sid)
-        if session.state.synced(accept_nacks=True):
+        if settled:
             self._unsettled.discard(sid)
         else:
             self._unsettled.add(sid)

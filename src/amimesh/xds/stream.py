@@ -66,13 +66,8 @@ class StreamState:
         self._types: dict[str, TypeState] = {}
         self._config: ProxyConfig = {}
         self._nonce = 0
-        # Per parent type: (its accepted epoch, the children those need).
-        # parent type -> (accepted epoch, parent table, child table, child names needed).
-        # The generator keeps a table's object while none of its resources change, so
-        # the memo survives config changes that touch neither table.
-        self._required: dict[
-            str, tuple[int, Mapping[str, Built], Mapping[str, Built], set[str]]
-        ] = {}
+        # Per parent type: the children its accepted resources need, delivered or not.
+        self._required: dict[str, _Required] = {}
         self._retained = removals.Retained()
 
     # -- inputs ---------------------------------------------------------------------
@@ -190,6 +185,16 @@ class StreamState:
             return False
         return all(self._children_delivered(parent) for parent in deps.CHILD_TYPE)
 
+    def sync_state(self) -> tuple[bool, bool]:
+        """(`synced()`, `synced(accept_nacks=True)`), computed once."""
+        if self._retained and self._routes_accepted():
+            return False, False
+        if not all(s.settled(accept_nacks=True) for s in self._types.values()):
+            return False, False
+        if not all(self._children_delivered(parent) for parent in deps.CHILD_TYPE):
+            return False, False
+        return all(s.settled(accept_nacks=False) for s in self._types.values()), True
+
     def status(self) -> tuple[TypeSyncStatus, ...]:
         """Per type the client asked for, in push order."""
         return tuple(self._types[t].status() for t in self._order() if t in self._types)
@@ -248,21 +253,37 @@ class StreamState:
         child_type = deps.CHILD_TYPE[parent_type]
         parents = self._config.get(parent_type, _NO_RESOURCES)
         available = self._config.get(child_type, _NO_RESOURCES)
+        child = self._types.get(child_type)
+        child_epoch = -1 if child is None else child.delivered_epoch
         memo = self._required.get(parent_type)
         if (
-            memo is None
-            or memo[0] != parent.accepted_epoch
-            or memo[1] is not parents
-            or memo[2] is not available
+            memo is not None
+            and memo.accepted_epoch == parent.accepted_epoch
+            and memo.child_epoch == child_epoch
+            and memo.parents is parents
+            and memo.available is available
         ):
-            needed = deps.required(parent.accepted_names(), parents, available)
-            memo = self._required[parent_type] = (
-                parent.accepted_epoch,
-                parents,
-                available,
-                needed,
-            )
-        if not memo[3]:
-            return True
-        child = self._types.get(child_type)
-        return child is not None and memo[3] <= child.delivered_names()
+            return memo.delivered
+        if child is not None and child.holds(available):
+            delivered = True  # every child there is went out
+        else:
+            held = child.delivered_names() if child is not None else frozenset[str]()
+            delivered = not deps.missing(parent.accepted_names(), parents, available, held)
+        self._required[parent_type] = _Required(
+            parent.accepted_epoch, parents, available, child_epoch, delivered
+        )
+        return delivered
+
+
+@dataclass(frozen=True)
+class _Required:
+    """Whether the child type delivered what a parent type's accepted resources
+    need, as of the epochs and tables it was computed for. The generator keeps a
+    table's object while none of its resources change, so it holds across config
+    changes that touch neither table."""
+
+    accepted_epoch: int
+    parents: Mapping[str, Built]
+    available: Mapping[str, Built]
+    child_epoch: int
+    delivered: bool

@@ -9,14 +9,13 @@ the bookkeeping: nonces, versions, what was accepted, the last rejection.
 
 from __future__ import annotations
 
-import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Literal
 
-from amimesh.translate.built import Built
+from amimesh.translate.built import Built, pair_digest
 from amimesh.xds.status import Nack, TypeSyncStatus
 from amimesh.xds.wire import ErrorDetail, Response
 
@@ -25,17 +24,39 @@ Answer = Literal["first", "ack", "nack", "stale", "update"]
 
 
 def set_version(versions: Iterable[tuple[str, str]]) -> str:
-    """A version for a set of resources: the digest of their (name, version) pairs.
+    """A version for a set of resources, from their (name, version) pairs: the sum of
+    the pairs' digests, so no sorting, and the same set always gives the same version,
+    on any stream and after a restart."""
+    return _fold(sum(pair_digest(name, version) for name, version in versions))
 
-    The same set always gives the same version, on any stream and after a restart.
-    """
-    digest = hashlib.blake2b(digest_size=8)
-    for name, version in sorted(versions):
-        digest.update(name.encode())
-        digest.update(b"\0")
-        digest.update(version.encode())
-        digest.update(b"\n")
-    return digest.hexdigest()
+
+def table_version(table: Mapping[str, Built]) -> str:
+    """`set_version` of a generated table's names and versions, from each resource's
+    digest, computed once per resource however many tables hold it."""
+    found = _TABLE_VERSIONS.get(id(table))
+    if found is not None and found[0] is table:
+        return found[1]
+    total = 0
+    for name, built in table.items():
+        total += built.set_digest if name == built.name else pair_digest(name, built.version)
+    version = _fold(total)
+    if len(_TABLE_VERSIONS) >= _MAX_TABLE_VERSIONS:
+        _TABLE_VERSIONS.clear()
+    _TABLE_VERSIONS[id(table)] = (table, version)
+    return version
+
+
+# id(table) -> (table, its version), for tables many streams hold: the table is kept
+# so that its id stays its own. Generated tables are never changed once made.
+_TABLE_VERSIONS: dict[int, tuple[Mapping[str, Built], str]] = {}
+_MAX_TABLE_VERSIONS = 256
+
+
+def _fold(total: int) -> str:
+    return f"{total & _MASK:032x}"
+
+
+_MASK = (1 << 128) - 1
 
 
 @dataclass(frozen=True)
@@ -62,6 +83,8 @@ class TypeState(ABC):
         self.last_changed: tuple[Built, ...] = ()
         # Bumped whenever `accepted_names()` may have changed.
         self.accepted_epoch = 0
+        # Bumped whenever `delivered_names()` may have changed.
+        self.delivered_epoch = 0
 
     # -- what to send: the protocol variants ----------------------------------------
 
@@ -80,6 +103,11 @@ class TypeState(ABC):
     @abstractmethod
     def delivered_names(self) -> AbstractSet[str]:
         """Names the client holds or has been sent, as far as the server knows (a view)."""
+
+    def holds(self, table: Mapping[str, Built]) -> bool:
+        """Whether the client was delivered exactly `table` (if the variant can tell
+        cheaply; False when it cannot)."""
+        return False
 
     @abstractmethod
     def accepted_names(self) -> AbstractSet[str]:
@@ -114,6 +142,7 @@ class TypeState(ABC):
     def emit(self, nonce: str, now: float) -> Response:
         """Build the next response, mark it as awaiting its answer, and return it."""
         response = self._build(nonce)
+        self.delivered_epoch += 1
         self._first_unanswered = False
         self._last_sent = _Sent(response, now)
         self._awaiting = True
