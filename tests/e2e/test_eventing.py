@@ -356,7 +356,9 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Up, Path]]:
     root = tmp_path_factory.mktemp("eventing")
     out = root / "out"
     out.mkdir()
-    with from_yaml(root, mesh_yaml(out), files={"apps/app.py": APP}) as up:
+    with from_yaml(root, mesh_yaml(out), files={"apps/app.py": APP}, ready=None) as up:
+        # Two dozen instances: on a busy machine they take longer than one wait's default.
+        until(up.settled, "every instance ready", timeout=120)
         yield up, out
 
 

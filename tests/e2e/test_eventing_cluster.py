@@ -151,9 +151,11 @@ def cluster_mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Up,
     out.mkdir()
     cluster = Cluster(root)
     try:
-        until(cluster.ready, "the NATS cluster", timeout=30)
+        until(cluster.ready, "the NATS cluster", timeout=60)
         files = {"apps/app.py": APP, "nats.creds": f"{USER}:{PASSWORD}"}
-        with from_yaml(root, mesh_yaml(out, cluster.servers), files=files) as up:
+        with from_yaml(root, mesh_yaml(out, cluster.servers), files=files, ready=None) as up:
+            # A busy machine: streams of three replicas take their time to be made.
+            until(up.settled, "every instance ready", timeout=120)
             yield up, out, cluster
     finally:
         cluster.stop()
