@@ -159,3 +159,28 @@ def test_one_kind_name_in_two_groups_needs_distinct_refs() -> None:
         ("Sidecar", "default", "edge"),
         ("Sidecar.example.com", "default", "edge"),
     ]
+
+
+def test_kinds_imported_when_first_met_declare_what_their_models_say() -> None:
+    for kind in KINDS.values():
+        model = kind.model
+        assert (kind.group, kind.name, kind.versions, kind.qualified) == (
+            model.API_GROUP,
+            model.KIND,
+            model.API_VERSIONS,
+            model.qualified_kind(),
+        ), kind.name
+
+
+def test_reading_istio_config_imports_no_tekton() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from amimesh.resources import parse_documents; "
+        "r = parse_documents('apiVersion: v1\\nkind: Service\\nmetadata: {name: a}\\n"
+        "spec: {ports: [{port: 80}]}\\n', 'a.yaml'); assert not r.errors, r.errors; "
+        "print(sorted(m for m in sys.modules if 'tekton' in m))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

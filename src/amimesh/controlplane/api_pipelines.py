@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from amimesh.controlplane import api_json
-from amimesh.controlplane import pipelines as pl
 
 if TYPE_CHECKING:
     from amimesh.controlplane.server import ControlPlane
@@ -48,6 +47,8 @@ class PipelinesApi:
         ]
 
     async def config(self, request: web.Request) -> web.Response:
+        from amimesh.controlplane import pipelines as pl
+
         try:
             since = int(request.query.get("since", "-1"))
             wait = min(max(float(request.query.get("wait", "0")), 0.0), MAX_WAIT_S)
@@ -62,6 +63,8 @@ class PipelinesApi:
         return _json({"version": version, "resources": items, "known": known})
 
     async def put_node(self, request: web.Request) -> web.Response:
+        from amimesh.controlplane import pipelines as pl
+
         node = request.match_info["node"]
         try:
             runs = pl.parse_report(json.loads(await request.text()))
@@ -71,6 +74,8 @@ class PipelinesApi:
         return _json({"node": node, "runs": len(runs)})
 
     async def runs(self, request: web.Request) -> web.Response:
+        from amimesh.controlplane import pipelines as pl
+
         q = request.query
         kind = q.get("kind") or None
         if kind is not None and kind not in pl.RUN_KINDS:
@@ -79,6 +84,8 @@ class PipelinesApi:
         return _json({"items": items})
 
     async def cancel(self, request: web.Request) -> web.Response:
+        from amimesh.controlplane import pipelines as pl
+
         kind, ns, name = (request.match_info[k] for k in ("kind", "namespace", "name"))
         if kind not in pl.RUN_KINDS:
             return _errors([f"kind: want one of {', '.join(pl.RUN_KINDS)}, got {kind!r}"])

@@ -18,8 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from amimesh.pipelines import listeners
-
 if TYPE_CHECKING:
     from amimesh.controlplane.server import ControlPlane
 
@@ -66,6 +64,8 @@ class TriggersApi:
         return _json(answer, status)
 
     async def eventlisteners(self, request: web.Request) -> web.Response:
+        from amimesh.pipelines import listeners  # Tekton's modules on first use
+
         namespace = request.query.get("namespace") or None
         ready: dict[tuple[str, str], int] = {}
         for i in self.cp.store.instances():

@@ -23,9 +23,7 @@ from amimesh.config.store import Store
 from amimesh.controlplane.applied import Applied
 from amimesh.controlplane.eventing import EventingController, runner_for
 from amimesh.controlplane.nodes import Nodes
-from amimesh.controlplane.pipelines import STATUS_FILE, PipelineStatus
 from amimesh.controlplane.serving import REVISIONS_FILE, ServingController
-from amimesh.controlplane.triggers import TriggersController
 from amimesh.identity import store as ca_store
 from amimesh.identity.ca import CertificateAuthority
 from amimesh.identity.service import DEFAULT_TTL, IdentityService
@@ -36,6 +34,8 @@ from amimesh.telemetry.trace_store import DEFAULT_MAX_AGE_S, DEFAULT_MAX_SPANS
 
 if TYPE_CHECKING:
     from amimesh.controlplane.api import ApiServer
+    from amimesh.controlplane.pipelines import PipelineStatus
+    from amimesh.controlplane.triggers import TriggersController
     from amimesh.telemetry.metrics import MeshMetrics
     from amimesh.telemetry.metrics_file import MetricsFile
     from amimesh.telemetry.traces import TraceCollector, TraceSettings
@@ -173,10 +173,7 @@ class ControlPlane:
         self.eventing = EventingController(
             self.store, runner_for(state, config.nats_port or 0, sys.executable), state
         )
-        # Tekton: the runs' status, as the node agents that run them report it.
-        self.pipelines = PipelineStatus(state / STATUS_FILE if state else None)
-        # Tekton Triggers: each EventListener's mesh service, and its webhooks.
-        self.triggers = TriggersController(self.store, state, config.api_token)
+        self._state = state
         self._config_seen = self.store.config_version
         self._config_waiters: set[asyncio.Future[None]] = set()
         self._snapshot_version = -1
@@ -301,7 +298,6 @@ class ControlPlane:
         if self.applied is not None:
             self.applied.load()
         self.nodes.load()  # the endpoints of the last run, before the first push
-        self.pipelines.load()
         self._config_seen = self.store.config_version
         if self._source is not None:
             errors = self._source.sync()
@@ -319,10 +315,6 @@ class ControlPlane:
             api = ApiServer(self, self.config.api_token)
             self.api_port = await api.start(self.config.api_host, self.config.api_port)
             self._api = api
-            host = self.config.api_host
-            host = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
-            self.triggers.reconcile(f"http://{host}:{self.api_port}")
-            self.triggers.watch(self._loop)
         try:
             await self._start_plane()
         except BaseException:
@@ -330,12 +322,36 @@ class ControlPlane:
                 await self._api.stop()
                 self._api = None
             raise
+        self.pipelines  # noqa: B018 - Tekton's modules, loaded once the rest serves
+        if self._api is not None:
+            host = self.config.api_host
+            host = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
+            self.triggers.reconcile(f"http://{host}:{self.api_port}")
+            self.triggers.watch(self._loop)
         if self._source is not None and self.config.watch:
             self._watch_task = asyncio.create_task(
                 self._source.watch(self._stop), name="config-watch"
             )
         log.info("xDS serving on %s:%d", self.config.xds_host, self.xds_port)
         return self.xds_port
+
+    @cached_property
+    def pipelines(self) -> PipelineStatus:
+        """Tekton: the runs' status, as the node agents that run them report it (loaded
+        on first use: Tekton's modules are not on the way to the first config)."""
+        from amimesh.controlplane.pipelines import STATUS_FILE, PipelineStatus
+
+        state = self._state
+        status = PipelineStatus(state / STATUS_FILE if state else None)
+        status.load()
+        return status
+
+    @cached_property
+    def triggers(self) -> TriggersController:
+        """Tekton Triggers: each EventListener's mesh service, and its webhooks."""
+        from amimesh.controlplane.triggers import TriggersController
+
+        return TriggersController(self.store, self._state, self.config.api_token)
 
     async def _start_plane(self) -> None:
         if not self.plane_ready:
@@ -357,7 +373,8 @@ class ControlPlane:
         self._stop.set()
         self.serving.close()
         self.eventing.close()
-        self.triggers.close()
+        if "triggers" in self.__dict__:
+            self.triggers.close()
         if self._autoscale_task is not None:
             self._autoscale_task.cancel()
             await asyncio.gather(self._autoscale_task, return_exceptions=True)

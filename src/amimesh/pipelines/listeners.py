@@ -9,9 +9,10 @@ and with what.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from amimesh.resources import tekton_triggers as tt
+if TYPE_CHECKING:
+    from amimesh.resources import tekton_triggers as tt
 
 PORT = 8080
 PREFIX = "el-"

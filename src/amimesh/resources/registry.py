@@ -9,25 +9,20 @@ API_VERSIONS) and, if it needs checks beyond the schema, a function
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from amimesh.resources import (
     checks_authz,
     checks_core,
-    checks_eventing,
     checks_gateway,
     checks_networking,
     checks_security,
     checks_serving,
-    checks_tekton,
     checks_telemetry,
-    checks_triggers,
     checks_virtualservice,
     kube,
-    tekton,
-    tekton_triggers,
     workload,
 )
 from amimesh.resources import istio_authz as authz
@@ -35,8 +30,6 @@ from amimesh.resources import istio_gateway as gw
 from amimesh.resources import istio_networking as net
 from amimesh.resources import istio_security as sec
 from amimesh.resources import istio_telemetry as tel
-from amimesh.resources import knative_eventing as eventing
-from amimesh.resources import knative_messaging as messaging
 from amimesh.resources import knative_serving as serving
 from amimesh.resources.errors import Issue
 from amimesh.resources.meta import Resource
@@ -49,38 +42,93 @@ def _no_check(resource: Resource) -> Iterable[Issue]:
     return ()
 
 
-@dataclass(frozen=True)
 class Kind:
-    model: type[Resource]
-    check: Check = _no_check
+    """One kind: its model class and checks, known at once (`of`) or imported when
+    first needed (`lazy`: the kinds most processes never see cost nothing to start)."""
+
+    def __init__(
+        self,
+        group: str,
+        name: str,
+        versions: tuple[str, ...],
+        qualified: str,
+        load: Callable[[], tuple[type[Resource], Check]],
+    ) -> None:
+        self.group = group
+        self.name = name
+        self.versions = versions
+        self.qualified = qualified
+        self._load = load
+        self._loaded: tuple[type[Resource], Check] | None = None
 
     @classmethod
     def of(cls, model: type[R], check: Callable[[R], Iterable[Issue]] | None = None) -> Kind:
         """A kind whose `check` receives the model's own type."""
-        if check is None:
-            return cls(model)
-        typed_check = check
+        run = _typed(model, check)
+        return cls(
+            model.API_GROUP,
+            model.KIND,
+            model.API_VERSIONS,
+            model.qualified_kind(),
+            lambda: (model, run),
+        )
 
-        def run(resource: Resource) -> Iterable[Issue]:
-            if not isinstance(resource, model):
-                raise TypeError(f"expected {model.__name__}, got {type(resource).__name__}")
-            return typed_check(resource)
+    @classmethod
+    def lazy(
+        cls,
+        group: str,
+        name: str,
+        versions: tuple[str, ...],
+        model: str,
+        check: str | None = None,
+        *,
+        qualified: bool = False,
+    ) -> Kind:
+        """A kind whose model (`module:Class`) and check (`module:function`) are imported
+        on first use; what it declares here is checked against the model by a test."""
 
-        return cls(model, run)
+        def load() -> tuple[type[Resource], Check]:
+            found = _import(model)
+            assert isinstance(found, type) and issubclass(found, Resource)
+            return found, _typed(found, _import(check) if check else None)
+
+        return cls(group, name, versions, f"{name}.{group}" if qualified else name, load)
+
+    def _get(self) -> tuple[type[Resource], Check]:
+        if self._loaded is None:
+            self._loaded = self._load()
+        return self._loaded
 
     @property
-    def name(self) -> str:
-        return self.model.KIND
+    def model(self) -> type[Resource]:
+        return self._get()[0]
 
-    @property
-    def group(self) -> str:
-        return self.model.API_GROUP
+    def check(self, resource: Resource) -> Iterable[Issue]:
+        return self._get()[1](resource)
 
     @property
     def api_versions(self) -> tuple[str, ...]:
         """Full apiVersion strings: `v1`, `networking.istio.io/v1beta1`."""
         g = self.group
-        return tuple(f"{g}/{v}" if g else v for v in self.model.API_VERSIONS)
+        return tuple(f"{g}/{v}" if g else v for v in self.versions)
+
+
+def _typed(model: type[Any], check: Callable[[Any], Iterable[Issue]] | None) -> Check:
+    if check is None:
+        return _no_check
+    typed_check = check
+
+    def run(resource: Resource) -> Iterable[Issue]:
+        if not isinstance(resource, model):
+            raise TypeError(f"expected {model.__name__}, got {type(resource).__name__}")
+        return typed_check(resource)
+
+    return run
+
+
+def _import(ref: str) -> Any:
+    module, _, attr = ref.partition(":")
+    return getattr(importlib.import_module(module), attr)
 
 
 class UnknownKind(LookupError):
@@ -108,7 +156,7 @@ class KindRegistry(Mapping[tuple[str, str], Kind]):
             key = (k.group, k.name)
             if key in self._kinds:
                 raise ValueError(f"kind {k.name} of group {k.group!r} registered twice")
-            ref = k.model.qualified_kind()
+            ref = k.qualified
             if ref in refs:
                 raise ValueError(
                     f"kind {k.name} of group {k.group!r} and of group {refs[ref].group!r} "
@@ -137,7 +185,7 @@ class KindRegistry(Mapping[tuple[str, str], Kind]):
             raise UnknownKind(
                 "kind", f'unknown kind "{kind}" ({api_version}); Ami supports {self.supported()}'
             )
-        if version not in found.model.API_VERSIONS:
+        if version not in found.versions:
             raise UnknownKind(
                 "apiVersion",
                 f"{kind} is not served at {api_version}; use " + " or ".join(found.api_versions),
@@ -148,7 +196,7 @@ class KindRegistry(Mapping[tuple[str, str], Kind]):
         """`Service (v1), VirtualService, DestinationRule (networking.istio.io/v1alpha3, v1)`."""
         groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}
         for k in self._kinds.values():
-            groups.setdefault((k.group, k.model.API_VERSIONS), []).append(k.name)
+            groups.setdefault((k.group, k.versions), []).append(k.name)
         parts = []
         for (group, versions), names in groups.items():
             prefix = f"{group}/" if group else ""
@@ -160,6 +208,16 @@ class KindRegistry(Mapping[tuple[str, str], Kind]):
         kind = self._kinds.get((resource.API_GROUP, resource.KIND))
         return list(kind.check(resource)) if kind is not None else []
 
+
+EVENTING, SOURCES = "eventing.knative.dev", "sources.knative.dev"
+MESSAGING, FLOWS = "messaging.knative.dev", "flows.knative.dev"
+_EVENTING, _MESSAGING = "amimesh.resources.knative_eventing", "amimesh.resources.knative_messaging"
+_EVENTING_CHECKS = "amimesh.resources.checks_eventing"
+TEKTON, TEKTON_VERSIONS = "tekton.dev", ("v1", "v1beta1")
+TRIGGERS, TRIGGERS_VERSIONS = "triggers.tekton.dev", ("v1beta1", "v1alpha1")
+_TEKTON, _TEKTON_CHECKS = "amimesh.resources.tekton", "amimesh.resources.checks_tekton"
+_TRIGGERS = "amimesh.resources.tekton_triggers"
+_TRIGGERS_CHECKS = "amimesh.resources.checks_triggers"
 
 _BUILTIN = (
     Kind.of(kube.Service, checks_core.check_service),
@@ -179,27 +237,57 @@ _BUILTIN = (
     Kind.of(serving.Configuration, checks_serving.check_configuration),
     Kind.of(serving.Revision, checks_serving.check_revision),
     Kind.of(serving.Route, checks_serving.check_route),
-    Kind.of(eventing.Broker, checks_eventing.check_broker),
-    Kind.of(eventing.Trigger, checks_eventing.check_trigger),
-    Kind.of(eventing.PingSource, checks_eventing.check_ping_source),
-    Kind.of(eventing.SinkBinding, checks_eventing.check_sink_binding),
-    Kind.of(eventing.ContainerSource, checks_eventing.check_container_source),
-    Kind.of(eventing.ApiServerSource, checks_eventing.check_api_server_source),
-    Kind.of(messaging.Channel, checks_eventing.check_channel),
-    Kind.of(messaging.InMemoryChannel, checks_eventing.check_channel),
-    Kind.of(messaging.NatsJetStreamChannel, checks_eventing.check_channel),
-    Kind.of(messaging.Subscription, checks_eventing.check_subscription),
-    Kind.of(messaging.Sequence, checks_eventing.check_sequence),
-    Kind.of(messaging.Parallel, checks_eventing.check_parallel),
-    Kind.of(tekton.Task, checks_tekton.check_task),
-    Kind.of(tekton.Pipeline, checks_tekton.check_pipeline),
-    Kind.of(tekton.TaskRun, checks_tekton.check_task_run),
-    Kind.of(tekton.PipelineRun, checks_tekton.check_pipeline_run),
-    Kind.of(tekton_triggers.EventListener, checks_triggers.check_event_listener),
-    Kind.of(tekton_triggers.Trigger, checks_triggers.check_trigger),
-    Kind.of(tekton_triggers.TriggerBinding, checks_triggers.check_trigger_binding),
-    Kind.of(tekton_triggers.ClusterTriggerBinding, checks_triggers.check_trigger_binding),
-    Kind.of(tekton_triggers.TriggerTemplate, checks_triggers.check_trigger_template),
+    # Knative Eventing's kinds, imported when first met too.
+    *(
+        Kind.lazy(group, name, ("v1",), f"{module}:{name}", f"{_EVENTING_CHECKS}:{check}")
+        for group, module, name, check in (
+            (EVENTING, _EVENTING, "Broker", "check_broker"),
+            (EVENTING, _EVENTING, "Trigger", "check_trigger"),
+            (SOURCES, _EVENTING, "PingSource", "check_ping_source"),
+            (SOURCES, _EVENTING, "SinkBinding", "check_sink_binding"),
+            (SOURCES, _EVENTING, "ContainerSource", "check_container_source"),
+            (SOURCES, _EVENTING, "ApiServerSource", "check_api_server_source"),
+            (MESSAGING, _MESSAGING, "Channel", "check_channel"),
+            (MESSAGING, _MESSAGING, "InMemoryChannel", "check_channel"),
+            (MESSAGING, _MESSAGING, "Subscription", "check_subscription"),
+            (FLOWS, _MESSAGING, "Sequence", "check_sequence"),
+            (FLOWS, _MESSAGING, "Parallel", "check_parallel"),
+        )
+    ),
+    Kind.lazy(
+        MESSAGING,
+        "NatsJetStreamChannel",
+        ("v1alpha1",),
+        f"{_MESSAGING}:NatsJetStreamChannel",
+        f"{_EVENTING_CHECKS}:check_channel",
+    ),
+    # Imported when first met: most processes never read Tekton.
+    *(
+        Kind.lazy(TEKTON, name, TEKTON_VERSIONS, f"{_TEKTON}:{name}", f"{_TEKTON_CHECKS}:{check}")
+        for name, check in (
+            ("Task", "check_task"),
+            ("Pipeline", "check_pipeline"),
+            ("TaskRun", "check_task_run"),
+            ("PipelineRun", "check_pipeline_run"),
+        )
+    ),
+    *(
+        Kind.lazy(
+            TRIGGERS,
+            name,
+            TRIGGERS_VERSIONS,
+            f"{_TRIGGERS}:{name}",
+            f"{_TRIGGERS_CHECKS}:{check}",
+            qualified=name == "Trigger",  # Knative Eventing has a Trigger too
+        )
+        for name, check in (
+            ("EventListener", "check_event_listener"),
+            ("Trigger", "check_trigger"),
+            ("TriggerBinding", "check_trigger_binding"),
+            ("ClusterTriggerBinding", "check_trigger_binding"),
+            ("TriggerTemplate", "check_trigger_template"),
+        )
+    ),
 )
 
 KINDS = KindRegistry(_BUILTIN)

@@ -29,7 +29,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from amimesh.agent import certs, probe
 from amimesh.agent import config as agent_config
@@ -54,9 +54,11 @@ from amimesh.runtime.node_config import (
     NodeConfig,
     read_pids,
 )
-from amimesh.runtime.pipelines import PipelineAgent
 from amimesh.runtime.ports import PortAllocator
 from amimesh.serving.expand import REVISION_LABEL
+
+if TYPE_CHECKING:
+    from amimesh.runtime.pipelines import PipelineAgent
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +137,10 @@ class Node:
         self._closing = False
         self._status_due = False
         self.activator: Activator | None = None
-        self.pipelines = PipelineAgent(config.api, api_token, config.name, st.path / "pipelines")
+        # Tekton's runner, made once the instances are started (its modules are not on
+        # the way to the first ready instance).
+        self.pipelines: PipelineAgent | None = None
+        self._api_token = api_token
 
     # --- start -------------------------------------------------------------------------
 
@@ -153,6 +158,12 @@ class Node:
         self._records.clear()
         self._tasks.append(asyncio.create_task(self._watch(), name="node-config-watch"))
         self._tasks.append(asyncio.create_task(self._sample(), name="node-concurrency"))
+        from amimesh.runtime.pipelines import PipelineAgent
+
+        config = self.config
+        self.pipelines = PipelineAgent(
+            config.api, self._api_token, config.name, self.state.path / "pipelines"
+        )
         await self.pipelines.start()
         if self.config.activator_port:
             await self._start_activator(self.config.activator_port)
@@ -550,7 +561,8 @@ class Node:
         await self._close()
 
     async def _close(self) -> None:
-        await self.pipelines.stop()
+        if self.pipelines is not None:
+            await self.pipelines.stop()
         if self.activator is not None:
             await self.activator.stop()
         for task in self._tasks:
