@@ -34,6 +34,8 @@ class MeshControlPlane:
     trace_forward: str | None = None
     # Where the node agent's activator listens (loopback): Knative revisions at zero.
     activator_port: int = 0
+    # The mesh's JetStream server (loopback), when its config has a Broker; 0: none.
+    nats_port: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {**self.__dict__, "exclude_dirs": list(self.exclude_dirs)}
