@@ -66,7 +66,6 @@ from amimesh.controlplane import (
 from amimesh.controlplane.serving import SOURCE as SERVING_SOURCE
 from amimesh.controlplane.serving import RevisionInUse
 from amimesh.dashboard import web as dashboard_web
-from amimesh.eventing import binding
 from amimesh.identity import csr as csr_mod
 from amimesh.identity.ca import CaError
 from amimesh.identity.service import NamesNotGranted, NotGranted, UnknownToken
@@ -407,7 +406,10 @@ class Api:
         every = store.resources()
         wanted = [r for r in every if (r.API_GROUP, r.KIND) in NODE_KINDS]
         # SinkBindings' K_SINK in the Workloads they name, as the node agent runs them.
-        wanted = binding.bound(wanted, every)
+        if any((r.API_GROUP, r.KIND) == ("sources.knative.dev", "SinkBinding") for r in every):
+            from amimesh.eventing import binding  # eventing's modules when there is one
+
+            wanted = binding.bound(wanted, every)
         items = [api_json.resource_json(r) for r in sorted(wanted, key=lambda r: r.key)]
         return _json({"version": version, "resources": items}, dumps=json.dumps)
 

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 from amimesh.config.directory import DirectorySource
 from amimesh.config.store import Store
 from amimesh.controlplane.applied import Applied
-from amimesh.controlplane.eventing import EventingController, runner_for
 from amimesh.controlplane.nodes import Nodes
 from amimesh.controlplane.serving import REVISIONS_FILE, ServingController
 from amimesh.identity import store as ca_store
@@ -34,6 +33,7 @@ from amimesh.telemetry.trace_store import DEFAULT_MAX_AGE_S, DEFAULT_MAX_SPANS
 
 if TYPE_CHECKING:
     from amimesh.controlplane.api import ApiServer
+    from amimesh.controlplane.eventing import EventingController
     from amimesh.controlplane.pipelines import PipelineStatus
     from amimesh.controlplane.triggers import TriggersController
     from amimesh.telemetry.metrics import MeshMetrics
@@ -70,6 +70,11 @@ PLANE_MODULES = (
 )
 
 log = logging.getLogger(__name__)
+
+# Knative Eventing's API groups: a config with one of their kinds has brokers to run.
+EVENTING_GROUPS = frozenset(
+    {"eventing.knative.dev", "sources.knative.dev", "messaging.knative.dev", "flows.knative.dev"}
+)
 
 
 @dataclass(frozen=True)
@@ -169,11 +174,8 @@ class ControlPlane:
             state / REVISIONS_FILE if state else None,
             activator_port=config.activator_port,
         )
-        # Knative Eventing: the broker's workload, on the mesh's JetStream server.
-        self.eventing = EventingController(
-            self.store, runner_for(state, config.nats_port or 0, sys.executable), state
-        )
         self._state = state
+        self._eventing_started = False
         self._config_seen = self.store.config_version
         self._config_waiters: set[asyncio.Future[None]] = set()
         self._snapshot_version = -1
@@ -305,8 +307,8 @@ class ControlPlane:
                 log.warning("%s", e)
         self.serving.reconcile()  # what Knative resources run, before anyone asks
         self.serving.watch(self._loop)
-        self.eventing.reconcile()
-        self.eventing.watch(self._loop)
+        if any(r.API_GROUP in EVENTING_GROUPS for r in self.store.resources()):
+            self._start_eventing()  # the broker's workload in the first node config
         self._autoscale_task = asyncio.create_task(self.serving.autoscale(), name="autoscaler")
         if self.config.api_port is not None:
             from amimesh.controlplane.api import ApiServer  # aiohttp only when serving it
@@ -323,6 +325,7 @@ class ControlPlane:
                 self._api = None
             raise
         self.pipelines  # noqa: B018 - Tekton's modules, loaded once the rest serves
+        self._start_eventing()
         if self._api is not None:
             host = self.config.api_host
             host = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
@@ -334,6 +337,23 @@ class ControlPlane:
             )
         log.info("xDS serving on %s:%d", self.config.xds_host, self.xds_port)
         return self.xds_port
+
+    @cached_property
+    def eventing(self) -> EventingController:
+        """Knative Eventing: the broker's workload, on the mesh's JetStream server
+        (loaded when the config has eventing kinds at start, else once xDS serves)."""
+        from amimesh.controlplane.eventing import EventingController, runner_for
+
+        state, nats = self._state, self.config.nats_port or 0
+        return EventingController(self.store, runner_for(state, nats, sys.executable), state)
+
+    def _start_eventing(self) -> None:
+        if self._eventing_started:
+            return
+        self._eventing_started = True
+        assert self._loop is not None
+        self.eventing.reconcile()
+        self.eventing.watch(self._loop)
 
     @cached_property
     def pipelines(self) -> PipelineStatus:
@@ -372,7 +392,8 @@ class ControlPlane:
     async def stop(self) -> None:
         self._stop.set()
         self.serving.close()
-        self.eventing.close()
+        if "eventing" in self.__dict__:
+            self.eventing.close()
         if "triggers" in self.__dict__:
             self.triggers.close()
         if self._autoscale_task is not None:

@@ -304,6 +304,9 @@ def render(kinds: KindRegistry = KINDS) -> str:
     )
     out.append(_section("Common: metadata", "Every kind's `metadata`.", ObjectMeta, "metadata"))
     for k in kinds.values():
+        # Built first, so that the fields read the same whatever was parsed before.
+        k.model.model_rebuild()
+    for k in kinds.values():
         out.append(_kind_section(k))
     out.append(_CHECKS)
     out.append(_ENVOY)
@@ -345,15 +348,20 @@ def _table(title: str, intro: str, rows: list[str]) -> str:
     return "\n".join([*head, *rows, ""])
 
 
-def _rows(path: str, info: FieldInfo) -> Iterator[str]:
+def _rows(path: str, info: FieldInfo, within: tuple[type[BaseModel], ...] = ()) -> Iterator[str]:
     annotation = _with_metadata(info)
     status = _status(info, annotation)
     notes = _notes(info)
-    yield f"| `{path}` | {_escape(describe(annotation))} | {status} | {_escape(notes)} |"
     child, suffix = _child_model(annotation)
+    if child is not None:
+        child.model_rebuild()  # its own forward references resolved, whatever ran before
+    if child is not None and child in within:  # a model that holds itself: once is enough
+        notes = "; ".join(n for n in (notes, "the same fields again, nested") if n)
+        child = None
+    yield f"| `{path}` | {_escape(describe(annotation))} | {status} | {_escape(notes)} |"
     if child is not None and status != "not yet":
         for name, sub in child.model_fields.items():
-            yield from _rows(f"{path}{suffix}.{sub.alias or name}", sub)
+            yield from _rows(f"{path}{suffix}.{sub.alias or name}", sub, (*within, child))
 
 
 def _with_metadata(info: FieldInfo) -> Any:
