@@ -2,6 +2,10 @@
 
 - `simple`: ROUND_ROBIN, LEAST_REQUEST (and its old name LEAST_CONN), RANDOM; unset or
   UNSPECIFIED means LEAST_REQUEST, Istio's default.
+- `warmupDurationSecs`: Envoy's slow start on ROUND_ROBIN and LEAST_REQUEST clusters
+  (its window; Envoy's default aggression 1.0, a linear ramp, and minimum weight 10%),
+  as Istio sets it; validation refuses it beside RANDOM or `consistentHash`, where
+  Istio drops it.
 - `consistentHash`: RING_HASH (minimum ring size `minimumRingSize`, else 1024). Envoy
   hashes on the route, so the hash key travels as `RouteAction.hash_policy` (see
   `hash_policies`); the cluster only picks the ring. `consistentHash` wins over `simple`.
@@ -64,6 +68,15 @@ def apply(
     else:
         simple = (lb.simple if lb is not None else None) or "UNSPECIFIED"
         cluster.lb_policy = _SIMPLE[simple]
+        warmup = lb.warmupDurationSecs if lb is not None else None
+        if warmup is not None and cluster.lb_policy == cluster_pb2.Cluster.ROUND_ROBIN:
+            cluster.round_robin_lb_config.slow_start_config.slow_start_window.CopyFrom(
+                duration(warmup)
+            )
+        elif warmup is not None and cluster.lb_policy == cluster_pb2.Cluster.LEAST_REQUEST:
+            cluster.least_request_lb_config.slow_start_config.slow_start_window.CopyFrom(
+                duration(warmup)
+            )
     setting = locality_setting(lb)
     if setting is not None and (setting.distribute or (outlier_detection and setting.failover)):
         cluster.common_lb_config.locality_weighted_lb_config.SetInParent()
