@@ -4,12 +4,14 @@ fields translated as Istio's pilot translates them (issue 14, points 2, 4 and 5)
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 from google.protobuf import json_format
 
+from amimesh.agent import bootstrap as bs
 from amimesh.model import analyze
 from amimesh.model import telemetry as model_telemetry
 from amimesh.model.snapshot import Instance, Snapshot, build_snapshot
@@ -18,7 +20,7 @@ from amimesh.resources import istio_networking as net
 from amimesh.resources import istio_telemetry as tel
 from amimesh.resources import kube, parse_documents
 from amimesh.resources.meta import Resource
-from amimesh.translate import cluster_policy, clusters, gateway_tls, tls
+from amimesh.translate import cluster_policy, clusters, endpoints, gateway_tls, tls
 from tests.unit import envoy_check
 
 HOST = "reviews.default.svc.cluster.local"
@@ -463,3 +465,32 @@ spec:
 def test_envoy_accepts_every_new_field(tmp_path: Path) -> None:
     outcome = envoy_check.check(EVERYTHING, envoy_check.Files.create(tmp_path))
     assert outcome.kind == "accepted", outcome.detail
+
+
+@pytest.mark.envoy
+def test_envoy_reads_a_relative_certificate_path_from_its_working_directory(
+    tmp_path: Path,
+) -> None:
+    # The node agent starts every Envoy in the mesh's directory (`EnvoySpec.cwd`, see
+    # test_runtime_plan): a relative path in the YAML names a file under it.
+    from tests.e2e.harness import self_signed_cert
+
+    mesh = tmp_path / "mesh"
+    (mesh / "certs").mkdir(parents=True)
+    cert, _ = self_signed_cert(mesh / "certs", "reviews.default.svc.cluster.local")
+    cert.rename(mesh / "certs" / "ca.pem")
+    snap = snapshot(SERVICE, rule("    tls: {mode: SIMPLE, caCertificates: certs/ca.pem}\n"))
+    config = bs.static_bootstrap(
+        clusters=clusters.outbound_clusters(snap), load_assignments=endpoints.load_assignments(snap)
+    )
+    path = bs.write_bootstrap(tmp_path / "envoy.json", config)
+    cmd = [bs.envoy_path(), "--mode", "validate", "-c", str(path), "--disable-hot-restart"]
+
+    def run(cwd: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=cwd)
+
+    found = run(mesh)
+    assert found.returncode == 0, found.stdout[-2000:] + found.stderr[-2000:]
+    missing = run(tmp_path)
+    assert missing.returncode != 0
+    assert "certs/ca.pem" in missing.stdout + missing.stderr
