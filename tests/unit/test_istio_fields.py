@@ -338,6 +338,19 @@ def test_use_client_protocol_keeps_the_clients_http_version() -> None:
         assert opts["common_http_protocol_options"] == {"idle_timeout": "5s"}
 
 
+def test_use_client_protocol_lets_alpn_follow_the_client() -> None:
+    # No fixed ALPN list: Envoy offers the protocol of the pool the request takes.
+    pool = "    connectionPool: {http: {useClientProtocol: true}}\n"
+    mesh_tls = "    tls: {mode: ISTIO_MUTUAL}\n"
+
+    def offered(policy: str) -> Any:
+        c = cluster(snapshot(SERVICE, rule(policy)), 7070)
+        return c["transport_socket"]["typed_config"]["common_tls_context"].get("alpn_protocols")
+
+    assert offered(mesh_tls) == ["h2"]
+    assert offered(mesh_tls + pool) is None
+
+
 PORT_LEVEL = """    loadBalancer: {simple: ROUND_ROBIN}
     connectionPool: {tcp: {maxConnections: 10}}
     outlierDetection: {consecutive5xxErrors: 3}
