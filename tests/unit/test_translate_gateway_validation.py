@@ -104,13 +104,12 @@ CASES: list[tuple[str, str, list[str]]] = [
   - port: {number: 443, name: tls, protocol: TLS}
     hosts: [a.example.com]
     tls: {mode: ISTIO_MUTUAL, caCrl: /crl.pem}
-    defaultEndpoint: 127.0.0.1:8080
+    defaultEndpoint: 127.0.0.1:8080  # accepted (ignored, as by Istio)
 """,
         [
             f'{GW}: spec.servers[0].port.protocol: "TLS" is not supported by Ami yet',
             f'{GW}: spec.servers[0].tls.mode: "ISTIO_MUTUAL" is not supported by Ami yet',
             f"{GW}: spec.servers[0].tls.caCrl: is not supported by Ami yet",
-            f"{GW}: spec.servers[0].defaultEndpoint: is not supported by Ami yet",
         ],
     ),
     (

@@ -1,4 +1,6 @@
-"""`ami analyze` checks of Gateways: fields Istio accepts and then ignores."""
+"""`ami analyze` checks of Gateways: fields Istio accepts and then ignores (a SIMPLE
+server's `caCertificates`; a server's `defaultEndpoint`, which Istio's API marks as not
+implemented)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,15 @@ def gateway_findings(snap: Snapshot) -> Iterator[Finding]:
         if not isinstance(r, gw.Gateway):
             continue
         for i, server in enumerate(r.spec.servers):
+            if server.defaultEndpoint is not None:
+                yield finding(
+                    GATEWAY_FIELD_IGNORED,
+                    r,
+                    f"spec.servers[{i}].defaultEndpoint",
+                    "is ignored: Istio's API marks it as not implemented, and Ami does the "
+                    "same; requests are routed by the VirtualServices bound to the Gateway",
+                    "remove it, and bind a VirtualService to route the server's traffic",
+                )
             tls = server.tls
             if tls is None or tls.mode != "SIMPLE" or tls.caCertificates is None:
                 continue

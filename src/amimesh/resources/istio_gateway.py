@@ -92,7 +92,11 @@ class Server(Strict):
     tls: ServerTLSSettings | None = None
     name: str | None = None
     bind: NotSupported = None
-    defaultEndpoint: NotSupported = None
+    defaultEndpoint: str | None = Field(
+        default=None,
+        description="accepted and ignored: Istio does not implement it either "
+        "(`ami analyze` says so)",
+    )
 
 
 class GatewaySpec(Strict):
