@@ -24,6 +24,7 @@ from amimesh.translate import cluster_policy, clusters, endpoints, gateway_tls, 
 from tests.unit import envoy_check
 
 HOST = "reviews.default.svc.cluster.local"
+JWKS = '{"keys": [{"kty": "oct", "k": "c2VjcmV0", "alg": "HS256"}]}'
 HTTP_OPTS = cluster_policy.HTTP_PROTOCOL_OPTIONS
 
 SERVICE = """
@@ -47,6 +48,12 @@ def parsed(text: str) -> list[Resource]:
     result = parse_documents(text, "test.yaml")
     assert not result.errors, [str(e) for e in result.errors]
     return result.resources
+
+
+def parsed_lenient(text: str) -> list[Resource]:
+    """The resources of `text`; the JWKS of the test policy is empty, which the
+    checks refuse, so it gets a key first."""
+    return parsed(text.replace('{"keys": []}', JWKS))
 
 
 def errors(text: str) -> list[str]:
@@ -507,3 +514,92 @@ def test_envoy_reads_a_relative_certificate_path_from_its_working_directory(
     missing = run(tmp_path)
     assert missing.returncode != 0
     assert "certs/ca.pem" in missing.stdout + missing.stderr
+
+
+# --- targetRefs on AuthorizationPolicy and RequestAuthentication -------------------------
+
+POLICIES = """
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: edge-deny, namespace: shop}
+spec:
+  targetRefs: [{kind: Gateway, group: gateway.networking.k8s.io, name: edge}]
+  action: DENY
+  rules: [{to: [{operation: {paths: [/admin]}}]}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: waypoint-only, namespace: shop}
+spec:
+  targetRef: {kind: Service, group: "", name: web}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: by-selector, namespace: shop}
+spec:
+  selector: {matchLabels: {app: web}}
+  action: DENY
+  rules: [{to: [{operation: {methods: [DELETE]}}]}]
+---
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {name: edge-jwt, namespace: shop}
+spec:
+  targetRefs: [{kind: Gateway, group: gateway.networking.k8s.io, name: edge}]
+  jwtRules: [{issuer: https://idp.example.com, jwks: '{"keys": []}'}]
+"""
+
+
+def names(policies: Any) -> list[str]:
+    return [p.name for p in policies]
+
+
+def test_target_refs_attach_policies_as_istio_does() -> None:
+    from amimesh.model import authz as model_authz
+    from amimesh.model.proxy import Proxy
+
+    resources = [r for r in parsed_lenient(POLICIES)]
+    snap = build_snapshot(resources)
+    web = Proxy(id="web-0.shop", namespace="shop", labels={"app": "web"})
+    gateway_api = Proxy(
+        id="edge-0.shop",
+        namespace="shop",
+        labels={"app": "web", model_authz.GATEWAY_NAME_LABEL: "edge"},
+    )
+    elsewhere = Proxy(
+        id="edge-0.other", namespace="other", labels={model_authz.GATEWAY_NAME_LABEL: "edge"}
+    )
+    # A sidecar ignores a policy with target references altogether (never namespace-wide).
+    at_web = model_authz.inbound_policies(snap, web)
+    assert (names(at_web.deny), names(at_web.allow), at_web.providers) == (["by-selector"], [], ())
+    # A Gateway API gateway takes what names it, and selector policies that select it.
+    at_gateway = model_authz.inbound_policies(snap, gateway_api)
+    assert names(at_gateway.deny) == ["by-selector", "edge-deny"]
+    assert names(at_gateway.allow) == []  # a Service target is for waypoints
+    assert [p.name for p in at_gateway.providers] == ["shop/edge-jwt/0"]
+    # Only in the policy's own namespace.
+    at_other = model_authz.inbound_policies(snap, elsewhere)
+    assert (at_other.deny, at_other.providers) == ((), ())
+
+
+def test_analyze_warns_when_target_refs_reach_no_proxy() -> None:
+    found = analyze.analyze(build_snapshot(parsed_lenient(POLICIES)))
+    got = [(f.code, f.ref, f.field) for f in found if f.code == "AMI0501"]
+    assert got == [
+        ("AMI0501", "AuthorizationPolicy/shop/edge-deny", "spec.targetRefs"),
+        ("AMI0501", "AuthorizationPolicy/shop/waypoint-only", "spec.targetRef"),
+        ("AMI0501", "RequestAuthentication/shop/edge-jwt", "spec.targetRefs"),
+    ]
+    waypoint = next(f for f in found if f.name == "waypoint-only")
+    assert "waypoint" in waypoint.message
+    gateway = """---
+apiVersion: ami.dev/v1alpha1
+kind: Workload
+metadata:
+  name: edge
+  namespace: shop
+  labels: {gateway.networking.k8s.io/gateway-name: edge}
+spec: {command: [envoy]}
+"""
+    found = analyze.analyze(build_snapshot(parsed_lenient(POLICIES + gateway)))
+    assert [f.name for f in found if f.code == "AMI0501"] == ["waypoint-only"]
