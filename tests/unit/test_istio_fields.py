@@ -230,6 +230,11 @@ def test_mirror_percent_is_the_deprecated_spelling_of_mirror_percent() -> None:
     assert snake.spec.http[0].mirrorPercent == 25
     assert snake == camel
     assert errors(virtual_service("mirror_percent: 101"))
+    (both,) = errors(virtual_service("mirror_percent: 25\n    mirrorPercent: 25"))
+    assert both.endswith(
+        "spec.http[0]: set only one of mirrorPercent and mirror_percent: they are one field "
+        "(its JSON and its proto name)"
+    )
 
 
 # --- point 5: fields that mean nothing on one machine ------------------------------------

@@ -7,7 +7,7 @@ validation error that says so.
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AliasChoices, BeforeValidator, Field, model_validator
 
@@ -206,6 +206,16 @@ class HTTPRoute(Strict):
     corsPolicy: CorsPolicy | None = None
     headers: Headers | None = None
     mirrors: NotSupported = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_mirror_percent(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "mirrorPercent" in data and "mirror_percent" in data:
+            raise ValueError(
+                "set only one of mirrorPercent and mirror_percent: they are one field "
+                "(its JSON and its proto name)"
+            )
+        return data
 
 
 class VirtualServiceSpec(Strict):
