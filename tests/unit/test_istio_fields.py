@@ -325,6 +325,41 @@ def test_warmup_duration_is_envoys_slow_start(simple: str, config: str) -> None:
     assert c[config] == {"slow_start_config": {"slow_start_window": "90s"}}
 
 
+def test_warmup_sets_window_minimum_and_aggression() -> None:
+    full = "    loadBalancer: {warmup: {duration: 60s, minimumPercent: 25, aggression: 2}}\n"
+    c = cluster(snapshot(SERVICE, rule(full)), 9080)
+    assert c["least_request_lb_config"]["slow_start_config"] == {
+        "slow_start_window": "60s",
+        "aggression": {"default_value": 2.0, "runtime_key": "ami.slow_start.aggression"},
+        "min_weight_percent": {"value": 25.0},
+    }
+    bare = "    loadBalancer: {simple: ROUND_ROBIN, warmup: {duration: 60s}}\n"
+    c = cluster(snapshot(SERVICE, rule(bare)), 9080)
+    config = c["round_robin_lb_config"]["slow_start_config"]
+    assert (config["aggression"]["default_value"], config["min_weight_percent"]) == (
+        1.0,
+        {"value": 10.0},
+    )
+
+
+@pytest.mark.parametrize(
+    ("lb", "expected"),
+    [
+        ("warmup: {minimumPercent: 5}", "loadBalancer.warmup.duration: is required"),
+        ("warmup: {duration: 1s, aggression: 0}", "loadBalancer.warmup.aggression: must be"),
+        ("warmup: {duration: 1s, minimumPercent: 101}", "warmup.minimumPercent: must be"),
+        (
+            "warmup: {duration: 1s}, warmupDurationSecs: 1s",
+            "loadBalancer.warmupDurationSecs: cannot be used with warmup: it is warmup's "
+            "deprecated form (warmup.duration)",
+        ),
+    ],
+)
+def test_warmup_is_checked_as_istio_does(lb: str, expected: str) -> None:
+    (got,) = errors(rule(f"    loadBalancer: {{{lb}}}\n"))
+    assert expected in got
+
+
 @pytest.mark.parametrize(
     ("lb", "what"),
     [("simple: RANDOM", "RANDOM"), ("consistentHash: {useSourceIp: true}", "consistentHash")],
@@ -453,13 +488,15 @@ EVERYTHING = (
     SERVICE
     + "---"
     + rule(
-        """    loadBalancer: {simple: ROUND_ROBIN, warmupDurationSecs: 30s}
+        """    loadBalancer: {simple: ROUND_ROBIN, warmup: {duration: 30s, aggression: 1.5}}
     connectionPool: {http: {useClientProtocol: true}}
     outlierDetection: {consecutiveErrors: 5}
     tls: {mode: SIMPLE}
     portLevelSettings:
     - port: {number: 7070}
       loadBalancer: {warmupDurationSecs: 10s}
+    - port: {number: 9080}
+      loadBalancer: {warmup: {duration: 5s, minimumPercent: 0}}
       tls: {mode: SIMPLE, caCertificates: certs/ca.pem}
 """,
         "  - name: v1\n    labels: {version: v1}\n",

@@ -81,14 +81,21 @@ def _settings_issues(
     if lb is None:
         return
     lb_loc = (*loc, "loadBalancer")
-    if lb.warmupDurationSecs is not None and (
-        lb.consistentHash is not None or lb.simple == "RANDOM"
-    ):
+    if lb.warmup is not None and lb.warmupDurationSecs is not None:
         yield Issue(
             (*lb_loc, "warmupDurationSecs"),
-            "is used only with ROUND_ROBIN or LEAST_REQUEST balancing (Envoy's slow start); "
-            f"this rule uses {'consistentHash' if lb.consistentHash is not None else 'RANDOM'}",
+            "cannot be used with warmup: it is warmup's deprecated form (warmup.duration)",
         )
+    for name in ("warmup", "warmupDurationSecs"):
+        if getattr(lb, name) is not None and (
+            lb.consistentHash is not None or lb.simple == "RANDOM"
+        ):
+            used = "consistentHash" if lb.consistentHash is not None else "RANDOM"
+            yield Issue(
+                (*lb_loc, name),
+                "is used only with ROUND_ROBIN or LEAST_REQUEST balancing (Envoy's slow "
+                f"start); this rule uses {used}",
+            )
     if lb.simple is not None and lb.consistentHash is not None:
         yield Issue(
             (*lb_loc, "consistentHash"),

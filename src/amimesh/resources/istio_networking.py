@@ -281,6 +281,16 @@ SimpleLB = Annotated[
 ]
 
 
+class WarmupConfiguration(Strict):
+    duration: PositiveDuration = Field(description="how long a new endpoint ramps up")
+    minimumPercent: float | None = Field(
+        default=None, ge=0, le=100, description="its weight at the start; unset: 10"
+    )
+    aggression: float | None = Field(
+        default=None, gt=0, description="the ramp's curve; unset: 1.0, linear"
+    )
+
+
 class LoadBalancerSettings(Strict):
     simple: SimpleLB | None = None
     consistentHash: ConsistentHash | None = None
@@ -290,7 +300,9 @@ class LoadBalancerSettings(Strict):
         description="slow start: a new endpoint's share ramps up over this long "
         "(ROUND_ROBIN and LEAST_REQUEST; deprecated by Istio for `warmup`)",
     )
-    warmup: NotSupported = None
+    warmup: WarmupConfiguration | None = Field(
+        default=None, description="slow start (ROUND_ROBIN and LEAST_REQUEST)"
+    )
     zoneAwareLbSetting: NotSupported = None
 
 
