@@ -160,13 +160,10 @@ def http_protocol_options(
         opts.explicit_http_config.http_protocol_options.SetInParent()
     http = pool.http if pool is not None else None
     if http is not None and http.useClientProtocol:
-        explicit = opts.explicit_http_config
+        # Replaces the explicit config (one of a oneof); both carry default options.
         downstream = opts.use_downstream_protocol_config
         downstream.http_protocol_options.SetInParent()
-        downstream.http_protocol_options.MergeFrom(explicit.http_protocol_options)
         downstream.http2_protocol_options.SetInParent()
-        downstream.http2_protocol_options.MergeFrom(explicit.http2_protocol_options)
-        opts.ClearField("explicit_http_config")
     if http is not None:
         common = protocol_pb2.HttpProtocolOptions()
         if http.idleTimeout is not None:
