@@ -235,9 +235,22 @@ CASES: list[tuple[str, str, list[str]]] = [
         ],
     ),
     (
-        "targetRef is not supported yet",
-        ap("targetRef: {kind: Gateway, name: ingress}\n"),
-        [f"{AP}: spec.targetRef: is not supported by Ami yet"],
+        "targetRefs as Istio validates them",
+        ap(
+            "selector: {matchLabels: {app: a}}\n"
+            "targetRefs:\n"
+            "- {kind: Gateway, group: gateway.networking.k8s.io, name: edge, namespace: other}\n"
+            "- {kind: Deployment, group: apps, name: web}\n"
+        ),
+        [
+            f"{AP}: spec.targetRefs: set only one of selector, targetRef, targetRefs (got "
+            "selector and targetRefs)",
+            f"{AP}: spec.targetRefs[0].namespace: must not be set: cross-namespace references "
+            "are not supported (as in Istio)",
+            f"{AP}: spec.targetRefs[1].kind: a policy attaches to one of Service (core), "
+            "Gateway (gateway.networking.k8s.io), GatewayClass (gateway.networking.k8s.io), "
+            'ServiceEntry (networking.istio.io); got "Deployment" in group "apps"',
+        ],
     ),
     (
         "a jwks that is not JSON",

@@ -129,6 +129,8 @@ def test_replica_gets_names_ports_paths_and_upstreams(parsed: list[Resource]) ->
     assert spec.config_path == Path("/state/m/instances/web-1.shop/agent.json")
     assert spec.agent.envoy.bootstrap == "/state/m/instances/web-1.shop/envoy.json"
     assert spec.agent.envoy.log == "/state/m/logs/web-1.shop.envoy.log"
+    # Envoy runs in the mesh's directory: relative certificate paths are read from there.
+    assert spec.agent.envoy.cwd == "/conf"
     assert spec.agent.proxy.access_log == "/state/m/logs/web-1.shop.access.log"
     assert spec.agent.proxy.access_log_format == "json"
     assert spec.agent.xds.port == 40000
@@ -190,7 +192,9 @@ def test_gateway_instance_and_server_ports(parsed: list[Resource]) -> None:
         allocate=ports_from(42000),
         state=StateDir(Path("/s")),
         xds_port=1,
+        config_dir=Path("/conf"),
     )
+    assert spec.agent.envoy.cwd == "/conf"
     proxy = spec.agent.proxy
     assert proxy.kind == "gateway"
     assert proxy.labels == {"istio": "ingressgateway", "app": "istio-ingressgateway"}

@@ -334,13 +334,13 @@ spec:
 
 def test_hash_policy_for_routes() -> None:
     snap = snapshot(MESH, POLICY)
-    assert clusters.hash_policy_for(snap, REVIEWS) == []
-    assert [as_dict(h) for h in clusters.hash_policy_for(snap, REVIEWS, "v1")] == [
+    assert clusters.hash_policy_for(snap, REVIEWS, None, 9080) == []
+    assert [as_dict(h) for h in clusters.hash_policy_for(snap, REVIEWS, "v1", 9080)] == [
         {"header": {"header_name": "x-user"}}
     ]
     # v2 inherits the top-level ROUND_ROBIN: no hashing.
-    assert clusters.hash_policy_for(snap, REVIEWS, "v2") == []
-    assert clusters.hash_policy_for(snap, "nowhere.example.com") == []
+    assert clusters.hash_policy_for(snap, REVIEWS, "v2", 9080) == []
+    assert clusters.hash_policy_for(snap, "nowhere.example.com", None, 80) == []
 
 
 @pytest.mark.parametrize(
@@ -369,7 +369,7 @@ spec:
     c = as_dict(by_name(snap)[f"outbound|8080||{host}"])
     assert c["lb_policy"] == "RING_HASH"
     assert c["ring_hash_lb_config"] == {"minimum_ring_size": "1024"}
-    assert [as_dict(h) for h in clusters.hash_policy_for(snap, host)] == [expected]
+    assert [as_dict(h) for h in clusters.hash_policy_for(snap, host, None, 8080)] == [expected]
 
 
 def test_service_entry_resolutions() -> None:

@@ -307,7 +307,7 @@ class Agent:
             concurrency=cfg.envoy.concurrency,
         )
         try:
-            self.envoy = await Child.spawn(argv, log=Path(cfg.envoy.log))
+            self.envoy = await Child.spawn(argv, log=Path(cfg.envoy.log), cwd=cfg.envoy.cwd)
         except OSError as e:
             self.post(machine.EnvoyFailed(f"cannot run envoy: {e}"))
             return

@@ -93,6 +93,9 @@ class EnvoySpec:
     log_level: str = "warning"
     concurrency: int = 2
     drain_s: float = 0.25
+    # Envoy's working directory: a relative certificate path in a DestinationRule or
+    # Gateway is read from here (the mesh's directory). None: the agent's own.
+    cwd: str | None = None
 
 
 @dataclass(frozen=True)

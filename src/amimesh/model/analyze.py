@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from amimesh.model.analyze_findings import CODES, Code, Finding, Severity
+from amimesh.model.analyze_gateways import gateway_findings
+from amimesh.model.analyze_policies import policy_findings
 from amimesh.model.analyze_routes import virtual_service_findings
 from amimesh.model.analyze_services import destination_rule_findings, service_findings
 from amimesh.model.snapshot import Snapshot
@@ -29,6 +31,8 @@ def analyze(snap: Snapshot) -> list[Finding]:
     found += virtual_service_findings(snap)
     found += destination_rule_findings(snap)
     found += service_findings(snap)
+    found += gateway_findings(snap)
+    found += policy_findings(snap)
     order = {key: i for i, key in enumerate(sorted(snap.resources))}
     # Stable sort: per resource, findings keep the order their checks produced.
     return sorted(found, key=lambda f: order.get(f.key, len(order)))

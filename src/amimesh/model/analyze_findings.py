@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from amimesh.model.snapshot import Snapshot
+from amimesh.resources import istio_authz as authz
+from amimesh.resources import istio_gateway as gw
 from amimesh.resources import istio_networking as net
 from amimesh.resources import kube
 
@@ -36,6 +38,9 @@ RULE_UNKNOWN_HOST = Code("AMI0201", "Warning", "DestinationRule for an unknown h
 EMPTY_SUBSET = Code("AMI0202", "Warning", "DestinationRule subset selects no workload")
 SERVICE_NO_WORKLOAD = Code("AMI0301", "Warning", "Service selects no workload")
 SERVICE_NO_TARGET_PORT = Code("AMI0302", "Warning", "no selected workload declares targetPort")
+SERVICE_FIELD_IGNORED = Code("AMI0303", "Info", "Service field that means nothing on one machine")
+GATEWAY_FIELD_IGNORED = Code("AMI0401", "Info", "Gateway field that Istio and Ami ignore")
+POLICY_TARGETS_NOTHING = Code("AMI0501", "Warning", "policy's targetRefs attach it to no proxy")
 
 CODES: tuple[Code, ...] = (
     UNKNOWN_HOST,
@@ -50,6 +55,9 @@ CODES: tuple[Code, ...] = (
     EMPTY_SUBSET,
     SERVICE_NO_WORKLOAD,
     SERVICE_NO_TARGET_PORT,
+    SERVICE_FIELD_IGNORED,
+    GATEWAY_FIELD_IGNORED,
+    POLICY_TARGETS_NOTHING,
 )
 
 
@@ -88,7 +96,12 @@ class Finding:
 
 def finding(
     code: Code,
-    resource: net.VirtualService | net.DestinationRule | kube.Service,
+    resource: net.VirtualService
+    | net.DestinationRule
+    | kube.Service
+    | gw.Gateway
+    | authz.AuthorizationPolicy
+    | authz.RequestAuthentication,
     field: str,
     message: str,
     hint: str,

@@ -8,6 +8,7 @@ from amimesh.model import hosts
 from amimesh.model.analyze_findings import (
     EMPTY_SUBSET,
     RULE_UNKNOWN_HOST,
+    SERVICE_FIELD_IGNORED,
     SERVICE_NO_TARGET_PORT,
     SERVICE_NO_WORKLOAD,
     Finding,
@@ -82,6 +83,7 @@ def service_findings(snap: Snapshot) -> Iterator[Finding]:
     for r in snap.resources.values():
         if not isinstance(r, kube.Service):
             continue
+        yield from _ignored_field_findings(r)
         svc = snap.service(hosts.fqdn(r.name, r.namespace, snap.domain))
         if svc is None:
             continue
@@ -131,3 +133,46 @@ def _declares(w: Workload, target: int | str) -> bool:
     if isinstance(target, str):
         return any(p.name == target for p in w.spec.ports)
     return any(p.port == target for p in w.spec.ports)
+
+
+_ONE_MACHINE = "ignored: one machine has no node ports to open"
+
+
+def _ignored_field_findings(r: kube.Service) -> Iterator[Finding]:
+    """Fields a Kubernetes cluster acts on that mean nothing on one machine."""
+    spec = r.spec
+    if spec.type == "NodePort":
+        yield finding(
+            SERVICE_FIELD_IGNORED,
+            r,
+            "spec.type",
+            'type "NodePort" is ' + _ONE_MACHINE + "; the Service works as a ClusterIP one",
+            "reach it through the mesh, or through the ingress gateway from outside",
+        )
+    for i, p in enumerate(spec.ports):
+        if p.nodePort is not None:
+            yield finding(
+                SERVICE_FIELD_IGNORED,
+                r,
+                f"spec.ports[{i}].nodePort",
+                f"nodePort {p.nodePort} is " + _ONE_MACHINE,
+                "reach the port through the mesh, or through the ingress gateway",
+            )
+    if spec.ipFamilies:
+        yield finding(
+            SERVICE_FIELD_IGNORED,
+            r,
+            "spec.ipFamilies",
+            f"ipFamilies ({', '.join(spec.ipFamilies)}) is ignored: Ami assigns no cluster "
+            "IPs, and its proxies listen on loopback",
+            "nothing to do; the field matters only on Kubernetes",
+        )
+    if spec.ipFamilyPolicy is not None:
+        yield finding(
+            SERVICE_FIELD_IGNORED,
+            r,
+            "spec.ipFamilyPolicy",
+            f"ipFamilyPolicy {spec.ipFamilyPolicy} is ignored: Ami assigns no cluster IPs, "
+            "and its proxies listen on loopback",
+            "nothing to do; the field matters only on Kubernetes",
+        )

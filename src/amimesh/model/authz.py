@@ -5,6 +5,14 @@ match `selector.matchLabels` (no selector, or an empty one: every workload of th
 namespace). A policy in the root namespace (`istio-system`) reaches every namespace:
 without a selector the whole mesh, with one the matching workloads anywhere.
 
+A policy with `targetRefs` (or the older `targetRef`) attaches to resources instead,
+by Istio's rule (`attached`): only a Kubernetes Gateway API gateway's proxy (one
+labelled `gateway.networking.k8s.io/gateway-name`) takes it, when a reference names
+that Gateway in the policy's own namespace; every other proxy ignores the policy
+altogether. Service, ServiceEntry and GatewayClass references are for Istio's
+waypoints, which Ami does not run. A Gateway API gateway's proxy also takes the
+selector policies that select it (Istio's default).
+
 `InboundPolicies` is what a sidecar's inbound side (or a gateway) then evaluates, in Istio's order:
 
 1. JWT validation (every selected RequestAuthentication's rules are providers; a
@@ -30,6 +38,9 @@ from amimesh.resources import istio_authz as authz
 from amimesh.resources.fields import is_ip
 
 ROOT_NAMESPACE = selection.ROOT_NAMESPACE
+# What marks a Kubernetes Gateway API gateway's proxy, and that API's group.
+GATEWAY_NAME_LABEL = "gateway.networking.k8s.io/gateway-name"
+GATEWAY_API_GROUP = "gateway.networking.k8s.io"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -108,16 +119,32 @@ def selects(namespace: str, selector: authz.WorkloadSelector | None, proxy: Prox
     return selection.selects(selector.matchLabels if selector is not None else {}, proxy.labels)
 
 
+def attached(policy: authz.RequestAuthentication | authz.AuthorizationPolicy, proxy: Proxy) -> bool:
+    """Whether `policy` applies to `proxy`: by its selector, or by its target references."""
+    refs = policy.spec.target_refs()
+    gateway_name = proxy.labels.get(GATEWAY_NAME_LABEL)
+    if not refs:
+        return selects(policy.namespace, policy.spec.selector, proxy)
+    if gateway_name is None or policy.namespace != proxy.namespace:
+        return False
+    return any(
+        (ref.group, ref.kind) == (GATEWAY_API_GROUP, "Gateway")
+        and ref.name == gateway_name
+        and ref.namespace in (None, "", proxy.namespace)
+        for ref in refs
+    )
+
+
 def inbound_policies(snap: Snapshot, proxy: Proxy) -> InboundPolicies:
     """The policies `proxy`'s inbound listeners enforce."""
     index = _index(snap)
     providers: list[JwtProvider] = []
     for ra in index.authentications:
-        if selects(ra.namespace, ra.spec.selector, proxy):
+        if attached(ra, proxy):
             providers.extend(
                 _provider(snap, ra, i, rule) for i, rule in enumerate(ra.spec.jwtRules)
             )
-    chosen = [p for p in index.policies if selects(p.namespace, p.spec.selector, proxy)]
+    chosen = [p for p in index.policies if attached(p, proxy)]
     return InboundPolicies(
         providers=tuple(providers),
         deny=_with_action(chosen, "DENY"),

@@ -136,7 +136,8 @@ def _tag(name: str, custom: tel.CustomTag) -> TraceTag | None:
         return TraceTag(name, "environment", env.name, env.defaultValue or "")
     if custom.header is not None:
         header = custom.header
-        return TraceTag(name, "header", header.name, header.defaultValue or "")
+        # HTTP header names are case-insensitive; Envoy keeps them lowercase.
+        return TraceTag(name, "header", header.name.lower(), header.defaultValue or "")
     return None
 
 

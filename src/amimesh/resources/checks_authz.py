@@ -38,10 +38,65 @@ _SOURCE_FIELDS = tuple(authz.Source.model_fields)
 _OPERATION_FIELDS = tuple(authz.Operation.model_fields)
 
 
+# The (group, kind) pairs a policy may attach to, as Istio's validation lists them.
+TARGET_KINDS = frozenset(
+    {
+        ("core", "Service"),
+        ("networking.istio.io", "ServiceEntry"),
+        ("gateway.networking.k8s.io", "Gateway"),
+        ("gateway.networking.k8s.io", "GatewayClass"),
+    }
+)
+
+
+def target_group(ref: authz.PolicyTargetReference) -> str:
+    """The reference's group, the core group named `core` as Istio canonicalizes it."""
+    return ref.group or "core"
+
+
+def _target_issues(
+    spec: authz.RequestAuthenticationSpec | authz.AuthorizationPolicySpec,
+) -> Iterator[Issue]:
+    given = [
+        name
+        for name, value in (
+            ("selector", spec.selector),
+            ("targetRef", spec.targetRef),
+            ("targetRefs", spec.targetRefs),
+        )
+        if value
+    ]
+    if len(given) > 1:
+        yield Issue(
+            ("spec", given[1]),
+            f"set only one of selector, targetRef, targetRefs (got {' and '.join(given)})",
+        )
+    refs: list[tuple[str, int | None, authz.PolicyTargetReference]] = [
+        ("targetRefs", i, r) for i, r in enumerate(spec.targetRefs)
+    ]
+    if spec.targetRef is not None:
+        refs.insert(0, ("targetRef", None, spec.targetRef))
+    for field, i, ref in refs:
+        loc: Loc = ("spec", field) if i is None else ("spec", field, i)
+        if ref.namespace:
+            yield Issue(
+                (*loc, "namespace"),
+                "must not be set: cross-namespace references are not supported (as in Istio)",
+            )
+        if (target_group(ref), ref.kind) not in TARGET_KINDS:
+            kinds = ", ".join(f"{k} ({g})" for g, k in sorted(TARGET_KINDS))
+            yield Issue(
+                (*loc, "kind"),
+                f"a policy attaches to one of {kinds}; got {show(ref.kind)} in group "
+                f"{show(ref.group)}",
+            )
+
+
 # --- RequestAuthentication ------------------------------------------------------------
 
 
 def check_request_authentication(ra: authz.RequestAuthentication) -> Iterator[Issue]:
+    yield from _target_issues(ra.spec)
     for i, rule in enumerate(ra.spec.jwtRules):
         yield from _jwt_rule_issues(rule, ("spec", "jwtRules", i))
 
@@ -174,6 +229,7 @@ def check_authorization_policy(policy: authz.AuthorizationPolicy) -> Iterator[Is
             "dry-run policies are not supported by Ami yet: remove the annotation "
             "(the policy would be enforced)",
         )
+    yield from _target_issues(policy.spec)
     for i, rule in enumerate(policy.spec.rules):
         loc: Loc = ("spec", "rules", i)
         for j, f in enumerate(rule.from_):

@@ -51,6 +51,20 @@ def check_service(svc: Service) -> Iterator[Issue]:
             ("spec", "ports", later, "name"),
             f'port name "{ports[later].name}" is already used by ports[{first}]',
         )
+    for i, port in enumerate(ports):
+        if port.nodePort is not None and svc.spec.type != "NodePort":
+            yield Issue(
+                ("spec", "ports", i, "nodePort"),
+                f'may not be used when type is "{svc.spec.type}" (as in Kubernetes)',
+            )
+    families = svc.spec.ipFamilies
+    if len(set(families)) != len(families):
+        yield Issue(("spec", "ipFamilies"), "must not name a family twice")
+    elif len(families) == 2 and svc.spec.ipFamilyPolicy in (None, "SingleStack"):
+        yield Issue(
+            ("spec", "ipFamilies"),
+            "two families need ipFamilyPolicy PreferDualStack or RequireDualStack",
+        )
 
 
 def check_workload(wl: Workload) -> Iterator[Issue]:

@@ -39,10 +39,63 @@ def check_destination_rule(dr: net.DestinationRule) -> Iterator[Issue]:
 
 
 def _traffic_policy_issues(policy: net.TrafficPolicy | None, loc: Loc) -> Iterator[Issue]:
-    lb = policy.loadBalancer if policy is not None else None
+    if policy is None:
+        return
+    yield from _settings_issues(policy, loc)
+    for i, port_policy in enumerate(policy.portLevelSettings):
+        where: Loc = (*loc, "portLevelSettings", i)
+        if all(
+            getattr(port_policy, f) is None
+            for f in ("loadBalancer", "connectionPool", "outlierDetection", "tls")
+        ):
+            yield Issue(
+                where,
+                "must set at least one of loadBalancer, connectionPool, outlierDetection, tls",
+            )
+        yield from _settings_issues(port_policy, where)
+    for first, later in duplicates(policy.portLevelSettings, lambda p: p.port.number):
+        yield Issue(
+            (*loc, "portLevelSettings", later, "port", "number"),
+            f"port {policy.portLevelSettings[later].port.number} already has settings in "
+            f"portLevelSettings[{first}]",
+        )
+
+
+def _settings_issues(
+    policy: net.TrafficPolicy | net.PortTrafficPolicy, loc: Loc
+) -> Iterator[Issue]:
+    od = policy.outlierDetection
+    if od is not None and od.consecutiveErrors is not None:
+        newer = [
+            k
+            for k in ("consecutive5xxErrors", "consecutiveGatewayErrors")
+            if getattr(od, k) is not None
+        ]
+        if newer:
+            yield Issue(
+                (*loc, "outlierDetection", "consecutiveErrors"),
+                f"cannot be used with {' and '.join(newer)}: it is their deprecated form "
+                "(it counts gateway errors, as consecutiveGatewayErrors does)",
+            )
+    lb = policy.loadBalancer
     if lb is None:
         return
     lb_loc = (*loc, "loadBalancer")
+    if lb.warmup is not None and lb.warmupDurationSecs is not None:
+        yield Issue(
+            (*lb_loc, "warmupDurationSecs"),
+            "cannot be used with warmup: it is warmup's deprecated form (warmup.duration)",
+        )
+    for name in ("warmup", "warmupDurationSecs"):
+        if getattr(lb, name) is not None and (
+            lb.consistentHash is not None or lb.simple == "RANDOM"
+        ):
+            used = "consistentHash" if lb.consistentHash is not None else "RANDOM"
+            yield Issue(
+                (*lb_loc, name),
+                "is used only with ROUND_ROBIN or LEAST_REQUEST balancing (Envoy's slow "
+                f"start); this rule uses {used}",
+            )
     if lb.simple is not None and lb.consistentHash is not None:
         yield Issue(
             (*lb_loc, "consistentHash"),

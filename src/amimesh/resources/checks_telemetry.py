@@ -4,8 +4,8 @@
   PeerAuthentication's).
 - Tracing: an entry names at most one provider, and all entries of one Telemetry the
   same one (a proxy has one tracer, as in Istio); each custom tag has a name and sets
-  exactly one of `literal`, `environment`, `header`; header names are valid and
-  lowercase.
+  exactly one of `literal`, `environment`, `header`; header names are valid (in any
+  case: HTTP header names are case-insensitive, and the tag reads the header lowercased).
 """
 
 from __future__ import annotations
@@ -70,11 +70,6 @@ def _tag_issues(tag: str, custom: tel.CustomTag, where: tuple[str | int, ...]) -
         name = custom.header.name
         if not _TOKEN.match(name):
             yield Issue((*where, "header", "name"), f"{show(name)} is not a valid HTTP header name")
-        elif name != name.lower():
-            yield Issue(
-                (*where, "header", "name"),
-                f"header names must be lowercase: write {show(name.lower())}",
-            )
     if custom.environment is not None and not _ENV_NAME.match(custom.environment.name):
         yield Issue(
             (*where, "environment", "name"),

@@ -54,6 +54,25 @@ class WorkloadSelector(Strict):
     )
 
 
+class PolicyTargetReference(Strict):
+    """Istio's `type.v1beta1.PolicyTargetReference`: the resource a policy attaches to
+    instead of selecting workloads by label (`model.authz.attached`)."""
+
+    group: str = Field(default="", max_length=253, description='"" or "core": the core group')
+    kind: str = Field(min_length=1, max_length=63)
+    name: str = Field(min_length=1, max_length=253)
+    namespace: str | None = Field(
+        default=None, description="must be unset: cross-namespace references are not supported"
+    )
+
+
+_TARGET_REF = "deprecated by Istio for targetRefs; read as a one-item targetRefs"
+_TARGET_REFS = (
+    "instead of a selector: a Gateway API Gateway (or, for waypoints, a Service, "
+    "ServiceEntry or GatewayClass); sidecars and Istio Gateways ignore such a policy"
+)
+
+
 # --- RequestAuthentication -----------------------------------------------------------
 
 
@@ -92,8 +111,14 @@ class JWTRule(Strict):
 class RequestAuthenticationSpec(Strict):
     selector: WorkloadSelector | None = None
     jwtRules: list[JWTRule] = Field(default_factory=list)
-    targetRef: NotSupported = None
-    targetRefs: NotSupported = None
+    targetRef: PolicyTargetReference | None = Field(default=None, description=_TARGET_REF)
+    targetRefs: list[PolicyTargetReference] = Field(
+        default_factory=list, max_length=16, description=_TARGET_REFS
+    )
+
+    def target_refs(self) -> list[PolicyTargetReference]:
+        """`targetRefs`, or the deprecated `targetRef` alone, as Istio reads them."""
+        return self.targetRefs or ([self.targetRef] if self.targetRef is not None else [])
 
 
 class RequestAuthentication(Resource):
@@ -167,8 +192,14 @@ class AuthorizationPolicySpec(Strict):
     )
     action: Action = "ALLOW"
     provider: NotSupported = None
-    targetRef: NotSupported = None
-    targetRefs: NotSupported = None
+    targetRef: PolicyTargetReference | None = Field(default=None, description=_TARGET_REF)
+    targetRefs: list[PolicyTargetReference] = Field(
+        default_factory=list, max_length=16, description=_TARGET_REFS
+    )
+
+    def target_refs(self) -> list[PolicyTargetReference]:
+        """`targetRefs`, or the deprecated `targetRef` alone, as Istio reads them."""
+        return self.targetRefs or ([self.targetRef] if self.targetRef is not None else [])
 
 
 class AuthorizationPolicy(Resource):

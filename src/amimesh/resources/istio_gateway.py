@@ -6,7 +6,8 @@ name (`gateways: [name]` or `[namespace/name]`) to give it routes.
 
 Ami serves HTTP-like servers (HTTP, HTTP2, GRPC, GRPC-WEB) and HTTPS with
 `tls.mode: SIMPLE` or `MUTUAL`, either from certificate files (`serverCertificate`,
-`privateKey`, `caCertificates`: absolute paths that Envoy reads itself) or from a
+`privateKey`, `caCertificates`: paths that Envoy reads itself, a relative one from
+the proxy's working directory) or from a
 `credentialName` the gateway's own agent serves by SDS. Field names are Istio's; what
 Istio defines and Ami does not implement yet is typed `NotSupported` (or an enum value
 marked "not yet").
@@ -57,17 +58,18 @@ class ServerTLSSettings(Strict):
         default=None, description="required on HTTPS servers (Istio's default is PASSTHROUGH)"
     )
     serverCertificate: str | None = Field(
-        default=None, description="absolute path of a PEM certificate chain, read by Envoy"
+        default=None, description="path of a PEM certificate chain, read by Envoy"
     )
     privateKey: str | None = Field(
-        default=None, description="absolute path of a PEM private key, read by Envoy"
+        default=None, description="path of a PEM private key, read by Envoy"
     )
     minProtocolVersion: TLSProtocol | None = None
     maxProtocolVersion: TLSProtocol | None = None
     cipherSuites: list[str] = Field(default_factory=list)
     caCertificates: str | None = Field(
         default=None,
-        description="MUTUAL: absolute path of the PEM CAs that client certificates must chain to",
+        description="MUTUAL: path of the PEM CAs that client certificates must chain to "
+        "(SIMPLE: ignored, as by Istio)",
     )
     caCrl: NotSupported = None
     credentialName: str | None = Field(
@@ -90,7 +92,11 @@ class Server(Strict):
     tls: ServerTLSSettings | None = None
     name: str | None = None
     bind: NotSupported = None
-    defaultEndpoint: NotSupported = None
+    defaultEndpoint: str | None = Field(
+        default=None,
+        description="accepted and ignored: Istio does not implement it either "
+        "(`ami analyze` says so)",
+    )
 
 
 class GatewaySpec(Strict):

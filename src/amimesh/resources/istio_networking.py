@@ -7,9 +7,9 @@ validation error that says so.
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import AliasChoices, BeforeValidator, Field, model_validator
 
 from amimesh.resources.fields import (
     INT32_MAX,
@@ -196,10 +196,26 @@ class HTTPRoute(Strict):
     fault: HTTPFaultInjection | None = None
     mirror: Destination | None = None
     mirrorPercentage: Percent | None = None
-    mirrorPercent: int | None = Field(default=None, ge=0, le=100, description="deprecated by Istio")
+    mirrorPercent: int | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        validation_alias=AliasChoices("mirrorPercent", "mirror_percent"),
+        description="deprecated by Istio; also read as `mirror_percent`, its proto name",
+    )
     corsPolicy: CorsPolicy | None = None
     headers: Headers | None = None
     mirrors: NotSupported = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_mirror_percent(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "mirrorPercent" in data and "mirror_percent" in data:
+            raise ValueError(
+                "set only one of mirrorPercent and mirror_percent: they are one field "
+                "(its JSON and its proto name)"
+            )
+        return data
 
 
 class VirtualServiceSpec(Strict):
@@ -265,12 +281,28 @@ SimpleLB = Annotated[
 ]
 
 
+class WarmupConfiguration(Strict):
+    duration: PositiveDuration = Field(description="how long a new endpoint ramps up")
+    minimumPercent: float | None = Field(
+        default=None, ge=0, le=100, description="its weight at the start; unset: 10"
+    )
+    aggression: float | None = Field(
+        default=None, gt=0, description="the ramp's curve; unset: 1.0, linear"
+    )
+
+
 class LoadBalancerSettings(Strict):
     simple: SimpleLB | None = None
     consistentHash: ConsistentHash | None = None
     localityLbSetting: LocalityLbSetting | None = None
-    warmupDurationSecs: NotSupported = None
-    warmup: NotSupported = None
+    warmupDurationSecs: PositiveDuration | None = Field(
+        default=None,
+        description="slow start: a new endpoint's share ramps up over this long "
+        "(ROUND_ROBIN and LEAST_REQUEST; deprecated by Istio for `warmup`)",
+    )
+    warmup: WarmupConfiguration | None = Field(
+        default=None, description="slow start (ROUND_ROBIN and LEAST_REQUEST)"
+    )
     zoneAwareLbSetting: NotSupported = None
 
 
@@ -289,7 +321,10 @@ class HTTPSettings(Strict):
     maxRetries: int | None = Field(default=None, ge=0, le=INT32_MAX)
     idleTimeout: Duration | None = None
     h2UpgradePolicy: NotSupported = None
-    useClientProtocol: NotSupported = None
+    useClientProtocol: bool | None = Field(
+        default=None,
+        description="HTTP/1.1 or HTTP/2 upstream as the client spoke (HTTP-like ports)",
+    )
     maxConcurrentStreams: NotSupported = None
     http2KeepAlive: NotSupported = None
 
@@ -306,10 +341,24 @@ class OutlierDetection(Strict):
     baseEjectionTime: PositiveDuration | None = None
     maxEjectionPercent: int | None = Field(default=None, ge=0, le=100)
     minHealthPercent: int | None = Field(default=None, ge=0, le=100)
-    consecutiveErrors: NotSupported = None
+    consecutiveErrors: int | None = Field(
+        default=None,
+        ge=0,
+        le=INT32_MAX,
+        description="deprecated by Istio: read as consecutiveGatewayErrors (5xx ejection "
+        "off) when neither consecutive5xxErrors nor consecutiveGatewayErrors is set",
+    )
     consecutiveLocalOriginFailures: NotSupported = None
     splitExternalLocalOriginErrors: NotSupported = None
     outlierDetectionHttpErrorCodes: NotSupported = None
+
+
+class PortTrafficPolicy(Strict):
+    port: PortSelector
+    loadBalancer: LoadBalancerSettings | None = None
+    connectionPool: ConnectionPoolSettings | None = None
+    outlierDetection: OutlierDetection | None = None
+    tls: ClientTLSSettings | None = None
 
 
 class TrafficPolicy(Strict):
@@ -317,7 +366,11 @@ class TrafficPolicy(Strict):
     connectionPool: ConnectionPoolSettings | None = None
     outlierDetection: OutlierDetection | None = None
     tls: ClientTLSSettings | None = None
-    portLevelSettings: NotSupported = None
+    portLevelSettings: list[PortTrafficPolicy] = Field(
+        default_factory=list,
+        description="per destination port: replaces loadBalancer, connectionPool, "
+        "outlierDetection and tls for that port's clusters (unset ones default)",
+    )
     tunnel: NotSupported = None
     proxyProtocol: NotSupported = None
     retryBudget: NotSupported = None

@@ -9,8 +9,11 @@ mode per workload port. Which policy applies where is `model.mtls`.
 
 `ClientTLSSettings` is how a client's sidecar talks to a destination: the mesh's own
 mutual TLS (ISTIO_MUTUAL), TLS from certificate files (SIMPLE, MUTUAL) or plain text
-(DISABLE). Certificate files are read by Envoy itself, so their paths are absolute.
-Which fields go with which mode is checked here, on the field at fault.
+(DISABLE). Certificate files are read by Envoy itself, as Istio's proxy reads them: a
+relative path is relative to the proxy's working directory, which for Ami's proxies is
+the mesh's directory (`ami up DIR`). Without `caCertificates`, SIMPLE and MUTUAL verify
+the server against the system's trusted CAs, as Istio does. Which fields go with which
+mode is checked here, on the field at fault.
 """
 
 from __future__ import annotations
@@ -29,7 +32,15 @@ MAX_SNI_BYTES = 255
 MutualTLSMode = Literal["UNSET", "DISABLE", "PERMISSIVE", "STRICT"]
 ClientTLSMode = Literal["DISABLE", "SIMPLE", "MUTUAL", "ISTIO_MUTUAL"]
 
-_FILE = "absolute path of a PEM file, read by Envoy"
+_FILE = "path of a PEM file, read by Envoy (relative: to the proxy's working directory)"
+
+
+def file_path(value: Any) -> Any:
+    """A certificate file's path as Envoy will open it: not empty, one line, no NUL."""
+    text = str(value)
+    if not text.strip() or any(c in text for c in "\x00\r\n"):
+        raise ValueError(f"must be a file path, got {show(value)}")
+    return value
 
 
 class WorkloadSelector(Strict):
@@ -88,7 +99,7 @@ class ClientTLSSettings(Strict):
     caCertificates: str | None = Field(
         default=None,
         validate_default=True,
-        description=_FILE + "; required with SIMPLE and MUTUAL unless insecureSkipVerify",
+        description=_FILE + "; SIMPLE and MUTUAL; unset: the system's trusted CAs",
     )
     subjectAltNames: list[str] = Field(
         default_factory=list,
@@ -127,13 +138,6 @@ class ClientTLSSettings(Strict):
         if value in (None, [], False):
             if name in _REQUIRED_WITH_MODE.get(mode, ()):
                 raise ValueError(f"is required with mode {mode}")
-            if name == "caCertificates" and mode in ("SIMPLE", "MUTUAL"):
-                if not info.data.get("insecureSkipVerify"):
-                    raise ValueError(
-                        f"is required with mode {mode}: the server's certificate is verified "
-                        "with it (Ami does not read the system's trusted CAs; name a bundle "
-                        "such as /etc/ssl/certs/ca-certificates.crt), unless insecureSkipVerify"
-                    )
             return value
         if name == "caCertificates" and info.data.get("insecureSkipVerify"):
             raise ValueError("is not used with insecureSkipVerify: no certificate is verified")
@@ -143,8 +147,6 @@ class ClientTLSSettings(Strict):
                     "is not used with mode ISTIO_MUTUAL: the mesh's own certificates are used"
                 )
             raise ValueError(f"is not used with mode {mode}")
-        if name in ("clientCertificate", "privateKey", "caCertificates") and not str(
-            value
-        ).startswith("/"):
-            raise ValueError(f"must be an absolute path (Envoy reads the file), got {show(value)}")
+        if name in ("clientCertificate", "privateKey", "caCertificates"):
+            return file_path(value)
         return value

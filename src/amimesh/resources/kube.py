@@ -12,8 +12,15 @@ from amimesh.resources.fields import NotSupported, Port, PortOrName, Strict, Uns
 from amimesh.resources.meta import Resource
 
 _NO_IPS = "accepted and ignored: Ami assigns no cluster IPs"
-_TYPE_NOT_YET = UnsupportedValues(("NodePort", "LoadBalancer", "ExternalName"))
-ServiceType = Annotated[Literal["ClusterIP"], _TYPE_NOT_YET, BeforeValidator(_TYPE_NOT_YET)]
+# Accepted and ignored on one machine, which has no node ports and one address family
+# (`ami analyze` says so).
+_NO_MEANING = "accepted and ignored: it means nothing on one machine (`ami analyze` says so)"
+_TYPE_NOT_YET = UnsupportedValues(("LoadBalancer", "ExternalName"))
+ServiceType = Annotated[
+    Literal["ClusterIP", "NodePort"], _TYPE_NOT_YET, BeforeValidator(_TYPE_NOT_YET)
+]
+IPFamily = Literal["IPv4", "IPv6"]
+IPFamilyPolicy = Literal["SingleStack", "PreferDualStack", "RequireDualStack"]
 _AFFINITY_NOT_YET = UnsupportedValues(("ClientIP",))
 SessionAffinity = Annotated[Literal["None"], _AFFINITY_NOT_YET, BeforeValidator(_AFFINITY_NOT_YET)]
 
@@ -24,13 +31,13 @@ class ServicePort(Strict):
     targetPort: PortOrName | None = None
     protocol: Literal["TCP", "UDP", "SCTP"] = "TCP"
     appProtocol: str | None = None
-    nodePort: NotSupported = None
+    nodePort: Port | None = Field(default=None, description=_NO_MEANING)
 
 
 class ServiceSpec(Strict):
     selector: dict[str, str] = Field(default_factory=dict)
     ports: list[ServicePort] = Field(min_length=1)
-    type: ServiceType = "ClusterIP"
+    type: ServiceType = Field(default="ClusterIP", description="NodePort: " + _NO_MEANING)
     clusterIP: str | None = Field(default=None, description=_NO_IPS)
     clusterIPs: list[str] = Field(default_factory=list, description=_NO_IPS)
     sessionAffinity: SessionAffinity | None = None
@@ -43,8 +50,8 @@ class ServiceSpec(Strict):
     allocateLoadBalancerNodePorts: NotSupported = None
     healthCheckNodePort: NotSupported = None
     externalIPs: NotSupported = None
-    ipFamilies: NotSupported = None
-    ipFamilyPolicy: NotSupported = None
+    ipFamilies: list[IPFamily] = Field(default_factory=list, max_length=2, description=_NO_MEANING)
+    ipFamilyPolicy: IPFamilyPolicy | None = Field(default=None, description=_NO_MEANING)
     publishNotReadyAddresses: NotSupported = None
     sessionAffinityConfig: NotSupported = None
     trafficDistribution: NotSupported = None

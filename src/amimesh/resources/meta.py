@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from amimesh.resources.fields import DNS_LABEL, DNS_SUBDOMAIN, NotSupported, Strict
 
@@ -12,11 +12,20 @@ DEFAULT_NAMESPACE = "default"
 _READ_ONLY = "accepted and ignored (written by kubectl get -o yaml)"
 
 
+def _null_is_empty(value: Any) -> Any:
+    return {} if value is None else value
+
+
+# `annotations:` with nothing after it is YAML's null, which Kubernetes (and Istio's own
+# addons, e.g. Kiali's) take as no entries.
+StringMap = Annotated[dict[str, str], BeforeValidator(_null_is_empty)]
+
+
 class ObjectMeta(Strict):
     name: str = Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)
     namespace: str = Field(default=DEFAULT_NAMESPACE, max_length=63, pattern=DNS_LABEL)
-    labels: dict[str, str] = Field(default_factory=dict)
-    annotations: dict[str, str] = Field(default_factory=dict)
+    labels: StringMap = Field(default_factory=dict, description="null: none")
+    annotations: StringMap = Field(default_factory=dict, description="null: none")
     generateName: NotSupported = None
     # Read-only fields that `kubectl get -o yaml` writes; accepted and not used.
     uid: str | None = Field(default=None, description=_READ_ONLY)

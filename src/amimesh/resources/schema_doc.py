@@ -43,8 +43,10 @@ The **Ami** column says:
   Setting it is a validation error, never a silent ignore:
   `spec.tcp: is not supported by Ami yet`. Enum values marked "not yet" get the
   same error.
-- **ignored**: accepted and has no effect (read-only fields that `kubectl get -o yaml`
-  writes).
+- **ignored**: accepted and has no effect: read-only fields that `kubectl get -o yaml`
+  writes, and fields that mean nothing on one machine (a Service's `nodePort`,
+  `ipFamilies`, `ipFamilyPolicy`; `type: NodePort` is read as ClusterIP), which
+  `ami analyze` reports (AMI0303) so that nobody counts on them.
 
 A field that neither Istio nor Kubernetes defines is an error as well:
 `spec.http[0].foo: unknown field (Ami does not know "foo" on HTTPRoute)`. Paths use

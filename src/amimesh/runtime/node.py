@@ -323,6 +323,7 @@ class Node:
             credentials=gateway.credentials(self._snapshot, Path(self.config.config_root)),
             access_log_format=self.config.access_log_format,
             telemetry_port=self.config.zipkin_port,
+            config_dir=Path(self.config.config_dir),
         )
         adopted = self._adopt(iid, spec, recorded)
         if adopted is not None:

@@ -50,7 +50,9 @@ def run(state_dir: Path, *, log_level: str = "info") -> int:
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        return asyncio.run(serve(state_dir))
+        # Absolute: every path planned from it (bootstraps, SDS sockets, logs) stays
+        # right in an Envoy that runs in another directory (the mesh's, `EnvoySpec.cwd`).
+        return asyncio.run(serve(state_dir.resolve()))
     except AlreadyRunning as e:
         log.error("%s", e)
         return 3

@@ -229,6 +229,7 @@ def workload_instance(
         trust_domain=trust_domain,
         telemetry_port=telemetry_port,
         envoy_workers=LIMITED_ENVOY_WORKERS if proxy.max_concurrency else ENVOY_WORKERS,
+        envoy_cwd=config_dir,
     )
 
 
@@ -242,6 +243,7 @@ def gateway_instance(
     credentials: tuple[CredentialSpec, ...] = (),
     access_log_format: AccessLogFormat = "json",
     telemetry_port: int = 0,
+    config_dir: Path | None = None,
 ) -> InstanceSpec:
     """The ingress gateway: an Envoy alone, labelled as Istio's ingress gateway, serving
     its Gateways' `credentials` (with an identity only: they come by SDS)."""
@@ -270,6 +272,7 @@ def gateway_instance(
         grace_s=0.0,
         trust_domain=trust_domain,
         telemetry_port=telemetry_port,
+        envoy_cwd=config_dir,
     )
     if trust_domain is None or not credentials:
         return spec
@@ -290,6 +293,7 @@ def _spec(
     telemetry_port: int = 0,
     hold_app: bool = False,
     envoy_workers: int = ENVOY_WORKERS,
+    envoy_cwd: Path | None = None,
 ) -> InstanceSpec:
     home = state.instances / proxy.id
     identity = None
@@ -308,6 +312,7 @@ def _spec(
             bootstrap=str(home / "envoy.json"),
             log=str(state.logs / f"{proxy.id}.envoy.log"),
             concurrency=envoy_workers,
+            cwd=str(envoy_cwd.resolve()) if envoy_cwd is not None else None,
         ),
         app=app,
         grace_s=grace_s,

@@ -2,6 +2,11 @@
 
 - `simple`: ROUND_ROBIN, LEAST_REQUEST (and its old name LEAST_CONN), RANDOM; unset or
   UNSPECIFIED means LEAST_REQUEST, Istio's default.
+- `warmup` (`duration`, `minimumPercent`, default 10, `aggression`, default 1.0: a
+  linear ramp) and the older `warmupDurationSecs` (the window alone, Envoy's defaults
+  for the rest): Envoy's slow start on ROUND_ROBIN and LEAST_REQUEST clusters, as Istio
+  sets it; validation refuses them beside RANDOM or `consistentHash`, where Istio drops
+  them, and together.
 - `consistentHash`: RING_HASH (minimum ring size `minimumRingSize`, else 1024). Envoy
   hashes on the route, so the hash key travels as `RouteAction.hash_policy` (see
   `hash_policies`); the cluster only picks the ring. `consistentHash` wins over `simple`.
@@ -23,6 +28,10 @@ from amimesh.translate.cluster_policy import duration
 DEFAULT_MIN_RING_SIZE = 1024
 
 HashPolicy: TypeAlias = route_components_pb2.RouteAction.HashPolicy
+SlowStartConfig: TypeAlias = cluster_pb2.Cluster.SlowStartConfig
+# Envoy's runtime key for slow start's aggression (it wants one); no runtime layer of
+# Ami's sets it, so the value from the rule holds.
+AGGRESSION_RUNTIME_KEY = "ami.slow_start.aggression"
 
 _SIMPLE = {
     "ROUND_ROBIN": cluster_pb2.Cluster.ROUND_ROBIN,
@@ -64,9 +73,33 @@ def apply(
     else:
         simple = (lb.simple if lb is not None else None) or "UNSPECIFIED"
         cluster.lb_policy = _SIMPLE[simple]
+        warmup = slow_start(lb)
+        if warmup is not None and cluster.lb_policy == cluster_pb2.Cluster.ROUND_ROBIN:
+            cluster.round_robin_lb_config.slow_start_config.CopyFrom(warmup)
+        elif warmup is not None and cluster.lb_policy == cluster_pb2.Cluster.LEAST_REQUEST:
+            cluster.least_request_lb_config.slow_start_config.CopyFrom(warmup)
     setting = locality_setting(lb)
     if setting is not None and (setting.distribute or (outlier_detection and setting.failover)):
         cluster.common_lb_config.locality_weighted_lb_config.SetInParent()
+
+
+def slow_start(lb: net.LoadBalancerSettings | None) -> SlowStartConfig | None:
+    """Envoy's slow start for `warmup` (or the older `warmupDurationSecs`), or None."""
+    if lb is None:
+        return None
+    out = SlowStartConfig()
+    if lb.warmup is not None:
+        out.slow_start_window.CopyFrom(duration(lb.warmup.duration))
+        # Set even when unset, to Envoy's own defaults, as Istio sets them.
+        out.aggression.default_value = lb.warmup.aggression or 1.0
+        out.aggression.runtime_key = AGGRESSION_RUNTIME_KEY
+        minimum = lb.warmup.minimumPercent
+        out.min_weight_percent.value = minimum if minimum is not None else 10.0
+        return out
+    if lb.warmupDurationSecs is not None:
+        out.slow_start_window.CopyFrom(duration(lb.warmupDurationSecs))
+        return out
+    return None
 
 
 def hash_policies(lb: net.LoadBalancerSettings | None) -> list[HashPolicy]:

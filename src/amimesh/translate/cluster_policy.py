@@ -2,14 +2,25 @@
 
 Istio's semantics, and Istio's defaults where the rule is silent:
 
-- A subset's `trafficPolicy` replaces the top-level one field by field at the top level:
-  a subset `connectionPool` replaces the whole top-level `connectionPool`, and so on.
+- A `portLevelSettings` entry for a cluster's port replaces the policy it sits in,
+  wholesale: its `loadBalancer`, `connectionPool`, `outlierDetection` and `tls` are taken
+  as they are, and one it leaves out gets the default, not the level above's value
+  (Istio's rule). The first entry for a port counts.
+- A subset's `trafficPolicy` (its own port-level entry for the port applied first)
+  replaces the top-level one (its port-level entry applied first) field by field at the
+  top level: a subset `connectionPool` replaces the whole top-level `connectionPool`,
+  and so on; a subset's port-level entry replaces all four fields.
 - Circuit breaker thresholds default to 2^32-1 (Envoy's own defaults are low enough to
   cause 503s during rollouts); `connect_timeout` defaults to 10s.
 - A zero `http1MaxPendingRequests`, `http2MaxRequests`, `maxRetries`,
   `maxRequestsPerConnection` or `maxEjectionPercent` means "not set", as in Istio.
 - With `outlierDetection`, success-rate ejection is off and the panic threshold is
   `minHealthPercent` (0 when unset: Envoy never sends traffic to ejected hosts).
+  The deprecated `consecutiveErrors: N` (alone: validation refuses it beside the newer
+  fields) counts gateway errors, with 5xx ejection off, as Istio read it while it
+  honoured the field (Istio 1.5 and 1.6; later versions warn and drop it).
+- `useClientProtocol`: an HTTP-like port's upstream speaks the client's protocol
+  (Envoy's `use_downstream_protocol_config`), never upgraded to HTTP/2.
 """
 
 from __future__ import annotations
@@ -40,20 +51,44 @@ def duration(seconds: float) -> duration_pb2.Duration:
     return d
 
 
+def for_port(policy: net.TrafficPolicy | None, port: int) -> tuple[net.TrafficPolicy | None, bool]:
+    """`policy` as it applies to `port`, and whether a port-level entry replaced it.
+
+    The result carries no `portLevelSettings`: they are resolved."""
+    if policy is None:
+        return None, False
+    for entry in policy.portLevelSettings:
+        if entry.port.number == port:
+            fields = {f: getattr(entry, f) for f in _POLICY_FIELDS}
+            return net.TrafficPolicy.model_construct(**fields), True
+    if not policy.portLevelSettings:
+        return policy, False
+    return policy.model_copy(update={"portLevelSettings": []}), False
+
+
 def merge(
-    top: net.TrafficPolicy | None, subset: net.TrafficPolicy | None
+    top: net.TrafficPolicy | None, subset: net.TrafficPolicy | None, port: int
 ) -> net.TrafficPolicy | None:
-    """The policy of a subset cluster: subset fields replace top-level fields."""
+    """The policy of a subset cluster on `port`: subset fields replace top-level fields
+    (all of them when the subset has a port-level entry for `port`)."""
+    top, _ = for_port(top, port)
+    subset, port_level = for_port(subset, port)
     if subset is None:
         return top
     if top is None:
         return subset
-    update = {f: getattr(subset, f) for f in _POLICY_FIELDS if getattr(subset, f) is not None}
+    update = {
+        f: getattr(subset, f)
+        for f in _POLICY_FIELDS
+        if port_level or getattr(subset, f) is not None
+    }
     return top.model_copy(update=update)
 
 
-def effective_policy(snap: Snapshot, host: str, subset: str | None) -> net.TrafficPolicy | None:
-    """The traffic policy that applies to `outbound|*|subset|host`, or None."""
+def effective_policy(
+    snap: Snapshot, host: str, subset: str | None, port: int
+) -> net.TrafficPolicy | None:
+    """The traffic policy that applies to `outbound|port|subset|host`, or None."""
     dr = snap.destination_rule(host)
     if dr is None:
         return None
@@ -61,8 +96,8 @@ def effective_policy(snap: Snapshot, host: str, subset: str | None) -> net.Traff
     if subset:
         for s in dr.spec.subsets:
             if s.name == subset:
-                return merge(top, s.trafficPolicy)
-    return top
+                return merge(top, s.trafficPolicy, port)
+    return for_port(top, port)[0]
 
 
 def subsets(snap: Snapshot, host: str) -> list[str | None]:
@@ -124,6 +159,11 @@ def http_protocol_options(
     else:
         opts.explicit_http_config.http_protocol_options.SetInParent()
     http = pool.http if pool is not None else None
+    if http is not None and http.useClientProtocol:
+        # Replaces the explicit config (one of a oneof); both carry default options.
+        downstream = opts.use_downstream_protocol_config
+        downstream.http_protocol_options.SetInParent()
+        downstream.http2_protocol_options.SetInParent()
     if http is not None:
         common = protocol_pb2.HttpProtocolOptions()
         if http.idleTimeout is not None:
@@ -141,6 +181,14 @@ def outlier_detection(od: net.OutlierDetection) -> outlier_detection_pb2.Outlier
     if od.consecutive5xxErrors is not None:
         out.consecutive_5xx.value = od.consecutive5xxErrors
         out.enforcing_consecutive_5xx.value = 100 if od.consecutive5xxErrors > 0 else 0
+    if (
+        od.consecutiveErrors
+        and od.consecutive5xxErrors is None
+        and od.consecutiveGatewayErrors is None
+    ):
+        out.consecutive_gateway_failure.value = od.consecutiveErrors
+        out.enforcing_consecutive_gateway_failure.value = 100
+        out.enforcing_consecutive_5xx.value = 0
     if od.consecutiveGatewayErrors is not None:
         out.consecutive_gateway_failure.value = od.consecutiveGatewayErrors
         out.enforcing_consecutive_gateway_failure.value = (

@@ -39,8 +39,13 @@ def sni(port: int, subset: str | None, host: str) -> str:
     return f"outbound_.{port}_.{subset or ''}_.{host}"
 
 
-def alpn(protocol: str) -> tuple[str, ...]:
+def alpn(protocol: str, *, client_protocol: bool = False) -> tuple[str, ...]:
+    """What ALPN offers for a port's protocol. With `client_protocol` (`useClientProtocol`)
+    nothing is set: Envoy then offers the protocol of the connection pool the request
+    takes (h2 or http/1.1), which follows the client's."""
     protocol = protocol.upper()
+    if client_protocol:
+        return ()
     if protocol in H2_PROTOCOLS:
         return ("h2",)
     if protocol in HTTP_PROTOCOLS:
@@ -78,12 +83,13 @@ def _mesh_socket(
     settings: sec.ClientTLSSettings | None,
     *,
     mesh_only: bool,
+    offer: tuple[str, ...],
 ) -> tls.TransportSocket:
     sans = (settings.subjectAltNames if settings else None) or identities(
         snap, svc, port.port, mesh_only=mesh_only
     )
     name = (settings.sni if settings else None) or sni(port.port, subset, svc.hostname)
-    return tls.transport_socket(tls.mesh_upstream(sans, name, alpn(port.protocol)))
+    return tls.transport_socket(tls.mesh_upstream(sans, name, offer))
 
 
 def apply(
@@ -97,6 +103,8 @@ def apply(
 ) -> None:
     """Set the cluster's transport socket (or socket matches) as the table above says."""
     settings = policy.tls if policy is not None else None
+    http = policy.connectionPool.http if policy and policy.connectionPool else None
+    offer = alpn(port.protocol, client_protocol=bool(http and http.useClientProtocol))
     if settings is None:
         if svc.location == "MESH_EXTERNAL" or discovery == "DFP":
             return
@@ -109,7 +117,9 @@ def apply(
         mesh = cluster_pb2.Cluster.TransportSocketMatch(
             name=MTLS_MATCH,
             match=match,
-            transport_socket=_mesh_socket(snap, svc, port, subset, None, mesh_only=True),
+            transport_socket=_mesh_socket(
+                snap, svc, port, subset, None, mesh_only=True, offer=offer
+            ),
         )
         plain = cluster_pb2.Cluster.TransportSocketMatch(
             name=PLAINTEXT_MATCH, transport_socket=tls.plaintext_socket()
@@ -117,9 +127,9 @@ def apply(
         cluster.transport_socket_matches.extend([mesh, plain])
     elif settings.mode == "ISTIO_MUTUAL":
         cluster.transport_socket.CopyFrom(
-            _mesh_socket(snap, svc, port, subset, settings, mesh_only=False)
+            _mesh_socket(snap, svc, port, subset, settings, mesh_only=False, offer=offer)
         )
     elif settings.mode in ("SIMPLE", "MUTUAL"):
         default_sni = None if "*" in svc.hostname else svc.hostname
-        context = tls.file_upstream(settings, default_sni, alpn(port.protocol))
+        context = tls.file_upstream(settings, default_sni, offer)
         cluster.transport_socket.CopyFrom(tls.transport_socket(context))

@@ -48,7 +48,7 @@ def ads_config_source() -> config_source_pb2.ConfigSource:
 
 def _outbound(snap: Snapshot, svc: MeshService, port: ServicePort, subset: str | None) -> Cluster:
     name = names.outbound_cluster(port.port, svc.hostname, subset)
-    policy = cluster_policy.effective_policy(snap, svc.hostname, subset)
+    policy = cluster_policy.effective_policy(snap, svc.hostname, subset, port.port)
     kind = cluster_external.discovery(snap, svc)
     c = Cluster(name=name)
     if kind == "EDS":
@@ -113,8 +113,8 @@ def inbound_clusters(proxy: Proxy) -> list[Cluster]:
     return [_inbound(p, proxy.max_concurrency) for p in proxy.inbound]
 
 
-def hash_policy_for(snap: Snapshot, host: str, subset: str | None = None) -> list[HashPolicy]:
-    """The `RouteAction.hash_policy` for a route to `outbound|*|subset|host`.
+def hash_policy_for(snap: Snapshot, host: str, subset: str | None, port: int) -> list[HashPolicy]:
+    """The `RouteAction.hash_policy` for a route to `outbound|port|subset|host`.
 
     Non-empty only when the (merged) DestinationRule policy uses `consistentHash`;
     empty for DNS-per-request (NONE) services, which do not balance.
@@ -122,5 +122,5 @@ def hash_policy_for(snap: Snapshot, host: str, subset: str | None = None) -> lis
     svc = snap.service(host)
     if svc is not None and cluster_external.discovery(snap, svc) == "DFP":
         return []
-    policy = cluster_policy.effective_policy(snap, host, subset)
+    policy = cluster_policy.effective_policy(snap, host, subset, port)
     return cluster_lb.hash_policies(policy.loadBalancer if policy is not None else None)

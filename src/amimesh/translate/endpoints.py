@@ -126,7 +126,7 @@ def service_assignments(
         load_assignment(
             names.outbound_cluster(sp.port, host, subset),
             eds_endpoints(snap, svc, sp.port, subset),
-            cluster_policy.effective_policy(snap, host, subset),
+            cluster_policy.effective_policy(snap, host, subset, sp.port),
             locality=locality,
         )
         for sp in svc.ports

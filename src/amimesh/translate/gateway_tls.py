@@ -3,8 +3,9 @@
 From files, the certificate chain, private key and (MUTUAL) CA bundle are files Envoy
 reads itself (`filename` data sources): Envoy, not the control plane, must be able to
 read them, and a missing or unreadable file makes Envoy reject the listener (a NACK,
-reported by the xDS server). Validation requires absolute paths: the control plane and
-Envoy need not share a working directory.
+reported by the xDS server). A relative path is passed on as written, and Envoy opens it
+from its own working directory, as Istio's proxy does. With mode SIMPLE, a
+`caCertificates` is ignored, as Istio ignores it (no client certificate is asked for).
 
 With `credentialName: NAME`, the certificate and key are the SDS secret `NAME` and
 (MUTUAL) the client CAs the secret `NAME-cacert`, as Istio names them, both from the

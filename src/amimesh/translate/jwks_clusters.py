@@ -36,8 +36,7 @@ from amimesh.translate import cluster_external, cluster_policy, endpoints, tls
 
 Cluster: TypeAlias = cluster_pb2.Cluster
 
-# Where Debian and Ubuntu keep the system's trusted CAs (ca-certificates).
-SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+SYSTEM_CA_BUNDLE = tls.SYSTEM_CA_BUNDLE
 # How the fetch speaks HTTP (Envoy's JWKS fetcher sends HTTP/1.1).
 _PROTOCOL = "HTTP"
 
@@ -76,6 +75,7 @@ def cluster(target: authz.ExternalJwks, rule: net.DestinationRule | None) -> Clu
     """The cluster for one external JWKS host, with `rule` the DestinationRule for it."""
     name = cluster_name(target.host, target.port)
     policy = rule.spec.trafficPolicy if rule is not None else None
+    policy = cluster_policy.for_port(policy, target.port)[0]
     c = Cluster(name=name)
     cluster_external.set_dns(c, "STRICT_DNS")
     host = Endpoint(address=target.host, port=target.port)

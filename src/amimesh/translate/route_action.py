@@ -62,6 +62,7 @@ class Target:
     cluster: str
     hostname: str
     subset: str | None
+    port: int
 
 
 def target(scope: Scope, dest: net.Destination) -> Target | None:
@@ -80,7 +81,7 @@ def target(scope: Scope, dest: net.Destination) -> Target | None:
         return None
     if dest.subset and scope.snap.subset_labels(hostname, dest.subset) is None:
         return None
-    return Target(names.outbound_cluster(port, hostname, dest.subset), hostname, dest.subset)
+    return Target(names.outbound_cluster(port, hostname, dest.subset), hostname, dest.subset, port)
 
 
 def forward(
@@ -137,7 +138,7 @@ def forward(
     # Consistent hashing (a DestinationRule's consistentHash) is configured on the route.
     hashed = False
     for _, t in picked:
-        for policy in clusters.hash_policy_for(scope.snap, t.hostname, t.subset):
+        for policy in clusters.hash_policy_for(scope.snap, t.hostname, t.subset, t.port):
             if policy not in action.hash_policy:
                 action.hash_policy.append(policy)
                 hashed = len(picked) == 1

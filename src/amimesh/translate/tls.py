@@ -38,6 +38,9 @@ CERTIFICATE_SECRET = "default"
 ROOT_CA_SECRET = "ROOTCA"
 TLS_TRANSPORT_SOCKET = "envoy.transport_sockets.tls"
 RAW_BUFFER_TRANSPORT_SOCKET = "envoy.transport_sockets.raw_buffer"
+# Where Debian and Ubuntu keep the system's trusted CAs (ca-certificates): what TLS to a
+# server verifies against when no CA bundle is named.
+SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 # What a sidecar's inbound offers; clients offer the one their cluster speaks.
 INBOUND_ALPN = ("h2", "http/1.1")
 
@@ -114,9 +117,9 @@ def file_upstream(
 
     SNI is `tls.sni`, else `default_sni`; with neither, the upstream host's own name
     (DNS and per-request clusters know it). The server's certificate must chain to
-    `caCertificates` (validation requires it: Envoy cannot read the system's trusted
-    CAs) and carry one of `subjectAltNames`, or by default the name sent as SNI;
-    `insecureSkipVerify` turns both checks off.
+    `caCertificates`, or without it to the system's trusted CAs (`SYSTEM_CA_BUNDLE`, as
+    Istio verifies against the OS CAs), and carry one of `subjectAltNames`, or by
+    default the name sent as SNI; `insecureSkipVerify` turns both checks off.
     """
     ctx = UpstreamTlsContext()
     sni = tls.sni or default_sni
@@ -133,7 +136,7 @@ def file_upstream(
     if tls.insecureSkipVerify:
         return ctx
     validation = common.validation_context
-    validation.trusted_ca.filename = tls.caCertificates or ""
+    validation.trusted_ca.filename = tls.caCertificates or SYSTEM_CA_BUNDLE
     if tls.subjectAltNames:
         validation.match_typed_subject_alt_names.extend(san_matcher(s) for s in tls.subjectAltNames)
     elif sni:
