@@ -30,6 +30,7 @@ COMMANDS = (
     "task",
     "taskrun",
     "eventlistener",
+    "app",
     "logs",
     "top",
     "traces",

@@ -32,6 +32,7 @@ from amimesh.telemetry.trace_store import DEFAULT_MAX_AGE_S, DEFAULT_MAX_SPANS
 
 if TYPE_CHECKING:
     from amimesh.controlplane.api import ApiServer
+    from amimesh.controlplane.gitops import GitOpsController
     from amimesh.controlplane.pipelines import PipelineStatus
     from amimesh.controlplane.triggers import TriggersController
     from amimesh.telemetry.metrics import MeshMetrics
@@ -109,6 +110,8 @@ class ControlPlaneConfig:
     # Where the node agent's activator listens on loopback (Knative revisions with no
     # ready instance are routed there). None: no activator, no scale to zero.
     activator_port: int | None = None
+    # Argo CD Applications: how often each one's repository is fetched (seconds).
+    gitops_poll_s: float = 3.0
 
     def __post_init__(self) -> None:
         if self.api_port is not None and not self.api_token:
@@ -117,6 +120,8 @@ class ControlPlaneConfig:
             raise ValueError(
                 f"ControlPlaneConfig: cert_ttl_s must be positive, got {self.cert_ttl_s}"
             )
+        if self.gitops_poll_s <= 0:
+            raise ValueError("ControlPlaneConfig: gitops_poll_s must be positive")
         if self.trace_max_spans < 1 or self.trace_max_age_s <= 0:
             raise ValueError("ControlPlaneConfig: trace store bounds must be positive")
         if self.trace_forward is not None:
@@ -318,6 +323,7 @@ class ControlPlane:
             host = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
             self.triggers.reconcile(f"http://{host}:{self.api_port}")
             self.triggers.watch(self._loop)
+        self.gitops.watch(self._loop)
         if self._source is not None and self.config.watch:
             self._watch_task = asyncio.create_task(
                 self._source.watch(self._stop), name="config-watch"
@@ -343,6 +349,18 @@ class ControlPlane:
 
         return TriggersController(self.store, self._state, self.config.api_token)
 
+    @cached_property
+    def gitops(self) -> GitOpsController:
+        """Argo CD Applications: each one's repository revision, synced into the store."""
+        from amimesh.controlplane.gitops import GitOpsController
+
+        return GitOpsController(
+            self.store,
+            self._state,
+            poll_s=self.config.gitops_poll_s,
+            knative_status=self.serving.status_of,
+        )
+
     async def _start_plane(self) -> None:
         if not self.plane_ready:
             for name in PLANE_MODULES:  # the loop answers the API between imports
@@ -364,6 +382,8 @@ class ControlPlane:
         self.serving.close()
         if "triggers" in self.__dict__:
             self.triggers.close()
+        if "gitops" in self.__dict__:
+            await self.gitops.close()
         if self._autoscale_task is not None:
             self._autoscale_task.cancel()
             await asyncio.gather(self._autoscale_task, return_exceptions=True)
