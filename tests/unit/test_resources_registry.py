@@ -37,6 +37,7 @@ def test_builtin_kinds() -> None:
     assert KINDS[("", "Service")].model is Service
     assert KINDS[("networking.istio.io", "VirtualService")].model is VirtualService
     assert sorted(name for _, name in KINDS) == [
+        "Application",
         "AuthorizationPolicy",
         "ClusterTriggerBinding",
         "ConfigMap",

@@ -22,7 +22,7 @@ ARGOCD_GROUP = "argoproj.io"
 VERSIONS: tuple[str, ...] = ("v1alpha1",)
 IN_CLUSTER_SERVER = "https://kubernetes.default.svc"
 IN_CLUSTER_NAME = "in-cluster"
-_RENDERS = "is not supported by Ami yet: a plain directory of manifests is the one source type"
+_RENDERS = "a plain directory of manifests is the one source type Ami renders"
 
 
 class Directory(Strict):
@@ -62,7 +62,11 @@ class Automated(Strict):
 
 class SyncPolicy(Strict):
     automated: Automated | None = None
-    syncOptions: list[str] = Field(default_factory=list)
+    syncOptions: list[str] = Field(
+        default_factory=list,
+        description="CreateNamespace, PruneLast, ApplyOutOfSyncOnly, Validate (=true|false); "
+        "each a no-op here",
+    )
     retry: NotSupported = None
     managedNamespaceMetadata: NotSupported = None
 
@@ -71,10 +75,11 @@ class ApplicationSpec(Strict):
     project: str = Field(default="default", description="accepted and not used")
     source: ApplicationSource | None = None
     sources: NotSupported = Field(default=None, description="multi-source Applications")
+    # (`spec.source` is required: the checks say so with the field's path.)
     destination: Destination = Field(default_factory=Destination)
     syncPolicy: SyncPolicy | None = None
     ignoreDifferences: NotSupported = None
-    info: list[dict[str, Any]] = Field(default_factory=list, description="accepted, shown")
+    info: list[dict[str, Any]] = Field(default_factory=list, description="accepted and not used")
     revisionHistoryLimit: int = Field(default=10, ge=1, le=1000)
 
 
