@@ -119,20 +119,19 @@ class Mirror:
         if recurse:
             args.append("-r")
         with self._lock:
-            proc = subprocess.Popen(
+            with subprocess.Popen(
                 [*args, treeish],
                 cwd=self.path,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 env=_env(),
-            )
-            try:
+            ) as proc:
                 assert proc.stdout is not None and proc.stderr is not None
-                out = proc.stdout.read(_MAX_LISTING + 1)
+                try:
+                    out = proc.stdout.read(_MAX_LISTING + 1)  # stops there, whatever the tree
+                finally:
+                    proc.kill()
                 err = proc.stderr.read(4096)
-            finally:
-                proc.kill()
-                proc.wait()
         if len(out) > _MAX_LISTING:
             raise GitError(f"the tree under {path!r} is too large to list")
         if not out and err:
