@@ -206,7 +206,7 @@ CASES: list[tuple[str, str, list[str]]] = [
             "Service, Configuration, Revision, Route (serving.knative.dev/v1), "
             "Task, Pipeline, TaskRun, PipelineRun (tekton.dev/v1, v1beta1), "
             "EventListener, Trigger, TriggerBinding, ClusterTriggerBinding, TriggerTemplate "
-            "(triggers.tekton.dev/v1beta1, v1alpha1)"
+            "(triggers.tekton.dev/v1beta1, v1alpha1), Application (argoproj.io/v1alpha1)"
         ],
     ),
     (
@@ -223,7 +223,7 @@ CASES: list[tuple[str, str, list[str]]] = [
             "Service, Configuration, Revision, Route (serving.knative.dev/v1), "
             "Task, Pipeline, TaskRun, PipelineRun (tekton.dev/v1, v1beta1), "
             "EventListener, Trigger, TriggerBinding, ClusterTriggerBinding, TriggerTemplate "
-            "(triggers.tekton.dev/v1beta1, v1alpha1)"
+            "(triggers.tekton.dev/v1beta1, v1alpha1), Application (argoproj.io/v1alpha1)"
         ],
     ),
     (
