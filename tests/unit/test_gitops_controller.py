@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from aiohttp import test_utils
 
+from amimesh.config.store import API_SOURCE
 from amimesh.controlplane.api import make_app
 from amimesh.controlplane.server import ControlPlane, ControlPlaneConfig
 from amimesh.model.snapshot import Instance
@@ -377,3 +378,41 @@ async def test_restart_brings_back_the_synced_revision(tmp_path: Path, repo: Rep
                 assert len(status(cp)["history"]) == 1
         finally:
             await cp.gitops.close()
+
+
+async def test_deleting_an_application_keeps_or_deletes_its_resources(
+    cp: tuple[ControlPlane, Client], repo: Repo
+) -> None:
+    control, _ = cp
+    apply(control, application(repo, policy=AUTO))
+    await until("the first sync", lambda: vs_timeout(control))
+    # Without Argo CD's resources finalizer the resources stay, nobody's to sync.
+    assert control.store.delete([("Application", "default", "shop")])
+    await until("the source gone", lambda: SOURCE not in control.store.sources())
+    assert vs_timeout(control) == "5.0"
+    assert control.store.source_of(("VirtualService", "shop", "web")) == API_SOURCE
+
+    control.store.delete([r.key for r in control.store.applied()])
+    cascading = application(repo, policy=AUTO).replace(
+        "metadata: {name: shop}",
+        "metadata: {name: shop, finalizers: [resources-finalizer.argocd.argoproj.io]}",
+    )
+    apply(control, cascading)
+    await until("the second sync", lambda: vs_timeout(control))
+    assert control.store.delete([("Application", "default", "shop")])
+    await until("the resources gone with it", lambda: vs_timeout(control) is None)
+    assert control.store.resources() == []
+
+
+async def test_a_tree_past_the_bounds_is_refused_before_it_is_read(
+    cp: tuple[ControlPlane, Client], repo: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from amimesh.gitops import manifests
+
+    control, _ = cp
+    monkeypatch.setattr(manifests, "MAX_FILES", 1)
+    apply(control, application(repo, policy=AUTO))
+    st = await until("the refusal", lambda: status(control).get("conditions") and status(control))
+    assert "more than 1 manifest files" in st["conditions"][0]["message"]
+    assert st["sync"]["status"] == "Unknown"
+    assert control.store.resources() == [control.store.get(("Application", "default", "shop"))]
