@@ -364,20 +364,32 @@ async def test_restart_brings_back_the_synced_revision(tmp_path: Path, repo: Rep
     state = tmp_path / "state"
     state.mkdir()
     app = application(repo)
-    for round_ in range(2):
-        cp = ControlPlane(ControlPlaneConfig(state_dir=state, gitops_poll_s=0.2))
-        apply(cp, app)
-        cp.gitops.watch(asyncio.get_running_loop())
-        try:
-            if round_ == 0:
-                op = await cp.gitops.sync("default", "shop")
-                assert op["phase"] == "Succeeded"
-                repo.commit({"manifests/vs.yaml": vs("4s")}, "not synced: manual")
-            else:
-                await until("the restored sync", lambda cp=cp: vs_timeout(cp) == "5.0")
-                assert len(status(cp)["history"]) == 1
-        finally:
-            await cp.gitops.close()
+    cp = ControlPlane(ControlPlaneConfig(state_dir=state, gitops_poll_s=0.2))
+    apply(cp, app)
+    cp.gitops.watch(asyncio.get_running_loop())
+    try:
+        op = await cp.gitops.sync("default", "shop")
+        assert op["phase"] == "Succeeded"
+        repo.commit({"manifests/vs.yaml": vs("4s")}, "not synced: manual")
+    finally:
+        await cp.gitops.close()
+    assert (state / "gitops.json").stat().st_mode & 0o777 == 0o600
+
+    # Started again with the repository out of reach: what was synced serves at once.
+    repo.path.rename(tmp_path / "elsewhere")
+    again = ControlPlane(ControlPlaneConfig(state_dir=state, gitops_poll_s=0.2))
+    apply(again, app)
+    again.gitops.load()
+    assert vs_timeout(again) == "5.0"
+    assert again.store.source_of(("Workload", "shop", "web")) == SOURCE
+    again.gitops.watch(asyncio.get_running_loop())
+    try:
+        st = await until("the unreachable repository", lambda: status(again).get("conditions"))
+        assert "repository" in st[0]["message"]
+        assert vs_timeout(again) == "5.0"
+        assert len(status(again)["history"]) == 1
+    finally:
+        await again.gitops.close()
 
 
 async def test_deleting_an_application_keeps_or_deletes_its_resources(

@@ -43,7 +43,7 @@ from amimesh.controlplane.follow import Follower
 from amimesh.gitops import compare as cmp
 from amimesh.gitops import health, manifests
 from amimesh.gitops.repo import GitError, Mirror
-from amimesh.resources import ConfigError, ParseResult
+from amimesh.resources import ConfigError, ParseResult, parse_object
 from amimesh.resources.argocd import Application
 from amimesh.resources.meta import Resource
 from amimesh.serving.objects import timestamp
@@ -110,7 +110,6 @@ class GitOpsController:
         self._task: asyncio.Task[None] | None = None
         self._tmp: Path | None = None
         self._written: Any = None
-        self._load_state()
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -208,12 +207,6 @@ class GitOpsController:
             cached = st.target if spec == st.spec else None
             loaded = await asyncio.to_thread(self._load, app, src.targetRevision, cached)
             st.target, st.spec, st.reconciled_at = loaded, spec, self._clock()
-            source = source_name(namespace, name)
-            if st.synced and source not in self.store.sources():
-                # After a restart: the last synced revision again, before anything new.
-                back = await asyncio.to_thread(self._load, app, st.synced, None)
-                if back.result is not None and back.result.ok:
-                    self._apply(app, st, back, prune=True)
             self._auto(app, st)
         self._save_state()
 
@@ -314,6 +307,7 @@ class GitOpsController:
         )
         del st.history[: -app.spec.revisionHistoryLimit]
         log.info("gitops: %s synced to %s", app.ref, loaded.commit[:7])
+        self._save_state()
 
     def _apply(
         self,
@@ -534,22 +528,36 @@ class GitOpsController:
     def _path(self) -> Path | None:
         return self._dir / STATE_FILE if self._dir else None
 
-    def _load_state(self) -> None:
+    def load(self) -> None:
+        """Take back what each Application had synced, its history and last operation
+        (at start, before anything is served: no git is needed to serve it again)."""
         path = self._path()
         if path is None or not path.exists():
             return
         try:
             if path.stat().st_size > MAX_STATE_FILE:
-                raise ValueError("too large")
+                raise ValueError(f"larger than {MAX_STATE_FILE} bytes")
             data = json.loads(path.read_text())
-            for row in data["applications"]:
-                st = self._state((row["kind"], row["namespace"], row["name"]))
-                st.synced = str(row.get("synced", ""))
-                st.auto_tried = st.synced
-                st.history = list(row.get("history", []))
-                st.operation = row.get("operationState")
+            rows = [
+                (row, (row["kind"], row["namespace"], row["name"])) for row in data["applications"]
+            ]
         except (OSError, ValueError, KeyError, TypeError) as err:
             log.error("gitops: cannot read %s: %s", path, err)
+            return
+        for row, key in rows:
+            st = self._state(key)
+            st.synced = str(row.get("synced", ""))
+            st.auto_tried = st.synced
+            st.history = list(row.get("history") or [])
+            st.operation = row.get("operationState")
+            items = {"apiVersion": "v1", "kind": "List", "items": row.get("resources") or []}
+            result = parse_object(items, str(path))
+            for error in result.errors:
+                log.error("gitops: a synced resource left out: %s", error)
+            self.store.set_source(
+                source_name(key[1], key[2]), ParseResult(resources=list(result.resources))
+            )
+        self._written = None
 
     def _save_state(self) -> None:
         path = self._path()
@@ -563,6 +571,11 @@ class GitOpsController:
                 "synced": st.synced,
                 "history": st.history,
                 "operationState": st.operation,
+                # Secrets as they are: the file (0600) is the control plane's own memory.
+                "resources": [
+                    api_json.resource_json(r, redact=False)
+                    for _, r in sorted(self.store.source_resources(source_name(k[1], k[2])).items())
+                ],
             }
             for k, st in sorted(self._apps.items())
             if st.synced or st.operation

@@ -294,6 +294,8 @@ class ControlPlane:
         self._loop = asyncio.get_running_loop()
         if self.applied is not None:
             self.applied.load()
+        if self._state is not None:
+            self.gitops.load()  # what Applications had synced, before anything is served
         self.nodes.load()  # the endpoints of the last run, before the first push
         self._config_seen = self.store.config_version
         if self._source is not None:
