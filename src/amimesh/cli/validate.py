@@ -14,7 +14,9 @@ from amimesh.resources.meta import Resource
 
 def validate_paths(paths: Sequence[Path]) -> tuple[int, list[ConfigError]]:
     """(number of resources that validated, errors) over every YAML file under `paths`,
-    then what refers across them to nothing (a Trigger's binding, template or Secret)."""
+    then what refers across them to nothing (a Tekton Trigger's binding, template or
+    Secret; a Knative Trigger's broker or subscriber, a source's sink)."""
+    from amimesh.eventing.expand import reference_problems
     from amimesh.pipelines import triggers
 
     count = 0
@@ -32,6 +34,10 @@ def validate_paths(paths: Sequence[Path]) -> tuple[int, list[ConfigError]]:
     for r, issue in triggers.ref_issues(r for _, r in found):
         field = triggers.field_path(issue.loc)
         errors.append(ConfigError(file_of[id(r)], ref=r.ref, field=field, message=issue.message))
+    file_of_ref = {r.ref: f for f, r in found}
+    for p in reference_problems(r for _, r in found):
+        where = file_of_ref.get(p.ref, "")
+        errors.append(ConfigError(where, ref=p.ref, field=p.field, message=p.message))
     return count, errors
 
 

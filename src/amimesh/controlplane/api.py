@@ -70,6 +70,7 @@ from amimesh.controlplane import (
 from amimesh.controlplane.serving import SOURCE as SERVING_SOURCE
 from amimesh.controlplane.serving import RevisionInUse
 from amimesh.dashboard import web as dashboard_web
+from amimesh.eventing import binding
 from amimesh.identity import csr as csr_mod
 from amimesh.identity.ca import CaError
 from amimesh.identity.service import NamesNotGranted, NotGranted, UnknownToken
@@ -258,7 +259,7 @@ class Api:
             if not wanted(r.namespace, r.name):
                 continue
             item = api_json.resource_json(r, store.source_of(r.key))
-            status = serving.status_of(r.key)
+            status = serving.status_of(r.key) or self.cp.eventing.status_of(r.key)
             if status is None and "gitops" in self.cp.__dict__:
                 status = self.cp.gitops.status_of(r.key)
             if status is not None:
@@ -410,7 +411,10 @@ class Api:
             return _errors(["since and wait: want numbers"])
         version = await self.cp.wait_config(since, wait)
         store = self.cp.store
-        wanted = [r for r in store.resources() if (r.API_GROUP, r.KIND) in NODE_KINDS]
+        every = store.resources()
+        wanted = [r for r in every if (r.API_GROUP, r.KIND) in NODE_KINDS]
+        # SinkBindings' K_SINK in the Workloads they name, as the node agent runs them.
+        wanted = binding.bound(wanted, every)
         items = [api_json.resource_json(r) for r in sorted(wanted, key=lambda r: r.key)]
         return _json({"version": version, "resources": items}, dumps=json.dumps)
 

@@ -34,6 +34,8 @@ class MeshControlPlane:
     trace_forward: str | None = None
     # Where the node agent's activator listens (loopback): Knative revisions at zero.
     activator_port: int = 0
+    # The mesh's JetStream server (loopback), when its config has a Broker; 0: none.
+    nats_port: int = 0
     # How often each Argo CD Application's repository is fetched (seconds).
     gitops_poll_s: float = 3.0
 

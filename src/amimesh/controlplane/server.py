@@ -11,6 +11,7 @@ import asyncio
 import datetime
 import importlib
 import logging
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from amimesh.config.directory import DirectorySource
 from amimesh.config.store import Store
 from amimesh.controlplane.applied import Applied
+from amimesh.controlplane.eventing import EventingController, runner_for
 from amimesh.controlplane.nodes import Nodes
 from amimesh.controlplane.serving import REVISIONS_FILE, ServingController
 from amimesh.identity import store as ca_store
@@ -110,6 +112,8 @@ class ControlPlaneConfig:
     # Where the node agent's activator listens on loopback (Knative revisions with no
     # ready instance are routed there). None: no activator, no scale to zero.
     activator_port: int | None = None
+    # The mesh's JetStream server (loopback) for Knative brokers. None: no brokers run.
+    nats_port: int | None = None
     # Argo CD Applications: how often each one's repository is fetched (seconds).
     gitops_poll_s: float = 3.0
 
@@ -169,6 +173,10 @@ class ControlPlane:
             self.store,
             state / REVISIONS_FILE if state else None,
             activator_port=config.activator_port,
+        )
+        # Knative Eventing: the broker's workload, on the mesh's JetStream server.
+        self.eventing = EventingController(
+            self.store, runner_for(state, config.nats_port or 0, sys.executable), state
         )
         self._state = state
         self._config_seen = self.store.config_version
@@ -304,6 +312,8 @@ class ControlPlane:
                 log.warning("%s", e)
         self.serving.reconcile()  # what Knative resources run, before anyone asks
         self.serving.watch(self._loop)
+        self.eventing.reconcile()
+        self.eventing.watch(self._loop)
         self._autoscale_task = asyncio.create_task(self.serving.autoscale(), name="autoscaler")
         if self.config.api_port is not None:
             from amimesh.controlplane.api import ApiServer  # aiohttp only when serving it
@@ -382,6 +392,7 @@ class ControlPlane:
     async def stop(self) -> None:
         self._stop.set()
         self.serving.close()
+        self.eventing.close()
         if "triggers" in self.__dict__:
             self.triggers.close()
         if "gitops" in self.__dict__:

@@ -46,6 +46,7 @@ from amimesh.resources import knative_serving as ks
 from amimesh.resources.knative_gc import GcConfig
 from amimesh.resources.kube import ConfigMap
 from amimesh.resources.meta import Resource
+from amimesh.resources.workload import Workload
 from amimesh.serving import gc
 from amimesh.serving.expand import KNATIVE_NAMESPACE, REVISION_LABEL, RevisionRecord, expand
 from amimesh.serving.kpa import scaler as kpa_scaler
@@ -506,7 +507,7 @@ class ServingController:
             return False
         kpa = self._kpa.get(key)
         floor = max(1, kpa.settings.activation_scale) if kpa is not None else 1
-        if self._scale.get(key, 1) < floor:
+        if self._current_scale(key) < floor:
             log.info("activator: %s/%s from zero to %d", namespace, revision, floor)
             self._scale[key] = floor
             if kpa is not None:
@@ -515,6 +516,17 @@ class ServingController:
                 )
             self.reconcile()
         return True
+
+    def _current_scale(self, key: tuple[str, str]) -> int:
+        """The instances a revision runs now: the autoscaler's, or before its first
+        decision the revision's initial scale (its Workload's replicas)."""
+        scale = self._scale.get(key)
+        if scale is not None:
+            return scale
+        for r in self.store.resources():
+            if isinstance(r, Workload) and (r.namespace, r.name) == key:
+                return r.spec.replicas
+        return 0
 
     def _kpa_of(
         self, r: RevisionRecord, config: dict[str, str], now: float, ready: int

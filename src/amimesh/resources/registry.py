@@ -209,6 +209,10 @@ class KindRegistry(Mapping[tuple[str, str], Kind]):
         return list(kind.check(resource)) if kind is not None else []
 
 
+EVENTING, SOURCES = "eventing.knative.dev", "sources.knative.dev"
+MESSAGING, FLOWS = "messaging.knative.dev", "flows.knative.dev"
+_EVENTING, _MESSAGING = "amimesh.resources.knative_eventing", "amimesh.resources.knative_messaging"
+_EVENTING_CHECKS = "amimesh.resources.checks_eventing"
 TEKTON, TEKTON_VERSIONS = "tekton.dev", ("v1", "v1beta1")
 TRIGGERS, TRIGGERS_VERSIONS = "triggers.tekton.dev", ("v1beta1", "v1alpha1")
 _TEKTON, _TEKTON_CHECKS = "amimesh.resources.tekton", "amimesh.resources.checks_tekton"
@@ -234,6 +238,30 @@ _BUILTIN = (
     Kind.of(serving.Configuration, checks_serving.check_configuration),
     Kind.of(serving.Revision, checks_serving.check_revision),
     Kind.of(serving.Route, checks_serving.check_route),
+    # Knative Eventing's kinds, imported when first met too.
+    *(
+        Kind.lazy(group, name, ("v1",), f"{module}:{name}", f"{_EVENTING_CHECKS}:{check}")
+        for group, module, name, check in (
+            (EVENTING, _EVENTING, "Broker", "check_broker"),
+            (EVENTING, _EVENTING, "Trigger", "check_trigger"),
+            (SOURCES, _EVENTING, "PingSource", "check_ping_source"),
+            (SOURCES, _EVENTING, "SinkBinding", "check_sink_binding"),
+            (SOURCES, _EVENTING, "ContainerSource", "check_container_source"),
+            (SOURCES, _EVENTING, "ApiServerSource", "check_api_server_source"),
+            (MESSAGING, _MESSAGING, "Channel", "check_channel"),
+            (MESSAGING, _MESSAGING, "InMemoryChannel", "check_channel"),
+            (MESSAGING, _MESSAGING, "Subscription", "check_subscription"),
+            (FLOWS, _MESSAGING, "Sequence", "check_sequence"),
+            (FLOWS, _MESSAGING, "Parallel", "check_parallel"),
+        )
+    ),
+    Kind.lazy(
+        MESSAGING,
+        "NatsJetStreamChannel",
+        ("v1alpha1",),
+        f"{_MESSAGING}:NatsJetStreamChannel",
+        f"{_EVENTING_CHECKS}:check_channel",
+    ),
     # Imported when first met: most processes never read Tekton.
     *(
         Kind.lazy(TEKTON, name, TEKTON_VERSIONS, f"{_TEKTON}:{name}", f"{_TEKTON_CHECKS}:{check}")

@@ -262,6 +262,28 @@ _GROUP_NOTES = {
         "`yes` below means the field is read and checked. Decisions and what runs: "
         "[knative-serving.md](knative-serving.md)."
     ),
+    "eventing.knative.dev": (
+        "Ami reads and checks Brokers and Triggers with Knative's rules and runs them on "
+        "the mesh: a broker workload stores events in NATS JetStream and delivers them "
+        "through the mesh. `yes` below means the field is read and acted on. Decisions "
+        "and guarantees: [eventing.md](eventing.md)."
+    ),
+    "messaging.knative.dev": (
+        "Channels and Subscriptions run on the broker's JetStream streams: every channel "
+        "is durable, whatever its template says ([eventing.md](eventing.md#channels-"
+        "subscriptions-sequences-parallels))."
+    ),
+    "flows.knative.dev": (
+        "Sequences and Parallels are made of channels and subscriptions, as in Knative "
+        "([eventing.md](eventing.md#channels-subscriptions-sequences-parallels))."
+    ),
+    "sources.knative.dev": (
+        "Read and checked with Knative's rules, and run: PingSource in the broker process "
+        "([eventing.md](eventing.md#pingsource)), ContainerSource as a workload "
+        "([eventing.md](eventing.md#containersource)), SinkBinding in its subjects' "
+        "environment ([eventing.md](eventing.md#sinkbinding)), ApiServerSource from the "
+        "control plane ([eventing.md](eventing.md#apiserversource))."
+    ),
 }
 
 
@@ -274,8 +296,11 @@ def render(kinds: KindRegistry = KINDS) -> str:
     out.append("")
     out.append(
         "Knative Serving's kinds (serving.knative.dev) run on the mesh as revisions and "
-        "routes; autoscaling is not built yet. Tekton's kinds (tekton.dev) run in the "
-        "node agent, each step a process on the host.\n"
+        "routes; autoscaling is not built yet. Knative Eventing's Brokers and Triggers "
+        "(eventing.knative.dev) run on the mesh on NATS JetStream, and so do channels, "
+        "Subscriptions, Sequences and Parallels; PingSource, ContainerSource, SinkBinding and "
+        "ApiServerSource run. Tekton's kinds (tekton.dev) run in the node agent, each step "
+        "a process on the host.\n"
     )
     out.append(_section("Common: metadata", "Every kind's `metadata`.", ObjectMeta, "metadata"))
     for k in kinds.values():

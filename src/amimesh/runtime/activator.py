@@ -16,9 +16,13 @@ TLS as the activator's own identity (`knative-serving/activator`), so authorizat
 metrics and traces see it like any other client; never more than `containerConcurrency`
 at once per instance when the revision sets it.
 
-Bodies are read whole (bounded by `MAX_BODY`) before they are forwarded: streaming
-requests and responses are not proxied. Connections to the instances are kept alive
-(a TLS handshake per connection, not per request).
+Bodies stream both ways, chunk by chunk, with the sender held back while the receiver
+is slow (a request body once the instance is there, the response as the app writes
+it): a server-sent event stream or a long download through the activator arrives as
+it is written. A request whose body is small (`BUFFERED_BODY`) is read whole first, so
+that it can go again on a new connection when a kept-alive one turns out closed;
+connections to the instances are kept alive (a TLS handshake per connection, not per
+request). HTTP/1.1 only: an h2c (gRPC) revision is not reached through the activator.
 """
 
 from __future__ import annotations
@@ -29,12 +33,12 @@ import itertools
 import logging
 import os
 import ssl
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 import h11
 
-from amimesh.agent.http_client import Closed, exchange
+from amimesh.agent.http_client import Closed
 from amimesh.agent.sds import Secrets
 
 log = logging.getLogger(__name__)
@@ -42,7 +46,8 @@ log = logging.getLogger(__name__)
 REVISION_HEADER = "knative-serving-revision"
 NAMESPACE_HEADER = "knative-serving-namespace"
 QUEUE_DEPTH = 10_000
-MAX_BODY = 32 * 1024 * 1024
+MAX_BODY = 32 * 1024 * 1024  # a request body, streamed or not
+BUFFERED_BODY = 64 * 1024  # read whole before it goes, so that it can go again
 MAX_HEADERS = 64 * 1024
 DEFAULT_TIMEOUT_S = 300.0
 READ_SIZE = 1 << 16
@@ -132,50 +137,49 @@ class Activator:
     # --- one connection: HTTP/1.1 requests in turn ---------------------------------------
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADERS)
+        down = _Downstream(
+            h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADERS), reader, writer
+        )
         try:
             while True:
-                request = await _read_request(conn, reader)
-                if request is None:
+                head = await down.request()
+                if head is None:
                     return
-                head, body = request
-                status, fields, payload = await self._handle(head, body)
-                _send(writer, conn, status, fields, payload)
-                await writer.drain()
-                if conn.our_state is h11.MUST_CLOSE:
+                await self._handle(down, head)
+                if down.conn.our_state is h11.MUST_CLOSE or down.conn.their_state is not h11.DONE:
                     return
-                conn.start_next_cycle()
+                down.conn.start_next_cycle()
         except (h11.ProtocolError, ConnectionError, _TooLarge) as e:
-            if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+            if down.conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
                 with contextlib.suppress(h11.ProtocolError, ConnectionError):
                     code = 413 if isinstance(e, _TooLarge) else 400
-                    _send(writer, conn, code, [], f"{e}\n".encode())
-                    await writer.drain()
+                    await down.answer(code, f"{e}\n".encode())
         finally:
             writer.close()
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
 
-    async def _handle(
-        self, head: h11.Request, body: bytes
-    ) -> tuple[int, list[tuple[str, str]], bytes]:
+    async def _handle(self, down: _Downstream, head: h11.Request) -> None:
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in head.headers]
         given = {k.lower(): v for k, v in headers}
         revision, ns = given.get(REVISION_HEADER, ""), given.get(NAMESPACE_HEADER, "")
         if not revision or not ns:
-            return 400, [], b"activator: no Knative-Serving-Revision and -Namespace\n"
+            await down.answer(400, b"activator: no Knative-Serving-Revision and -Namespace\n")
+            return
         key = (ns, revision)
         if self._waiting.get(key, 0) >= QUEUE_DEPTH:
-            return 503, [], b"activator: queue full\n"
+            await down.answer(503, b"activator: queue full\n")
+            return
         self._waiting[key] = self._waiting.get(key, 0) + 1
         try:
             target = await asyncio.wait_for(self._target(key), self._timeout_s)
         except TimeoutError:
-            return 504, [], f"activator: {ns}/{revision} did not become ready\n".encode()
+            await down.answer(504, f"activator: {ns}/{revision} did not become ready\n".encode())
+            return
         finally:
             self._waiting[key] -= 1
         try:
-            return await self._forward(target, head, headers, body)
+            await self._forward(target, down, head, headers)
         finally:
             self._in_flight[target.instance] -= 1
             await self._notify()
@@ -209,18 +213,146 @@ class Activator:
             log.warning("activator: cannot activate %s/%s: %s", key[0], key[1], e)
 
     async def _forward(
-        self, target: Target, head: h11.Request, headers: list[tuple[str, str]], body: bytes
-    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        self,
+        target: Target,
+        down: _Downstream,
+        head: h11.Request,
+        headers: list[tuple[str, str]],
+    ) -> None:
+        """Send the request to `target`'s sidecar, its body as it comes, and the answer
+        back as it comes. An instance that fails before answering is a 502; one that
+        fails mid-answer ends the client's connection (the answer is cut short)."""
         fields = [(k, v) for k, v in headers if k.lower() not in _HOP]
-        assert self._tls is not None
+        fields += _framing(head)
+        tls = self._tls
+        assert tls is not None
+        small = await down.small_body(head)
         try:
-            status, out, payload = await asyncio.wait_for(
-                self._pool.exchange(target.port, self._tls, head, fields, body), self._timeout_s
+            up = await asyncio.wait_for(
+                self._pool.start(target.port, tls, head, fields, small, down), self._timeout_s
             )
-        except (OSError, TimeoutError) as e:
-            return 502, [], f"activator: {target.instance}: {e or type(e).__name__}\n".encode()
+        except (OSError, TimeoutError, h11.ProtocolError, _Cut) as e:
+            if down.conn.our_state is h11.SEND_RESPONSE:
+                await down.answer(
+                    502, f"activator: {target.instance}: {e or type(e).__name__}\n".encode()
+                )
+            else:
+                down.abort()
+            return
         self.forwarded += 1
-        return status, [(k, v) for k, v in out if k.lower() not in _HOP], payload
+        kept = await up.relay(down)
+        self._pool.done(target.port, up, kept)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _Cut(Exception):
+    """A body ended before its end (a peer closed the connection mid-message)."""
+
+
+@dataclass
+class _Downstream:
+    """The client's side: an h11 server connection over one stream."""
+
+    conn: h11.Connection
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+
+    async def _event(self) -> object:
+        return await _next_event(self.conn, self.reader)
+
+    async def request(self) -> h11.Request | None:
+        """The next request's head; None when the client is done."""
+        event = await self._event()
+        if isinstance(event, h11.Request):
+            return event
+        return None
+
+    async def small_body(self, head: h11.Request) -> bytes | None:
+        """The whole body if it is small (or absent) by its Content-Length; else None,
+        and the body is read as it is forwarded (`body_chunks`)."""
+        if self.conn.their_state is h11.DONE:
+            return b""
+        length = _header(head.headers, b"content-length")
+        if length is None or not length.isdigit() or int(length) > BUFFERED_BODY:
+            return None
+        chunks = [c async for c in self.body_chunks()]
+        return b"".join(chunks)
+
+    async def body_chunks(self) -> AsyncIterator[bytes]:
+        """The request body, chunk by chunk, to its end (`_Cut` if it stops short)."""
+        size = 0
+        while self.conn.their_state is not h11.DONE:
+            event = await self._event()
+            if isinstance(event, h11.Data):
+                size += len(event.data)
+                if size > MAX_BODY:
+                    raise _TooLarge(f"body over {MAX_BODY} bytes")
+                yield bytes(event.data)
+            elif isinstance(event, h11.EndOfMessage):
+                return
+            elif isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
+                raise _Cut("the client closed the connection mid-request")
+
+    async def send(self, event: h11.Event) -> None:
+        data = self.conn.send(event)
+        if data:
+            self.writer.write(data)
+            await self.writer.drain()
+
+    async def answer(self, status: int, body: bytes) -> None:
+        """A whole answer of the activator's own."""
+        headers = [("Content-Length", str(len(body)))]
+        await self.send(h11.Response(status_code=status, headers=headers))
+        if body:
+            await self.send(h11.Data(data=body))
+        await self.send(h11.EndOfMessage())
+
+    def abort(self) -> None:
+        self.conn.send_failed()
+        self.writer.close()
+
+
+@dataclass
+class _Upstream:
+    """One request on a connection to an instance's sidecar, its answer's head read."""
+
+    conn: h11.Connection
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    response: h11.Response
+
+    async def _event(self) -> object:
+        return await _next_event(self.conn, self.reader)
+
+    async def relay(self, down: _Downstream) -> bool:
+        """The answer to the client as it comes; whether this connection may carry
+        another request."""
+        fields = [
+            (k.decode("latin-1"), v.decode("latin-1"))
+            for k, v in self.response.headers
+            if k.decode("latin-1").lower() not in _HOP
+        ]
+        length = _header(self.response.headers, b"content-length")
+        if length is not None:
+            fields.append(("Content-Length", length))
+        try:
+            await down.send(h11.Response(status_code=self.response.status_code, headers=fields))
+            while True:
+                event = await self._event()
+                if isinstance(event, h11.Data):
+                    await down.send(h11.Data(data=bytes(event.data)))
+                elif isinstance(event, h11.EndOfMessage):
+                    await down.send(h11.EndOfMessage())
+                    return self.conn.our_state is h11.DONE and self.conn.their_state is h11.DONE
+                else:  # closed mid-answer (or a close-delimited end, which h11 names so)
+                    raise _Cut("the instance closed the connection mid-answer")
+        except (OSError, h11.ProtocolError, _Cut):
+            down.abort()
+            self.writer.close()
+            return False
 
 
 class _Pool:
@@ -230,44 +362,41 @@ class _Pool:
     def __init__(self) -> None:
         self._idle: dict[int, list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]] = {}
 
-    async def exchange(
+    async def start(
         self,
         port: int,
         tls: ssl.SSLContext,
         head: h11.Request,
         fields: list[tuple[str, str]],
-        body: bytes,
-    ) -> tuple[int, list[tuple[str, str]], bytes]:
-        idle = self._idle.setdefault(port, [])
-        while idle:  # a kept connection the peer may have closed: one try each
-            reader, writer = idle.pop()
-            if reader.at_eof() or writer.is_closing():
-                writer.close()
-                continue
-            try:
-                return await self._send(port, reader, writer, head, fields, body)
-            except (Closed, ConnectionError):  # dropped while kept: on a new one
-                writer.close()
+        body: bytes | None,
+        down: _Downstream,
+    ) -> _Upstream:
+        """Send the request (`body`, or the client's as it comes when None) and read
+        the answer's head. A small body goes again on a new connection when a kept one
+        turns out closed."""
+        if body is not None:
+            idle = self._idle.setdefault(port, [])
+            while idle:  # a kept connection the peer may have closed: one try each
+                reader, writer = idle.pop()
+                if reader.at_eof() or writer.is_closing():
+                    writer.close()
+                    continue
+                try:
+                    return await _send(reader, writer, head, fields, body, down)
+                except (Closed, ConnectionError):  # dropped while kept: on a new one
+                    writer.close()
         reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=tls)
-        return await self._send(port, reader, writer, head, fields, body)
-
-    async def _send(
-        self,
-        port: int,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        head: h11.Request,
-        fields: list[tuple[str, str]],
-        body: bytes,
-    ) -> tuple[int, list[tuple[str, str]], bytes]:
-        resp, reusable = await exchange(
-            reader, writer, head.method, head.target, fields, body, max_body=MAX_BODY
-        )
-        if reusable:
-            self._idle.setdefault(port, []).append((reader, writer))
-        else:
+        try:
+            return await _send(reader, writer, head, fields, body, down)
+        except BaseException:
             writer.close()
-        return resp.status, list(resp.fields), resp.body
+            raise
+
+    def done(self, port: int, up: _Upstream, reusable: bool) -> None:
+        if reusable:
+            self._idle.setdefault(port, []).append((up.reader, up.writer))
+        else:
+            up.writer.close()
 
     def close(self) -> None:
         for conns in self._idle.values():
@@ -276,47 +405,65 @@ class _Pool:
         self._idle.clear()
 
 
-class _TooLarge(Exception):
-    pass
-
-
-async def _read_request(
-    conn: h11.Connection, reader: asyncio.StreamReader
-) -> tuple[h11.Request, bytes] | None:
-    """The next request and its whole body; None when the client is done."""
-    head: h11.Request | None = None
-    chunks: list[bytes] = []
-    size = 0
+async def _send(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    head: h11.Request,
+    fields: list[tuple[str, str]],
+    body: bytes | None,
+    down: _Downstream,
+) -> _Upstream:
+    conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEADERS)
+    writer.write(conn.send(h11.Request(method=head.method, target=head.target, headers=fields)))
+    if body is not None:
+        if body:
+            writer.write(conn.send(h11.Data(data=body)))
+    else:
+        async for chunk in down.body_chunks():
+            writer.write(conn.send(h11.Data(data=chunk)))
+            await writer.drain()
+    writer.write(conn.send(h11.EndOfMessage()))
+    await writer.drain()
     while True:
         event = conn.next_event()
         if event is h11.NEED_DATA:
-            conn.receive_data(await reader.read(READ_SIZE))
-        elif isinstance(event, h11.Request):
-            head = event
-        elif isinstance(event, h11.Data):
-            size += len(event.data)
-            if size > MAX_BODY:
-                raise _TooLarge(f"body over {MAX_BODY} bytes")
-            chunks.append(bytes(event.data))
-        elif isinstance(event, h11.EndOfMessage):
-            assert head is not None
-            return head, b"".join(chunks)
-        elif isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
-            return None
+            data = await reader.read(READ_SIZE)
+            if not data:
+                raise Closed("the connection closed before an answer")
+            conn.receive_data(data)
+        elif isinstance(event, h11.Response):
+            return _Upstream(conn, reader, writer, event)
+        elif isinstance(event, h11.ConnectionClosed):
+            raise Closed("the connection closed before an answer")
+        # InformationalResponse (100 Continue, ...): the final answer follows
 
 
-def _send(
-    writer: asyncio.StreamWriter,
-    conn: h11.Connection,
-    status: int,
-    fields: Iterable[tuple[str, str]],
-    body: bytes,
-) -> None:
-    headers = [*fields, ("Content-Length", str(len(body)))]
-    writer.write(conn.send(h11.Response(status_code=status, headers=headers)))
-    if body:
-        writer.write(conn.send(h11.Data(data=body)))
-    writer.write(conn.send(h11.EndOfMessage()))
+async def _next_event(conn: h11.Connection, reader: asyncio.StreamReader) -> object:
+    """The next h11 event of `conn`, reading from `reader` as long as it needs data."""
+    while True:
+        event = conn.next_event()
+        if event is not h11.NEED_DATA:
+            return event
+        conn.receive_data(await reader.read(READ_SIZE))
+
+
+def _framing(head: h11.Request) -> list[tuple[str, str]]:
+    """How the forwarded request's body is framed: the client's Content-Length, else
+    chunked when it sent a body in chunks."""
+    length = _header(head.headers, b"content-length")
+    if length is not None:
+        return [("Content-Length", length)]
+    encoding = _header(head.headers, b"transfer-encoding")
+    if encoding is not None and "chunked" in encoding.lower():
+        return [("Transfer-Encoding", "chunked")]
+    return []
+
+
+def _header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> str | None:
+    for key, value in headers:
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
 
 
 def client_context(secrets: Secrets) -> ssl.SSLContext:

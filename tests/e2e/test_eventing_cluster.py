@@ -1,0 +1,200 @@
+"""A broker on a three-node NATS cluster on loopback (`knative-eventing/config-nats`,
+stream replicas 3): `ami up` starts no server of its own, and a `kill -9` of the
+stream's leader while events flow loses no event answered 202; delivery goes on."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from amimesh.eventing import jetstream
+from amimesh.runtime import nats as nats_server
+from tests.e2e.meshes import from_yaml
+from tests.e2e.test_eventing import APP, BROKER_URL, all_delivered, binary, workload
+from tests.e2e.test_runtime import Up, until
+
+pytestmark = [pytest.mark.envoy, pytest.mark.slow]
+
+USER, PASSWORD = "ami", "cluster-secret"
+STREAM = "KNB_default_default"
+
+
+def distinct_ports(n: int) -> list[int]:
+    """`n` free loopback ports, all different (each held while the next is found)."""
+    held = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            held.append(s)
+        return [int(s.getsockname()[1]) for s in held]
+    finally:
+        for s in held:
+            s.close()
+
+
+class Cluster:
+    """Three JetStream servers on loopback, routes between them."""
+
+    def __init__(self, root: Path) -> None:
+        ports = distinct_ports(6)
+        self.ports, routes = ports[:3], ports[3:]
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        for i in range(3):
+            name = f"n{i}"
+            others = ",".join(f"nats://127.0.0.1:{r}" for j, r in enumerate(routes) if j != i)
+            argv = [
+                nats_server.binary(),
+                "-a", "127.0.0.1",
+                "-p", str(self.ports[i]),
+                "-n", name,
+                "-js", "-sd", str(root / name),
+                "--cluster_name", "ami",
+                "--cluster", f"nats://127.0.0.1:{routes[i]}",
+                "--routes", others,
+                "--user", USER, "--pass", PASSWORD,
+            ]  # fmt: skip
+            with open(root / f"{name}.log", "wb") as log:
+                self.procs[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+
+    @property
+    def servers(self) -> str:
+        return ",".join(f"nats://127.0.0.1:{p}" for p in self.ports)
+
+    def ask(self, what: Any) -> Any:
+        async def run() -> Any:
+            nc = await jetstream.connect(self.servers, USER, PASSWORD)
+            try:
+                return await what(nc.jetstream())
+            finally:
+                await nc.close()
+
+        return asyncio.run(run())
+
+    def ready(self) -> bool:
+        async def info(js: Any) -> Any:
+            return await js.account_info()
+
+        try:
+            return bool(self.ask(info))
+        except Exception:
+            return False
+
+    def stream(self) -> Any:
+        async def info(js: Any) -> Any:
+            return await js.stream_info(STREAM)
+
+        return self.ask(info)
+
+    def stop(self) -> None:
+        for p in self.procs.values():
+            p.kill()
+            p.wait(10)
+
+
+def mesh_yaml(out: Path, servers: str) -> str:
+    return "\n---\n".join(
+        [
+            f"""
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: config-nats, namespace: knative-eventing}}
+data: {{servers: "{servers}", credentials: nats.creds, replicas: "3"}}
+---
+apiVersion: eventing.knative.dev/v1
+kind: Broker
+metadata: {{name: default}}
+---
+apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata: {{name: orders}}
+spec:
+  broker: default
+  filter: {{attributes: {{type: order.placed}}}}
+  subscriber: {{ref: {{apiVersion: v1, kind: Service, name: orders}}}}
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {{name: web}}
+spec:
+  selector: {{istio: ingressgateway}}
+  servers: [{{port: {{number: 8080, name: http, protocol: HTTP}}, hosts: ["*"]}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: sender}}
+spec:
+  hosts: ["*"]
+  gateways: [web]
+  http: [{{route: [{{destination: {{host: sender, port: {{number: 80}}}}}}]}}]
+""",
+            workload("sender", "sender", out),
+            workload("orders", "sink", out),
+        ]
+    )
+
+
+@pytest.fixture(scope="module")
+def cluster_mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Up, Path, Cluster]]:
+    root = tmp_path_factory.mktemp("eventing-cluster")
+    out = root / "out"
+    out.mkdir()
+    cluster = Cluster(root)
+    try:
+        until(cluster.ready, "the NATS cluster", timeout=60)
+        files = {"apps/app.py": APP, "nats.creds": f"{USER}:{PASSWORD}"}
+        with from_yaml(root, mesh_yaml(out, cluster.servers), files=files, ready=None) as up:
+            # A busy machine: streams of three replicas take their time to be made.
+            until(up.settled, "every instance ready", timeout=120)
+            yield up, out, cluster
+    finally:
+        cluster.stop()
+
+
+def test_kill_9_of_the_stream_leader_loses_no_accepted_event(
+    cluster_mesh: tuple[Up, Path, Cluster],
+) -> None:
+    up, out, cluster = cluster_mesh
+    assert not (up.state.path / "nats" / "nats.conf").exists()  # no embedded server
+    accepted: list[str] = []
+    stop = threading.Event()
+
+    def produce() -> None:
+        url = up.info().gateway_urls[0] + f"/send?to={BROKER_URL}"
+        with httpx.Client(trust_env=False, timeout=20) as c:
+            i = 0
+            while not stop.is_set() and i < 400:
+                event_id = f"c-{i}"
+                i += 1
+                try:
+                    r = c.post(url, headers=binary(event_id, "order.placed"))
+                except httpx.HTTPError:
+                    continue
+                if r.status_code == 202:
+                    accepted.append(event_id)
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    try:
+        until(lambda: len(accepted) >= 20, "events accepted", timeout=60)
+        info = cluster.stream()
+        assert info.config.num_replicas == 3
+        leader = info.cluster.leader
+        os.kill(cluster.procs[leader].pid, signal.SIGKILL)
+        count = len(accepted)
+        until(lambda: len(accepted) >= count + 20, "events accepted after the kill", timeout=60)
+        assert cluster.stream().cluster.leader != leader
+    finally:
+        stop.set()
+        producer.join(60)
+    all_delivered(out, accepted)

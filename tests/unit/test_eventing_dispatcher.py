@@ -1,0 +1,226 @@
+"""One trigger's dispatcher over a fake JetStream message and real HTTP subscribers in
+process: what it acknowledges, retries (with which delay), dead-letters and replies."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from cloudevents.core.base import BaseCloudEvent
+from cloudevents.core.v1.event import CloudEvent
+
+from amimesh.eventing import delivery as rules
+from amimesh.eventing import events
+from amimesh.eventing.config import BrokerEntry, TriggerEntry
+from amimesh.eventing.dispatcher import TriggerDispatcher
+
+
+@dataclass
+class Meta:
+    num_delivered: int
+
+
+@dataclass
+class FakeMsg:
+    data: bytes
+    metadata: Meta
+    acked: bool = False
+    naks: list[float | None] = field(default_factory=list)
+
+    async def ack(self) -> None:
+        self.acked = True
+
+    async def nak(self, delay: float | None = None) -> None:
+        self.naks.append(delay)
+
+    async def term(self) -> None:
+        self.acked = True
+
+    async def in_progress(self) -> None:
+        pass
+
+
+@dataclass
+class Subscriber:
+    """Answers each POST with the next of `answers`: (status, headers, body)."""
+
+    answers: list[tuple[int, dict[str, str], bytes]]
+    got: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.got.append(({k.lower(): v for k, v in request.headers.items()}, await request.read()))
+        status, headers, body = self.answers.pop(0) if self.answers else (202, {}, b"")
+        return web.Response(status=status, headers=headers, body=body)
+
+
+@dataclass
+class World:
+    subscriber: Subscriber
+    dls: Subscriber
+    base: str
+    session: aiohttp.ClientSession
+    published: list[BaseCloudEvent] = field(default_factory=list)
+
+    def dispatcher(self, **delivery: Any) -> TriggerDispatcher:
+        d = rules.Delivery(**{"retry": 2, "delay_s": 0.5, "policy": "linear", **delivery})
+        trigger = TriggerEntry(
+            "default",
+            "t",
+            "default",
+            f"{self.base}/sub",
+            d,
+            attributes={"type": "order.placed"},
+        )
+
+        async def publish(broker: BrokerEntry, event: BaseCloudEvent) -> None:
+            self.published.append(event)
+
+        return TriggerDispatcher(
+            None,  # type: ignore[arg-type]  # JetStream is not used by `handle`
+            BrokerEntry("default", "default"),
+            trigger,
+            self.session,
+            publish,
+        )
+
+
+@pytest.fixture
+async def world() -> AsyncIterator[World]:
+    sub, dls = Subscriber([]), Subscriber([])
+    app = web.Application()
+    app.router.add_post("/sub", sub.handle)
+    app.router.add_post("/dls", dls.handle)
+    async with TestServer(app) as server, aiohttp.ClientSession() as session:
+        yield World(sub, dls, str(server.make_url("")).rstrip("/"), session)
+
+
+def stored(type_: str = "order.placed", ttl: int = 255) -> bytes:
+    event = CloudEvent(
+        attributes={
+            "id": "e-1",
+            "source": "/s",
+            "type": type_,
+            "datacontenttype": "application/json",
+            "knativebrokerttl": ttl,
+        },
+        data={"n": 1},
+    )
+    return events.to_bytes(event)
+
+
+def msg(attempt: int = 1, **kw: Any) -> FakeMsg:
+    return FakeMsg(stored(**kw), Meta(attempt))
+
+
+async def test_delivered_without_the_ttl(world: World) -> None:
+    m = msg()
+    await world.dispatcher().handle(m)
+    assert m.acked and not m.naks
+    ((headers, body),) = world.subscriber.got
+    assert headers["ce-id"] == "e-1" and headers["prefer"] == "reply"
+    assert "ce-knativebrokerttl" not in headers
+    assert body == b'{"n": 1}'
+
+
+async def test_filtered_out_is_acknowledged_unsent(world: World) -> None:
+    m = msg(type_="order.cancelled")
+    await world.dispatcher().handle(m)
+    assert m.acked and world.subscriber.got == []
+
+
+async def test_retryable_answers_are_naked_with_the_backoff(world: World) -> None:
+    world.subscriber.answers = [(503, {}, b""), (429, {}, b"")]
+    first, second = msg(1), msg(2)
+    d = world.dispatcher()
+    await d.handle(first)
+    await d.handle(second)
+    assert first.naks == [0.5] and second.naks == [1.0]  # linear: delay x n
+    assert not first.acked and not second.acked
+
+
+async def test_spent_retries_go_to_the_dead_letter_sink(world: World) -> None:
+    world.subscriber.answers = [(500, {}, b"boom")]
+    m = msg(3)  # the last of 1 + 2 retries
+    await world.dispatcher(dead_letter=f"{world.base}/dls").handle(m)
+    assert m.acked
+    ((headers, body),) = world.dls.got
+    assert headers["ce-knativeerrordest"] == f"{world.base}/sub"
+    assert headers["ce-knativeerrorcode"] == "500"
+    assert headers["ce-knativeerrordata"] == "Ym9vbQ=="
+    assert "ce-knativebrokerttl" not in headers
+    assert body == b'{"n": 1}'
+
+
+async def test_not_retried_answers_go_to_the_sink_at_once(world: World) -> None:
+    world.subscriber.answers = [(400, {}, b"bad")]
+    m = msg(1)
+    await world.dispatcher(dead_letter=f"{world.base}/dls").handle(m)
+    assert m.acked and len(world.dls.got) == 1 and len(world.subscriber.got) == 1
+
+
+async def test_attempts_spent_before_a_restart_are_not_sent_again(world: World) -> None:
+    m = msg(4)
+    await world.dispatcher(dead_letter=f"{world.base}/dls").handle(m)
+    assert m.acked and world.subscriber.got == []
+    assert "ce-knativeerrorcode" not in world.dls.got[0][0]  # no response known
+
+
+async def test_a_failing_dead_letter_sink_is_tried_again(world: World) -> None:
+    world.subscriber.answers = [(500, {}, b"")]
+    world.dls.answers = [(503, {}, b"")]
+    m = msg(3)
+    await world.dispatcher(dead_letter=f"{world.base}/dls").handle(m)
+    assert not m.acked and m.naks == [1.0]
+
+
+async def test_without_a_sink_the_event_is_dropped(world: World) -> None:
+    world.subscriber.answers = [(500, {}, b"")]
+    m = msg(3)
+    await world.dispatcher().handle(m)
+    assert m.acked and world.dls.got == []
+
+
+REPLY = {
+    "ce-id": "r-1",
+    "ce-source": "/replier",
+    "ce-type": "answer",
+    "ce-specversion": "1.0",
+    "content-type": "application/json",
+}
+
+
+async def test_a_reply_goes_back_with_the_ttl_less_one(world: World) -> None:
+    world.subscriber.answers = [(200, REPLY, b'{"ok": true}')]
+    m = msg()
+    await world.dispatcher().handle(m)
+    assert m.acked
+    (reply,) = world.published
+    assert reply.get_id() == "r-1" and reply.get_extension("knativebrokerttl") == 254
+
+
+async def test_a_reply_with_its_ttl_spent_is_dropped(world: World) -> None:
+    world.subscriber.answers = [(200, REPLY, b"{}")]
+    m = msg(ttl=1)
+    await world.dispatcher().handle(m)
+    assert m.acked and world.published == []
+
+
+async def test_a_reply_that_is_not_an_event_is_an_error(world: World) -> None:
+    world.subscriber.answers = [(200, {"content-type": "text/plain"}, b"thanks")]
+    m = msg()
+    await world.dispatcher(dead_letter=f"{world.base}/dls").handle(m)
+    assert m.acked and world.published == []
+    assert world.dls.got[0][0]["ce-knativeerrorcode"] == "200"
+
+
+async def test_a_reply_over_the_limit_is_an_error(world: World) -> None:
+    world.subscriber.answers = [(200, REPLY, b"x" * (2 << 20))]
+    m = msg()
+    await world.dispatcher(dead_letter=f"{world.base}/dls").handle(m)
+    assert m.acked and world.published == []
+    assert len(world.dls.got) == 1

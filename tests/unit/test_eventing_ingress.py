@@ -1,0 +1,146 @@
+"""The broker's ingress in process, its store a fake: what it answers and what it
+stores."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from cloudevents.core.base import BaseCloudEvent
+
+from amimesh.eventing import events
+from amimesh.eventing.config import BrokerConfig, BrokerEntry
+from amimesh.eventing.ingress import MAX_BODY_BYTES, Ingress
+
+BINARY = {
+    "ce-id": "1",
+    "ce-source": "/tests",
+    "ce-type": "t",
+    "ce-specversion": "1.0",
+    "content-type": "application/json",
+}
+
+
+class Store:
+    def __init__(self) -> None:
+        self.events: list[tuple[BrokerEntry, BaseCloudEvent]] = []
+        self.fail = False
+
+    async def publish(self, broker: BrokerEntry, event: BaseCloudEvent) -> None:
+        if self.fail:
+            raise ConnectionError("no server")
+        self.events.append((broker, event))
+
+
+@pytest.fixture
+def store() -> Store:
+    return Store()
+
+
+@pytest.fixture
+async def client(store: Store) -> AsyncIterator[TestClient]:
+    ingress = Ingress(BrokerConfig(brokers=(BrokerEntry("default", "default"),)), store.publish)
+    ingress.ready = True
+    async with TestClient(TestServer(ingress.app())) as c:
+        yield c
+
+
+async def test_binary_event_stored_with_a_ttl(client: TestClient, store: Store) -> None:
+    resp = await client.post(
+        "/default/default", headers=BINARY | {"ce-myext": "v"}, data=b'{"a": 1}'
+    )
+    assert resp.status == 202
+    ((broker, event),) = store.events
+    assert broker.stream == "KNB_default_default"
+    assert events.attributes_of(event)["myext"] == "v"
+    assert event.get_extension("knativebrokerttl") == 255
+    assert event.get_data() == {"a": 1}
+    # As stored and read back.
+    again = events.from_bytes(events.to_bytes(event))
+    assert events.attributes_of(again)["knativebrokerttl"] == 255
+
+
+async def test_structured_and_03(client: TestClient, store: Store) -> None:
+    body = {"specversion": "0.3", "id": "2", "source": "/s", "type": "t", "data": "hi"}
+    resp = await client.post(
+        "/default/default",
+        headers={"content-type": "application/cloudevents+json"},
+        data=json.dumps(body),
+    )
+    assert resp.status == 202
+    assert store.events[0][1].get_specversion() == "0.3"
+
+
+async def test_batch(client: TestClient, store: Store) -> None:
+    batch = [{"specversion": "1.0", "id": str(i), "source": "/s", "type": "t"} for i in range(3)]
+    resp = await client.post(
+        "/default/default",
+        headers={"content-type": "application/cloudevents-batch+json"},
+        data=json.dumps(batch),
+    )
+    assert resp.status == 202
+    assert [e.get_id() for _, e in store.events] == ["0", "1", "2"]
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "reason"),
+    [
+        (
+            {k: v for k, v in BINARY.items() if k != "ce-id"},
+            b"{}",
+            "missing required attribute(s): id",
+        ),
+        (BINARY | {"ce-specversion": "2.0"}, b"{}", 'specversion "2.0" is not supported'),
+        (BINARY | {"ce-Bad_Name": "x"}, b"{}", "bad_name"),
+        ({"content-type": "application/cloudevents+json"}, b"{nope", "the body is not JSON"),
+        ({"content-type": "text/plain"}, b"hello", "not a CloudEvent"),
+        (
+            {"content-type": "application/cloudevents-batch+json"},
+            b'[{"id": "1"}]',
+            "event 0: missing required attribute(s): source, type, specversion",
+        ),
+        (BINARY | {"ce-knativebrokerttl": "1"}, b"{}", "its TTL is spent"),
+    ],
+)
+async def test_invalid_events_get_400_and_why(
+    client: TestClient,
+    store: Store,
+    headers: dict[str, str],
+    body: bytes,
+    reason: str,
+) -> None:
+    resp = await client.post("/default/default", headers=headers, data=body)
+    assert resp.status == 400
+    assert reason in await resp.text()
+    assert store.events == []
+
+
+async def test_other_answers(client: TestClient, store: Store) -> None:
+    assert (await client.get("/default/default")).status == 405
+    assert (await client.put("/default/default", data=b"{}")).status == 405
+    assert (await client.post("/default/other", headers=BINARY, data=b"{}")).status == 404
+    big = await client.post(
+        "/default/default", headers=BINARY, data=io.BytesIO(b"x" * (MAX_BODY_BYTES + 1))
+    )
+    assert big.status == 413
+    store.fail = True
+    assert (await client.post("/default/default", headers=BINARY, data=b"{}")).status == 503
+
+
+async def test_a_body_of_many_chunks_is_read_whole(client: TestClient, store: Store) -> None:
+    data = json.dumps({"blob": "x" * 300_000}).encode()
+    resp = await client.post("/default/default", headers=BINARY, data=io.BytesIO(data))
+    assert resp.status == 202
+    assert store.events[0][1].get_data() == {"blob": "x" * 300_000}
+
+
+async def test_a_chunked_body_over_the_limit(client: TestClient, store: Store) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(20):
+            yield b"x" * 65536
+
+    resp = await client.post("/default/default", headers=BINARY, data=chunks())
+    assert resp.status == 413 and store.events == []
