@@ -126,6 +126,7 @@ class GitOpsController:
 
     async def _run(self) -> None:
         while True:
+            self._wake.clear()  # a change while polling wakes the next round at once
             for app in self.applications():
                 try:
                     await self.refresh(app.namespace, app.name)
@@ -133,7 +134,6 @@ class GitOpsController:
                     pass
                 except Exception:
                     log.exception("gitops: %s: refresh failed", app.ref)
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_s)
 
