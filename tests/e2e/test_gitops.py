@@ -112,10 +112,19 @@ spec:
 """
     mesh = GATEWAY + "---\n" + application
     with from_yaml(tmp_path, mesh, files={"app.py": APP}, ready=None) as up:
-        until(lambda: through_gateway(up, "colors").text == "blue", "blue through the gateway")
+        # Generous deadlines: the mesh starts, then git, then two workloads, on a busy machine.
+        until(
+            lambda: through_gateway(up, "colors").text == "blue",
+            "blue through the gateway",
+            timeout=120,
+        )
 
         second = commit(repo, {"deploy/route.yaml": route("green")}, "green")
-        until(lambda: through_gateway(up, "colors").text == "green", "the new commit's route")
+        until(
+            lambda: through_gateway(up, "colors").text == "green",
+            "the new commit's route",
+            timeout=60,
+        )
 
         def app_status() -> dict[str, object] | None:
             with up.client() as c:
@@ -124,7 +133,7 @@ spec:
             done = st["sync"]["revision"] == second and st["health"]["status"] == "Healthy"
             return st if done and st["sync"]["status"] == "Synced" else None
 
-        st = until(app_status, "Synced and Healthy")
+        st = until(app_status, "Synced and Healthy", timeout=60)
         assert [h["revision"] for h in st["history"]][-1] == second  # type: ignore[index]
 
         out = subprocess.run(
@@ -144,6 +153,6 @@ spec:
             conditions = item["status"].get("conditions") or []
             return conditions[0]["message"] if conditions else None
 
-        message = until(reported, "the broken commit reported")
+        message = until(reported, "the broken commit reported", timeout=60)
         assert f"{bad[:7]}:deploy/route.yaml" in message and "spec.hostz" in message
         assert through_gateway(up, "colors").text == "green"
