@@ -116,7 +116,7 @@ spec:
         until(
             lambda: through_gateway(up, "colors").text == "blue",
             "blue through the gateway",
-            timeout=120,
+            timeout=90,
         )
 
         second = commit(repo, {"deploy/route.yaml": route("green")}, "green")
