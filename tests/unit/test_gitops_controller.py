@@ -428,3 +428,26 @@ async def test_a_tree_past_the_bounds_is_refused_before_it_is_read(
     assert "more than 1 manifest files" in st["conditions"][0]["message"]
     assert st["sync"]["status"] == "Unknown"
     assert control.store.resources() == [control.store.get(("Application", "default", "shop"))]
+
+
+def test_the_mirror_refuses_options_and_reads_only_through_a_commit(
+    repo: Repo, tmp_path: Path
+) -> None:
+    from amimesh.gitops.repo import GitError, Mirror
+
+    mirror = Mirror(str(repo.path), tmp_path / "mirrors")
+    mirror.fetch()
+    head = repo.git("rev-parse", "HEAD")
+    assert mirror.resolve("main") == mirror.resolve("HEAD") == head
+    for bad in ("-h", "--output=/tmp/x", ""):
+        with pytest.raises(GitError):
+            mirror.resolve(bad)
+    with pytest.raises(GitError):
+        mirror.resolve("no-such-branch")
+    with pytest.raises(GitError):
+        mirror.tree("--help", "manifests", recurse=False)
+    with pytest.raises(GitError, match="does not exist"):
+        mirror.tree(head, "nowhere", recurse=False)
+    entries = mirror.tree(head, "manifests", recurse=False)
+    assert sorted(e.path for e in entries) == ["vs.yaml", "web.yaml"]
+    assert mirror.read([e.oid for e in entries if e.path == "vs.yaml"]) == [vs().encode()]
