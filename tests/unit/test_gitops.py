@@ -204,6 +204,17 @@ def test_health() -> None:
     assert health.resource_health(None, 0, None) == "Missing"
     assert health.resource_health(wl, 1, None) == "Progressing"
     assert health.resource_health(wl, 2, None) == "Healthy"
+    assert health.resource_health(wl, 1, None, failing_instances=1) == "Degraded"
+    assert health.resource_health(wl, 2, None, failing_instances=1) == "Healthy"
+    ksvc = parse_documents(
+        "apiVersion: serving.knative.dev/v1\nkind: Service\nmetadata: {name: k}\n"
+        "spec: {template: {spec: {containers: [{image: x, command: [x]}]}}}\n",
+        "x",
+    ).resources[0]
+    for ready, want in (("True", "Healthy"), ("False", "Degraded"), ("Unknown", "Progressing")):
+        knative = {"conditions": [{"type": "Ready", "status": ready}]}
+        assert health.resource_health(ksvc, 0, knative) == want
+    assert health.resource_health(ksvc, 0, None) == "Progressing"
     assert health.resource_health(_svc("a"), 0, None) == "Healthy"  # type: ignore[arg-type]
     assert health.worst(["Healthy", "Missing", "Progressing"]) == "Missing"
     assert health.worst([]) == "Healthy"

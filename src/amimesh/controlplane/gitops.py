@@ -96,11 +96,13 @@ class GitOpsController:
         *,
         poll_s: float = DEFAULT_POLL_S,
         knative_status: Callable[[Key], Mapping[str, Any] | None] = lambda _k: None,
+        instance_rows: Callable[[], list[dict[str, Any]] | None] = lambda: None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.poll_s = poll_s
         self._knative_status = knative_status
+        self._instance_rows = instance_rows
         self._clock = clock
         self._dir = state_dir
         self._repos = (state_dir / "gitops" / "repos") if state_dir else None
@@ -407,12 +409,8 @@ class GitOpsController:
         if loaded is not None and loaded.result is not None and loaded.result.ok:
             auto = app.automated
             plan = self._plan(app, loaded.result.resources, prune=bool(auto and auto.prune))
-            ready = self._ready()
             for row in plan.rows:
-                live = self.store.get(row.key)
-                h = health.resource_health(
-                    live, ready.get((row.key[1], row.key[2]), 0), self._knative_status(row.key)
-                )
+                h = self._health(row.key)
                 item: dict[str, Any] = {
                     "group": row.group,
                     "version": row.version,
@@ -461,22 +459,25 @@ class GitOpsController:
             out["conditions"] = conditions
         return out
 
-    def _ready(self) -> dict[tuple[str, str], int]:
-        ready: dict[tuple[str, str], int] = {}
-        for i in self.store.instances():
-            if i.ready:
-                ready[(i.namespace, i.workload)] = ready.get((i.namespace, i.workload), 0) + 1
-        return ready
+    def _health(self, key: Key) -> str:
+        """Argo CD's health of the resource in force for `key`."""
+        ns, name = key[1], key[2]
+        ready = sum(
+            1 for i in self.store.instances() if i.ready and (i.namespace, i.workload) == (ns, name)
+        )
+        failing = sum(
+            1
+            for r in self._instance_rows() or []
+            if (r.get("namespace"), r.get("workload")) == (ns, name)
+            and r.get("state") in ("backoff", "failed")
+        )
+        return health.resource_health(
+            self.store.get(key), ready, self._knative_status(key), failing
+        )
 
     def _synced_health(self, app: Application) -> str:
-        ready = self._ready()
         owned = self.store.source_resources(source_name(app.namespace, app.name))
-        return health.worst(
-            health.resource_health(
-                self.store.get(k), ready.get((k[1], k[2]), 0), self._knative_status(k)
-            )
-            for k in owned
-        )
+        return health.worst(self._health(k) for k in owned)
 
     async def diff(
         self, namespace: str, name: str, *, revision: str | None = None

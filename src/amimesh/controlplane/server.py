@@ -371,6 +371,7 @@ class ControlPlane:
             self._state,
             poll_s=self.config.gitops_poll_s,
             knative_status=self.serving.status_of,
+            instance_rows=self.nodes.status_rows,
         )
 
     async def _start_plane(self) -> None:

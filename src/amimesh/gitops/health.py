@@ -1,9 +1,11 @@
 """Argo CD's health statuses, judged from what Ami knows of each resource. Pure.
 
 A Workload is Healthy when as many of its instances are ready as it asks for, else
-Progressing; a Knative Service follows its Ready condition (True: Healthy, False:
-Degraded, else Progressing); any other resource is Healthy once it is in force; a
-resource that is not is Missing. An Application's health is its worst resource's.
+Degraded when one of its instances is failing (crashed and waiting to restart, or
+failed for good), else Progressing; a Knative Service follows its Ready condition
+(True: Healthy, False: Degraded, else Progressing); any other resource is Healthy once
+it is in force; a resource that is not is Missing. An Application's health is its
+worst resource's.
 """
 
 from __future__ import annotations
@@ -27,13 +29,19 @@ ORDER = (HEALTHY, "Suspended", PROGRESSING, MISSING, DEGRADED, UNKNOWN)
 
 
 def resource_health(
-    live: Resource | None, ready_instances: int, status: Mapping[str, Any] | None
+    live: Resource | None,
+    ready_instances: int,
+    status: Mapping[str, Any] | None,
+    failing_instances: int = 0,
 ) -> str:
-    """`ready_instances`: a Workload's ready instances; `status`: a Knative Service's."""
+    """`ready_instances` and `failing_instances`: a Workload's; `status`: a Knative
+    Service's."""
     if live is None:
         return MISSING
     if isinstance(live, Workload):
-        return HEALTHY if ready_instances >= live.spec.replicas else PROGRESSING
+        if ready_instances >= live.spec.replicas:
+            return HEALTHY
+        return DEGRADED if failing_instances else PROGRESSING
     if isinstance(live, ks.Service):
         return _ready_condition(status)
     return HEALTHY
