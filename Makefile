@@ -43,12 +43,14 @@ e2e: venv test-deps
 test: lint test-deps bytecode
 	$(BIN)/pytest -q
 
-# Debian packages the tests drive: a real Prometheus (scrapes the control plane) and
+# Debian packages the tests drive: a real Prometheus (scrapes the control plane), git
+# (the GitOps tests make repositories; the control plane fetches them) and
 # Chromium (the dashboard test, through Playwright with the system browser).
 test-deps:
-	@(command -v chromium >/dev/null && command -v prometheus >/dev/null) || \
+	@(command -v chromium >/dev/null && command -v prometheus >/dev/null && \
+	  command -v git >/dev/null) || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	    --no-install-recommends chromium prometheus)
+	    --no-install-recommends chromium prometheus git)
 
 # The main job: the example shop, with sidecars, gateway and control plane.
 up: venv bytecode

@@ -174,8 +174,8 @@ async def test_unknown_kind(client: Client) -> None:
     body = await call(client, "GET", "/api/v1/resources?kind=frobs", status=400)
     (error,) = body["errors"]
     assert error.startswith(
-        'unknown kind "frobs"; known kinds: ApiServerSource, AuthorizationPolicy, Broker, Channel, '
-        "ClusterTriggerBinding, ConfigMap, "
+        'unknown kind "frobs"; known kinds: ApiServerSource, Application, AuthorizationPolicy, '
+        "Broker, Channel, ClusterTriggerBinding, ConfigMap, "
     )
     await call(client, "DELETE", "/api/v1/resources/frobs/default/x", status=400)
 

@@ -210,7 +210,7 @@ CASES: list[tuple[str, str, list[str]]] = [
             "NatsJetStreamChannel (messaging.knative.dev/v1alpha1), "
             "Task, Pipeline, TaskRun, PipelineRun (tekton.dev/v1, v1beta1), "
             "EventListener, Trigger, TriggerBinding, ClusterTriggerBinding, TriggerTemplate "
-            "(triggers.tekton.dev/v1beta1, v1alpha1)"
+            "(triggers.tekton.dev/v1beta1, v1alpha1), Application (argoproj.io/v1alpha1)"
         ],
     ),
     (
@@ -231,7 +231,7 @@ CASES: list[tuple[str, str, list[str]]] = [
             "NatsJetStreamChannel (messaging.knative.dev/v1alpha1), "
             "Task, Pipeline, TaskRun, PipelineRun (tekton.dev/v1, v1beta1), "
             "EventListener, Trigger, TriggerBinding, ClusterTriggerBinding, TriggerTemplate "
-            "(triggers.tekton.dev/v1beta1, v1alpha1)"
+            "(triggers.tekton.dev/v1beta1, v1alpha1), Application (argoproj.io/v1alpha1)"
         ],
     ),
     (

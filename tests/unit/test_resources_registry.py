@@ -38,6 +38,7 @@ def test_builtin_kinds() -> None:
     assert KINDS[("networking.istio.io", "VirtualService")].model is VirtualService
     assert sorted(name for _, name in KINDS) == [
         "ApiServerSource",
+        "Application",
         "AuthorizationPolicy",
         "Broker",
         "Channel",
@@ -172,7 +173,7 @@ def test_kinds_imported_when_first_met_declare_what_their_models_say() -> None:
         ), kind.name
 
 
-def test_reading_istio_config_imports_no_tekton() -> None:
+def test_reading_istio_config_imports_no_tekton_nor_argo_cd() -> None:
     import subprocess
     import sys
 
@@ -180,7 +181,7 @@ def test_reading_istio_config_imports_no_tekton() -> None:
         "import sys; from amimesh.resources import parse_documents; "
         "r = parse_documents('apiVersion: v1\\nkind: Service\\nmetadata: {name: a}\\n"
         "spec: {ports: [{port: 80}]}\\n', 'a.yaml'); assert not r.errors, r.errors; "
-        "print(sorted(m for m in sys.modules if 'tekton' in m))"
+        "print(sorted(m for m in sys.modules if 'tekton' in m or 'argocd' in m))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout

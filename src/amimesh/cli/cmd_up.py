@@ -53,6 +53,12 @@ def add_parser(sub: Any) -> None:
         help="also send every trace export to this OTLP/gRPC receiver (a collector, Jaeger, "
         "Tempo); traces stay in the mesh's store too",
     )
+    p.add_argument(
+        "--gitops-poll",
+        type=duration,
+        metavar="DURATION",
+        help="how often each Argo CD Application's repository is fetched: 3s (default)",
+    )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(run=run)
 
@@ -95,4 +101,5 @@ def run(args: argparse.Namespace) -> int:
         ca_certs_dir=args.ca_certs,
         access_log_format=args.access_log_format,
         trace_forward=args.trace_forward,
+        gitops_poll_s=args.gitops_poll,
     )

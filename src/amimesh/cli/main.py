@@ -34,6 +34,7 @@ COMMANDS = (
     "task",
     "taskrun",
     "eventlistener",
+    "app",
     "logs",
     "top",
     "traces",

@@ -95,6 +95,11 @@ class Store:
         with self._lock:
             return list(self._sources.get(API_SOURCE, SourceState()).resources.values())
 
+    def source_resources(self, source: str) -> dict[Key, Resource]:
+        """What `source` contributes (its last good resources), in force or not."""
+        with self._lock:
+            return dict(self._sources.get(source, SourceState()).resources)
+
     def errors(self) -> list[ConfigError]:
         """Every current error; a source with errors is serving its last good config."""
         with self._lock:

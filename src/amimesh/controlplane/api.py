@@ -36,6 +36,9 @@ runtime, granting one SPIFFE ID), never the API token.
     POST   /api/v1/triggers/sink/{ns}/{name}       Tekton Triggers: a listener's webhook, with
                                                    the listener's token (`api_triggers`)
     GET    /api/v1/triggers/eventlisteners         EventListeners: URL, availability
+    GET    /api/v1/gitops/applications[/{ns}/{name}]
+                                                   Argo CD Applications with status; POST
+                                                   .../sync, GET .../diff (`api_gitops`)
     POST   /api/v1/certificates                    {"csr": PEM}, with an instance token
                                                    (a gateway's may add "dns_names", "ip_addresses")
 """
@@ -54,6 +57,7 @@ from aiohttp import web
 
 from amimesh.config.store import API_SOURCE, Key
 from amimesh.controlplane import (
+    api_gitops,
     api_json,
     api_kinds,
     api_metrics,
@@ -193,6 +197,7 @@ class Api:
             web.post(CERTIFICATES, self.certificates),
             *api_pipelines.PipelinesApi(self.cp).routes(),
             *api_triggers.TriggersApi(self.cp).routes(),
+            *api_gitops.GitOpsApi(self.cp).routes(),
         ]
 
     # --- reading -----------------------------------------------------------------------
@@ -254,6 +259,8 @@ class Api:
                 continue
             item = api_json.resource_json(r, store.source_of(r.key))
             status = serving.status_of(r.key) or self.cp.eventing.status_of(r.key)
+            if status is None and "gitops" in self.cp.__dict__:
+                status = self.cp.gitops.status_of(r.key)
             if status is not None:
                 item["status"] = status
             created = serving.created_of(r.key)

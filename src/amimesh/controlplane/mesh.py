@@ -41,6 +41,7 @@ def control_plane_config(state_dir: Path) -> ControlPlaneConfig:
         zipkin_port=mesh.zipkin_port,
         activator_port=mesh.activator_port or None,
         nats_port=mesh.nats_port or None,
+        gitops_poll_s=mesh.gitops_poll_s,
         state_dir=state_dir,
     )
 

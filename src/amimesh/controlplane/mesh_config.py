@@ -36,6 +36,8 @@ class MeshControlPlane:
     activator_port: int = 0
     # The mesh's JetStream server (loopback), when its config has a Broker; 0: none.
     nats_port: int = 0
+    # How often each Argo CD Application's repository is fetched (seconds).
+    gitops_poll_s: float = 3.0
 
     def to_json(self) -> dict[str, Any]:
         return {**self.__dict__, "exclude_dirs": list(self.exclude_dirs)}

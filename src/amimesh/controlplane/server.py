@@ -34,6 +34,7 @@ from amimesh.telemetry.trace_store import DEFAULT_MAX_AGE_S, DEFAULT_MAX_SPANS
 if TYPE_CHECKING:
     from amimesh.controlplane.api import ApiServer
     from amimesh.controlplane.eventing import EventingController
+    from amimesh.controlplane.gitops import GitOpsController
     from amimesh.controlplane.pipelines import PipelineStatus
     from amimesh.controlplane.triggers import TriggersController
     from amimesh.telemetry.metrics import MeshMetrics
@@ -71,6 +72,9 @@ PLANE_MODULES = (
 
 log = logging.getLogger(__name__)
 
+# What Argo CD Applications had synced (`controlplane.gitops.STATE_FILE`): GitOps's
+# modules load before the API serves only when there is one.
+GITOPS_STATE = "gitops.json"
 # Knative Eventing's API groups: a config with one of their kinds has brokers to run.
 EVENTING_GROUPS = frozenset(
     {"eventing.knative.dev", "sources.knative.dev", "messaging.knative.dev", "flows.knative.dev"}
@@ -118,6 +122,8 @@ class ControlPlaneConfig:
     activator_port: int | None = None
     # The mesh's JetStream server (loopback) for Knative brokers. None: no brokers run.
     nats_port: int | None = None
+    # Argo CD Applications: how often each one's repository is fetched (seconds).
+    gitops_poll_s: float = 3.0
 
     def __post_init__(self) -> None:
         if self.api_port is not None and not self.api_token:
@@ -126,6 +132,8 @@ class ControlPlaneConfig:
             raise ValueError(
                 f"ControlPlaneConfig: cert_ttl_s must be positive, got {self.cert_ttl_s}"
             )
+        if self.gitops_poll_s <= 0:
+            raise ValueError("ControlPlaneConfig: gitops_poll_s must be positive")
         if self.trace_max_spans < 1 or self.trace_max_age_s <= 0:
             raise ValueError("ControlPlaneConfig: trace store bounds must be positive")
         if self.trace_forward is not None:
@@ -299,6 +307,8 @@ class ControlPlane:
         self._loop = asyncio.get_running_loop()
         if self.applied is not None:
             self.applied.load()
+        if self._state is not None and (self._state / GITOPS_STATE).exists():
+            self.gitops.load()  # what Applications had synced, before anything is served
         self.nodes.load()  # the endpoints of the last run, before the first push
         self._config_seen = self.store.config_version
         if self._source is not None:
@@ -331,6 +341,9 @@ class ControlPlane:
             host = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
             self.triggers.reconcile(f"http://{host}:{self.api_port}")
             self.triggers.watch(self._loop)
+        if "gitops" not in self.__dict__:
+            self.gitops.load()
+        self.gitops.watch(self._loop)
         if self._source is not None and self.config.watch:
             self._watch_task = asyncio.create_task(
                 self._source.watch(self._stop), name="config-watch"
@@ -373,6 +386,19 @@ class ControlPlane:
 
         return TriggersController(self.store, self._state, self.config.api_token)
 
+    @cached_property
+    def gitops(self) -> GitOpsController:
+        """Argo CD Applications: each one's repository revision, synced into the store."""
+        from amimesh.controlplane.gitops import GitOpsController
+
+        return GitOpsController(
+            self.store,
+            self._state,
+            poll_s=self.config.gitops_poll_s,
+            knative_status=self.serving.status_of,
+            instance_rows=self.nodes.status_rows,
+        )
+
     async def _start_plane(self) -> None:
         if not self.plane_ready:
             for name in PLANE_MODULES:  # the loop answers the API between imports
@@ -396,6 +422,8 @@ class ControlPlane:
             self.eventing.close()
         if "triggers" in self.__dict__:
             self.triggers.close()
+        if "gitops" in self.__dict__:
+            await self.gitops.close()
         if self._autoscale_task is not None:
             self._autoscale_task.cancel()
             await asyncio.gather(self._autoscale_task, return_exceptions=True)

@@ -40,8 +40,11 @@ class _Where:
 class Collector:
     """Accumulates resources and errors over many texts; rejects duplicate resources."""
 
-    def __init__(self, kinds: KindRegistry = KINDS) -> None:
+    def __init__(self, kinds: KindRegistry = KINDS, *, default_namespace: str = "") -> None:
+        """`default_namespace`: the namespace of documents that name none (an Argo CD
+        Application's destination); empty: `default`, as everywhere else."""
         self._kinds = kinds
+        self._namespace = default_namespace
         self._resources: list[Resource] = []
         self._errors: list[ConfigError] = []
         self._defined: dict[tuple[str, str, str], _Where] = {}
@@ -108,6 +111,9 @@ class Collector:
                 )
             )
             return
+        meta = data.get("metadata")
+        if self._namespace and isinstance(meta, dict) and "namespace" not in meta:
+            data = {**data, "metadata": {**meta, "namespace": self._namespace}}
         kind = data.get("kind")
         model = self._model_for(data, where, _ref(data, kind))
         if model is None:

@@ -218,6 +218,7 @@ TRIGGERS, TRIGGERS_VERSIONS = "triggers.tekton.dev", ("v1beta1", "v1alpha1")
 _TEKTON, _TEKTON_CHECKS = "amimesh.resources.tekton", "amimesh.resources.checks_tekton"
 _TRIGGERS = "amimesh.resources.tekton_triggers"
 _TRIGGERS_CHECKS = "amimesh.resources.checks_triggers"
+ARGOCD, ARGOCD_VERSIONS = "argoproj.io", ("v1alpha1",)
 
 _BUILTIN = (
     Kind.of(kube.Service, checks_core.check_service),
@@ -287,6 +288,13 @@ _BUILTIN = (
             ("ClusterTriggerBinding", "check_trigger_binding"),
             ("TriggerTemplate", "check_trigger_template"),
         )
+    ),
+    Kind.lazy(
+        ARGOCD,
+        "Application",
+        ARGOCD_VERSIONS,
+        "amimesh.resources.argocd:Application",
+        "amimesh.resources.checks_argocd:check_application",
     ),
 )
 

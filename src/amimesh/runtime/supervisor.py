@@ -76,6 +76,8 @@ class UpConfig:
     access_log_format: AccessLogFormat = "json"
     # Where the control plane forwards every trace export (`host:port`, OTLP/gRPC).
     trace_forward: str | None = None
+    # How often each Argo CD Application's repository is fetched.
+    gitops_poll_s: float = 3.0
     log_level: str = "info"
 
 
@@ -301,6 +303,7 @@ class Supervisor:
             "exclude_dirs": EXCLUDE_DIRS,
             "ca_certs_dir": str(cfg.ca_certs_dir.resolve()) if cfg.ca_certs_dir else None,
             "trace_forward": cfg.trace_forward,
+            "gitops_poll_s": cfg.gitops_poll_s,
         }
 
     def _write_info(self) -> None:

@@ -249,6 +249,9 @@ def _summary(console: Console, sup: Supervisor, progress: Progress) -> None:
         console.print(f"  {line}", markup=False)
 
 
+DEFAULT_GITOPS_POLL_S = 3.0
+
+
 def run(
     config_dir: Path,
     *,
@@ -259,14 +262,16 @@ def run(
     ca_certs_dir: Path | None = None,
     access_log_format: AccessLogFormat = "json",
     trace_forward: str | None = None,
+    gitops_poll_s: float | None = None,
 ) -> int:
     """Run the mesh of `config_dir` until interrupted; the process exit code.
 
     `cert_ttl_s` is the workload certificates' lifetime (default 24 h); `ca_certs_dir`
     a user-supplied CA (Istio's cacerts layout) instead of the mesh's own root;
     `access_log_format` how every proxy's access log is written ("json" or "text");
-    `trace_forward` an OTLP/gRPC receiver (`host:port`) that gets every trace export too.
-    Traces are kept in `STATE/traces.db`."""
+    `trace_forward` an OTLP/gRPC receiver (`host:port`) that gets every trace export too;
+    `gitops_poll_s` how often Argo CD Applications' repositories are fetched (default
+    3 s). Traces are kept in `STATE/traces.db`."""
     console = Console(highlight=False, emoji=False, soft_wrap=True)
     if not config_dir.is_dir():
         console.print(f"[red]error:[/red] not a directory: {config_dir}")
@@ -281,6 +286,7 @@ def run(
         ca_certs_dir=ca_certs_dir,
         access_log_format=access_log_format,
         trace_forward=trace_forward,
+        gitops_poll_s=gitops_poll_s if gitops_poll_s is not None else DEFAULT_GITOPS_POLL_S,
         cert_ttl_s=cert_ttl_s if cert_ttl_s is not None else DEFAULT_CERT_TTL_S,
         log_level=log_level,
     )

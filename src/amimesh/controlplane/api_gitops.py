@@ -1,0 +1,117 @@
+"""The HTTP API's Argo CD endpoints (see `api`'s table), in Argo CD's words:
+
+GET  /api/v1/gitops/applications?namespace=N     each Application, with its status
+GET  /api/v1/gitops/applications/{ns}/{name}?refresh=1
+                                                 one (`refresh`: read git first)
+POST /api/v1/gitops/applications/{ns}/{name}/sync
+                                                 {"revision": str, "prune": bool}: a
+                                                 manual sync; its operationState
+GET  /api/v1/gitops/applications/{ns}/{name}/diff?revision=R
+                                                 what a sync would change, per resource
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from amimesh.controlplane import api_json
+
+if TYPE_CHECKING:
+    from amimesh.controlplane.server import ControlPlane
+
+PREFIX = "/api/v1/gitops/applications"
+MAX_SYNC_BODY = 64 * 1024
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=json.dumps)
+
+
+class GitOpsApi:
+    def __init__(self, cp: ControlPlane) -> None:
+        self.cp = cp
+
+    def routes(self) -> list[web.RouteDef]:
+        one = f"{PREFIX}/{{namespace}}/{{name}}"
+        return [
+            web.get(PREFIX, self.list),
+            web.get(one, self.get),
+            web.post(f"{one}/sync", self.sync),
+            web.get(f"{one}/diff", self.diff),
+        ]
+
+    def _item(self, key: tuple[str, str, str]) -> dict[str, Any] | None:
+        gitops = self.cp.gitops
+        found = self.cp.store.get(key)
+        if found is None:
+            return None
+        item = api_json.resource_json(found, self.cp.store.source_of(key))
+        item["status"] = gitops.status_of(key)
+        return item
+
+    async def list(self, request: web.Request) -> web.Response:
+        namespace = request.query.get("namespace") or None
+        items = []
+        for app in self.cp.gitops.applications():
+            if namespace is None or app.namespace == namespace:
+                item = self._item(app.key)
+                if item is not None:
+                    items.append(item)
+        return _json({"items": items})
+
+    async def get(self, request: web.Request) -> web.Response:
+        from amimesh.controlplane.gitops import AppNotFound
+
+        ns, name = request.match_info["namespace"], request.match_info["name"]
+        if request.query.get("refresh"):
+            try:
+                await self.cp.gitops.refresh(ns, name)
+            except AppNotFound as err:
+                return _json({"error": str(err)}, 404)
+        item = self._item(("Application", ns, name))
+        if item is None:
+            return _json({"error": f'applications.argoproj.io "{name}" not found in {ns}'}, 404)
+        return _json(item)
+
+    async def sync(self, request: web.Request) -> web.Response:
+        from amimesh.controlplane.gitops import AppNotFound
+
+        ns, name = request.match_info["namespace"], request.match_info["name"]
+        if (request.content_length or 0) > MAX_SYNC_BODY:
+            return _json({"error": "body too large"}, 413)
+        raw = await request.read()
+        try:
+            data = json.loads(raw) if raw else {}
+            if not isinstance(data, dict):
+                raise ValueError
+            revision = data.get("revision") or None
+            prune = data.get("prune", False)
+            if not isinstance(revision, str | None) or not isinstance(prune, bool):
+                raise ValueError
+        except ValueError:
+            return _json({"errors": ['body: want {"revision": "...", "prune": false}']}, 400)
+        try:
+            operation = await self.cp.gitops.sync(ns, name, revision=revision, prune=prune)
+        except AppNotFound as err:
+            return _json({"error": str(err)}, 404)
+        except ValueError as err:
+            return _json({"errors": [str(err)]}, 400)
+        status = 200 if operation.get("phase") == "Succeeded" else 409
+        return _json({"operationState": operation}, status)
+
+    async def diff(self, request: web.Request) -> web.Response:
+        from amimesh.controlplane.gitops import AppNotFound
+
+        ns, name = request.match_info["namespace"], request.match_info["name"]
+        revision = request.query.get("revision") or None
+        if revision is not None and revision.startswith("-"):
+            return _json(
+                {"errors": [f"revision {revision!r}: not a branch, a tag or a commit"]}, 400
+            )
+        try:
+            return _json(await self.cp.gitops.diff(ns, name, revision=revision))
+        except AppNotFound as err:
+            return _json({"error": str(err)}, 404)
