@@ -224,7 +224,14 @@ def kill_everything(up: Up, family: list[psutil.Process]) -> None:
     """The finalizer: whatever is still alive of a mesh is killed (its control plane,
     node agent and instances outlive `ami up` by design)."""
     supervisor.kill_mesh(up.state)
-    for p in [*family, *up.family()]:
+    # Also whatever names the mesh's state on its command line: a mesh whose start
+    # failed half-way may have recorded no pid yet.
+    named = [
+        p
+        for p in psutil.process_iter(["cmdline"])
+        if any(str(up.state_root) in part for part in p.info["cmdline"] or ())
+    ]
+    for p in [*family, *up.family(), *named]:
         try:
             os.killpg(p.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
