@@ -75,6 +75,8 @@ log = logging.getLogger(__name__)
 # What Argo CD Applications had synced (`controlplane.gitops.STATE_FILE`): GitOps's
 # modules load before the API serves only when there is one.
 GITOPS_STATE = "gitops.json"
+# Tekton Triggers' API group: a config with one of its kinds has listeners to run.
+TRIGGERS_GROUP = "triggers.tekton.dev"
 # Knative Eventing's API groups: a config with one of their kinds has brokers to run.
 EVENTING_GROUPS = frozenset(
     {"eventing.knative.dev", "sources.knative.dev", "messaging.knative.dev", "flows.knative.dev"}
@@ -184,6 +186,7 @@ class ControlPlane:
         )
         self._state = state
         self._eventing_started = False
+        self._triggers_started = False
         self._config_seen = self.store.config_version
         self._config_waiters: set[asyncio.Future[None]] = set()
         self._snapshot_version = -1
@@ -327,6 +330,8 @@ class ControlPlane:
             api = ApiServer(self, self.config.api_token)
             self.api_port = await api.start(self.config.api_host, self.config.api_port)
             self._api = api
+            if any(r.API_GROUP == TRIGGERS_GROUP for r in self.store.resources()):
+                self._start_triggers()  # the listeners' workloads in the first node config
         try:
             await self._start_plane()
         except BaseException:
@@ -336,11 +341,7 @@ class ControlPlane:
             raise
         self.pipelines  # noqa: B018 - Tekton's modules, loaded once the rest serves
         self._start_eventing()
-        if self._api is not None:
-            host = self.config.api_host
-            host = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
-            self.triggers.reconcile(f"http://{host}:{self.api_port}")
-            self.triggers.watch(self._loop)
+        self._start_triggers()
         if "gitops" not in self.__dict__:
             self.gitops.load()
         self.gitops.watch(self._loop)
@@ -359,6 +360,16 @@ class ControlPlane:
 
         state, nats = self._state, self.config.nats_port or 0
         return EventingController(self.store, runner_for(state, nats, sys.executable), state)
+
+    def _start_triggers(self) -> None:
+        if self._api is None or self._triggers_started:
+            return
+        self._triggers_started = True
+        assert self._loop is not None
+        host = self.config.api_host
+        host = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
+        self.triggers.reconcile(f"http://{host}:{self.api_port}")
+        self.triggers.watch(self._loop)
 
     def _start_eventing(self) -> None:
         if self._eventing_started:

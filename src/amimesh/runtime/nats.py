@@ -18,19 +18,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import sys
 from pathlib import Path
 
 from amimesh.controlplane import mesh_config
-from amimesh.eventing.config import NAMESPACE
-from amimesh.eventing.expand import NATS_CONFIG
-from amimesh.resources import files
-from amimesh.resources import knative_messaging as km
-from amimesh.resources.knative_eventing import ApiServerSource, Broker
-from amimesh.resources.kube import ConfigMap
-from amimesh.resources.meta import Resource
 
 NATS_DIR = "nats"
 CONFIG = "nats.conf"
@@ -56,10 +50,32 @@ def binary() -> str:
     return found
 
 
+# The kinds whose events live in JetStream: a config with none of them needs no server.
+_STORED_KINDS = re.compile(
+    rb"^\s*kind:\s*[\"']?(Broker|ApiServerSource|Channel|InMemoryChannel|NatsJetStreamChannel"
+    rb"|Sequence|Parallel)[\"']?\s*$",
+    re.MULTILINE,
+)
+_YAML = (".yaml", ".yml", ".json")
+_MAX_SCAN = 64 * 1024 * 1024  # bytes of config looked at before a full read decides
+
+
 def wanted(config_root: Path) -> bool:
     """Whether the mesh's config has a Broker (or a channel, a Sequence, a Parallel)
     and names no NATS cluster of its own
-    (`knative-eventing/config-nats`): then `ami up` runs the server."""
+    (`knative-eventing/config-nats`): then `ami up` runs the server. A look at the
+    files' text first: a config that names none of those kinds is not parsed here
+    (`ami up` would pay for Ami's resource models before it starts anything)."""
+    if not _names_a_stored_kind(config_root):
+        return False
+    from amimesh.eventing.config import NAMESPACE
+    from amimesh.eventing.expand import NATS_CONFIG
+    from amimesh.resources import files
+    from amimesh.resources import knative_messaging as km
+    from amimesh.resources.knative_eventing import ApiServerSource, Broker
+    from amimesh.resources.kube import ConfigMap
+    from amimesh.resources.meta import Resource
+
     result = files.load_path(config_root)
     cluster = any(
         isinstance(r, ConfigMap) and (r.namespace, r.name) == (NAMESPACE, NATS_CONFIG)
@@ -73,6 +89,25 @@ def wanted(config_root: Path) -> bool:
         km.Parallel,
     )
     return not cluster and any(isinstance(r, stored) for r in result.resources)
+
+
+def _names_a_stored_kind(config_root: Path) -> bool:
+    """Whether a config file's text names one of `_STORED_KINDS` (or the config is too
+    large to look at this way: then the full read decides)."""
+    paths = [config_root] if config_root.is_file() else sorted(config_root.rglob("*"))
+    seen = 0
+    for path in paths:
+        if path.suffix not in _YAML or not path.is_file():
+            continue
+        try:
+            seen += path.stat().st_size
+            if seen > _MAX_SCAN:
+                return True
+            if _STORED_KINDS.search(path.read_bytes()):
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def home(state_dir: Path) -> Path:
