@@ -119,9 +119,11 @@ def list_items(
     fetch: Callable[[MeshClient], list[dict[str, Any]]],
     table: Callable[[MeshClient, list[dict[str, Any]]], RenderableType],
     none_found: str,
+    *,
+    connect: Callable[[argparse.Namespace, Callable[[MeshClient], int]], int] | None = None,
 ) -> int:
     """`list`: the items `fetch` reads, as `-o json|yaml` or as `table` makes them;
-    `none_found` on stderr when there are none."""
+    `none_found` on stderr when there are none. `connect` runs it (`connected`)."""
     from amimesh.cli import render
 
     out, err = render.console(), render.console(stderr=True)
@@ -136,7 +138,7 @@ def list_items(
             out.print(table(api, items))
         return 0
 
-    return connected(args, show)
+    return (connect or connected)(args, show)
 
 
 def describe_item(

@@ -8,7 +8,14 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from amimesh.cli.kn_shared import add_actions, add_namespace, add_output, namespace_of, print_items
+from amimesh.cli.kn_shared import (
+    add_actions,
+    add_namespace,
+    add_output,
+    list_items,
+    namespace_of,
+    print_items,
+)
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -41,21 +48,7 @@ def show_list(
     table: Callable[[MeshClient, list[dict[str, Any]]], RenderableType],
     none_found: str,
 ) -> int:
-    from amimesh.cli import render
-
-    out, err = render.console(), render.console(stderr=True)
-
-    def show(api: MeshClient) -> int:
-        items = fetch(api)
-        if args.output != "table":
-            print_items(out, items, args.output, single=False)
-        elif not items:
-            err.print(none_found)
-        else:
-            out.print(table(api, items))
-        return 0
-
-    return connected(args, show)
+    return list_items(args, fetch, table, none_found, connect=connected)
 
 
 def show_one(
