@@ -224,12 +224,14 @@ def kill_everything(up: Up, family: list[psutil.Process]) -> None:
     """The finalizer: whatever is still alive of a mesh is killed (its control plane,
     node agent and instances outlive `ami up` by design)."""
     supervisor.kill_mesh(up.state)
-    # Also whatever names the mesh's state on its command line: a mesh whose start
-    # failed half-way may have recorded no pid yet.
+    # Also whatever names the mesh's own state directory on its command line (other
+    # meshes may share the state root): a mesh whose start failed half-way may have
+    # recorded no pid yet.
+    own = str(up.state.path)
     named = [
         p
         for p in psutil.process_iter(["cmdline"])
-        if any(str(up.state_root) in part for part in p.info["cmdline"] or ())
+        if any(part == own or part.startswith(own + "/") for part in p.info["cmdline"] or ())
     ]
     for p in [*family, *up.family(), *named]:
         try:
