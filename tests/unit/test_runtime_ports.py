@@ -62,3 +62,14 @@ def test_forced_gateway_port() -> None:
     assert gateway.host_ports([8080], alloc, first=forced) == (GatewayPort(8080, forced),)
     with pytest.raises(gateway.GatewayPortError, match="in use"):
         gateway.host_ports([8080], alloc, first=forced)
+
+
+def test_ports_come_from_below_the_ephemeral_range() -> None:
+    from amimesh.runtime.ports import LOWEST, PortAllocator, ephemeral_range
+
+    low = ephemeral_range()[0]
+    allocator = PortAllocator()
+    ports = [allocator.allocate() for _ in range(50)]
+    assert len(set(ports)) == 50
+    if low - LOWEST >= 1000:  # outgoing connections never hold one of them
+        assert all(LOWEST <= p < low for p in ports)

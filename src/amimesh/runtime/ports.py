@@ -1,17 +1,36 @@
 """Loopback ports for a mesh's processes: allocated, never hard-coded.
 
-The kernel picks a free port (bind to 0); the allocator remembers what it handed out,
-so two instances of one mesh never get the same port even before either binds it.
-Another process may still take a port between allocation and use: the instance then
-fails to start and the runtime restarts it with backoff.
+Ports are picked below the kernel's ephemeral range (`ip_local_port_range`), where
+outgoing connections take their local ports: a port handed out there could be the
+local end of a long-lived connection (to NATS, to xDS) by the time the app binds it,
+and stay so for as long as that connection lives. A free one is picked at random and
+checked by binding it; the allocator remembers what it handed out, so two instances
+of one mesh never get the same port even before either binds it. Another listener may
+still take a port between allocation and use: the instance then fails to start and
+the runtime restarts it with backoff.
 """
 
 from __future__ import annotations
 
 import errno
+import random
 import socket
 
 LOOPBACK = "127.0.0.1"
+# Where allocated ports come from, when the ephemeral range leaves room below it.
+LOWEST = 10000
+_RANGE_FILE = "/proc/sys/net/ipv4/ip_local_port_range"
+
+
+def ephemeral_range() -> tuple[int, int]:
+    """The kernel's range for outgoing connections' local ports (Linux's default when
+    it cannot be read)."""
+    try:
+        with open(_RANGE_FILE) as f:
+            low, high = (int(x) for x in f.read().split()[:2])
+        return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
 
 
 def is_free(port: int, host: str = LOOPBACK) -> bool:
@@ -33,7 +52,15 @@ class PortAllocator:
         self._taken: set[int] = set()
 
     def allocate(self) -> int:
-        """A port that is free now and was not handed out before."""
+        """A port that is free now and was not handed out before, below the ephemeral
+        range when there is room (else one the kernel picks)."""
+        low = ephemeral_range()[0]
+        if low - LOWEST >= 1000:
+            for _ in range(200):
+                port = random.randrange(LOWEST, low)
+                if port not in self._taken and is_free(port, self.host):
+                    self._taken.add(port)
+                    return port
         for _ in range(100):
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
                 s.bind((self.host, 0))
