@@ -68,6 +68,7 @@ NAMESPACE_HEADER = "Knative-Serving-Namespace"
 CLUSTER_DOMAIN = "svc.cluster.local"
 DEFAULT_PORT = 8080
 ROUTE_PORT = 80
+ACTIVATOR_H2_PORT = 81  # the activator's port for h2c revisions (HTTP/2 to it)
 DEFAULT_TIMEOUT_S = 300
 # The mesh's default retries (2), written out because a VirtualService carries its
 # per-try timeout in `retries`.
@@ -680,10 +681,13 @@ def _route_resources(
     )
     labels = {**route.labels, ROUTE_LABEL: route.name}
     timeout = max(response_start_timeout(by_name[(ns, t.revision)].spec) for t in targets)
+    protocols = {t.revision: container_port(by_name[(ns, t.revision)].spec)[1] for t in targets}
     out = [_service(ns, route.name, selector, port, protocol, labels)]
     split = [t for t in targets if t.percent > 0]
     out.append(
-        _virtual_service(ns, route.name, route.name, split, domain, external, timeout, labels, via)
+        _virtual_service(
+            ns, route.name, route.name, split, domain, external, timeout, labels, via, protocols
+        )
     )
     for t in targets:
         if not t.tag:
@@ -691,7 +695,11 @@ def _route_resources(
         name = f"{t.tag}-{route.name}"
         out.append(_service(ns, name, selector, port, protocol, labels))
         whole = [replace(t, percent=100)]
-        out.append(_virtual_service(ns, name, name, whole, domain, external, timeout, labels, via))
+        out.append(
+            _virtual_service(
+                ns, name, name, whole, domain, external, timeout, labels, via, protocols
+            )
+        )
     return out
 
 
@@ -712,6 +720,7 @@ def _virtual_service(
     timeout_s: int,
     labels: Mapping[str, str],
     via: set[tuple[str, str]],
+    protocols: Mapping[str, str],
 ) -> dict[str, Any]:
     hosts = [f"{host}.{ns}.{CLUSTER_DOMAIN}"]
     gateways = ["mesh"]
@@ -721,7 +730,10 @@ def _virtual_service(
     weights: dict[str, int] = {}
     for t in split:  # two targets on one revision add up
         weights[t.revision] = weights.get(t.revision, 0) + t.percent
-    route = [_destination(ns, rev, w, (ns, rev) in via) for rev, w in weights.items()]
+    route = [
+        _destination(ns, rev, w, (ns, rev) in via, protocols.get(rev, "HTTP"))
+        for rev, w in weights.items()
+    ]
     # Not the route's `timeout`: Envoy's runs to the end of the response and, once the
     # response has started, can only reset the stream, so a slow body would be cut off
     # mid-way. A per-try timeout ends with a 504 only a request whose response has not
@@ -739,13 +751,17 @@ def _virtual_service(
     }
 
 
-def _destination(ns: str, revision: str, weight: int, activator: bool) -> dict[str, Any]:
-    """A revision's share: to its Service, or to the activator that holds it."""
+def _destination(
+    ns: str, revision: str, weight: int, activator: bool, protocol: str
+) -> dict[str, Any]:
+    """A revision's share: to its Service, or to the activator that holds it (on its
+    HTTP/2 port for an h2c revision)."""
     if not activator:
         host = f"{revision}.{ns}.{CLUSTER_DOMAIN}"
         return {"destination": {"host": host, "port": {"number": ROUTE_PORT}}, "weight": weight}
+    port = ACTIVATOR_H2_PORT if protocol == "HTTP2" else ROUTE_PORT
     return {
-        "destination": {"host": ACTIVATOR_HOST, "port": {"number": ROUTE_PORT}},
+        "destination": {"host": ACTIVATOR_HOST, "port": {"number": port}},
         "weight": weight,
         "headers": {"request": {"set": {REVISION_HEADER: revision, NAMESPACE_HEADER: ns}}},
     }
@@ -762,7 +778,14 @@ def _activator_entry(port: int) -> dict[str, Any]:
             "location": "MESH_EXTERNAL",
             "resolution": "STATIC",
             "ports": [
-                {"number": ROUTE_PORT, "name": "http", "protocol": "HTTP", "targetPort": port}
+                {"number": ROUTE_PORT, "name": "http", "protocol": "HTTP", "targetPort": port},
+                # The same listener: it tells HTTP/2's preface from HTTP/1.1.
+                {
+                    "number": ACTIVATOR_H2_PORT,
+                    "name": "http2",
+                    "protocol": "HTTP2",
+                    "targetPort": port,
+                },
             ],
             "endpoints": [{"address": "127.0.0.1"}],
         },
