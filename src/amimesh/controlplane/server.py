@@ -77,6 +77,7 @@ def _import_all(names: tuple[str, ...]) -> None:
     for name in names:
         importlib.import_module(name)
 
+
 # What Argo CD Applications had synced (`controlplane.gitops.STATE_FILE`): GitOps's
 # modules load before the API serves only when there is one.
 GITOPS_STATE = "gitops.json"
