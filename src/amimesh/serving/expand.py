@@ -68,6 +68,7 @@ NAMESPACE_HEADER = "Knative-Serving-Namespace"
 CLUSTER_DOMAIN = "svc.cluster.local"
 DEFAULT_PORT = 8080
 ROUTE_PORT = 80
+FORWARDED = "for=%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%;proto=%REQ(:SCHEME)%"
 ACTIVATOR_H2_PORT = 81  # the activator's port for h2c revisions (HTTP/2 to it)
 DEFAULT_TIMEOUT_S = 300
 # The mesh's default retries (2), written out because a VirtualService carries its
@@ -742,6 +743,9 @@ def _virtual_service(
     http: dict[str, Any] = {
         "route": route,
         "retries": {"attempts": ROUTE_RETRIES, "perTryTimeout": f"{timeout_s}s"},
+        # The runtime contract's `Forwarded` (RFC 7239), beside Envoy's X-Forwarded-*:
+        # the client this hop saw, and the scheme it used.
+        "headers": {"request": {"add": {"forwarded": FORWARDED}}},
     }
     return {
         "apiVersion": "networking.istio.io/v1",
@@ -915,6 +919,15 @@ def _service_status(out: Expanded, svc: ks.Service) -> dict[str, Any]:
         for key in ("reason", "message"):
             if key in found:
                 cond[key] = found[key]
+    # As Knative's condition sets: the top-level Ready says why, from the first
+    # dependent condition that is False (else Unknown).
+    for wanted in ("False", "Unknown"):
+        culprit = next((c for c in (conditions[0], conditions[2]) if c["status"] == wanted), None)
+        if culprit is not None and both == wanted:
+            for key in ("reason", "message"):
+                if key in culprit:
+                    conditions[1][key] = culprit[key]
+            break
     out_status: dict[str, Any] = {"conditions": conditions}
     for key in ("latestCreatedRevisionName", "latestReadyRevisionName"):
         if key in config:
