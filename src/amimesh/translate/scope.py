@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Hashable
 from dataclasses import dataclass
 
-from amimesh.model import authz, mtls, telemetry
+from amimesh.model import authz, mtls, sidecars, telemetry
 from amimesh.model.proxy import Proxy
 from amimesh.model.snapshot import Snapshot
 from amimesh.resources import istio_networking as net
@@ -48,6 +48,8 @@ class Scope:
     policies: Policies
     # `routes.sharing_key`: proxies with equal keys share their outbound route table.
     routes: Hashable
+    # What the proxy's Sidecar lets it import (its clusters, endpoints and routes).
+    imports: sidecars.Imports = sidecars.EVERYTHING
 
 
 def policies(snap: Snapshot, proxy: Proxy) -> Policies:
@@ -67,7 +69,13 @@ def policies(snap: Snapshot, proxy: Proxy) -> Policies:
 
 def of(snap: Snapshot, proxy: Proxy) -> Scope:
     """The scope of `proxy` in `snap`, computed afresh (`Scopes` shares the lookups)."""
-    return Scope(proxy, snap.domain, policies(snap, proxy), routes.sharing_key(snap, proxy))
+    return Scope(
+        proxy,
+        snap.domain,
+        policies(snap, proxy),
+        routes.sharing_key(snap, proxy),
+        routes.imports_of(snap, proxy),
+    )
 
 
 class Scopes:
@@ -84,4 +92,10 @@ class Scopes:
         found = self._policies.get(key)
         if found is None:
             found = self._policies[key] = policies(snap, proxy)
-        return Scope(proxy, snap.domain, found, routes.sharing_key(snap, proxy))
+        return Scope(
+            proxy,
+            snap.domain,
+            found,
+            routes.sharing_key(snap, proxy),
+            routes.imports_of(snap, proxy),
+        )
