@@ -93,6 +93,8 @@ class EnvoySpec:
     log_level: str = "warning"
     concurrency: int = 2
     drain_s: float = 0.25
+    # Added to Envoy's environment (a ProxyConfig's environmentVariables).
+    env: Mapping[str, str] = field(default_factory=dict)
     # Envoy's working directory: a relative certificate path in a DestinationRule or
     # Gateway is read from here (the mesh's directory). None: the agent's own.
     cwd: str | None = None
@@ -164,6 +166,7 @@ class AgentConfig:
         if self.app is not None:
             out["app"]["command"] = list(self.app.command)
             out["app"]["env"] = dict(self.app.env)
+        out["envoy"]["env"] = dict(self.envoy.env)
         return {"version": VERSION, **out}
 
     @classmethod
