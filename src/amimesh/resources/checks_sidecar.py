@@ -92,11 +92,6 @@ def check_envoy_filter(f: ef.EnvoyFilter) -> Iterator[Issue]:
             yield Issue(
                 (*where, "match", "proxy", "metadata"), f"{NOT_SUPPORTED_MESSAGE}: leave it out"
             )
-        if p.patch.filterClass not in (None, "UNSPECIFIED"):
-            yield Issue(
-                (*where, "patch", "filterClass"),
-                f"{NOT_SUPPORTED_MESSAGE}: place the filter with INSERT_BEFORE/INSERT_AFTER",
-            )
         value = p.patch.value
         if value is None:
             if op != "REMOVE":

@@ -111,7 +111,9 @@ class Patch(Strict):
         description="Envoy's JSON form of what applyTo names; `@type` for typed configs",
     )
     filterClass: Literal["UNSPECIFIED", "AUTHN", "AUTHZ", "STATS"] | None = Field(
-        default=None, description="not supported: order HTTP filters with INSERT_* operations"
+        default=None,
+        description="with ADD on HTTP_FILTER: AUTHN before the authorization filters, "
+        "AUTHZ and STATS after them, all before the router",
     )
 
 

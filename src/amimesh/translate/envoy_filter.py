@@ -56,6 +56,8 @@ FilterChain: TypeAlias = listener_components_pb2.FilterChain
 RouteConfiguration: TypeAlias = route_pb2.RouteConfiguration
 Cluster: TypeAlias = cluster_pb2.Cluster
 HCM_FILTER = "envoy.filters.network.http_connection_manager"
+ROUTER = "envoy.filters.http.router"
+RBAC = "envoy.filters.http.rbac"
 M = TypeVar("M", bound=Message)
 
 # Deprecated filter names Istio still reads, to Envoy's canonical ones.
@@ -87,6 +89,7 @@ class Patch:
     match: ef.ObjectMatch
     operation: str
     value: Message | None
+    filter_class: str | None = None
 
 
 def patches(filters: Iterable[ef.EnvoyFilter]) -> list[Patch]:
@@ -101,7 +104,9 @@ def patches(filters: Iterable[ef.EnvoyFilter]) -> list[Patch]:
                     value = envoy_values.parse(p.applyTo, p.patch.value)
                 except ValueError:
                     continue
-            out.append(Patch(p.applyTo, p.match or ef.ObjectMatch(), p.patch.operation, value))
+            cls = p.patch.filterClass if p.patch.filterClass != "UNSPECIFIED" else None
+            match = p.match or ef.ObjectMatch()
+            out.append(Patch(p.applyTo, match, p.patch.operation, value, cls))
     return out
 
 
@@ -378,6 +383,9 @@ def _named_list(p: Patch, items: Any, want: str | None) -> None:
         out = current
     elif value is None:
         return
+    elif op == "ADD" and p.filter_class is not None:
+        at_class = _class_position(current, p.filter_class)
+        out = [*current[:at_class], value, *current[at_class:]]
     elif op == "ADD":
         out = [*current, value]
     elif op == "INSERT_FIRST" or (op == "INSERT_BEFORE" and want is None):
@@ -395,6 +403,18 @@ def _named_list(p: Patch, items: Any, want: str | None) -> None:
     del items[:]
     for f in out:
         items.add().CopyFrom(f)
+
+
+def _class_position(filters: list[Any], filter_class: str) -> int:
+    """Where an HTTP filter of Istio's `filterClass` goes: AUTHN before the
+    authorization filters, AUTHZ after them, STATS after those too; all before the
+    router (Ami's metrics come from access logs, so there is no stats filter)."""
+    names_ = [canonical(f.name) for f in filters]
+    end = names_.index(ROUTER) if ROUTER in names_ else len(names_)
+    if filter_class == "AUTHN":
+        authz = [i for i, n in enumerate(names_) if n == RBAC]
+        return authz[0] if authz else end
+    return end
 
 
 # --- routes --------------------------------------------------------------------------
