@@ -412,3 +412,35 @@ def test_istio_local_rate_limit_task_on_a_workload_and_the_gateway(mesh: Mesh) -
 
 def _gateway_filters(gateway: Sidecar) -> list[str]:
     return _http_filter_names(gateway, "gateway|8080")
+
+
+def test_sidecar_ingress_default_endpoint_moves_the_app(
+    mesh: Mesh, apps: dict[str, Sidecar]
+) -> None:
+    moved = Backend("moved").start()
+    try:
+        client = mesh.client()
+        mesh.wait_synced(30)
+
+        def served_by() -> str:
+            with client.http() as http:
+                r = http.get("http://beta:8080/")
+                return str(r.json()["backend"]) if r.status_code == 200 else str(r.status_code)
+
+        wait_for(lambda: served_by() == "beta", timeout=30)
+        ingress = f"""
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {{name: beta}}
+spec:
+  workloadSelector: {{labels: {{app: beta}}}}
+  ingress:
+  - port: {{number: 8080, protocol: HTTP, name: http}}
+    defaultEndpoint: 127.0.0.1:{moved.port}
+"""
+        mesh.apply(ingress, source="ingress.yaml")
+        wait_for(lambda: served_by() == "moved", timeout=30)
+        mesh.remove("ingress.yaml")
+        wait_for(lambda: served_by() == "beta", timeout=30)
+    finally:
+        moved.stop()

@@ -154,6 +154,20 @@ def _pattern_matches(pattern: str, host: str) -> bool:
     return pattern == host
 
 
+def ingress_endpoints(sidecar: sc.Sidecar | None) -> tuple[tuple[int, int], ...]:
+    """(port, app port) of each `ingress` listener of `sidecar` with a
+    `defaultEndpoint` (`127.0.0.1:PORT` or `0.0.0.0:PORT`: the app on loopback)."""
+    if sidecar is None:
+        return ()
+    out: dict[int, int] = {}
+    for i in sidecar.spec.ingress:
+        endpoint = i.defaultEndpoint or ""
+        host, _, port = endpoint.rpartition(":")
+        if host in ("127.0.0.1", "0.0.0.0") and port.isdigit():
+            out.setdefault(i.port.number, int(port))
+    return tuple(sorted(out.items()))
+
+
 @dataclass(frozen=True)
 class ProxySettings:
     """What the ProxyConfigs of a proxy set (None: not set)."""

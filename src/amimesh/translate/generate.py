@@ -288,14 +288,18 @@ class Generator:
             cached.snapshot, cached.scope = snap, scope
             return cached
         # The scope changed: translate again, keeping what comes out the same.
-        same_proxy = cached is not None and cached.scope.proxy == proxy
+        same_proxy = (
+            cached is not None
+            and cached.scope.proxy == proxy
+            and cached.scope.ingress == scope.ingress
+        )
         table = self._pack(LISTENER, listeners.sidecar_listeners(scope))
         if cached is not None and _same_table(cached.listeners, table):
             table = cached.listeners
         inbound = (
             cached.inbound_clusters
             if cached is not None and same_proxy
-            else self._pack(CLUSTER, clusters.inbound_clusters(proxy))
+            else self._pack(CLUSTER, clusters.inbound_clusters(proxy, scope.ingress))
         )
         own = inbound
         jwks = self._pack(CLUSTER, jwks_clusters.clusters_for(scope.policies.jwks))

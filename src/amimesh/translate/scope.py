@@ -50,6 +50,8 @@ class Scope:
     routes: Hashable
     # What the proxy's Sidecar lets it import (its clusters, endpoints and routes).
     imports: sidecars.Imports = sidecars.EVERYTHING
+    # Its Sidecar's `ingress` default endpoints: (workload port, app port).
+    ingress: tuple[tuple[int, int], ...] = ()
 
 
 def policies(snap: Snapshot, proxy: Proxy) -> Policies:
@@ -75,7 +77,17 @@ def of(snap: Snapshot, proxy: Proxy) -> Scope:
         policies(snap, proxy),
         routes.sharing_key(snap, proxy),
         routes.imports_of(snap, proxy),
+        ingress_of(snap, proxy),
     )
+
+
+def ingress_of(snap: Snapshot, proxy: Proxy) -> tuple[tuple[int, int], ...]:
+    """(workload port, app port) for each `ingress` of the proxy's Sidecar that names a
+    `defaultEndpoint`: its inbound cluster reaches the app there."""
+    if proxy.kind != "sidecar":
+        return ()
+    found = sidecars.sidecar_for(snap, proxy.namespace, proxy.labels)
+    return sidecars.ingress_endpoints(found)
 
 
 class Scopes:
@@ -98,4 +110,5 @@ class Scopes:
             found,
             routes.sharing_key(snap, proxy),
             routes.imports_of(snap, proxy),
+            ingress_of(snap, proxy),
         )
