@@ -53,10 +53,10 @@ def sidecar(name: str, namespace: str, body: str) -> str:
     )
 
 
-def snapshot(*texts: str) -> Snapshot:
+def snapshot(*texts: str, previous: Snapshot | None = None) -> Snapshot:
     result = parse_documents("\n---\n".join([SERVICES, SE, *texts]), "mesh.yaml")
     assert not result.errors, [str(e) for e in result.errors]
-    return build_snapshot(result.resources)
+    return build_snapshot(result.resources, previous=previous)
 
 
 def test_workload_sidecar_then_namespace_then_root_default() -> None:
@@ -128,16 +128,17 @@ def test_the_root_default_reads_dot_as_the_proxys_namespace() -> None:
     }
 
 
+SIDECAR_OF_CLIENT = sidecar(
+    "client",
+    "shop",
+    "{workloadSelector: {labels: {app: client}}, egress: [{hosts: "
+    "['./a.shop.svc.cluster.local', 'other/d.other.svc.cluster.local']}], "
+    "outboundTrafficPolicy: {mode: REGISTRY_ONLY}}",
+)
+
+
 def test_a_scoped_proxy_gets_only_what_it_imports() -> None:
-    snap = snapshot(
-        sidecar(
-            "client",
-            "shop",
-            "{workloadSelector: {labels: {app: client}}, egress: [{hosts: "
-            "['./a.shop.svc.cluster.local', 'other/d.other.svc.cluster.local']}], "
-            "outboundTrafficPolicy: {mode: REGISTRY_ONLY}}",
-        )
-    )
+    snap = snapshot(SIDECAR_OF_CLIENT)
     gen = Generator(snap)
     scoped = gen.generate(CLIENT)
     other = gen.generate(dataclasses.replace(CLIENT, id="x-0.shop", labels={"app": "x"}))
@@ -167,6 +168,16 @@ def test_a_scoped_proxy_gets_only_what_it_imports() -> None:
     assert routes.sharing_key(snap, CLIENT) != routes.sharing_key(
         snap, dataclasses.replace(CLIENT, labels={"app": "x"})
     )
+    # A change to a service the proxy does not import leaves its tables the same objects.
+    rule = (
+        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\n"
+        "metadata: {name: c, namespace: shop}\nspec: {host: c, trafficPolicy: "
+        "{connectionPool: {tcp: {maxConnections: 5}}}}\n"
+    )
+    gen.update(snapshot(SIDECAR_OF_CLIENT, rule, previous=snap))
+    again = gen.generate(CLIENT)
+    assert again[ENDPOINT] is scoped[ENDPOINT]
+    assert again[CLUSTER] is scoped[CLUSTER]
 
 
 def test_allow_any_adds_the_passthrough_cluster() -> None:

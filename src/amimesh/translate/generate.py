@@ -109,6 +109,7 @@ class Generator:
         self._patches: dict[str, tuple[Hashable, object, object, ProxyConfig]] = {}
         # (id(shared table), imports) -> (the shared table, kept alive; its narrowing).
         self._narrowed: dict[tuple[int, sidecars.Imports, str], tuple[Table, Table]] = {}
+        self._narrowed_last: dict[tuple[sidecars.Imports, str], Table] = {}
 
     @property
     def snapshot(self) -> Snapshot:
@@ -213,6 +214,7 @@ class Generator:
             return hit[1]
         if len(self._narrowed) > 4 * len(self._proxies) + 64:
             self._narrowed.clear()
+            self._narrowed_last.clear()
         services = self._snapshot.services
         out: Table = {}
         for name, b in shared.items():
@@ -222,6 +224,12 @@ class Generator:
                 out[name] = b
         if imports.registry_only is False and type_url == CLUSTER:
             out.update(self._pack(CLUSTER, [outbound_policy.passthrough_cluster()]))
+        # Unchanged by this snapshot (a change to a service the proxy does not import):
+        # the very same table, which the xDS layer skips without comparing.
+        last = self._narrowed_last.get((imports, type_url))
+        if last is not None and _same_table(last, out):
+            out = last
+        self._narrowed_last[(imports, type_url)] = out
         self._narrowed[key] = (shared, out)
         return out
 
