@@ -4,7 +4,7 @@
 shared with other proxies, are never changed). Patches apply in the filters' order
 (`model.sidecars.envoy_filters`), each filter's in its own order, as Istio does.
 
-How Istio's match fields meet Ami's names (docs/envoy-filter.md):
+How Istio's match fields meet Ami's names (docs/sidecar-envoyfilter.md):
 
 - context: a sidecar's `inbound|PORT` listeners (and their inline route tables, and
   `inbound|...` clusters) are SIDECAR_INBOUND; its `outbound` and `upstream|PORT|HOST`
@@ -126,7 +126,7 @@ def apply(
             cs = _clusters(p, kind, cs)
         elif p.apply_to in ("ROUTE_CONFIGURATION", "VIRTUAL_HOST", "HTTP_ROUTE"):
             for r in rs:
-                _route_config(p, kind, r, _route_context(kind, r.name), None)
+                _route_config(p, kind, r, _route_context(kind), None)
             for listener in ls:
                 if _context(kind, listener) != "SIDECAR_INBOUND":
                     continue
@@ -216,7 +216,8 @@ def _context(kind: str, listener: Listener) -> str:
     return "SIDECAR_INBOUND" if listener.name.startswith("inbound|") else "SIDECAR_OUTBOUND"
 
 
-def _route_context(kind: str, name: str) -> str:
+def _route_context(kind: str) -> str:
+    """The context of an RDS table (a sidecar's inbound tables are inline, not RDS)."""
     return "GATEWAY" if kind == "gateway" else "SIDECAR_OUTBOUND"
 
 
