@@ -18,7 +18,7 @@ figure).
 - `poll_commit_to_serving_ms_p50`, `_p99`: that repository again, with no webhook:
   the next poll brings it in (what every repository got before the watch).
 - Baselines in the same run: `file_to_serving_ms_p50`, `_p99` (the same
-  VirtualService written into `ami up`'s watched directory) and
+  VirtualService change written into a file of `ami up`'s watched directory) and
   `apply_to_serving_ms_p50`, `_p99` (`ami apply`'s API call).
 
 `reload_to_serving_ms_p50` (live reload) is not measured: live reload is not built.
@@ -98,7 +98,7 @@ spec:
 """
 
 
-def mesh_yaml(watched: Path, hooked: Path) -> str:
+def mesh_yaml(watched: Path, hooked: Path, mark: str = "0") -> str:
     return "---\n".join(
         [
             f"""\
@@ -125,6 +125,7 @@ spec:
 """,
             application("watched", watched),
             application("hooked", hooked),
+            route("file", mark),
         ]
     )
 
@@ -181,7 +182,7 @@ def commit_route(repo: Path, name: str, mark: str) -> Callable[[], None]:
     return lambda: git(repo, "commit", "-q", "-m", f"round {mark}")
 
 
-def run(work: Path, rounds: int, poll_rounds: int) -> None:
+def run(work: Path, rounds: int, poll_rounds: int, keep: bool = False) -> None:
     watched, hooked = work / "repos" / "watched", work / "repos" / "hooked"
     make_repo(watched, "watched")
     make_repo(hooked, "hooked", separate=work / "repos" / "hooked.git")
@@ -189,11 +190,12 @@ def run(work: Path, rounds: int, poll_rounds: int) -> None:
     mesh = Mesh(work, mesh_yaml(watched, hooked))
     figures: dict[str, list[float]] = {}
     try:
-        file_route = mesh.config / "file-route.yaml"
-        file_route.write_text(route("file", "0"))
         probe = Probe(mesh.info()["gateway_urls"][0])
         for host in ("watched", "hooked", "file"):
-            wait(functools.partial(probe.is_marked, host, "0"), 120, 0.1)
+            try:
+                wait(functools.partial(probe.is_marked, host, "0"), 120, 0.1)
+            except TimeoutError:
+                raise SystemExit(f"{host}.bench never answered: {mesh.state}") from None
         push_url = mesh.info()["api"].rstrip("/") + "/api/webhook"
         push = json.dumps(
             {"ref": "refs/heads/main", "repository": {"clone_url": f"file://{hooked}"}}
@@ -217,7 +219,7 @@ def run(work: Path, rounds: int, poll_rounds: int) -> None:
             return post
 
         def write(mark: str) -> Callable[[], None]:
-            return lambda: file_route.write_text(route("file", mark))
+            return lambda: (mesh.config / "mesh.yaml").write_text(mesh_yaml(watched, hooked, mark))
 
         for i in range(1, rounds + 1):
             mark = str(i)
@@ -242,7 +244,8 @@ def run(work: Path, rounds: int, poll_rounds: int) -> None:
                 probe.timed("hooked", mark, change)
             )
     finally:
-        mesh.close()
+        if not keep:
+            mesh.close()
     for figure, values in figures.items():
         extra = {"rounds": len(values), "gitops_poll_s": POLL_S}
         emit(f"{figure}_p50", statistics.median(values), "ms", **extra)
