@@ -35,7 +35,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Set
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,12 +120,14 @@ class GitOpsController:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._watch_task: asyncio.Task[None] | None = None
+        self._urls: frozenset[str] = frozenset()  # the Applications' repositories
         self._tmp: Path | None = None
         self._written: Any = None
 
     # --- lifecycle ---------------------------------------------------------------------
 
     def watch(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._urls = _repo_urls(self.applications())
         self._follower.watch(loop)
         self._task = loop.create_task(self._run(), name="gitops")
         if self.watch_s > 0:
@@ -158,7 +160,10 @@ class GitOpsController:
         seen: dict[str, refwatch.Fingerprint | None] = {}
         while True:
             await asyncio.sleep(self.watch_s)
-            urls = {a.spec.source.repoURL for a in self.applications() if a.spec.source}
+            urls = self._urls  # kept by _on_store_change: no scan of the store per look
+            if not urls:
+                seen = {}
+                continue
             try:
                 now = await asyncio.to_thread(_fingerprints, urls)
             except Exception:
@@ -423,6 +428,7 @@ class GitOpsController:
         """A store change: a new or changed Application is polled now, a deleted one's
         resources follow its finalizer, and selfHeal puts back what was changed."""
         apps = {a.key: a for a in self.applications()}
+        self._urls = _repo_urls(apps.values())
         for key in [k for k in self._apps if k not in apps]:
             self._forget(key)
         for key, app in apps.items():
@@ -647,11 +653,15 @@ class GitOpsController:
             self._written = doc
 
 
-def _names_one_of(urls: set[str], src: ApplicationSource) -> bool:
+def _repo_urls(apps: Iterable[Application]) -> frozenset[str]:
+    return frozenset(a.spec.source.repoURL for a in apps if a.spec.source is not None)
+
+
+def _names_one_of(urls: Set[str], src: ApplicationSource) -> bool:
     return src.repoURL in urls
 
 
-def _fingerprints(urls: set[str]) -> dict[str, refwatch.Fingerprint | None]:
+def _fingerprints(urls: Set[str]) -> dict[str, refwatch.Fingerprint | None]:
     out: dict[str, refwatch.Fingerprint | None] = {}
     for url in urls:
         gitdir = refwatch.git_dir(url)
