@@ -236,5 +236,12 @@ async def test_the_webhook_refreshes_the_applications_a_push_concerns(
     too_big = io.BytesIO(b" " * (4 * 1024 * 1024 + 1))
     resp = await client.post("/api/webhook", data=too_big, headers={**hook, **AUTH})
     assert resp.status == 413
+
+    async def chunked() -> Any:  # no Content-Length: the size is counted as it comes
+        for _ in range(5):
+            yield b" " * (1024 * 1024)
+
+    resp = await client.post("/api/webhook", data=chunked(), headers={**hook, **AUTH})
+    assert resp.status == 413
     resp = await client.post("/api/webhook", data=b"{", headers={**hook, **AUTH})
     assert resp.status == 400 and "not JSON" in (await resp.json())["errors"][0]

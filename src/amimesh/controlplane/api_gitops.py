@@ -45,6 +45,18 @@ def _json(data: Any, status: int = 200) -> web.Response:
     return web.json_response(data, status=status, dumps=json.dumps)
 
 
+async def _read_at_most(request: web.Request, limit: int) -> bytes | None:
+    """The body, or None as soon as it is past `limit` bytes (with or without a
+    Content-Length: nothing beyond is read)."""
+    chunks, size = [], 0
+    while chunk := await request.content.read(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 class GitOpsApi:
     def __init__(self, cp: ControlPlane, token: str = "") -> None:
         self.cp = cp
@@ -146,8 +158,8 @@ class GitOpsApi:
         and branch at once, rather than at the next poll."""
         if (request.content_length or 0) > MAX_WEBHOOK_BODY:
             return _json({"error": f"body larger than {MAX_WEBHOOK_BODY} bytes"}, 413)
-        body = await request.content.read(MAX_WEBHOOK_BODY + 1)
-        if len(body) > MAX_WEBHOOK_BODY:
+        body = await _read_at_most(request, MAX_WEBHOOK_BODY)
+        if body is None:
             return _json({"error": f"body larger than {MAX_WEBHOOK_BODY} bytes"}, 413)
         secret = self._webhook_secret()
         signature = request.headers.get("X-Hub-Signature-256", "")
