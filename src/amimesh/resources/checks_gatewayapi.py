@@ -158,7 +158,7 @@ def _path_of(f: ga.HTTPRouteFilter | ga.GRPCRouteFilter) -> str | None:
 
 
 def _filters(
-    filters: Sequence[ga.HTTPRouteFilter] | Sequence[ga.GRPCRouteFilter], loc: Loc
+    filters: Sequence[ga.HTTPRouteFilter | ga.GRPCRouteFilter], loc: Loc
 ) -> Iterator[Issue]:
     for i, f in enumerate(filters):
         at: Loc = (*loc, i)

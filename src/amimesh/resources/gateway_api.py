@@ -264,9 +264,7 @@ class HTTPBackendRef(Strict):
 
 class HTTPRouteTimeouts(Strict):
     request: Duration | None = Field(default=None, description="0s: no timeout")
-    backendRequest: PositiveDuration | None = Field(
-        default=None, description="each try's timeout"
-    )
+    backendRequest: PositiveDuration | None = Field(default=None, description="each try's timeout")
 
 
 class HTTPRouteRetry(Strict):
@@ -319,7 +317,9 @@ class GRPCRouteMatch(Strict):
 
 
 class GRPCRouteFilter(Strict):
-    type: Literal["RequestHeaderModifier", "ResponseHeaderModifier", "RequestMirror", "ExtensionRef"]
+    type: Literal[
+        "RequestHeaderModifier", "ResponseHeaderModifier", "RequestMirror", "ExtensionRef"
+    ]
     requestHeaderModifier: HTTPHeaderFilter | None = None
     responseHeaderModifier: HTTPHeaderFilter | None = None
     requestMirror: HTTPRequestMirrorFilter | None = None

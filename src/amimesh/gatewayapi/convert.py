@@ -1,0 +1,437 @@
+"""Gateway API resources → the mesh's Istio-model resources, and the API's status.
+
+    out = convert(resources, now="2026-01-01T00:00:00Z")
+    out.derived      # Istio Gateways and VirtualServices, as documents
+    out.status       # (qualified kind, namespace, name) -> the Gateway API status
+
+What is converted:
+
+- A Gateway of a class Ami implements (`ami`, `istio`, or a GatewayClass whose
+  controllerName is one of `CONTROLLERS`) runs on the mesh's ingress gateway: each
+  listener Ami serves (HTTP; HTTPS terminating TLS with its first certificateRef as
+  the server's `credentialName`) becomes an Istio Gateway `GATEWAY-gwapi-LISTENER`
+  selecting that gateway, with one server whose host is the listener's hostname.
+  TLS and TCP listeners are refused in the listener's status (the ingress gateway has
+  no TCP or TLS-passthrough servers yet), and so are routes attaching only to them.
+- Routes attached to a Gateway become one VirtualService per (listener, hostname),
+  bound to the listener's Istio Gateway, holding the rules of every route attached
+  there, sorted by the API's precedence (`http`).
+- Routes whose parentRef is a Service (GAMMA) become a VirtualService for that
+  service's host in the route's namespace: exported everywhere when the route lives in
+  the service's namespace (a producer route), to its own namespace only otherwise (a
+  consumer route). A parentRef `port` limits the routes to that service port.
+- A backend (or a certificate) in another namespace needs a ReferenceGrant there; a
+  backend that is not permitted or not found is left out of the split and named in
+  the route's ResolvedRefs condition; a rule left with no backend answers 500.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from amimesh.gatewayapi import hostnames, http, refs
+from amimesh.gatewayapi.status import Condition, condition
+from amimesh.resources import gateway_api as ga
+from amimesh.resources import kube
+from amimesh.resources.meta import Resource
+
+Key = tuple[str, str, str]
+CONTROLLER = "ami.dev/gateway-controller"
+CONTROLLERS = (CONTROLLER, "istio.io/gateway-controller")
+BUILTIN_CLASSES = {"ami": CONTROLLER, "istio": "istio.io/gateway-controller"}
+GATEWAY_SELECTOR = {"istio": "ingressgateway"}
+ISTIO = "networking.istio.io/v1"
+DOMAIN = "cluster.local"
+NAME_LABEL = "kubernetes.io/metadata.name"
+SUFFIX = "gwapi"
+
+Route = ga.HTTPRoute | ga.GRPCRoute | ga.TCPRoute | ga.TLSRoute
+_KINDS: dict[str, tuple[str, ...]] = {
+    "HTTP": ("HTTPRoute", "GRPCRoute"),
+    "HTTPS": ("HTTPRoute", "GRPCRoute"),
+    "TLS": ("TLSRoute",),
+    "TCP": ("TCPRoute",),
+    "UDP": ("UDPRoute",),
+}
+_SERVED = ("HTTP", "HTTPS")
+
+
+@dataclass(frozen=True)
+class Conversion:
+    derived: list[dict[str, Any]]
+    status: dict[Key, dict[str, Any]]
+
+
+@dataclass
+class _Listener:
+    gateway: ga.Gateway
+    spec: ga.Listener
+    kinds: tuple[str, ...]
+    istio_name: str | None = None  # its Istio Gateway, when served
+    attached: int = 0
+    conditions: list[Condition] = field(default_factory=list)
+
+
+def service_host(name: str, namespace: str) -> str:
+    return f"{name}.{namespace}.svc.{DOMAIN}"
+
+
+class _World:
+    """The resources a conversion reads, indexed."""
+
+    def __init__(self, resources: Iterable[Resource]) -> None:
+        self.services: dict[tuple[str, str], kube.Service] = {}
+        self.grants: list[ga.ReferenceGrant] = []
+        self.classes: dict[str, str] = dict(BUILTIN_CLASSES)
+        self.gateways: dict[tuple[str, str], ga.Gateway] = {}
+        self.routes: list[Route] = []
+        self.namespace_labels: dict[str, dict[str, str]] = {}
+        for r in resources:
+            if isinstance(r, kube.Service):
+                self.services[(r.namespace, r.name)] = r
+            elif isinstance(r, ga.ReferenceGrant):
+                self.grants.append(r)
+            elif isinstance(r, ga.GatewayClass):
+                self.classes[r.name] = r.spec.controllerName
+            elif isinstance(r, ga.Gateway):
+                self.gateways[(r.namespace, r.name)] = r
+            elif isinstance(r, ga.HTTPRoute | ga.GRPCRoute | ga.TCPRoute | ga.TLSRoute):
+                self.routes.append(r)
+        self.routes.sort(key=lambda r: r.key)
+
+    def controller(self, gateway: ga.Gateway) -> str | None:
+        found = self.classes.get(gateway.spec.gatewayClassName)
+        return found if found in CONTROLLERS else None
+
+    def labels(self, namespace: str) -> dict[str, str]:
+        return {**self.namespace_labels.get(namespace, {}), NAME_LABEL: namespace}
+
+    def resolver(self, route: Route) -> http.Resolve:
+        def resolve(
+            ref: ga.BackendObjectReference,
+        ) -> tuple[http.Destination | None, http.Problem | None]:
+            target = refs.backend(ref, route.namespace)
+            if (target.group, target.kind) != (refs.CORE, "Service"):
+                return None, ("InvalidKind", f"backend kind {target.kind} is not supported")
+            if not refs.permitted(self.grants, ga.GROUP, route.KIND, route.namespace, target):
+                return None, (
+                    "RefNotPermitted",
+                    f"backend {target.namespace}/{target.name} is in another namespace "
+                    "and no ReferenceGrant there permits it",
+                )
+            if (target.namespace, target.name) not in self.services:
+                return None, (
+                    "BackendNotFound",
+                    f"service {target.namespace}/{target.name} not found",
+                )
+            dest: dict[str, Any] = {"host": service_host(target.name, target.namespace)}
+            if ref.port is not None:
+                dest["port"] = {"number": ref.port}
+            return dest, None
+
+        return resolve
+
+
+def convert(resources: Iterable[Resource], *, now: str) -> Conversion:
+    """Istio Gateways and VirtualServices for the Gateway API resources among
+    `resources`, and the status of each of those (`now` stamps its conditions)."""
+    world = _World(resources)
+    derived: list[dict[str, Any]] = []
+    status: dict[Key, dict[str, Any]] = {}
+    listeners: dict[tuple[str, str], list[_Listener]] = {}
+    for key, gateway in sorted(world.gateways.items()):
+        if world.controller(gateway) is None:
+            continue
+        listeners[key] = [
+            _listener(world, gateway, x, derived, now) for x in gateway.spec.listeners
+        ]
+    # (vs namespace, vs name) -> (the VirtualService without http, its entries)
+    groups: dict[tuple[str, str], tuple[dict[str, Any], list[http.Entry]]] = {}
+    for route in world.routes:
+        parents = [_parent(world, route, p, listeners, groups, now) for p in route.spec.parentRefs]
+        if parents:
+            status[route.key] = {"parents": [p for p in parents if p is not None]}
+    for (namespace, name), (spec, entries) in sorted(groups.items()):
+        entries.sort(key=lambda e: e.order)
+        derived.append(
+            {
+                "apiVersion": ISTIO,
+                "kind": "VirtualService",
+                "metadata": {"name": name, "namespace": namespace},
+                "spec": {**spec, "http": [e.route for e in entries]},
+            }
+        )
+    for key, gateway in sorted(world.gateways.items()):
+        if key in listeners:
+            status[gateway.key] = _gateway_status(gateway, listeners[key], now)
+    for name, controller in sorted(world.classes.items()):
+        if controller in CONTROLLERS and name not in BUILTIN_CLASSES:
+            status[(ga.GatewayClass.qualified_kind(), "default", name)] = {
+                "conditions": [condition("Accepted", True, "Accepted", "", now)]
+            }
+    return Conversion(derived, status)
+
+
+# --- Gateways ----------------------------------------------------------------------------
+
+
+def _listener(
+    world: _World,
+    gateway: ga.Gateway,
+    spec: ga.Listener,
+    derived: list[dict[str, Any]],
+    now: str,
+) -> _Listener:
+    kinds = _KINDS[spec.protocol]
+    wanted = spec.allowedRoutes.kinds if spec.allowedRoutes else []
+    out = _Listener(gateway, spec, kinds)
+    resolved = condition("ResolvedRefs", True, "ResolvedRefs", "", now)
+    if wanted:
+        out.kinds = tuple(
+            k.kind for k in wanted if k.kind in kinds and (k.group or ga.GROUP) == ga.GROUP
+        )
+        if len(out.kinds) != len(wanted):
+            resolved = condition(
+                "ResolvedRefs",
+                False,
+                "InvalidRouteKinds",
+                f"a {spec.protocol} listener takes only {', '.join(kinds)}",
+                now,
+            )
+    if spec.protocol not in _SERVED:
+        msg = f"Ami's gateway does not serve {spec.protocol} listeners yet"
+        out.conditions = [
+            condition("Accepted", False, "UnsupportedProtocol", msg, now),
+            condition("Programmed", False, "Invalid", msg, now),
+            resolved,
+        ]
+        return out
+    server: dict[str, Any] = {
+        "port": {"number": spec.port, "name": spec.name, "protocol": spec.protocol},
+        "hosts": [spec.hostname or "*"],
+    }
+    if spec.protocol == "HTTPS" and spec.tls is not None and spec.tls.certificateRefs:
+        cert = refs.secret(spec.tls.certificateRefs[0], gateway.namespace)
+        problem = None
+        if (cert.group, cert.kind) != (refs.CORE, "Secret"):
+            problem = ("InvalidCertificateRef", f"certificate kind {cert.kind} is not a Secret")
+        elif not refs.permitted(world.grants, ga.GROUP, "Gateway", gateway.namespace, cert):
+            problem = (
+                "RefNotPermitted",
+                f"secret {cert.namespace}/{cert.name} is in another namespace and no "
+                "ReferenceGrant there permits it",
+            )
+        if problem is not None:
+            out.conditions = [
+                condition("Accepted", True, "Accepted", "", now),
+                condition("Programmed", False, "Invalid", problem[1], now),
+                condition("ResolvedRefs", False, *problem, now),
+            ]
+            return out
+        server["tls"] = {"mode": "SIMPLE", "credentialName": cert.name}
+    out.istio_name = f"{gateway.name}-{SUFFIX}-{spec.name}"
+    derived.append(
+        {
+            "apiVersion": ISTIO,
+            "kind": "Gateway",
+            "metadata": {"name": out.istio_name, "namespace": gateway.namespace},
+            "spec": {"selector": dict(GATEWAY_SELECTOR), "servers": [server]},
+        }
+    )
+    out.conditions = [
+        condition("Accepted", True, "Accepted", "", now),
+        condition("Programmed", True, "Programmed", "", now),
+        resolved,
+    ]
+    return out
+
+
+def _gateway_status(gateway: ga.Gateway, listeners: list[_Listener], now: str) -> dict[str, Any]:
+    programmed = any(x.istio_name is not None for x in listeners)
+    return {
+        "conditions": [
+            condition("Accepted", True, "Accepted", "", now),
+            condition(
+                "Programmed",
+                programmed,
+                "Programmed" if programmed else "Invalid",
+                "" if programmed else "no listener is served",
+                now,
+            ),
+        ],
+        "listeners": [
+            {
+                "name": x.spec.name,
+                "supportedKinds": [{"group": ga.GROUP, "kind": k} for k in x.kinds],
+                "attachedRoutes": x.attached,
+                "conditions": x.conditions,
+            }
+            for x in listeners
+        ],
+    }
+
+
+def _allows(world: _World, listener: _Listener, route: Route) -> bool:
+    if route.KIND not in listener.kinds:
+        return False
+    allowed = listener.spec.allowedRoutes
+    namespaces = allowed.namespaces if allowed is not None else None
+    where = namespaces.from_ if namespaces is not None else "Same"
+    if where == "All":
+        return True
+    if where == "Same":
+        return route.namespace == listener.gateway.namespace
+    selector = namespaces.selector if namespaces is not None else None
+    labels = world.labels(route.namespace)
+    return selector is not None and all(labels.get(k) == v for k, v in selector.matchLabels.items())
+
+
+# --- routes ------------------------------------------------------------------------------
+
+
+def _rules(world: _World, route: Route, port: int | None) -> http.RuleResult:
+    out = http.RuleResult([], [], [])
+    resolve = world.resolver(route)
+    results: list[http.RuleResult] = []
+    if isinstance(route, ga.HTTPRoute):
+        results = [
+            http.http_rule(route, i, r, resolve, port) for i, r in enumerate(route.spec.rules)
+        ]
+    elif isinstance(route, ga.GRPCRoute):
+        results = [
+            http.grpc_rule(route, i, r, resolve, port) for i, r in enumerate(route.spec.rules)
+        ]
+    else:
+        out.unsupported.append(f"{route.KIND}s are not served by Ami yet")
+    for r in results:
+        out.entries += r.entries
+        out.unresolved += r.unresolved
+        out.unsupported += r.unsupported
+    return out
+
+
+def _parent_ref(ref: ga.ParentReference, target: refs.Ref) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "group": target.group,
+        "kind": target.kind,
+        "namespace": target.namespace,
+        "name": target.name,
+    }
+    if ref.sectionName is not None:
+        out["sectionName"] = ref.sectionName
+    if ref.port is not None:
+        out["port"] = ref.port
+    return out
+
+
+def _parent(
+    world: _World,
+    route: Route,
+    ref: ga.ParentReference,
+    listeners: dict[tuple[str, str], list[_Listener]],
+    groups: dict[tuple[str, str], tuple[dict[str, Any], list[http.Entry]]],
+    now: str,
+) -> dict[str, Any] | None:
+    """Attach `route` to one parent; the parent's entry of the route's status (None
+    for a Gateway of a class another controller runs)."""
+    target = refs.parent(ref, route.namespace)
+    controller = CONTROLLER
+    rules = _rules(world, route, ref.port if refs.is_mesh(target) else None)
+    accepted: tuple[bool, str, str] = (True, "Accepted", "")
+    if rules.unsupported:
+        accepted = (False, "UnsupportedValue", "; ".join(dict.fromkeys(rules.unsupported)))
+    elif refs.is_mesh(target):
+        accepted = _attach_mesh(world, route, target, rules, groups)
+    elif refs.is_gateway(target):
+        gateway = world.gateways.get((target.namespace, target.name))
+        if gateway is not None:
+            found = world.controller(gateway)
+            if found is None:
+                return None
+            controller = found
+        accepted = _attach_gateway(world, route, ref, target, rules, listeners, groups)
+    else:
+        accepted = (False, "NoMatchingParent", f"a parent of kind {target.kind} is not supported")
+    if rules.unresolved:
+        reason, message = rules.unresolved[0]
+        resolved = condition("ResolvedRefs", False, reason, message, now)
+    else:
+        resolved = condition("ResolvedRefs", True, "ResolvedRefs", "", now)
+    return {
+        "parentRef": _parent_ref(ref, target),
+        "controllerName": controller,
+        "conditions": [condition("Accepted", *accepted, now), resolved],
+    }
+
+
+def _attach_mesh(
+    world: _World,
+    route: Route,
+    target: refs.Ref,
+    rules: http.RuleResult,
+    groups: dict[tuple[str, str], tuple[dict[str, Any], list[http.Entry]]],
+) -> tuple[bool, str, str]:
+    if (target.namespace, target.name) not in world.services:
+        return False, "NoMatchingParent", f"service {target.namespace}/{target.name} not found"
+    producer = target.namespace == route.namespace
+    name = (
+        f"{target.name}-{SUFFIX}-mesh"
+        if producer
+        else f"{target.name}-{target.namespace}-{SUFFIX}-mesh"
+    )
+    spec = {
+        "hosts": [service_host(target.name, target.namespace)],
+        "exportTo": ["*" if producer else "."],
+    }
+    groups.setdefault((route.namespace, name), (spec, []))[1].extend(rules.entries)
+    return True, "Accepted", ""
+
+
+def _attach_gateway(
+    world: _World,
+    route: Route,
+    ref: ga.ParentReference,
+    target: refs.Ref,
+    rules: http.RuleResult,
+    listeners: dict[tuple[str, str], list[_Listener]],
+    groups: dict[tuple[str, str], tuple[dict[str, Any], list[http.Entry]]],
+) -> tuple[bool, str, str]:
+    mine = listeners.get((target.namespace, target.name))
+    if mine is None:
+        return False, "NoMatchingParent", f"gateway {target.namespace}/{target.name} not found"
+    named = [
+        x
+        for x in mine
+        if ref.sectionName in (None, x.spec.name) and ref.port in (None, x.spec.port)
+    ]
+    if not named:
+        return False, "NoMatchingParent", "no listener has the sectionName and port given"
+    allowed = [x for x in named if _allows(world, x, route)]
+    if not allowed:
+        return False, "NotAllowedByListeners", "no listener allows this route's kind and namespace"
+    served = [x for x in allowed if x.istio_name is not None]
+    if not served:
+        return False, "UnsupportedValue", "the listeners that allow this route are not served"
+    names = route.spec.hostnames if isinstance(route, ga.HTTPRoute | ga.GRPCRoute) else []
+    attached = False
+    for x in served:
+        hosts = hostnames.intersect(x.spec.hostname, names)
+        if not hosts:
+            continue
+        attached = True
+        x.attached += 1
+        assert x.istio_name is not None
+        for host in hosts:
+            spec = {"hosts": [host], "gateways": [f"{target.namespace}/{x.istio_name}"]}
+            label = "wildcard" if host == "*" else host.replace("*", "wildcard")
+            name = f"{x.istio_name}-{label}"
+            groups.setdefault((target.namespace, name), (spec, []))[1].extend(rules.entries)
+    if not attached:
+        return (
+            False,
+            "NoMatchingListenerHostname",
+            "no listener's hostname matches the route's hostnames",
+        )
+    return True, "Accepted", ""
