@@ -11,9 +11,13 @@ modifiers, mirroring, cross-namespace references, mesh routing).
 
 from __future__ import annotations
 
+import os
+import ssl
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -353,3 +357,120 @@ def test_mesh_route_between_services(edge: Edge) -> None:
         )
         assert {mesh.get("http://web:9080/").json()["backend"] for _ in range(20)} == {"web-v1"}
     assert conditions(route_status(edge.mesh, "web-mesh"))["Accepted"] == ("True", "Accepted")
+
+
+# --- `ami up`: the mesh's own ingress gateway runs a Gateway, and `ami get` shows it --
+
+UP_APP = r"""
+import os
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b"ok" if self.path == "/health" else f"api {self.path}".encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
+"""
+
+UP_MESH = """
+apiVersion: ami.dev/v1alpha1
+kind: Workload
+metadata: {name: api, labels: {app: api}}
+spec:
+  command: [python, apps/api.py]
+  ports: [{name: http, port: 8080}]
+  readinessProbe: {httpGet: {path: /health, port: http}, periodSeconds: 0.5}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: api}
+spec: {selector: {app: api}, ports: [{name: http, port: 8080}]}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: edge}
+spec:
+  gatewayClassName: istio
+  listeners:
+  - {name: http, port: 8080, protocol: HTTP}
+  - name: https
+    hostname: api.example.com
+    port: 8443
+    protocol: HTTPS
+    tls: {mode: Terminate, certificateRefs: [{name: api-cert}]}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: api}
+spec:
+  parentRefs: [{name: edge}]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /api}}]
+    filters:
+    - type: URLRewrite
+      urlRewrite: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /}}
+    backendRefs: [{name: api, port: 8080}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: lost}
+spec:
+  parentRefs: [{name: edge}]
+  rules:
+  - backendRefs: [{name: nowhere, port: 8080}]
+"""
+
+
+def test_ami_up_serves_a_gateway_and_ami_get_shows_its_status(tmp_path: Path) -> None:
+    from tests.e2e.meshes import from_yaml
+    from tests.e2e.test_runtime import AMI, until
+
+    with from_yaml(tmp_path, UP_MESH, files={"apps/api.py": UP_APP}) as up:
+        urls = up.info().gateway_urls
+        http_url = next(u for u in urls if u.startswith("http://"))
+        https_url = next(u for u in urls if u.startswith("https://"))
+
+        def get(url: str, **kw: Any) -> httpx.Response:
+            with httpx.Client(trust_env=False, timeout=10, **kw) as c:
+                return c.get(
+                    url + "api/items",
+                    headers={"host": "api.example.com"},
+                    extensions={"sni_hostname": "api.example.com"},
+                )
+
+        answer = until(lambda: get(http_url).status_code == 200 and get(http_url), "HTTP")
+        assert answer.text == "api /items"
+        # The HTTPS listener's certificate (issued by the mesh CA for its hostname).
+        roots = ssl.create_default_context(cafile=str(up.state.ca / "root-cert.pem"))
+        tls = until(lambda: get(https_url, verify=roots), "HTTPS")
+        assert tls.text == "api /items"
+
+        def ami(*args: str) -> str:
+            env = {**os.environ, "COLUMNS": "200"}
+            done = subprocess.run(
+                [*AMI, *args, "--mesh", str(up.state.path)],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                env=env,
+            )
+            assert done.returncode == 0, done.stderr
+            return done.stdout
+
+        routes = until(lambda: "BackendNotFound" in (out := ami("get", "httproutes")) and out, "")
+        [api] = [line for line in routes.splitlines() if line.startswith("api ")]
+        assert "True" in api and "edge" in api
+        [lost] = [line for line in routes.splitlines() if line.startswith("lost ")]
+        assert "False (BackendNotFound)" in lost
+        gateways = ami("get", "gateways.gateway.networking.k8s.io")
+        assert "http:8080/HTTP 2 routes" in gateways
+        assert "https:8443/HTTPS 2 routes" in gateways
+        as_yaml = ami("get", "httproute", "lost", "-o", "yaml")
+        assert "reason: BackendNotFound" in as_yaml
