@@ -20,10 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import grpc
 import httpx
 import pytest
 
-from tests.e2e.harness import Mesh, Sidecar
+from tests.e2e.harness import GrpcBackend, Mesh, Sidecar
 
 pytestmark = [pytest.mark.envoy, pytest.mark.slow]
 
@@ -49,6 +50,11 @@ apiVersion: v1
 kind: Service
 metadata: {name: shadow}
 spec: {selector: {app: shadow}, ports: [{name: http, port: 9080}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: greeter}
+spec: {selector: {app: greeter}, ports: [{name: grpc, port: 9090}]}
 ---
 apiVersion: v1
 kind: Service
@@ -163,6 +169,21 @@ spec:
   - backendRefs: [{name: web-v1, port: 9080}]
 """
 
+GRPC_ROUTE = """
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: greeter}
+spec:
+  parentRefs: [{name: edge, namespace: infra}]
+  hostnames: [grpc.example.com]
+  rules:
+  - matches: [{method: {service: test.Echo, method: Say}}]
+    filters:
+    - type: ResponseHeaderModifier
+      responseHeaderModifier: {add: [{name: x-route, value: grpc}]}
+    backendRefs: [{name: greeter, port: 9090}]
+"""
+
 GRANT = """
 apiVersion: gateway.networking.k8s.io/v1beta1
 kind: ReferenceGrant
@@ -209,11 +230,15 @@ def backend(response: httpx.Response) -> str:
 @pytest.fixture(scope="module")
 def edge(module_mesh: Mesh) -> Iterator[Edge]:
     m = module_mesh
-    m.apply(SERVICES + "---" + GATEWAY + "---" + ROUTES, source="gateway-api.yaml")
+    m.apply(
+        SERVICES + "---" + GATEWAY + "---" + ROUTES + "---" + GRPC_ROUTE,
+        source="gateway-api.yaml",
+    )
     m.workload("web-v1", {"app": "web", "version": "v1"}, port=9080)
     m.workload("web-v2", {"app": "web", "version": "v2"}, port=9080)
     shadow = m.workload("shadow", {"app": "shadow"}, port=9080)
     m.workload("remote", {"app": "remote"}, port=9080, namespace="other")
+    m.workload("greeter", {"app": "greeter"}, port=9090, protocol="GRPC")
     client = m.client()
     gateway = m.gateway(ports={8080: 0})
     with httpx.Client(trust_env=False, timeout=10.0) as http:
@@ -254,7 +279,7 @@ def test_gateway_and_listener_status(edge: Edge) -> None:
     listeners = {x["name"]: x for x in status["listeners"]}
     http = {c["type"]: c["status"] for c in listeners["http"]["conditions"]}
     assert http["Programmed"] == "True"
-    assert listeners["http"]["attachedRoutes"] == 2
+    assert listeners["http"]["attachedRoutes"] == 3  # web, remote and greeter
     tls = {c["type"]: (c["status"], c["reason"]) for c in listeners["passthrough"]["conditions"]}
     assert tls["Accepted"] == ("False", "UnsupportedProtocol")
     assert tls["Programmed"][0] == "False"
@@ -344,6 +369,20 @@ def test_cross_namespace_backend_needs_a_reference_grant(edge: Edge) -> None:
         lambda: edge.get("/", host="remote.example.com").status_code == 500,
         "the grant's removal",
     )
+
+
+def test_grpc_route_by_method(edge: Edge) -> None:
+    address = edge.gateway.url(8080).removeprefix("http://")
+    options = [("grpc.default_authority", "grpc.example.com")]
+    with grpc.insecure_channel(address, options=options) as channel:
+        say = channel.unary_unary(GrpcBackend.METHOD)
+        answer, call = say.with_call(b"hi", timeout=10)
+        assert answer == b"greeter|hi"
+        assert ("x-route", "grpc") in call.initial_metadata()
+        # A method no rule matches: no route.
+        with pytest.raises(grpc.RpcError) as refused:
+            channel.unary_unary("/test.Echo/Other")(b"hi", timeout=10)
+        assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
 
 
 def test_mesh_route_between_services(edge: Edge) -> None:
