@@ -121,7 +121,10 @@ spec:
 
 
 def test_allowed_routes_namespaces_and_section_names() -> None:
-    body = "  parentRefs: [{name: gw, namespace: infra, sectionName: %s}]\n  rules: [{backendRefs: [{name: web, port: 80}]}]"
+    body = (
+        "  parentRefs: [{name: gw, namespace: infra, sectionName: %s}]\n"
+        "  rules: [{backendRefs: [{name: web, port: 80}]}]"
+    )
     out = run(
         route("all", body % "web")
         + "---"
@@ -141,7 +144,11 @@ def test_allowed_routes_namespaces_and_section_names() -> None:
 
 
 def test_hostnames_must_meet_the_listener() -> None:
-    body = "  parentRefs: [{name: gw, namespace: infra, sectionName: web}]\n  hostnames: [%s]\n  rules: [{backendRefs: [{name: web, port: 80}]}]"
+    body = (
+        "  parentRefs: [{name: gw, namespace: infra, sectionName: web}]\n"
+        "  hostnames: [%s]\n"
+        "  rules: [{backendRefs: [{name: web, port: 80}]}]"
+    )
     out = run(
         route("inside", body % "a.example.com") + "---" + route("outside", body % "a.example.org")
     )
@@ -172,7 +179,10 @@ def test_hostname_intersection(
 
 
 def test_precedence_across_rules_and_routes() -> None:
-    parent = "  parentRefs: [{name: gw, namespace: infra, sectionName: web}]\n  hostnames: [a.example.com]\n"
+    parent = (
+        "  parentRefs: [{name: gw, namespace: infra, sectionName: web}]\n"
+        "  hostnames: [a.example.com]\n"
+    )
     first = route(
         "first",
         parent
@@ -232,7 +242,9 @@ def test_filters_become_the_routes_fields() -> None:
   - matches: [{path: {type: PathPrefix, value: /old/}}]
     filters:
     - type: URLRewrite
-      urlRewrite: {hostname: new.example.com, path: {type: ReplacePrefixMatch, replacePrefixMatch: /new}}
+      urlRewrite:
+        hostname: new.example.com
+        path: {type: ReplacePrefixMatch, replacePrefixMatch: /new}
     - type: RequestHeaderModifier
       requestHeaderModifier: {set: [{name: X-A, value: "50%"}], remove: [X-B]}
     - type: RequestMirror
@@ -243,7 +255,10 @@ def test_filters_become_the_routes_fields() -> None:
   - matches: [{path: {type: Exact, value: /go}}]
     filters:
     - type: RequestRedirect
-      requestRedirect: {scheme: https, path: {type: ReplaceFullPath, replaceFullPath: /gone}, statusCode: 308}
+      requestRedirect:
+        scheme: https
+        path: {type: ReplaceFullPath, replaceFullPath: /gone}
+        statusCode: 308
   - matches: [{path: {type: PathPrefix, value: /full}}]
     filters:
     - type: URLRewrite
@@ -312,7 +327,10 @@ def test_a_missing_backend_is_named() -> None:
 
 
 def test_mesh_routes_producer_and_consumer() -> None:
-    body = "  parentRefs: [{group: '', kind: Service, name: web, namespace: default, port: 80}]\n  rules: [{backendRefs: [{name: web, namespace: default, port: 80}]}]"
+    body = (
+        "  parentRefs: [{group: '', kind: Service, name: web, namespace: default, port: 80}]\n"
+        "  rules: [{backendRefs: [{name: web, namespace: default, port: 80}]}]"
+    )
     grant = """
 apiVersion: gateway.networking.k8s.io/v1beta1
 kind: ReferenceGrant
