@@ -429,3 +429,33 @@ spec:
         "spec"
     ]["servers"]
     assert server["tls"] == {"mode": "SIMPLE", "credentialName": "cert"}
+
+
+def test_listeners_that_conflict_on_the_shared_gateway_are_not_programmed() -> None:
+    out = run(
+        """
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: later, namespace: zz}
+spec:
+  gatewayClassName: istio
+  listeners:
+  - {name: tls-on-80, port: 80, protocol: HTTPS, tls: TLS}
+  - {name: a, port: 443, protocol: HTTPS, hostname: a.example.com, tls: TLS}
+  - {name: a-again, port: 443, protocol: HTTPS, hostname: a.example.com, tls: TLS}
+  - {name: b, port: 443, protocol: HTTPS, hostname: b.example.com, tls: TLS}
+""".replace("TLS}", "{certificateRefs: [{name: c}]}}")
+    )
+    status = out.status[("Gateway.gateway.networking.k8s.io", "zz", "later")]
+    reasons = {
+        x["name"]: {c["type"]: (c["status"], c["reason"]) for c in x["conditions"]}
+        for x in status["listeners"]
+    }
+    assert reasons["tls-on-80"]["Conflicted"] == ("True", "ProtocolConflict")
+    assert reasons["tls-on-80"]["Programmed"] == ("False", "Invalid")
+    assert reasons["a"]["Conflicted"] == ("False", "NoConflicts")
+    assert reasons["a-again"]["Conflicted"] == ("True", "HostnameConflict")
+    assert reasons["b"]["Programmed"] == ("True", "Programmed")
+    served = {d["metadata"]["name"] for d in out.derived if d["kind"] == "Gateway"}
+    assert {"later-gwapi-a", "later-gwapi-b"} <= served
+    assert not {"later-gwapi-tls-on-80", "later-gwapi-a-again"} & served

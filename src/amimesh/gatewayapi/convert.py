@@ -141,11 +141,12 @@ def convert(resources: Iterable[Resource], *, now: str) -> Conversion:
     derived: list[dict[str, Any]] = []
     status: dict[Key, dict[str, Any]] = {}
     listeners: dict[tuple[str, str], list[_Listener]] = {}
+    ports = _Ports()
     for key, gateway in sorted(world.gateways.items()):
         if world.controller(gateway) is None:
             continue
         listeners[key] = [
-            _listener(world, gateway, x, derived, now) for x in gateway.spec.listeners
+            _listener(world, gateway, x, derived, ports, now) for x in gateway.spec.listeners
         ]
     # (vs namespace, vs name) -> (the VirtualService without http, its entries)
     groups: dict[tuple[str, str], tuple[dict[str, Any], list[http.Entry]]] = {}
@@ -177,11 +178,37 @@ def convert(resources: Iterable[Resource], *, now: str) -> Conversion:
 # --- Gateways ----------------------------------------------------------------------------
 
 
+@dataclass
+class _Ports:
+    """What the served listeners of every Gateway took of the one ingress gateway, in
+    (namespace, name) order: a port is plain text or TLS, and an HTTPS port's
+    hostnames each pick one listener (its SNI)."""
+
+    tls: dict[int, bool] = field(default_factory=dict)
+    names: dict[int, set[str]] = field(default_factory=dict)
+
+    def conflict(self, spec: ga.Listener) -> tuple[str, str] | None:
+        https = spec.protocol == "HTTPS"
+        if self.tls.setdefault(spec.port, https) != https:
+            return (
+                "ProtocolConflict",
+                f"port {spec.port} is taken by a listener of another protocol",
+            )
+        if https:
+            taken = self.names.setdefault(spec.port, set())
+            name = (spec.hostname or "*").lower()
+            if name in taken:
+                return "HostnameConflict", f"port {spec.port} already serves {name} over TLS"
+            taken.add(name)
+        return None
+
+
 def _listener(
     world: _World,
     gateway: ga.Gateway,
     spec: ga.Listener,
     derived: list[dict[str, Any]],
+    ports: _Ports,
     now: str,
 ) -> _Listener:
     kinds = _KINDS[spec.protocol]
@@ -231,6 +258,15 @@ def _listener(
             ]
             return out
         server["tls"] = {"mode": "SIMPLE", "credentialName": cert.name}
+    conflict = ports.conflict(spec)
+    if conflict is not None:
+        out.conditions = [
+            condition("Accepted", True, "Accepted", "", now),
+            condition("Conflicted", True, *conflict, now),
+            condition("Programmed", False, "Invalid", conflict[1], now),
+            resolved,
+        ]
+        return out
     out.istio_name = f"{gateway.name}-{SUFFIX}-{spec.name}"
     derived.append(
         {
@@ -242,6 +278,7 @@ def _listener(
     )
     out.conditions = [
         condition("Accepted", True, "Accepted", "", now),
+        condition("Conflicted", False, "NoConflicts", "", now),
         condition("Programmed", True, "Programmed", "", now),
         resolved,
     ]
