@@ -110,6 +110,10 @@ spec:
         hostname: moved.example.com
         path: {type: ReplaceFullPath, replaceFullPath: /new}
         statusCode: 301
+  - matches: [{path: {type: PathPrefix, value: /shop}}]
+    filters:
+    - type: RequestRedirect
+      requestRedirect: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /store}}
   - matches: [{path: {type: PathPrefix, value: /api}}]
     filters:
     - type: URLRewrite
@@ -314,6 +318,12 @@ def test_redirect(edge: Edge) -> None:
     assert r.headers["location"].split("moved.example.com", 1)[1].startswith("/new")
     # Exact: /old/more is not redirected.
     assert edge.get("/old/more").status_code == 200
+    # ReplacePrefixMatch: the matched prefix is replaced, the rest of the path kept;
+    # the status code defaults to 302.
+    moved = edge.get("/shop/cart/7?x=1")
+    assert moved.status_code == 302
+    assert moved.headers["location"].endswith("/store/cart/7?x=1")
+    assert edge.get("/shop").headers["location"].endswith("/store")
 
 
 def test_rewrite(edge: Edge) -> None:

@@ -459,3 +459,26 @@ spec:
     served = {d["metadata"]["name"] for d in out.derived if d["kind"] == "Gateway"}
     assert {"later-gwapi-a", "later-gwapi-b"} <= served
     assert not {"later-gwapi-tls-on-80", "later-gwapi-a-again"} & served
+
+
+def test_a_prefix_redirect_is_marked_for_the_translator() -> None:
+    from amimesh.gatewayapi import http
+    from amimesh.translate import route_action
+
+    assert http.PREFIX_MARKER == route_action.PREFIX_MARKER
+    assert http.ROUTE_SEMANTICS == {route_action.ROUTE_SEMANTICS: route_action.GATEWAY_API}
+    out = run(
+        route(
+            "r",
+            """  parentRefs: [{name: gw, namespace: infra, sectionName: web}]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /a}}]
+    filters:
+    - type: RequestRedirect
+      requestRedirect: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /b}}
+""",
+        )
+    )
+    vs = virtual_service(out, "gw-gwapi-web-wildcard.example.com")
+    assert vs["metadata"]["annotations"] == http.ROUTE_SEMANTICS
+    assert [r["redirect"]["uri"] for r in vs["spec"]["http"]] == ["%PREFIX()%/b", "%PREFIX()%/b/"]

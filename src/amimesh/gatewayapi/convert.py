@@ -160,7 +160,11 @@ def convert(resources: Iterable[Resource], *, now: str) -> Conversion:
             {
                 "apiVersion": ISTIO,
                 "kind": "VirtualService",
-                "metadata": {"name": name, "namespace": namespace},
+                "metadata": {
+                    "name": name,
+                    "namespace": namespace,
+                    "annotations": dict(http.ROUTE_SEMANTICS),
+                },
                 "spec": {**spec, "http": [e.route for e in entries]},
             }
         )

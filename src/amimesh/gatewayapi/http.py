@@ -27,7 +27,12 @@ from typing import Any
 
 from amimesh.resources import gateway_api as ga
 
-FULL_PATH = "^.*$"  # what ReplaceFullPath's regex rewrite replaces: the whole path
+FULL_PATH = "^.*$"
+# How a converted redirect says "replace the matched prefix" (see ROUTE_SEMANTICS).
+PREFIX_MARKER = "%PREFIX()%"
+ROUTE_SEMANTICS = {
+    "internal.ami.dev/route-semantics": "gateway"
+}  # what ReplaceFullPath's regex rewrite replaces: the whole path
 
 # A backend resolved: (destination, None), or (None, (reason, message)).
 Destination = dict[str, Any]
@@ -273,10 +278,7 @@ def _path_filters(
             if r.path is not None and r.path.replaceFullPath is not None:
                 redirect["uri"] = r.path.replaceFullPath
             elif r.path is not None and r.path.replacePrefixMatch is not None:
-                if half.kind == "exact":
-                    redirect["uri"] = r.path.replacePrefixMatch
-                else:
-                    result.unsupported.append("a RequestRedirect with ReplacePrefixMatch")
+                redirect["uri"] = PREFIX_MARKER + _prefix_rewrite(half, r.path.replacePrefixMatch)
             out["redirect"] = redirect
 
 
