@@ -482,3 +482,28 @@ def test_a_prefix_redirect_is_marked_for_the_translator() -> None:
     vs = virtual_service(out, "gw-gwapi-web-wildcard.example.com")
     assert vs["metadata"]["annotations"] == http.ROUTE_SEMANTICS
     assert [r["redirect"]["uri"] for r in vs["spec"]["http"]] == ["%PREFIX()%/b", "%PREFIX()%/b/"]
+
+
+def test_istio_bookinfo_samples() -> None:
+    from pathlib import Path
+
+    text = (Path(__file__).parent / "testdata/gateway-api/istio-bookinfo.yaml").read_text()
+    parsed = parse_documents(text, "istio-bookinfo.yaml")
+    assert not parsed.errors, [str(e) for e in parsed.errors]
+    out = convert(parsed.resources, now="T")
+    for route_name in ("bookinfo", "reviews", "productpage"):
+        [parent] = out.status[("HTTPRoute", "default", route_name)]["parents"]
+        states = {c["type"]: c["status"] for c in parent["conditions"]}
+        assert states == {"Accepted": "True", "ResolvedRefs": "True"}, (route_name, parent)
+    edge = virtual_service(out, "bookinfo-gateway-gwapi-http-wildcard")
+    assert [next(iter(r["match"][0]["uri"].items())) for r in edge["spec"]["http"]] == [
+        ("exact", "/productpage"),
+        ("exact", "/login"),
+        ("exact", "/logout"),
+        ("exact", "/api/v1/products"),
+        ("prefix", "/api/v1/products/"),
+        ("exact", "/static"),
+        ("prefix", "/static/"),
+    ]
+    reviews = virtual_service(out, "reviews-gwapi-mesh")
+    assert [d["weight"] for d in reviews["spec"]["http"][0]["route"]] == [90, 10]

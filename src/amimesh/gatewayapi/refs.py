@@ -33,9 +33,12 @@ def secret(ref: ga.SecretObjectReference, namespace: str) -> Ref:
 
 
 def parent(ref: ga.ParentReference, namespace: str) -> Ref:
-    """A route's parentRef: a Gateway unless it says (a Service: the mesh, GAMMA)."""
-    group = GROUP if ref.group is None else ref.group
-    return Ref(group, ref.kind or "Gateway", ref.namespace or namespace, ref.name)
+    """A route's parentRef: a Gateway unless it says (a Service: the mesh, GAMMA).
+    `kind: Service` with no group is the core Service, as Istio reads it (its samples
+    write it so)."""
+    kind = ref.kind or "Gateway"
+    group = ref.group if ref.group is not None else CORE if kind == "Service" else GROUP
+    return Ref(group, kind, ref.namespace or namespace, ref.name)
 
 
 def is_mesh(ref: Ref) -> bool:
