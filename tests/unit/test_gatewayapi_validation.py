@@ -66,6 +66,22 @@ def errors(text: str) -> list[str]:
             "",
         ),
         (
+            "matches: [{headers: [{name: 'x a', value: b}]}]",
+            "spec.rules[0].matches[0].headers[0].name",
+            "is not a valid HTTP header name",
+        ),
+        (
+            "filters: [{type: ResponseHeaderModifier, responseHeaderModifier: "
+            "{set: [{name: Host, value: a}]}}]",
+            "spec.rules[0].filters[0].responseHeaderModifier.set[0].name",
+            "can only be set on requests",
+        ),
+        (
+            "filters: [{type: URLRewrite, urlRewrite: {hostname: 'a b'}}]",
+            "spec.rules[0].filters[0].urlRewrite.hostname",
+            "must be a host name",
+        ),
+        (
             "retry: {attempts: 2, backoff: 1s}",
             "spec.rules[0].retry.backoff",
             "not supported by Ami yet",

@@ -27,6 +27,7 @@ What is converted:
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,6 +73,14 @@ class _Listener:
     istio_name: str | None = None  # its Istio Gateway, when served
     attached: int = 0
     conditions: list[Condition] = field(default_factory=list)
+
+
+def _bounded(name: str) -> str:
+    """`name`, or when longer than a resource name may be, its start and a digest."""
+    if len(name) <= 253:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:16]
+    return f"{name[:236].rstrip('.-')}-{digest}"
 
 
 def service_host(name: str, namespace: str) -> str:
@@ -271,7 +280,7 @@ def _listener(
             resolved,
         ]
         return out
-    out.istio_name = f"{gateway.name}-{SUFFIX}-{spec.name}"
+    out.istio_name = _bounded(f"{gateway.name}-{SUFFIX}-{spec.name}")
     derived.append(
         {
             "apiVersion": ISTIO,
@@ -417,7 +426,7 @@ def _attach_mesh(
     if (target.namespace, target.name) not in world.services:
         return False, "NoMatchingParent", f"service {target.namespace}/{target.name} not found"
     producer = target.namespace == route.namespace
-    name = (
+    name = _bounded(
         f"{target.name}-{SUFFIX}-mesh"
         if producer
         else f"{target.name}-{target.namespace}-{SUFFIX}-mesh"
@@ -466,8 +475,8 @@ def _attach_gateway(
         assert x.istio_name is not None
         for host in hosts:
             spec = {"hosts": [host], "gateways": [f"{target.namespace}/{x.istio_name}"]}
-            label = "wildcard" if host == "*" else host.replace("*", "wildcard")
-            name = f"{x.istio_name}-{label}"
+            label = "wildcard" if host == "*" else host.rstrip(".").replace("*", "wildcard")
+            name = _bounded(f"{x.istio_name}-{label}")
             groups.setdefault((target.namespace, name), (spec, []))[1].extend(rules.entries)
     if not attached:
         return (

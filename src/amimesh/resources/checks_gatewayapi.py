@@ -6,6 +6,7 @@ listener has a certificate; hostnames are host names (a leading `*.` allowed).""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 
 from amimesh.resources import gateway_api as ga
@@ -24,6 +25,13 @@ _FILTER_FIELDS = {
     "CORS": "cors",
 }
 _NOT_YET = ("ExtensionRef", "CORS")
+# The API's HTTPHeaderName: an HTTP token.
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$")
+
+
+def _header_name(name: str, loc: Loc) -> Iterator[Issue]:
+    if not _HEADER_NAME.match(name):
+        yield Issue(loc, f"{show(name)} is not a valid HTTP header name")
 
 
 def check_gateway(gateway: ga.Gateway) -> Iterator[Issue]:
@@ -104,6 +112,7 @@ def check_grpc_route(route: ga.GRPCRoute) -> Iterator[Issue]:
                     for name in ("service", "method"):
                         yield from _regex(getattr(method, name), (*at, "method", name))
             for k, h in enumerate(match.headers):
+                yield from _header_name(h.name, (*at, "headers", k, "name"))
                 if h.type == "RegularExpression":
                     yield from _regex(h.value, (*at, "headers", k, "value"))
         yield from _filters(rule.filters, (*loc, "filters"))
@@ -139,6 +148,8 @@ def _match_issues(match: ga.HTTPRouteMatch, loc: Loc) -> Iterator[Issue]:
         for first, later in duplicates(items, lambda m: m.name.lower()):
             yield Issue((*loc, key, later, "name"), f"is already matched by {key}[{first}]")
         for k, m in enumerate(items):
+            if key == "headers":
+                yield from _header_name(m.name, (*loc, key, k, "name"))
             if m.type == "RegularExpression":
                 yield from _regex(m.value, (*loc, key, k, "value"))
 
@@ -174,7 +185,12 @@ def _filters(
                 yield Issue((*at, name), f"must not be set with type {f.type}")
         body = getattr(f, want, None)
         if isinstance(body, ga.HTTPHeaderFilter):
-            yield from _header_filter(body, (*at, want))
+            yield from _header_filter(body, (*at, want), response=want.startswith("response"))
+        hostname = getattr(body, "hostname", None)
+        if isinstance(hostname, str):
+            problem = host_problem(hostname, wildcard=False)
+            if problem is not None:
+                yield Issue((*at, want, "hostname"), problem)
         path = getattr(body, "path", None)
         if isinstance(path, ga.HTTPPathModifier):
             yield from _path_modifier(path, (*at, want, "path"))
@@ -184,11 +200,17 @@ def _filters(
             yield Issue((*at, want), "set only one of percent and fraction")
 
 
-def _header_filter(body: ga.HTTPHeaderFilter, loc: Loc) -> Iterator[Issue]:
+def _header_filter(body: ga.HTTPHeaderFilter, loc: Loc, *, response: bool) -> Iterator[Issue]:
     for op in ("set", "add"):
         headers: list[ga.HTTPHeader] = getattr(body, op)
+        for i, h in enumerate(headers):
+            yield from _header_name(h.name, (*loc, op, i, "name"))
+            if response and h.name.lower() == "host":
+                yield Issue((*loc, op, i, "name"), "the host header can only be set on requests")
         for first, later in duplicates(headers, lambda h: h.name.lower()):
             yield Issue((*loc, op, later, "name"), f"is already named by {op}[{first}]")
+    for i, name in enumerate(body.remove):
+        yield from _header_name(name, (*loc, "remove", i))
     for first, later in duplicates(body.remove, str.lower):
         yield Issue((*loc, "remove", later), f"is already named by remove[{first}]")
 
