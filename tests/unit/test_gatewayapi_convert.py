@@ -507,3 +507,26 @@ def test_istio_bookinfo_samples() -> None:
     ]
     reviews = virtual_service(out, "reviews-gwapi-mesh")
     assert [d["weight"] for d in reviews["spec"]["http"][0]["route"]] == [90, 10]
+
+
+def test_a_wildcard_routes_rules_apply_to_the_hosts_it_covers_after_theirs() -> None:
+    parent = "  parentRefs: [{name: gw, namespace: infra, sectionName: web}]\n"
+    rule = "  rules:\n  - matches: [{path: {type: Exact, value: %s}}]\n" + (
+        "    backendRefs: [{name: web, port: 80}]\n"
+    )
+    out = run(
+        route("any", parent + rule % "/any")
+        + "---"
+        + route("wide", parent + "  hostnames: ['*.example.com']\n" + rule % "/wide")
+        + "---"
+        + route("one", parent + "  hostnames: [a.example.com]\n" + rule % "/one")
+    )
+
+    def paths(name: str) -> list[str]:
+        vs = virtual_service(out, name)
+        return [r["match"][0]["uri"]["exact"] for r in vs["spec"]["http"]]
+
+    # The listener's hostname is *.example.com: a route without hostnames takes it.
+    # The more specific hostname's rules first, then by precedence (here: by name).
+    assert paths("gw-gwapi-web-a.example.com") == ["/one", "/any", "/wide"]
+    assert paths("gw-gwapi-web-wildcard.example.com") == ["/any", "/wide"]

@@ -164,7 +164,7 @@ def convert(resources: Iterable[Resource], *, now: str) -> Conversion:
         if parents:
             status[route.key] = {"parents": [p for p in parents if p is not None]}
     for (namespace, name), (spec, entries) in sorted(groups.items()):
-        entries.sort(key=lambda e: e.order)
+        entries = _with_covering(spec, entries, groups.values())
         derived.append(
             {
                 "apiVersion": ISTIO,
@@ -186,6 +186,36 @@ def convert(resources: Iterable[Resource], *, now: str) -> Conversion:
                 "conditions": [condition("Accepted", True, "Accepted", "", now)]
             }
     return Conversion(derived, status)
+
+
+def _specificity(host: str) -> tuple[int, int]:
+    """Sorts the more specific hostname first: the most characters of a non-wildcard
+    hostname, then the most characters of a hostname (the API's rule for routes whose
+    hostnames intersect)."""
+    return (0 if host.startswith("*") else -len(host), 0 if host == "*" else -len(host))
+
+
+def _with_covering(
+    spec: dict[str, Any],
+    entries: list[http.Entry],
+    groups: Iterable[tuple[dict[str, Any], list[http.Entry]]],
+) -> list[http.Entry]:
+    """The routes of one listener's hostname in the order served: its own, and those of
+    the same listener's wildcard hostnames that cover it (a request for
+    `a.example.com` matches the rules of a route for `*.example.com` too), each
+    hostname's more specific first, then by the API's precedence."""
+    if "gateways" not in spec:
+        return sorted(entries, key=lambda e: e.order)
+    [host] = spec["hosts"]
+    ranked = [(_specificity(host), e) for e in entries]
+    for other, more in groups:
+        if other is spec or other.get("gateways") != spec["gateways"]:
+            continue
+        [wider] = other["hosts"]
+        if wider == "*" or hostnames.covers(wider, host):
+            ranked += [(_specificity(wider), e) for e in more]
+    ranked.sort(key=lambda pair: (pair[0], pair[1].order))
+    return [e for _, e in ranked]
 
 
 # --- Gateways ----------------------------------------------------------------------------

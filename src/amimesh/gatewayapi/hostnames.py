@@ -10,7 +10,7 @@ from collections.abc import Sequence
 ANY = "*"
 
 
-def _covers(wildcard: str, host: str) -> bool:
+def covers(wildcard: str, host: str) -> bool:
     """`*.example.com` covers `foo.example.com`, `a.b.example.com` and `*.x.example.com`."""
     if not wildcard.startswith("*."):
         return False
@@ -30,8 +30,8 @@ def intersect(listener: str | None, route: Sequence[str]) -> list[str]:
         return [listener]
     out: list[str] = []
     for h in hosts:
-        if h == listener or _covers(listener, h):
+        if h == listener or covers(listener, h):
             out.append(h)
-        elif _covers(h, listener):
+        elif covers(h, listener):
             out.append(listener)
     return list(dict.fromkeys(out))
