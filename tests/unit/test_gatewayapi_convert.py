@@ -527,6 +527,70 @@ def test_a_wildcard_routes_rules_apply_to_the_hosts_it_covers_after_theirs() -> 
         return [r["match"][0]["uri"]["exact"] for r in vs["spec"]["http"]]
 
     # The listener's hostname is *.example.com: a route without hostnames takes it.
-    # The more specific hostname's rules first, then by precedence (here: by name).
+    # Equal matches: the more specific hostname's first, then by the route's name.
     assert paths("gw-gwapi-web-a.example.com") == ["/one", "/any", "/wide"]
     assert paths("gw-gwapi-web-wildcard.example.com") == ["/any", "/wide"]
+
+
+def test_matching_across_routes_with_intersecting_hostnames() -> None:
+    """The Gateway API conformance test HTTPRouteMatchingAcrossRoutes' routes."""
+    parent = "  parentRefs: [{name: gw, namespace: infra, sectionName: all}]\n"
+    part1 = (
+        parent
+        + """  hostnames: [example.com, example.net]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /}}, {headers: [{name: version, value: one}]}]
+    backendRefs: [{name: web, port: 80}]
+"""
+    )
+    part2 = (
+        parent
+        + """  hostnames: ["*.com"]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /v2}}, {headers: [{name: version, value: two}]}]
+    backendRefs: [{name: other, namespace: team, port: 80}]
+"""
+    )
+    gateway = """
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: infra}
+spec:
+  gatewayClassName: istio
+  listeners: [{name: all, port: 80, protocol: HTTP, allowedRoutes: {namespaces: {from: All}}}]
+---
+apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: {name: g, namespace: team}
+spec:
+  from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: default}]
+  to: [{group: "", kind: Service}]
+---
+"""
+    text = BASE.split("---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway")[0]
+    parsed = parse_documents(
+        text + "---" + gateway + route("part1", part1) + "---" + route("part2", part2), "t"
+    )
+    assert not parsed.errors, [str(e) for e in parsed.errors]
+    out = convert(parsed.resources, now="T")
+
+    def table(name: str) -> list[tuple[str, int, str]]:
+        vs = virtual_service(out, name)
+        return [
+            (
+                next(iter(r["match"][0]["uri"].values())),
+                len(r["match"][0].get("headers", {})),
+                r["route"][0]["destination"]["host"].split(".")[0],
+            )
+            for r in vs["spec"]["http"]
+        ]
+
+    assert table("gw-gwapi-all-example.com") == [
+        ("/v2", 0, "other"),
+        ("/v2/", 0, "other"),
+        ("/", 1, "web"),  # version: one (example.com is more specific than *.com)
+        ("/", 1, "other"),  # version: two
+        ("/", 0, "web"),
+    ]
+    # example.net is not under *.com: /v2 goes to part1's catch-all there.
+    assert [row[2] for row in table("gw-gwapi-all-example.net")] == ["web", "web"]

@@ -189,9 +189,8 @@ def convert(resources: Iterable[Resource], *, now: str) -> Conversion:
 
 
 def _specificity(host: str) -> tuple[int, int]:
-    """Sorts the more specific hostname first: the most characters of a non-wildcard
-    hostname, then the most characters of a hostname (the API's rule for routes whose
-    hostnames intersect)."""
+    """Sorts the more specific hostname first among matches of equal precedence: the
+    most characters of a non-wildcard hostname, then of any hostname."""
     return (0 if host.startswith("*") else -len(host), 0 if host == "*" else -len(host))
 
 
@@ -202,8 +201,10 @@ def _with_covering(
 ) -> list[http.Entry]:
     """The routes of one listener's hostname in the order served: its own, and those of
     the same listener's wildcard hostnames that cover it (a request for
-    `a.example.com` matches the rules of a route for `*.example.com` too), each
-    hostname's more specific first, then by the API's precedence."""
+    `a.example.com` matches the rules of a route for `*.example.com` too), merged by
+    the API's precedence of matches; among equal matches the more specific hostname's
+    first (the conformance test HTTPRouteMatchingAcrossRoutes: a `/v2` prefix of a
+    `*.com` route wins over the `/` of an `example.com` route)."""
     if "gateways" not in spec:
         return sorted(entries, key=lambda e: e.order)
     [host] = spec["hosts"]
@@ -214,7 +215,7 @@ def _with_covering(
         [wider] = other["hosts"]
         if wider == "*" or hostnames.covers(wider, host):
             ranked += [(_specificity(wider), e) for e in more]
-    ranked.sort(key=lambda pair: (pair[0], pair[1].order))
+    ranked.sort(key=lambda pair: (pair[1].order[: http.MATCH_RANK], pair[0], pair[1].order))
     return [e for _, e in ranked]
 
 

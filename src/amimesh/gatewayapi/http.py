@@ -43,6 +43,11 @@ Resolve = Callable[[ga.BackendObjectReference], tuple[Destination | None, Proble
 UNSUPPORTED = "UnsupportedValue"
 
 
+# An Entry's order starts with this many values that rank its match (path, method,
+# headers, query parameters); the route's age and name, the rule and the match follow.
+MATCH_RANK = 5
+
+
 @dataclass(frozen=True)
 class Entry:
     """One VirtualService route and where it sorts."""
