@@ -82,6 +82,11 @@ def errors(text: str) -> list[str]:
             "must be a host name",
         ),
         (
+            "timeouts: {request: 1s, backendRequest: 2s}",
+            "spec.rules[0].timeouts.backendRequest",
+            "must not be longer than timeouts.request",
+        ),
+        (
             "retry: {attempts: 2, backoff: 1s}",
             "spec.rules[0].retry.backoff",
             "not supported by Ami yet",

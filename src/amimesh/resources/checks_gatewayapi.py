@@ -96,6 +96,17 @@ def check_http_route(route: ga.HTTPRoute) -> Iterator[Issue]:
             )
         for j, backend in enumerate(rule.backendRefs):
             yield from _filters(backend.filters, (*loc, "backendRefs", j, "filters"))
+        timeouts = rule.timeouts
+        if (
+            timeouts is not None
+            and timeouts.request
+            and timeouts.backendRequest is not None
+            and timeouts.backendRequest > timeouts.request
+        ):
+            yield Issue(
+                (*loc, "timeouts", "backendRequest"),
+                "must not be longer than timeouts.request",
+            )
 
 
 def check_grpc_route(route: ga.GRPCRoute) -> Iterator[Issue]:
