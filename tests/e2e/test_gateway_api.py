@@ -138,6 +138,12 @@ spec:
         set: [{name: X-Resp, value: resp-value}]
         remove: [X-Backend]
     backendRefs: [{name: web-v1, port: 9080}]
+  - matches: [{path: {type: PathPrefix, value: /slow}}]
+    backendRefs: [{name: web-v1, port: 9080}]
+    timeouts: {request: 500ms}
+  - matches: [{path: {type: PathPrefix, value: /flaky}}]
+    backendRefs: [{name: web-v1, port: 9080}]
+    retry: {attempts: 3, codes: [503]}
   - matches: [{path: {type: PathPrefix, value: /mirror}}]
     filters:
     - type: RequestMirror
@@ -348,6 +354,15 @@ def test_request_and_response_header_modifiers(edge: Edge) -> None:
     assert "x-backend" not in r.headers
     # Other paths are untouched.
     assert "x-resp" not in edge.get("/").headers
+
+
+def test_timeout_and_retries(edge: Edge) -> None:
+    slow = edge.get("/slow", headers={"x-echo-delay": "3"})
+    assert slow.status_code == 504
+    key = f"flaky-{time.monotonic_ns()}"
+    flaky = edge.get("/flaky", headers={"x-echo-fail-first": "2", "x-echo-key": key})
+    assert flaky.status_code == 200
+    assert flaky.json()["headers"]["x-envoy-attempt-count"] == "3"
 
 
 def test_mirror(edge: Edge) -> None:
