@@ -36,6 +36,7 @@ class GatewayApiController:
         self.store = store
         self._status: dict[Key, dict[str, Any]] = {}
         self._last: tuple[Any, ...] | None = None
+        self._seen = -1  # the store's config version last read
         self._follower = Follower(store, self.reconcile, "gateway-api")
 
     def status_of(self, key: Key) -> dict[str, Any] | None:
@@ -52,6 +53,9 @@ class GatewayApiController:
         change). Nothing is imported or written while the config has no Gateway API
         resource and the source is empty."""
         store = self.store
+        if store.config_version == self._seen:
+            return  # instances came or went: nothing the conversion reads
+        self._seen = store.config_version
         written = [r for r in store.resources() if store.source_of(r.key) != SOURCE]
         mine = [r for r in written if r.API_GROUP == ga.GROUP]
         # What a conversion reads: the Gateway API's resources and the Services.
