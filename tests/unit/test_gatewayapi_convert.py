@@ -594,3 +594,18 @@ spec:
     ]
     # example.net is not under *.com: /v2 goes to part1's catch-all there.
     assert [row[2] for row in table("gw-gwapi-all-example.net")] == ["web", "web"]
+
+
+def test_mesh_parent_ports_by_number_or_section_name() -> None:
+    def parent(extra: str) -> str:
+        return (
+            f"  parentRefs: [{{group: '', kind: Service, name: web{extra}}}]\n"
+            "  rules: [{backendRefs: [{name: web, port: 80}]}]"
+        )
+
+    by_name = run(route("r", parent(", sectionName: http")))
+    vs = virtual_service(by_name, "web-gwapi-mesh")
+    assert vs["spec"]["http"][0]["match"][0]["port"] == 80
+    for extra in (", sectionName: grpc", ", port: 81"):
+        refused = run(route("r", parent(extra)))
+        assert parent_conditions(refused, "r")[0]["Accepted"] == "False/NoMatchingParent"

@@ -419,12 +419,12 @@ def _parent(
     for a Gateway of a class another controller runs)."""
     target = refs.parent(ref, route.namespace)
     controller = CONTROLLER
-    rules = _rules(world, route, ref.port if refs.is_mesh(target) else None)
+    rules = _rules(world, route, _mesh_port(world, ref, target) if refs.is_mesh(target) else None)
     accepted: tuple[bool, str, str] = (True, "Accepted", "")
     if rules.unsupported:
         accepted = (False, "UnsupportedValue", "; ".join(dict.fromkeys(rules.unsupported)))
     elif refs.is_mesh(target):
-        accepted = _attach_mesh(world, route, target, rules, groups)
+        accepted = _attach_mesh(world, route, ref, target, rules, groups)
     elif refs.is_gateway(target):
         gateway = world.gateways.get((target.namespace, target.name))
         if gateway is not None:
@@ -447,15 +447,33 @@ def _parent(
     }
 
 
+def _mesh_port(world: _World, ref: ga.ParentReference, target: refs.Ref) -> int | None:
+    """The service port a mesh parentRef names: its `port`, or the port its
+    `sectionName` names (GAMMA's meaning of a Service's section), else None (every
+    port; also when the name is no port of the service: `_attach_mesh` refuses it)."""
+    if ref.port is not None or ref.sectionName is None:
+        return ref.port
+    svc = world.services.get((target.namespace, target.name))
+    found = [p.port for p in svc.spec.ports if p.name == ref.sectionName] if svc else []
+    return found[0] if found else None
+
+
 def _attach_mesh(
     world: _World,
     route: Route,
+    ref: ga.ParentReference,
     target: refs.Ref,
     rules: http.RuleResult,
     groups: dict[tuple[str, str], tuple[dict[str, Any], list[http.Entry]]],
 ) -> tuple[bool, str, str]:
-    if (target.namespace, target.name) not in world.services:
+    svc = world.services.get((target.namespace, target.name))
+    if svc is None:
         return False, "NoMatchingParent", f"service {target.namespace}/{target.name} not found"
+    names = {p.name for p in svc.spec.ports}
+    if ref.sectionName is not None and ref.sectionName not in names:
+        return False, "NoMatchingParent", f"service {svc.name} has no port {ref.sectionName}"
+    if ref.port is not None and all(p.port != ref.port for p in svc.spec.ports):
+        return False, "NoMatchingParent", f"service {svc.name} has no port {ref.port}"
     producer = target.namespace == route.namespace
     name = _bounded(
         f"{target.name}-{SUFFIX}-mesh"
