@@ -27,36 +27,24 @@ What is converted:
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from amimesh.gatewayapi import hostnames, http, refs
-from amimesh.gatewayapi.status import Condition, condition
+from amimesh.gatewayapi import gateways, hostnames, http, refs
+from amimesh.gatewayapi.status import condition
+from amimesh.gatewayapi.world import (
+    BUILTIN_CLASSES,
+    CONTROLLER,
+    CONTROLLERS,
+    Key,
+    Route,
+    World,
+    bounded,
+    service_host,
+)
 from amimesh.resources import gateway_api as ga
-from amimesh.resources import kube
 from amimesh.resources.meta import Resource
-
-Key = tuple[str, str, str]
-CONTROLLER = "ami.dev/gateway-controller"
-CONTROLLERS = (CONTROLLER, "istio.io/gateway-controller")
-BUILTIN_CLASSES = {"ami": CONTROLLER, "istio": "istio.io/gateway-controller"}
-GATEWAY_SELECTOR = {"istio": "ingressgateway"}
-ISTIO = "networking.istio.io/v1"
-DOMAIN = "cluster.local"
-NAME_LABEL = "kubernetes.io/metadata.name"
-SUFFIX = "gwapi"
-
-Route = ga.HTTPRoute | ga.GRPCRoute | ga.TCPRoute | ga.TLSRoute
-_KINDS: dict[str, tuple[str, ...]] = {
-    "HTTP": ("HTTPRoute", "GRPCRoute"),
-    "HTTPS": ("HTTPRoute", "GRPCRoute"),
-    "TLS": ("TLSRoute",),
-    "TCP": ("TCPRoute",),
-    "UDP": ("UDPRoute",),
-}
-_SERVED = ("HTTP", "HTTPS")
 
 
 @dataclass(frozen=True)
@@ -65,97 +53,20 @@ class Conversion:
     status: dict[Key, dict[str, Any]]
 
 
-@dataclass
-class _Listener:
-    gateway: ga.Gateway
-    spec: ga.Listener
-    kinds: tuple[str, ...]
-    istio_name: str | None = None  # its Istio Gateway, when served
-    attached: int = 0
-    conditions: list[Condition] = field(default_factory=list)
-
-
-def _bounded(name: str) -> str:
-    """`name`, or when longer than a resource name may be, its start and a digest."""
-    if len(name) <= 253:
-        return name
-    digest = hashlib.sha256(name.encode()).hexdigest()[:16]
-    return f"{name[:236].rstrip('.-')}-{digest}"
-
-
-def service_host(name: str, namespace: str) -> str:
-    return f"{name}.{namespace}.svc.{DOMAIN}"
-
-
-class _World:
-    """The resources a conversion reads, indexed."""
-
-    def __init__(self, resources: Iterable[Resource]) -> None:
-        self.services: dict[tuple[str, str], kube.Service] = {}
-        self.grants: list[ga.ReferenceGrant] = []
-        self.classes: dict[str, str] = dict(BUILTIN_CLASSES)
-        self.gateways: dict[tuple[str, str], ga.Gateway] = {}
-        self.routes: list[Route] = []
-        self.namespace_labels: dict[str, dict[str, str]] = {}
-        for r in resources:
-            if isinstance(r, kube.Service):
-                self.services[(r.namespace, r.name)] = r
-            elif isinstance(r, ga.ReferenceGrant):
-                self.grants.append(r)
-            elif isinstance(r, ga.GatewayClass):
-                self.classes[r.name] = r.spec.controllerName
-            elif isinstance(r, ga.Gateway):
-                self.gateways[(r.namespace, r.name)] = r
-            elif isinstance(r, ga.HTTPRoute | ga.GRPCRoute | ga.TCPRoute | ga.TLSRoute):
-                self.routes.append(r)
-        self.routes.sort(key=lambda r: r.key)
-
-    def controller(self, gateway: ga.Gateway) -> str | None:
-        found = self.classes.get(gateway.spec.gatewayClassName)
-        return found if found in CONTROLLERS else None
-
-    def labels(self, namespace: str) -> dict[str, str]:
-        return {**self.namespace_labels.get(namespace, {}), NAME_LABEL: namespace}
-
-    def resolver(self, route: Route) -> http.Resolve:
-        def resolve(
-            ref: ga.BackendObjectReference,
-        ) -> tuple[http.Destination | None, http.Problem | None]:
-            target = refs.backend(ref, route.namespace)
-            if (target.group, target.kind) != (refs.CORE, "Service"):
-                return None, ("InvalidKind", f"backend kind {target.kind} is not supported")
-            if not refs.permitted(self.grants, ga.GROUP, route.KIND, route.namespace, target):
-                return None, (
-                    "RefNotPermitted",
-                    f"backend {target.namespace}/{target.name} is in another namespace "
-                    "and no ReferenceGrant there permits it",
-                )
-            if (target.namespace, target.name) not in self.services:
-                return None, (
-                    "BackendNotFound",
-                    f"service {target.namespace}/{target.name} not found",
-                )
-            dest: dict[str, Any] = {"host": service_host(target.name, target.namespace)}
-            if ref.port is not None:
-                dest["port"] = {"number": ref.port}
-            return dest, None
-
-        return resolve
-
-
 def convert(resources: Iterable[Resource], *, now: str) -> Conversion:
     """Istio Gateways and VirtualServices for the Gateway API resources among
     `resources`, and the status of each of those (`now` stamps its conditions)."""
-    world = _World(resources)
+    world = World(resources)
     derived: list[dict[str, Any]] = []
     status: dict[Key, dict[str, Any]] = {}
-    listeners: dict[tuple[str, str], list[_Listener]] = {}
-    ports = _Ports()
+    listeners: dict[tuple[str, str], list[gateways.Listener]] = {}
+    ports = gateways.Ports()
     for key, gateway in sorted(world.gateways.items()):
         if world.controller(gateway) is None:
             continue
         listeners[key] = [
-            _listener(world, gateway, x, derived, ports, now) for x in gateway.spec.listeners
+            gateways.listener(world, gateway, x, derived, ports, now)
+            for x in gateway.spec.listeners
         ]
     # (vs namespace, vs name) -> (the VirtualService without http, its entries)
     groups: dict[tuple[str, str], tuple[dict[str, Any], list[http.Entry]]] = {}
@@ -167,7 +78,7 @@ def convert(resources: Iterable[Resource], *, now: str) -> Conversion:
         entries = _with_covering(spec, entries, groups.values())
         derived.append(
             {
-                "apiVersion": ISTIO,
+                "apiVersion": gateways.ISTIO,
                 "kind": "VirtualService",
                 "metadata": {
                     "name": name,
@@ -179,7 +90,7 @@ def convert(resources: Iterable[Resource], *, now: str) -> Conversion:
         )
     for key, gateway in sorted(world.gateways.items()):
         if key in listeners:
-            status[gateway.key] = _gateway_status(gateway, listeners[key], now)
+            status[gateway.key] = gateways.status(gateway, listeners[key], now)
     for name, controller in sorted(world.classes.items()):
         if controller in CONTROLLERS and name not in BUILTIN_CLASSES:
             status[(ga.GatewayClass.qualified_kind(), "default", name)] = {
@@ -219,160 +130,10 @@ def _with_covering(
     return [e for _, e in ranked]
 
 
-# --- Gateways ----------------------------------------------------------------------------
-
-
-@dataclass
-class _Ports:
-    """What the served listeners of every Gateway took of the one ingress gateway, in
-    (namespace, name) order: a port is plain text or TLS, and an HTTPS port's
-    hostnames each pick one listener (its SNI)."""
-
-    tls: dict[int, bool] = field(default_factory=dict)
-    names: dict[int, set[str]] = field(default_factory=dict)
-
-    def conflict(self, spec: ga.Listener) -> tuple[str, str] | None:
-        https = spec.protocol == "HTTPS"
-        if self.tls.setdefault(spec.port, https) != https:
-            return (
-                "ProtocolConflict",
-                f"port {spec.port} is taken by a listener of another protocol",
-            )
-        if https:
-            taken = self.names.setdefault(spec.port, set())
-            name = (spec.hostname or "*").lower()
-            if name in taken:
-                return "HostnameConflict", f"port {spec.port} already serves {name} over TLS"
-            taken.add(name)
-        return None
-
-
-def _listener(
-    world: _World,
-    gateway: ga.Gateway,
-    spec: ga.Listener,
-    derived: list[dict[str, Any]],
-    ports: _Ports,
-    now: str,
-) -> _Listener:
-    kinds = _KINDS[spec.protocol]
-    wanted = spec.allowedRoutes.kinds if spec.allowedRoutes else []
-    out = _Listener(gateway, spec, kinds)
-    resolved = condition("ResolvedRefs", True, "ResolvedRefs", "", now)
-    if wanted:
-        out.kinds = tuple(
-            k.kind for k in wanted if k.kind in kinds and (k.group or ga.GROUP) == ga.GROUP
-        )
-        if len(out.kinds) != len(wanted):
-            resolved = condition(
-                "ResolvedRefs",
-                False,
-                "InvalidRouteKinds",
-                f"a {spec.protocol} listener takes only {', '.join(kinds)}",
-                now,
-            )
-    if spec.protocol not in _SERVED:
-        msg = f"Ami's gateway does not serve {spec.protocol} listeners yet"
-        out.conditions = [
-            condition("Accepted", False, "UnsupportedProtocol", msg, now),
-            condition("Programmed", False, "Invalid", msg, now),
-            resolved,
-        ]
-        return out
-    server: dict[str, Any] = {
-        "port": {"number": spec.port, "name": spec.name, "protocol": spec.protocol},
-        "hosts": [spec.hostname or "*"],
-    }
-    if spec.protocol == "HTTPS" and spec.tls is not None and spec.tls.certificateRefs:
-        cert = refs.secret(spec.tls.certificateRefs[0], gateway.namespace)
-        problem = None
-        if (cert.group, cert.kind) != (refs.CORE, "Secret"):
-            problem = ("InvalidCertificateRef", f"certificate kind {cert.kind} is not a Secret")
-        elif not refs.permitted(world.grants, ga.GROUP, "Gateway", gateway.namespace, cert):
-            problem = (
-                "RefNotPermitted",
-                f"secret {cert.namespace}/{cert.name} is in another namespace and no "
-                "ReferenceGrant there permits it",
-            )
-        if problem is not None:
-            out.conditions = [
-                condition("Accepted", True, "Accepted", "", now),
-                condition("Programmed", False, "Invalid", problem[1], now),
-                condition("ResolvedRefs", False, *problem, now),
-            ]
-            return out
-        server["tls"] = {"mode": "SIMPLE", "credentialName": cert.name}
-    conflict = ports.conflict(spec)
-    if conflict is not None:
-        out.conditions = [
-            condition("Accepted", True, "Accepted", "", now),
-            condition("Conflicted", True, *conflict, now),
-            condition("Programmed", False, "Invalid", conflict[1], now),
-            resolved,
-        ]
-        return out
-    out.istio_name = _bounded(f"{gateway.name}-{SUFFIX}-{spec.name}")
-    derived.append(
-        {
-            "apiVersion": ISTIO,
-            "kind": "Gateway",
-            "metadata": {"name": out.istio_name, "namespace": gateway.namespace},
-            "spec": {"selector": dict(GATEWAY_SELECTOR), "servers": [server]},
-        }
-    )
-    out.conditions = [
-        condition("Accepted", True, "Accepted", "", now),
-        condition("Conflicted", False, "NoConflicts", "", now),
-        condition("Programmed", True, "Programmed", "", now),
-        resolved,
-    ]
-    return out
-
-
-def _gateway_status(gateway: ga.Gateway, listeners: list[_Listener], now: str) -> dict[str, Any]:
-    programmed = any(x.istio_name is not None for x in listeners)
-    return {
-        "conditions": [
-            condition("Accepted", True, "Accepted", "", now),
-            condition(
-                "Programmed",
-                programmed,
-                "Programmed" if programmed else "Invalid",
-                "" if programmed else "no listener is served",
-                now,
-            ),
-        ],
-        "listeners": [
-            {
-                "name": x.spec.name,
-                "supportedKinds": [{"group": ga.GROUP, "kind": k} for k in x.kinds],
-                "attachedRoutes": x.attached,
-                "conditions": x.conditions,
-            }
-            for x in listeners
-        ],
-    }
-
-
-def _allows(world: _World, listener: _Listener, route: Route) -> bool:
-    if route.KIND not in listener.kinds:
-        return False
-    allowed = listener.spec.allowedRoutes
-    namespaces = allowed.namespaces if allowed is not None else None
-    where = namespaces.from_ if namespaces is not None else "Same"
-    if where == "All":
-        return True
-    if where == "Same":
-        return route.namespace == listener.gateway.namespace
-    selector = namespaces.selector if namespaces is not None else None
-    labels = world.labels(route.namespace)
-    return selector is not None and all(labels.get(k) == v for k, v in selector.matchLabels.items())
-
-
 # --- routes ------------------------------------------------------------------------------
 
 
-def _rules(world: _World, route: Route, port: int | None) -> http.RuleResult:
+def _rules(world: World, route: Route, port: int | None) -> http.RuleResult:
     out = http.RuleResult([], [], [])
     resolve = world.resolver(route)
     results: list[http.RuleResult] = []
@@ -408,10 +169,10 @@ def _parent_ref(ref: ga.ParentReference, target: refs.Ref) -> dict[str, Any]:
 
 
 def _parent(
-    world: _World,
+    world: World,
     route: Route,
     ref: ga.ParentReference,
-    listeners: dict[tuple[str, str], list[_Listener]],
+    listeners: dict[tuple[str, str], list[gateways.Listener]],
     groups: dict[tuple[str, str], tuple[dict[str, Any], list[http.Entry]]],
     now: str,
 ) -> dict[str, Any] | None:
@@ -447,7 +208,7 @@ def _parent(
     }
 
 
-def _mesh_port(world: _World, ref: ga.ParentReference, target: refs.Ref) -> int | None:
+def _mesh_port(world: World, ref: ga.ParentReference, target: refs.Ref) -> int | None:
     """The service port a mesh parentRef names: its `port`, or the port its
     `sectionName` names (GAMMA's meaning of a Service's section), else None (every
     port; also when the name is no port of the service: `_attach_mesh` refuses it)."""
@@ -459,7 +220,7 @@ def _mesh_port(world: _World, ref: ga.ParentReference, target: refs.Ref) -> int 
 
 
 def _attach_mesh(
-    world: _World,
+    world: World,
     route: Route,
     ref: ga.ParentReference,
     target: refs.Ref,
@@ -475,10 +236,10 @@ def _attach_mesh(
     if ref.port is not None and all(p.port != ref.port for p in svc.spec.ports):
         return False, "NoMatchingParent", f"service {svc.name} has no port {ref.port}"
     producer = target.namespace == route.namespace
-    name = _bounded(
-        f"{target.name}-{SUFFIX}-mesh"
+    name = bounded(
+        f"{target.name}-{gateways.SUFFIX}-mesh"
         if producer
-        else f"{target.name}-{target.namespace}-{SUFFIX}-mesh"
+        else f"{target.name}-{target.namespace}-{gateways.SUFFIX}-mesh"
     )
     spec = {
         "hosts": [service_host(target.name, target.namespace)],
@@ -489,12 +250,12 @@ def _attach_mesh(
 
 
 def _attach_gateway(
-    world: _World,
+    world: World,
     route: Route,
     ref: ga.ParentReference,
     target: refs.Ref,
     rules: http.RuleResult,
-    listeners: dict[tuple[str, str], list[_Listener]],
+    listeners: dict[tuple[str, str], list[gateways.Listener]],
     groups: dict[tuple[str, str], tuple[dict[str, Any], list[http.Entry]]],
 ) -> tuple[bool, str, str]:
     mine = listeners.get((target.namespace, target.name))
@@ -507,7 +268,7 @@ def _attach_gateway(
     ]
     if not named:
         return False, "NoMatchingParent", "no listener has the sectionName and port given"
-    allowed = [x for x in named if _allows(world, x, route)]
+    allowed = [x for x in named if gateways.allows(world, x, route)]
     if not allowed:
         return False, "NotAllowedByListeners", "no listener allows this route's kind and namespace"
     served = [x for x in allowed if x.istio_name is not None]
@@ -525,7 +286,7 @@ def _attach_gateway(
         for host in hosts:
             spec = {"hosts": [host], "gateways": [f"{target.namespace}/{x.istio_name}"]}
             label = "wildcard" if host == "*" else host.rstrip(".").replace("*", "wildcard")
-            name = _bounded(f"{x.istio_name}-{label}")
+            name = bounded(f"{x.istio_name}-{label}")
             groups.setdefault((target.namespace, name), (spec, []))[1].extend(rules.entries)
     if not attached:
         return (
