@@ -43,7 +43,6 @@ class World:
         self.classes: dict[str, str] = dict(BUILTIN_CLASSES)
         self.gateways: dict[tuple[str, str], ga.Gateway] = {}
         self.routes: list[Route] = []
-        self.namespace_labels: dict[str, dict[str, str]] = {}
         for r in resources:
             if isinstance(r, kube.Service):
                 self.services[(r.namespace, r.name)] = r
@@ -62,7 +61,9 @@ class World:
         return found if found in CONTROLLERS else None
 
     def labels(self, namespace: str) -> dict[str, str]:
-        return {**self.namespace_labels.get(namespace, {}), NAME_LABEL: namespace}
+        """A namespace's labels: on one machine there is no Namespace object, only the
+        label Kubernetes sets on every namespace."""
+        return {NAME_LABEL: namespace}
 
     def resolver(self, route: Route) -> http.Resolve:
         def resolve(

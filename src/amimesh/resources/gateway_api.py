@@ -117,8 +117,8 @@ class RouteNamespaces(Strict):
     from_: Literal["All", "Same", "Selector"] = Field(default="Same", alias="from")
     selector: LabelSelector | None = Field(
         default=None,
-        description="with `from: Selector`; a namespace's labels are its Namespace's "
-        "and `kubernetes.io/metadata.name`",
+        description="with `from: Selector`; a namespace's label on one machine is "
+        "`kubernetes.io/metadata.name`",
     )
 
 
