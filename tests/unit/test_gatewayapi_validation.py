@@ -87,6 +87,12 @@ def errors(text: str) -> list[str]:
             "must not be longer than timeouts.request",
         ),
         (
+            "filters: [{type: RequestMirror, requestMirror: {backendRef: {name: a}, "
+            "fraction: {numerator: 3, denominator: 2}}}]",
+            "spec.rules[0].filters[0].requestMirror.fraction.numerator",
+            "must not be more than denominator",
+        ),
+        (
             "retry: {attempts: 2, backoff: 1s}",
             "spec.rules[0].retry.backoff",
             "not supported by Ami yet",

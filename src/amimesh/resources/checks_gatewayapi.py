@@ -209,6 +209,11 @@ def _filters(
             body.percent is not None and body.fraction is not None
         ):
             yield Issue((*at, want), "set only one of percent and fraction")
+        if isinstance(body, ga.HTTPRequestMirrorFilter) and body.fraction is not None:
+            if body.fraction.numerator > body.fraction.denominator:
+                yield Issue(
+                    (*at, want, "fraction", "numerator"), "must not be more than denominator"
+                )
 
 
 def _header_filter(body: ga.HTTPHeaderFilter, loc: Loc, *, response: bool) -> Iterator[Issue]:
