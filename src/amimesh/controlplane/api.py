@@ -267,7 +267,11 @@ class Api:
             if not wanted(r.namespace, r.name):
                 continue
             item = api_json.resource_json(r, store.source_of(r.key))
-            status = serving.status_of(r.key) or self.cp.eventing.status_of(r.key)
+            status = (
+                serving.status_of(r.key)
+                or self.cp.eventing.status_of(r.key)
+                or self.cp.gateway_api.status_of(r.key)
+            )
             if status is None and "gitops" in self.cp.__dict__:
                 status = self.cp.gitops.status_of(r.key)
             if status is not None:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from amimesh.config.directory import DirectorySource
 from amimesh.config.store import Store
 from amimesh.controlplane.applied import Applied
+from amimesh.controlplane.gatewayapi import GatewayApiController
 from amimesh.controlplane.nodes import Nodes
 from amimesh.controlplane.serving import REVISIONS_FILE, ServingController
 from amimesh.identity import store as ca_store
@@ -190,6 +191,8 @@ class ControlPlane:
             state / REVISIONS_FILE if state else None,
             activator_port=config.activator_port,
         )
+        # The Gateway API: Istio Gateways and VirtualServices made of Gateways and routes.
+        self.gateway_api = GatewayApiController(self.store)
         self._state = state
         self._eventing_started = False
         self._triggers_started = False
@@ -326,6 +329,8 @@ class ControlPlane:
                 log.warning("%s", e)
         self.serving.reconcile()  # what Knative resources run, before anyone asks
         self.serving.watch(self._loop)
+        self.gateway_api.reconcile()
+        self.gateway_api.watch(self._loop)
         if any(r.API_GROUP in EVENTING_GROUPS for r in self.store.resources()):
             self._start_eventing()  # the broker's workload in the first node config
         self._autoscale_task = asyncio.create_task(self.serving.autoscale(), name="autoscaler")
@@ -435,6 +440,7 @@ class ControlPlane:
     async def stop(self) -> None:
         self._stop.set()
         self.serving.close()
+        self.gateway_api.close()
         if "eventing" in self.__dict__:
             self.eventing.close()
         if "triggers" in self.__dict__:
