@@ -42,6 +42,7 @@ def control_plane_config(state_dir: Path) -> ControlPlaneConfig:
         activator_port=mesh.activator_port or None,
         nats_port=mesh.nats_port or None,
         gitops_poll_s=mesh.gitops_poll_s,
+        reload=mesh.reload,
         state_dir=state_dir,
     )
 

@@ -38,6 +38,8 @@ class MeshControlPlane:
     nats_port: int = 0
     # How often each Argo CD Application's repository is fetched (seconds).
     gitops_poll_s: float = 3.0
+    # `ami up --reload`: Knative Services get a new revision when their files change.
+    reload: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {**self.__dict__, "exclude_dirs": list(self.exclude_dirs)}

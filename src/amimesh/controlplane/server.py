@@ -126,6 +126,8 @@ class ControlPlaneConfig:
     nats_port: int | None = None
     # Argo CD Applications: how often each one's repository is fetched (seconds).
     gitops_poll_s: float = 3.0
+    # Live reload: a Knative Service whose files change gets a new revision.
+    reload: bool = False
 
     def __post_init__(self) -> None:
         if self.api_port is not None and not self.api_token:

@@ -88,6 +88,11 @@ def instance_id(name: str, namespace: str) -> str:
     return f"{name}.{namespace}"
 
 
+def replica_name(workload: str, index: int, generation: int = 0) -> str:
+    """`web-0`; `web-0-r2` for the replica a second live reload started."""
+    return f"{workload}-{index}" + (f"-r{generation}" if generation else "")
+
+
 def upstreams(
     services: Iterable[MeshService], namespace: str, allocate: Allocate
 ) -> tuple[Upstream, ...]:
@@ -163,12 +168,14 @@ def workload_instance(
     trust_domain: str | None = TRUST_DOMAIN,
     access_log_format: AccessLogFormat = "json",
     telemetry_port: int = 0,
+    generation: int = 0,
 ) -> InstanceSpec:
     """Replica `index` of `workload`: every port allocated, every path decided.
     `telemetry_port` is the control plane's Zipkin span receiver (0: none);
-    `trust_domain` None: no identity (no certificate, no SDS)."""
+    `trust_domain` None: no identity (no certificate, no SDS); `generation` > 0: the
+    replica as a live reload started it anew beside the one it replaces."""
     spec = workload.spec
-    name = f"{workload.name}-{index}"
+    name = replica_name(workload.name, index, generation)
     ns = workload.namespace
     iid = instance_id(name, ns)
     inbound = tuple(
