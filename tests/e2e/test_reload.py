@@ -8,6 +8,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -122,11 +123,7 @@ def test_a_code_change_rolls_the_instance_without_a_failed_request(mesh: Up) -> 
         until(lambda: answers["200 v2"] >= 1, "the new code answers", timeout=120)
         sent = sum(answers.values())
         until(lambda: sum(answers.values()) >= sent + 30, "requests flow after the change")
-        rows = until(
-            lambda: (r := mesh.instances()) if "web-0" not in r else None,
-            "the old instance gone",
-            timeout=60,
-        )
+        rows = until(lambda: _without(mesh.instances(), "web-0"), "the old one gone", timeout=60)
         sent = sum(answers.values())
         until(lambda: sum(answers.values()) >= sent + 30, "requests flow without it")
     finally:
@@ -142,3 +139,7 @@ def test_a_code_change_rolls_the_instance_without_a_failed_request(mesh: Up) -> 
         assert {c.get(gateway).text for _ in range(10)} == {"v2"}
     # A Workload annotated `ami.dev/reload: "false"` is left alone.
     assert mesh.instances()["pinned-0"]["pid"] == pinned_pid
+
+
+def _without(rows: dict[str, dict[str, Any]], instance: str) -> dict[str, dict[str, Any]] | None:
+    return rows if instance not in rows else None
