@@ -143,3 +143,63 @@ def test_a_code_change_rolls_the_instance_without_a_failed_request(mesh: Up) -> 
 
 def _without(rows: dict[str, dict[str, Any]], instance: str) -> dict[str, dict[str, Any]] | None:
     return rows if instance not in rows else None
+
+
+KNATIVE = """
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: config-domain, namespace: knative-serving}
+data:
+  example.com: ""
+---
+apiVersion: serving.knative.dev/v1
+kind: Service
+metadata: {name: hello, namespace: default}
+spec:
+  template:
+    spec:
+      containers:
+        - image: example.com/hello:latest
+          command: [python3, app.py]
+          workingDir: apps/hello
+          readinessProbe: {httpGet: {path: /}}
+"""
+
+
+def _latest_ready(up: Up) -> str | None:
+    with up.client() as c:
+        items = c.get("/api/v1/resources", params={"kind": "ksvc", "name": "hello"}).json()
+    status = items["items"][0].get("status", {})
+    ready = any(
+        c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions", [])
+    )
+    return str(status.get("latestReadyRevisionName")) if ready else None
+
+
+def _through(up: Up, host: str) -> str:
+    resp = httpx.get(up.info().gateway_urls[0], headers={"Host": host}, timeout=30, trust_env=False)
+    return f"{resp.status_code} {resp.text}"
+
+
+def test_a_knative_service_gets_a_new_revision_when_its_files_change(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    (site / "apps" / "hello").mkdir(parents=True)
+    (site / "mesh.yaml").write_text(KNATIVE)
+    code = site / "apps" / "hello" / "app.py"
+    code.write_text(APP % "one")
+    with running(site, tmp_path / "state", "--reload", ready=None) as up:
+        until(lambda: _latest_ready(up) == "hello-00001", "the first revision ready", 90)
+        host = "hello.default.example.com"
+        until(lambda: _through(up, host) == "200 one", "the first revision answers", 60)
+        (site / "apps" / "hello" / "app.py~").write_text("an editor's backup")
+        code.write_text(APP % "two")
+        until(lambda: _latest_ready(up) == "hello-00002", "a new revision ready", 90)
+        until(
+            lambda: _through(up, "hello.default.example.com") == "200 two",
+            "the route on the new revision",
+            60,
+        )
+        with up.client() as c:
+            items = c.get("/api/v1/resources", params={"kind": "ksvc", "name": "hello"}).json()
+        # One change, one revision (an editor's backup file is none).
+        assert items["items"][0]["status"]["latestCreatedRevisionName"] == "hello-00002"

@@ -126,7 +126,10 @@ class ControlPlaneConfig:
     nats_port: int | None = None
     # Argo CD Applications: how often each one's repository is fetched (seconds).
     gitops_poll_s: float = 3.0
-    # Live reload: a Knative Service whose files change gets a new revision.
+    # Live reload: the directory Workloads' and Knative containers' `workingDir` is
+    # relative to (None: no live reload), and whether it applies without an annotation
+    # (`ami up --reload`): a Knative Service whose files change gets a new revision.
+    work_dir: Path | None = None
     reload: bool = False
 
     def __post_init__(self) -> None:
@@ -185,6 +188,8 @@ class ControlPlane:
             self.store,
             state / REVISIONS_FILE if state else None,
             activator_port=config.activator_port,
+            work_dir=config.work_dir,
+            reload=config.reload,
         )
         self._state = state
         self._eventing_started = False

@@ -124,6 +124,19 @@ def reload_problem(annotations: Mapping[str, str]) -> str | None:
     return 'must be "true" or "false"'
 
 
+def reload_wanted(annotations: Mapping[str, str], *, has_working_dir: bool, default: bool) -> bool:
+    """Whether a program is reloaded when its files change: its `ami.dev/reload`
+    annotation says so; without one, `default` (`ami up --reload`) for one with its own
+    `workingDir` (without one it runs in the mesh's directory, its config included,
+    which is not one program's source)."""
+    text = annotations.get(RELOAD)
+    if text == "true":
+        return True
+    if text == "false":
+        return False
+    return default and has_working_dir
+
+
 _EXPANDED = "$(VAR) is expanded as in Kubernetes (docs/runtime.md)"
 
 

@@ -36,12 +36,13 @@ from amimesh.agent import config as agent_config
 from amimesh.agent.agent import Adopted, Agent
 from amimesh.agent.identities import Identities
 from amimesh.agent.process import kill_group, naming, start_time
+from amimesh.config.watch import Watches
 from amimesh.identity.spiffe import workload_id
 from amimesh.model.proxy import GatewayPort
 from amimesh.model.snapshot import Snapshot, build_snapshot
 from amimesh.resources import parse_object
-from amimesh.resources.workload import Workload
-from amimesh.runtime import gateway, plan, reload_rules, state
+from amimesh.resources.workload import Workload, reload_wanted
+from amimesh.runtime import gateway, plan, state
 from amimesh.runtime.activator import Activator, Target
 from amimesh.runtime.instance import InstanceRunner, adoptable
 from amimesh.runtime.node_api import ApiUnavailable, NodeApi, Reporter
@@ -55,7 +56,6 @@ from amimesh.runtime.node_config import (
     read_pids,
 )
 from amimesh.runtime.ports import PortAllocator
-from amimesh.runtime.reload import Watches
 from amimesh.serving.expand import REVISION_LABEL
 
 if TYPE_CHECKING:
@@ -500,7 +500,7 @@ class Node:
         for w in self._workloads:
             if REVISION_LABEL in w.metadata.labels or w.spec.replicas < 1:
                 continue
-            if not reload_rules.watched(
+            if not reload_wanted(
                 w.metadata.annotations,
                 has_working_dir=bool(w.spec.workingDir),
                 default=self.config.reload,

@@ -309,6 +309,7 @@ class Supervisor:
             "trace_forward": cfg.trace_forward,
             "gitops_poll_s": cfg.gitops_poll_s,
             "reload": cfg.reload,
+            "work_dir": str(self.config_dir),
         }
 
     def _write_info(self) -> None:

@@ -1,16 +1,15 @@
-"""Live reload's decisions, pure: which workloads are watched, which files count, what
-changed between two looks at a tree, and when a burst of changes has settled.
+"""Live reload's decisions, pure: which files count, what changed between two looks
+at a tree, and when a burst of changes has settled. (Which workloads are watched is
+`resources.workload.reload_wanted`.)
 
-The node agent (`runtime.reload`) looks at the trees and restarts instances; nothing
-here reads a file or a clock: trees and times are handed in.
+`config.watch` looks at the trees; nothing here reads a file or a clock: trees and
+times are handed in.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-
-from amimesh.resources.workload import RELOAD
 
 # Directories never looked into: caches, version control, virtual environments.
 IGNORED_DIRS = frozenset(
@@ -34,19 +33,6 @@ IGNORED_DIRS = frozenset(
 _IGNORED_SUFFIXES = (".pyc", ".pyo", ".swp", ".swo", ".swx", ".tmp", ".bak", "~")
 _IGNORED_PREFIXES = (".#", ".~", "#")
 _VIM_PROBE = "4913"  # the file vim creates to test that it may write a directory
-
-
-def watched(annotations: Mapping[str, str], *, has_working_dir: bool, default: bool) -> bool:
-    """Whether a Workload's instances restart when its files change: its annotation
-    says so (`"true"` or `"false"`); without one, `default` (`ami up --reload`) for a
-    Workload with its own `workingDir` (without one it runs in the mesh's directory,
-    its config included, which is not one program's source)."""
-    text = annotations.get(RELOAD)
-    if text == "true":
-        return True
-    if text == "false":
-        return False
-    return default and has_working_dir
 
 
 def ignored_dir(name: str) -> bool:

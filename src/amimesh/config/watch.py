@@ -1,11 +1,14 @@
-"""Live reload in the node agent: watch each opted-in workload's working directory and
-say when it changed (`reload_rules` decides what counts and when a burst settled).
+"""Live reload's watch of a program's directory: say when it changed (`watch_rules`
+decides what counts and when a burst settled), and what its content is (a digest).
+The node agent watches Workloads' working directories (and restarts their
+instances), the control plane Knative Services' (and makes a new revision).
 
     watch = Watches(on_change=lambda key: ...)
     watch.set({key: Path("apps/web"), ...})     # after every config change
     await watch.close()
+    content_digest(Path("apps/web"))            # in a worker thread
 
-A watch polls its tree (`os.scandir`, bounded: `reload_rules.Bounds`) every
+A watch polls its tree (`os.scandir`, bounded: `watch_rules.Bounds`) every
 `POLL_S` in a worker thread: no recursion without limit into a huge tree, no inotify
 watch per directory, and the same on every platform.
 """
@@ -14,18 +17,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from amimesh.runtime import reload_rules
-from amimesh.runtime.reload_rules import Bounds, Debounce
+from amimesh.config import watch_rules
+from amimesh.config.watch_rules import Bounds, Debounce
 
 log = logging.getLogger(__name__)
 
 POLL_S = 0.25
 BOUNDS = Bounds()
+# A digest reads at most this much of a tree's content; files past it count by their
+# size and modification time.
+DIGEST_MAX_BYTES = 16 << 20
 
 
 def scan(root: Path, bounds: Bounds = BOUNDS) -> dict[str, tuple[int, int]]:
@@ -44,11 +51,11 @@ def scan(root: Path, bounds: Bounds = BOUNDS) -> dict[str, tuple[int, int]]:
         for entry in entries:
             try:
                 if entry.is_dir(follow_symlinks=False):
-                    if depth + 1 < bounds.max_depth and not reload_rules.ignored_dir(entry.name):
+                    if depth + 1 < bounds.max_depth and not watch_rules.ignored_dir(entry.name):
                         subdirs.append((Path(entry.path), f"{prefix}{entry.name}/", depth + 1))
                     continue
-                if reload_rules.ignored_file(entry.name):
-                    continue
+                if watch_rules.ignored_file(entry.name) or entry.is_dir():
+                    continue  # (a symbolic link to a directory: not followed)
                 st = entry.stat()
             except OSError:
                 continue
@@ -57,6 +64,26 @@ def scan(root: Path, bounds: Bounds = BOUNDS) -> dict[str, tuple[int, int]]:
                 return out
         stack.extend(reversed(subdirs))
     return out
+
+
+def content_digest(root: Path, bounds: Bounds = BOUNDS) -> str:
+    """A digest of what `scan` sees under `root` (names and contents): the same files
+    give the same digest, across restarts too."""
+    h = hashlib.sha256()
+    budget = DIGEST_MAX_BYTES
+    for rel, (size, mtime_ns) in sorted(scan(root, bounds).items()):
+        h.update(rel.encode("utf-8", "surrogateescape") + b"\0")
+        content = b""
+        if size <= budget:
+            try:
+                content = (root / rel).read_bytes()[: budget + 1]
+            except OSError:
+                content = b""
+            budget -= len(content)
+            h.update(hashlib.sha256(content).digest())
+        else:
+            h.update(f"{size}:{mtime_ns}".encode())
+    return h.hexdigest()[:16]
 
 
 class Watches:
@@ -95,7 +122,7 @@ class Watches:
         while True:
             await asyncio.sleep(self._poll_s)
             now_tree = await asyncio.to_thread(scan, root, self._bounds)
-            changed = reload_rules.changes(tree, now_tree)
+            changed = watch_rules.changes(tree, now_tree)
             tree = now_tree
             now = loop.time()
             if changed:
@@ -104,6 +131,12 @@ class Watches:
             if debounce.due(now):
                 debounce = debounce.fired()
                 self._on_change(key)
+
+    def cancel(self) -> None:
+        """Stop every watch (their tasks end on the loop's next turns)."""
+        for _, task in self._tasks.values():
+            task.cancel()
+        self._tasks.clear()
 
     async def close(self) -> None:
         tasks = [t for _, t in self._tasks.values()]
