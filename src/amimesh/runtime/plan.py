@@ -23,6 +23,7 @@ from amimesh.agent.config import (
     XdsSpec,
 )
 from amimesh.identity.spiffe import TRUST_DOMAIN, workload_id
+from amimesh.model import intercepts
 from amimesh.model.proxy import AccessLogFormat, GatewayPort, InboundPort, Proxy, Upstream
 from amimesh.model.snapshot import Instance, MeshService
 from amimesh.resources.workload import (
@@ -178,15 +179,17 @@ def workload_instance(
     name = replica_name(workload.name, index, generation)
     ns = workload.namespace
     iid = instance_id(name, ns)
+    # An intercept's process may listen on a port of the developer's choosing.
+    fixed = intercepts.fixed_port(workload.metadata.annotations)
     inbound = tuple(
         InboundPort(
             port=p.port,
             listen_port=allocate(),
-            app_port=allocate(),
+            app_port=fixed if fixed is not None and i == 0 else allocate(),
             name=p.name or "",
             protocol=p.protocol,
         )
-        for p in spec.ports
+        for i, p in enumerate(spec.ports)
     )
     proxy = Proxy(
         id=iid,

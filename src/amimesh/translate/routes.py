@@ -47,7 +47,14 @@ from amimesh.model import hosts
 from amimesh.model.proxy import Proxy
 from amimesh.model.snapshot import MeshService, Snapshot
 from amimesh.resources import istio_networking as net
-from amimesh.translate import names, route_action, route_delegate, route_list, route_match
+from amimesh.translate import (
+    names,
+    route_action,
+    route_delegate,
+    route_intercept,
+    route_list,
+    route_match,
+)
 
 HTTP_PROTOCOLS = frozenset({"HTTP", "HTTP2", "GRPC", "GRPC-WEB"})
 DEFAULT_ROUTE_NAME = "default"
@@ -158,12 +165,13 @@ class _Table:
         if known is not None and _same(known[0], inputs):
             return known[1]
         routes = self._routes(services, port) or [default_route(self.snap, svc, port)]
+        routes = route_intercept.diverted(self.snap, routes)
         self.memo[(svc.hostname, port)] = (inputs, routes)
         return routes
 
     def add_host(self, host: str, services: list[net.VirtualService]) -> None:
         visible = [vs for vs in services if self._visible(vs)]
-        routes = self._routes(visible, 80)
+        routes = route_intercept.diverted(self.snap, self._routes(visible, 80))
         if routes:
             self._add(f"{host}:80", self._host_forms(host), 80, True, routes)
 
@@ -240,7 +248,7 @@ def _inputs(
                 named.add(snap.resolve(d.host, vs.namespace))
     out: list[object] = [svc, *found]
     for h in sorted(named):
-        out += [h, snap.services.get(h), snap.destination_rules.get(h)]
+        out += [h, snap.services.get(h), snap.destination_rules.get(h), snap.intercepts.get(h)]
     return tuple(out)
 
 
