@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from amimesh.config.directory import DirectorySource
 from amimesh.config.store import Store
 from amimesh.controlplane.applied import Applied
+from amimesh.controlplane.intercepts import Intercepts
 from amimesh.controlplane.nodes import Nodes
 from amimesh.controlplane.serving import REVISIONS_FILE, ServingController
 from amimesh.identity import store as ca_store
@@ -191,6 +192,8 @@ class ControlPlane:
             work_dir=config.work_dir,
             reload=config.reload,
         )
+        # Intercepts (`ami intercept`): their Workloads, held by leases.
+        self.intercepts = Intercepts(self.store)
         self._state = state
         self._eventing_started = False
         self._triggers_started = False
@@ -330,6 +333,7 @@ class ControlPlane:
         if any(r.API_GROUP in EVENTING_GROUPS for r in self.store.resources()):
             self._start_eventing()  # the broker's workload in the first node config
         self._autoscale_task = asyncio.create_task(self.serving.autoscale(), name="autoscaler")
+        self.intercepts.start()
         if self.config.api_port is not None:
             from amimesh.controlplane.api import ApiServer  # aiohttp only when serving it
 
@@ -436,6 +440,7 @@ class ControlPlane:
     async def stop(self) -> None:
         self._stop.set()
         self.serving.close()
+        await self.intercepts.close()
         if "eventing" in self.__dict__:
             self.eventing.close()
         if "triggers" in self.__dict__:
