@@ -6,13 +6,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+USAGE = (
+    "ami intercept WORKLOAD [-n NS] [--header NAME=VALUE] [--port N] [--mesh MESH] -- COMMAND..."
+)
 
-def add_parser(sub: Any) -> None:
-    p: argparse.ArgumentParser = sub.add_parser(
-        "intercept",
-        help="run a command in the place of a workload: its identity, sidecar, env and "
-        "upstreams; with --header only requests carrying it",
-    )
+
+def _options(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("workload", metavar="WORKLOAD", help="the Workload to intercept")
     p.add_argument("-n", "--namespace", default="default")
     p.add_argument(
@@ -28,21 +27,38 @@ def add_parser(sub: Any) -> None:
         help="the port COMMAND listens on (default: the one the mesh gives it in $PORT)",
     )
     p.add_argument("--mesh", help="mesh name, config directory or state dir (default: current)")
-    p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND...")
+    return p
+
+
+def add_parser(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "intercept",
+        usage=USAGE,
+        help="run a command in the place of a workload: its identity, sidecar, env and "
+        "upstreams; with --header only requests carrying it",
+        description="Run COMMAND (after --) in the foreground in the place of WORKLOAD. "
+        "Options: -n/--namespace NS, --header NAME=VALUE (only requests carrying it), "
+        "--port N (COMMAND listens there instead of $PORT), --mesh MESH.",
+    )
+    # Everything after the command's name: WORKLOAD, its options, `--`, COMMAND (whose
+    # own options must never be taken for ours).
+    p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from amimesh.cli import intercept
 
-    command = list(args.command)
-    if command[:1] == ["--"]:
-        command = command[1:]
+    rest = list(args.rest)
+    before, command = (
+        (rest[: rest.index("--")], rest[rest.index("--") + 1 :]) if "--" in rest else (rest, [])
+    )
+    opts = _options(argparse.ArgumentParser(prog="ami intercept", usage=USAGE)).parse_args(before)
     return intercept.run(
-        args.workload,
+        opts.workload,
         command,
-        namespace=args.namespace,
-        header=args.header,
-        port=args.port,
-        mesh=args.mesh,
+        namespace=opts.namespace,
+        header=opts.header,
+        port=opts.port,
+        mesh=opts.mesh,
     )
