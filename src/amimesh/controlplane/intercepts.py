@@ -102,11 +102,17 @@ class Intercepts:
             raise ValueError(f"Workload {namespace}/{workload} has no ports to intercept")
         for h in self._held.values():
             same = h.intercept.namespace == namespace and h.intercept.workload == workload
-            if same and (h.intercept.header is None or h.intercept.header == header):
+            # One of every request excludes any other; two of one header collide.
+            if same and (None in (h.intercept.header, header) or h.intercept.header == header):
                 raise InterceptConflict(
                     f"intercept {h.intercept.id} already takes "
-                    + ("every request" if h.intercept.header is None else "that header")
+                    + ("every request" if h.intercept.header is None else "requests")
                     + f" of {namespace}/{workload}"
+                    + (
+                        f" with {h.intercept.header[0]}={h.intercept.header[1]}"
+                        if h.intercept.header
+                        else ""
+                    )
                 )
         if len(self._held) >= MAX_INTERCEPTS:
             raise ValueError(f"at most {MAX_INTERCEPTS} intercepts at once")
