@@ -30,6 +30,7 @@ from amimesh.config.store import Store
 from amimesh.model import intercepts as model
 from amimesh.resources import ParseResult, parse_object
 from amimesh.resources.workload import Workload
+from amimesh.serving.expand import REVISION_LABEL
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,11 @@ class Intercepts:
         )
         if target is None or model.intercept_of(target) is not None:
             raise InterceptNotFound(f"no Workload {namespace}/{workload}")
+        if REVISION_LABEL in target.metadata.labels:
+            raise ValueError(
+                f"{namespace}/{workload} is a Knative revision's: its autoscaler and "
+                "activator would count the intercept as one of its instances"
+            )
         if not target.spec.ports:
             raise ValueError(f"Workload {namespace}/{workload} has no ports to intercept")
         for h in self._held.values():

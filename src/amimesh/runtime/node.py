@@ -579,6 +579,10 @@ class Node:
             return
         log.info("live reload: %s ready: stopping %s", spec.id, old.spec.id)
         self.runners[slot] = new
+        # Out of every endpoint first, then stopped: no proxy here sends it a request
+        # while its app goes away, however late a push is on a busy machine.
+        self.reporter.deregister_instance(old.spec.id)
+        await self._until_unrouted(old)
         await self._discard(old)
 
     async def _until_ready(self, runner: InstanceRunner) -> bool:
@@ -593,27 +597,37 @@ class Node:
         return False
 
     async def _until_routed(self, old: InstanceRunner, new: InstanceRunner) -> None:
-        """Until every Envoy of this node whose endpoints hold `old` holds `new` too
-        (at most `RELOAD_ROUTED_S`: an Envoy of another node is not looked at)."""
-        if old.spec.registration is None or new.spec.registration is None:
-            return
-        old_at = [f"::127.0.0.1:{p}::" for p in old.spec.registration.ports.values()]
-        new_at = [f"::127.0.0.1:{p}::" for p in new.spec.registration.ports.values()]
-        if not old_at:
-            return
+        """Until every Envoy of this node whose endpoints hold `old` holds `new` too."""
+        old_at, new_at = _endpoints(old), _endpoints(new)
+        if old_at and new_at:
+            await self._until_envoys(
+                lambda body: not any(a in body for a in old_at) or all(a in body for a in new_at),
+                f"{new.spec.id} in every proxy's endpoints",
+            )
+
+    async def _until_unrouted(self, old: InstanceRunner) -> None:
+        """Until no Envoy of this node holds `old` among its endpoints."""
+        old_at = _endpoints(old)
+        if old_at:
+            await self._until_envoys(
+                lambda body: not any(a in body for a in old_at),
+                f"{old.spec.id} out of every proxy's endpoints",
+            )
+
+    async def _until_envoys(self, done: Callable[[str], bool], what: str) -> None:
+        """Until `done` holds for the endpoints (`/clusters`) of every ready Envoy of
+        this node, at most `RELOAD_ROUTED_S` (an Envoy of another node is not looked
+        at)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + RELOAD_ROUTED_S
         while loop.time() < deadline:
             envoys = [r for r in (*self.runners.values(), self.gateway) if r is not None]
             admins = [r.spec.agent.proxy.admin_port for r in envoys if r.ready]
             bodies = await asyncio.gather(*(_clusters(port) for port in admins))
-            if not any(
-                any(a in body for a in old_at) and not all(a in body for a in new_at)
-                for body in bodies
-            ):
+            if all(done(body) for body in bodies):
                 return
             await asyncio.sleep(RELOAD_ROUTED_POLL_S)
-        log.warning("live reload: %s not in every proxy's endpoints yet", new.spec.id)
+        log.warning("live reload: waited %gs for %s", RELOAD_ROUTED_S, what)
 
     async def _discard(self, runner: InstanceRunner) -> None:
         """Stop an instance that no slot holds, and free what it had."""
@@ -759,6 +773,12 @@ class Node:
 
 def _workload_key(w: Workload) -> str:
     return f"{w.namespace}/{w.name}"
+
+
+def _endpoints(runner: InstanceRunner) -> list[str]:
+    """How an instance's endpoints appear in an Envoy's `/clusters`."""
+    reg = runner.spec.registration
+    return [f"::{reg.address}:{p}::" for p in reg.ports.values()] if reg is not None else []
 
 
 async def _clusters(admin_port: int) -> str:
