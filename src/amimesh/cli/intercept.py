@@ -76,7 +76,7 @@ def run(
     try:
         config = held.wait_for_plan(st.instances / made["instance"] / "agent.json", stop)
         if config is None:
-            return 2
+            return 128 + stop.signum if stop.signum is not None else 2
         env = app_env(config, os.environ, str(Path(sys.executable).parent))
         env["AMI_WORKLOAD"] = workload  # the intercepted one, not the intercept's own
         _say(
@@ -142,7 +142,8 @@ class _Held:
             with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
                 return agent_config.read(path)
             time.sleep(POLL_S)
-        _say("error: " + (self.lost or "the node agent did not plan the intercept's instance"))
+        if stop.signum is None:
+            _say("error: " + (self.lost or "the node agent did not plan the intercept's instance"))
         return None
 
     def end(self) -> None:
