@@ -20,8 +20,8 @@ runtime, granting one SPIFFE ID), never the API token.
     PUT    /api/v1/instances/{id}                  register a live instance (JSON body)
     DELETE /api/v1/instances/{id}
     GET    /api/v1/node/config?since=V&wait=S      what node agents run from (Workloads,
-                                                   Services, Gateways), once the config version
-                                                   is not V (waits up to S seconds)
+                                                   Services, Gateways, ProxyConfigs), once the
+                                                   config version is not V (waits up to S s)
     PUT    /api/v1/nodes/{node}                    a node agent's whole report: its instances
                                                    (registered), their status, gateway URLs
     PUT    /api/v1/nodes/{node}/concurrency        {"instances": {id: n}}: requests in flight
@@ -88,7 +88,11 @@ if TYPE_CHECKING:
 # What a node agent runs from, as (API group, kind): Workloads (the instances), Services
 # (their ports) and Gateways (the ingress gateway's ports and credentials). Routing and
 # policy reach the proxies by xDS; the node neither needs nor parses them.
-NODE_KINDS = frozenset((m.API_GROUP, m.KIND) for m in (Workload, Service, Gateway))
+# Istio's ProxyConfig: how the node agent runs the Envoys it selects.
+ISTIO_PROXY_CONFIG = ("networking.istio.io", "ProxyConfig")
+NODE_KINDS = frozenset(
+    [*((m.API_GROUP, m.KIND) for m in (Workload, Service, Gateway)), ISTIO_PROXY_CONFIG]
+)
 
 # Deleting one of these (through the API) deletes the revisions it made.
 OWNERS_OF_REVISIONS = frozenset((ks.Service.qualified_kind(), ks.Configuration.qualified_kind()))

@@ -234,6 +234,21 @@ _BUILTIN = (
     Kind.of(authz.RequestAuthentication, checks_authz.check_request_authentication),
     Kind.of(authz.AuthorizationPolicy, checks_authz.check_authorization_policy),
     Kind.of(tel.Telemetry, checks_telemetry.check_telemetry),
+    # Istio's per-proxy kinds, imported when first met.
+    *(
+        Kind.lazy(
+            "networking.istio.io",
+            name,
+            versions,
+            f"amimesh.resources.{module}:{name}",
+            f"amimesh.resources.checks_sidecar:check_{check}",
+        )
+        for module, name, versions, check in (
+            ("istio_sidecar", "Sidecar", net.ISTIO_NETWORKING_VERSIONS, "sidecar"),
+            ("istio_sidecar", "ProxyConfig", ("v1beta1",), "proxy_config"),
+            ("istio_envoyfilter", "EnvoyFilter", ("v1alpha3",), "envoy_filter"),
+        )
+    ),
     Kind.of(serving.Service, checks_serving.check_service),
     Kind.of(serving.Configuration, checks_serving.check_configuration),
     Kind.of(serving.Revision, checks_serving.check_revision),

@@ -38,6 +38,7 @@ from amimesh.agent.identities import Identities
 from amimesh.agent.process import kill_group, naming, start_time
 from amimesh.config.watch import Watches
 from amimesh.identity.spiffe import workload_id
+from amimesh.model import sidecars
 from amimesh.model.proxy import GatewayPort
 from amimesh.model.snapshot import Snapshot, build_snapshot
 from amimesh.resources import parse_object
@@ -339,6 +340,9 @@ class Node:
             access_log_format=self.config.access_log_format,
             telemetry_port=self.config.zipkin_port,
             config_dir=Path(self.config.config_dir),
+            settings=sidecars.proxy_settings(
+                self._snapshot, plan.GATEWAY_NAMESPACE, plan.GATEWAY_LABELS
+            ),
         )
         adopted = self._adopt(iid, spec, recorded)
         if adopted is not None:
@@ -409,6 +413,9 @@ class Node:
                 trust_domain=self.config.trust_domain,
                 access_log_format=self.config.access_log_format,
                 telemetry_port=self.config.zipkin_port,
+                settings=sidecars.proxy_settings(
+                    self._snapshot, workload.namespace, workload.metadata.labels
+                ),
             )
         except plan.PlanError as e:
             self._release(spec_id)
@@ -559,6 +566,9 @@ class Node:
                 trust_domain=self.config.trust_domain,
                 access_log_format=self.config.access_log_format,
                 telemetry_port=self.config.zipkin_port,
+                settings=sidecars.proxy_settings(
+                    self._snapshot, workload.namespace, workload.metadata.labels
+                ),
             )
         except plan.PlanError as e:
             self._release(spec_id)

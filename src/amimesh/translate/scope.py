@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Hashable
 from dataclasses import dataclass
 
-from amimesh.model import authz, mtls, telemetry
+from amimesh.model import authz, mtls, sidecars, telemetry
 from amimesh.model.proxy import Proxy
 from amimesh.model.snapshot import Snapshot
 from amimesh.resources import istio_networking as net
@@ -48,6 +48,10 @@ class Scope:
     policies: Policies
     # `routes.sharing_key`: proxies with equal keys share their outbound route table.
     routes: Hashable
+    # What the proxy's Sidecar lets it import (its clusters, endpoints and routes).
+    imports: sidecars.Imports = sidecars.EVERYTHING
+    # Its Sidecar's `ingress` default endpoints: (workload port, app port).
+    ingress: tuple[tuple[int, int], ...] = ()
 
 
 def policies(snap: Snapshot, proxy: Proxy) -> Policies:
@@ -67,7 +71,23 @@ def policies(snap: Snapshot, proxy: Proxy) -> Policies:
 
 def of(snap: Snapshot, proxy: Proxy) -> Scope:
     """The scope of `proxy` in `snap`, computed afresh (`Scopes` shares the lookups)."""
-    return Scope(proxy, snap.domain, policies(snap, proxy), routes.sharing_key(snap, proxy))
+    return Scope(
+        proxy,
+        snap.domain,
+        policies(snap, proxy),
+        routes.sharing_key(snap, proxy),
+        routes.imports_of(snap, proxy),
+        ingress_of(snap, proxy),
+    )
+
+
+def ingress_of(snap: Snapshot, proxy: Proxy) -> tuple[tuple[int, int], ...]:
+    """(workload port, app port) for each `ingress` of the proxy's Sidecar that names a
+    `defaultEndpoint`: its inbound cluster reaches the app there."""
+    if proxy.kind != "sidecar":
+        return ()
+    found = sidecars.sidecar_for(snap, proxy.namespace, proxy.labels)
+    return sidecars.ingress_endpoints(found)
 
 
 class Scopes:
@@ -84,4 +104,11 @@ class Scopes:
         found = self._policies.get(key)
         if found is None:
             found = self._policies[key] = policies(snap, proxy)
-        return Scope(proxy, snap.domain, found, routes.sharing_key(snap, proxy))
+        return Scope(
+            proxy,
+            snap.domain,
+            found,
+            routes.sharing_key(snap, proxy),
+            routes.imports_of(snap, proxy),
+            ingress_of(snap, proxy),
+        )
