@@ -249,3 +249,21 @@ def test_intercepts_that_would_take_the_same_traffic_are_refused() -> None:
         icpts.create("default", f"api-intercept-{first['id']}", header=None, port=None)
     icpts.end(every["id"])
     assert icpts.items() == []
+
+
+def test_the_command_line_keeps_the_commands_own_options() -> None:
+    from amimesh.cli import cmd_intercept, main
+
+    args = main.parser().parse_args(
+        ["intercept", "api", "--header", "x-dev=alice", "--", "python3", "-m", "pdb", "--header"]
+    )
+    opts, command = cmd_intercept.split(args.rest)
+    assert (opts.workload, opts.header, opts.namespace, opts.port) == (
+        "api",
+        "x-dev=alice",
+        "default",
+        None,
+    )
+    assert command == ["python3", "-m", "pdb", "--header"]
+    opts, command = cmd_intercept.split(["api", "-n", "shop", "--port", "9000"])
+    assert (opts.namespace, opts.port, command) == ("shop", 9000, [])

@@ -46,14 +46,20 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(run=run)
 
 
+def split(rest: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    """WORKLOAD and its options, and COMMAND (everything after the first `--`)."""
+    before, command = rest, []
+    if "--" in rest:
+        at = rest.index("--")
+        before, command = rest[:at], rest[at + 1 :]
+    opts = _options(argparse.ArgumentParser(prog="ami intercept", usage=USAGE)).parse_args(before)
+    return opts, command
+
+
 def run(args: argparse.Namespace) -> int:
     from amimesh.cli import intercept
 
-    rest = list(args.rest)
-    before, command = (
-        (rest[: rest.index("--")], rest[rest.index("--") + 1 :]) if "--" in rest else (rest, [])
-    )
-    opts = _options(argparse.ArgumentParser(prog="ami intercept", usage=USAGE)).parse_args(before)
+    opts, command = split(list(args.rest))
     return intercept.run(
         opts.workload,
         command,
