@@ -267,3 +267,32 @@ def test_the_command_line_keeps_the_commands_own_options() -> None:
     assert command == ["python3", "-m", "pdb", "--header"]
     opts, command = cmd_intercept.split(["api", "-n", "shop", "--port", "9000"])
     assert (opts.namespace, opts.port, command) == ("shop", 9000, [])
+
+
+def test_the_intercept_instance_is_planned_as_the_workload_with_its_own_names() -> None:
+    from itertools import count
+    from pathlib import Path
+
+    from amimesh.runtime import plan
+    from amimesh.runtime.state import StateDir
+
+    doc = model.intercept_workload(target(), "ab12", ("x-dev", "alice"), 9999)
+    (w,) = parse_object(doc, "intercepts").resources
+    assert isinstance(w, Workload)
+    ports = count(41000)
+    spec = plan.workload_instance(
+        w,
+        0,
+        services=(),
+        allocate=lambda: next(ports),
+        state=StateDir(Path("/state/m")),
+        xds_port=40000,
+        config_dir=Path("/conf"),
+    )
+    assert spec.id == "api-intercept-ab12-0.default"
+    (inbound,) = spec.agent.proxy.inbound
+    assert inbound.app_port == 9999 and inbound.listen_port == 41000  # --port
+    assert spec.agent.identity is not None
+    assert spec.agent.identity.spiffe_id == "spiffe://cluster.local/ns/default/sa/api"
+    assert spec.agent.proxy.request_timeout_s == 5  # the workload's sidecar config
+    assert spec.agent.app is not None and spec.agent.app.command == ("sleep", "infinity")
