@@ -195,14 +195,19 @@ CASES: list[tuple[str, str, list[str]]] = [
     ),
     (
         "unknown kind lists what Ami supports",
-        "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: edge}\nspec: {}\n",
+        "apiVersion: extensions.istio.io/v1alpha1\nkind: WasmPlugin\nmetadata: {name: edge}\n"
+        "spec: {}\n",
         [
-            f'{P}: Sidecar/default/edge: kind: unknown kind "Sidecar" (networking.istio.io/v1); '
+            f'{P}: WasmPlugin/default/edge: kind: unknown kind "WasmPlugin" '
+            "(extensions.istio.io/v1alpha1); "
             "Ami supports Service, ConfigMap, Secret (v1), Workload (ami.dev/v1alpha1), "
             "VirtualService, "
-            "DestinationRule, ServiceEntry, WorkloadEntry, Gateway (networking.istio.io/v1alpha3, "
-            "v1beta1, v1), PeerAuthentication, RequestAuthentication, AuthorizationPolicy "
+            "DestinationRule, ServiceEntry, WorkloadEntry, Gateway, Sidecar "
+            "(networking.istio.io/v1alpha3, v1beta1, v1), PeerAuthentication, "
+            "RequestAuthentication, AuthorizationPolicy "
             "(security.istio.io/v1beta1, v1), Telemetry (telemetry.istio.io/v1alpha1, v1), "
+            "ProxyConfig (networking.istio.io/v1beta1), "
+            "EnvoyFilter (networking.istio.io/v1alpha3), "
             "Service, Configuration, Revision, Route (serving.knative.dev/v1), Broker, Trigger "
             "(eventing.knative.dev/v1), PingSource, SinkBinding, ContainerSource, ApiServerSource "
             "(sources.knative.dev/v1), Channel, InMemoryChannel, Subscription "
@@ -221,9 +226,12 @@ CASES: list[tuple[str, str, list[str]]] = [
             "(gateway.networking.k8s.io/v1); "
             "Ami supports Service, ConfigMap, Secret (v1), Workload (ami.dev/v1alpha1), "
             "VirtualService, "
-            "DestinationRule, ServiceEntry, WorkloadEntry, Gateway (networking.istio.io/v1alpha3, "
-            "v1beta1, v1), PeerAuthentication, RequestAuthentication, AuthorizationPolicy "
+            "DestinationRule, ServiceEntry, WorkloadEntry, Gateway, Sidecar "
+            "(networking.istio.io/v1alpha3, v1beta1, v1), PeerAuthentication, "
+            "RequestAuthentication, AuthorizationPolicy "
             "(security.istio.io/v1beta1, v1), Telemetry (telemetry.istio.io/v1alpha1, v1), "
+            "ProxyConfig (networking.istio.io/v1beta1), "
+            "EnvoyFilter (networking.istio.io/v1alpha3), "
             "Service, Configuration, Revision, Route (serving.knative.dev/v1), Broker, Trigger "
             "(eventing.knative.dev/v1), PingSource, SinkBinding, ContainerSource, ApiServerSource "
             "(sources.knative.dev/v1), Channel, InMemoryChannel, Subscription "

@@ -39,6 +39,9 @@ runtime, granting one SPIFFE ID), never the API token.
     GET    /api/v1/gitops/applications[/{ns}/{name}]
                                                    Argo CD Applications with status; POST
                                                    .../sync, GET .../diff (`api_gitops`)
+    POST   /api/webhook                            a git push: refresh its Applications now
+                                                   (signed by Argo CD's webhook secret, or
+                                                   the bearer token; `api_gitops`)
     POST   /api/v1/intercepts, PUT|DELETE .../{id} `ami intercept`: start, renew, end
                                                    (`api_intercepts`)
     POST   /api/v1/certificates                    {"csr": PEM}, with an instance token
@@ -158,8 +161,10 @@ def _auth_middleware(token: str) -> Any:
             if _same_token(request.query["token"], token):
                 return dashboard_web.sign_in(token)
             return dashboard_web.unauthorized(request, "the token in the URL is not the mesh's")
-        # The certificates endpoint and a listener's sink check their own tokens.
-        own_token = request.path == CERTIFICATES or request.path.startswith(api_triggers.SINK)
+        # The certificates endpoint, a listener's sink and the git webhook check their own.
+        own_token = request.path in (CERTIFICATES, api_gitops.WEBHOOK) or request.path.startswith(
+            api_triggers.SINK
+        )
         if not own_token and not authorized(request):
             if dashboard_web.is_dashboard(request.path):
                 return dashboard_web.unauthorized(request, "not signed in")
@@ -204,7 +209,7 @@ class Api:
             web.post(CERTIFICATES, self.certificates),
             *api_pipelines.PipelinesApi(self.cp).routes(),
             *api_triggers.TriggersApi(self.cp).routes(),
-            *api_gitops.GitOpsApi(self.cp).routes(),
+            *api_gitops.GitOpsApi(self.cp, self._token).routes(),
             *api_intercepts.InterceptsApi(self.cp).routes(),
         ]
 
@@ -266,7 +271,11 @@ class Api:
             if not wanted(r.namespace, r.name):
                 continue
             item = api_json.resource_json(r, store.source_of(r.key))
-            status = serving.status_of(r.key) or self.cp.eventing.status_of(r.key)
+            status = (
+                serving.status_of(r.key)
+                or self.cp.eventing.status_of(r.key)
+                or self.cp.gateway_api.status_of(r.key)
+            )
             if status is None and "gitops" in self.cp.__dict__:
                 status = self.cp.gitops.status_of(r.key)
             if status is not None:

@@ -34,6 +34,9 @@ SHORT_NAMES: dict[str, tuple[str, str]] = {
     "ctb": ("triggers.tekton.dev", "ClusterTriggerBinding"),
     "tt": ("triggers.tekton.dev", "TriggerTemplate"),
     "app": ("argoproj.io", "Application"),
+    "gtw": ("gateway.networking.k8s.io", "Gateway"),
+    "gc": ("gateway.networking.k8s.io", "GatewayClass"),
+    "refgrant": ("gateway.networking.k8s.io", "ReferenceGrant"),
     "apps": ("argoproj.io", "Application"),
 }
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from amimesh.config.directory import DirectorySource
 from amimesh.config.store import Store
 from amimesh.controlplane.applied import Applied
+from amimesh.controlplane.gatewayapi import GatewayApiController
 from amimesh.controlplane.intercepts import Intercepts
 from amimesh.controlplane.nodes import Nodes
 from amimesh.controlplane.serving import REVISIONS_FILE, ServingController
@@ -198,6 +199,8 @@ class ControlPlane:
             work_dir=config.work_dir,
             reload=config.reload,
         )
+        # The Gateway API: Istio Gateways and VirtualServices made of Gateways and routes.
+        self.gateway_api = GatewayApiController(self.store)
         # Intercepts (`ami intercept`): their Workloads, held by leases.
         self.intercepts = Intercepts(self.store)
         self._state = state
@@ -336,6 +339,8 @@ class ControlPlane:
                 log.warning("%s", e)
         self.serving.reconcile()  # what Knative resources run, before anyone asks
         self.serving.watch(self._loop)
+        self.gateway_api.reconcile()
+        self.gateway_api.watch(self._loop)
         if any(r.API_GROUP in EVENTING_GROUPS for r in self.store.resources()):
             self._start_eventing()  # the broker's workload in the first node config
         self._autoscale_task = asyncio.create_task(self.serving.autoscale(), name="autoscaler")
@@ -446,6 +451,7 @@ class ControlPlane:
     async def stop(self) -> None:
         self._stop.set()
         self.serving.close()
+        self.gateway_api.close()
         await self.intercepts.close()
         if "eventing" in self.__dict__:
             self.eventing.close()
