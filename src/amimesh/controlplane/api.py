@@ -42,6 +42,8 @@ runtime, granting one SPIFFE ID), never the API token.
     POST   /api/webhook                            a git push: refresh its Applications now
                                                    (signed by Argo CD's webhook secret, or
                                                    the bearer token; `api_gitops`)
+    POST   /api/v1/intercepts, PUT|DELETE .../{id} `ami intercept`: start, renew, end
+                                                   (`api_intercepts`)
     POST   /api/v1/certificates                    {"csr": PEM}, with an instance token
                                                    (a gateway's may add "dns_names", "ip_addresses")
 """
@@ -61,6 +63,7 @@ from aiohttp import web
 from amimesh.config.store import API_SOURCE, Key
 from amimesh.controlplane import (
     api_gitops,
+    api_intercepts,
     api_json,
     api_kinds,
     api_metrics,
@@ -207,6 +210,7 @@ class Api:
             *api_pipelines.PipelinesApi(self.cp).routes(),
             *api_triggers.TriggersApi(self.cp).routes(),
             *api_gitops.GitOpsApi(self.cp, self._token).routes(),
+            *api_intercepts.InterceptsApi(self.cp).routes(),
         ]
 
     # --- reading -----------------------------------------------------------------------

@@ -22,6 +22,7 @@ from amimesh.config.directory import DirectorySource
 from amimesh.config.store import Store
 from amimesh.controlplane.applied import Applied
 from amimesh.controlplane.gatewayapi import GatewayApiController
+from amimesh.controlplane.intercepts import Intercepts
 from amimesh.controlplane.nodes import Nodes
 from amimesh.controlplane.serving import REVISIONS_FILE, ServingController
 from amimesh.identity import store as ca_store
@@ -133,6 +134,11 @@ class ControlPlaneConfig:
     nats_port: int | None = None
     # Argo CD Applications: how often each one's repository is fetched (seconds).
     gitops_poll_s: float = 3.0
+    # Live reload: the directory Workloads' and Knative containers' `workingDir` is
+    # relative to (None: no live reload), and whether it applies without an annotation
+    # (`ami up --reload`): a Knative Service whose files change gets a new revision.
+    work_dir: Path | None = None
+    reload: bool = False
 
     def __post_init__(self) -> None:
         if self.api_port is not None and not self.api_token:
@@ -190,9 +196,13 @@ class ControlPlane:
             self.store,
             state / REVISIONS_FILE if state else None,
             activator_port=config.activator_port,
+            work_dir=config.work_dir,
+            reload=config.reload,
         )
         # The Gateway API: Istio Gateways and VirtualServices made of Gateways and routes.
         self.gateway_api = GatewayApiController(self.store)
+        # Intercepts (`ami intercept`): their Workloads, held by leases.
+        self.intercepts = Intercepts(self.store)
         self._state = state
         self._eventing_started = False
         self._triggers_started = False
@@ -334,6 +344,7 @@ class ControlPlane:
         if any(r.API_GROUP in EVENTING_GROUPS for r in self.store.resources()):
             self._start_eventing()  # the broker's workload in the first node config
         self._autoscale_task = asyncio.create_task(self.serving.autoscale(), name="autoscaler")
+        self.intercepts.start()
         if self.config.api_port is not None:
             from amimesh.controlplane.api import ApiServer  # aiohttp only when serving it
 
@@ -441,6 +452,7 @@ class ControlPlane:
         self._stop.set()
         self.serving.close()
         self.gateway_api.close()
+        await self.intercepts.close()
         if "eventing" in self.__dict__:
             self.eventing.close()
         if "triggers" in self.__dict__:

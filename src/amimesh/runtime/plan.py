@@ -23,6 +23,7 @@ from amimesh.agent.config import (
     XdsSpec,
 )
 from amimesh.identity.spiffe import TRUST_DOMAIN, workload_id
+from amimesh.model import intercepts
 from amimesh.model.proxy import AccessLogFormat, GatewayPort, InboundPort, Proxy, Upstream
 from amimesh.model.sidecars import ProxySettings
 from amimesh.model.snapshot import Instance, MeshService
@@ -88,6 +89,11 @@ class InstanceSpec:
 def instance_id(name: str, namespace: str) -> str:
     """`web-0` in `default` → `web-0.default` (the proxy id, as Istio's `pod.namespace`)."""
     return f"{name}.{namespace}"
+
+
+def replica_name(workload: str, index: int, generation: int = 0) -> str:
+    """`web-0`; `web-0-r2` for the replica a second live reload started."""
+    return f"{workload}-{index}" + (f"-r{generation}" if generation else "")
 
 
 def upstreams(
@@ -172,24 +178,28 @@ def workload_instance(
     access_log_format: AccessLogFormat = "json",
     telemetry_port: int = 0,
     settings: ProxySettings = NO_SETTINGS,
+    generation: int = 0,
 ) -> InstanceSpec:
     """Replica `index` of `workload`: every port allocated, every path decided.
     `settings` are what the ProxyConfigs selecting it set (Envoy's workers and env).
     `telemetry_port` is the control plane's Zipkin span receiver (0: none);
-    `trust_domain` None: no identity (no certificate, no SDS)."""
+    `trust_domain` None: no identity (no certificate, no SDS); `generation` > 0: the
+    replica as a live reload started it anew beside the one it replaces."""
     spec = workload.spec
-    name = f"{workload.name}-{index}"
+    name = replica_name(workload.name, index, generation)
     ns = workload.namespace
     iid = instance_id(name, ns)
+    # An intercept's process may listen on a port of the developer's choosing.
+    fixed = intercepts.fixed_port(workload.metadata.annotations)
     inbound = tuple(
         InboundPort(
             port=p.port,
             listen_port=allocate(),
-            app_port=allocate(),
+            app_port=fixed if fixed is not None and i == 0 else allocate(),
             name=p.name or "",
             protocol=p.protocol,
         )
-        for p in spec.ports
+        for i, p in enumerate(spec.ports)
     )
     proxy = Proxy(
         id=iid,

@@ -307,7 +307,7 @@ def expand(
         if wanted is None:
             active = (r.namespace, r.name) in out.active
             wanted = _initial_scale(r, autoscaler) if active else 0
-        run = runnable(_serving_container(r.spec), images)
+        run = runnable(serving_container(r.spec), images)
         if isinstance(run, str):
             out.status[("Revision", r.namespace, r.name)] = _revision_status(r, ready_set, run)
             errors.setdefault((r.namespace, r.configuration), run)
@@ -454,7 +454,7 @@ def _initial_scale(r: RevisionRecord, autoscaler: Mapping[str, str]) -> int:
     return max(initial, low)
 
 
-def _serving_container(spec: RevisionSpec) -> Container:
+def serving_container(spec: RevisionSpec) -> Container:
     for c in spec.containers:
         if c.ports:
             return c
@@ -464,7 +464,7 @@ def _serving_container(spec: RevisionSpec) -> Container:
 def container_port(spec: RevisionSpec) -> tuple[int, str]:
     """(port, protocol) the revision's app serves: the declared `containerPort`
     (8080 by default), HTTP2 for an `h2c` port."""
-    c = _serving_container(spec)
+    c = serving_container(spec)
     if c.ports:
         p = c.ports[0]
         return p.containerPort, "HTTP2" if p.name == "h2c" else "HTTP"
@@ -562,7 +562,7 @@ def runnable(container: Container, images: Mapping[str, Run]) -> Run | str:
 
 def _revision_resources(r: RevisionRecord, run: Run, replicas: int) -> list[dict[str, Any]]:
     spec = r.spec
-    container = _serving_container(spec)
+    container = serving_container(spec)
     port, protocol = container_port(spec)
     labels = {
         **r.labels,

@@ -63,6 +63,7 @@ def inputs(snap: Snapshot, svc: MeshService) -> tuple[object, ...]:
     return (
         svc,
         snap.destination_rules.get(host),
+        snap.intercepts.get(host),
         *(snap.endpoints.get((host, p.port)) for p in svc.ports),
     )
 

@@ -52,6 +52,7 @@ from amimesh.translate import (
     outbound_policy,
     route_action,
     route_delegate,
+    route_intercept,
     route_list,
     route_match,
 )
@@ -196,6 +197,7 @@ class _Table:
         if known is not None and _same(known[0], inputs):
             return known[1]
         routes = self._routes(services, port) or [default_route(self.snap, svc, port)]
+        routes = route_intercept.diverted(self.snap, routes)
         self.memo[(svc.hostname, port)] = (inputs, routes)
         return routes
 
@@ -205,7 +207,7 @@ class _Table:
             for vs in services
             if self._visible(vs) and self.imports.allows_name(host, vs.namespace)
         ]
-        routes = self._routes(visible, 80)
+        routes = route_intercept.diverted(self.snap, self._routes(visible, 80))
         if routes:
             self._add(f"{host}:80", self._host_forms(host), 80, True, routes)
 
@@ -282,7 +284,7 @@ def _inputs(
                 named.add(snap.resolve(d.host, vs.namespace))
     out: list[object] = [svc, *found]
     for h in sorted(named):
-        out += [h, snap.services.get(h), snap.destination_rules.get(h)]
+        out += [h, snap.services.get(h), snap.destination_rules.get(h), snap.intercepts.get(h)]
     return tuple(out)
 
 
