@@ -242,14 +242,15 @@ class HTTPRouteFilter(Strict):
     cors: NotSupported = None
 
 
-class HTTPBackendRef(Strict):
+class _WeightedBackendRef(Strict):
+    """A route's backend with its weight (the filters are the route kind's own)."""
+
     group: str | None = None
     kind: str | None = None
     name: Name
     namespace: str | None = None
     port: Port | None = None
     weight: Weight = 1
-    filters: list[HTTPRouteFilter] = Field(default_factory=list, max_length=16)
 
     @property
     def ref(self) -> BackendObjectReference:
@@ -260,6 +261,10 @@ class HTTPBackendRef(Strict):
             namespace=self.namespace,
             port=self.port,
         )
+
+
+class HTTPBackendRef(_WeightedBackendRef):
+    filters: list[HTTPRouteFilter] = Field(default_factory=list, max_length=16)
 
 
 class HTTPRouteTimeouts(Strict):
@@ -326,24 +331,8 @@ class GRPCRouteFilter(Strict):
     extensionRef: NotSupported = None
 
 
-class GRPCBackendRef(Strict):
-    group: str | None = None
-    kind: str | None = None
-    name: Name
-    namespace: str | None = None
-    port: Port | None = None
-    weight: Weight = 1
+class GRPCBackendRef(_WeightedBackendRef):
     filters: list[GRPCRouteFilter] = Field(default_factory=list, max_length=16)
-
-    @property
-    def ref(self) -> BackendObjectReference:
-        return BackendObjectReference(
-            group=self.group,
-            kind=self.kind,
-            name=self.name,
-            namespace=self.namespace,
-            port=self.port,
-        )
 
 
 class GRPCRouteRule(Strict):

@@ -373,6 +373,29 @@ class Node:
         self._watch_files()
         self._write_status()
 
+    def _plan_instance(
+        self, workload: Workload, index: int, generation: int, spec_id: str, replay: list[int]
+    ) -> plan.InstanceSpec:
+        """Instance `index` of `workload` as the node runs it (raises plan.PlanError)."""
+        assert self._snapshot is not None
+        return plan.workload_instance(
+            workload,
+            index,
+            generation=generation,
+            services=self._snapshot.services.values(),
+            allocate=self._allocator(spec_id, replay),
+            state=self.state,
+            xds_port=self.config.xds_port,
+            config_dir=Path(self.config.config_dir),
+            grace_s=self.config.grace_s,
+            trust_domain=self.config.trust_domain,
+            access_log_format=self.config.access_log_format,
+            telemetry_port=self.config.zipkin_port,
+            settings=sidecars.proxy_settings(
+                self._snapshot, workload.namespace, workload.metadata.labels
+            ),
+        )
+
     def _allocator(self, iid: str, replay: list[int]) -> Callable[[], int]:
         """Ports for `iid`: those of `replay` first (an adopted instance's), then new."""
         taken = self._ports_of.setdefault(iid, [])
@@ -400,23 +423,7 @@ class Node:
         recorded = self._recorded_config(spec_id)
         replay = self._recorded_ports(spec_id) if recorded is not None else []
         try:
-            spec = plan.workload_instance(
-                workload,
-                index,
-                generation=generation,
-                services=self._snapshot.services.values(),
-                allocate=self._allocator(spec_id, replay),
-                state=self.state,
-                xds_port=self.config.xds_port,
-                config_dir=Path(self.config.config_dir),
-                grace_s=self.config.grace_s,
-                trust_domain=self.config.trust_domain,
-                access_log_format=self.config.access_log_format,
-                telemetry_port=self.config.zipkin_port,
-                settings=sidecars.proxy_settings(
-                    self._snapshot, workload.namespace, workload.metadata.labels
-                ),
-            )
+            spec = self._plan_instance(workload, index, generation, spec_id, replay)
         except plan.PlanError as e:
             self._release(spec_id)
             self.plan_errors[iid] = f"{workload.ref}: {e}"
@@ -553,23 +560,7 @@ class Node:
         name = plan.replica_name(workload.name, index, generation)
         spec_id = plan.instance_id(name, workload.namespace)
         try:
-            spec = plan.workload_instance(
-                workload,
-                index,
-                generation=generation,
-                services=self._snapshot.services.values(),
-                allocate=self._allocator(spec_id, []),
-                state=self.state,
-                xds_port=self.config.xds_port,
-                config_dir=Path(self.config.config_dir),
-                grace_s=self.config.grace_s,
-                trust_domain=self.config.trust_domain,
-                access_log_format=self.config.access_log_format,
-                telemetry_port=self.config.zipkin_port,
-                settings=sidecars.proxy_settings(
-                    self._snapshot, workload.namespace, workload.metadata.labels
-                ),
-            )
+            spec = self._plan_instance(workload, index, generation, spec_id, [])
         except plan.PlanError as e:
             self._release(spec_id)
             log.error("live reload of %s: %s", workload.ref, e)
