@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import json
 import logging
 import os
@@ -174,6 +175,9 @@ class Node:
         self._records.clear()
         self._tasks.append(asyncio.create_task(self._watch(), name="node-config-watch"))
         self._tasks.append(asyncio.create_task(self._sample(), name="node-concurrency"))
+        # Tekton's runner is imported on a thread: the instances just started get on
+        # with their apps, Envoys and certificates meanwhile.
+        await asyncio.to_thread(importlib.import_module, "amimesh.runtime.pipelines")
         from amimesh.runtime.pipelines import PipelineAgent
 
         config = self.config
