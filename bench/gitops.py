@@ -21,7 +21,11 @@ figure).
   VirtualService change written into a file of `ami up`'s watched directory) and
   `apply_to_serving_ms_p50`, `_p99` (`ami apply`'s API call).
 
-`reload_to_serving_ms_p50` (live reload) is not measured: live reload is not built.
+- `reload_to_serving_ms_p50`, `_p99`: live reload (`ami up --reload`): the code of a
+  Workload's app changed in its working directory, until the gateway answers from the
+  new code (the watch's debounce, a new instance started and ready, every proxy told,
+  the old one drained); beside it, in the same run, `app_start_ms_p50` (the same app
+  started by hand until its first answer) and `reload_added_ms_p50`, the difference.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
 import random
 import statistics
 import subprocess
@@ -44,7 +49,7 @@ import httpx
 from common import pct
 
 sys.path.insert(0, str(Path(__file__).parent))
-from process_model import Mesh, wait  # noqa: E402
+from process_model import Mesh, free_port, wait  # noqa: E402
 
 POLL_S = 3.0  # `ami up`'s default --gitops-poll
 APP = r"""
@@ -65,6 +70,83 @@ class Handler(BaseHTTPRequestHandler):
 
 ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
 """
+
+
+LIVE_APP = r"""
+import os
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+MARK = "%s"
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("x-round", MARK)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args):
+        pass
+
+ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
+"""
+
+
+def live_yaml(live: Path) -> str:
+    """A Workload whose working directory is watched (`ami up --reload`), its route."""
+    return f"""apiVersion: ami.dev/v1alpha1
+kind: Workload
+metadata: {{name: live, labels: {{app: live}}}}
+spec:
+  command: [{sys.executable}, app.py]
+  workingDir: {live}
+  ports: [{{name: http, port: 8080}}]
+  readinessProbe: {{httpGet: {{path: /}}}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: live}}
+spec: {{selector: {{app: live}}, ports: [{{name: http, port: 8080}}]}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: live}}
+spec:
+  hosts: [live.bench]
+  gateways: [front]
+  http:
+  - route: [{{destination: {{host: live, port: {{number: 8080}}}}}}]
+"""
+
+
+def app_start_ms(live: Path) -> float:
+    """The live app started by hand, until its first good answer."""
+    port = free_port()
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "app.py"],
+        cwd=live,
+        env={**os.environ, "PORT": str(port)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        with httpx.Client(trust_env=False, timeout=1) as http:
+
+            def answers() -> bool:
+                try:
+                    return http.get(f"http://127.0.0.1:{port}/").status_code == 200
+                except httpx.HTTPError:
+                    return False
+
+            wait(answers, 30, 0.002)
+        return (time.perf_counter() - t0) * 1000
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def emit(figure: str, value: float, unit: str, **params: Any) -> None:
@@ -182,16 +264,19 @@ def commit_route(repo: Path, name: str, mark: str) -> Callable[[], None]:
     return lambda: git(repo, "commit", "-q", "-m", f"round {mark}")
 
 
-def run(work: Path, rounds: int, poll_rounds: int, keep: bool = False) -> None:
+def run(work: Path, rounds: int, poll_rounds: int, reload_rounds: int, keep: bool = False) -> None:
     watched, hooked = work / "repos" / "watched", work / "repos" / "hooked"
     make_repo(watched, "watched")
     make_repo(hooked, "hooked", separate=work / "repos" / "hooked.git")
     (work / "repos" / "app.py").write_text(APP)
-    mesh = Mesh(work, mesh_yaml(watched, hooked))
+    live = work / "live"
+    live.mkdir()
+    (live / "app.py").write_text(LIVE_APP % "0")
+    mesh = Mesh(work, mesh_yaml(watched, hooked) + "---\n" + live_yaml(live), "--reload")
     figures: dict[str, list[float]] = {}
     try:
         probe = Probe(mesh.info()["gateway_urls"][0])
-        for host in ("watched", "hooked", "file"):
+        for host in ("watched", "hooked", "file", "live"):
             try:
                 wait(functools.partial(probe.is_marked, host, "0"), 120, 0.1)
             except TimeoutError:
@@ -219,7 +304,8 @@ def run(work: Path, rounds: int, poll_rounds: int, keep: bool = False) -> None:
             return post
 
         def write(mark: str) -> Callable[[], None]:
-            return lambda: (mesh.config / "mesh.yaml").write_text(mesh_yaml(watched, hooked, mark))
+            text = mesh_yaml(watched, hooked, mark) + "---\n" + live_yaml(live)
+            return lambda: (mesh.config / "mesh.yaml").write_text(text)
 
         for i in range(1, rounds + 1):
             mark = str(i)
@@ -236,6 +322,12 @@ def run(work: Path, rounds: int, poll_rounds: int, keep: bool = False) -> None:
                 # A change comes at any moment, not in step with the watch's ticks.
                 time.sleep(random.uniform(0, 0.25))
                 figures.setdefault(figure, []).append(probe.timed(host, mark, change))
+        for i in range(1, reload_rounds + 1):
+            mark = f"live-{i}"
+            change = functools.partial((live / "app.py").write_text, LIVE_APP % mark)
+            time.sleep(random.uniform(0, 0.25))
+            figures.setdefault("reload_to_serving_ms", []).append(probe.timed("live", mark, change))
+            figures.setdefault("app_start_ms", []).append(app_start_ms(live))
         for i in range(rounds + 1, rounds + 1 + poll_rounds):
             mark = str(i)
             change = commit_route(hooked, "hooked", mark)
@@ -250,6 +342,11 @@ def run(work: Path, rounds: int, poll_rounds: int, keep: bool = False) -> None:
         extra = {"rounds": len(values), "gitops_poll_s": POLL_S}
         emit(f"{figure}_p50", statistics.median(values), "ms", **extra)
         emit(f"{figure}_p99", pct(values, 0.99), "ms", **extra)
+    if figures.get("reload_to_serving_ms") and figures.get("app_start_ms"):
+        added = statistics.median(figures["reload_to_serving_ms"]) - statistics.median(
+            figures["app_start_ms"]
+        )
+        emit("reload_added_ms_p50", added, "ms", rounds=len(figures["app_start_ms"]))
 
 
 def main() -> None:
@@ -257,7 +354,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer rounds (well under 2 minutes)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ami-bench-gitops-") as work:
-        run(Path(work), 8 if args.quick else 40, 4 if args.quick else 15)
+        run(
+            Path(work),
+            8 if args.quick else 40,
+            4 if args.quick else 15,
+            4 if args.quick else 15,
+        )
 
 
 if __name__ == "__main__":

@@ -84,14 +84,14 @@ spec:
 class Mesh:
     """`ami up` on a directory written here, with its own state dir."""
 
-    def __init__(self, work: Path, text: str) -> None:
+    def __init__(self, work: Path, text: str, *args: str) -> None:
         self.config = work / "mesh"
         self.config.mkdir(parents=True)
         (self.config / "mesh.yaml").write_text(text)
         self.state_root = work / "state"
         self.env = os.environ | {"AMI_STATE_DIR": str(self.state_root)}
         self.proc = subprocess.Popen(
-            [*AMI, "up", str(self.config), "--gateway-port", str(free_port())],
+            [*AMI, "up", str(self.config), "--gateway-port", str(free_port()), *args],
             env=self.env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
