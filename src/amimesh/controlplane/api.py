@@ -259,6 +259,7 @@ class Api:
                 continue
             item = api_json.resource_json(r, store.source_of(r.key))
             status = serving.status_of(r.key) or self.cp.eventing.status_of(r.key)
+            status = status or self.cp.httpproxy.status_of(r.key)
             if status is None and "gitops" in self.cp.__dict__:
                 status = self.cp.gitops.status_of(r.key)
             if status is not None:

@@ -22,6 +22,7 @@ from amimesh.config.directory import DirectorySource
 from amimesh.config.store import Store
 from amimesh.controlplane.applied import Applied
 from amimesh.controlplane.nodes import Nodes
+from amimesh.controlplane.httpproxy import HTTPProxyController
 from amimesh.controlplane.serving import REVISIONS_FILE, ServingController
 from amimesh.identity import store as ca_store
 from amimesh.identity.ca import CertificateAuthority
@@ -184,6 +185,7 @@ class ControlPlane:
             state / REVISIONS_FILE if state else None,
             activator_port=config.activator_port,
         )
+        self.httpproxy = HTTPProxyController(self.store)
         self._state = state
         self._eventing_started = False
         self._triggers_started = False
@@ -320,6 +322,8 @@ class ControlPlane:
                 log.warning("%s", e)
         self.serving.reconcile()  # what Knative resources run, before anyone asks
         self.serving.watch(self._loop)
+        self.httpproxy.reconcile()  # Contour's HTTPProxies as the ingress gateway's routes
+        self.httpproxy.watch(self._loop)
         if any(r.API_GROUP in EVENTING_GROUPS for r in self.store.resources()):
             self._start_eventing()  # the broker's workload in the first node config
         self._autoscale_task = asyncio.create_task(self.serving.autoscale(), name="autoscaler")
@@ -429,6 +433,7 @@ class ControlPlane:
     async def stop(self) -> None:
         self._stop.set()
         self.serving.close()
+        self.httpproxy.close()
         if "eventing" in self.__dict__:
             self.eventing.close()
         if "triggers" in self.__dict__:

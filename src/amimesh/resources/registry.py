@@ -290,6 +290,13 @@ _BUILTIN = (
         )
     ),
     Kind.lazy(
+        "projectcontour.io",
+        "HTTPProxy",
+        ("v1",),
+        "amimesh.resources.contour:HTTPProxy",
+        "amimesh.resources.checks_contour:check_http_proxy",
+    ),
+    Kind.lazy(
         ARGOCD,
         "Application",
         ARGOCD_VERSIONS,
