@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 from amimesh.config.directory import DirectorySource
 from amimesh.config.store import Store
 from amimesh.controlplane.applied import Applied
-from amimesh.controlplane.nodes import Nodes
 from amimesh.controlplane.httpproxy import HTTPProxyController
+from amimesh.controlplane.nodes import Nodes
 from amimesh.controlplane.serving import REVISIONS_FILE, ServingController
 from amimesh.identity import store as ca_store
 from amimesh.identity.ca import CertificateAuthority

@@ -169,7 +169,8 @@ class _Walk:
                 chain = " -> ".join(f"{ns}/{n}" for ns, n in (*path, child))
                 yield f"include creates an include cycle: {chain}"
             elif found.spec.virtualhost is not None:
-                yield f"root httpproxy cannot include another root httpproxy ({child[0]}/{child[1]})"
+                name = f"{child[0]}/{child[1]}"
+                yield f"root httpproxy cannot include another root httpproxy ({name})"
         for route in proxy.spec.routes:
             for s in route.services:
                 have = self.services.get((proxy.namespace, s.name))

@@ -14,12 +14,11 @@ from typing import Literal, TypeVar
 
 from amimesh.model import hosts, mtls, telemetry
 from amimesh.model.selection import selects
-from amimesh.resources import contour
+from amimesh.resources import contour, kube
 from amimesh.resources import istio_gateway as gw
 from amimesh.resources import istio_networking as net
 from amimesh.resources import istio_security as sec
 from amimesh.resources import istio_telemetry as tel
-from amimesh.resources import kube
 from amimesh.resources.meta import Resource
 from amimesh.resources.workload import Workload
 

@@ -17,8 +17,8 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import AfterValidator, Field, model_validator
 
 from amimesh.resources.fields import (
-    INT32_MAX,
     DNS_LABEL,
+    INT32_MAX,
     Duration,
     NotSupported,
     OneLine,
