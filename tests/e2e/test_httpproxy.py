@@ -1,0 +1,224 @@
+"""Contour's HTTPProxy end to end: a real gateway Envoy serving a root proxy that
+delegates `/product` to a proxy another namespace owns.
+
+One mesh for the module: workloads `web` (namespace `root`), `product-v1` and
+`product-v2` (namespace `shop`, one Service `product` over both plus one per version),
+`greeter` (namespace `shop`, a gRPC server behind a Service annotated
+`projectcontour.io/upstream-protocol.h2c`), and the ingress gateway on port 80.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import grpc
+import httpx
+import pytest
+
+from tests.e2e.harness import GrpcBackend, Mesh, Sidecar, wait_for
+
+pytestmark = [pytest.mark.envoy, pytest.mark.slow]
+
+SERVICES = """
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: root}
+spec: {selector: {app: web}, ports: [{name: http, port: 9080}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: product-v1, namespace: shop}
+spec: {selector: {app: product, version: v1}, ports: [{name: http, port: 9080}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: product-v2, namespace: shop}
+spec: {selector: {app: product, version: v2}, ports: [{name: http, port: 9080}]}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: greeter
+  namespace: shop
+  annotations: {projectcontour.io/upstream-protocol.h2c: "9090"}
+spec: {selector: {app: greeter}, ports: [{name: plain, port: 9090}]}
+"""
+
+PROXIES = """
+apiVersion: projectcontour.io/v1
+kind: HTTPProxy
+metadata: {name: main, namespace: root}
+spec:
+  virtualhost: {fqdn: shop.example.com}
+  routes:
+  - services: [{name: web, port: 9080}]
+  includes:
+  - name: product
+    namespace: shop
+    conditions: [{prefix: /product}]
+  - name: split
+    namespace: shop
+    conditions: [{prefix: /split}]
+---
+apiVersion: projectcontour.io/v1
+kind: HTTPProxy
+metadata: {name: product, namespace: shop}
+spec:
+  routes:
+  - services: [{name: product-v1, port: 9080}]
+    pathRewritePolicy:
+      replacePrefix: [{replacement: /}]
+    requestHeadersPolicy:
+      set: [{name: X-Delegated, value: shop}]
+  - conditions: [{header: {name: X-Canary, exact: "yes"}}]
+    services: [{name: product-v2, port: 9080}]
+---
+apiVersion: projectcontour.io/v1
+kind: HTTPProxy
+metadata: {name: split, namespace: shop}
+spec:
+  routes:
+  - services:
+    - {name: product-v1, port: 9080, weight: 75}
+    - {name: product-v2, port: 9080, weight: 25}
+---
+apiVersion: projectcontour.io/v1
+kind: HTTPProxy
+metadata: {name: grpc, namespace: shop}
+spec:
+  virtualhost: {fqdn: grpc.example.com}
+  routes:
+  - services: [{name: greeter, port: 9090}]
+---
+apiVersion: projectcontour.io/v1
+kind: HTTPProxy
+metadata: {name: lost, namespace: shop}
+spec:
+  routes:
+  - conditions: [{prefix: /lost}]
+    services: [{name: product-v1, port: 9080}]
+"""
+
+
+@dataclass
+class Edge:
+    mesh: Mesh
+    gateway: Sidecar
+    http: httpx.Client
+
+    def get(self, path: str, host: str = "shop.example.com", **headers: str) -> httpx.Response:
+        return self.http.get(self.gateway.url(80) + path, headers={"host": host, **headers})
+
+
+@pytest.fixture(scope="module")
+def edge(module_mesh: Mesh) -> Iterator[Edge]:
+    module_mesh.apply(SERVICES + "---" + PROXIES, source="contour.yaml")
+    module_mesh.workload("web", {"app": "web"}, port=9080, namespace="root")
+    for version in ("v1", "v2"):
+        labels = {"app": "product", "version": version}
+        module_mesh.workload(f"product-{version}", labels, port=9080, namespace="shop")
+    module_mesh.workload(
+        "greeter", {"app": "greeter"}, port=9090, namespace="shop", protocol="GRPC"
+    )
+    gateway = module_mesh.gateway(ports={80: 0})
+    module_mesh.wait_synced()
+    with httpx.Client(trust_env=False, timeout=10.0) as http:
+        edge = Edge(module_mesh, gateway, http)
+        wait_for(lambda: edge.get("/").status_code == 200, timeout=60)
+        yield edge
+
+
+def backend(response: httpx.Response) -> str:
+    assert response.status_code == 200, (response.status_code, response.text)
+    return str(response.json()["backend"])
+
+
+def test_root_routes_its_own_paths(edge: Edge) -> None:
+    assert backend(edge.get("/")) == "web"
+    assert backend(edge.get("/about")) == "web"
+    assert edge.get("/", host="other.example.com").status_code == 404
+
+
+def test_include_routes_to_the_other_namespace_with_the_prefix_replaced(edge: Edge) -> None:
+    response = edge.get("/product/items?id=7")
+    assert backend(response) == "product-v1"
+    assert response.json()["path"] == "/items?id=7"
+    assert response.json()["headers"]["x-delegated"] == "shop"
+    assert edge.get("/product").json()["path"] == "/"
+    # The included proxy's header condition, under the include's prefix.
+    assert backend(edge.get("/product/items", **{"X-Canary": "yes"})) == "product-v2"
+
+
+def test_weights_split(edge: Edge) -> None:
+    seen = Counter(backend(edge.get("/split/x")) for _ in range(80))
+    assert set(seen) == {"product-v1", "product-v2"}
+    assert seen["product-v1"] > seen["product-v2"]
+
+
+def test_an_orphan_is_not_served(edge: Edge) -> None:
+    # `/lost` is the orphan's only route: the root's `/` answers it instead.
+    assert backend(edge.get("/lost")) == "web"
+    status = edge.mesh.cp.httpproxy.status_of(("HTTPProxy", "shop", "lost"))
+    assert status is not None and status["currentStatus"] == "orphaned"
+    main = edge.mesh.cp.httpproxy.status_of(("HTTPProxy", "root", "main"))
+    assert main is not None and main["currentStatus"] == "valid"
+
+
+def test_h2c_backend_through_the_proxy(edge: Edge) -> None:
+    target = f"127.0.0.1:{edge.gateway.proxy.gateway_ports[0].listen_port}"
+    options = [("grpc.default_authority", "grpc.example.com")]
+    with grpc.insecure_channel(target, options=options) as channel:
+        say = channel.unary_unary(GrpcBackend.METHOD)
+        assert say(b"hello", timeout=10) == b"greeter|hello"
+
+
+def test_a_cycle_and_a_duplicate_fqdn_are_invalid(edge: Edge) -> None:
+    edge.mesh.apply(
+        """
+apiVersion: projectcontour.io/v1
+kind: HTTPProxy
+metadata: {name: again, namespace: shop}
+spec:
+  virtualhost: {fqdn: shop.example.com}
+  routes: [{services: [{name: product-v1, port: 9080}]}]
+---
+apiVersion: projectcontour.io/v1
+kind: HTTPProxy
+metadata: {name: loop-a, namespace: shop}
+spec:
+  virtualhost: {fqdn: loop.example.com}
+  includes: [{name: loop-b, conditions: [{prefix: /b}]}]
+---
+apiVersion: projectcontour.io/v1
+kind: HTTPProxy
+metadata: {name: loop-b, namespace: shop}
+spec:
+  includes: [{name: loop-c, conditions: [{prefix: /c}]}]
+---
+apiVersion: projectcontour.io/v1
+kind: HTTPProxy
+metadata: {name: loop-c, namespace: shop}
+spec:
+  includes: [{name: loop-b}]
+""",
+        source="broken.yaml",
+    )
+    try:
+        cp = edge.mesh.cp
+
+        def state(name: str) -> str:
+            found = cp.httpproxy.status_of(("HTTPProxy", "shop", name))
+            return "" if found is None else str(found["currentStatus"])
+
+        wait_for(lambda: state("again") == "invalid" and state("loop-c") == "invalid")
+        again = cp.httpproxy.status_of(("HTTPProxy", "shop", "again"))
+        assert again is not None and "used in multiple HTTPProxies" in again["description"]
+        loop = cp.httpproxy.status_of(("HTTPProxy", "shop", "loop-c"))
+        assert loop is not None and "include cycle" in loop["description"]
+        # Neither root of shop.example.com is served now.
+        wait_for(lambda: edge.get("/").status_code == 404)
+    finally:
+        edge.mesh.remove("broken.yaml")
+    wait_for(lambda: edge.get("/").status_code == 200)
