@@ -50,6 +50,9 @@ def virtual_service_findings(snap: Snapshot) -> Iterator[Finding]:
                 )
             if http.mirror is not None:
                 yield from _destination_findings(snap, vs, f"{base}.mirror", http.mirror)
+            for j, m in enumerate(http.mirrors):
+                where = f"{base}.mirrors[{j}].destination"
+                yield from _destination_findings(snap, vs, where, m.destination)
             if http.delegate is not None:
                 ns = http.delegate.namespace or vs.namespace
                 used_delegates.add((ns, http.delegate.name))

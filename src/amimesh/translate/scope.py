@@ -23,7 +23,7 @@ from amimesh.model import authz, mtls, telemetry
 from amimesh.model.proxy import Proxy
 from amimesh.model.snapshot import Snapshot
 from amimesh.resources import istio_networking as net
-from amimesh.translate import routes
+from amimesh.translate import l4_routes, routes
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,8 @@ class Scope:
     policies: Policies
     # `routes.sharing_key`: proxies with equal keys share their outbound route table.
     routes: Hashable
+    # Per local upstream port (`proxy.upstreams`), its tcp or tls routes.
+    upstream_routes: tuple[l4_routes.UpstreamRoutes, ...] = ()
 
 
 def policies(snap: Snapshot, proxy: Proxy) -> Policies:
@@ -67,7 +69,13 @@ def policies(snap: Snapshot, proxy: Proxy) -> Policies:
 
 def of(snap: Snapshot, proxy: Proxy) -> Scope:
     """The scope of `proxy` in `snap`, computed afresh (`Scopes` shares the lookups)."""
-    return Scope(proxy, snap.domain, policies(snap, proxy), routes.sharing_key(snap, proxy))
+    return Scope(
+        proxy,
+        snap.domain,
+        policies(snap, proxy),
+        routes.sharing_key(snap, proxy),
+        l4_routes.upstream_routes(snap, proxy),
+    )
 
 
 class Scopes:
@@ -84,4 +92,10 @@ class Scopes:
         found = self._policies.get(key)
         if found is None:
             found = self._policies[key] = policies(snap, proxy)
-        return Scope(proxy, snap.domain, found, routes.sharing_key(snap, proxy))
+        return Scope(
+            proxy,
+            snap.domain,
+            found,
+            routes.sharing_key(snap, proxy),
+            l4_routes.upstream_routes(snap, proxy),
+        )
