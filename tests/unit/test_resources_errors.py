@@ -106,8 +106,8 @@ CASES: list[tuple[str, str, list[str]]] = [
     ),
     (
         "field Ami does not support yet",
-        VS_HEAD + "  tcp:\n  - route: [{destination: {host: reviews}}]\n",
-        [f"{VS}: spec.tcp: is not supported by Ami yet"],
+        vs("- route: [{destination: {host: reviews}}]\n  match: [{scheme: {exact: https}}]\n"),
+        [f"{VS}: spec.http[0].match[0].scheme: is not supported by Ami yet"],
     ),
     (
         "bad duration",
@@ -210,7 +210,8 @@ CASES: list[tuple[str, str, list[str]]] = [
             "NatsJetStreamChannel (messaging.knative.dev/v1alpha1), "
             "Task, Pipeline, TaskRun, PipelineRun (tekton.dev/v1, v1beta1), "
             "EventListener, Trigger, TriggerBinding, ClusterTriggerBinding, TriggerTemplate "
-            "(triggers.tekton.dev/v1beta1, v1alpha1), Application (argoproj.io/v1alpha1)"
+            "(triggers.tekton.dev/v1beta1, v1alpha1), Application (argoproj.io/v1alpha1), "
+            "HTTPProxy (projectcontour.io/v1)"
         ],
     ),
     (
@@ -231,7 +232,8 @@ CASES: list[tuple[str, str, list[str]]] = [
             "NatsJetStreamChannel (messaging.knative.dev/v1alpha1), "
             "Task, Pipeline, TaskRun, PipelineRun (tekton.dev/v1, v1beta1), "
             "EventListener, Trigger, TriggerBinding, ClusterTriggerBinding, TriggerTemplate "
-            "(triggers.tekton.dev/v1beta1, v1alpha1), Application (argoproj.io/v1alpha1)"
+            "(triggers.tekton.dev/v1beta1, v1alpha1), Application (argoproj.io/v1alpha1), "
+            "HTTPProxy (projectcontour.io/v1)"
         ],
     ),
     (

@@ -49,6 +49,7 @@ def test_builtin_kinds() -> None:
         "DestinationRule",
         "EventListener",
         "Gateway",
+        "HTTPProxy",
         "InMemoryChannel",
         "NatsJetStreamChannel",
         "Parallel",

@@ -290,18 +290,18 @@ _BUILTIN = (
         )
     ),
     Kind.lazy(
-        "projectcontour.io",
-        "HTTPProxy",
-        ("v1",),
-        "amimesh.resources.contour:HTTPProxy",
-        "amimesh.resources.checks_contour:check_http_proxy",
-    ),
-    Kind.lazy(
         ARGOCD,
         "Application",
         ARGOCD_VERSIONS,
         "amimesh.resources.argocd:Application",
         "amimesh.resources.checks_argocd:check_application",
+    ),
+    Kind.lazy(
+        "projectcontour.io",
+        "HTTPProxy",
+        ("v1",),
+        "amimesh.resources.contour:HTTPProxy",
+        "amimesh.resources.checks_contour:check_http_proxy",
     ),
 )
 
