@@ -210,6 +210,10 @@ class HTTPRoute(Strict):
     )
     corsPolicy: CorsPolicy | None = None
     headers: Headers | None = None
+    websocketUpgrade: bool | None = Field(
+        default=None,
+        description="accepted: a field Istio removed; every route upgrades websockets",
+    )
     mirrors: list[HTTPMirrorPolicy] = Field(
         default_factory=list, description="each destination gets its percentage of copies"
     )
@@ -363,7 +367,11 @@ class HTTPSettings(Strict):
     maxRequestsPerConnection: int | None = Field(default=None, ge=0, le=INT32_MAX)
     maxRetries: int | None = Field(default=None, ge=0, le=INT32_MAX)
     idleTimeout: Duration | None = None
-    h2UpgradePolicy: NotSupported = None
+    h2UpgradePolicy: Literal["DEFAULT", "DO_NOT_UPGRADE", "UPGRADE"] | None = Field(
+        default=None,
+        description="UPGRADE: an HTTP/1.1 port's upstream speaks HTTP/2 (unless "
+        "useClientProtocol); DEFAULT and DO_NOT_UPGRADE: it does not",
+    )
     useClientProtocol: bool | None = Field(
         default=None,
         description="HTTP/1.1 or HTTP/2 upstream as the client spoke (HTTP-like ports)",
