@@ -10,6 +10,7 @@ from amimesh.model.snapshot import Snapshot
 from amimesh.resources import istio_authz as authz
 from amimesh.resources import istio_gateway as gw
 from amimesh.resources import istio_networking as net
+from amimesh.resources import istio_telemetry as tel
 from amimesh.resources import kube
 
 Severity = Literal["Error", "Warning", "Info"]
@@ -41,6 +42,7 @@ SERVICE_NO_TARGET_PORT = Code("AMI0302", "Warning", "no selected workload declar
 SERVICE_FIELD_IGNORED = Code("AMI0303", "Info", "Service field that means nothing on one machine")
 GATEWAY_FIELD_IGNORED = Code("AMI0401", "Info", "Gateway field that Istio and Ami ignore")
 POLICY_TARGETS_NOTHING = Code("AMI0501", "Warning", "policy's targetRefs attach it to no proxy")
+TELEMETRY_FIELD_IGNORED = Code("AMI0601", "Info", "Telemetry setting Ami accepts and cannot honour")
 
 CODES: tuple[Code, ...] = (
     UNKNOWN_HOST,
@@ -58,6 +60,7 @@ CODES: tuple[Code, ...] = (
     SERVICE_FIELD_IGNORED,
     GATEWAY_FIELD_IGNORED,
     POLICY_TARGETS_NOTHING,
+    TELEMETRY_FIELD_IGNORED,
 )
 
 
@@ -101,7 +104,8 @@ def finding(
     | kube.Service
     | gw.Gateway
     | authz.AuthorizationPolicy
-    | authz.RequestAuthentication,
+    | authz.RequestAuthentication
+    | tel.Telemetry,
     field: str,
     message: str,
     hint: str,
