@@ -109,7 +109,7 @@ BAD: list[tuple[str, str, list[str]]] = [
         [
             'spec.metrics[0].providers[0].name: "stackdriver" is not supported by Ami yet: '
             'the metrics providers are "prometheus"',
-            "spec.metrics[0].overrides[1].match.metric: must be one of \"ALL_METRICS\", "
+            'spec.metrics[0].overrides[1].match.metric: must be one of "ALL_METRICS", '
             '"REQUEST_COUNT", "REQUEST_DURATION", "REQUEST_SIZE", "RESPONSE_SIZE", '
             '"TCP_OPENED_CONNECTIONS", "TCP_CLOSED_CONNECTIONS", "TCP_SENT_BYTES", '
             '"TCP_RECEIVED_BYTES", "GRPC_REQUEST_MESSAGES", "GRPC_RESPONSE_MESSAGES", '
@@ -128,8 +128,7 @@ BAD: list[tuple[str, str, list[str]]] = [
         [
             "spec.metrics[0].overrides[0].tagOverrides.gone.value: must not be set with "
             "operation REMOVE",
-            "spec.metrics[0].overrides[0].tagOverrides.up.value: is required with operation "
-            "UPSERT",
+            "spec.metrics[0].overrides[0].tagOverrides.up.value: is required with operation UPSERT",
         ],
     ),
 ]
