@@ -131,14 +131,16 @@ CASES: list[tuple[str, str, list[str]]] = [
         DR_HEAD + "  trafficPolicy:\n    loadBalancer: {simple: FASTEST}\n",
         [
             f"{DR}: spec.trafficPolicy.loadBalancer.simple: must be one of "
-            '"UNSPECIFIED", "ROUND_ROBIN", "LEAST_REQUEST", "LEAST_CONN", "RANDOM", got "FASTEST"'
+            '"UNSPECIFIED", "ROUND_ROBIN", "LEAST_REQUEST", "LEAST_CONN", "RANDOM", '
+            '"PASSTHROUGH", got "FASTEST"'
         ],
     ),
     (
         "enum value Ami does not support yet",
-        DR_HEAD + "  trafficPolicy:\n    loadBalancer: {simple: PASSTHROUGH}\n",
+        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: api}\n"
+        "spec: {hosts: [api.example.com], resolution: DYNAMIC_DNS}\n",
         [
-            f'{DR}: spec.trafficPolicy.loadBalancer.simple: "PASSTHROUGH" is not supported by '
+            f'{P}: ServiceEntry/default/api: spec.resolution: "DYNAMIC_DNS" is not supported by '
             "Ami yet"
         ],
     ),

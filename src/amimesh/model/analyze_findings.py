@@ -37,6 +37,7 @@ HOST_WITHOUT_SERVICE = Code("AMI0107", "Warning", "VirtualService host names no 
 UNUSED_DELEGATE = Code("AMI0108", "Info", "delegate VirtualService is used by no route")
 RULE_UNKNOWN_HOST = Code("AMI0201", "Warning", "DestinationRule for an unknown host")
 EMPTY_SUBSET = Code("AMI0202", "Warning", "DestinationRule subset selects no workload")
+RULE_FIELD_IGNORED = Code("AMI0203", "Info", "DestinationRule setting meaningless on one machine")
 SERVICE_NO_WORKLOAD = Code("AMI0301", "Warning", "Service selects no workload")
 SERVICE_NO_TARGET_PORT = Code("AMI0302", "Warning", "no selected workload declares targetPort")
 SERVICE_FIELD_IGNORED = Code("AMI0303", "Info", "Service field that means nothing on one machine")
@@ -55,6 +56,7 @@ CODES: tuple[Code, ...] = (
     UNUSED_DELEGATE,
     RULE_UNKNOWN_HOST,
     EMPTY_SUBSET,
+    RULE_FIELD_IGNORED,
     SERVICE_NO_WORKLOAD,
     SERVICE_NO_TARGET_PORT,
     SERVICE_FIELD_IGNORED,

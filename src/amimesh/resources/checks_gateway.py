@@ -69,7 +69,7 @@ def _tls_issues(server: gw.Server, loc: Loc) -> Iterator[Issue]:
     tls = server.tls
     https = server.port.protocol == "HTTPS"
     if server.port.protocol == "TLS":
-        if tls is None or tls.mode != "PASSTHROUGH":
+        if tls is None or tls.mode not in ("PASSTHROUGH", "AUTO_PASSTHROUGH"):
             yield Issue(
                 (*loc, "mode") if tls is not None else loc,
                 "a TLS server takes mode PASSTHROUGH (routed by SNI by tls routes); "
@@ -80,7 +80,7 @@ def _tls_issues(server: gw.Server, loc: Loc) -> Iterator[Issue]:
         if https:
             yield Issue(loc, "is required on an HTTPS server: set mode SIMPLE and the certificate")
         return
-    if https and tls.mode == "PASSTHROUGH":
+    if https and tls.mode in ("PASSTHROUGH", "AUTO_PASSTHROUGH"):
         return
     if not https:
         for name in ("mode", *_FILES, "credentialName"):

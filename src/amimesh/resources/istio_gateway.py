@@ -33,9 +33,13 @@ ServerProtocol = Annotated[
     BeforeValidator(_PROTOCOL_NOT_YET),
 ]
 
-_MODE_NOT_YET = UnsupportedValues(("AUTO_PASSTHROUGH", "ISTIO_MUTUAL", "OPTIONAL_MUTUAL"))
+_MODE_NOT_YET = UnsupportedValues(("ISTIO_MUTUAL", "OPTIONAL_MUTUAL"))
+# AUTO_PASSTHROUGH is Istio's east-west gateway between networks: accepted, and the
+# server is not served on one network (`ami analyze` says so).
 TLSMode = Annotated[
-    Literal["SIMPLE", "MUTUAL", "PASSTHROUGH"], _MODE_NOT_YET, BeforeValidator(_MODE_NOT_YET)
+    Literal["SIMPLE", "MUTUAL", "PASSTHROUGH", "AUTO_PASSTHROUGH"],
+    _MODE_NOT_YET,
+    BeforeValidator(_MODE_NOT_YET),
 ]
 
 # Istio's gateways also take a credential as `kubernetes://NAME`; both name NAME.

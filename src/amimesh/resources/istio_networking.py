@@ -320,11 +320,11 @@ class LocalityLbSetting(Strict):
     failoverPriority: NotSupported = None
 
 
-_SIMPLE_LB_NOT_YET = UnsupportedValues(("PASSTHROUGH",))
-SimpleLB = Annotated[
-    Literal["UNSPECIFIED", "ROUND_ROBIN", "LEAST_REQUEST", "LEAST_CONN", "RANDOM"],
-    _SIMPLE_LB_NOT_YET,
-    BeforeValidator(_SIMPLE_LB_NOT_YET),
+# PASSTHROUGH (connect to the address the caller dialled, no balancing) is accepted and
+# means nothing here: callers dial their sidecar, never an endpoint's address; the
+# default balancing stays (`ami analyze` says so).
+SimpleLB = Literal[
+    "UNSPECIFIED", "ROUND_ROBIN", "LEAST_REQUEST", "LEAST_CONN", "RANDOM", "PASSTHROUGH"
 ]
 
 

@@ -109,6 +109,8 @@ def plan(snap: Snapshot, proxy: Proxy) -> list[PortPlan]:
             number = server.port.number
             if number not in listen:
                 continue
+            if server.tls is not None and server.tls.mode == "AUTO_PASSTHROUGH":
+                continue  # between networks: nothing to serve on one (`ami analyze`)
             kind = kind_of(server)
             if kinds.setdefault(number, kind) != kind:
                 continue
