@@ -165,12 +165,12 @@ class _Walk:
             found = self.proxies.get(child)
             if found is None:
                 yield f"include {child[0]}/{child[1]} not found"
-            elif child in path:
-                chain = " -> ".join(f"{ns}/{n}" for ns, n in (*path, child))
-                yield f"include creates an include cycle: {chain}"
             elif found.spec.virtualhost is not None:
                 name = f"{child[0]}/{child[1]}"
                 yield f"root httpproxy cannot include another root httpproxy ({name})"
+            elif child in path:
+                chain = " -> ".join(f"{ns}/{n}" for ns, n in (*path, child))
+                yield f"include creates an include cycle: {chain}"
         for route in proxy.spec.routes:
             for s in route.services:
                 have = self.services.get((proxy.namespace, s.name))
