@@ -18,6 +18,7 @@ from amimesh.model.analyze_findings import (
 )
 from amimesh.model.selection import selects
 from amimesh.model.snapshot import MeshService, Snapshot
+from amimesh.resources import contour
 from amimesh.resources import istio_networking as net
 from amimesh.resources import kube
 from amimesh.resources.workload import Workload
@@ -204,4 +205,15 @@ def _ignored_field_findings(r: kube.Service) -> Iterator[Finding]:
             f"ipFamilyPolicy {spec.ipFamilyPolicy} is ignored: Ami assigns no cluster IPs, "
             "and its proxies listen on loopback",
             "nothing to do; the field matters only on Kubernetes",
+        )
+    tls = contour.UPSTREAM_PROTOCOL + "tls"
+    if tls in r.metadata.annotations:
+        yield finding(
+            SERVICE_FIELD_IGNORED,
+            r,
+            f"metadata.annotations[{tls}]",
+            "is ignored: an app behind its sidecar is reached in clear text, and the mesh's "
+            "mutual TLS already encrypts the way to it",
+            "serve plain text (or h2c, with projectcontour.io/upstream-protocol.h2c) "
+            "behind the sidecar",
         )
