@@ -18,9 +18,8 @@ from amimesh.model.analyze_findings import (
 )
 from amimesh.model.selection import selects
 from amimesh.model.snapshot import MeshService, Snapshot
-from amimesh.resources import contour
+from amimesh.resources import contour, kube
 from amimesh.resources import istio_networking as net
-from amimesh.resources import kube
 from amimesh.resources.workload import Workload
 
 # --- DestinationRule -----------------------------------------------------------------
