@@ -57,6 +57,14 @@ def virtual_service_findings(snap: Snapshot) -> Iterator[Finding]:
                 ns = http.delegate.namespace or vs.namespace
                 used_delegates.add((ns, http.delegate.name))
                 yield from _delegate_findings(snap, vs, f"{base}.delegate", http.delegate)
+        l4: list[tuple[str, list[net.RouteDestination]]] = [
+            *((f"spec.tcp[{i}]", r.route) for i, r in enumerate(vs.spec.tcp)),
+            *((f"spec.tls[{i}]", r.route) for i, r in enumerate(vs.spec.tls)),
+        ]
+        for base, route in l4:
+            for j, d in enumerate(route):
+                where = f"{base}.route[{j}].destination"
+                yield from _destination_findings(snap, vs, where, d.destination)
     for vs in services:
         if not vs.spec.hosts and (vs.namespace, vs.name) not in used_delegates:
             yield finding(
