@@ -4,20 +4,25 @@ delegates `/product` to a proxy another namespace owns.
 One mesh for the module: workloads `web` (namespace `root`), `product-v1` and
 `product-v2` (namespace `shop`, one Service `product` over both plus one per version),
 `greeter` (namespace `shop`, a gRPC server behind a Service annotated
-`projectcontour.io/upstream-protocol.h2c`), and the ingress gateway on port 80.
+`projectcontour.io/upstream-protocol.h2c`), and the ingress gateway on ports 80 and
+443 (the root `secure.example.com` has `tls.secretName`; the test serves that
+credential to the gateway by SDS, as its agent would).
 """
 
 from __future__ import annotations
 
+import ssl
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 import httpx
 import pytest
 
-from tests.e2e.harness import GrpcBackend, Mesh, Sidecar, wait_for
+from amimesh.agent import sds as sds_mod
+from tests.e2e.harness import GrpcBackend, Mesh, Sidecar, self_signed_cert, wait_for
 
 pytestmark = [pytest.mark.envoy, pytest.mark.slow]
 
@@ -94,6 +99,19 @@ spec:
 ---
 apiVersion: projectcontour.io/v1
 kind: HTTPProxy
+metadata: {name: secure, namespace: root}
+spec:
+  virtualhost:
+    fqdn: secure.example.com
+    tls: {secretName: secure-cert}
+  routes:
+  - conditions: [{prefix: /open}]
+    services: [{name: web, port: 9080}]
+    permitInsecure: true
+  - services: [{name: web, port: 9080}]
+---
+apiVersion: projectcontour.io/v1
+kind: HTTPProxy
 metadata: {name: lost, namespace: shop}
 spec:
   routes:
@@ -107,13 +125,14 @@ class Edge:
     mesh: Mesh
     gateway: Sidecar
     http: httpx.Client
+    cert: Path
 
     def get(self, path: str, host: str = "shop.example.com", **headers: str) -> httpx.Response:
         return self.http.get(self.gateway.url(80) + path, headers={"host": host, **headers})
 
 
 @pytest.fixture(scope="module")
-def edge(module_mesh: Mesh) -> Iterator[Edge]:
+def edge(module_mesh: Mesh, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
     module_mesh.apply(SERVICES + "---" + PROXIES, source="contour.yaml")
     module_mesh.workload("web", {"app": "web"}, port=9080, namespace="root")
     for version in ("v1", "v2"):
@@ -122,10 +141,21 @@ def edge(module_mesh: Mesh) -> Iterator[Edge]:
     module_mesh.workload(
         "greeter", {"app": "greeter"}, port=9090, namespace="shop", protocol="GRPC"
     )
-    gateway = module_mesh.gateway(ports={80: 0})
+    gateway = module_mesh.gateway(ports={80: 0, 443: 0})
+    # The credential `secure-cert` the gateway's agent would serve: by SDS, here.
+    cert, key = self_signed_cert(tmp_path_factory.mktemp("certs"), "secure.example.com")
+    secrets = sds_mod.Secrets(cert.read_text(), key.read_text(), "")
+    named = sds_mod.secret_protos(secrets, certificate="secure-cert", validation=None)
+    sds = gateway.sds
+    assert sds is not None
+
+    async def serve() -> None:
+        sds.put(named)
+
+    module_mesh._call(serve())
     module_mesh.wait_synced()
     with httpx.Client(trust_env=False, timeout=10.0) as http:
-        edge = Edge(module_mesh, gateway, http)
+        edge = Edge(module_mesh, gateway, http, cert)
         wait_for(lambda: edge.get("/").status_code == 200, timeout=60)
         yield edge
 
@@ -164,6 +194,31 @@ def test_an_orphan_is_not_served(edge: Edge) -> None:
     assert status is not None and status["currentStatus"] == "orphaned"
     main = edge.mesh.cp.httpproxy.status_of(("HTTPProxy", "root", "main"))
     assert main is not None and main["currentStatus"] == "valid"
+
+
+def test_tls_virtual_host_and_permit_insecure(edge: Edge) -> None:
+    context = ssl.create_default_context(cafile=str(edge.cert))
+
+    def https_get(path: str) -> httpx.Response:
+        with httpx.Client(verify=context, trust_env=False, timeout=10.0) as https:
+            return https.get(
+                edge.gateway.url(443, "https") + path,
+                headers={"host": "secure.example.com"},
+                extensions={"sni_hostname": "secure.example.com"},
+            )
+
+    def served() -> httpx.Response | None:
+        try:
+            return https_get("/page")
+        except (OSError, httpx.TransportError):
+            return None
+
+    assert backend(wait_for(served)) == "web"
+    # Plain HTTP redirects to HTTPS, except the route that permits it.
+    plain = edge.get("/page", host="secure.example.com")
+    assert plain.status_code == 301
+    assert plain.headers["location"].startswith("https://secure.example.com")
+    assert backend(edge.get("/open", host="secure.example.com")) == "web"
 
 
 def test_h2c_backend_through_the_proxy(edge: Edge) -> None:
