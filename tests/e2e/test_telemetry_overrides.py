@@ -1,7 +1,8 @@
 """Telemetry `metrics[].overrides` on real traffic: a namespace's Telemetry turns the
-request and response sizes off on the client side (`mode: CLIENT`) only; the caller's
-proxy then reports requests without sizes, the callee's with them, and the control
-plane shows exactly that."""
+request and response sizes off on the client side (`mode: CLIENT`) only, and on the
+server side removes `request_protocol` and sets `source_version` to a literal. The
+caller's proxy then reports requests without sizes, the callee's with them and with its
+labels overridden, and the control plane shows exactly that."""
 
 from __future__ import annotations
 
@@ -34,11 +35,15 @@ spec:
       disabled: true
     - match: {metric: RESPONSE_SIZE, mode: CLIENT}
       disabled: true
-    - match: {metric: REQUEST_COUNT}
-      tagOverrides: {request_protocol: {operation: REMOVE}}
+    - match: {mode: SERVER}
+      tagOverrides:
+        request_protocol: {operation: REMOVE}
+        source_version: {value: "'pinned'"}
 """
 REPORTER = LABELS.index("reporter")
 SOURCE_WORKLOAD = LABELS.index("source_workload")
+PROTOCOL = LABELS.index("request_protocol")
+SOURCE_VERSION = LABELS.index("source_version")
 
 
 @pytest.fixture(scope="module")
@@ -50,12 +55,17 @@ def client(module_mesh: Mesh) -> Iterator[Sidecar]:
     yield client
 
 
-def series(mesh: Mesh, reporter: str) -> HttpSeries | None:
+def keyed(mesh: Mesh, reporter: str) -> tuple[tuple[str, ...], HttpSeries] | None:
     http, _ = mesh.cp.metrics.snapshot()
     for key, s in http.items():
         if key[REPORTER] == reporter and key[SOURCE_WORKLOAD] == "caller":
-            return s
+            return key, s
     return None
+
+
+def series(mesh: Mesh, reporter: str) -> HttpSeries | None:
+    found = keyed(mesh, reporter)
+    return found[1] if found else None
 
 
 def test_sizes_off_on_the_client_side_only(module_mesh: Mesh, client: Sidecar) -> None:
@@ -83,3 +93,9 @@ def test_sizes_off_on_the_client_side_only(module_mesh: Mesh, client: Sidecar) -
         if s.name == "istio_request_bytes_count" and s.labels.get("source_workload") == "caller"
     }
     assert reporters == {"destination"}
+    # The server side's labels, overridden; the client side's, Istio's.
+    source_key = keyed(module_mesh, "source")
+    dest_key = keyed(module_mesh, "destination")
+    assert source_key is not None and dest_key is not None
+    assert source_key[0][PROTOCOL] == "http"
+    assert (dest_key[0][PROTOCOL], dest_key[0][SOURCE_VERSION]) == ("", "pinned")

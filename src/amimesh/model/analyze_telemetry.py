@@ -6,7 +6,10 @@ honour on its proxies, said rather than silently dropped.
   only, so entries for that provider change nothing;
 - a tracing provider other than `otel`, `opentelemetry` and `zipkin`: the proxy keeps
   its tracer; the entry's sampling and tags still apply;
-- metrics `tagOverrides`: Ami reports Istio's standard labels, unchanged;
+- a metrics tag override Ami does not apply: a value that is not a string literal (a
+  CEL expression over request attributes), or a tag that is not one of Istio's
+  standard labels (Ami adds no labels); and overrides that differ between
+  REQUEST_COUNT and REQUEST_DURATION (one histogram carries both);
 - REQUEST_COUNT turned off without REQUEST_DURATION (or the reverse) for one side:
   Ami counts requests in the duration histogram, so both stay;
 - GRPC_REQUEST_MESSAGES and GRPC_RESPONSE_MESSAGES: Ami does not count gRPC messages.
@@ -68,14 +71,26 @@ def _metrics(t: tel.Telemetry) -> Iterator[Finding]:
     for i, entry in enumerate(t.spec.metrics):
         for j, override in enumerate(entry.overrides):
             where = f"spec.metrics[{i}].overrides[{j}]"
-            if override.tagOverrides:
-                yield finding(
-                    TELEMETRY_FIELD_IGNORED,
-                    t,
-                    f"{where}.tagOverrides",
-                    "is not applied: Ami's metrics carry Istio's standard labels, unchanged",
-                    "remove it, or relabel where the metrics are scraped",
-                )
+            for tag, op in override.tagOverrides.items():
+                at = f"{where}.tagOverrides[{tag}]"
+                if tag not in telemetry.STANDARD_TAGS:
+                    yield finding(
+                        TELEMETRY_FIELD_IGNORED,
+                        t,
+                        at,
+                        f'is not applied: "{tag}" is not one of Istio\'s standard labels, and '
+                        "Ami's metrics carry those only",
+                        "relabel where the metrics are scraped",
+                    )
+                elif op.operation == "UPSERT" and telemetry.literal_value(op.value or "") is None:
+                    yield finding(
+                        TELEMETRY_FIELD_IGNORED,
+                        t,
+                        f"{at}.value",
+                        f"is not applied: {op.value} is an expression Ami cannot evaluate; "
+                        "only string literals ('v') are",
+                        "set a literal, or relabel where the metrics are scraped",
+                    )
             metric = override.match.metric if override.match is not None else None
             if metric in _NOT_COUNTED and override.disabled is not None:
                 yield finding(
@@ -87,6 +102,16 @@ def _metrics(t: tel.Telemetry) -> Iterator[Finding]:
                 )
     policy = telemetry.metrics_of(t)
     for side in telemetry.SIDES:
+        if policy.overrides("REQUEST_COUNT", side) != policy.overrides("REQUEST_DURATION", side):
+            yield finding(
+                TELEMETRY_FIELD_IGNORED,
+                t,
+                "spec.metrics",
+                f"tag overrides differ between REQUEST_COUNT and REQUEST_DURATION on the {side} "
+                "side: Ami counts requests in the duration histogram, so only the overrides "
+                "both share apply to it",
+                "give REQUEST_COUNT and REQUEST_DURATION the same tag overrides",
+            )
         count = policy.reports("REQUEST_COUNT", side)
         duration = policy.reports("REQUEST_DURATION", side)
         if count != duration:
