@@ -49,7 +49,9 @@ def test_loggers_keep_the_stats_left_on() -> None:
 def test_tag_overrides_apply_to_the_stats_whose_metrics_agree() -> None:
     p = policy(
         "    - match: {mode: SERVER}\n"
-        "      tagOverrides: {request_protocol: {operation: REMOVE}, source_app: {value: \"'x'\"}}\n"
+        "      tagOverrides:\n"
+        "        request_protocol: {operation: REMOVE}\n"
+        "        source_app: {value: \"'x'\"}\n"
         "    - match: {metric: REQUEST_COUNT}\n"
         "      tagOverrides: {response_flags: {operation: REMOVE}, source_version: {value: a.b}}\n"
     )
