@@ -13,8 +13,9 @@ or `opentelemetry` (W3C trace context) and `zipkin` (B3 and W3C trace context) f
 tracing, `prometheus` for metrics. Any other name (`otel` for access logs, a provider
 a mesh config's `extensionProviders` would define) is accepted, as Istio accepts the
 name of a provider it does not find, and what names it is ignored; `ami analyze` says
-so. A metrics override turns metrics off one by one and per side (`mode`); its
-`tagOverrides` are accepted and not applied (`ami analyze` says so). What Istio
+so. A metrics override turns metrics off one by one and per side (`mode`); of its
+`tagOverrides`, removing a standard label or setting one to a string literal applies,
+the rest is accepted and not applied (`ami analyze` says so). What Istio
 defines and Ami does not implement otherwise (`filter`, `match`, ...) is an error that
 says so, never silently ignored.
 """
@@ -172,8 +173,9 @@ class MetricsOverride(Strict):
     )
     tagOverrides: dict[str, TagOverride] = Field(
         default_factory=dict,
-        description="accepted and not applied: Ami's labels are Istio's standard ones "
-        "(`ami analyze` says so)",
+        description="REMOVE of a standard label, and UPSERT of one to a string literal, "
+        "apply; other expressions and new labels are accepted and not applied (`ami "
+        "analyze` says so)",
     )
 
 
