@@ -131,17 +131,28 @@ class Edge:
         return self.http.get(self.gateway.url(80) + path, headers={"host": host, **headers})
 
 
+TOKEN = "httpproxy-test-token"
+
+
 @pytest.fixture(scope="module")
-def edge(module_mesh: Mesh, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
-    module_mesh.apply(SERVICES + "---" + PROXIES, source="contour.yaml")
-    module_mesh.workload("web", {"app": "web"}, port=9080, namespace="root")
+def api_mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
+    """A mesh whose control plane serves its HTTP API too (`ami get` reads status there)."""
+    m = Mesh(tmp_path_factory.mktemp("mesh"), api_token=TOKEN).start()
+    try:
+        yield m
+    finally:
+        m.stop()
+
+
+@pytest.fixture(scope="module")
+def edge(api_mesh: Mesh, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
+    api_mesh.apply(SERVICES + "---" + PROXIES, source="contour.yaml")
+    api_mesh.workload("web", {"app": "web"}, port=9080, namespace="root")
     for version in ("v1", "v2"):
         labels = {"app": "product", "version": version}
-        module_mesh.workload(f"product-{version}", labels, port=9080, namespace="shop")
-    module_mesh.workload(
-        "greeter", {"app": "greeter"}, port=9090, namespace="shop", protocol="GRPC"
-    )
-    gateway = module_mesh.gateway(ports={80: 0, 443: 0})
+        api_mesh.workload(f"product-{version}", labels, port=9080, namespace="shop")
+    api_mesh.workload("greeter", {"app": "greeter"}, port=9090, namespace="shop", protocol="GRPC")
+    gateway = api_mesh.gateway(ports={80: 0, 443: 0})
     # The credential `secure-cert` the gateway's agent would serve: by SDS, here.
     cert, key = self_signed_cert(tmp_path_factory.mktemp("certs"), "secure.example.com")
     secrets = sds_mod.Secrets(cert.read_text(), key.read_text(), "")
@@ -152,10 +163,10 @@ def edge(module_mesh: Mesh, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     async def serve() -> None:
         sds.put(named)
 
-    module_mesh._call(serve())
-    module_mesh.wait_synced()
+    api_mesh._call(serve())
+    api_mesh.wait_synced()
     with httpx.Client(trust_env=False, timeout=10.0) as http:
-        edge = Edge(module_mesh, gateway, http, cert)
+        edge = Edge(api_mesh, gateway, http, cert)
         wait_for(lambda: edge.get("/").status_code == 200, timeout=60)
         yield edge
 
@@ -219,6 +230,24 @@ def test_tls_virtual_host_and_permit_insecure(edge: Edge) -> None:
     assert plain.status_code == 301
     assert plain.headers["location"].startswith("https://secure.example.com")
     assert backend(edge.get("/open", host="secure.example.com")) == "web"
+
+
+def test_status_through_the_api(edge: Edge) -> None:
+    api = f"http://127.0.0.1:{edge.mesh.cp.api_port}/api/v1/resources"
+    with httpx.Client(trust_env=False, timeout=10.0) as http:
+        got = http.get(
+            api,
+            params={"kind": "proxies", "namespace": "shop"},
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )
+    assert got.status_code == 200, got.text
+    status = {
+        r["metadata"]["name"]: r["status"]["currentStatus"]
+        for r in got.json()["items"]
+        if r["kind"] == "HTTPProxy"
+    }
+    assert status["lost"] == "orphaned"
+    assert status["product"] == "valid"
 
 
 def test_h2c_backend_through_the_proxy(edge: Edge) -> None:
