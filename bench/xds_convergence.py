@@ -11,6 +11,13 @@ moment every proxy has ACKed a new route table. As the baseline, the same number
 clients receive the same route table from a minimal ADS fan-out in this run (no
 translation, no file watch): the floor of the gRPC push on this machine.
 
+With `--sidecar-hosts H`, the bench instead measures what Istio's Sidecar saves: the
+same mesh and proxies twice, first with no Sidecar, then with one Sidecar per service
+that scopes its proxies to H hosts (their own and the next H-1); each run prints the
+initial sync time, the control plane's CPU for it and its RSS, the config bytes a
+proxy holds (`config_bytes_per_proxy`) and the control plane's CPU per change, with
+`sidecar_hosts` 0 or H; then the ratios of the scoped run to the unscoped one.
+
 Prints one JSON line per figure: {"bench": "xds_convergence", "figure", "value", "unit", ...}.
 """
 
@@ -90,9 +97,24 @@ spec:
 """
 
 
-def write_config(root: Path, services: int) -> None:
+def write_config(root: Path, services: int, sidecar_hosts: int = 0) -> None:
     for i in range(services):
-        (root / f"svc-{i}.yaml").write_text(service_yaml(i))
+        text = service_yaml(i)
+        if sidecar_hosts:
+            text += "---\n" + sidecar_yaml(i, services, sidecar_hosts)
+        (root / f"svc-{i}.yaml").write_text(text)
+
+
+def sidecar_yaml(i: int, services: int, hosts: int) -> str:
+    """A Sidecar for the proxies of svc-i: they import svc-i and the next hosts-1."""
+    names = [f"./svc-{(i + k) % services}.default.svc.cluster.local" for k in range(hosts)]
+    return f"""apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {{name: svc-{i}}}
+spec:
+  workloadSelector: {{labels: {{app: svc-{i}}}}}
+  egress: [{{hosts: {json.dumps(sorted(set(names)))}}}]
+"""
 
 
 def start_controlplane(config: Path, port: int, workdir: Path) -> subprocess.Popen[bytes]:
@@ -338,6 +360,120 @@ def wait_envoys(pollers: list[AdminStats], before: list[int], timeout: float) ->
         time.sleep(0.005)
 
 
+async def scoped_cost(args: argparse.Namespace, hosts: int) -> dict[str, float]:
+    """Initial sync and change cost of the mesh with every proxy scoped to `hosts` hosts
+    by a Sidecar (0: no Sidecar), printed and returned by figure name."""
+    import grpc
+
+    workdir = Path(tempfile.mkdtemp(prefix="ami-bench-"))
+    config = workdir / "config"
+    config.mkdir()
+    write_config(config, args.services, hosts)
+    port = free_port()
+    cp = start_controlplane(config, port, workdir)
+    cp_ps = psutil.Process(cp.pid)
+    channels: list[Any] = []
+    clients: list[AdsClient] = []
+    out: dict[str, float] = {}
+    params = {
+        "proxies": args.proxies,
+        "services": args.services,
+        "mode": args.mode,
+        "sidecar_hosts": hosts,
+    }
+
+    def figure(name: str, value: float, unit: str) -> None:
+        out[name] = value
+        line = {"bench": "xds_convergence", "figure": name, "value": round(value, 3), "unit": unit}
+        print(json.dumps(line | params), flush=True)
+
+    try:
+        cpu0 = cpu_seconds(cp_ps)
+        t0 = time.perf_counter()
+        for i in range(args.proxies):
+            if i % CLIENTS_PER_CHANNEL == 0:
+                channels.append(
+                    grpc.aio.insecure_channel(
+                        f"127.0.0.1:{port}", options=[("grpc.max_receive_message_length", -1)]
+                    )
+                )
+            p = proxy_for(i, args.services)
+            clients.append(AdsClient(channels[-1], p.id, metadata=p.metadata(), mode=args.mode))
+        await asyncio.gather(*(c.start() for c in clients))
+        await asyncio.wait_for(
+            asyncio.gather(
+                *(c.wait_until(lambda c: all(t in c.acked for t in ALL_TYPES)) for c in clients)
+            ),
+            args.timeout,
+        )
+        figure("initial_sync_s", time.perf_counter() - t0, "s")
+        figure("initial_sync_controlplane_cpu_s", cpu_seconds(cp_ps) - cpu0, "s")
+        figure("controlplane_rss_mb", cp_ps.memory_info().rss / 2**20, "MB")
+        held = [
+            sum(len(r.value) for t in ALL_TYPES for r in c.resources.get(t, {}).values())
+            for c in clients
+        ]
+        figure("config_bytes_per_proxy", statistics.mean(held), "bytes")
+        figure(
+            "clusters_per_proxy",
+            statistics.mean(len(c.resources.get(CLUSTER, {})) for c in clients),
+            "clusters",
+        )
+        cpu: list[float] = []
+        for n in range(args.changes):
+            svc = n % args.services
+            before = [c.acked.get(ROUTE) for c in clients]
+            c0 = cpu_seconds(cp_ps)
+            text = service_yaml(svc, 79 - n % 50)
+            if hosts:
+                text += "---\n" + sidecar_yaml(svc, args.services, hosts)
+            (config / f"svc-{svc}.yaml").write_text(text)
+            # Only the proxies that import svc get a new route table.
+            importers = [
+                (c, old)
+                for i, (c, old) in enumerate(zip(clients, before, strict=True))
+                if not hosts or (svc - i % args.services) % args.services < hosts
+            ]
+            await asyncio.wait_for(
+                asyncio.gather(*(acked(c, old) for c, old in importers)), args.timeout
+            )
+            await asyncio.sleep(args.settle)
+            cpu.append(cpu_seconds(cp_ps) - c0)
+        figure("controlplane_cpu_s_per_change", statistics.median(cpu), "s")
+        figure("controlplane_rss_mb_after_changes", cp_ps.memory_info().rss / 2**20, "MB")
+        return out
+    finally:
+        for c in clients:
+            await c.stop()
+        for ch in channels:
+            await ch.close()
+        cp.terminate()
+        try:
+            cp.wait(10)
+        except subprocess.TimeoutExpired:
+            cp.kill()
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+async def sidecar_savings(args: argparse.Namespace) -> None:
+    """The mesh without Sidecars, then scoped to `args.sidecar_hosts`, and the ratios."""
+    hosts = min(args.sidecar_hosts, args.services)
+    full = await scoped_cost(args, 0)
+    scoped = await scoped_cost(args, hosts)
+    params = {"proxies": args.proxies, "services": args.services, "sidecar_hosts": hosts}
+    for name in (
+        "config_bytes_per_proxy",
+        "initial_sync_s",
+        "initial_sync_controlplane_cpu_s",
+        "controlplane_rss_mb",
+        "controlplane_cpu_s_per_change",
+    ):
+        ratio = scoped[name] / max(full[name], 1e-9)
+        line = {"bench": "xds_convergence", "figure": f"sidecar_{name}_ratio"}
+        print(json.dumps(line | {"value": round(ratio, 3), "unit": "ratio"} | params), flush=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--proxies", type=int, default=1000)
@@ -352,6 +488,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--settle", type=float, default=0.2)
     p.add_argument("--baseline-rounds", type=int, default=20)
     p.add_argument("--keep", action="store_true", help="keep the work directory")
+    p.add_argument(
+        "--sidecar-hosts",
+        type=int,
+        default=0,
+        help="compare the mesh without Sidecars and with every proxy scoped to N hosts",
+    )
     args = p.parse_args(argv)
     if args.quick:
         args.proxies = min(args.proxies, 200)
@@ -359,6 +501,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.changes = min(args.changes, 20)
         args.baseline_rounds = min(args.baseline_rounds, 10)
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+    if args.sidecar_hosts > 0:
+        asyncio.run(sidecar_savings(args))
+        return 0
     asyncio.run(run(args))
     return 0
 

@@ -19,7 +19,7 @@ class SidecarSpec(Strict):
 
 
 class Sidecar(Resource):
-    KIND: ClassVar[str] = "Sidecar"
+    KIND: ClassVar[str] = "WasmPlugin"
     API_GROUP: ClassVar[str] = "networking.istio.io"
     API_VERSIONS: ClassVar[tuple[str, ...]] = ("v1",)
     spec: SidecarSpec
@@ -30,7 +30,7 @@ def check_sidecar(sc: Sidecar) -> Iterator[Issue]:
         yield Issue(("spec", "selector"), "must select at least one workload")
 
 
-SIDECAR = "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: edge}\n"
+SIDECAR = "apiVersion: networking.istio.io/v1\nkind: WasmPlugin\nmetadata: {name: edge}\n"
 
 
 def test_builtin_kinds() -> None:
@@ -47,9 +47,14 @@ def test_builtin_kinds() -> None:
         "Configuration",
         "ContainerSource",
         "DestinationRule",
+        "EnvoyFilter",
         "EventListener",
+        "GRPCRoute",
         "Gateway",
+        "Gateway",
+        "GatewayClass",
         "HTTPProxy",
+        "HTTPRoute",
         "InMemoryChannel",
         "NatsJetStreamChannel",
         "Parallel",
@@ -57,6 +62,8 @@ def test_builtin_kinds() -> None:
         "PingSource",
         "Pipeline",
         "PipelineRun",
+        "ProxyConfig",
+        "ReferenceGrant",
         "RequestAuthentication",
         "Revision",
         "Route",
@@ -65,8 +72,11 @@ def test_builtin_kinds() -> None:
         "Service",
         "Service",
         "ServiceEntry",
+        "Sidecar",
         "SinkBinding",
         "Subscription",
+        "TCPRoute",
+        "TLSRoute",
         "Task",
         "TaskRun",
         "Telemetry",
@@ -98,14 +108,14 @@ def test_a_later_kind_registers_with_its_check() -> None:
     good = parse_documents(
         SIDECAR + "spec: {selector: {istio: ingressgateway}}\n", "sc.yaml", kinds
     )
-    assert [r.ref for r in good.resources] == ["Sidecar/default/edge"]
+    assert [r.ref for r in good.resources] == ["WasmPlugin/default/edge"]
     bad = parse_documents(SIDECAR + "spec: {selector: {}}\n", "sc.yaml", kinds)
     assert [str(e) for e in bad.errors] == [
-        "sc.yaml: document 0 (line 1): Sidecar/default/edge: spec.selector: "
+        "sc.yaml: document 0 (line 1): WasmPlugin/default/edge: spec.selector: "
         "must select at least one workload"
     ]
     # The built-in registry is unchanged.
-    assert ("networking.istio.io", "Sidecar") not in KINDS
+    assert ("networking.istio.io", "WasmPlugin") not in KINDS
     assert parse_documents(SIDECAR + "spec: {selector: {}}\n", "sc.yaml").errors[0].field == "kind"
 
 
@@ -130,7 +140,7 @@ def test_check_receives_its_own_type() -> None:
 
 
 class ExampleSidecar(Resource):
-    KIND: ClassVar[str] = "Sidecar"
+    KIND: ClassVar[str] = "WasmPlugin"
     API_GROUP: ClassVar[str] = "example.com"
     API_VERSIONS: ClassVar[tuple[str, ...]] = ("v1",)
     spec: SidecarSpec
@@ -154,12 +164,12 @@ def test_one_kind_name_in_two_groups_needs_distinct_refs() -> None:
     )
     result = parse_documents(text, "sc.yaml", kinds)
     assert [r.ref for r in result.resources] == [
-        "Sidecar/default/edge",
-        "Sidecar.example.com/default/edge",
+        "WasmPlugin/default/edge",
+        "WasmPlugin.example.com/default/edge",
     ]
     assert [r.key for r in result.resources] == [
-        ("Sidecar", "default", "edge"),
-        ("Sidecar.example.com", "default", "edge"),
+        ("WasmPlugin", "default", "edge"),
+        ("WasmPlugin.example.com", "default", "edge"),
     ]
 
 

@@ -286,3 +286,42 @@ def test_config_defaults_fill_a_new_revision_and_change_none() -> None:
     # Other defaults later: the same template makes no new revision.
     again = expand(ksvc(extra=DEFAULTS.replace('"42"', '"60"')), out.history, now=2.0)
     assert [x.name for x in again.history] == ["hello-00001"]
+
+
+NETWORK = """---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: config-network, namespace: knative-serving}
+data:
+  domain-template: "{{.Name}}-{{.Namespace}}.{{ index .Annotations \\"zone\\" }}.{{.Domain}}"
+  tag-template: "{{.Name}}-at-{{.Tag}}"
+  default-external-scheme: https
+"""
+
+
+def test_config_network_templates_name_hosts_tags_and_urls() -> None:
+    one = expand(ksvc(), [], now=1.0)
+    traffic = """  traffic:
+    - {revisionName: hello-00001, percent: 30, tag: old}
+    - {latestRevision: true, percent: 70}
+"""
+    ready = [("shop", "hello-00001"), ("shop", "hello-00002")]
+    resources = ksvc("two", traffic=traffic, extra=DOMAIN + NETWORK)
+    for r in resources:  # the Service's annotations feed the template
+        if r.KIND == "Service" and r.name == "hello":
+            r.metadata.annotations["zone"] = "eu"
+    out = expand(resources, one.history, ready=ready, now=2.0)
+    vs = by_kind(out.derived, "VirtualService")
+    assert vs["hello"]["spec"]["hosts"] == [
+        "hello.shop.svc.cluster.local",
+        "hello-shop.eu.example.com",
+    ]
+    assert vs["hello-at-old"]["spec"]["hosts"] == [
+        "hello-at-old.shop.svc.cluster.local",
+        "hello-at-old-shop.eu.example.com",
+    ]
+    assert "hello-at-old" in by_kind(out.derived, "Service")
+    status = out.status[("Service.serving.knative.dev", "shop", "hello")]
+    assert status["url"] == "https://hello-shop.eu.example.com"
+    assert status["traffic"][0]["url"] == "https://hello-at-old-shop.eu.example.com"
+    assert status["address"]["url"] == "http://hello.shop.svc.cluster.local"

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import os
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -304,10 +305,13 @@ class Agent:
             path,
             log_level=cfg.envoy.log_level,
             drain_time_s=max(1, math.ceil(cfg.envoy.drain_s)),
-            concurrency=cfg.envoy.concurrency,
+            concurrency=cfg.envoy.concurrency or None,  # 0: Envoy's default, every core
         )
         try:
-            self.envoy = await Child.spawn(argv, log=Path(cfg.envoy.log), cwd=cfg.envoy.cwd)
+            env = {**os.environ, **cfg.envoy.env} if cfg.envoy.env else None
+            self.envoy = await Child.spawn(
+                argv, log=Path(cfg.envoy.log), cwd=cfg.envoy.cwd, env=env
+            )
         except OSError as e:
             self.post(machine.EnvoyFailed(f"cannot run envoy: {e}"))
             return

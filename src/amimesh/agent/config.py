@@ -22,7 +22,9 @@ Schema (version 2):
       "xds": {"host": "127.0.0.1", "port": 40999, "delta": true},
       "envoy": {"bootstrap": ".../envoy.json", "log": ".../web-0.default.envoy.log",
                 "log_level": "warning", "drain_s": 0.25,
-                "concurrency": 2},          # worker threads; 1 with a max_concurrency
+                "concurrency": 2,           # worker threads; 1 with a max_concurrency;
+                                            # a ProxyConfig's; 0: Envoy's default
+                "env": {}},                 # a ProxyConfig's environmentVariables
       "grace_s": 0.5,                       # not-ready → app stopped (proxies drop it)
       "hold_app": false,                    # true: the app starts once Envoy is ready
       "identity": null | {                  # null: no certificate, no SDS
@@ -93,6 +95,8 @@ class EnvoySpec:
     log_level: str = "warning"
     concurrency: int = 2
     drain_s: float = 0.25
+    # Added to Envoy's environment (a ProxyConfig's environmentVariables).
+    env: Mapping[str, str] = field(default_factory=dict)
     # Envoy's working directory: a relative certificate path in a DestinationRule or
     # Gateway is read from here (the mesh's directory). None: the agent's own.
     cwd: str | None = None
@@ -164,6 +168,7 @@ class AgentConfig:
         if self.app is not None:
             out["app"]["command"] = list(self.app.command)
             out["app"]["env"] = dict(self.app.env)
+        out["envoy"]["env"] = dict(self.envoy.env)
         return {"version": VERSION, **out}
 
     @classmethod

@@ -59,6 +59,12 @@ def add_parser(sub: Any) -> None:
         metavar="DURATION",
         help="how often each Argo CD Application's repository is fetched: 3s (default)",
     )
+    p.add_argument(
+        "--reload",
+        action="store_true",
+        help="live reload: restart a Workload's instances (one at a time) when files under "
+        "its workingDir change; a Knative Service gets a new revision (docs/devloop.md)",
+    )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(run=run)
 
@@ -102,4 +108,5 @@ def run(args: argparse.Namespace) -> int:
         access_log_format=args.access_log_format,
         trace_forward=args.trace_forward,
         gitops_poll_s=args.gitops_poll,
+        reload=args.reload,
     )

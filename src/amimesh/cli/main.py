@@ -35,6 +35,7 @@ COMMANDS = (
     "taskrun",
     "eventlistener",
     "app",
+    "intercept",
     "logs",
     "top",
     "traces",

@@ -17,6 +17,8 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from amimesh.cli import render_gatewayapi
+
 XDS_TYPES = ("CDS", "EDS", "LDS", "RDS")
 STATE_STYLES = {
     "SYNCED": "green",
@@ -289,6 +291,7 @@ KIND_COLUMNS: dict[str, list[tuple[str, Any]]] = {
     "Configuration": [("IMAGE", lambda i: _image(_spec(_spec(i).get("template") or {})))],
     "Revision": [("IMAGE", lambda i: _image(_spec(i)))],
     "Route": [("TRAFFIC", lambda i: _traffic(_spec(i).get("traffic")))],
+    **render_gatewayapi.COLUMNS,
 }
 
 

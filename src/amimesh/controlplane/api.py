@@ -20,8 +20,8 @@ runtime, granting one SPIFFE ID), never the API token.
     PUT    /api/v1/instances/{id}                  register a live instance (JSON body)
     DELETE /api/v1/instances/{id}
     GET    /api/v1/node/config?since=V&wait=S      what node agents run from (Workloads,
-                                                   Services, Gateways), once the config version
-                                                   is not V (waits up to S seconds)
+                                                   Services, Gateways, ProxyConfigs), once the
+                                                   config version is not V (waits up to S s)
     PUT    /api/v1/nodes/{node}                    a node agent's whole report: its instances
                                                    (registered), their status, gateway URLs
     PUT    /api/v1/nodes/{node}/concurrency        {"instances": {id: n}}: requests in flight
@@ -39,6 +39,11 @@ runtime, granting one SPIFFE ID), never the API token.
     GET    /api/v1/gitops/applications[/{ns}/{name}]
                                                    Argo CD Applications with status; POST
                                                    .../sync, GET .../diff (`api_gitops`)
+    POST   /api/webhook                            a git push: refresh its Applications now
+                                                   (signed by Argo CD's webhook secret, or
+                                                   the bearer token; `api_gitops`)
+    POST   /api/v1/intercepts, PUT|DELETE .../{id} `ami intercept`: start, renew, end
+                                                   (`api_intercepts`)
     POST   /api/v1/certificates                    {"csr": PEM}, with an instance token
                                                    (a gateway's may add "dns_names", "ip_addresses")
 """
@@ -58,6 +63,7 @@ from aiohttp import web
 from amimesh.config.store import API_SOURCE, Key
 from amimesh.controlplane import (
     api_gitops,
+    api_intercepts,
     api_json,
     api_kinds,
     api_metrics,
@@ -85,7 +91,11 @@ if TYPE_CHECKING:
 # What a node agent runs from, as (API group, kind): Workloads (the instances), Services
 # (their ports) and Gateways (the ingress gateway's ports and credentials). Routing and
 # policy reach the proxies by xDS; the node neither needs nor parses them.
-NODE_KINDS = frozenset((m.API_GROUP, m.KIND) for m in (Workload, Service, Gateway))
+# Istio's ProxyConfig: how the node agent runs the Envoys it selects.
+ISTIO_PROXY_CONFIG = ("networking.istio.io", "ProxyConfig")
+NODE_KINDS = frozenset(
+    [*((m.API_GROUP, m.KIND) for m in (Workload, Service, Gateway)), ISTIO_PROXY_CONFIG]
+)
 
 # Deleting one of these (through the API) deletes the revisions it made.
 OWNERS_OF_REVISIONS = frozenset((ks.Service.qualified_kind(), ks.Configuration.qualified_kind()))
@@ -151,8 +161,10 @@ def _auth_middleware(token: str) -> Any:
             if _same_token(request.query["token"], token):
                 return dashboard_web.sign_in(token)
             return dashboard_web.unauthorized(request, "the token in the URL is not the mesh's")
-        # The certificates endpoint and a listener's sink check their own tokens.
-        own_token = request.path == CERTIFICATES or request.path.startswith(api_triggers.SINK)
+        # The certificates endpoint, a listener's sink and the git webhook check their own.
+        own_token = request.path in (CERTIFICATES, api_gitops.WEBHOOK) or request.path.startswith(
+            api_triggers.SINK
+        )
         if not own_token and not authorized(request):
             if dashboard_web.is_dashboard(request.path):
                 return dashboard_web.unauthorized(request, "not signed in")
@@ -197,7 +209,8 @@ class Api:
             web.post(CERTIFICATES, self.certificates),
             *api_pipelines.PipelinesApi(self.cp).routes(),
             *api_triggers.TriggersApi(self.cp).routes(),
-            *api_gitops.GitOpsApi(self.cp).routes(),
+            *api_gitops.GitOpsApi(self.cp, self._token).routes(),
+            *api_intercepts.InterceptsApi(self.cp).routes(),
         ]
 
     # --- reading -----------------------------------------------------------------------
@@ -258,8 +271,12 @@ class Api:
             if not wanted(r.namespace, r.name):
                 continue
             item = api_json.resource_json(r, store.source_of(r.key))
-            status = serving.status_of(r.key) or self.cp.eventing.status_of(r.key)
-            status = status or self.cp.httpproxy.status_of(r.key)
+            status = (
+                serving.status_of(r.key)
+                or self.cp.eventing.status_of(r.key)
+                or self.cp.gateway_api.status_of(r.key)
+                or self.cp.httpproxy.status_of(r.key)
+            )
             if status is None and "gitops" in self.cp.__dict__:
                 status = self.cp.gitops.status_of(r.key)
             if status is not None:

@@ -36,6 +36,9 @@ SHORT_NAMES: dict[str, tuple[str, str]] = {
     "proxy": ("projectcontour.io", "HTTPProxy"),
     "proxies": ("projectcontour.io", "HTTPProxy"),
     "app": ("argoproj.io", "Application"),
+    "gtw": ("gateway.networking.k8s.io", "Gateway"),
+    "gc": ("gateway.networking.k8s.io", "GatewayClass"),
+    "refgrant": ("gateway.networking.k8s.io", "ReferenceGrant"),
     "apps": ("argoproj.io", "Application"),
 }
 

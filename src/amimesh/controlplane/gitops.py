@@ -3,7 +3,8 @@ is one store source (`gitops:NAMESPACE/NAME`), all or nothing, synced by hand or
 automatically, with Argo CD's status.
 
     gitops = GitOpsController(store, state_dir, poll_s=3.0, knative_status=serving.status_of)
-    gitops.watch(loop)                  # poll the repositories; follow the store
+    gitops.watch(loop)                  # poll the repositories; watch local refs; follow the store
+    await gitops.on_push(push)          # a push webhook: refresh the Applications it concerns
     await gitops.sync("default", "guestbook", revision=None, prune=False)
     await gitops.diff("default", "guestbook")
     gitops.status_of(("Application", "default", "guestbook"))
@@ -12,8 +13,11 @@ A poll fetches each Application's repository, resolves `targetRevision` to a com
 and, when the commit or the Application changed, reads and parses its manifests
 (bounded: `gitops.manifests`). A revision that does not parse is never synced: the
 source keeps its last good resources and the errors are reported with file and
-field. Automated sync syncs each new commit once; `prune` lets a sync delete what the
-repository no longer has (otherwise those resources stay, OutOfSync, requiring
+field. A local repository's refs are also watched (`gitops.refwatch`, every
+`watch_s`): a commit to it is refreshed at once rather than at the next poll, and a
+push webhook (`on_push`) refreshes the Applications it concerns. Automated sync
+syncs each new commit once; `prune` lets a sync delete what the repository no longer
+has (otherwise those resources stay, OutOfSync, requiring
 pruning); `selfHeal` syncs again whenever the mesh drifts from the revision (an
 `ami apply` over one of its resources). Every sync removes such hand-made overrides,
 as Argo CD's sync overwrites them.
@@ -26,11 +30,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import difflib
+import functools
 import json
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Set
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,10 +46,11 @@ from amimesh.config.store import API_SOURCE, Key, Store
 from amimesh.controlplane import api_json
 from amimesh.controlplane.follow import Follower
 from amimesh.gitops import compare as cmp
-from amimesh.gitops import health, manifests
+from amimesh.gitops import health, manifests, refwatch
+from amimesh.gitops import webhook as hooks
 from amimesh.gitops.repo import GitError, Mirror
 from amimesh.resources import ConfigError, ParseResult, parse_object
-from amimesh.resources.argocd import Application
+from amimesh.resources.argocd import Application, ApplicationSource
 from amimesh.resources.meta import Resource
 from amimesh.serving.objects import timestamp
 
@@ -53,6 +59,7 @@ log = logging.getLogger(__name__)
 SOURCE_PREFIX = "gitops:"
 STATE_FILE = "gitops.json"
 DEFAULT_POLL_S = 3.0
+DEFAULT_WATCH_S = 0.2
 FINALIZER = "resources-finalizer.argocd.argoproj.io"
 MAX_STATE_FILE = 16 * 1024 * 1024
 
@@ -95,12 +102,14 @@ class GitOpsController:
         state_dir: Path | None,
         *,
         poll_s: float = DEFAULT_POLL_S,
+        watch_s: float = DEFAULT_WATCH_S,
         knative_status: Callable[[Key], Mapping[str, Any] | None] = lambda _k: None,
         instance_rows: Callable[[], list[dict[str, Any]] | None] = lambda: None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.poll_s = poll_s
+        self.watch_s = watch_s
         self._knative_status = knative_status
         self._instance_rows = instance_rows
         self._clock = clock
@@ -110,21 +119,27 @@ class GitOpsController:
         self._follower = Follower(store, self._on_store_change, "gitops")
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._watch_task: asyncio.Task[None] | None = None
+        self._urls: frozenset[str] = frozenset()  # the Applications' repositories
         self._tmp: Path | None = None
         self._written: Any = None
 
     # --- lifecycle ---------------------------------------------------------------------
 
     def watch(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._urls = _repo_urls(self.applications())
         self._follower.watch(loop)
         self._task = loop.create_task(self._run(), name="gitops")
+        if self.watch_s > 0:
+            self._watch_task = loop.create_task(self._watch_refs(), name="gitops-refs")
 
     async def close(self) -> None:
         self._follower.close()
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        for task in (self._task, self._watch_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._task = self._watch_task = None
 
     async def _run(self) -> None:
         while True:
@@ -138,6 +153,50 @@ class GitOpsController:
                     log.exception("gitops: %s: refresh failed", app.ref)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_s)
+
+    async def _watch_refs(self) -> None:
+        """Every `watch_s`, the refs of each local repository an Application names: when
+        they moved, its Applications are refreshed now, not at the next poll."""
+        seen: dict[str, refwatch.Fingerprint | None] = {}
+        while True:
+            await asyncio.sleep(self.watch_s)
+            urls = self._urls  # kept by _on_store_change: no scan of the store per look
+            if not urls:
+                seen = {}
+                continue
+            try:
+                now = await asyncio.to_thread(_fingerprints, urls)
+            except Exception:
+                log.exception("gitops: reading local refs failed")
+                continue
+            # A repository seen for the first time counts as moved: a commit between the
+            # Application's first read and this look would otherwise wait for the poll.
+            moved = {u for u, f in now.items() if f is not None and seen.get(u) != f}
+            seen = now
+            if moved:
+                await self._refresh_where(functools.partial(_names_one_of, moved))
+
+    async def on_push(self, push: hooks.Push) -> list[str]:
+        """A push webhook: refresh (and, by their policy, sync) the Applications it
+        concerns now; their `namespace/name`."""
+        return await self._refresh_where(
+            lambda src: hooks.concerns(push, src.repoURL, src.targetRevision)
+        )
+
+    async def _refresh_where(self, wanted: Callable[[ApplicationSource], bool]) -> list[str]:
+        done = []
+        for app in self.applications():
+            if app.spec.source is None or not wanted(app.spec.source):
+                continue
+            try:
+                await self.refresh(app.namespace, app.name)
+            except AppNotFound:
+                continue
+            except Exception:
+                log.exception("gitops: %s: refresh failed", app.ref)
+                continue
+            done.append(f"{app.namespace}/{app.name}")
+        return done
 
     # --- reading -----------------------------------------------------------------------
 
@@ -369,6 +428,7 @@ class GitOpsController:
         """A store change: a new or changed Application is polled now, a deleted one's
         resources follow its finalizer, and selfHeal puts back what was changed."""
         apps = {a.key: a for a in self.applications()}
+        self._urls = _repo_urls(apps.values())
         for key in [k for k in self._apps if k not in apps]:
             self._forget(key)
         for key, app in apps.items():
@@ -591,6 +651,22 @@ class GitOpsController:
                 json.dump(doc, f)
             tmp.replace(path)
             self._written = doc
+
+
+def _repo_urls(apps: Iterable[Application]) -> frozenset[str]:
+    return frozenset(a.spec.source.repoURL for a in apps if a.spec.source is not None)
+
+
+def _names_one_of(urls: Set[str], src: ApplicationSource) -> bool:
+    return src.repoURL in urls
+
+
+def _fingerprints(urls: Set[str]) -> dict[str, refwatch.Fingerprint | None]:
+    out: dict[str, refwatch.Fingerprint | None] = {}
+    for url in urls:
+        gitdir = refwatch.git_dir(url)
+        out[url] = refwatch.fingerprint(gitdir) if gitdir is not None else None
+    return out
 
 
 def _lines(errors: list[ConfigError]) -> list[str]:

@@ -42,6 +42,8 @@ def control_plane_config(state_dir: Path) -> ControlPlaneConfig:
         activator_port=mesh.activator_port or None,
         nats_port=mesh.nats_port or None,
         gitops_poll_s=mesh.gitops_poll_s,
+        reload=mesh.reload,
+        work_dir=Path(mesh.work_dir) if mesh.work_dir else None,
         state_dir=state_dir,
     )
 

@@ -38,6 +38,10 @@ class MeshControlPlane:
     nats_port: int = 0
     # How often each Argo CD Application's repository is fetched (seconds).
     gitops_poll_s: float = 3.0
+    # `ami up --reload`: Knative Services get a new revision when their files change.
+    reload: bool = False
+    # The mesh's DIR, which a container's workingDir is relative to ("": none).
+    work_dir: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {**self.__dict__, "exclude_dirs": list(self.exclude_dirs)}

@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING, Any
 from amimesh.config.directory import DirectorySource
 from amimesh.config.store import Store
 from amimesh.controlplane.applied import Applied
+from amimesh.controlplane.gatewayapi import GatewayApiController
 from amimesh.controlplane.httpproxy import HTTPProxyController
+from amimesh.controlplane.intercepts import Intercepts
 from amimesh.controlplane.nodes import Nodes
 from amimesh.controlplane.serving import REVISIONS_FILE, ServingController
 from amimesh.identity import store as ca_store
@@ -72,6 +74,12 @@ PLANE_MODULES = (
 )
 
 log = logging.getLogger(__name__)
+
+
+def _import_all(names: tuple[str, ...]) -> None:
+    for name in names:
+        importlib.import_module(name)
+
 
 # What Argo CD Applications had synced (`controlplane.gitops.STATE_FILE`): GitOps's
 # modules load before the API serves only when there is one.
@@ -127,6 +135,11 @@ class ControlPlaneConfig:
     nats_port: int | None = None
     # Argo CD Applications: how often each one's repository is fetched (seconds).
     gitops_poll_s: float = 3.0
+    # Live reload: the directory Workloads' and Knative containers' `workingDir` is
+    # relative to (None: no live reload), and whether it applies without an annotation
+    # (`ami up --reload`): a Knative Service whose files change gets a new revision.
+    work_dir: Path | None = None
+    reload: bool = False
 
     def __post_init__(self) -> None:
         if self.api_port is not None and not self.api_token:
@@ -184,7 +197,14 @@ class ControlPlane:
             self.store,
             state / REVISIONS_FILE if state else None,
             activator_port=config.activator_port,
+            work_dir=config.work_dir,
+            reload=config.reload,
         )
+        # The Gateway API: Istio Gateways and VirtualServices made of Gateways and routes.
+        self.gateway_api = GatewayApiController(self.store)
+        # Intercepts (`ami intercept`): their Workloads, held by leases.
+        self.intercepts = Intercepts(self.store)
+        # Contour's HTTPProxies: a Gateway and a VirtualService per served root.
         self.httpproxy = HTTPProxyController(self.store)
         self._state = state
         self._eventing_started = False
@@ -322,11 +342,14 @@ class ControlPlane:
                 log.warning("%s", e)
         self.serving.reconcile()  # what Knative resources run, before anyone asks
         self.serving.watch(self._loop)
+        self.gateway_api.reconcile()
+        self.gateway_api.watch(self._loop)
         self.httpproxy.reconcile()  # Contour's HTTPProxies as the ingress gateway's routes
         self.httpproxy.watch(self._loop)
         if any(r.API_GROUP in EVENTING_GROUPS for r in self.store.resources()):
             self._start_eventing()  # the broker's workload in the first node config
         self._autoscale_task = asyncio.create_task(self.serving.autoscale(), name="autoscaler")
+        self.intercepts.start()
         if self.config.api_port is not None:
             from amimesh.controlplane.api import ApiServer  # aiohttp only when serving it
 
@@ -416,9 +439,9 @@ class ControlPlane:
 
     async def _start_plane(self) -> None:
         if not self.plane_ready:
-            for name in PLANE_MODULES:  # the loop answers the API between imports
-                importlib.import_module(name)
-                await asyncio.sleep(0)
+            # Imported on a thread: the loop keeps answering the API (node agents' config
+            # and certificates) at full speed meanwhile, instead of one step per import.
+            await asyncio.to_thread(_import_all, PLANE_MODULES)
         plane = self._plane
         if plane.metrics_file is not None:
             plane.metrics_file.load()
@@ -433,7 +456,9 @@ class ControlPlane:
     async def stop(self) -> None:
         self._stop.set()
         self.serving.close()
+        self.gateway_api.close()
         self.httpproxy.close()
+        await self.intercepts.close()
         if "eventing" in self.__dict__:
             self.eventing.close()
         if "triggers" in self.__dict__:

@@ -24,6 +24,11 @@ set how many instances it runs (zero included, after a stable window idle and th
 grace period) and whether its traffic goes through the activator (the node agent's,
 which holds requests while the revision has no ready instance and asks for one at
 once: `activate`). Without an activator a revision keeps one instance at least.
+
+Live reload (`work_dir` given): each Service and Configuration that live reload
+applies to (`serving.reload.source_dirs`) has the directory its container runs in
+watched; its template carries that directory's content digest
+(`ami.dev/source-digest`), so a change of the files is a new revision.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from amimesh.config.store import Store
+from amimesh.config.watch import Watches, content_digest
 from amimesh.controlplane.follow import Follower
 from amimesh.resources import ParseResult, knative_gc, parse_object
 from amimesh.resources import knative_serving as ks
@@ -48,6 +54,7 @@ from amimesh.resources.kube import ConfigMap
 from amimesh.resources.meta import Resource
 from amimesh.resources.workload import Workload
 from amimesh.serving import gc
+from amimesh.serving import reload as serving_reload
 from amimesh.serving.expand import KNATIVE_NAMESPACE, REVISION_LABEL, RevisionRecord, expand
 from amimesh.serving.kpa import scaler as kpa_scaler
 from amimesh.serving.kpa import status as kpa_status
@@ -98,6 +105,8 @@ class ServingController:
         *,
         clock: Callable[[], float] = time.time,
         activator_port: int | None = None,
+        work_dir: Path | None = None,
+        reload: bool = False,
     ) -> None:
         self.store = store
         self.path = path
@@ -118,6 +127,15 @@ class ServingController:
         self._ticks = 0
         self._last_inputs: tuple[Any, ...] | None = None
         self._follower = Follower(store, self.reconcile, "serving")
+        # Live reload: the mesh's directory (workingDir is relative to it; None: no
+        # live reload), whether it applies without an annotation (`ami up --reload`),
+        # each watched configuration's directory and its content's digest.
+        self.work_dir = work_dir
+        self.reload = reload
+        self._roots: dict[tuple[str, str], Path] = {}
+        self._digests: dict[tuple[str, str], str] = {}
+        self._watches: Watches | None = None
+        self._digesting: set[asyncio.Task[None]] = set()
 
     # --- reading -------------------------------------------------------------------------
 
@@ -245,6 +263,7 @@ class ServingController:
         if inputs == self._last_inputs:
             return
         written = [r for r in store.resources() if store.source_of(r.key) != SOURCE]
+        written = self._with_digests(written)
         before = len(self.history)
         fresh = ready - self._ready_once
         self._ready_once |= ready
@@ -570,6 +589,7 @@ class ServingController:
             tuple((r.namespace, r.name) for r in self.history),
             tuple(sorted(self._scale.items())),
             frozenset(self._through),
+            tuple(sorted(self._digests.items())),
         )
 
     def watch(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -579,6 +599,49 @@ class ServingController:
 
     def close(self) -> None:
         self._follower.close()
+        if self._watches is not None:
+            self._watches.cancel()
+        for task in self._digesting:
+            task.cancel()
+
+    # --- live reload ---------------------------------------------------------------------
+
+    def _with_digests(self, written: list[Resource]) -> list[Resource]:
+        """`written` with live reload's digests on the templates it applies to; the
+        watches follow. A directory seen for the first time is digested at once (a
+        bounded read), so that the first revision carries its digest already."""
+        if self.work_dir is None:
+            return written
+        dirs = serving_reload.source_dirs(written, default=self.reload)
+        roots = {key: (self.work_dir / rel).resolve() for key, rel in dirs.items()}
+        for key, root in roots.items():
+            if key not in self._digests or self._roots.get(key) != root:
+                self._digests[key] = content_digest(root)
+        for key in set(self._digests) - set(roots):
+            del self._digests[key]
+        self._roots = roots
+        if roots and self._watches is None:
+            self._watches = Watches(self._files_changed)
+        if self._watches is not None:
+            self._watches.set({f"{ns}/{name}": root for (ns, name), root in roots.items()})
+        return serving_reload.stamped(written, self._digests)
+
+    def _files_changed(self, watched: str) -> None:
+        ns, _, name = watched.partition("/")
+        root = self._roots.get((ns, name))
+        if root is None:
+            return
+        task = asyncio.create_task(self._redigest((ns, name), root), name=f"digest-{watched}")
+        self._digesting.add(task)
+        task.add_done_callback(self._digesting.discard)
+
+    async def _redigest(self, key: tuple[str, str], root: Path) -> None:
+        digest = await asyncio.to_thread(content_digest, root)
+        if self._roots.get(key) != root or self._digests.get(key) == digest:
+            return  # moved meanwhile, or the same content (a file touched, saved as it was)
+        self._digests[key] = digest
+        log.info("live reload: %s/%s changed: a new revision", *key)
+        self.reconcile()
 
     # --- the revisions on disk -----------------------------------------------------------
 

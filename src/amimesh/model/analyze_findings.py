@@ -43,7 +43,10 @@ SERVICE_NO_TARGET_PORT = Code("AMI0302", "Warning", "no selected workload declar
 SERVICE_FIELD_IGNORED = Code("AMI0303", "Info", "Service field that means nothing on one machine")
 GATEWAY_FIELD_IGNORED = Code("AMI0401", "Info", "Gateway field that Istio and Ami ignore")
 POLICY_TARGETS_NOTHING = Code("AMI0501", "Warning", "policy's targetRefs attach it to no proxy")
-TELEMETRY_FIELD_IGNORED = Code("AMI0601", "Info", "Telemetry setting Ami accepts and cannot honour")
+PROXY_FIELD_IGNORED = Code(
+    "AMI0601", "Info", "Sidecar, ProxyConfig or EnvoyFilter field ignored on one machine"
+)
+TELEMETRY_FIELD_IGNORED = Code("AMI0701", "Info", "Telemetry setting Ami accepts and cannot honour")
 
 CODES: tuple[Code, ...] = (
     UNKNOWN_HOST,
@@ -62,6 +65,7 @@ CODES: tuple[Code, ...] = (
     SERVICE_FIELD_IGNORED,
     GATEWAY_FIELD_IGNORED,
     POLICY_TARGETS_NOTHING,
+    PROXY_FIELD_IGNORED,
     TELEMETRY_FIELD_IGNORED,
 )
 

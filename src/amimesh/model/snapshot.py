@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
-from amimesh.model import hosts, mtls, telemetry
+from amimesh.model import hosts, intercepts, mtls, telemetry
 from amimesh.model.selection import selects
 from amimesh.resources import contour, kube
 from amimesh.resources import istio_gateway as gw
@@ -139,6 +139,9 @@ class Snapshot:
     # namespace -> its Telemetries that set accessLogging, tracing or metrics, by name
     # (`model.telemetry`).
     telemetries: Mapping[str, tuple[tel.Telemetry, ...]] = field(default_factory=dict)
+    # hostname -> the intercepts with a header of the workloads its Service selects
+    # (`model.intercepts`): each is a subset `intercept-ID` and a route ahead of others.
+    intercepts: Mapping[str, tuple[intercepts.Intercept, ...]] = field(default_factory=dict)
 
     def resolve(self, host: str, namespace: str) -> str:
         """The hostname a reference to `host` from `namespace` means."""
@@ -154,7 +157,12 @@ class Snapshot:
         return self.destination_rules.get(hostname)
 
     def subset_labels(self, hostname: str, subset: str) -> Mapping[str, str] | None:
-        """Labels of a DestinationRule subset; None if the subset is not defined."""
+        """Labels of a DestinationRule subset (or an intercept's); None if the subset
+        is not defined."""
+        if subset.startswith(intercepts.SUBSET_PREFIX):
+            for icpt in self.intercepts.get(hostname, ()):
+                if icpt.subset == subset:
+                    return {intercepts.INTERCEPT_LABEL: icpt.id}
         dr = self.destination_rules.get(hostname)
         if dr is None:
             return None
@@ -167,6 +175,11 @@ class Snapshot:
         self, hostname: str, port: int, subset_labels: Mapping[str, str] | None = None
     ) -> tuple[Endpoint, ...]:
         eps = self.endpoints.get((hostname, port), ())
+        if subset_labels and intercepts.INTERCEPT_LABEL in subset_labels:
+            return tuple(e for e in eps if selects(subset_labels, e.labels))
+        if any(intercepts.INTERCEPT_LABEL in e.labels for e in eps):
+            shown = intercepts.visible(e.labels for e in eps)
+            eps = tuple(e for e, v in zip(eps, shown, strict=True) if v)
         if not subset_labels:
             return eps
         return tuple(e for e in eps if selects(subset_labels, e.labels))
@@ -335,6 +348,14 @@ def build_snapshot(
         gateway_virtual_services={k: tuple(v) for k, v in bound.items()},
         peer_authentications=peer_auth,
         telemetries=telemetry.index(r for r in by_key.values() if isinstance(r, tel.Telemetry)),
+        intercepts=intercepts.by_service(
+            workloads.values(),
+            {
+                s.hostname: (s.namespace, s.selector)
+                for s in services.values()
+                if s.origin == "kubernetes" and s.selector
+            },
+        ),
     )
     return _reuse(snap, previous) if previous is not None else snap
 
@@ -362,6 +383,7 @@ def _reuse(new: Snapshot, old: Snapshot) -> Snapshot:
         gateway_virtual_services=_keep(new.gateway_virtual_services, old.gateway_virtual_services),
         peer_authentications=_keep(new.peer_authentications, old.peer_authentications),
         telemetries=_keep(new.telemetries, old.telemetries),
+        intercepts=_keep(new.intercepts, old.intercepts),
     )
 
 

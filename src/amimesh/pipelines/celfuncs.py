@@ -34,6 +34,7 @@ from typing import Any
 import yaml
 
 from amimesh.pipelines.triggers import canonical
+from amimesh.resources import cel_ext
 
 # (secret name, key, namespace or None) -> the secret's bytes, None when absent.
 SecretLookup = Callable[[str, str, "str | None"], bytes | None]
@@ -181,7 +182,7 @@ class Env:
         }
 
     def evaluate(self, expression: str) -> Any:
-        import cel  # a compiled extension: loaded when a trigger uses CEL
+        cel = cel_ext.load()  # loaded when a trigger uses CEL
 
         context = cel.Context(variables=self.variables, functions=self.functions())
         try:

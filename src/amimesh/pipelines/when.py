@@ -10,6 +10,7 @@ to run.
 from __future__ import annotations
 
 from amimesh.pipelines.values import Values
+from amimesh.resources import cel_ext
 from amimesh.resources import tekton as tk
 
 
@@ -29,7 +30,7 @@ def evaluate(w: tk.WhenExpression, values: Values) -> bool:
 
 
 def _cel(expression: str) -> bool:
-    import cel  # a compiled extension: loaded when a Pipeline uses CEL
+    cel = cel_ext.load()  # loaded when a Pipeline uses CEL
 
     try:
         result = cel.evaluate(expression)

@@ -12,9 +12,11 @@ from amimesh.resources.kube import Service
 from amimesh.resources.workload import (
     IDLE_TIMEOUT,
     MAX_CONCURRENCY,
+    RELOAD,
     REQUEST_TIMEOUT,
     Workload,
     max_concurrency_problem,
+    reload_problem,
     timeout_problem,
 )
 
@@ -81,6 +83,11 @@ def check_workload(wl: Workload) -> Iterator[Issue]:
             yield Issue(
                 ("metadata", "annotations", key), f"{problem}, got {show(annotations[key])}"
             )
+    problem = reload_problem(annotations)
+    if problem is not None:
+        yield Issue(
+            ("metadata", "annotations", RELOAD), f"{problem}, got {show(annotations[RELOAD])}"
+        )
     ports = wl.spec.ports
     for first, later in duplicates(ports, lambda p: p.port):
         yield Issue(

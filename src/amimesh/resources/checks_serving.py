@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 
 from amimesh.resources import knative_autoscaling as autoscaling
-from amimesh.resources import knative_gc
+from amimesh.resources import knative_gc, knative_network
 from amimesh.resources import knative_pod as pod
 from amimesh.resources import knative_serving as kn
 from amimesh.resources.checks_common import dns_label_problem, duplicates
@@ -31,12 +31,17 @@ RESERVED_CONTAINER_NAMES = frozenset({"queue-proxy"})
 
 
 def check_config_map(cm: ConfigMap) -> Iterator[Issue]:
-    """Knative's settings that Ami reads, read as Knative would: a bad `config-gc` is
-    refused (the last good one keeps serving) rather than half applied."""
+    """Knative's settings that Ami reads, read as Knative would: a bad `config-gc` or
+    `config-network` is refused (the last good one keeps serving) rather than half applied."""
     if cm.namespace == kn.KNATIVE_NAMESPACE and cm.name == knative_gc.CONFIG_NAME:
         try:
             knative_gc.parse(cm.data)
         except knative_gc.GcConfigError as e:
+            yield Issue(("data", e.key), str(e))
+    if cm.namespace == kn.KNATIVE_NAMESPACE and cm.name == knative_network.CONFIG_NAME:
+        try:
+            knative_network.parse(cm.data)
+        except knative_network.NetworkConfigError as e:
             yield Issue(("data", e.key), str(e))
 
 

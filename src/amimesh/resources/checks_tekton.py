@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Sequence
 
-from amimesh.resources import goparse
+from amimesh.resources import cel_ext, goparse
 from amimesh.resources import tekton as tk
 from amimesh.resources import tekton_refs as refs
 from amimesh.resources.checks_common import dns_label_problem, duplicates
@@ -534,7 +534,7 @@ def _matrix_issues(
 def _cel_issues(w: tk.WhenExpression, loc: Loc) -> Iterator[Issue]:
     """Tekton compiles a `when` CEL as written: a variable sits inside a CEL string
     ('$(params.branch)' == 'main') and is put in before it runs."""
-    import cel  # a compiled extension: loaded when a Pipeline uses CEL
+    cel = cel_ext.load()  # loaded when a Pipeline uses CEL
 
     if w.input or w.operator is not None or w.values:
         yield Issue(loc, "cel and input+operator+values cannot be set in one WhenExpression")

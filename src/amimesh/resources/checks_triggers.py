@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 
 from pydantic import ValidationError
 
+from amimesh.resources import cel_ext
 from amimesh.resources import tekton_triggers as tt
 from amimesh.resources.errors import Issue, Loc
 
@@ -91,7 +92,7 @@ def interceptor_issues(i: tt.TriggerInterceptor, loc: Loc) -> Iterator[Issue]:
 
 
 def cel_issues(expression: str, loc: Loc) -> Iterator[Issue]:
-    import cel  # a compiled extension: loaded when a trigger uses CEL
+    cel = cel_ext.load()  # loaded when a trigger uses CEL
 
     try:
         cel.compile(expression)

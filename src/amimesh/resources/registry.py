@@ -219,6 +219,10 @@ _TEKTON, _TEKTON_CHECKS = "amimesh.resources.tekton", "amimesh.resources.checks_
 _TRIGGERS = "amimesh.resources.tekton_triggers"
 _TRIGGERS_CHECKS = "amimesh.resources.checks_triggers"
 ARGOCD, ARGOCD_VERSIONS = "argoproj.io", ("v1alpha1",)
+_GATEWAY_API, _GATEWAY_API_CHECKS = (
+    "amimesh.resources.gateway_api",
+    "amimesh.resources.checks_gatewayapi",
+)
 
 _BUILTIN = (
     Kind.of(kube.Service, checks_core.check_service),
@@ -234,6 +238,21 @@ _BUILTIN = (
     Kind.of(authz.RequestAuthentication, checks_authz.check_request_authentication),
     Kind.of(authz.AuthorizationPolicy, checks_authz.check_authorization_policy),
     Kind.of(tel.Telemetry, checks_telemetry.check_telemetry),
+    # Istio's per-proxy kinds, imported when first met.
+    *(
+        Kind.lazy(
+            "networking.istio.io",
+            name,
+            versions,
+            f"amimesh.resources.{module}:{name}",
+            f"amimesh.resources.checks_sidecar:check_{check}",
+        )
+        for module, name, versions, check in (
+            ("istio_sidecar", "Sidecar", net.ISTIO_NETWORKING_VERSIONS, "sidecar"),
+            ("istio_sidecar", "ProxyConfig", ("v1beta1",), "proxy_config"),
+            ("istio_envoyfilter", "EnvoyFilter", ("v1alpha3",), "envoy_filter"),
+        )
+    ),
     Kind.of(serving.Service, checks_serving.check_service),
     Kind.of(serving.Configuration, checks_serving.check_configuration),
     Kind.of(serving.Revision, checks_serving.check_revision),
@@ -287,6 +306,26 @@ _BUILTIN = (
             ("TriggerBinding", "check_trigger_binding"),
             ("ClusterTriggerBinding", "check_trigger_binding"),
             ("TriggerTemplate", "check_trigger_template"),
+        )
+    ),
+    # The Kubernetes Gateway API, imported when first met.
+    *(
+        Kind.lazy(
+            "gateway.networking.k8s.io",
+            name,
+            versions,
+            f"{_GATEWAY_API}:{name}",
+            f"{_GATEWAY_API_CHECKS}:{check}" if check else None,
+            qualified=name == "Gateway",  # Istio has a Gateway too
+        )
+        for name, versions, check in (
+            ("GatewayClass", ("v1", "v1beta1", "v1alpha2"), None),
+            ("Gateway", ("v1", "v1beta1", "v1alpha2"), "check_gateway"),
+            ("HTTPRoute", ("v1", "v1beta1", "v1alpha2"), "check_http_route"),
+            ("GRPCRoute", ("v1", "v1alpha2"), "check_grpc_route"),
+            ("TCPRoute", ("v1alpha2", "v1alpha3", "v1"), None),
+            ("TLSRoute", ("v1alpha2", "v1alpha3", "v1"), "check_tls_route"),
+            ("ReferenceGrant", ("v1beta1", "v1alpha2", "v1"), None),
         )
     ),
     Kind.lazy(

@@ -110,6 +110,33 @@ def timeout_s(annotations: Mapping[str, str], key: str) -> int:
     return int(annotations.get(key, "0"))
 
 
+# Live reload (docs/devloop.md): "true" restarts the Workload's instances, one at a
+# time, when files under its working directory change; "false" keeps `ami up --reload`
+# from doing so. A Knative Service's revision template takes it too (a new revision).
+RELOAD = "ami.dev/reload"
+
+
+def reload_problem(annotations: Mapping[str, str]) -> str | None:
+    """What is wrong with the `ami.dev/reload` annotation, if anything."""
+    text = annotations.get(RELOAD)
+    if text is None or text in ("true", "false"):
+        return None
+    return 'must be "true" or "false"'
+
+
+def reload_wanted(annotations: Mapping[str, str], *, has_working_dir: bool, default: bool) -> bool:
+    """Whether a program is reloaded when its files change: its `ami.dev/reload`
+    annotation says so; without one, `default` (`ami up --reload`) for one with its own
+    `workingDir` (without one it runs in the mesh's directory, its config included,
+    which is not one program's source)."""
+    text = annotations.get(RELOAD)
+    if text == "true":
+        return True
+    if text == "false":
+        return False
+    return default and has_working_dir
+
+
 _EXPANDED = "$(VAR) is expanded as in Kubernetes (docs/runtime.md)"
 
 

@@ -2,7 +2,7 @@
 instance (scaled to zero, or starting), in the node agent.
 
     activator = Activator(port, identity, instances, activate)
-    await activator.start()          # 127.0.0.1:port, HTTP/1.1
+    await activator.start()          # 127.0.0.1:port, HTTP/1.1 and HTTP/2 (h2c)
     activator.changed()              # an instance started, stopped, became ready
     await activator.stop()
 
@@ -22,7 +22,8 @@ it): a server-sent event stream or a long download through the activator arrives
 it is written. A request whose body is small (`BUFFERED_BODY`) is read whole first, so
 that it can go again on a new connection when a kept-alive one turns out closed;
 connections to the instances are kept alive (a TLS handshake per connection, not per
-request). HTTP/1.1 only: an h2c (gRPC) revision is not reached through the activator.
+request). An h2c (gRPC) revision's requests come over HTTP/2 and go on over HTTP/2
+(`activator_h2`), told apart by their connection's first bytes.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ import h11
 
 from amimesh.agent.http_client import Closed
 from amimesh.agent.sds import Secrets
+from amimesh.runtime import activator_h2
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +100,8 @@ class Activator:
         self._activate = activate
         self._timeout_s = timeout_s
         self._tls: ssl.SSLContext | None = None
+        self._tls_h2: ssl.SSLContext | None = None
+        self._h2_pool = activator_h2.Upstreams()
         self._server: asyncio.Server | None = None
         self._changed = asyncio.Condition()
         self._waiting: dict[tuple[str, str], int] = {}
@@ -119,12 +123,16 @@ class Activator:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 1.0)
         self._pool.close()
+        self._h2_pool.close()
 
     def use_identity(self, secrets: Secrets) -> None:
         """The activator's certificate (and each renewal): its TLS client context
         (connections made with the last one are dropped)."""
         self._tls = client_context(secrets)
+        self._tls_h2 = client_context(secrets)
+        self._tls_h2.set_alpn_protocols(["h2"])
         self._pool.close()
+        self._h2_pool.close()
 
     def changed(self) -> None:
         """Instances changed: waiting requests look again."""
@@ -137,9 +145,19 @@ class Activator:
     # --- one connection: HTTP/1.1 requests in turn ---------------------------------------
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        first = await _first_bytes(reader)
+        if first.startswith(activator_h2.PREFACE):
+            try:
+                await activator_h2.serve(
+                    reader, writer, first, self.admit, self._h2_pool, lambda: self._tls_h2
+                )
+            finally:
+                writer.close()
+            return
         down = _Downstream(
             h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADERS), reader, writer
         )
+        down.conn.receive_data(first)
         try:
             while True:
                 head = await down.request()
@@ -166,23 +184,40 @@ class Activator:
         if not revision or not ns:
             await down.answer(400, b"activator: no Knative-Serving-Revision and -Namespace\n")
             return
-        key = (ns, revision)
-        if self._waiting.get(key, 0) >= QUEUE_DEPTH:
-            await down.answer(503, b"activator: queue full\n")
+        target = await self._admit((ns, revision))
+        if isinstance(target, activator_h2.Refused):
+            await down.answer(target.status, f"activator: {target.message}\n".encode())
             return
-        self._waiting[key] = self._waiting.get(key, 0) + 1
-        try:
-            target = await asyncio.wait_for(self._target(key), self._timeout_s)
-        except TimeoutError:
-            await down.answer(504, f"activator: {ns}/{revision} did not become ready\n".encode())
-            return
-        finally:
-            self._waiting[key] -= 1
         try:
             await self._forward(target, down, head, headers)
         finally:
-            self._in_flight[target.instance] -= 1
-            await self._notify()
+            await self._release(target)
+
+    async def admit(
+        self, ns: str, revision: str
+    ) -> tuple[str, int, Callable[[], Awaitable[None]]] | activator_h2.Refused:
+        """For the HTTP/2 side: a ready instance's (name, port, release), or why not."""
+        target = await self._admit((ns, revision))
+        if isinstance(target, activator_h2.Refused):
+            return target
+        return target.instance, target.port, lambda: self._release(target)
+
+    async def _admit(self, key: tuple[str, str]) -> Target | activator_h2.Refused:
+        """A request's place in its revision's queue, then a ready instance with room
+        for it (counted taken until `_release`)."""
+        if self._waiting.get(key, 0) >= QUEUE_DEPTH:
+            return activator_h2.Refused(503, "queue full")
+        self._waiting[key] = self._waiting.get(key, 0) + 1
+        try:
+            return await asyncio.wait_for(self._target(key), self._timeout_s)
+        except TimeoutError:
+            return activator_h2.Refused(504, f"{key[0]}/{key[1]} did not become ready")
+        finally:
+            self._waiting[key] -= 1
+
+    async def _release(self, target: Target) -> None:
+        self._in_flight[target.instance] -= 1
+        await self._notify()
 
     async def _target(self, key: tuple[str, str]) -> Target:
         """A ready instance with room for one more request (counted taken)."""
@@ -436,6 +471,18 @@ async def _send(
         elif isinstance(event, h11.ConnectionClosed):
             raise Closed("the connection closed before an answer")
         # InformationalResponse (100 Continue, ...): the final answer follows
+
+
+async def _first_bytes(reader: asyncio.StreamReader) -> bytes:
+    """A connection's first bytes: enough to tell HTTP/2's preface (prior knowledge)
+    from an HTTP/1.1 request, which differs from it within its first bytes."""
+    data = b""
+    while len(data) < len(activator_h2.PREFACE) and activator_h2.PREFACE.startswith(data):
+        more = await reader.read(READ_SIZE)
+        if not more:
+            break
+        data += more
+    return data
 
 
 async def _next_event(conn: h11.Connection, reader: asyncio.StreamReader) -> object:

@@ -36,11 +36,13 @@ from amimesh.agent import config as agent_config
 from amimesh.agent.agent import Adopted, Agent
 from amimesh.agent.identities import Identities
 from amimesh.agent.process import kill_group, naming, start_time
+from amimesh.config.watch import Watches
 from amimesh.identity.spiffe import workload_id
+from amimesh.model import sidecars
 from amimesh.model.proxy import GatewayPort
 from amimesh.model.snapshot import Snapshot, build_snapshot
 from amimesh.resources import parse_object
-from amimesh.resources.workload import Workload
+from amimesh.resources.workload import Workload, reload_wanted
 from amimesh.runtime import gateway, plan, state
 from amimesh.runtime.activator import Activator, Target
 from amimesh.runtime.instance import InstanceRunner, adoptable
@@ -66,6 +68,11 @@ ACTIVATOR_NAMESPACE = "knative-serving"
 ACTIVATOR_ACCOUNT = "activator"
 SAMPLE_S = 1.0
 SAMPLE_RESEND_S = 3.0
+# Live reload: how long a replica started anew may take to be ready (else the old one
+# stays), and to appear in the endpoints of the Envoys that route to the old one.
+RELOAD_READY_S = 120.0
+RELOAD_ROUTED_S = 15.0
+RELOAD_ROUTED_POLL_S = 0.1
 # The inbound listeners' requests in flight (`inbound_<port>` is their stat prefix).
 _INBOUND = re.compile(r"^http\.inbound_\d+\.downstream_rq_(active|total): (\d+)$", re.MULTILINE)
 
@@ -130,6 +137,15 @@ class Node:
         self._workload_of: dict[str, Workload] = {}
         self._ports_of: dict[str, list[int]] = {}
         self._retiring: dict[str, asyncio.Task[None]] = {}
+        # Live reload: each replica's index, the replicas started beside the one they
+        # replace (by the replaced one's id), each workload's rolling restart and its
+        # count (the generation in the new replicas' names).
+        self._index_of: dict[str, int] = {}
+        self._surge: dict[str, InstanceRunner] = {}
+        self._rolls: dict[str, asyncio.Task[None]] = {}
+        self._again: set[str] = set()
+        self._generation: dict[str, int] = {}
+        self._watches = Watches(self._files_changed)
         self._stopping: dict[str, InstanceRunner] = {}
         self._records: set[str] = set()  # instance dirs of the last run, not yet looked at
         self._tasks: list[asyncio.Task[None]] = []
@@ -324,6 +340,9 @@ class Node:
             access_log_format=self.config.access_log_format,
             telemetry_port=self.config.zipkin_port,
             config_dir=Path(self.config.config_dir),
+            settings=sidecars.proxy_settings(
+                self._snapshot, plan.GATEWAY_NAMESPACE, plan.GATEWAY_LABELS
+            ),
         )
         adopted = self._adopt(iid, spec, recorded)
         if adopted is not None:
@@ -351,6 +370,7 @@ class Node:
         for iid, (w, i) in desired.items():
             if iid not in self.runners and iid not in self._retiring:
                 self._launch(iid, w, i)
+        self._watch_files()
         self._write_status()
 
     def _allocator(self, iid: str, replay: list[int]) -> Callable[[], int]:
@@ -370,15 +390,22 @@ class Node:
         return allocate
 
     def _launch(self, iid: str, workload: Workload, index: int) -> None:
+        """Start replica `index` of `workload` in the slot `iid` (its first name; a
+        live reload's replica has a name of its own, adopted as such)."""
         assert self._snapshot is not None
-        recorded = self._recorded_config(iid)
-        replay = self._recorded_ports(iid) if recorded is not None else []
+        generation = self._recorded_generation(workload, index)
+        spec_id = plan.instance_id(
+            plan.replica_name(workload.name, index, generation), workload.namespace
+        )
+        recorded = self._recorded_config(spec_id)
+        replay = self._recorded_ports(spec_id) if recorded is not None else []
         try:
             spec = plan.workload_instance(
                 workload,
                 index,
+                generation=generation,
                 services=self._snapshot.services.values(),
-                allocate=self._allocator(iid, replay),
+                allocate=self._allocator(spec_id, replay),
                 state=self.state,
                 xds_port=self.config.xds_port,
                 config_dir=Path(self.config.config_dir),
@@ -386,18 +413,34 @@ class Node:
                 trust_domain=self.config.trust_domain,
                 access_log_format=self.config.access_log_format,
                 telemetry_port=self.config.zipkin_port,
+                settings=sidecars.proxy_settings(
+                    self._snapshot, workload.namespace, workload.metadata.labels
+                ),
             )
         except plan.PlanError as e:
-            self._release(iid)
+            self._release(spec_id)
             self.plan_errors[iid] = f"{workload.ref}: {e}"
             log.error("%s", self.plan_errors[iid])
             if recorded is not None:
-                self._stop_recorded(iid)
+                self._stop_recorded(spec_id)
             return
         self.plan_errors.pop(iid, None)
-        adopted = self._adopt(iid, spec, recorded)
+        adopted = self._adopt(spec_id, spec, recorded)
         self._workload_of[iid] = workload
+        self._index_of[iid] = index
         self.runners[iid] = self._runner(spec, adopted)
+
+    def _recorded_generation(self, workload: Workload, index: int) -> int:
+        """The generation of the replica a live reload left running (0: none)."""
+        pattern = re.compile(
+            rf"{re.escape(plan.replica_name(workload.name, index))}-r(\d+)\."
+            rf"{re.escape(workload.namespace)}"
+        )
+        found = [int(m.group(1)) for r in self._records if (m := pattern.fullmatch(r))]
+        if found:
+            self._generation[_workload_key(workload)] = max(found)
+            return max(found)
+        return 0
 
     def _runner(self, spec: plan.InstanceSpec, adopted: Adopted | None) -> InstanceRunner:
         if spec.agent.identity is not None:
@@ -430,14 +473,19 @@ class Node:
     def _retire(self, iid: str) -> None:
         runner = self.runners.pop(iid)
         self._workload_of.pop(iid)
+        self._index_of.pop(iid, None)
+        surge = self._surge.pop(iid, None)
         self._stopping[iid] = runner  # shown until it is gone
+        spec_id = runner.spec.id
 
         async def retire() -> None:
             try:
+                if surge is not None:
+                    await self._discard(surge)
                 await runner.stop()
             finally:
-                self._release(iid)
-                shutil.rmtree(self.state.instances / iid, ignore_errors=True)
+                self._release(spec_id)
+                shutil.rmtree(self.state.instances / spec_id, ignore_errors=True)
                 self._retiring.pop(iid, None)
                 self._stopping.pop(iid, None)
                 self._write_status()
@@ -448,6 +496,161 @@ class Node:
     def _release(self, iid: str) -> None:
         for port in self._ports_of.pop(iid, ()):
             self.ports.release(port)
+
+    # --- live reload -------------------------------------------------------------------
+
+    def _watch_files(self) -> None:
+        """Watch the working directory of every Workload that live reload applies to
+        (not a Knative revision's: a change of its files makes a new revision, in the
+        control plane)."""
+        wanted: dict[str, Path] = {}
+        for w in self._workloads:
+            if REVISION_LABEL in w.metadata.labels or w.spec.replicas < 1:
+                continue
+            if not reload_wanted(
+                w.metadata.annotations,
+                has_working_dir=bool(w.spec.workingDir),
+                default=self.config.reload,
+            ):
+                continue
+            root = Path(self.config.config_dir) / (w.spec.workingDir or "")
+            wanted[_workload_key(w)] = root.resolve()
+        self._watches.set(wanted)
+
+    def _files_changed(self, key: str) -> None:
+        if self._closing:
+            return
+        if key in self._rolls:
+            self._again.add(key)  # once more when this roll is done
+            return
+        self._rolls[key] = asyncio.create_task(self._roll(key), name=f"reload-{key}")
+
+    async def _roll(self, key: str) -> None:
+        """Replace every replica of the workload `key`, one at a time."""
+        try:
+            generation = self._generation.get(key, 0) + 1
+            self._generation[key] = generation
+            slots = sorted(i for i, w in self._workload_of.items() if _workload_key(w) == key)
+            log.info("live reload: %s changed: restarting %d instance(s)", key, len(slots))
+            for slot in slots:
+                await self._replace(slot, generation)
+        finally:
+            self._rolls.pop(key, None)
+        if key in self._again and not self._closing:
+            self._again.discard(key)
+            self._files_changed(key)
+
+    async def _replace(self, slot: str, generation: int) -> None:
+        """Start the replica of `slot` anew beside the running one; once the new one is
+        ready and in the endpoints of every Envoy here that routes to the old one, stop
+        the old one (its endpoint leaves first, then it drains). A new one that does
+        not become ready is stopped, and the old one keeps serving."""
+        old = self.runners.get(slot)
+        workload = self._workload_of.get(slot)
+        if old is None or workload is None or self._closing or self._snapshot is None:
+            return
+        index = self._index_of[slot]
+        name = plan.replica_name(workload.name, index, generation)
+        spec_id = plan.instance_id(name, workload.namespace)
+        try:
+            spec = plan.workload_instance(
+                workload,
+                index,
+                generation=generation,
+                services=self._snapshot.services.values(),
+                allocate=self._allocator(spec_id, []),
+                state=self.state,
+                xds_port=self.config.xds_port,
+                config_dir=Path(self.config.config_dir),
+                grace_s=self.config.grace_s,
+                trust_domain=self.config.trust_domain,
+                access_log_format=self.config.access_log_format,
+                telemetry_port=self.config.zipkin_port,
+                settings=sidecars.proxy_settings(
+                    self._snapshot, workload.namespace, workload.metadata.labels
+                ),
+            )
+        except plan.PlanError as e:
+            self._release(spec_id)
+            log.error("live reload of %s: %s", workload.ref, e)
+            return
+        new = self._runner(spec, None)
+        self._surge[slot] = new
+        self._write_status()
+        ready = await self._until_ready(new)
+        if ready and self.runners.get(slot) is old:
+            await self._until_routed(old, new)
+        if self._surge.get(slot) is not new:  # the slot was retired meanwhile
+            return
+        del self._surge[slot]
+        if not ready or self.runners.get(slot) is not old:
+            log.warning("live reload: %s did not become ready: %s keeps serving", name, old.spec.id)
+            await self._discard(new)
+            return
+        log.info("live reload: %s ready: stopping %s", spec.id, old.spec.id)
+        self.runners[slot] = new
+        # Out of every endpoint first, then stopped: no proxy here sends it a request
+        # while its app goes away, however late a push is on a busy machine.
+        self.reporter.deregister_instance(old.spec.id)
+        await self._until_unrouted(old)
+        await self._discard(old)
+
+    async def _until_ready(self, runner: InstanceRunner) -> bool:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + RELOAD_READY_S
+        while loop.time() < deadline:
+            if runner.ready:
+                return True
+            if runner.done or runner.state in ("backoff", "exited", "completed"):
+                return False
+            await asyncio.sleep(RELOAD_ROUTED_POLL_S)
+        return False
+
+    async def _until_routed(self, old: InstanceRunner, new: InstanceRunner) -> None:
+        """Until every Envoy of this node whose endpoints hold `old` holds `new` too."""
+        old_at, new_at = _endpoints(old), _endpoints(new)
+        if old_at and new_at:
+            await self._until_envoys(
+                lambda body: not any(a in body for a in old_at) or all(a in body for a in new_at),
+                f"{new.spec.id} in every proxy's endpoints",
+            )
+
+    async def _until_unrouted(self, old: InstanceRunner) -> None:
+        """Until no Envoy of this node holds `old` among its endpoints."""
+        old_at = _endpoints(old)
+        if old_at:
+            await self._until_envoys(
+                lambda body: not any(a in body for a in old_at),
+                f"{old.spec.id} out of every proxy's endpoints",
+            )
+
+    async def _until_envoys(self, done: Callable[[str], bool], what: str) -> None:
+        """Until `done` holds for the endpoints (`/clusters`) of every ready Envoy of
+        this node, at most `RELOAD_ROUTED_S` (an Envoy of another node is not looked
+        at)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + RELOAD_ROUTED_S
+        while loop.time() < deadline:
+            envoys = [r for r in (*self.runners.values(), self.gateway) if r is not None]
+            admins = [r.spec.agent.proxy.admin_port for r in envoys if r.ready]
+            bodies = await asyncio.gather(*(_clusters(port) for port in admins))
+            if all(done(body) for body in bodies):
+                return
+            await asyncio.sleep(RELOAD_ROUTED_POLL_S)
+        log.warning("live reload: waited %gs for %s", RELOAD_ROUTED_S, what)
+
+    async def _discard(self, runner: InstanceRunner) -> None:
+        """Stop an instance that no slot holds, and free what it had."""
+        iid = runner.spec.id
+        self._stopping[iid] = runner
+        self._write_status()
+        try:
+            await runner.stop()
+        finally:
+            self._stopping.pop(iid, None)
+            self._release(iid)
+            shutil.rmtree(self.state.instances / iid, ignore_errors=True)
+            self._write_status()
 
     # --- adoption ----------------------------------------------------------------------
 
@@ -510,8 +713,8 @@ class Node:
 
     def status(self) -> list[dict[str, Any]]:
         """Every instance (the gateway last) as `ami status` shows it."""
-        live = {**self._stopping, **self.runners}
-        runners = sorted(live.values(), key=lambda r: r.spec.id)
+        live = [*self._stopping.values(), *self.runners.values(), *self._surge.values()]
+        runners = sorted(live, key=lambda r: r.spec.id)
         if self.gateway is not None:
             runners.append(self.gateway)
         return [r.status() for r in runners]
@@ -551,7 +754,12 @@ class Node:
     async def stop(self) -> None:
         """Stop every instance gracefully (endpoints removed first), report, and end."""
         self._closing = True
-        runners = list(self.runners.values())
+        await self._watches.close()
+        rolls = list(self._rolls.values())
+        for task in rolls:
+            task.cancel()
+        await asyncio.gather(*rolls, return_exceptions=True)
+        runners = [*self.runners.values(), *self._surge.values(), *self._stopping.values()]
         if self.gateway is not None:
             runners.append(self.gateway)
         await asyncio.gather(*(r.stop() for r in runners))
@@ -571,3 +779,23 @@ class Node:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.identities.close()
         await self.api.close()
+
+
+def _workload_key(w: Workload) -> str:
+    return f"{w.namespace}/{w.name}"
+
+
+def _endpoints(runner: InstanceRunner) -> list[str]:
+    """How an instance's endpoints appear in an Envoy's `/clusters`."""
+    reg = runner.spec.registration
+    return [f"::{reg.address}:{p}::" for p in reg.ports.values()] if reg is not None else []
+
+
+async def _clusters(admin_port: int) -> str:
+    """An Envoy's `/clusters` (its endpoints, `cluster::host:port::...`); "" if it
+    does not answer."""
+    try:
+        status, body = await probe.request(admin_port, "/clusters", timeout_s=2.0)
+    except (OSError, TimeoutError):
+        return ""
+    return body if status == 200 else ""

@@ -39,6 +39,7 @@ class NodeConfig:
     grace_s: float = 0.5
     access_log_format: Literal["json", "text"] = "json"
     activator_port: int = 0  # 0: no activator
+    reload: bool = False  # `ami up --reload`: live reload of Workloads with a workingDir
 
     @classmethod
     def read(cls, state_dir: Path) -> NodeConfig:

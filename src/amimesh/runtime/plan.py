@@ -23,7 +23,9 @@ from amimesh.agent.config import (
     XdsSpec,
 )
 from amimesh.identity.spiffe import TRUST_DOMAIN, workload_id
+from amimesh.model import intercepts
 from amimesh.model.proxy import AccessLogFormat, GatewayPort, InboundPort, Proxy, Upstream
+from amimesh.model.sidecars import ProxySettings
 from amimesh.model.snapshot import Instance, MeshService
 from amimesh.resources.workload import (
     IDLE_TIMEOUT,
@@ -37,6 +39,7 @@ from amimesh.runtime.policy import RestartPolicy
 from amimesh.runtime.state import StateDir
 
 Allocate = Callable[[], int]
+NO_SETTINGS = ProxySettings()
 
 # Service port protocols that get a local upstream port (AMI_UPSTREAM_*): clients that
 # cannot use an HTTP proxy.
@@ -88,6 +91,11 @@ def instance_id(name: str, namespace: str) -> str:
     return f"{name}.{namespace}"
 
 
+def replica_name(workload: str, index: int, generation: int = 0) -> str:
+    """`web-0`; `web-0-r2` for the replica a second live reload started."""
+    return f"{workload}-{index}" + (f"-r{generation}" if generation else "")
+
+
 def upstreams(
     services: Iterable[MeshService], namespace: str, allocate: Allocate
 ) -> tuple[Upstream, ...]:
@@ -100,6 +108,12 @@ def upstreams(
             if sp.protocol in UPSTREAM_PROTOCOLS:
                 out.append(Upstream(svc.hostname, sp.port, allocate(), sp.protocol))
     return tuple(out)
+
+
+def envoy_workers(settings: ProxySettings, default: int) -> int:
+    """Envoy's worker threads: a ProxyConfig's `concurrency` if it sets one (0: one per
+    core, Envoy's own default: the agent then passes no `--concurrency`), else `default`."""
+    return default if settings.concurrency is None else settings.concurrency
 
 
 def holds_app(annotations: Mapping[str, str]) -> bool:
@@ -163,23 +177,29 @@ def workload_instance(
     trust_domain: str | None = TRUST_DOMAIN,
     access_log_format: AccessLogFormat = "json",
     telemetry_port: int = 0,
+    settings: ProxySettings = NO_SETTINGS,
+    generation: int = 0,
 ) -> InstanceSpec:
     """Replica `index` of `workload`: every port allocated, every path decided.
+    `settings` are what the ProxyConfigs selecting it set (Envoy's workers and env).
     `telemetry_port` is the control plane's Zipkin span receiver (0: none);
-    `trust_domain` None: no identity (no certificate, no SDS)."""
+    `trust_domain` None: no identity (no certificate, no SDS); `generation` > 0: the
+    replica as a live reload started it anew beside the one it replaces."""
     spec = workload.spec
-    name = f"{workload.name}-{index}"
+    name = replica_name(workload.name, index, generation)
     ns = workload.namespace
     iid = instance_id(name, ns)
+    # An intercept's process may listen on a port of the developer's choosing.
+    fixed = intercepts.fixed_port(workload.metadata.annotations)
     inbound = tuple(
         InboundPort(
             port=p.port,
             listen_port=allocate(),
-            app_port=allocate(),
+            app_port=fixed if fixed is not None and i == 0 else allocate(),
             name=p.name or "",
             protocol=p.protocol,
         )
-        for p in spec.ports
+        for i, p in enumerate(spec.ports)
     )
     proxy = Proxy(
         id=iid,
@@ -228,8 +248,11 @@ def workload_instance(
         hold_app=holds_app(workload.metadata.annotations),
         trust_domain=trust_domain,
         telemetry_port=telemetry_port,
-        envoy_workers=LIMITED_ENVOY_WORKERS if proxy.max_concurrency else ENVOY_WORKERS,
+        envoy_workers=envoy_workers(
+            settings, LIMITED_ENVOY_WORKERS if proxy.max_concurrency else ENVOY_WORKERS
+        ),
         envoy_cwd=config_dir,
+        envoy_env=dict(settings.environment),
     )
 
 
@@ -244,6 +267,7 @@ def gateway_instance(
     access_log_format: AccessLogFormat = "json",
     telemetry_port: int = 0,
     config_dir: Path | None = None,
+    settings: ProxySettings = NO_SETTINGS,
 ) -> InstanceSpec:
     """The ingress gateway: an Envoy alone, labelled as Istio's ingress gateway, serving
     its Gateways' `credentials` (with an identity only: they come by SDS)."""
@@ -272,7 +296,9 @@ def gateway_instance(
         grace_s=0.0,
         trust_domain=trust_domain,
         telemetry_port=telemetry_port,
+        envoy_workers=envoy_workers(settings, ENVOY_WORKERS),
         envoy_cwd=config_dir,
+        envoy_env=dict(settings.environment),
     )
     if trust_domain is None or not credentials:
         return spec
@@ -294,6 +320,7 @@ def _spec(
     hold_app: bool = False,
     envoy_workers: int = ENVOY_WORKERS,
     envoy_cwd: Path | None = None,
+    envoy_env: Mapping[str, str] | None = None,
 ) -> InstanceSpec:
     home = state.instances / proxy.id
     identity = None
@@ -313,6 +340,7 @@ def _spec(
             log=str(state.logs / f"{proxy.id}.envoy.log"),
             concurrency=envoy_workers,
             cwd=str(envoy_cwd.resolve()) if envoy_cwd is not None else None,
+            env=dict(envoy_env or {}),
         ),
         app=app,
         grace_s=grace_s,

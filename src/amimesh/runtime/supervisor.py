@@ -79,6 +79,9 @@ class UpConfig:
     # How often each Argo CD Application's repository is fetched.
     gitops_poll_s: float = 3.0
     log_level: str = "info"
+    # Live reload (`ami up --reload`): the node agent restarts Workloads whose files
+    # change, the control plane makes Knative Services a new revision.
+    reload: bool = False
 
 
 class Managed:
@@ -231,6 +234,7 @@ class Supervisor:
             gateway_port=cfg.gateway_port,
             grace_s=cfg.grace_s,
             access_log_format=cfg.access_log_format,
+            reload=cfg.reload,
         ).write(st.path)
         if cp.nats_port:
             # Before the broker can ask for it: the node agent starts the broker.
@@ -304,6 +308,8 @@ class Supervisor:
             "ca_certs_dir": str(cfg.ca_certs_dir.resolve()) if cfg.ca_certs_dir else None,
             "trace_forward": cfg.trace_forward,
             "gitops_poll_s": cfg.gitops_poll_s,
+            "reload": cfg.reload,
+            "work_dir": str(self.config_dir),
         }
 
     def _write_info(self) -> None:

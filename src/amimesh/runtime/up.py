@@ -264,6 +264,7 @@ def run(
     access_log_format: AccessLogFormat = "json",
     trace_forward: str | None = None,
     gitops_poll_s: float | None = None,
+    reload: bool = False,
 ) -> int:
     """Run the mesh of `config_dir` until interrupted; the process exit code.
 
@@ -272,7 +273,8 @@ def run(
     `access_log_format` how every proxy's access log is written ("json" or "text");
     `trace_forward` an OTLP/gRPC receiver (`host:port`) that gets every trace export too;
     `gitops_poll_s` how often Argo CD Applications' repositories are fetched (default
-    3 s). Traces are kept in `STATE/traces.db`."""
+    3 s); `reload` live reload of the Workloads with a `workingDir` and of Knative
+    Services (docs/devloop.md). Traces are kept in `STATE/traces.db`."""
     console = Console(highlight=False, emoji=False, soft_wrap=True)
     if not config_dir.is_dir():
         console.print(f"[red]error:[/red] not a directory: {config_dir}")
@@ -290,6 +292,7 @@ def run(
         gitops_poll_s=gitops_poll_s if gitops_poll_s is not None else DEFAULT_GITOPS_POLL_S,
         cert_ttl_s=cert_ttl_s if cert_ttl_s is not None else DEFAULT_CERT_TTL_S,
         log_level=log_level,
+        reload=reload,
     )
     return asyncio.run(serve(config, console, log_level))
 

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from amimesh.resources import istio_gateway as gw
+from amimesh.resources import knative_network as kn_net
 from amimesh.resources import knative_serving as ks
 from amimesh.resources import yaml_text
 from amimesh.resources.knative_pod import Container, Probe, RevisionSpec
@@ -68,6 +69,8 @@ NAMESPACE_HEADER = "Knative-Serving-Namespace"
 CLUSTER_DOMAIN = "svc.cluster.local"
 DEFAULT_PORT = 8080
 ROUTE_PORT = 80
+FORWARDED = "for=%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%;proto=%REQ(:SCHEME)%"
+ACTIVATOR_H2_PORT = 81  # the activator's port for h2c revisions (HTTP/2 to it)
 DEFAULT_TIMEOUT_S = 300
 # The mesh's default retries (2), written out because a VirtualService carries its
 # per-try timeout in `retries`.
@@ -185,6 +188,7 @@ class _Route:
     service: str
     traffic: Sequence[ks.TrafficTarget]
     labels: Mapping[str, str]
+    annotations: Mapping[str, str] = field(default_factory=dict)
 
 
 def template_digest(template: Mapping[str, Any]) -> str:
@@ -273,19 +277,22 @@ def expand(
         if (r.namespace, r.name) in ready_set:
             latest_ready[key] = r
     gateway_hosts: list[str] = []
+    network = network_of(configmaps)
     for route in routes:
         targets, problem = _resolve(route, by_name, latest_ready, latest_created)
         external = route.labels.get(VISIBILITY_LABEL) != CLUSTER_LOCAL
         domain = domain_of(configmaps, route.labels) if external else CLUSTER_DOMAIN
         if external and domain != CLUSTER_DOMAIN:
-            gateway_hosts += _route_hosts(route, targets, domain)
+            gateway_hosts += _route_hosts(route, targets, domain, network)
         # A revision with no ready instance: its requests wait at the activator.
         waiting = {(route.namespace, t.revision) for t in targets} - now_ready
         route_via = via | waiting if activator_port else via
-        out.derived += _route_resources(route, targets, by_name, domain, external, route_via)
+        out.derived += _route_resources(
+            route, targets, by_name, domain, external, route_via, network
+        )
         out.active |= {(route.namespace, t.revision) for t in targets}
         out.status[("Route", route.namespace, route.name)] = _route_status(
-            route, targets, problem, domain, ready_set
+            route, targets, problem, domain, ready_set, network
         )
     # A configuration's latest revision runs (its initial scale) even with no route;
     # one whose configuration is gone does not.
@@ -300,7 +307,7 @@ def expand(
         if wanted is None:
             active = (r.namespace, r.name) in out.active
             wanted = _initial_scale(r, autoscaler) if active else 0
-        run = runnable(_serving_container(r.spec), images)
+        run = runnable(serving_container(r.spec), images)
         if isinstance(run, str):
             out.status[("Revision", r.namespace, r.name)] = _revision_status(r, ready_set, run)
             errors.setdefault((r.namespace, r.configuration), run)
@@ -335,11 +342,22 @@ def _owners(resources: Sequence[Resource]) -> tuple[list[_Config], list[_Route]]
             labels = {**r.metadata.labels, SERVICE_LABEL: r.name}
             configs.append(_Config(r.namespace, r.name, r.name, r.spec.template, labels))
             traffic = r.spec.traffic or [ks.TrafficTarget(latestRevision=True, percent=100)]
-            routes.append(_Route(r.namespace, r.name, r.name, traffic, labels))
+            routes.append(
+                _Route(r.namespace, r.name, r.name, traffic, labels, r.metadata.annotations)
+            )
         elif isinstance(r, ks.Configuration):
             configs.append(_Config(r.namespace, r.name, "", r.spec.template, r.metadata.labels))
         elif isinstance(r, ks.Route):
-            routes.append(_Route(r.namespace, r.name, "", r.spec.traffic, r.metadata.labels))
+            routes.append(
+                _Route(
+                    r.namespace,
+                    r.name,
+                    "",
+                    r.spec.traffic,
+                    r.metadata.labels,
+                    r.metadata.annotations,
+                )
+            )
     return configs, routes
 
 
@@ -436,7 +454,7 @@ def _initial_scale(r: RevisionRecord, autoscaler: Mapping[str, str]) -> int:
     return max(initial, low)
 
 
-def _serving_container(spec: RevisionSpec) -> Container:
+def serving_container(spec: RevisionSpec) -> Container:
     for c in spec.containers:
         if c.ports:
             return c
@@ -446,7 +464,7 @@ def _serving_container(spec: RevisionSpec) -> Container:
 def container_port(spec: RevisionSpec) -> tuple[int, str]:
     """(port, protocol) the revision's app serves: the declared `containerPort`
     (8080 by default), HTTP2 for an `h2c` port."""
-    c = _serving_container(spec)
+    c = serving_container(spec)
     if c.ports:
         p = c.ports[0]
         return p.containerPort, "HTTP2" if p.name == "h2c" else "HTTP"
@@ -544,7 +562,7 @@ def runnable(container: Container, images: Mapping[str, Run]) -> Run | str:
 
 def _revision_resources(r: RevisionRecord, run: Run, replicas: int) -> list[dict[str, Any]]:
     spec = r.spec
-    container = _serving_container(spec)
+    container = serving_container(spec)
     port, protocol = container_port(spec)
     labels = {
         **r.labels,
@@ -652,10 +670,31 @@ def _resolve(
     return targets, "; ".join(problems)
 
 
-def _route_hosts(route: _Route, targets: Sequence[Target], domain: str) -> list[str]:
-    hosts = [f"{route.name}.{route.namespace}.{domain}"]
-    hosts += [f"{t.tag}-{route.name}.{route.namespace}.{domain}" for t in targets if t.tag]
-    return hosts
+def _route_hosts(
+    route: _Route, targets: Sequence[Target], domain: str, network: kn_net.NetworkConfig
+) -> list[str]:
+    names = [route.name] + [network.tag_name(t.tag, route.name) for t in targets if t.tag]
+    return [_host(network, name, route, domain) for name in names]
+
+
+def _host(network: kn_net.NetworkConfig, name: str, route: _Route, domain: str) -> str:
+    """The host of a route (or of one of its tags, by its tag name) in `domain`: by the
+    `domain-template` outside the cluster, always NAME.NS.svc.cluster.local inside."""
+    if domain == CLUSTER_DOMAIN:
+        return f"{name}.{route.namespace}.{CLUSTER_DOMAIN}"
+    return network.host(name, route.namespace, domain, route.annotations, route.labels)
+
+
+def network_of(configmaps: Iterable[ConfigMap]) -> kn_net.NetworkConfig:
+    """`knative-serving/config-network` (Knative's defaults without one; a bad one is
+    refused when it is loaded, so the last good one is what is here)."""
+    for cm in configmaps:
+        if cm.namespace == KNATIVE_NAMESPACE and cm.name == kn_net.CONFIG_NAME:
+            try:
+                return kn_net.parse(cm.data)
+            except kn_net.NetworkConfigError:
+                break
+    return kn_net.default()
 
 
 def _route_resources(
@@ -665,6 +704,7 @@ def _route_resources(
     domain: str,
     external: bool,
     via: set[tuple[str, str]],
+    network: kn_net.NetworkConfig,
 ) -> list[dict[str, Any]]:
     if not targets:
         return []
@@ -680,18 +720,43 @@ def _route_resources(
     )
     labels = {**route.labels, ROUTE_LABEL: route.name}
     timeout = max(response_start_timeout(by_name[(ns, t.revision)].spec) for t in targets)
+    protocols = {t.revision: container_port(by_name[(ns, t.revision)].spec)[1] for t in targets}
     out = [_service(ns, route.name, selector, port, protocol, labels)]
     split = [t for t in targets if t.percent > 0]
     out.append(
-        _virtual_service(ns, route.name, route.name, split, domain, external, timeout, labels, via)
+        _virtual_service(
+            ns,
+            route.name,
+            _host(network, route.name, route, domain),
+            split,
+            domain,
+            external,
+            timeout,
+            labels,
+            via,
+            protocols,
+        )
     )
     for t in targets:
         if not t.tag:
             continue
-        name = f"{t.tag}-{route.name}"
+        name = network.tag_name(t.tag, route.name)
         out.append(_service(ns, name, selector, port, protocol, labels))
         whole = [replace(t, percent=100)]
-        out.append(_virtual_service(ns, name, name, whole, domain, external, timeout, labels, via))
+        out.append(
+            _virtual_service(
+                ns,
+                name,
+                _host(network, name, route, domain),
+                whole,
+                domain,
+                external,
+                timeout,
+                labels,
+                via,
+                protocols,
+            )
+        )
     return out
 
 
@@ -705,23 +770,27 @@ def response_start_timeout(spec: RevisionSpec) -> int:
 def _virtual_service(
     ns: str,
     name: str,
-    host: str,
+    external_host: str,
     split: Sequence[Target],
     domain: str,
     external: bool,
     timeout_s: int,
     labels: Mapping[str, str],
     via: set[tuple[str, str]],
+    protocols: Mapping[str, str],
 ) -> dict[str, Any]:
-    hosts = [f"{host}.{ns}.{CLUSTER_DOMAIN}"]
+    hosts = [f"{name}.{ns}.{CLUSTER_DOMAIN}"]
     gateways = ["mesh"]
     if external and domain != CLUSTER_DOMAIN:
-        hosts.append(f"{host}.{ns}.{domain}")
+        hosts.append(external_host)
         gateways.append(INGRESS_GATEWAY_REF)
     weights: dict[str, int] = {}
     for t in split:  # two targets on one revision add up
         weights[t.revision] = weights.get(t.revision, 0) + t.percent
-    route = [_destination(ns, rev, w, (ns, rev) in via) for rev, w in weights.items()]
+    route = [
+        _destination(ns, rev, w, (ns, rev) in via, protocols.get(rev, "HTTP"))
+        for rev, w in weights.items()
+    ]
     # Not the route's `timeout`: Envoy's runs to the end of the response and, once the
     # response has started, can only reset the stream, so a slow body would be cut off
     # mid-way. A per-try timeout ends with a 504 only a request whose response has not
@@ -730,6 +799,9 @@ def _virtual_service(
     http: dict[str, Any] = {
         "route": route,
         "retries": {"attempts": ROUTE_RETRIES, "perTryTimeout": f"{timeout_s}s"},
+        # The runtime contract's `Forwarded` (RFC 7239), beside Envoy's X-Forwarded-*:
+        # the client this hop saw, and the scheme it used.
+        "headers": {"request": {"add": {"forwarded": FORWARDED}}},
     }
     return {
         "apiVersion": "networking.istio.io/v1",
@@ -739,13 +811,17 @@ def _virtual_service(
     }
 
 
-def _destination(ns: str, revision: str, weight: int, activator: bool) -> dict[str, Any]:
-    """A revision's share: to its Service, or to the activator that holds it."""
+def _destination(
+    ns: str, revision: str, weight: int, activator: bool, protocol: str
+) -> dict[str, Any]:
+    """A revision's share: to its Service, or to the activator that holds it (on its
+    HTTP/2 port for an h2c revision)."""
     if not activator:
         host = f"{revision}.{ns}.{CLUSTER_DOMAIN}"
         return {"destination": {"host": host, "port": {"number": ROUTE_PORT}}, "weight": weight}
+    port = ACTIVATOR_H2_PORT if protocol == "HTTP2" else ROUTE_PORT
     return {
-        "destination": {"host": ACTIVATOR_HOST, "port": {"number": ROUTE_PORT}},
+        "destination": {"host": ACTIVATOR_HOST, "port": {"number": port}},
         "weight": weight,
         "headers": {"request": {"set": {REVISION_HEADER: revision, NAMESPACE_HEADER: ns}}},
     }
@@ -762,7 +838,14 @@ def _activator_entry(port: int) -> dict[str, Any]:
             "location": "MESH_EXTERNAL",
             "resolution": "STATIC",
             "ports": [
-                {"number": ROUTE_PORT, "name": "http", "protocol": "HTTP", "targetPort": port}
+                {"number": ROUTE_PORT, "name": "http", "protocol": "HTTP", "targetPort": port},
+                # The same listener: it tells HTTP/2's preface from HTTP/1.1.
+                {
+                    "number": ACTIVATOR_H2_PORT,
+                    "name": "http2",
+                    "protocol": "HTTP2",
+                    "targetPort": port,
+                },
             ],
             "endpoints": [{"address": "127.0.0.1"}],
         },
@@ -832,8 +915,9 @@ def _configuration_status(
     return out
 
 
-def _url(host: str, ns: str, domain: str) -> str:
-    return f"http://{host}.{ns}.{domain}"
+def _url(network: kn_net.NetworkConfig, name: str, route: _Route, domain: str) -> str:
+    scheme = "http" if domain == CLUSTER_DOMAIN else network.external_scheme
+    return f"{scheme}://{_host(network, name, route, domain)}"
 
 
 def _route_status(
@@ -842,6 +926,7 @@ def _route_status(
     problem: str,
     domain: str,
     ready: set[tuple[str, str]],
+    network: kn_net.NetworkConfig,
 ) -> dict[str, Any]:
     all_ready = bool(targets) and all((route.namespace, t.revision) in ready for t in targets)
     if problem and not targets:
@@ -859,11 +944,11 @@ def _route_status(
                 entry["configurationName"] = t.configuration
         if t.tag:
             entry["tag"] = t.tag
-            entry["url"] = _url(f"{t.tag}-{route.name}", route.namespace, domain)
+            entry["url"] = _url(network, network.tag_name(t.tag, route.name), route, domain)
         traffic.append(entry)
     return {
         "conditions": [cond.to_json()],
-        "url": _url(route.name, route.namespace, domain),
+        "url": _url(network, route.name, route, domain),
         "address": {"url": f"http://{route.name}.{route.namespace}.{CLUSTER_DOMAIN}"},
         "traffic": traffic,
     }
@@ -892,6 +977,15 @@ def _service_status(out: Expanded, svc: ks.Service) -> dict[str, Any]:
         for key in ("reason", "message"):
             if key in found:
                 cond[key] = found[key]
+    # As Knative's condition sets: the top-level Ready says why, from the first
+    # dependent condition that is False (else Unknown).
+    for wanted in ("False", "Unknown"):
+        culprit = next((c for c in (conditions[0], conditions[2]) if c["status"] == wanted), None)
+        if culprit is not None and both == wanted:
+            for key in ("reason", "message"):
+                if key in culprit:
+                    conditions[1][key] = culprit[key]
+            break
     out_status: dict[str, Any] = {"conditions": conditions}
     for key in ("latestCreatedRevisionName", "latestReadyRevisionName"):
         if key in config:

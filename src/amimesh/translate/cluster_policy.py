@@ -104,12 +104,14 @@ def effective_policy(
 
 
 def subsets(snap: Snapshot, host: str) -> list[str | None]:
-    """None (the whole service), then each subset of the host's DestinationRule."""
+    """None (the whole service), then each subset of the host's DestinationRule, then
+    each intercept's (`model.intercepts`)."""
     dr = snap.destination_rule(host)
     out: list[str | None] = [None]
     for s in dr.spec.subsets if dr is not None else ():
         if s.name not in out:
             out.append(s.name)
+    out += [i.subset for i in snap.intercepts.get(host, ())]
     return out
 
 

@@ -18,6 +18,8 @@ Envoy hashes for consistent-hash balancing on the route: routes call
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterable
 from typing import TypeAlias
 
 from envoy.config.cluster.v3 import cluster_pb2
@@ -106,11 +108,20 @@ def _inbound(p: InboundPort, max_concurrency: int) -> Cluster:
     return c
 
 
-def inbound_clusters(proxy: Proxy) -> list[Cluster]:
-    """One cluster per inbound port of a sidecar: the app on 127.0.0.1:app_port."""
+def inbound_clusters(proxy: Proxy, ingress: Iterable[tuple[int, int]] = ()) -> list[Cluster]:
+    """One cluster per inbound port of a sidecar: the app on 127.0.0.1:app_port, or on
+    the port a Sidecar's `ingress` `defaultEndpoint` names for that port (`ingress`:
+    (port, app port) pairs)."""
     if proxy.kind != "sidecar":
         return []
-    return [_inbound(p, proxy.max_concurrency) for p in proxy.inbound]
+    moved = dict(ingress)
+    return [
+        _inbound(
+            dataclasses.replace(p, app_port=moved[p.port]) if p.port in moved else p,
+            proxy.max_concurrency,
+        )
+        for p in proxy.inbound
+    ]
 
 
 def hash_policy_for(snap: Snapshot, host: str, subset: str | None, port: int) -> list[HashPolicy]:

@@ -39,7 +39,14 @@ from amimesh.model.proxy import Proxy
 from amimesh.model.snapshot import Snapshot
 from amimesh.resources import istio_gateway as gw
 from amimesh.resources import istio_networking as net
-from amimesh.translate import gateway_servers, route_delegate, route_list, route_match, routes
+from amimesh.translate import (
+    gateway_servers,
+    route_delegate,
+    route_intercept,
+    route_list,
+    route_match,
+    routes,
+)
 
 RouteConfiguration: TypeAlias = route_pb2.RouteConfiguration
 
@@ -108,6 +115,7 @@ def _config(
                 gateway=ref,
             )
         found.sort(key=lambda r: route_match.is_catch_all(r.match))
+        found = route_intercept.diverted(snap, found)
         if not found and not h.redirect:
             continue
         v = rc.VirtualHost(

@@ -30,19 +30,24 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from google.protobuf.message import Message
 
+from amimesh.model import sidecars
 from amimesh.model.proxy import Proxy
 from amimesh.model.snapshot import MeshService, Snapshot
 from amimesh.translate import (
     clusters,
     endpoints,
+    envoy_filter,
     gateway_listeners,
     gateway_routes,
     gateway_servers,
     jwks_clusters,
     listeners,
+    names,
+    outbound_policy,
     route_upstream,
     routes,
 )
@@ -58,6 +63,7 @@ def inputs(snap: Snapshot, svc: MeshService) -> tuple[object, ...]:
     return (
         svc,
         snap.destination_rules.get(host),
+        snap.intercepts.get(host),
         *(snap.endpoints.get((host, p.port)) for p in svc.ports),
     )
 
@@ -100,6 +106,11 @@ class Generator:
         self._route_memos: dict[Hashable, routes.RouteMemo] = {}
         self._upstream_memos: dict[Hashable, route_upstream.UpstreamMemo] = {}
         self._scopes = Scopes(snapshot)
+        # proxy id -> (key, the filters and tables of the key, the patched config).
+        self._patches: dict[str, tuple[Hashable, object, object, ProxyConfig]] = {}
+        # (id(shared table), imports) -> (the shared table, kept alive; its narrowing).
+        self._narrowed: dict[tuple[int, sidecars.Imports, str], tuple[Table, Table]] = {}
+        self._narrowed_last: dict[tuple[sidecars.Imports, str], Table] = {}
 
     @property
     def snapshot(self) -> Snapshot:
@@ -118,8 +129,42 @@ class Generator:
     def forget(self, proxy_id: str) -> None:
         """Drop what is cached for a proxy that disconnected."""
         self._proxies.pop(proxy_id, None)
+        self._patches.pop(proxy_id, None)
 
     def generate(self, proxy: Proxy) -> ProxyConfig:
+        """Everything `proxy` holds, with the EnvoyFilters that select it applied last."""
+        config = self._generate(proxy)
+        filters = sidecars.envoy_filters(self._snapshot, proxy.namespace, proxy.labels)
+        if not filters:
+            return config
+        return self._patched(proxy, filters, config)
+
+    def _patched(self, proxy: Proxy, filters: tuple[Any, ...], config: ProxyConfig) -> ProxyConfig:
+        """`config` with `filters`' patches applied, cached on (the filters, the tables
+        they patch): the patch is part of the key, as the inputs are."""
+        tables = (config[LISTENER], config[ROUTE], config[CLUSTER])
+        key = (tuple(id(f) for f in filters), tuple(id(t) for t in tables))
+        hit = self._patches.get(proxy.id)
+        if hit is not None and hit[0] == key:
+            return hit[3]
+        ls, rs, cs = envoy_filter.apply(
+            envoy_filter.patches(filters),
+            proxy.kind,
+            [b.message for b in config[LISTENER].values()],
+            [b.message for b in config[ROUTE].values()],
+            [b.message for b in config[CLUSTER].values()],
+        )
+        out = {
+            **config,
+            LISTENER: self._pack(LISTENER, ls),
+            ROUTE: self._pack(ROUTE, rs),
+            CLUSTER: self._pack(CLUSTER, cs),
+        }
+        # The filters and tables are kept alive with the result, so their ids stay theirs.
+        self._patches[proxy.id] = (key, filters, tables, out)
+        return out
+
+    def _generate(self, proxy: Proxy) -> ProxyConfig:
         shared_clusters = self._shared(
             ("clusters",),
             CLUSTER,
@@ -151,11 +196,43 @@ class Generator:
         scope = self._scopes.of(proxy)
         own = self._own_tables(scope)
         return {
-            CLUSTER: self._merge(shared_clusters, own.own_clusters),
-            ENDPOINT: shared_endpoints,
+            CLUSTER: self._merge(
+                self._narrow(shared_clusters, scope.imports, CLUSTER), own.own_clusters
+            ),
+            ENDPOINT: self._narrow(shared_endpoints, scope.imports, ENDPOINT),
             LISTENER: own.listeners,
             ROUTE: self._sidecar_routes(scope),
         }
+
+    def _narrow(self, shared: Table, imports: sidecars.Imports, type_url: str) -> Table:
+        """`shared` (outbound clusters or endpoints) cut to what `imports` lets in, with
+        the passthrough cluster when the Sidecar's policy is ALLOW_ANY."""
+        if imports.hosts is None and imports.registry_only is not False:
+            return shared
+        key = (id(shared), imports, type_url)
+        hit = self._narrowed.get(key)
+        if hit is not None:
+            return hit[1]
+        if len(self._narrowed) > 4 * len(self._proxies) + 64:
+            self._narrowed.clear()
+            self._narrowed_last.clear()
+        services = self._snapshot.services
+        out: Table = {}
+        for name, b in shared.items():
+            _, port, _, host = names.parse_cluster_name(name)
+            svc = services.get(host)
+            if svc is not None and imports.allows(svc, port):
+                out[name] = b
+        if imports.registry_only is False and type_url == CLUSTER:
+            out.update(self._pack(CLUSTER, [outbound_policy.passthrough_cluster()]))
+        # Unchanged by this snapshot (a change to a service the proxy does not import):
+        # the very same table, which the xDS layer skips without comparing.
+        last = self._narrowed_last.get((imports, type_url))
+        if last is not None and _same_table(last, out):
+            out = last
+        self._narrowed_last[(imports, type_url)] = out
+        self._narrowed[key] = (shared, out)
+        return out
 
     def _sidecar_routes(self, scope: Scope) -> Table:
         snap, proxy = self._snapshot, scope.proxy
@@ -220,14 +297,18 @@ class Generator:
             cached.snapshot, cached.scope = snap, scope
             return cached
         # The scope changed: translate again, keeping what comes out the same.
-        same_proxy = cached is not None and cached.scope.proxy == proxy
+        same_proxy = (
+            cached is not None
+            and cached.scope.proxy == proxy
+            and cached.scope.ingress == scope.ingress
+        )
         table = self._pack(LISTENER, listeners.sidecar_listeners(scope))
         if cached is not None and _same_table(cached.listeners, table):
             table = cached.listeners
         inbound = (
             cached.inbound_clusters
             if cached is not None and same_proxy
-            else self._pack(CLUSTER, clusters.inbound_clusters(proxy))
+            else self._pack(CLUSTER, clusters.inbound_clusters(proxy, scope.ingress))
         )
         own = inbound
         jwks = self._pack(CLUSTER, jwks_clusters.clusters_for(scope.policies.jwks))

@@ -197,14 +197,24 @@ def _mirror_to(
     )
 
 
-def redirect(route: rc.Route, spec: net.HTTPRedirect) -> bool:
+# VirtualServices converted from the Gateway API carry this annotation; in them a
+# redirect `uri` starting with PREFIX_MARKER replaces only the matched prefix (the
+# Gateway API's ReplacePrefixMatch, written as Istio's conversion writes it).
+ROUTE_SEMANTICS = "internal.ami.dev/route-semantics"
+GATEWAY_API = "gateway"
+PREFIX_MARKER = "%PREFIX()%"
+
+
+def redirect(route: rc.Route, spec: net.HTTPRedirect, *, gateway_api: bool = False) -> bool:
     """Make `route` redirect; False if Envoy cannot send `spec.redirectCode`."""
     code = _REDIRECT_CODES.get(spec.redirectCode or 301)
     if code is None:
         return False
     out = route.redirect
     out.response_code = code
-    if spec.uri:
+    if spec.uri and gateway_api and spec.uri.startswith(PREFIX_MARKER):
+        out.prefix_rewrite = spec.uri.removeprefix(PREFIX_MARKER)
+    elif spec.uri:
         out.path_redirect = spec.uri
     if spec.authority:
         out.host_redirect = spec.authority

@@ -56,7 +56,8 @@ def build(
     if not matches:
         return []
     scope = route_action.Scope(snap=snap, namespace=vs.namespace, port=port)
-    template = _template(http, scope)
+    semantics = vs.metadata.annotations.get(route_action.ROUTE_SEMANTICS)
+    template = _template(http, scope, gateway_api=semantics == route_action.GATEWAY_API)
     if template is None:
         return []
     template.metadata.filter_metadata[METADATA_KEY].update({"config": vs.ref})
@@ -75,13 +76,17 @@ def build(
     return out
 
 
-def _template(http: net.HTTPRoute, scope: route_action.Scope) -> rc.Route | None:
-    """Everything but the match and name; None if the route does nothing."""
+def _template(
+    http: net.HTTPRoute, scope: route_action.Scope, *, gateway_api: bool = False
+) -> rc.Route | None:
+    """Everything but the match and name; None if the route does nothing.
+    `gateway_api`: the route was converted from the Gateway API (its redirects may
+    replace the matched prefix)."""
     out = rc.Route()
     ops = route_policy.header_ops(http.headers)
     ops.apply(out)
     if http.redirect is not None:
-        if not route_action.redirect(out, http.redirect):
+        if not route_action.redirect(out, http.redirect, gateway_api=gateway_api):
             return None
     elif http.directResponse is not None:
         route_action.direct_response(out, http.directResponse)

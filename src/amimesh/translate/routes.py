@@ -43,11 +43,19 @@ from collections.abc import Hashable, Iterable, Mapping
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
 
-from amimesh.model import hosts
+from amimesh.model import hosts, sidecars
 from amimesh.model.proxy import Proxy
 from amimesh.model.snapshot import MeshService, Snapshot
 from amimesh.resources import istio_networking as net
-from amimesh.translate import names, route_action, route_delegate, route_list, route_match
+from amimesh.translate import (
+    names,
+    outbound_policy,
+    route_action,
+    route_delegate,
+    route_intercept,
+    route_list,
+    route_match,
+)
 
 HTTP_PROTOCOLS = frozenset({"HTTP", "HTTP2", "GRPC", "GRPC-WEB"})
 DEFAULT_ROUTE_NAME = "default"
@@ -66,7 +74,20 @@ def sharing_key(snap: Snapshot, proxy: Proxy) -> Hashable:
     if keys is None:
         keys = _source_label_keys(snap)
         _label_keys[snap] = keys
-    return (proxy.kind, proxy.namespace, tuple((k, proxy.labels.get(k)) for k in keys))
+    return (
+        proxy.kind,
+        proxy.namespace,
+        tuple((k, proxy.labels.get(k)) for k in keys),
+        imports_of(snap, proxy),
+    )
+
+
+def imports_of(snap: Snapshot, proxy: Proxy) -> sidecars.Imports:
+    """What the proxy's Sidecar lets it import (everything for a gateway)."""
+    if proxy.kind != "sidecar":
+        return sidecars.EVERYTHING
+    found = sidecars.sidecar_for(snap, proxy.namespace, proxy.labels)
+    return sidecars.imports(found, proxy.namespace)
 
 
 def route_configs(
@@ -78,7 +99,7 @@ def route_configs(
     `gateway_routes`."""
     if proxy.kind != "sidecar":
         return []
-    return [outbound(snap, proxy.namespace, proxy.labels, memo)]
+    return [outbound(snap, proxy.namespace, proxy.labels, memo, imports_of(snap, proxy))]
 
 
 def service_port_routes(
@@ -105,14 +126,22 @@ def outbound(
     namespace: str,
     labels: Mapping[str, str],
     memo: RouteMemo | None = None,
+    imports: sidecars.Imports = sidecars.EVERYTHING,
 ) -> route_pb2.RouteConfiguration:
-    """The "outbound" table for a sidecar in `namespace` with `labels`."""
-    table = _Table(snap, namespace, labels, memo if memo is not None else {})
+    """The "outbound" table for a sidecar in `namespace` with `labels`, of the hosts
+    its Sidecar `imports`, ending with the Sidecar's outboundTrafficPolicy (if it sets
+    one) for any other host."""
+    table = _Table(snap, namespace, labels, memo if memo is not None else {}, imports)
     for hostname in sorted(snap.services):
-        table.add_service(snap.services[hostname])
+        svc = snap.services[hostname]
+        if imports.allows_host(svc):
+            table.add_service(svc)
     for host, services in _unregistered(snap):
         table.add_host(host, services)
-    out = route_pb2.RouteConfiguration(name=names.OUTBOUND_ROUTE, virtual_hosts=table.virtual_hosts)
+    vhosts = table.virtual_hosts
+    if imports.registry_only is not None:
+        vhosts.append(outbound_policy.catch_all(registry_only=imports.registry_only))
+    out = route_pb2.RouteConfiguration(name=names.OUTBOUND_ROUTE, virtual_hosts=vhosts)
     out.max_direct_response_body_size_bytes.value = MAX_DIRECT_RESPONSE_BODY_BYTES
     return out
 
@@ -121,9 +150,15 @@ class _Table:
     """Virtual hosts being collected for one route table."""
 
     def __init__(
-        self, snap: Snapshot, namespace: str, labels: Mapping[str, str], memo: RouteMemo
+        self,
+        snap: Snapshot,
+        namespace: str,
+        labels: Mapping[str, str],
+        memo: RouteMemo,
+        imports: sidecars.Imports = sidecars.EVERYTHING,
     ) -> None:
         self.snap = snap
+        self.imports = imports
         self.namespace = namespace
         self.labels = labels
         self.memo = memo
@@ -131,7 +166,11 @@ class _Table:
         self._used: set[str] = set()
 
     def add_service(self, svc: MeshService) -> None:
-        ports = [p.port for p in svc.ports if p.protocol.upper() in HTTP_PROTOCOLS]
+        ports = [
+            p.port
+            for p in svc.ports
+            if p.protocol.upper() in HTTP_PROTOCOLS and self.imports.allows(svc, p.port)
+        ]
         if not ports:
             return
         portless = 80 if 80 in ports else ports[0]
@@ -158,12 +197,17 @@ class _Table:
         if known is not None and _same(known[0], inputs):
             return known[1]
         routes = self._routes(services, port) or [default_route(self.snap, svc, port)]
+        routes = route_intercept.diverted(self.snap, routes)
         self.memo[(svc.hostname, port)] = (inputs, routes)
         return routes
 
     def add_host(self, host: str, services: list[net.VirtualService]) -> None:
-        visible = [vs for vs in services if self._visible(vs)]
-        routes = self._routes(visible, 80)
+        visible = [
+            vs
+            for vs in services
+            if self._visible(vs) and self.imports.allows_name(host, vs.namespace)
+        ]
+        routes = route_intercept.diverted(self.snap, self._routes(visible, 80))
         if routes:
             self._add(f"{host}:80", self._host_forms(host), 80, True, routes)
 
@@ -240,7 +284,7 @@ def _inputs(
                 named.add(snap.resolve(d.host, vs.namespace))
     out: list[object] = [svc, *found]
     for h in sorted(named):
-        out += [h, snap.services.get(h), snap.destination_rules.get(h)]
+        out += [h, snap.services.get(h), snap.destination_rules.get(h), snap.intercepts.get(h)]
     return tuple(out)
 
 

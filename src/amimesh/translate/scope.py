@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Hashable
 from dataclasses import dataclass
 
-from amimesh.model import authz, mtls, telemetry
+from amimesh.model import authz, mtls, sidecars, telemetry
 from amimesh.model.proxy import Proxy
 from amimesh.model.snapshot import Snapshot
 from amimesh.resources import istio_networking as net
@@ -48,6 +48,10 @@ class Scope:
     policies: Policies
     # `routes.sharing_key`: proxies with equal keys share their outbound route table.
     routes: Hashable
+    # What the proxy's Sidecar lets it import (its clusters, endpoints and routes).
+    imports: sidecars.Imports = sidecars.EVERYTHING
+    # Its Sidecar's `ingress` default endpoints: (workload port, app port).
+    ingress: tuple[tuple[int, int], ...] = ()
     # Per local upstream port (`proxy.upstreams`), its tcp or tls routes.
     upstream_routes: tuple[l4_routes.UpstreamRoutes, ...] = ()
 
@@ -74,8 +78,19 @@ def of(snap: Snapshot, proxy: Proxy) -> Scope:
         snap.domain,
         policies(snap, proxy),
         routes.sharing_key(snap, proxy),
+        routes.imports_of(snap, proxy),
+        ingress_of(snap, proxy),
         l4_routes.upstream_routes(snap, proxy),
     )
+
+
+def ingress_of(snap: Snapshot, proxy: Proxy) -> tuple[tuple[int, int], ...]:
+    """(workload port, app port) for each `ingress` of the proxy's Sidecar that names a
+    `defaultEndpoint`: its inbound cluster reaches the app there."""
+    if proxy.kind != "sidecar":
+        return ()
+    found = sidecars.sidecar_for(snap, proxy.namespace, proxy.labels)
+    return sidecars.ingress_endpoints(found)
 
 
 class Scopes:
@@ -97,5 +112,7 @@ class Scopes:
             snap.domain,
             found,
             routes.sharing_key(snap, proxy),
+            routes.imports_of(snap, proxy),
+            ingress_of(snap, proxy),
             l4_routes.upstream_routes(snap, proxy),
         )
