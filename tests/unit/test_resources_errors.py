@@ -29,7 +29,8 @@ SUPPORTED = (
     "v1alpha1), GatewayClass, Gateway, HTTPRoute (gateway.networking.k8s.io/v1, v1beta1, "
     "v1alpha2), GRPCRoute (gateway.networking.k8s.io/v1, v1alpha2), TCPRoute, TLSRoute "
     "(gateway.networking.k8s.io/v1alpha2, v1alpha3, v1), ReferenceGrant "
-    "(gateway.networking.k8s.io/v1beta1, v1alpha2, v1), Application (argoproj.io/v1alpha1)"
+    "(gateway.networking.k8s.io/v1beta1, v1alpha2, v1), Application (argoproj.io/v1alpha1), "
+    "HTTPProxy (projectcontour.io/v1)"
 )
 VS = f"{P}: VirtualService/default/reviews"
 DR = f"{P}: DestinationRule/default/reviews"
