@@ -64,7 +64,7 @@ CASES: list[tuple[str, str, list[str]]] = [
     (
         "VirtualService without routes",
         vs("hosts: [r]\n"),
-        ["spec.http: must have at least one route"],
+        ["spec.http: must have at least one http, tls or tcp route"],
     ),
     (
         "hosts with a port, a bad wildcard",

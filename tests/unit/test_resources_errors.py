@@ -29,7 +29,8 @@ SUPPORTED = (
     "v1alpha1), GatewayClass, Gateway, HTTPRoute (gateway.networking.k8s.io/v1, v1beta1, "
     "v1alpha2), GRPCRoute (gateway.networking.k8s.io/v1, v1alpha2), TCPRoute, TLSRoute "
     "(gateway.networking.k8s.io/v1alpha2, v1alpha3, v1), ReferenceGrant "
-    "(gateway.networking.k8s.io/v1beta1, v1alpha2, v1), Application (argoproj.io/v1alpha1)"
+    "(gateway.networking.k8s.io/v1beta1, v1alpha2, v1), Application (argoproj.io/v1alpha1), "
+    "HTTPProxy (projectcontour.io/v1)"
 )
 VS = f"{P}: VirtualService/default/reviews"
 DR = f"{P}: DestinationRule/default/reviews"
@@ -127,8 +128,8 @@ CASES: list[tuple[str, str, list[str]]] = [
     ),
     (
         "field Ami does not support yet",
-        VS_HEAD + "  tcp:\n  - route: [{destination: {host: reviews}}]\n",
-        [f"{VS}: spec.tcp: is not supported by Ami yet"],
+        vs("- route: [{destination: {host: reviews}}]\n  match: [{scheme: {exact: https}}]\n"),
+        [f"{VS}: spec.http[0].match[0].scheme: is not supported by Ami yet"],
     ),
     (
         "bad duration",
@@ -152,14 +153,16 @@ CASES: list[tuple[str, str, list[str]]] = [
         DR_HEAD + "  trafficPolicy:\n    loadBalancer: {simple: FASTEST}\n",
         [
             f"{DR}: spec.trafficPolicy.loadBalancer.simple: must be one of "
-            '"UNSPECIFIED", "ROUND_ROBIN", "LEAST_REQUEST", "LEAST_CONN", "RANDOM", got "FASTEST"'
+            '"UNSPECIFIED", "ROUND_ROBIN", "LEAST_REQUEST", "LEAST_CONN", "RANDOM", '
+            '"PASSTHROUGH", got "FASTEST"'
         ],
     ),
     (
         "enum value Ami does not support yet",
-        DR_HEAD + "  trafficPolicy:\n    loadBalancer: {simple: PASSTHROUGH}\n",
+        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: api}\n"
+        "spec: {hosts: [api.example.com], resolution: DYNAMIC_DNS}\n",
         [
-            f'{DR}: spec.trafficPolicy.loadBalancer.simple: "PASSTHROUGH" is not supported by '
+            f'{P}: ServiceEntry/default/api: spec.resolution: "DYNAMIC_DNS" is not supported by '
             "Ami yet"
         ],
     ),

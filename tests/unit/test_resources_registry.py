@@ -53,6 +53,7 @@ def test_builtin_kinds() -> None:
         "Gateway",
         "Gateway",
         "GatewayClass",
+        "HTTPProxy",
         "HTTPRoute",
         "InMemoryChannel",
         "NatsJetStreamChannel",

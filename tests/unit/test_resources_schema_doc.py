@@ -20,7 +20,7 @@ def test_every_kind_and_not_yet_field_is_listed() -> None:
     text = schema_doc.render()
     for kind in ("Service", "Workload", "VirtualService", "DestinationRule", "ServiceEntry"):
         assert f"\n## {kind}\n" in text
-    assert "| `spec.tcp` | - | not yet |" in text
+    assert "| `spec.http[].match[].scheme` | - | not yet |" in text
     assert "| `spec.http[].route[].weight` | integer (>= 0, <= 2147483647) | yes |" in text
     assert "| `metadata.uid` | string | ignored |" in text
     assert "(not yet: DYNAMIC_DNS)" in text

@@ -45,8 +45,6 @@ BAD: list[tuple[str, str, list[str]]] = [
             """,
         ),
         [
-            'spec.accessLogging[0].providers[0].name: "otel" is not supported by Ami yet: '
-            'the only access log provider is "envoy" (a file per proxy)',
             "spec.accessLogging[0].filter: is not supported by Ami yet",
             "spec.accessLogging[0].match: is not supported by Ami yet",
             'spec.accessLogging[1].disabled: must be true or false, got "maybe"',

@@ -44,17 +44,16 @@ def snapshot(*texts: str) -> Snapshot:
 
 BAD: list[tuple[str, str, list[str]]] = [
     (
-        "unknown provider, sampling range, match",
+        "empty provider, sampling range, match",
         """\
         tracing:
-        - providers: [{name: jaeger}]
+        - providers: [{name: ""}]
           randomSamplingPercentage: 101
           match: {mode: CLIENT}
           useRequestIdForTraceSampling: true
         """,
         [
-            'spec.tracing[0].providers[0].name: "jaeger" is not supported by Ami yet: the '
-            'tracing providers are "otel", "opentelemetry", "zipkin"',
+            'spec.tracing[0].providers[0].name: must name a provider (no spaces), got ""',
             "spec.tracing[0].randomSamplingPercentage: must be at most 100, got 101",
             "spec.tracing[0].match: is not supported by Ami yet",
             "spec.tracing[0].useRequestIdForTraceSampling: is not supported by Ami yet",
@@ -96,7 +95,7 @@ BAD: list[tuple[str, str, list[str]]] = [
         ],
     ),
     (
-        "metrics: prometheus only, everything at once",
+        "metrics: prometheus only, tag overrides, custom metrics",
         """\
         metrics:
         - providers: [{name: stackdriver}]
@@ -104,19 +103,32 @@ BAD: list[tuple[str, str, list[str]]] = [
           overrides:
           - match: {metric: REQUEST_COUNT, mode: CLIENT}
             disabled: true
-            tagOverrides: {x: {value: y}}
+          - match: {metric: REQUEST_SIZES}
           - match: {customMetric: foo}
         """,
         [
             'spec.metrics[0].providers[0].name: "stackdriver" is not supported by Ami yet: '
             'the metrics providers are "prometheus"',
-            'spec.metrics[0].overrides[0].match.metric: "REQUEST_COUNT" is not supported by '
-            "Ami yet: metrics can only be turned off all at once (ALL_METRICS)",
-            'spec.metrics[0].overrides[0].match.mode: "CLIENT" is not supported by Ami yet: '
-            "metrics are reported by both sides (CLIENT_AND_SERVER)",
-            "spec.metrics[0].overrides[0].tagOverrides: is not supported by Ami yet",
-            "spec.metrics[0].overrides[1].match.customMetric: is not supported by Ami yet",
+            'spec.metrics[0].overrides[1].match.metric: must be one of "ALL_METRICS", '
+            '"REQUEST_COUNT", "REQUEST_DURATION", "REQUEST_SIZE", "RESPONSE_SIZE", '
+            '"TCP_OPENED_CONNECTIONS", "TCP_CLOSED_CONNECTIONS", "TCP_SENT_BYTES", '
+            '"TCP_RECEIVED_BYTES", "GRPC_REQUEST_MESSAGES", "GRPC_RESPONSE_MESSAGES", '
+            'got "REQUEST_SIZES"',
+            "spec.metrics[0].overrides[2].match.customMetric: is not supported by Ami yet",
             "spec.metrics[0].reportingInterval: is not supported by Ami yet",
+        ],
+    ),
+    (
+        "tag overrides: UPSERT has a value, REMOVE none",
+        """\
+        metrics:
+        - overrides:
+          - tagOverrides: {x: {value: y}, gone: {operation: REMOVE, value: z}, up: {}}
+        """,
+        [
+            "spec.metrics[0].overrides[0].tagOverrides.gone.value: must not be set with "
+            "operation REMOVE",
+            "spec.metrics[0].overrides[0].tagOverrides.up.value: is required with operation UPSERT",
         ],
     ),
 ]

@@ -35,7 +35,7 @@ CASES: list[tuple[str, str, list[str]]] = [
 """,
         [
             f"{GW}: spec.servers[1].port.number: port 80 is already used by servers[0]: "
-            "list all its hosts in one server (only HTTPS servers may share a port)",
+            "list all its hosts in one server (only HTTPS and TLS servers may share a port)",
             f"{GW}: spec.servers[2].port.number: port 80 is already used by servers[0] "
             "with protocol HTTP",
             f'{GW}: spec.servers[2].port.name: port name "http" is already used by servers[0]',
@@ -84,8 +84,8 @@ CASES: list[tuple[str, str, list[str]]] = [
         [
             f"{GW}: spec.servers[0].tls.privateKey: is required with mode SIMPLE (or set "
             "credentialName)",
-            f"{GW}: spec.servers[1].tls.mode: is required on an HTTPS server: Ami supports SIMPLE "
-            "and MUTUAL (Istio's default, PASSTHROUGH, is not supported by Ami yet)",
+            f"{GW}: spec.servers[1].tls.mode: is required on an HTTPS server: SIMPLE, MUTUAL "
+            "or PASSTHROUGH",
             f"{GW}: spec.servers[2].tls: is required on an HTTPS server: set mode SIMPLE and the "
             "certificate",
             f"{GW}: spec.servers[3].tls.mode: is only for HTTPS servers (this one is HTTP); a "
@@ -97,17 +97,42 @@ CASES: list[tuple[str, str, list[str]]] = [
         ],
     ),
     (
+        "tcp and tls servers",
+        HEAD
+        + """\
+  servers:
+  - port: {number: 31400, name: tcp, protocol: TCP}
+    hosts: ["*"]
+  - port: {number: 443, name: tls, protocol: TLS}
+    hosts: [a.example.com]
+    tls: {mode: PASSTHROUGH}
+  - port: {number: 443, name: tls-b, protocol: TLS}
+    hosts: [b.example.com]
+    tls: {mode: PASSTHROUGH}
+  - port: {number: 8443, name: tls-c, protocol: TLS}
+    hosts: [c.example.com]
+    tls: {mode: SIMPLE, credentialName: c}
+  - port: {number: 9443, name: https-pass, protocol: HTTPS}
+    hosts: [d.example.com]
+    tls: {mode: PASSTHROUGH}
+""",
+        [
+            f"{GW}: spec.servers[3].tls.mode: a TLS server takes mode PASSTHROUGH (routed by "
+            "SNI by tls routes); terminating TLS in front of TCP is not supported by Ami yet",
+        ],
+    ),
+    (
         "not yet",
         HEAD
         + """\
   servers:
-  - port: {number: 443, name: tls, protocol: TLS}
+  - port: {number: 443, name: tls, protocol: MONGO}
     hosts: [a.example.com]
     tls: {mode: ISTIO_MUTUAL, caCrl: /crl.pem}
     defaultEndpoint: 127.0.0.1:8080  # accepted (ignored, as by Istio)
 """,
         [
-            f'{GW}: spec.servers[0].port.protocol: "TLS" is not supported by Ami yet',
+            f'{GW}: spec.servers[0].port.protocol: "MONGO" is not supported by Ami yet',
             f'{GW}: spec.servers[0].tls.mode: "ISTIO_MUTUAL" is not supported by Ami yet',
             f"{GW}: spec.servers[0].tls.caCrl: is not supported by Ami yet",
         ],

@@ -275,6 +275,7 @@ class Api:
                 serving.status_of(r.key)
                 or self.cp.eventing.status_of(r.key)
                 or self.cp.gateway_api.status_of(r.key)
+                or self.cp.httpproxy.status_of(r.key)
             )
             if status is None and "gitops" in self.cp.__dict__:
                 status = self.cp.gitops.status_of(r.key)

@@ -33,6 +33,8 @@ SHORT_NAMES: dict[str, tuple[str, str]] = {
     "tb": ("triggers.tekton.dev", "TriggerBinding"),
     "ctb": ("triggers.tekton.dev", "ClusterTriggerBinding"),
     "tt": ("triggers.tekton.dev", "TriggerTemplate"),
+    "proxy": ("projectcontour.io", "HTTPProxy"),
+    "proxies": ("projectcontour.io", "HTTPProxy"),
     "app": ("argoproj.io", "Application"),
     "gtw": ("gateway.networking.k8s.io", "Gateway"),
     "gc": ("gateway.networking.k8s.io", "GatewayClass"),

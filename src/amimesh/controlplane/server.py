@@ -22,6 +22,7 @@ from amimesh.config.directory import DirectorySource
 from amimesh.config.store import Store
 from amimesh.controlplane.applied import Applied
 from amimesh.controlplane.gatewayapi import GatewayApiController
+from amimesh.controlplane.httpproxy import HTTPProxyController
 from amimesh.controlplane.intercepts import Intercepts
 from amimesh.controlplane.nodes import Nodes
 from amimesh.controlplane.serving import REVISIONS_FILE, ServingController
@@ -203,6 +204,8 @@ class ControlPlane:
         self.gateway_api = GatewayApiController(self.store)
         # Intercepts (`ami intercept`): their Workloads, held by leases.
         self.intercepts = Intercepts(self.store)
+        # Contour's HTTPProxies: a Gateway and a VirtualService per served root.
+        self.httpproxy = HTTPProxyController(self.store)
         self._state = state
         self._eventing_started = False
         self._triggers_started = False
@@ -341,6 +344,8 @@ class ControlPlane:
         self.serving.watch(self._loop)
         self.gateway_api.reconcile()
         self.gateway_api.watch(self._loop)
+        self.httpproxy.reconcile()  # Contour's HTTPProxies as the ingress gateway's routes
+        self.httpproxy.watch(self._loop)
         if any(r.API_GROUP in EVENTING_GROUPS for r in self.store.resources()):
             self._start_eventing()  # the broker's workload in the first node config
         self._autoscale_task = asyncio.create_task(self.serving.autoscale(), name="autoscaler")
@@ -452,6 +457,7 @@ class ControlPlane:
         self._stop.set()
         self.serving.close()
         self.gateway_api.close()
+        self.httpproxy.close()
         await self.intercepts.close()
         if "eventing" in self.__dict__:
             self.eventing.close()

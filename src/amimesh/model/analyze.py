@@ -21,6 +21,7 @@ from amimesh.model.analyze_policies import policy_findings
 from amimesh.model.analyze_routes import virtual_service_findings
 from amimesh.model.analyze_services import destination_rule_findings, service_findings
 from amimesh.model.analyze_sidecars import sidecar_findings
+from amimesh.model.analyze_telemetry import telemetry_findings
 from amimesh.model.snapshot import Snapshot
 
 __all__ = ["CODES", "Code", "Finding", "Severity", "analyze", "has_errors"]
@@ -35,6 +36,7 @@ def analyze(snap: Snapshot) -> list[Finding]:
     found += gateway_findings(snap)
     found += policy_findings(snap)
     found += sidecar_findings(snap)
+    found += telemetry_findings(snap)
     order = {key: i for i, key in enumerate(sorted(snap.resources))}
     # Stable sort: per resource, findings keep the order their checks produced.
     return sorted(found, key=lambda f: order.get(f.key, len(order)))

@@ -10,6 +10,7 @@ from amimesh.model.snapshot import Snapshot
 from amimesh.resources import istio_authz as authz
 from amimesh.resources import istio_gateway as gw
 from amimesh.resources import istio_networking as net
+from amimesh.resources import istio_telemetry as tel
 from amimesh.resources import kube
 
 Severity = Literal["Error", "Warning", "Info"]
@@ -36,6 +37,7 @@ HOST_WITHOUT_SERVICE = Code("AMI0107", "Warning", "VirtualService host names no 
 UNUSED_DELEGATE = Code("AMI0108", "Info", "delegate VirtualService is used by no route")
 RULE_UNKNOWN_HOST = Code("AMI0201", "Warning", "DestinationRule for an unknown host")
 EMPTY_SUBSET = Code("AMI0202", "Warning", "DestinationRule subset selects no workload")
+RULE_FIELD_IGNORED = Code("AMI0203", "Info", "DestinationRule setting meaningless on one machine")
 SERVICE_NO_WORKLOAD = Code("AMI0301", "Warning", "Service selects no workload")
 SERVICE_NO_TARGET_PORT = Code("AMI0302", "Warning", "no selected workload declares targetPort")
 SERVICE_FIELD_IGNORED = Code("AMI0303", "Info", "Service field that means nothing on one machine")
@@ -44,6 +46,7 @@ POLICY_TARGETS_NOTHING = Code("AMI0501", "Warning", "policy's targetRefs attach 
 PROXY_FIELD_IGNORED = Code(
     "AMI0601", "Info", "Sidecar, ProxyConfig or EnvoyFilter field ignored on one machine"
 )
+TELEMETRY_FIELD_IGNORED = Code("AMI0701", "Info", "Telemetry setting Ami accepts and cannot honour")
 
 CODES: tuple[Code, ...] = (
     UNKNOWN_HOST,
@@ -56,12 +59,14 @@ CODES: tuple[Code, ...] = (
     UNUSED_DELEGATE,
     RULE_UNKNOWN_HOST,
     EMPTY_SUBSET,
+    RULE_FIELD_IGNORED,
     SERVICE_NO_WORKLOAD,
     SERVICE_NO_TARGET_PORT,
     SERVICE_FIELD_IGNORED,
     GATEWAY_FIELD_IGNORED,
     POLICY_TARGETS_NOTHING,
     PROXY_FIELD_IGNORED,
+    TELEMETRY_FIELD_IGNORED,
 )
 
 
@@ -105,7 +110,8 @@ def finding(
     | kube.Service
     | gw.Gateway
     | authz.AuthorizationPolicy
-    | authz.RequestAuthentication,
+    | authz.RequestAuthentication
+    | tel.Telemetry,
     field: str,
     message: str,
     hint: str,

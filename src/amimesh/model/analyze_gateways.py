@@ -1,6 +1,6 @@
 """`ami analyze` checks of Gateways: fields Istio accepts and then ignores (a SIMPLE
 server's `caCertificates`; a server's `defaultEndpoint`, which Istio's API marks as not
-implemented)."""
+implemented), and an AUTO_PASSTHROUGH server, which means nothing on one network."""
 
 from __future__ import annotations
 
@@ -26,6 +26,15 @@ def gateway_findings(snap: Snapshot) -> Iterator[Finding]:
                     "remove it, and bind a VirtualService to route the server's traffic",
                 )
             tls = server.tls
+            if tls is not None and tls.mode == "AUTO_PASSTHROUGH":
+                yield finding(
+                    GATEWAY_FIELD_IGNORED,
+                    r,
+                    f"spec.servers[{i}].tls.mode",
+                    "AUTO_PASSTHROUGH is Istio's east-west gateway between networks; a mesh "
+                    "on one network has none to join, so this server is not served",
+                    "remove the server; services reach each other directly in one network",
+                )
             if tls is None or tls.mode != "SIMPLE" or tls.caCertificates is None:
                 continue
             yield finding(

@@ -50,10 +50,21 @@ def virtual_service_findings(snap: Snapshot) -> Iterator[Finding]:
                 )
             if http.mirror is not None:
                 yield from _destination_findings(snap, vs, f"{base}.mirror", http.mirror)
+            for j, m in enumerate(http.mirrors):
+                where = f"{base}.mirrors[{j}].destination"
+                yield from _destination_findings(snap, vs, where, m.destination)
             if http.delegate is not None:
                 ns = http.delegate.namespace or vs.namespace
                 used_delegates.add((ns, http.delegate.name))
                 yield from _delegate_findings(snap, vs, f"{base}.delegate", http.delegate)
+        l4: list[tuple[str, list[net.RouteDestination]]] = [
+            *((f"spec.tcp[{i}]", r.route) for i, r in enumerate(vs.spec.tcp)),
+            *((f"spec.tls[{i}]", r.route) for i, r in enumerate(vs.spec.tls)),
+        ]
+        for base, route in l4:
+            for j, d in enumerate(route):
+                where = f"{base}.route[{j}].destination"
+                yield from _destination_findings(snap, vs, where, d.destination)
     for vs in services:
         if not vs.spec.hosts and (vs.namespace, vs.name) not in used_delegates:
             yield finding(

@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from amimesh.model import hosts
 from amimesh.model.analyze_findings import (
     EMPTY_SUBSET,
+    RULE_FIELD_IGNORED,
     RULE_UNKNOWN_HOST,
     SERVICE_FIELD_IGNORED,
     SERVICE_NO_TARGET_PORT,
@@ -17,15 +18,43 @@ from amimesh.model.analyze_findings import (
 )
 from amimesh.model.selection import selects
 from amimesh.model.snapshot import MeshService, Snapshot
+from amimesh.resources import contour, kube
 from amimesh.resources import istio_networking as net
-from amimesh.resources import kube
 from amimesh.resources.workload import Workload
 
 # --- DestinationRule -----------------------------------------------------------------
 
 
+def _passthrough(r: net.DestinationRule) -> Iterator[Finding]:
+    """`loadBalancer.simple: PASSTHROUGH` at any level: accepted, and meaningless here."""
+    policies: list[tuple[str, net.TrafficPolicy | net.PortTrafficPolicy | None]] = [
+        ("spec.trafficPolicy", r.spec.trafficPolicy)
+    ]
+    if r.spec.trafficPolicy is not None:
+        policies += [
+            (f"spec.trafficPolicy.portLevelSettings[{i}]", p)
+            for i, p in enumerate(r.spec.trafficPolicy.portLevelSettings)
+        ]
+    for i, subset in enumerate(r.spec.subsets):
+        policies.append((f"spec.subsets[{i}].trafficPolicy", subset.trafficPolicy))
+    for where, policy in policies:
+        lb = policy.loadBalancer if policy is not None else None
+        if lb is not None and lb.simple == "PASSTHROUGH":
+            yield finding(
+                RULE_FIELD_IGNORED,
+                r,
+                f"{where}.loadBalancer.simple",
+                "PASSTHROUGH (connect to the address the caller dialled) means nothing on one "
+                "machine, where callers dial their sidecar, never an endpoint: the default "
+                "balancing (LEAST_REQUEST) stays",
+                "remove it, or choose ROUND_ROBIN, LEAST_REQUEST or RANDOM",
+            )
+
+
 def destination_rule_findings(snap: Snapshot) -> Iterator[Finding]:
     for r in snap.resources.values():
+        if isinstance(r, net.DestinationRule):
+            yield from _passthrough(r)
         if not isinstance(r, net.DestinationRule) or hosts.is_wildcard(r.spec.host):
             continue
         hostname = snap.resolve(r.spec.host, r.namespace)
@@ -175,4 +204,15 @@ def _ignored_field_findings(r: kube.Service) -> Iterator[Finding]:
             f"ipFamilyPolicy {spec.ipFamilyPolicy} is ignored: Ami assigns no cluster IPs, "
             "and its proxies listen on loopback",
             "nothing to do; the field matters only on Kubernetes",
+        )
+    tls = contour.UPSTREAM_PROTOCOL + "tls"
+    if tls in r.metadata.annotations:
+        yield finding(
+            SERVICE_FIELD_IGNORED,
+            r,
+            f"metadata.annotations[{tls}]",
+            "is ignored: an app behind its sidecar is reached in clear text, and the mesh's "
+            "mutual TLS already encrypts the way to it",
+            "serve plain text (or h2c, with projectcontour.io/upstream-protocol.h2c) "
+            "behind the sidecar",
         )

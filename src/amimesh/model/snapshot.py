@@ -14,11 +14,11 @@ from typing import Literal, TypeVar
 
 from amimesh.model import hosts, intercepts, mtls, telemetry
 from amimesh.model.selection import selects
+from amimesh.resources import contour, kube
 from amimesh.resources import istio_gateway as gw
 from amimesh.resources import istio_networking as net
 from amimesh.resources import istio_security as sec
 from amimesh.resources import istio_telemetry as tel
-from amimesh.resources import kube
 from amimesh.resources.meta import Resource
 from amimesh.resources.workload import Workload
 
@@ -412,13 +412,28 @@ def _protocol_of(name: str | None, app_protocol: str | None) -> str:
     return "HTTP"
 
 
+def _upstream_h2(r: kube.Service) -> set[str]:
+    """The ports (names and numbers) Contour's `projectcontour.io/upstream-protocol.h2c`
+    (or `.h2`: HTTP/2, which the mesh's mutual TLS carries) annotation names."""
+    named: set[str] = set()
+    for suffix in ("h2c", "h2"):
+        value = r.metadata.annotations.get(contour.UPSTREAM_PROTOCOL + suffix, "")
+        named.update(v.strip() for v in value.split(",") if v.strip())
+    return named
+
+
 def _kube_service(r: kube.Service, domain: str) -> MeshService:
+    h2 = _upstream_h2(r)
     ports = tuple(
         ServicePort(
             name=p.name or str(p.port),
             port=p.port,
             target_port=p.targetPort if p.targetPort is not None else p.port,
-            protocol=_protocol_of(p.name, p.appProtocol),
+            protocol=(
+                "HTTP2"
+                if str(p.port) in h2 or (p.name and p.name in h2)
+                else _protocol_of(p.name, p.appProtocol)
+            ),
         )
         for p in r.spec.ports
     )

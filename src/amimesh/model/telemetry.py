@@ -21,8 +21,12 @@ namespace's.
   earlier ones (custom tags by name). Default: the OpenTelemetry provider, 1% of
   requests sampled (Istio's default), spans reported, no custom tags.
 - **Metrics**: the `metrics` entries for `prometheus` (naming it, or no provider) are
-  read in order, and within each its `overrides` for every metric (no `match`, or
-  `ALL_METRICS`); the last `disabled` wins. Default: on.
+  read in order, and within each its `overrides` in order: each turns the metrics it
+  matches (one, or every one with no `match.metric` or `ALL_METRICS`) on or off for
+  the sides its `mode` names (CLIENT, SERVER, both by default); the last one to speak
+  of a (metric, side) wins. Default: every metric on. Its `tagOverrides` that remove
+  a tag, or set one to a string literal, apply to the metrics it matches (the
+  control plane applies them, `telemetry.metrics_receiver`).
 """
 
 from __future__ import annotations
@@ -149,7 +153,8 @@ def tracing_of(telemetry: Telemetry | None) -> TracingPolicy:
     provider, sampling, reporting = policy.provider, policy.sampling, policy.reporting
     tags: dict[str, TraceTag] = {}
     for entry in telemetry.spec.tracing:
-        if entry.providers:
+        # A provider Ami does not serve keeps the tracer (`ami analyze` says so).
+        if entry.providers and entry.providers[-1].name in tel.TRACING_PROVIDERS:
             provider = tel.provider_kind(entry.providers[-1].name)
         if entry.randomSamplingPercentage is not None:
             sampling = float(entry.randomSamplingPercentage)
@@ -175,30 +180,130 @@ def tracing_policy(idx: TelemetryIndex, namespace: str, labels: Mapping[str, str
 # --- metrics ---------------------------------------------------------------------------
 
 
+# Istio's standard metrics, and the sides that report them.
+METRICS = (
+    "REQUEST_COUNT",
+    "REQUEST_DURATION",
+    "REQUEST_SIZE",
+    "RESPONSE_SIZE",
+    "TCP_OPENED_CONNECTIONS",
+    "TCP_CLOSED_CONNECTIONS",
+    "TCP_SENT_BYTES",
+    "TCP_RECEIVED_BYTES",
+    "GRPC_REQUEST_MESSAGES",
+    "GRPC_RESPONSE_MESSAGES",
+)
+CLIENT, SERVER = "CLIENT", "SERVER"
+# The labels of Istio's standard metrics, which tag overrides can remove or set
+# (`telemetry.labels.LABELS` orders them; a test keeps the two equal).
+STANDARD_TAGS = frozenset(
+    {
+        "reporter",
+        "source_workload",
+        "source_workload_namespace",
+        "source_principal",
+        "source_app",
+        "source_version",
+        "destination_workload",
+        "destination_workload_namespace",
+        "destination_principal",
+        "destination_app",
+        "destination_version",
+        "destination_service",
+        "destination_service_name",
+        "destination_service_namespace",
+        "request_protocol",
+        "response_code",
+        "grpc_response_status",
+        "response_flags",
+        "connection_security_policy",
+    }
+)
+SIDES = (CLIENT, SERVER)
+
+
+@dataclass(frozen=True)
+class TagRule:
+    """A tag override Ami applies: on `metric` as `side` reports it, the label `tag`
+    is removed (`value` None: Prometheus reads an empty label as absent) or set to
+    `value`, a literal."""
+
+    metric: str
+    side: str
+    tag: str
+    value: str | None
+
+
 @dataclass(frozen=True)
 class MetricsPolicy:
-    """Whether a proxy reports Istio's metrics (its access log stream to the control
-    plane)."""
+    """Which of Istio's metrics a proxy reports: `off` holds the (metric, side) pairs
+    turned off, side CLIENT being what it reports as the caller (`reporter=source`),
+    SERVER as the callee (`reporter=destination`); `tags`, the tag overrides it
+    applies (`literal_value` says which)."""
 
-    enabled: bool = DEFAULT_METRICS
+    off: frozenset[tuple[str, str]] = frozenset()
+    tags: tuple[TagRule, ...] = ()
+
+    @property
+    def enabled(self) -> bool:
+        """Whether it reports any metric at all."""
+        return len(self.off) < len(METRICS) * len(SIDES)
+
+    def reports(self, metric: str, side: str) -> bool:
+        return (metric, side) not in self.off
+
+    def overrides(self, metric: str, side: str) -> dict[str, str | None]:
+        """Label -> value (None: removed) of the tag overrides on `metric`, `side`."""
+        return {r.tag: r.value for r in self.tags if r.metric == metric and r.side == side}
+
+
+def literal_value(expression: str) -> str | None:
+    """The string a CEL expression is when it is a plain string literal (`'v'` or
+    `"v"`, no escapes); None for any other expression."""
+    text = expression.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        inner = text[1:-1]
+        if text[0] not in inner and "\\" not in inner:
+            return inner
+    return None
 
 
 def metrics_of(telemetry: Telemetry | None) -> MetricsPolicy:
-    """Whether the metrics a Telemetry sets are on (the default when None)."""
-    enabled = DEFAULT_METRICS
+    """The metrics a Telemetry turns off (none when None) and the tag overrides it
+    applies: its `metrics` entries for `prometheus` (naming it, or no provider) in
+    order, each override in order, the last that speaks of a (metric, side) - or a
+    (metric, side, tag) - deciding it, as in Istio. A tag override applies when it
+    removes a tag or sets it to a string literal."""
+    off: set[tuple[str, str]] = set()
+    tags: dict[tuple[str, str, str], str | None] = {}
     if telemetry is None:
-        return MetricsPolicy(enabled)
+        return MetricsPolicy()
     for entry in telemetry.spec.metrics:
         providers = {p.name for p in entry.providers}
         if providers and PROMETHEUS_PROVIDER not in providers:
             continue
         for override in entry.overrides:
-            every = override.match is None or override.match.metric in (None, tel.ALL_METRICS)
-            if every and override.disabled is not None:
-                enabled = not override.disabled
-    return MetricsPolicy(enabled)
+            match = override.match
+            metric = match.metric if match is not None else None
+            mode = match.mode if match is not None else None
+            metrics = METRICS if metric in (None, tel.ALL_METRICS) else (metric,)
+            sides = SIDES if mode in (None, "CLIENT_AND_SERVER") else (mode,)
+            pairs = {(m, side) for m in metrics for side in sides}
+            if override.disabled is not None:
+                if override.disabled:
+                    off |= pairs
+                else:
+                    off -= pairs
+            for tag, op in override.tagOverrides.items():
+                value = None if op.operation == "REMOVE" else literal_value(op.value or "")
+                if op.operation == "UPSERT" and value is None:
+                    continue  # an expression Ami cannot evaluate (`ami analyze` says so)
+                for m, side in pairs:
+                    tags[(m, side, tag)] = value
+    rules = tuple(TagRule(m, side, tag, v) for (m, side, tag), v in sorted(tags.items()))
+    return MetricsPolicy(frozenset(off), rules)
 
 
 def metrics_policy(idx: TelemetryIndex, namespace: str, labels: Mapping[str, str]) -> MetricsPolicy:
-    """Whether a proxy of `namespace` with `labels` reports metrics."""
+    """Which metrics a proxy of `namespace` with `labels` reports."""
     return metrics_of(_deciding(idx, namespace, labels, lambda t: bool(t.spec.metrics)))

@@ -1,7 +1,7 @@
 """Gateway checks beyond the schema, after Istio's validation rules.
 
-A port number is served by one server, except HTTPS ports, which several servers may
-share when their hosts differ (the client's SNI picks the server). Port names and
+A port number is served by one server, except HTTPS and TLS ports, which several
+servers may share when their hosts differ (the client's SNI picks the server). Port names and
 server names are unique within a Gateway, as Istio requires.
 """
 
@@ -68,9 +68,19 @@ _SECRET_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*
 def _tls_issues(server: gw.Server, loc: Loc) -> Iterator[Issue]:
     tls = server.tls
     https = server.port.protocol == "HTTPS"
+    if server.port.protocol == "TLS":
+        if tls is None or tls.mode not in ("PASSTHROUGH", "AUTO_PASSTHROUGH"):
+            yield Issue(
+                (*loc, "mode") if tls is not None else loc,
+                "a TLS server takes mode PASSTHROUGH (routed by SNI by tls routes); "
+                "terminating TLS in front of TCP is not supported by Ami yet",
+            )
+        return
     if tls is None:
         if https:
             yield Issue(loc, "is required on an HTTPS server: set mode SIMPLE and the certificate")
+        return
+    if https and tls.mode in ("PASSTHROUGH", "AUTO_PASSTHROUGH"):
         return
     if not https:
         for name in ("mode", *_FILES, "credentialName"):
@@ -86,8 +96,7 @@ def _tls_issues(server: gw.Server, loc: Loc) -> Iterator[Issue]:
     if tls.mode is None:
         yield Issue(
             (*loc, "mode"),
-            "is required on an HTTPS server: Ami supports SIMPLE and MUTUAL "
-            "(Istio's default, PASSTHROUGH, is not supported by Ami yet)",
+            "is required on an HTTPS server: SIMPLE, MUTUAL or PASSTHROUGH",
         )
         return
     if tls.credentialName is not None:
@@ -151,11 +160,12 @@ def _port_issues(servers: list[gw.Server]) -> Iterator[Issue]:
                 f"port {number} is already used by servers[{first[number]}] "
                 f"with protocol {earlier.port.protocol}",
             )
-        elif server.port.protocol != "HTTPS":
+        elif server.port.protocol not in ("HTTPS", "TLS"):
             yield Issue(
                 loc,
                 f"port {number} is already used by servers[{first[number]}]: "
-                "list all its hosts in one server (only HTTPS servers may share a port)",
+                "list all its hosts in one server (only HTTPS and TLS servers may share "
+                "a port)",
             )
     yield from _shared_https_hosts(servers)
 
@@ -164,7 +174,7 @@ def _shared_https_hosts(servers: list[gw.Server]) -> Iterator[Issue]:
     """Servers sharing an HTTPS port are told apart by SNI: their hosts must differ."""
     seen: dict[tuple[int, str], int] = {}
     for i, server in enumerate(servers):
-        if server.port.protocol != "HTTPS":
+        if server.port.protocol not in ("HTTPS", "TLS"):
             continue
         for j, host in enumerate(server.hosts):
             key = (server.port.number, gw.split_host(host)[1].lower())

@@ -2,6 +2,8 @@
 
 - Selector labels are Kubernetes label keys and values, without wildcards (as
   PeerAuthentication's).
+- Metrics: a tag override with operation UPSERT has a `value`, one with REMOVE none
+  (as Istio's validation).
 - Tracing: an entry names at most one provider, and all entries of one Telemetry the
   same one (a proxy has one tracer, as in Istio); each custom tag has a name and sets
   exactly one of `literal`, `environment`, `header`; header names are valid (in any
@@ -26,6 +28,16 @@ def check_telemetry(t: tel.Telemetry) -> Iterator[Issue]:
     if t.spec.selector is not None:
         yield from selector_issues(t.spec.selector, ("spec", "selector", "matchLabels"))
     yield from _tracing_issues(t.spec.tracing)
+    for i, entry in enumerate(t.spec.metrics):
+        for j, override in enumerate(entry.overrides):
+            for tag, op in override.tagOverrides.items():
+                where = ("spec", "metrics", i, "overrides", j, "tagOverrides", tag)
+                if not tag.strip():
+                    yield Issue(where, "a tag override needs a tag name")
+                if op.operation == "UPSERT" and not op.value:
+                    yield Issue((*where, "value"), "is required with operation UPSERT")
+                if op.operation == "REMOVE" and op.value is not None:
+                    yield Issue((*where, "value"), "must not be set with operation REMOVE")
 
 
 def _tracing_issues(entries: list[tel.Tracing]) -> Iterator[Issue]:

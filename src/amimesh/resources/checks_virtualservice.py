@@ -8,6 +8,7 @@ destinations the weights must not all be 0 or omitted.
 from __future__ import annotations
 
 import binascii
+import ipaddress
 from collections.abc import Iterator
 
 from amimesh.resources import istio_networking as net
@@ -39,11 +40,49 @@ def check_virtual_service(vs: net.VirtualService) -> Iterator[Issue]:
             ("spec", "gateways"),
             "must be empty on a delegate VirtualService (one without hosts)",
         )
-    if not spec.http:
-        yield Issue(("spec", "http"), "must have at least one route")
+    if not spec.http and not spec.tcp and not spec.tls:
+        yield Issue(("spec", "http"), "must have at least one http, tls or tcp route")
+    if is_delegate and (spec.tcp or spec.tls):
+        yield Issue(("spec", "tcp" if spec.tcp else "tls"), "a delegate has http routes only")
     yield from export_to_issues(spec.exportTo, ("spec", "exportTo"))
     for i, route in enumerate(spec.http):
         yield from _route_issues(route, ("spec", "http", i), is_delegate)
+    for i, tcp in enumerate(spec.tcp):
+        yield from _l4_route_issues(tcp, ("spec", "tcp", i))
+    for i, tls in enumerate(spec.tls):
+        yield from _l4_route_issues(tls, ("spec", "tls", i))
+
+
+def _l4_route_issues(route: net.TCPRoute | net.TLSRoute, loc: Loc) -> Iterator[Issue]:
+    if not route.route:
+        yield Issue((*loc, "route"), "must have at least one destination")
+    total = sum(d.weight or 0 for d in route.route)
+    if len(route.route) > 1 and total == 0:
+        yield Issue(
+            (*loc, "route"),
+            f"the weights of the {len(route.route)} destinations add up to 0: give at least "
+            "one a weight (weights are relative: a destination gets weight/sum of the traffic)",
+        )
+    for i, dest in enumerate(route.route):
+        yield from _destination_issues(dest.destination, (*loc, "route", i, "destination"))
+    for i, match in enumerate(route.match):
+        where = (*loc, "match", i)
+        for j, subnet in enumerate(match.destinationSubnets):
+            try:
+                ipaddress.ip_network(subnet, strict=False)
+            except ValueError:
+                yield Issue(
+                    (*where, "destinationSubnets", j),
+                    f'must be an IP address or CIDR block, got "{subnet}"',
+                )
+        if match.sourceNamespace is not None:
+            problem = dns_label_problem(match.sourceNamespace)
+            if problem is not None:
+                yield Issue((*where, "sourceNamespace"), problem)
+        for j, sni in enumerate(getattr(match, "sniHosts", [])):
+            problem = host_problem(sni, wildcard=True)
+            if problem is not None:
+                yield Issue((*where, "sniHosts", j), problem)
 
 
 def _route_issues(route: net.HTTPRoute, loc: Loc, in_delegate: bool) -> Iterator[Issue]:
@@ -71,6 +110,10 @@ def _route_issues(route: net.HTTPRoute, loc: Loc, in_delegate: bool) -> Iterator
         yield from header_operation_issues(dest.headers, (*loc, "route", i, "headers"))
     if route.mirror is not None:
         yield from _destination_issues(route.mirror, (*loc, "mirror"))
+        if route.mirrors:
+            yield Issue((*loc, "mirrors"), "set either mirror or mirrors, not both (as Istio)")
+    for i, m in enumerate(route.mirrors):
+        yield from _destination_issues(m.destination, (*loc, "mirrors", i, "destination"))
     yield from header_operation_issues(route.headers, (*loc, "headers"))
     yield from _authority_issues(route, loc)
     yield from _redirect_issues(route.redirect, (*loc, "redirect"))

@@ -4,8 +4,10 @@ A Gateway selects gateway proxies by their labels and says which ports they open
 (`servers`), for which hosts, and with which TLS settings. VirtualServices bind to it by
 name (`gateways: [name]` or `[namespace/name]`) to give it routes.
 
-Ami serves HTTP-like servers (HTTP, HTTP2, GRPC, GRPC-WEB) and HTTPS with
-`tls.mode: SIMPLE` or `MUTUAL`, either from certificate files (`serverCertificate`,
+Ami serves HTTP-like servers (HTTP, HTTP2, GRPC, GRPC-WEB), TCP servers (routed by
+VirtualServices' `tcp` routes), TLS (or HTTPS) servers with `tls.mode: PASSTHROUGH`
+(routed by SNI by `tls` routes, the connection passed through unterminated), and HTTPS
+with `tls.mode: SIMPLE` or `MUTUAL`, either from certificate files (`serverCertificate`,
 `privateKey`, `caCertificates`: paths that Envoy reads itself, a relative one from
 the proxy's working directory) or from a
 `credentialName` the gateway's own agent serves by SDS. Field names are Istio's; what
@@ -24,17 +26,21 @@ from amimesh.resources.istio_networking import ISTIO_NETWORKING_VERSIONS
 from amimesh.resources.meta import Resource
 
 # Istio reads protocols case-insensitively; they are kept uppercase here.
-_PROTOCOL_NOT_YET = UnsupportedValues(("TCP", "TLS", "MONGO", "UDP", "HBONE"), uppercase=True)
+_PROTOCOL_NOT_YET = UnsupportedValues(("MONGO", "UDP", "HBONE"), uppercase=True)
 ServerProtocol = Annotated[
-    Literal["HTTP", "HTTPS", "GRPC", "GRPC-WEB", "HTTP2"],
+    Literal["HTTP", "HTTPS", "GRPC", "GRPC-WEB", "HTTP2", "TCP", "TLS"],
     _PROTOCOL_NOT_YET,
     BeforeValidator(_PROTOCOL_NOT_YET),
 ]
 
-_MODE_NOT_YET = UnsupportedValues(
-    ("PASSTHROUGH", "AUTO_PASSTHROUGH", "ISTIO_MUTUAL", "OPTIONAL_MUTUAL")
-)
-TLSMode = Annotated[Literal["SIMPLE", "MUTUAL"], _MODE_NOT_YET, BeforeValidator(_MODE_NOT_YET)]
+_MODE_NOT_YET = UnsupportedValues(("ISTIO_MUTUAL", "OPTIONAL_MUTUAL"))
+# AUTO_PASSTHROUGH is Istio's east-west gateway between networks: accepted, and the
+# server is not served on one network (`ami analyze` says so).
+TLSMode = Annotated[
+    Literal["SIMPLE", "MUTUAL", "PASSTHROUGH", "AUTO_PASSTHROUGH"],
+    _MODE_NOT_YET,
+    BeforeValidator(_MODE_NOT_YET),
+]
 
 # Istio's gateways also take a credential as `kubernetes://NAME`; both name NAME.
 CREDENTIAL_PREFIX = "kubernetes://"
@@ -43,6 +49,16 @@ TLSProtocol = Literal["TLS_AUTO", "TLSV1_0", "TLSV1_1", "TLSV1_2", "TLSV1_3"]
 
 # Port protocols served by a plain-text HTTP connection manager.
 HTTP_PROTOCOLS = frozenset({"HTTP", "HTTP2", "GRPC", "GRPC-WEB"})
+
+
+def is_passthrough(server: Server) -> bool:
+    """A TLS or HTTPS server whose connections pass through by SNI, not terminated:
+    VirtualServices' `tls` routes route them."""
+    return (
+        server.port.protocol in ("TLS", "HTTPS")
+        and server.tls is not None
+        and server.tls.mode == "PASSTHROUGH"
+    )
 
 
 class GatewayPort(Strict):
@@ -55,7 +71,9 @@ class GatewayPort(Strict):
 class ServerTLSSettings(Strict):
     httpsRedirect: bool = False
     mode: TLSMode | None = Field(
-        default=None, description="required on HTTPS servers (Istio's default is PASSTHROUGH)"
+        default=None,
+        description="required on HTTPS and TLS servers; PASSTHROUGH: routed by SNI, "
+        "unterminated (TLS servers take only PASSTHROUGH)",
     )
     serverCertificate: str | None = Field(
         default=None, description="path of a PEM certificate chain, read by Envoy"

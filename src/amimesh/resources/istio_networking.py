@@ -183,6 +183,11 @@ class Delegate(Strict):
     namespace: str | None = None
 
 
+class HTTPMirrorPolicy(Strict):
+    destination: Destination
+    percentage: Percent | None = Field(default=None, description="unset: 100")
+
+
 class HTTPRoute(Strict):
     name: str | None = None
     match: list[HTTPMatchRequest] = Field(default_factory=list)
@@ -205,7 +210,13 @@ class HTTPRoute(Strict):
     )
     corsPolicy: CorsPolicy | None = None
     headers: Headers | None = None
-    mirrors: NotSupported = None
+    websocketUpgrade: bool | None = Field(
+        default=None,
+        description="accepted: a field Istio removed; every route upgrades websockets",
+    )
+    mirrors: list[HTTPMirrorPolicy] = Field(
+        default_factory=list, description="each destination gets its percentage of copies"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -218,13 +229,49 @@ class HTTPRoute(Strict):
         return data
 
 
+class RouteDestination(Strict):
+    destination: Destination
+    weight: int | None = Field(
+        default=None, ge=0, le=INT32_MAX, description="relative, as in http routes"
+    )
+
+
+class L4MatchAttributes(Strict):
+    destinationSubnets: list[str] = Field(
+        default_factory=list,
+        description="IPv4/IPv6 addresses or CIDRs the connection's destination is in "
+        "(on a sidecar: the local address it dialled)",
+    )
+    port: Port | None = None
+    sourceLabels: dict[str, str] = Field(default_factory=dict)
+    gateways: list[str] = Field(default_factory=list)
+    sourceNamespace: str | None = None
+    sourceSubnet: NotSupported = None
+
+
+class TLSMatchAttributes(L4MatchAttributes):
+    sniHosts: list[str] = Field(min_length=1, description="SNI names; `*.example.com` too")
+
+
+class TCPRoute(Strict):
+    match: list[L4MatchAttributes] = Field(default_factory=list)
+    route: list[RouteDestination] = Field(default_factory=list)
+
+
+class TLSRoute(Strict):
+    match: list[TLSMatchAttributes] = Field(min_length=1)
+    route: list[RouteDestination] = Field(default_factory=list)
+
+
 class VirtualServiceSpec(Strict):
     hosts: list[str] = Field(default_factory=list)
     gateways: list[str] = Field(default_factory=list)
     http: list[HTTPRoute] = Field(default_factory=list)
     exportTo: list[str] = Field(default_factory=list)
-    tls: NotSupported = None
-    tcp: NotSupported = None
+    tls: list[TLSRoute] = Field(
+        default_factory=list, description="TLS passthrough, routed by SNI (not terminated)"
+    )
+    tcp: list[TCPRoute] = Field(default_factory=list, description="opaque TCP")
 
 
 class VirtualService(Resource):
@@ -273,11 +320,11 @@ class LocalityLbSetting(Strict):
     failoverPriority: NotSupported = None
 
 
-_SIMPLE_LB_NOT_YET = UnsupportedValues(("PASSTHROUGH",))
-SimpleLB = Annotated[
-    Literal["UNSPECIFIED", "ROUND_ROBIN", "LEAST_REQUEST", "LEAST_CONN", "RANDOM"],
-    _SIMPLE_LB_NOT_YET,
-    BeforeValidator(_SIMPLE_LB_NOT_YET),
+# PASSTHROUGH (connect to the address the caller dialled, no balancing) is accepted and
+# means nothing here: callers dial their sidecar, never an endpoint's address; the
+# default balancing stays (`ami analyze` says so).
+SimpleLB = Literal[
+    "UNSPECIFIED", "ROUND_ROBIN", "LEAST_REQUEST", "LEAST_CONN", "RANDOM", "PASSTHROUGH"
 ]
 
 
@@ -320,7 +367,11 @@ class HTTPSettings(Strict):
     maxRequestsPerConnection: int | None = Field(default=None, ge=0, le=INT32_MAX)
     maxRetries: int | None = Field(default=None, ge=0, le=INT32_MAX)
     idleTimeout: Duration | None = None
-    h2UpgradePolicy: NotSupported = None
+    h2UpgradePolicy: Literal["DEFAULT", "DO_NOT_UPGRADE", "UPGRADE"] | None = Field(
+        default=None,
+        description="UPGRADE: an HTTP/1.1 port's upstream speaks HTTP/2 (unless "
+        "useClientProtocol); DEFAULT and DO_NOT_UPGRADE: it does not",
+    )
     useClientProtocol: bool | None = Field(
         default=None,
         description="HTTP/1.1 or HTTP/2 upstream as the client spoke (HTTP-like ports)",

@@ -8,11 +8,16 @@ Telemetry that sets it decides (`model.telemetry`). Without any, every proxy wri
 access log (Ami's default; Istio's is off), traces 1% of requests with the OpenTelemetry
 provider (Istio's default sampling) and reports metrics.
 
-Providers are fixed names, not `meshConfig.extensionProviders`: `envoy` for access
-logs (Envoy's file access log), `otel` or `opentelemetry` (W3C trace context) and
-`zipkin` (B3 and W3C trace context) for tracing, `prometheus` for metrics. Everything
-Istio defines and Ami does not implement (`filter`, `match`, `tagOverrides`, ...) is an
-error that says so, never silently ignored.
+Providers Ami serves by name: `envoy` for access logs (Envoy's file access log), `otel`
+or `opentelemetry` (W3C trace context) and `zipkin` (B3 and W3C trace context) for
+tracing, `prometheus` for metrics. Any other name (`otel` for access logs, a provider
+a mesh config's `extensionProviders` would define) is accepted, as Istio accepts the
+name of a provider it does not find, and what names it is ignored; `ami analyze` says
+so. A metrics override turns metrics off one by one and per side (`mode`); of its
+`tagOverrides`, removing a standard label or setting one to a string literal applies,
+the rest is accepted and not applied (`ami analyze` says so). What Istio
+defines and Ami does not implement otherwise (`filter`, `match`, ...) is an error that
+says so, never silently ignored.
 """
 
 from __future__ import annotations
@@ -45,20 +50,22 @@ def _named(value: str, known: tuple[str, ...], what: str) -> str:
     return value
 
 
+def _provider_name(value: str) -> str:
+    if not value or len(value) > 253 or any(c.isspace() for c in value):
+        raise ValueError(f"must name a provider (no spaces), got {show(value)}")
+    return value
+
+
 class ProviderRef(Strict):
-    name: str = Field(description='"envoy" (Envoy\'s file access log); no other yet')
+    name: str = Field(
+        description='"envoy" (Envoy\'s file access log); any other name is accepted and '
+        "its entries ignored (`ami analyze` says so)"
+    )
 
     @field_validator("name")
     @classmethod
     def _known(cls, value: str) -> str:
-        if not value:
-            raise ValueError('must name a provider, such as "envoy"')
-        if value != ENVOY_PROVIDER:
-            raise ValueError(
-                f"{show(value)} {NOT_SUPPORTED_MESSAGE}: the only access log provider is "
-                f'"{ENVOY_PROVIDER}" (a file per proxy)'
-            )
-        return value
+        return _provider_name(value)
 
 
 class AccessLogging(Strict):
@@ -72,13 +79,14 @@ class AccessLogging(Strict):
 
 class TracingProviderRef(Strict):
     name: str = Field(
-        description='"otel" or "opentelemetry" (W3C trace context), or "zipkin" (B3 and W3C)'
+        description='"otel" or "opentelemetry" (W3C trace context), or "zipkin" (B3 and W3C); '
+        "any other name is accepted and the default tracer kept (`ami analyze` says so)"
     )
 
     @field_validator("name")
     @classmethod
     def _known(cls, value: str) -> str:
-        return _named(value, TRACING_PROVIDERS, "tracing")
+        return _provider_name(value)
 
 
 class LiteralTag(Strict):
@@ -127,40 +135,48 @@ class MetricsProviderRef(Strict):
         return _named(value, (PROMETHEUS_PROVIDER,), "metrics")
 
 
+IstioMetric = Literal[
+    "ALL_METRICS",
+    "REQUEST_COUNT",
+    "REQUEST_DURATION",
+    "REQUEST_SIZE",
+    "RESPONSE_SIZE",
+    "TCP_OPENED_CONNECTIONS",
+    "TCP_CLOSED_CONNECTIONS",
+    "TCP_SENT_BYTES",
+    "TCP_RECEIVED_BYTES",
+    "GRPC_REQUEST_MESSAGES",
+    "GRPC_RESPONSE_MESSAGES",
+]
+WorkloadMode = Literal["CLIENT_AND_SERVER", "CLIENT", "SERVER"]
+
+
 class MetricSelector(Strict):
-    metric: Literal["ALL_METRICS"] | None = Field(
-        default=None, description="ALL_METRICS only (one metric at a time: not yet)"
-    )
-    mode: Literal["CLIENT_AND_SERVER"] | None = Field(
-        default=None, description="CLIENT_AND_SERVER only (CLIENT or SERVER alone: not yet)"
+    metric: IstioMetric | None = Field(default=None, description="unset: every metric")
+    mode: WorkloadMode | None = Field(
+        default=None,
+        description="CLIENT: what a proxy reports as the caller (reporter=source); SERVER: "
+        "as the callee (reporter=destination); unset: both",
     )
     customMetric: NotSupported = None
 
-    @field_validator("metric", mode="before")
-    @classmethod
-    def _metric(cls, value: object) -> object:
-        if isinstance(value, str) and value != ALL_METRICS:
-            raise ValueError(
-                f"{show(value)} {NOT_SUPPORTED_MESSAGE}: metrics can only be turned off "
-                f"all at once ({ALL_METRICS})"
-            )
-        return value
 
-    @field_validator("mode", mode="before")
-    @classmethod
-    def _mode(cls, value: object) -> object:
-        if isinstance(value, str) and value in ("CLIENT", "SERVER"):
-            raise ValueError(
-                f"{show(value)} {NOT_SUPPORTED_MESSAGE}: metrics are reported by both sides "
-                "(CLIENT_AND_SERVER)"
-            )
-        return value
+class TagOverride(Strict):
+    operation: Literal["UPSERT", "REMOVE"] = "UPSERT"
+    value: str | None = Field(default=None, description="UPSERT: a CEL expression")
 
 
 class MetricsOverride(Strict):
     match: MetricSelector | None = Field(default=None, description="empty: every metric")
-    disabled: bool | None = Field(default=None, description="true: no metrics")
-    tagOverrides: NotSupported = None
+    disabled: bool | None = Field(
+        default=None, description="true: the matched metrics are not reported"
+    )
+    tagOverrides: dict[str, TagOverride] = Field(
+        default_factory=dict,
+        description="REMOVE of a standard label, and UPSERT of one to a string literal, "
+        "apply; other expressions and new labels are accepted and not applied (`ami "
+        "analyze` says so)",
+    )
 
 
 class Metrics(Strict):

@@ -335,6 +335,13 @@ _BUILTIN = (
         "amimesh.resources.argocd:Application",
         "amimesh.resources.checks_argocd:check_application",
     ),
+    Kind.lazy(
+        "projectcontour.io",
+        "HTTPProxy",
+        ("v1",),
+        "amimesh.resources.contour:HTTPProxy",
+        "amimesh.resources.checks_contour:check_http_proxy",
+    ),
 )
 
 KINDS = KindRegistry(_BUILTIN)

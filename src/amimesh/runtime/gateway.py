@@ -28,14 +28,25 @@ class GatewayPortError(RuntimeError):
     pass
 
 
+def _scheme(server: gw.Server) -> str:
+    if gw.is_passthrough(server):
+        return "tls"
+    if server.port.protocol == "TCP":
+        return "tcp"
+    return "https" if server.port.protocol == "HTTPS" else "http"
+
+
 def server_ports(snapshot: Snapshot) -> dict[int, str]:
     """The server ports of the Gateways that select Ami's ingress gateway, each with
-    its URL scheme (`https` for an HTTPS server, else `http`), in port order."""
+    its URL scheme (`https` for an HTTPS server, `tcp` for TCP, `tls` for a TLS
+    passthrough, else `http`), in port order."""
     schemes: dict[int, str] = {}
     for g in snapshot.gateways_for(GATEWAY_LABELS):
         for s in g.spec.servers:
+            if s.tls is not None and s.tls.mode == "AUTO_PASSTHROUGH":
+                continue  # between networks: not served on one
             if schemes.get(s.port.number) != "https":  # one HTTPS server makes it https
-                schemes[s.port.number] = "https" if s.port.protocol == "HTTPS" else "http"
+                schemes[s.port.number] = _scheme(s)
     return dict(sorted(schemes.items()))
 
 

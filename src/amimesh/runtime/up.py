@@ -235,7 +235,8 @@ def _summary(console: Console, sup: Supervisor, progress: Progress) -> None:
     # The state root, when not the default, must reach the other commands too.
     root = sup.config.state_root
     ami = f"AMI_STATE_DIR={root} ami" if root is not None else "ami"
-    tries = [f"curl {url}" for url in gateway_urls[:1]]
+    plain = [u for u in gateway_urls if u.startswith("http://")]
+    tries = [f"curl {url}" for url in plain[:1]]
     root_cert = sup.state.ca / "root-cert.pem"
     https = [u for u in gateway_urls if u.startswith("https://")]
     tries += [f"curl --cacert {root_cert} {url}" for url in https[:1]]

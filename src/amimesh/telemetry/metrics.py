@@ -328,10 +328,15 @@ class _Collector(Collector):
         )
         for key, s in http.items():
             values = list(key)
-            requests.add_metric(values, s.count)
-            duration.add_metric(values, s.duration.cumulative(), s.duration.sum)
-            req_bytes.add_metric(values, s.request_bytes.cumulative(), s.request_bytes.sum)
-            resp_bytes.add_metric(values, s.response_bytes.cumulative(), s.response_bytes.sum)
+            # A histogram with no observation is a metric its reporter does not report
+            # (a Telemetry turned it off): left out, not shown as zero.
+            if s.count:
+                requests.add_metric(values, s.count)
+                duration.add_metric(values, s.duration.cumulative(), s.duration.sum)
+            if any(s.request_bytes.counts):
+                req_bytes.add_metric(values, s.request_bytes.cumulative(), s.request_bytes.sum)
+            if any(s.response_bytes.counts):
+                resp_bytes.add_metric(values, s.response_bytes.cumulative(), s.response_bytes.sum)
         tcp_labels = list(TCP_LABELS)
         sent = CounterMetricFamily(
             "istio_tcp_sent_bytes_total", "Bytes sent in TCP connections (Istio)", labels=tcp_labels

@@ -7,7 +7,9 @@ of raw tags, as deltas. The stream names its proxy by gRPC metadata
 who is at that address, which service that cluster is) and is added to `MeshMetrics`.
 
 Tag sets repeat from one flush to the next, so their labels are cached per proxy;
-the cache is dropped whenever the mesh (snapshot or connected proxies) changes.
+the cache is dropped whenever the mesh (snapshot or connected proxies) changes. The
+tag overrides of the Telemetry that decides the proxy's metrics (`model.telemetry`:
+a removed label, or one set to a literal) are applied here, per metric.
 """
 
 from __future__ import annotations
@@ -23,13 +25,16 @@ from opentelemetry.proto.collector.metrics.v1 import (
     metrics_service_pb2_grpc,
 )
 
+from amimesh.model import telemetry
 from amimesh.model.proxy import Proxy
 from amimesh.model.snapshot import Snapshot
 from amimesh.telemetry.labels import (
     DESTINATION,
+    LABELS,
     MUTUAL_TLS,
     NONE,
     SOURCE,
+    TCP_LABELS,
     UNKNOWN,
     UNKNOWN_PEER,
     Directory,
@@ -136,16 +141,52 @@ def tcp_key(d: Directory, me: Peer, direction: str, tags: Mapping[str, str]) -> 
     )
 
 
+# The Istio metrics each of Ami's stats carries (`metrics_log.STAT_OF`, inverted).
+METRICS_OF_STAT: dict[str, tuple[str, ...]] = {}
+for _metric, _stat in ml.STAT_OF.items():
+    METRICS_OF_STAT[_stat] = (*METRICS_OF_STAT.get(_stat, ()), _metric)
+
+
+def tag_overrides(
+    policy: telemetry.MetricsPolicy, stat: str, direction: str
+) -> dict[str, str | None]:
+    """The tag overrides that apply to `stat` as a proxy of `direction` reports it:
+    those every Istio metric the stat carries agrees on (the duration histogram is
+    both REQUEST_COUNT and REQUEST_DURATION)."""
+    side = ml.SIDE_OF[direction]
+    found = [policy.overrides(m, side) for m in METRICS_OF_STAT.get(stat, ())]
+    if not found:
+        return {}
+    first, *rest = found
+    return {k: v for k, v in first.items() if all(k in o and o[k] == v for o in rest)}
+
+
+def apply_overrides(
+    key: tuple[str, ...], labels: tuple[str, ...], overrides: Mapping[str, str | None]
+) -> tuple[str, ...]:
+    """`key` (values of `labels`) with the overrides of standard labels applied: a
+    removed label is empty (Prometheus reads it as absent)."""
+    if not overrides:
+        return key
+    values = list(key)
+    for tag, value in overrides.items():
+        if tag in labels:
+            values[labels.index(tag)] = "" if value is None else value
+    return tuple(values)
+
+
 class ProxyReporter:
-    """Turns one proxy's exports into metric updates, as that proxy reports them."""
+    """Turns one proxy's exports into metric updates, as that proxy reports them (with
+    the tag overrides of the Telemetry that decides its metrics)."""
 
     def __init__(self, metrics: MeshMetrics, directories: Directories, node_id: str) -> None:
         self.metrics = metrics
         self.directories = directories
         self.node_id = node_id
-        self._cache: dict[tuple[str, str, tuple[tuple[str, str], ...]], tuple[str, ...]] = {}
+        self._cache: dict[tuple[str, str, str, tuple[tuple[str, str], ...]], tuple[str, ...]] = {}
         self._generation = -1
         self._me = UNKNOWN_PEER
+        self._policy = telemetry.MetricsPolicy()
 
     def _directory(self) -> Directory:
         d = self.directories.current()
@@ -154,15 +195,25 @@ class ProxyReporter:
             self._generation = self.directories.generation
             proxy = self.directories.proxy(self.node_id)
             self._me = proxy_peer(proxy, self.directories.trust_domain) if proxy else UNKNOWN_PEER
+            self._policy = (
+                d.snap.metrics_policy(proxy.namespace, proxy.labels)
+                if proxy is not None
+                else telemetry.MetricsPolicy()
+            )
         return d
 
-    def _key(self, d: Directory, kind: str, direction: str, point: Any) -> tuple[str, ...]:
+    def _key(
+        self, d: Directory, kind: str, direction: str, stat: str, point: Any
+    ) -> tuple[str, ...]:
         tags = tuple(sorted((a.key, a.value.string_value) for a in point.attributes))
-        raw = (kind, direction, tags)
+        raw = (kind, direction, stat, tags)
         key = self._cache.get(raw)
         if key is None:
             make = http_key if kind == "http" else tcp_key
-            key = self._cache[raw] = make(d, self._me, direction, dict(tags))
+            labels = LABELS if kind == "http" else TCP_LABELS
+            base = make(d, self._me, direction, dict(tags))
+            overrides = tag_overrides(self._policy, stat, direction)
+            key = self._cache[raw] = apply_overrides(base, labels, overrides)
         return key
 
     def ingest(self, request: metrics_service_pb2.ExportMetricsServiceRequest) -> None:
@@ -176,7 +227,7 @@ class ProxyReporter:
                     if name.metric in ml.HTTP_METRICS:
                         for point in metric.histogram.data_points:
                             self.metrics.add_http(
-                                self._key(d, "http", name.direction, point),
+                                self._key(d, "http", name.direction, name.metric, point),
                                 name.metric,
                                 tuple(point.explicit_bounds),
                                 tuple(point.bucket_counts),
@@ -185,9 +236,8 @@ class ProxyReporter:
                     else:
                         for number in metric.sum.data_points:
                             value = number.as_int or int(number.as_double)
-                            self.metrics.add_tcp(
-                                self._key(d, "tcp", name.direction, number), name.metric, value
-                            )
+                            key = self._key(d, "tcp", name.direction, name.metric, number)
+                            self.metrics.add_tcp(key, name.metric, value)
 
 
 class MetricsReceiver(metrics_service_pb2_grpc.MetricsServiceServicer):

@@ -24,9 +24,9 @@ from envoy.config.rbac.v3 import rbac_pb2
 from envoy.extensions.filters.network.rbac.v3 import rbac_pb2 as network_rbac_pb2
 
 from amimesh.model.authz import InboundPolicies
-from amimesh.model.proxy import InboundPort
 from amimesh.resources import istio_authz as authz
 from amimesh.translate.authz_rbac import STAT_PREFIX, Action, by_action, rules
+from amimesh.translate.authz_rules import Port
 from amimesh.translate.listener_hcm import pack
 
 NETWORK_RBAC_FILTER = "envoy.filters.network.rbac"
@@ -37,9 +37,7 @@ _HTTP_KEYS = (authz.HEADER_KEY, authz.CLAIMS_KEY, "request.auth.")
 Part = TypeVar("Part", authz.RuleFrom, authz.RuleTo)
 
 
-def network_filters(
-    policies: InboundPolicies, port: InboundPort
-) -> list[listener_components_pb2.Filter]:
+def network_filters(policies: InboundPolicies, port: Port) -> list[listener_components_pb2.Filter]:
     """The network RBAC filters for TCP port `port`: DENY, AUDIT, ALLOW."""
     return [
         listener_components_pb2.Filter(

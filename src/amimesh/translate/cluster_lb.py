@@ -39,6 +39,8 @@ _SIMPLE = {
     "LEAST_CONN": cluster_pb2.Cluster.LEAST_REQUEST,
     "RANDOM": cluster_pb2.Cluster.RANDOM,
     "UNSPECIFIED": cluster_pb2.Cluster.LEAST_REQUEST,
+    # No endpoint address is ever dialled directly on one machine: the default stays.
+    "PASSTHROUGH": cluster_pb2.Cluster.LEAST_REQUEST,
 }
 
 

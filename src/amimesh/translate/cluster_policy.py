@@ -21,6 +21,9 @@ Istio's semantics, and Istio's defaults where the rule is silent:
   honoured the field (Istio 1.5 and 1.6; later versions warn and drop it).
 - `useClientProtocol`: an HTTP-like port's upstream speaks the client's protocol
   (Envoy's `use_downstream_protocol_config`), never upgraded to HTTP/2.
+- `h2UpgradePolicy: UPGRADE`: an HTTP/1.1 port's upstream speaks HTTP/2 (unless
+  `useClientProtocol`, which wins, as in Istio); DEFAULT and DO_NOT_UPGRADE leave it
+  HTTP/1.1 (Ami has no mesh-wide upgrade setting).
 """
 
 from __future__ import annotations
@@ -156,11 +159,11 @@ def http_protocol_options(
     if protocol not in HTTP_PROTOCOLS:
         return None
     opts = http_protocol_options_pb2.HttpProtocolOptions()
-    if protocol in H2_PROTOCOLS:
+    http = pool.http if pool is not None else None
+    if protocol in H2_PROTOCOLS or (http is not None and http.h2UpgradePolicy == "UPGRADE"):
         opts.explicit_http_config.http2_protocol_options.SetInParent()
     else:
         opts.explicit_http_config.http_protocol_options.SetInParent()
-    http = pool.http if pool is not None else None
     if http is not None and http.useClientProtocol:
         # Replaces the explicit config (one of a oneof); both carry default options.
         downstream = opts.use_downstream_protocol_config

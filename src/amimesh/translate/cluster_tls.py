@@ -39,14 +39,15 @@ def sni(port: int, subset: str | None, host: str) -> str:
     return f"outbound_.{port}_.{subset or ''}_.{host}"
 
 
-def alpn(protocol: str, *, client_protocol: bool = False) -> tuple[str, ...]:
+def alpn(protocol: str, *, client_protocol: bool = False, upgrade: bool = False) -> tuple[str, ...]:
     """What ALPN offers for a port's protocol. With `client_protocol` (`useClientProtocol`)
     nothing is set: Envoy then offers the protocol of the connection pool the request
-    takes (h2 or http/1.1), which follows the client's."""
+    takes (h2 or http/1.1), which follows the client's. With `upgrade`
+    (`h2UpgradePolicy: UPGRADE`) an HTTP port offers h2, the protocol it speaks."""
     protocol = protocol.upper()
     if client_protocol:
         return ()
-    if protocol in H2_PROTOCOLS:
+    if protocol in H2_PROTOCOLS or (upgrade and protocol in HTTP_PROTOCOLS):
         return ("h2",)
     if protocol in HTTP_PROTOCOLS:
         return ("http/1.1",)
@@ -104,7 +105,11 @@ def apply(
     """Set the cluster's transport socket (or socket matches) as the table above says."""
     settings = policy.tls if policy is not None else None
     http = policy.connectionPool.http if policy and policy.connectionPool else None
-    offer = alpn(port.protocol, client_protocol=bool(http and http.useClientProtocol))
+    offer = alpn(
+        port.protocol,
+        client_protocol=bool(http and http.useClientProtocol),
+        upgrade=bool(http and http.h2UpgradePolicy == "UPGRADE"),
+    )
     if settings is None:
         if svc.location == "MESH_EXTERNAL" or discovery == "DFP":
             return

@@ -32,18 +32,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from envoy.config.core.v3 import base_pb2
-from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
+from envoy.config.listener.v3 import listener_pb2
 from envoy.extensions.filters.http.cors.v3 import cors_pb2
 from envoy.extensions.filters.http.fault.v3 import fault_pb2
 from envoy.extensions.filters.http.grpc_web.v3 import grpc_web_pb2
 from envoy.extensions.filters.http.router.v3 import router_pb2
-from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
 
 from amimesh.model import authz
 from amimesh.model.proxy import Proxy
 from amimesh.model.snapshot import Snapshot
 from amimesh.translate import (
     access_log,
+    gateway_l4,
     gateway_servers,
     gateway_tls,
     inbound_filters,
@@ -62,8 +62,8 @@ from amimesh.translate.listener_hcm import (
     hcm_filter,
     http_filter,
     listener,
-    pack,
     peer_header_filter,
+    tls_inspector,
     use_rds,
 )
 
@@ -139,11 +139,7 @@ def port_listener(
         chains = [_https_chain(s, p.port, rep, security) for s in p.servers]
     out = listener(listener_name(p.port), address, p.listen_port, base_pb2.OUTBOUND, chains)
     if p.tls:
-        out.listener_filters.append(
-            listener_components_pb2.ListenerFilter(
-                name=TLS_INSPECTOR, typed_config=pack(tls_inspector_pb2.TlsInspector())
-            )
-        )
+        out.listener_filters.append(tls_inspector())
     return out
 
 
@@ -152,4 +148,12 @@ def listeners(snap: Snapshot, proxy: Proxy) -> list[listener_pb2.Listener]:
     address = proxy.address or LOCALHOST
     rep = reporting.of(snap, proxy)
     policies = authz.inbound_policies(snap, proxy)
-    return [port_listener(p, address, rep, policies) for p in gateway_servers.plan(snap, proxy)]
+    out: list[listener_pb2.Listener] = []
+    for p in gateway_servers.plan(snap, proxy):
+        if p.l4:
+            found = gateway_l4.port_listener(snap, proxy, p, address, rep, policies)
+            if found is not None:
+                out.append(found)
+        else:
+            out.append(port_listener(p, address, rep, policies))
+    return out

@@ -82,6 +82,8 @@ def route_configs(snap: Snapshot, proxy: Proxy) -> list[RouteConfiguration]:
     """Every route table the listeners of gateway `proxy` name (`gateway_listeners`)."""
     out = []
     for p in gateway_servers.plan(snap, proxy):
+        if p.l4:
+            continue  # TCP and passthrough ports have no route table (`gateway_l4`)
         if p.tls:
             out += [_config(snap, proxy, s.route_name, [s], p.port) for s in p.servers]
         else:

@@ -13,6 +13,9 @@ table that is not generated.
   by SNI, each with its table `https.PORT.PORTNAME.GATEWAY.NAMESPACE`). A later server
   of the other kind on that port is skipped; so is an HTTPS server whose SNI names were
   all taken by earlier servers on the port (Envoy rejects two chains matching alike).
+- TCP servers, and TLS (or HTTPS) servers with mode PASSTHROUGH, are served by the
+  VirtualServices' `tcp` and `tls` routes (`gateway_l4`); servers of one kind share a
+  port, as above.
 """
 
 from __future__ import annotations
@@ -49,8 +52,20 @@ class BoundServer:
 class PortPlan:
     port: int  # the server port number, as the Gateways write it
     listen_port: int  # where the proxy listens for it
-    tls: bool
+    tls: bool  # HTTPS, terminated here
     servers: tuple[BoundServer, ...]
+    # "tcp" (TCP servers: tcp routes) or "passthrough" (TLS or HTTPS servers with
+    # mode PASSTHROUGH: tls routes, by SNI); "" for HTTP and terminated HTTPS.
+    l4: str = ""
+
+
+def kind_of(server: gw.Server) -> str:
+    """How a port is served: "http", "https", "tcp" or "passthrough"."""
+    if server.port.protocol == "TCP":
+        return "tcp"
+    if gw.is_passthrough(server):
+        return "passthrough"
+    return "https" if server.port.protocol == "HTTPS" else "http"
 
 
 def sharing_key(proxy: Proxy) -> Hashable:
@@ -87,17 +102,23 @@ def plan(snap: Snapshot, proxy: Proxy) -> list[PortPlan]:
     """The ports `proxy` serves, in the order of their first server."""
     listen = {p.port: p.listen_port for p in proxy.gateway_ports}
     ports: dict[int, list[BoundServer]] = {}
-    tls: dict[int, bool] = {}
+    kinds: dict[int, str] = {}
     taken: dict[int, set[str]] = {}  # SNI names (and "" for any) used per HTTPS port
     for gateway in snap.gateways_for(proxy.labels):
         for server in gateway.spec.servers:
             number = server.port.number
             if number not in listen:
                 continue
-            https = server.port.protocol == "HTTPS"
-            if tls.setdefault(number, https) != https:
+            if server.tls is not None and server.tls.mode == "AUTO_PASSTHROUGH":
+                continue  # between networks: nothing to serve on one (`ami analyze`)
+            kind = kind_of(server)
+            if kinds.setdefault(number, kind) != kind:
                 continue
-            if not https:
+            if kind in ("tcp", "passthrough"):
+                name = f"{kind}.{number}"
+                ports.setdefault(number, []).append(BoundServer(gateway, server, name))
+                continue
+            if kind == "http":
                 ports.setdefault(number, []).append(
                     BoundServer(gateway, server, http_route_name(number))
                 )
@@ -110,4 +131,13 @@ def plan(snap: Snapshot, proxy: Proxy) -> list[PortPlan]:
             used.update(left or ("",))
             name = https_route_name(number, server.port.name, gateway)
             ports.setdefault(number, []).append(BoundServer(gateway, server, name, left))
-    return [PortPlan(n, listen[n], tls[n], tuple(s)) for n, s in ports.items()]
+    return [
+        PortPlan(
+            n,
+            listen[n],
+            kinds[n] == "https",
+            tuple(s),
+            kinds[n] if kinds[n] in ("tcp", "passthrough") else "",
+        )
+        for n, s in ports.items()
+    ]

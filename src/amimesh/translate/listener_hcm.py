@@ -18,6 +18,7 @@ from envoy.extensions.filters.http.cors.v3 import cors_pb2
 from envoy.extensions.filters.http.dynamic_forward_proxy.v3 import dynamic_forward_proxy_pb2
 from envoy.extensions.filters.http.fault.v3 import fault_pb2
 from envoy.extensions.filters.http.router.v3 import router_pb2
+from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
@@ -112,9 +113,18 @@ def hcm_filter(m: HCM) -> NetworkFilter:
 
 
 def tcp_proxy_filter(
-    cluster: str, access_log: Sequence[accesslog_pb2.AccessLog] = ()
+    cluster: str,
+    access_log: Sequence[accesslog_pb2.AccessLog] = (),
+    weighted: Sequence[tuple[str, int]] = (),
 ) -> NetworkFilter:
-    tcp = tcp_proxy_pb2.TcpProxy(stat_prefix=cluster, cluster=cluster, access_log=list(access_log))
+    """A TCP proxy to `cluster`, or shared by weight between the `weighted` clusters
+    (`cluster` then names its stats)."""
+    tcp = tcp_proxy_pb2.TcpProxy(stat_prefix=cluster, access_log=list(access_log))
+    if len(weighted) > 1:
+        for name, weight in weighted:
+            tcp.weighted_clusters.clusters.add(name=name, weight=weight)
+    else:
+        tcp.cluster = weighted[0][0] if weighted else cluster
     if any(log.name == metrics_log.STATS_LOGGER for log in access_log):
         tcp.access_log_options.flush_access_log_on_connected = True
     return NetworkFilter(name=TCP_PROXY_FILTER, typed_config=pack(tcp))
@@ -130,6 +140,16 @@ def listener(
         ),
         traffic_direction=direction,
         filter_chains=list(chains),
+    )
+
+
+TLS_INSPECTOR = "envoy.filters.listener.tls_inspector"
+
+
+def tls_inspector() -> listener_components_pb2.ListenerFilter:
+    """The listener filter that reads a TLS client hello's SNI for chain matching."""
+    return listener_components_pb2.ListenerFilter(
+        name=TLS_INSPECTOR, typed_config=pack(tls_inspector_pb2.TlsInspector())
     )
 
 

@@ -47,6 +47,7 @@ from amimesh.translate import (
     cluster_policy,
     gateway_listeners,
     inbound_filters,
+    l4_routes,
     listener_upstream,
     names,
     reporting,
@@ -242,5 +243,9 @@ def sidecar_listeners(scope: Scope) -> list[Listener]:
     if proxy.outbound_port > 0:
         out.append(outbound_listener(proxy.outbound_port, rep))
     out.extend(inbound_listener(scope, p, rep) for p in proxy.inbound)
-    out.extend(listener_upstream.upstream_listener(u, rep) for u in proxy.upstreams)
+    routed = scope.upstream_routes or tuple(l4_routes.UpstreamRoutes() for _ in proxy.upstreams)
+    out.extend(
+        listener_upstream.upstream_listener(u, rep, r)
+        for u, r in zip(proxy.upstreams, routed, strict=True)
+    )
     return out

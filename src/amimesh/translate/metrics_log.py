@@ -33,7 +33,7 @@ can say who called.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -172,9 +172,36 @@ def _access_log(
     return out
 
 
-def http_log(direction: str) -> accesslog_pb2.AccessLog:
-    """The stats logger of an HTTP connection manager of `direction`."""
+# What each stat counts for Istio's metrics: the duration histogram's count is
+# `istio_requests_total`.
+STAT_OF = {
+    "REQUEST_COUNT": REQUEST_DURATION,
+    "REQUEST_DURATION": REQUEST_DURATION,
+    "REQUEST_SIZE": REQUEST_BYTES,
+    "RESPONSE_SIZE": RESPONSE_BYTES,
+    "TCP_OPENED_CONNECTIONS": TCP_OPENED,
+    "TCP_CLOSED_CONNECTIONS": TCP_CLOSED,
+    "TCP_SENT_BYTES": TCP_SENT,
+    "TCP_RECEIVED_BYTES": TCP_RECEIVED,
+}
+SIDE_OF = {OUTBOUND: "CLIENT", INBOUND: "SERVER"}
+
+
+def stats_for(off: Collection[tuple[str, str]], direction: str) -> frozenset[str]:
+    """The stats a proxy of `direction` counts when the (Istio metric, side) pairs in
+    `off` are turned off: a stat stays while any metric it counts for is on."""
+    side = SIDE_OF[direction]
+    return frozenset(stat for metric, stat in STAT_OF.items() if (metric, side) not in off)
+
+
+def http_log(
+    direction: str, stats: Collection[str] = HTTP_METRICS
+) -> accesslog_pb2.AccessLog | None:
+    """The stats logger of an HTTP connection manager of `direction` counting `stats`;
+    None when it counts none."""
     tags = HTTP_TAGS[direction]
+    if not any(m in stats for m in HTTP_METRICS):
+        return None
     return _access_log(
         stats_pb2.Config(
             stat_prefix=STAT_PREFIX,
@@ -183,6 +210,7 @@ def http_log(direction: str) -> accesslog_pb2.AccessLog:
                     stat=_stat(direction, m, tags), unit=_UNITS[m], value_format=_VALUES[m]
                 )
                 for m in HTTP_METRICS
+                if m in stats
             ],
         )
     )
@@ -204,9 +232,9 @@ def except_connected() -> accesslog_pb2.AccessLogFilter:
     )
 
 
-def tcp_logs(direction: str) -> list[accesslog_pb2.AccessLog]:
-    """The stats loggers of a TCP proxy of `direction` (which must flush an entry when
-    its upstream connects, `flush_access_log_on_connected`)."""
+def tcp_logs(direction: str, stats: Collection[str] = TCP_METRICS) -> list[accesslog_pb2.AccessLog]:
+    """The stats loggers of a TCP proxy of `direction` counting `stats` (it must flush
+    an entry when its upstream connects, `flush_access_log_on_connected`)."""
     tags = TCP_TAGS[direction]
 
     def counter(metric: str) -> stats_pb2.Config.Counter:
@@ -218,7 +246,8 @@ def tcp_logs(direction: str) -> list[accesslog_pb2.AccessLog]:
         return c
 
     def config(*metrics: str) -> stats_pb2.Config:
-        return stats_pb2.Config(stat_prefix=STAT_PREFIX, counters=[counter(m) for m in metrics])
+        counters = [counter(m) for m in metrics if m in stats]
+        return stats_pb2.Config(stat_prefix=STAT_PREFIX, counters=counters)
 
     ended = log_types(accesslog_data_pb2.TcpConnectionEnd)
     never = accesslog_pb2.AccessLogFilter(
@@ -236,12 +265,14 @@ def tcp_logs(direction: str) -> list[accesslog_pb2.AccessLog]:
     if direction == INBOUND:
         # The destination's proxy connects upstream before the client's certificate,
         # which names the source, is known; it counts the connection when it ends.
-        return [_access_log(config(TCP_OPENED, TCP_CLOSED, TCP_SENT, TCP_RECEIVED), ended)]
-    return [
-        _access_log(config(TCP_OPENED), log_types(accesslog_data_pb2.TcpUpstreamConnected)),
-        _access_log(config(TCP_OPENED), never),
-        _access_log(config(TCP_CLOSED, TCP_SENT, TCP_RECEIVED), ended),
-    ]
+        loggers = [(config(TCP_OPENED, TCP_CLOSED, TCP_SENT, TCP_RECEIVED), ended)]
+    else:
+        loggers = [
+            (config(TCP_OPENED), log_types(accesslog_data_pb2.TcpUpstreamConnected)),
+            (config(TCP_OPENED), never),
+            (config(TCP_CLOSED, TCP_SENT, TCP_RECEIVED), ended),
+        ]
+    return [_access_log(c, f) for c, f in loggers if c.counters]
 
 
 def sink_config(node_id: str) -> dict[str, Any]:

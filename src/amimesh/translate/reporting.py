@@ -29,7 +29,8 @@ from amimesh.translate import access_log, metrics_log, tracing
 @dataclass(frozen=True)
 class Reporting:
     file_log: access_log.AccessLogConfig | None
-    metrics: bool
+    # The Istio metrics it reports (the Telemetry's); None: none at all.
+    metrics: telemetry.MetricsPolicy | None
     peer: str
     trace: tracing.TracingConfig | None
     proxy: Proxy
@@ -37,19 +38,25 @@ class Reporting:
     def http_logs(self, direction: str) -> list[accesslog_pb2.AccessLog]:
         """The access logs of an HTTP connection manager of `direction`."""
         out = access_log.logs(self.file_log, direction)
-        if self.metrics:
-            out.append(metrics_log.http_log(direction))
+        if self.metrics is not None:
+            stats = metrics_log.stats_for(self.metrics.off, direction)
+            found = metrics_log.http_log(direction, stats)
+            if found is not None:
+                out.append(found)
         return out
 
     def tcp_logs(self, direction: str) -> list[accesslog_pb2.AccessLog]:
         """The access logs of a TCP proxy of `direction`."""
         out = access_log.logs(self.file_log, direction)
-        if self.metrics:
-            # The stats loggers need an entry when the upstream connects; the file
-            # log keeps one line per connection.
-            for entry in out:
-                entry.filter.CopyFrom(metrics_log.except_connected())
-            out.extend(metrics_log.tcp_logs(direction))
+        if self.metrics is not None:
+            stats = metrics_log.stats_for(self.metrics.off, direction)
+            counted = metrics_log.tcp_logs(direction, stats)
+            if counted:
+                # The stats loggers need an entry when the upstream connects; the file
+                # log keeps one line per connection.
+                for entry in out:
+                    entry.filter.CopyFrom(metrics_log.except_connected())
+                out.extend(counted)
         return out
 
     def tracing(self, direction: str) -> tracing.HcmTracing | None:
@@ -62,7 +69,7 @@ class Reporting:
 def silent(proxy: Proxy) -> Reporting:
     """Reports nothing: no access logs, no metrics, no tracing."""
     return Reporting(
-        file_log=None, metrics=False, peer=metrics_log.peer_value(proxy), trace=None, proxy=proxy
+        file_log=None, metrics=None, peer=metrics_log.peer_value(proxy), trace=None, proxy=proxy
     )
 
 
@@ -86,7 +93,7 @@ def under(
     """What `proxy` reports under the Telemetry policies that apply to it."""
     return Reporting(
         file_log=access_log.config_for(proxy, access),
-        metrics=metrics.enabled,
+        metrics=metrics if metrics.enabled else None,
         peer=metrics_log.peer_value(proxy),
         trace=tracing.config_for(proxy, trace),
         proxy=proxy,

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from envoy.config.core.v3 import base_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.type.matcher.v3 import regex_pb2
+from envoy.type.v3.percent_pb2 import FractionalPercent
 from google.protobuf import wrappers_pb2
 
 from amimesh.model.snapshot import Snapshot
@@ -146,9 +147,7 @@ def forward(
     if retry is not None:
         action.retry_policy.CopyFrom(retry)
 
-    mirror = _mirror(http, scope)
-    if mirror is not None:
-        action.request_mirror_policies.append(mirror)
+    action.request_mirror_policies.extend(_mirrors(http, scope))
     return [t for _, t in picked]
 
 
@@ -158,16 +157,37 @@ def unknown(route: rc.Route) -> None:
     route.direct_response.body.inline_string = UNKNOWN_DESTINATION_BODY
 
 
-def _mirror(http: net.HTTPRoute, scope: Scope) -> rc.RouteAction.RequestMirrorPolicy | None:
-    if http.mirror is None:
-        return None
-    if http.mirrorPercentage is not None:
-        fraction = route_policy.percent(http.mirrorPercentage)
-    else:
-        fraction = route_policy.int_percent(
-            100 if http.mirrorPercent is None else http.mirrorPercent
+def _mirrors(http: net.HTTPRoute, scope: Scope) -> list[rc.RouteAction.RequestMirrorPolicy]:
+    """`mirror` (with `mirrorPercentage` or the older `mirrorPercent`), or each of
+    `mirrors` with its own `percentage` (unset: 100%)."""
+    wanted: list[tuple[net.Destination, FractionalPercent]] = []
+    if http.mirror is not None:
+        if http.mirrorPercentage is not None:
+            fraction = route_policy.percent(http.mirrorPercentage)
+        else:
+            fraction = route_policy.int_percent(
+                100 if http.mirrorPercent is None else http.mirrorPercent
+            )
+        wanted.append((http.mirror, fraction))
+    for m in http.mirrors:
+        fraction = (
+            route_policy.percent(m.percentage)
+            if m.percentage is not None
+            else route_policy.int_percent(100)
         )
-    t = target(scope, http.mirror)
+        wanted.append((m.destination, fraction))
+    out = []
+    for dest, fraction in wanted:
+        policy = _mirror_to(dest, fraction, scope)
+        if policy is not None:
+            out.append(policy)
+    return out
+
+
+def _mirror_to(
+    dest: net.Destination, fraction: FractionalPercent, scope: Scope
+) -> rc.RouteAction.RequestMirrorPolicy | None:
+    t = target(scope, dest)
     if t is None or fraction.numerator == 0:
         return None
     return rc.RouteAction.RequestMirrorPolicy(

@@ -23,7 +23,7 @@ from amimesh.model import authz, mtls, sidecars, telemetry
 from amimesh.model.proxy import Proxy
 from amimesh.model.snapshot import Snapshot
 from amimesh.resources import istio_networking as net
-from amimesh.translate import routes
+from amimesh.translate import l4_routes, routes
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,8 @@ class Scope:
     imports: sidecars.Imports = sidecars.EVERYTHING
     # Its Sidecar's `ingress` default endpoints: (workload port, app port).
     ingress: tuple[tuple[int, int], ...] = ()
+    # Per local upstream port (`proxy.upstreams`), its tcp or tls routes.
+    upstream_routes: tuple[l4_routes.UpstreamRoutes, ...] = ()
 
 
 def policies(snap: Snapshot, proxy: Proxy) -> Policies:
@@ -78,6 +80,7 @@ def of(snap: Snapshot, proxy: Proxy) -> Scope:
         routes.sharing_key(snap, proxy),
         routes.imports_of(snap, proxy),
         ingress_of(snap, proxy),
+        l4_routes.upstream_routes(snap, proxy),
     )
 
 
@@ -111,4 +114,5 @@ class Scopes:
             routes.sharing_key(snap, proxy),
             routes.imports_of(snap, proxy),
             ingress_of(snap, proxy),
+            l4_routes.upstream_routes(snap, proxy),
         )
