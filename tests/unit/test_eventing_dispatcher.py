@@ -15,7 +15,7 @@ from cloudevents.core.base import BaseCloudEvent
 from cloudevents.core.v1.event import CloudEvent
 
 from amimesh.eventing import delivery as rules
-from amimesh.eventing import events
+from amimesh.eventing import dispatcher, events
 from amimesh.eventing.config import BrokerEntry, TriggerEntry
 from amimesh.eventing.dispatcher import TriggerDispatcher
 
@@ -224,3 +224,21 @@ async def test_a_reply_over_the_limit_is_an_error(world: World) -> None:
     await world.dispatcher(dead_letter=f"{world.base}/dls").handle(m)
     assert m.acked and world.published == []
     assert len(world.dls.got) == 1
+
+
+def test_the_proxy_is_the_environments_read_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:15001")
+    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1,::1,.internal")
+    dispatcher._environment_proxies.cache_clear()
+    dispatcher.proxy_for.cache_clear()
+    try:
+        assert dispatcher.proxy_for("http://sink.default.svc.cluster.local/x") == (
+            "http://127.0.0.1:15001"
+        )
+        assert dispatcher.proxy_for("http://127.0.0.1:8080/") is None
+        assert dispatcher.proxy_for("http://[::1]:8080/") is None
+        assert dispatcher.proxy_for("http://a.b.internal/") is None
+        assert dispatcher.proxy_for("https://sink/") is None  # no HTTPS_PROXY
+    finally:
+        dispatcher._environment_proxies.cache_clear()
+        dispatcher.proxy_for.cache_clear()

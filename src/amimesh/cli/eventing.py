@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from amimesh.eventing.config import INGRESS, NAMESPACE
-from amimesh.eventing.history import Record
+from amimesh.eventing.history import Record, decode_many
 
 if TYPE_CHECKING:
     from amimesh.cli.client import MeshClient
@@ -286,11 +286,9 @@ async def _history(
                     follow(batch)
                     batch = []
                 continue
-            record = Record.decode(msg.data)
-            if record is None:
-                continue
-            records.append(record)
-            batch.append(record)
+            got = decode_many(msg.data)
+            records.extend(got)
+            batch.extend(got)
             if backlog and msg.metadata.num_pending == 0:
                 backlog = False
                 if follow is None:

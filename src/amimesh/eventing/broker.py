@@ -33,8 +33,8 @@ from amimesh.eventing.config import (
     TriggerEntry,
 )
 from amimesh.eventing.dispatcher import TriggerDispatcher, stop
-from amimesh.eventing.history import Record
 from amimesh.eventing.ingress import Ingress
+from amimesh.eventing.notes import Notes
 
 log = logging.getLogger("amimesh.eventing.broker")
 
@@ -47,7 +47,8 @@ async def serve(config: BrokerConfig, url: str, user: str, password: str, port: 
     # PingSources.
     instance = os.environ.get("AMI_INSTANCE", "")
     sources = config.pings if not instance or instance.endswith("-0") else ()
-    async with aiohttp.ClientSession(trust_env=True) as session:
+    # Deliveries leave through the sidecar `HTTP_PROXY` names (`dispatcher.proxy_for`).
+    async with aiohttp.ClientSession() as session:
         pings = [asyncio.create_task(ping.run(p, session), name=f"ping-{p.name}") for p in sources]
         try:
             if config.brokers:
@@ -104,17 +105,8 @@ async def _brokers(
     js = nc.jetstream()
     await jetstream.ensure_log_stream(js, config.replicas)
     await jetstream.drop_stale_streams(js, list(config.brokers))
-    client = nc
-
-    async def note(broker: BrokerEntry, record: Record) -> None:
-        """A history record (`ami events` reads them): buffered by the client, not
-        waited for; one lost with a connection is no loss of an event."""
-        try:
-            await client.publish(
-                jetstream.log_subject(broker.namespace, broker.name), record.encode()
-            )
-        except Exception as e:  # the connection is away: the history has a gap
-            log.debug("a history record was not sent: %s", e)
+    notes = Notes(nc)
+    note = notes.note
 
     async def publish(broker: BrokerEntry, event: BaseCloudEvent) -> None:
         await js.publish(
@@ -155,6 +147,7 @@ async def _brokers(
         ingress.ready = False
         await stop(tasks)
         await runner.cleanup()
+        await notes.close()
         await nc.drain()
 
 
