@@ -23,7 +23,7 @@ import aiohttp
 from aiohttp import web
 from cloudevents.core.base import BaseCloudEvent
 
-from amimesh.eventing import events, jetstream, ping
+from amimesh.eventing import events, http1, jetstream, ping
 from amimesh.eventing.config import (
     CONFIG_ENV,
     NATS_CREDENTIALS_ENV,
@@ -47,16 +47,18 @@ async def serve(config: BrokerConfig, url: str, user: str, password: str, port: 
     # PingSources.
     instance = os.environ.get("AMI_INSTANCE", "")
     sources = config.pings if not instance or instance.endswith("-0") else ()
-    # Deliveries leave through the sidecar `HTTP_PROXY` names (`dispatcher.proxy_for`).
+    # Deliveries leave through the sidecar `HTTP_PROXY` names (`http1.proxy_for`).
     async with aiohttp.ClientSession() as session:
-        pings = [asyncio.create_task(ping.run(p, session), name=f"ping-{p.name}") for p in sources]
+        client = http1.Client(session)
+        pings = [asyncio.create_task(ping.run(p, client), name=f"ping-{p.name}") for p in sources]
         try:
             if config.brokers:
-                await _brokers(config, url, user, password, port, session)
+                await _brokers(config, url, user, password, port, client)
             else:
                 await _health_only(port)
         finally:
             await stop(pings)
+            await client.close()
 
 
 async def _health_only(port: int) -> None:
@@ -90,7 +92,7 @@ async def _brokers(
     user: str,
     password: str,
     port: int,
-    session: aiohttp.ClientSession,
+    client: http1.Client,
 ) -> None:
     nc = None
     deadline = asyncio.get_running_loop().time() + CONNECT_TIMEOUT_S
@@ -130,7 +132,7 @@ async def _brokers(
             mine = [t for t in config.triggers if _owner(t) == (b.namespace, b.name, b.kind)]
             await jetstream.drop_stale_consumers(js, b, mine)
         for t in config.triggers:
-            d = TriggerDispatcher(js, by_broker[_owner(t)], t, session, publish, note)
+            d = TriggerDispatcher(js, by_broker[_owner(t)], t, client, publish, note)
             await d.prepare()
             dispatchers.append(d)
         for d in dispatchers:

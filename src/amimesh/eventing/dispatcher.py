@@ -15,22 +15,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import time
-import urllib.parse
-import urllib.request
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-import aiohttp
 from cloudevents.core.base import BaseCloudEvent
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 
 from amimesh.eventing import delivery as rules
-from amimesh.eventing import events, history
+from amimesh.eventing import events, history, http1
 from amimesh.eventing.config import BrokerEntry, TriggerEntry
 from amimesh.eventing.filters import matches
 from amimesh.eventing.jetstream import ACK_WAIT_S, ensure_consumer
@@ -64,7 +60,7 @@ class Outcome:
 
 
 async def send(
-    session: aiohttp.ClientSession,
+    client: http1.Client,
     url: str,
     event: BaseCloudEvent,
     *,
@@ -77,19 +73,11 @@ async def send(
     headers, body = events.to_http(event, mode, drop)
     headers["Prefer"] = "reply"
     try:
-        async with session.post(
-            url,
-            data=body,
-            headers=headers,
-            proxy=proxy_for(url),
-            timeout=aiohttp.ClientTimeout(total=timeout_s),
-        ) as resp:
-            read = await events.read_bounded(resp.content, MAX_REPLY_BYTES)
-            status = resp.status
-            got = {k.lower(): v for k, v in resp.headers.items()}
-    except (aiohttp.ClientError, TimeoutError, OSError) as e:
+        answer = await client.post(url, headers, body, timeout_s=timeout_s, limit=MAX_REPLY_BYTES)
+    except http1.NoAnswer as e:
         log.debug("delivery to %s: no response (%s)", url, e)
         return Outcome(None)
+    read, status, got = answer.body, answer.status, answer.headers
     if read is None:
         if not rules.succeeded(status):
             return Outcome(status, b"")
@@ -108,33 +96,6 @@ async def send(
     return Outcome(status, data, reply=replies[0])
 
 
-@functools.cache
-def _environment_proxies() -> dict[str, str]:
-    return urllib.request.getproxies_environment()
-
-
-@functools.lru_cache(maxsize=256)
-def proxy_for(url: str) -> str | None:
-    """The proxy `HTTP_PROXY` (and `NO_PROXY`) name for `url`, the environment read
-    once: the broker's session does not trust the environment, which aiohttp would
-    read again, with the netrc file, in a worker thread on every request."""
-    proxies = _environment_proxies()
-    parts = urllib.parse.urlsplit(url)
-    proxy = proxies.get(parts.scheme)
-    if proxy is None or _bypassed(parts.hostname or "", proxies.get("no", "")):
-        return None
-    return proxy
-
-
-def _bypassed(host: str, no_proxy: str) -> bool:
-    """Whether `NO_PROXY` (`*`, or names and domains: `example.com` and `.example.com`
-    both take its subdomains) names `host`."""
-    for entry in (e.strip().lower().lstrip(".") for e in no_proxy.split(",")):
-        if entry == "*" or (entry and (host == entry or host.endswith("." + entry))):
-            return True
-    return False
-
-
 class TriggerDispatcher:
     """One trigger's consumer loop; `run` until cancelled."""
 
@@ -143,7 +104,7 @@ class TriggerDispatcher:
         js: JetStreamContext,
         broker: BrokerEntry,
         trigger: TriggerEntry,
-        session: aiohttp.ClientSession,
+        session: http1.Client,
         publish: Publish,
         note: Note = _no_note,
     ) -> None:
