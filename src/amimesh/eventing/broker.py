@@ -22,6 +22,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 from cloudevents.core.base import BaseCloudEvent
+from nats.aio.client import Client
 
 from amimesh.eventing import events, http1, jetstream, ping
 from amimesh.eventing.config import (
@@ -94,24 +95,25 @@ async def _brokers(
     port: int,
     client: http1.Client,
 ) -> None:
-    nc = None
-    deadline = asyncio.get_running_loop().time() + CONNECT_TIMEOUT_S
-    while nc is None:
-        try:
-            nc = await jetstream.connect(url, user, password)
-        except Exception as e:  # the server may be starting
-            if asyncio.get_running_loop().time() > deadline:
-                raise
-            log.info("JetStream server not there yet (%s)", e)
-            await asyncio.sleep(CONNECT_RETRY_S)
+    nc = await _connect(url, user, password)
     js = nc.jetstream()
     await jetstream.ensure_log_stream(js, config.replicas)
-    await jetstream.drop_stale_streams(js, list(config.brokers))
+    # The mesh's server holds only this mesh's streams: those of brokers gone go.
+    # A broker's own servers (its config's) may serve others too: nothing is removed.
+    await jetstream.drop_stale_streams(js, [b for b in config.brokers if not b.servers])
+    clients = {("", ""): nc}
+    for b in config.brokers:
+        if b.connection not in clients:
+            who = ("", "")
+            if b.credentials:
+                who = jetstream.read_credentials(Path(b.credentials))
+            clients[b.connection] = await _connect(b.servers, *who)
+    streams = {key: c.jetstream() for key, c in clients.items()}
     notes = Notes(nc)
     note = notes.note
 
     async def publish(broker: BrokerEntry, event: BaseCloudEvent) -> None:
-        await js.publish(
+        await streams[broker.connection].publish(
             broker.subject,
             events.to_bytes(event),
             stream=broker.stream,
@@ -128,11 +130,13 @@ async def _brokers(
         by_broker = {(b.namespace, b.name, b.kind): b for b in config.brokers}
         dispatchers = []
         for b in config.brokers:
-            await jetstream.ensure_stream(js, b, config.replicas)
+            bjs = streams[b.connection]
+            await jetstream.ensure_stream(bjs, b, config.replicas)
             mine = [t for t in config.triggers if _owner(t) == (b.namespace, b.name, b.kind)]
-            await jetstream.drop_stale_consumers(js, b, mine)
+            await jetstream.drop_stale_consumers(bjs, b, mine)
         for t in config.triggers:
-            d = TriggerDispatcher(js, by_broker[_owner(t)], t, client, publish, note)
+            owner = by_broker[_owner(t)]
+            d = TriggerDispatcher(streams[owner.connection], owner, t, client, publish, note)
             await d.prepare()
             dispatchers.append(d)
         for d in dispatchers:
@@ -150,7 +154,21 @@ async def _brokers(
         await stop(tasks)
         await runner.cleanup()
         await notes.close()
-        await nc.drain()
+        for c in clients.values():
+            await c.drain()
+
+
+async def _connect(url: str, user: str, password: str) -> Client:
+    """A client of `url`'s servers, which may be starting: tried for a minute."""
+    deadline = asyncio.get_running_loop().time() + CONNECT_TIMEOUT_S
+    while True:
+        try:
+            return await jetstream.connect(url, user, password)
+        except Exception as e:  # the server may be starting
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            log.info("JetStream server %s not there yet (%s)", url, e)
+            await asyncio.sleep(CONNECT_RETRY_S)
 
 
 def _owner(t: TriggerEntry) -> tuple[str, str, str]:
