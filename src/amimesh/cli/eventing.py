@@ -13,6 +13,7 @@ applies to it. Apps send through their sidecars to the broker's address.
 from __future__ import annotations
 
 import json
+import socket
 import urllib.error
 import urllib.request
 import uuid
@@ -257,7 +258,11 @@ async def _history(
 
     port = mesh_config.read(mesh.path).nats_port
     if not port:
-        raise NoBroker("the mesh runs no JetStream server: its config has no Broker")
+        raise NoBroker("the mesh runs no JetStream server: its config names a NATS cluster")
+    try:  # the server starts with the mesh's first Broker
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    except OSError:
+        raise NoBroker("the mesh runs no JetStream server: it has no Broker yet") from None
     user, password = jetstream.read_credentials(nats_server.credentials_path(mesh.path))
     nc = await jetstream.connect(nats_server.url(port), user, password)
     try:

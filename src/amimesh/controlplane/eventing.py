@@ -35,9 +35,11 @@ from pathlib import Path
 from typing import Any
 
 from amimesh.config.store import Store
+from amimesh.controlplane.mesh_config import nats_wanted_path
 from amimesh.eventing import apiserver
+from amimesh.eventing.addressing import EventingPlan
 from amimesh.eventing.config import INGRESS, NAMESPACE, Runner
-from amimesh.eventing.expand import expand
+from amimesh.eventing.expand import expand, nats_cluster
 from amimesh.resources import ParseResult, parse_object
 from amimesh.resources.meta import Resource
 
@@ -96,6 +98,7 @@ class EventingController:
         self._report_changes(written)
         plan = expand(written, self.runner)
         self._write_secrets(plan.secrets)
+        self._want_server(plan, written)
         self._status = dict(plan.status)
         problems = tuple(str(p) for p in plan.problems)
         if problems != self._problems:
@@ -109,6 +112,18 @@ class EventingController:
         for e in errors:
             log.warning("eventing: %s", e)
         self._last_version = store.config_version
+
+    def _want_server(self, plan: EventingPlan, written: list[Resource]) -> None:
+        """Tell `ami up` the mesh's JetStream server is wanted: a Broker or a channel
+        on it (not on a config-nats cluster). Written once; `ami up` removes it."""
+        if self.state_dir is None or self.runner is None or not self.runner.nats_url:
+            return
+        if not plan.config.brokers or nats_cluster(written) is not None:
+            return
+        marker = nats_wanted_path(self.state_dir)
+        if not marker.exists():
+            marker.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            marker.write_text("a Broker or a channel\n")
 
     def _write_secrets(self, secrets: dict[str, str]) -> None:
         """The credentials of brokers' Secrets, a file each (0600 in a 0700
