@@ -210,3 +210,18 @@ def test_a_config_of_another_kind_is_refused_when_loaded() -> None:
     assert "Broker/default/orders: spec.config: must name a v1 ConfigMap, got v1 Secret" in str(
         error
     )
+
+
+def test_an_entry_of_config_br_defaults_with_a_key_ami_does_not_read_is_an_error() -> None:
+    defaults = configmap(
+        "config-br-defaults",
+        "{default-br-config: '{namespaceDefaults: {default: {brokerClasses: {}}}}'}",
+        "knative-eventing",
+    )
+    (problem,) = ex.reference_problems(
+        parse_documents(PLAIN + "---\n" + defaults, "x.yaml").resources
+    )
+    assert str(problem).startswith(
+        "ConfigMap/knative-eventing/config-br-defaults: data.default-br-config: "
+        "namespaceDefaults.default.brokerClasses: is not supported here"
+    )

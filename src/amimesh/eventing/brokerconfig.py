@@ -44,6 +44,7 @@ DEFAULT_BYTES = 1 << 30
 SECRET_KEY = "auth.secret.ref.name"
 KEYS = ("servers", "credentials", SECRET_KEY, "replicas", "retention", "maxAge", "maxBytes")
 RETENTIONS = ("interest", "limits")
+ENTRY_KEYS = ("brokerClass", "apiVersion", "kind", "name", "namespace", "delivery")
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ def br_defaults(resources: Sequence[Resource], namespace: str) -> Defaults | Pro
         return Problem(
             cm.ref, field, "must be YAML: clusterDefault, namespaceDefaults", "BadConfig"
         )
-    unknown = sorted(set(data) - {"clusterDefault", "namespaceDefaults", "brokerClasses"})
+    unknown = sorted(set(data) - {"clusterDefault", "namespaceDefaults"})
     if unknown:
         return Problem(cm.ref, f"{field}: {unknown[0]}", "is not a field here", "BadConfig")
     per_namespace = data.get("namespaceDefaults") or {}
@@ -106,6 +107,10 @@ def br_defaults(resources: Sequence[Resource], namespace: str) -> Defaults | Pro
         chosen, where = data.get("clusterDefault") or {}, f"{field}: clusterDefault"
     if not isinstance(chosen, dict):
         return Problem(cm.ref, where, "must be a map", "BadConfig")
+    unknown = sorted(set(chosen) - set(ENTRY_KEYS))
+    if unknown:  # newer Knative's per-class `brokerClasses` among them
+        message = "is not supported here: " + ", ".join(ENTRY_KEYS)
+        return Problem(cm.ref, f"{where}.{unknown[0]}", message, "BadConfig")
     broker_class = chosen.get("brokerClass", DEFAULT_CLASS)
     if not isinstance(broker_class, str) or not broker_class:
         return Problem(cm.ref, f"{where}.brokerClass", "must be a name", "BadConfig")
