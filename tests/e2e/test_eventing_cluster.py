@@ -14,15 +14,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from nats.js.api import RetentionPolicy
 
 from amimesh.eventing import jetstream
 from amimesh.runtime import nats as nats_server
 from tests.e2e.meshes import from_yaml
 from tests.e2e.test_eventing import (
     APP,
+    BROKER_URL,
     DURABILITY_EVENTS,
     all_delivered,
+    binary,
+    ids,
     produce_across,
     workload,
 )
@@ -145,6 +150,28 @@ spec:
 """,
             workload("sender", "sender", out),
             workload("orders", "sink", out),
+            f"""
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: own-nats}}
+data: {{servers: "{",".join(reversed(servers.split(",")))}", credentials: nats.creds,
+       replicas: "1",
+       retention: limits, maxAge: PT1H}}
+---
+apiVersion: eventing.knative.dev/v1
+kind: Broker
+metadata: {{name: own}}
+spec:
+  config: {{apiVersion: v1, kind: ConfigMap, name: own-nats}}
+---
+apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata: {{name: own-orders}}
+spec:
+  broker: own
+  subscriber: {{ref: {{apiVersion: v1, kind: Service, name: own-orders}}}}
+""",
+            workload("own-orders", "sink", out),
         ]
     )
 
@@ -183,3 +210,35 @@ def test_kill_9_of_the_stream_leader_loses_no_accepted_event(
     accepted = produce_across(up, "c", kill, DURABILITY_EVENTS)
     assert cluster.stream().cluster.leader != leader
     all_delivered(out, accepted)
+
+
+def test_a_broker_of_its_own_config_has_its_stream_and_delivers(
+    cluster_mesh: tuple[Up, Path, Cluster],
+) -> None:
+    """A Broker whose `spec.config` names servers of its own (the cluster's, written
+    otherwise: another connection of the broker process), its stream made with its
+    settings."""
+    up, out, cluster = cluster_mesh
+
+    async def info(js: Any) -> Any:
+        return await js.stream_info("KNB_default_own")
+
+    def own_stream() -> Any:
+        try:
+            return cluster.ask(info)
+        except Exception:  # not made yet
+            return None
+
+    stream = until(own_stream, "the own broker's stream", timeout=60)
+    assert stream.config.num_replicas == 1
+    assert stream.config.retention == RetentionPolicy.LIMITS
+    assert stream.config.max_age == 3600
+    own = BROKER_URL.removesuffix("/default") + "/own"
+    url = up.info().gateway_urls[0] + f"/send?to={own}"
+
+    def sent() -> bool:
+        r = httpx.post(url, headers=binary("own-1", "anything"), timeout=20, trust_env=False)
+        return r.status_code == 202
+
+    until(sent, "the own broker taking an event", timeout=60)
+    until(lambda: "own-1" in ids(out, "own-orders"), "the event delivered", timeout=60)

@@ -23,6 +23,7 @@ import aiohttp
 from aiohttp import web
 from cloudevents.core.base import BaseCloudEvent
 from nats.aio.client import Client
+from nats.js import JetStreamContext
 
 from amimesh.eventing import events, http1, jetstream, ping
 from amimesh.eventing.config import (
@@ -101,19 +102,16 @@ async def _brokers(
     # The mesh's server holds only this mesh's streams: those of brokers gone go.
     # A broker's own servers (its config's) may serve others too: nothing is removed.
     await jetstream.drop_stale_streams(js, [b for b in config.brokers if not b.servers])
-    clients = {("", ""): nc}
-    for b in config.brokers:
-        if b.connection not in clients:
-            who = ("", "")
-            if b.credentials:
-                who = jetstream.read_credentials(Path(b.credentials))
-            clients[b.connection] = await _connect(b.servers, *who)
-    streams = {key: c.jetstream() for key, c in clients.items()}
+    clients: dict[tuple[str, str], Client] = {("", ""): nc}
+    streams: dict[tuple[str, str], JetStreamContext] = {("", ""): js}
     notes = Notes(nc)
     note = notes.note
 
     async def publish(broker: BrokerEntry, event: BaseCloudEvent) -> None:
-        await streams[broker.connection].publish(
+        target = streams.get(broker.connection)
+        if target is None:  # its own servers are not reached (yet): 503
+            raise LookupError(f"the servers of {broker.name} are not reached")
+        await target.publish(
             broker.subject,
             events.to_bytes(event),
             stream=broker.stream,
@@ -126,21 +124,44 @@ async def _brokers(
     site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
     tasks: list[asyncio.Task[None]] = []
-    try:
-        by_broker = {(b.namespace, b.name, b.kind): b for b in config.brokers}
-        dispatchers = []
-        for b in config.brokers:
-            bjs = streams[b.connection]
+
+    async def serve_group(key: tuple[str, str], bjs: JetStreamContext) -> None:
+        """The streams, consumers and dispatchers of the brokers on one connection."""
+        group = [b for b in config.brokers if b.connection == key]
+        mine = {(b.namespace, b.name, b.kind): b for b in group}
+        for b in group:
             await jetstream.ensure_stream(bjs, b, config.replicas)
-            mine = [t for t in config.triggers if _owner(t) == (b.namespace, b.name, b.kind)]
-            await jetstream.drop_stale_consumers(bjs, b, mine)
+            theirs = [t for t in config.triggers if _owner(t) == (b.namespace, b.name, b.kind)]
+            await jetstream.drop_stale_consumers(bjs, b, theirs)
         for t in config.triggers:
-            owner = by_broker[_owner(t)]
-            d = TriggerDispatcher(streams[owner.connection], owner, t, client, publish, note)
+            owner = mine.get(_owner(t))
+            if owner is None:
+                continue
+            d = TriggerDispatcher(bjs, owner, t, client, publish, note)
             await d.prepare()
-            dispatchers.append(d)
-        for d in dispatchers:
-            tasks.append(asyncio.create_task(d.run(), name=f"trigger-{d.trigger.name}"))
+            tasks.append(asyncio.create_task(d.run(), name=f"trigger-{t.name}"))
+        streams[key] = bjs
+
+    async def own_servers(key: tuple[str, str]) -> None:
+        """A broker's own servers (its config's), tried until reached: the other
+        brokers do not wait for them."""
+        servers, credentials = key
+        who = jetstream.read_credentials(Path(credentials)) if credentials else ("", "")
+        while True:
+            try:
+                c = await _connect(servers, *who)
+                break
+            except Exception as e:  # they are away: its events get 503 meanwhile
+                log.warning("JetStream servers %s not reached (%s): trying again", servers, e)
+                await asyncio.sleep(CONNECT_RETRY_S * 10)
+        clients[key] = c
+        await serve_group(key, c.jetstream())
+        log.info("brokers on %s served", servers)
+
+    try:
+        await serve_group(("", ""), js)
+        for key in sorted({b.connection for b in config.brokers if b.servers}):
+            tasks.append(asyncio.create_task(own_servers(key), name=f"servers-{key[0]}"))
         ingress.ready = True
         log.info(
             "broker ingress on 127.0.0.1:%d: %d broker(s), %d trigger(s)",
