@@ -178,6 +178,18 @@ metadata: {name: default}
 spec:
   delivery: {retry: 3, backoffPolicy: linear, backoffDelay: PT0.1S}
 ---
+# A broker whose own servers are not there: it alone refuses events.
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: away-nats}
+data: {servers: "nats://127.0.0.1:9"}
+---
+apiVersion: eventing.knative.dev/v1
+kind: Broker
+metadata: {name: away}
+spec:
+  config: {apiVersion: v1, kind: ConfigMap, name: away-nats}
+---
 apiVersion: networking.istio.io/v1
 kind: Gateway
 metadata: {name: web}
@@ -595,6 +607,15 @@ def test_an_api_server_source_reports_an_apply(mesh: tuple[Up, Path]) -> None:
         "name": "watched",
         "namespace": "default",
     }
+
+
+def test_a_broker_whose_servers_are_away_refuses_alone(mesh: tuple[Up, Path]) -> None:
+    up, out = mesh
+    away = BROKER_URL.removesuffix("/default") + "/away"
+    r = send(up, binary("away-1", "order.placed", region="x"), to=away)
+    assert r.status_code == 503, r.text
+    assert send(up, binary("here-1", "order.placed", region="x")).status_code == 202
+    until(lambda: "here-1" in ids(out, "orders"), "the other broker's event delivered")
 
 
 def test_invalid_events_are_refused_with_a_reason(mesh: tuple[Up, Path]) -> None:
