@@ -162,3 +162,17 @@ async def test_through_a_proxy_the_target_is_the_absolute_url(
     head = server.requests[0]
     assert head.startswith(b"POST http://sink.default.svc.cluster.local/a HTTP/1.1\r\n")
     assert b"\r\nHost: sink.default.svc.cluster.local\r\n" in head
+
+
+async def test_a_line_break_in_a_header_is_never_sent(client: http1.Client) -> None:
+    server = Server(lambda n: b"HTTP/1.1 202 OK\r\nContent-Length: 0\r\n\r\n")
+    async with await serve(server):
+        with pytest.raises(http1.NoAnswer):
+            await client.post(
+                f"http://127.0.0.1:{server.port}/",
+                {"ce-x": "a\r\nInjected: 1"},
+                b"",
+                timeout_s=5,
+                limit=9,
+            )
+    assert server.requests == []

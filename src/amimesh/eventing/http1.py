@@ -98,6 +98,8 @@ class Client:
         )
         head = [f"POST {target} HTTP/1.1", f"Host: {parts.netloc}"]
         head += [f"{k}: {v}" for k, v in headers.items()]
+        if any(c in line for line in head for c in "\r\n\0"):  # no header of its own
+            raise NoAnswer("a line break in the request's head")
         head.append(f"Content-Length: {len(body)}")
         request = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
         try:
