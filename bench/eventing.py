@@ -16,6 +16,10 @@ Figures (one JSON line each), from one mesh started here (embedded JetStream ser
   ingress (the `time` it gives an event sent without one) to the subscriber.
 
 `--processes N` runs N broker processes (`knative-eventing/config-ami-broker`).
+
+`--durability [--events N]` runs the durability runs instead (`eventing_durability.py`):
+`lost_events` after `kill -9` of the broker process, of the JetStream server, and of a
+three-node cluster's stream leader, with N events each (2000).
 """
 
 from __future__ import annotations
@@ -149,7 +153,14 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Knative Eventing on the mesh")
     p.add_argument("--quick", action="store_true", help="shorter load runs")
     p.add_argument("--processes", type=int, default=1, help="broker processes (config-ami-broker)")
+    p.add_argument("--durability", action="store_true", help="the kill -9 runs: lost_events")
+    p.add_argument("--events", type=int, default=2000, help="events of each durability run")
     args = p.parse_args(argv)
+    if args.durability:
+        import eventing_durability
+
+        eventing_durability.run(args.events)
+        return 0
     if shutil.which("hey") is None:
         print("bench/eventing.py needs hey: make bench-deps", file=sys.stderr)
         return 2

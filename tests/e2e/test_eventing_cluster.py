@@ -1,6 +1,7 @@
 """A broker on a three-node NATS cluster on loopback (`knative-eventing/config-nats`,
 stream replicas 3): `ami up` starts no server of its own, and a `kill -9` of the
-stream's leader while events flow loses no event answered 202; delivery goes on."""
+stream's leader while events flow loses no event answered 202; delivery goes on
+(`AMI_DURABILITY_EVENTS` events; `bench/eventing.py --durability` runs 2000)."""
 
 from __future__ import annotations
 
@@ -9,18 +10,27 @@ import os
 import signal
 import socket
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from nats.js.api import RetentionPolicy
 
 from amimesh.eventing import jetstream
 from amimesh.runtime import nats as nats_server
 from tests.e2e.meshes import from_yaml
-from tests.e2e.test_eventing import APP, BROKER_URL, all_delivered, binary, workload
+from tests.e2e.test_eventing import (
+    APP,
+    BROKER_URL,
+    DURABILITY_EVENTS,
+    all_delivered,
+    binary,
+    ids,
+    produce_across,
+    workload,
+)
 from tests.e2e.test_runtime import Up, until
 
 pytestmark = [pytest.mark.envoy, pytest.mark.slow]
@@ -140,6 +150,28 @@ spec:
 """,
             workload("sender", "sender", out),
             workload("orders", "sink", out),
+            f"""
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: own-nats}}
+data: {{servers: "{",".join(reversed(servers.split(",")))}", credentials: nats.creds,
+       replicas: "1",
+       retention: limits, maxAge: PT1H}}
+---
+apiVersion: eventing.knative.dev/v1
+kind: Broker
+metadata: {{name: own}}
+spec:
+  config: {{apiVersion: v1, kind: ConfigMap, name: own-nats}}
+---
+apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata: {{name: own-orders}}
+spec:
+  broker: own
+  subscriber: {{ref: {{apiVersion: v1, kind: Service, name: own-orders}}}}
+""",
+            workload("own-orders", "sink", out),
         ]
     )
 
@@ -166,35 +198,47 @@ def test_kill_9_of_the_stream_leader_loses_no_accepted_event(
 ) -> None:
     up, out, cluster = cluster_mesh
     assert not (up.state.path / "nats" / "nats.conf").exists()  # no embedded server
-    accepted: list[str] = []
-    stop = threading.Event()
+    leader = ""
 
-    def produce() -> None:
-        url = up.info().gateway_urls[0] + f"/send?to={BROKER_URL}"
-        with httpx.Client(trust_env=False, timeout=20) as c:
-            i = 0
-            while not stop.is_set() and i < 400:
-                event_id = f"c-{i}"
-                i += 1
-                try:
-                    r = c.post(url, headers=binary(event_id, "order.placed"))
-                except httpx.HTTPError:
-                    continue
-                if r.status_code == 202:
-                    accepted.append(event_id)
-
-    producer = threading.Thread(target=produce)
-    producer.start()
-    try:
-        until(lambda: len(accepted) >= 20, "events accepted", timeout=60)
+    def kill() -> None:
+        nonlocal leader
         info = cluster.stream()
         assert info.config.num_replicas == 3
         leader = info.cluster.leader
         os.kill(cluster.procs[leader].pid, signal.SIGKILL)
-        count = len(accepted)
-        until(lambda: len(accepted) >= count + 20, "events accepted after the kill", timeout=60)
-        assert cluster.stream().cluster.leader != leader
-    finally:
-        stop.set()
-        producer.join(60)
+
+    accepted = produce_across(up, "c", kill, DURABILITY_EVENTS)
+    assert cluster.stream().cluster.leader != leader
     all_delivered(out, accepted)
+
+
+def test_a_broker_of_its_own_config_has_its_stream_and_delivers(
+    cluster_mesh: tuple[Up, Path, Cluster],
+) -> None:
+    """A Broker whose `spec.config` names servers of its own (the cluster's, written
+    otherwise: another connection of the broker process), its stream made with its
+    settings."""
+    up, out, cluster = cluster_mesh
+
+    async def info(js: Any) -> Any:
+        return await js.stream_info("KNB_default_own")
+
+    def own_stream() -> Any:
+        try:
+            return cluster.ask(info)
+        except Exception:  # not made yet
+            return None
+
+    stream = until(own_stream, "the own broker's stream", timeout=60)
+    assert stream.config.num_replicas == 1
+    assert stream.config.retention == RetentionPolicy.LIMITS
+    assert stream.config.max_age == 3600
+    own = BROKER_URL.removesuffix("/default") + "/own"
+    url = up.info().gateway_urls[0] + f"/send?to={own}"
+
+    def sent() -> bool:
+        r = httpx.post(url, headers=binary("own-1", "anything"), timeout=20, trust_env=False)
+        return r.status_code == 202
+
+    until(sent, "the own broker taking an event", timeout=60)
+    until(lambda: "own-1" in ids(out, "own-orders"), "the event delivered", timeout=60)

@@ -7,9 +7,12 @@ import asyncio
 import socket
 import subprocess
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
+from nats.js.api import RetentionPolicy
 
 from amimesh.eventing import jetstream
 from amimesh.eventing.config import BrokerEntry, TriggerEntry
@@ -71,3 +74,33 @@ def test_stale_streams_and_consumers_are_removed(server: str) -> None:
     streams, consumers = asyncio.run(run())
     assert streams == ["KNB_LOG", "KNB_default_keep"]
     assert consumers == ["T_t1"]
+
+
+def test_a_brokers_config_makes_its_stream_and_a_change_updates_it(server: str) -> None:
+    """A Broker's `spec.config` (`eventing.brokerconfig`) as the server keeps it."""
+    own = BrokerEntry("default", "own", retention="limits", max_age_s=3600.0, max_bytes=1 << 21)
+
+    async def run() -> tuple[Any, Any, Any]:
+        nc = await jetstream.connect(server, "", "")
+        js = nc.jetstream()
+        await jetstream.ensure_stream(js, BrokerEntry("default", "plain"))
+        await jetstream.ensure_stream(js, own)
+        plain = await js.stream_info("KNB_default_plain")
+        made = await js.stream_info(own.stream)
+        await jetstream.ensure_stream(js, replace(own, max_age_s=60.0))
+        changed = await js.stream_info(own.stream)
+        await nc.close()
+        return plain.config, made.config, changed.config
+
+    plain, made, changed = asyncio.run(run())
+    assert (plain.retention, plain.max_age, plain.max_bytes) == (
+        RetentionPolicy.INTEREST,
+        0,
+        1 << 30,
+    )
+    assert (made.retention, made.max_age, made.max_bytes) == (
+        RetentionPolicy.LIMITS,
+        3600.0,
+        1 << 21,
+    )
+    assert changed.max_age == 60.0

@@ -258,8 +258,9 @@ TRACE: dict[str, Any] = {
 }  # fmt: skip
 
 
-def fake_api() -> web.Application:
-    """The dashboard's routes and the API shapes it reads, behind the real auth."""
+def fake_api(graph: dict[str, Any] | None = None) -> web.Application:
+    """The dashboard's routes and the API shapes it reads, behind the real auth (the
+    graph: `graph`, else the small one above)."""
 
     def answer(body: Any) -> Any:
         async def handler(request: web.Request) -> web.Response:
@@ -322,7 +323,10 @@ def fake_api() -> web.Application:
             web.get("/api/v1/resources", answer({"kind": None, "items": resources})),
             web.get("/api/v1/analyze", answer({"findings": findings})),
             web.get("/api/v1/serving/revisions", answer({"revisions": revisions})),
-            web.get("/api/v1/graph", answer({"window_s": 60, "nodes": NODES, "edges": EDGES})),
+            web.get(
+                "/api/v1/graph",
+                answer(graph or {"window_s": 60, "nodes": NODES, "edges": EDGES}),
+            ),
             web.get(
                 "/api/v1/metrics/services",
                 answer({"window_s": 60, "services": [

@@ -15,7 +15,7 @@ from cloudevents.core.base import BaseCloudEvent
 from cloudevents.core.v1.event import CloudEvent
 
 from amimesh.eventing import delivery as rules
-from amimesh.eventing import events
+from amimesh.eventing import events, http1
 from amimesh.eventing.config import BrokerEntry, TriggerEntry
 from amimesh.eventing.dispatcher import TriggerDispatcher
 
@@ -63,7 +63,7 @@ class World:
     subscriber: Subscriber
     dls: Subscriber
     base: str
-    session: aiohttp.ClientSession
+    session: http1.Client
     published: list[BaseCloudEvent] = field(default_factory=list)
 
     def dispatcher(self, **delivery: Any) -> TriggerDispatcher:
@@ -96,7 +96,9 @@ async def world() -> AsyncIterator[World]:
     app.router.add_post("/sub", sub.handle)
     app.router.add_post("/dls", dls.handle)
     async with TestServer(app) as server, aiohttp.ClientSession() as session:
-        yield World(sub, dls, str(server.make_url("")).rstrip("/"), session)
+        client = http1.Client(session)
+        yield World(sub, dls, str(server.make_url("")).rstrip("/"), client)
+        await client.close()
 
 
 def stored(type_: str = "order.placed", ttl: int = 255) -> bytes:
@@ -224,3 +226,21 @@ async def test_a_reply_over_the_limit_is_an_error(world: World) -> None:
     await world.dispatcher(dead_letter=f"{world.base}/dls").handle(m)
     assert m.acked and world.published == []
     assert len(world.dls.got) == 1
+
+
+def test_the_proxy_is_the_environments_read_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:15001")
+    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1,::1,.internal")
+    http1._environment_proxies.cache_clear()
+    http1.proxy_for.cache_clear()
+    try:
+        assert http1.proxy_for("http://sink.default.svc.cluster.local/x") == (
+            "http://127.0.0.1:15001"
+        )
+        assert http1.proxy_for("http://127.0.0.1:8080/") is None
+        assert http1.proxy_for("http://[::1]:8080/") is None
+        assert http1.proxy_for("http://a.b.internal/") is None
+        assert http1.proxy_for("https://sink/") is None  # no HTTPS_PROXY
+    finally:
+        http1._environment_proxies.cache_clear()
+        http1.proxy_for.cache_clear()

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from amimesh.eventing.history import Delivery, Record, outcome_text, summarize
+from amimesh.eventing.history import (
+    Delivery,
+    Record,
+    decode_many,
+    encode_many,
+    outcome_text,
+    summarize,
+)
 
 
 def test_rows_per_event_with_each_trigger_outcome() -> None:
@@ -65,6 +72,14 @@ def test_records_round_trip_and_junk_is_skipped() -> None:
     assert Record.decode(r.encode()) == r
     assert Record.decode(b"not json") is None
     assert Record.decode(b'{"kind": "taken", "surprise": 1}') is None
+
+
+def test_a_message_holds_many_records() -> None:
+    a = Record("taken", 1.0, "a", "/s", "t")
+    b = Record("attempt", 2.0, "a", "/s", "t", trigger="one", attempt=1, status=202)
+    assert decode_many(encode_many([a, b])) == [a, b]
+    assert decode_many(a.encode()) == [a]  # a message of one record, as written before
+    assert decode_many(a.encode() + b"\nnot json\n" + b.encode()) == [a, b]
 
 
 def test_delivered_after_retries() -> None:

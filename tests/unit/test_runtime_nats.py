@@ -34,3 +34,19 @@ def test_a_config_without_stored_kinds_is_not_parsed() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False", out.stdout
+
+
+def test_a_named_cluster_is_found_and_a_config_without_one_is_not_parsed(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "broker.yaml").write_text(BROKER)
+    assert not nats.names_a_cluster(tmp_path)
+    (tmp_path / "nats.yaml").write_text(CLUSTER)
+    assert nats.names_a_cluster(tmp_path)
+    code = (
+        "import sys; from pathlib import Path; from amimesh.runtime import nats; "
+        f"assert not nats.names_a_cluster(Path({str(EXAMPLES / 'shop')!r})); "
+        "print('pydantic' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", out.stdout

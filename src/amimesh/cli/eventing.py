@@ -13,6 +13,7 @@ applies to it. Apps send through their sidecars to the broker's address.
 from __future__ import annotations
 
 import json
+import socket
 import urllib.error
 import urllib.request
 import uuid
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from amimesh.eventing.config import INGRESS, NAMESPACE
-from amimesh.eventing.history import Record
+from amimesh.eventing.history import Record, decode_many
 
 if TYPE_CHECKING:
     from amimesh.cli.client import MeshClient
@@ -257,7 +258,11 @@ async def _history(
 
     port = mesh_config.read(mesh.path).nats_port
     if not port:
-        raise NoBroker("the mesh runs no JetStream server: its config has no Broker")
+        raise NoBroker("the mesh runs no JetStream server: its config names a NATS cluster")
+    try:  # the server starts with the mesh's first Broker
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    except OSError:
+        raise NoBroker("the mesh runs no JetStream server: it has no Broker yet") from None
     user, password = jetstream.read_credentials(nats_server.credentials_path(mesh.path))
     nc = await jetstream.connect(nats_server.url(port), user, password)
     try:
@@ -286,11 +291,9 @@ async def _history(
                     follow(batch)
                     batch = []
                 continue
-            record = Record.decode(msg.data)
-            if record is None:
-                continue
-            records.append(record)
-            batch.append(record)
+            got = decode_many(msg.data)
+            records.extend(got)
+            batch.extend(got)
             if backlog and msg.metadata.num_pending == 0:
                 backlog = False
                 if follow is None:

@@ -6,7 +6,9 @@
 - `GET /api/v1/graph?window=S`: the service graph over the last S seconds (default 60):
   workload and service nodes; edges source workload → service (as the source's proxy
   reports) and service → destination workload (as the destination's proxy reports),
-  each with requests, requests/s, error rate, p99 and whether it is mutual TLS.
+  each with requests, requests/s, error rate, p99 and whether it is mutual TLS; and
+  with the config's Brokers, a node per Broker and an edge per (broker, subscriber
+  service) naming its Triggers (`eventing.graph`).
 - `GET /api/v1/metrics/services?window=S` and `/api/v1/metrics/workloads?window=S`:
   golden metrics (requests/s, success rate, p50/p95/p99) per service and per workload,
   as the destinations' proxies report them (Linkerd's inbound view).
@@ -39,6 +41,37 @@ def _window(request: web.Request) -> float:
     return value
 
 
+def _with_brokers(cp: ControlPlane, data: dict[str, Any]) -> dict[str, Any]:
+    """The graph with the config's Brokers and Triggers (`eventing.graph`), their
+    readiness as the eventing controller says; as it was without a Broker (Eventing's
+    modules are not loaded for a mesh without one)."""
+    resources = cp.store.resources()
+    brokers = [r for r in resources if r.kind == "Broker" and r.apiVersion.startswith(EVENTING)]
+    if not brokers:
+        return data
+    from amimesh.eventing import graph as eventing_graph
+
+    def ready(key: tuple[str, str, str]) -> tuple[bool, dict[str, Any]]:
+        status = cp.eventing.status_of(key) or {}
+        conditions = status.get("conditions") or [{}]
+        return conditions[0].get("status") == "True", status
+
+    triggers = []
+    for t in resources:
+        if t.kind != "Trigger" or not t.apiVersion.startswith(EVENTING):
+            continue
+        ok, status = ready(t.key)
+        spec = getattr(t, "spec", None)
+        broker = str(getattr(spec, "broker", ""))
+        subscriber = str(status.get("subscriberUri", ""))
+        triggers.append(eventing_graph.GraphTrigger(t.namespace, t.name, broker, subscriber, ok))
+    listed = [(b.namespace, b.name, ready(b.key)[0]) for b in brokers]
+    return eventing_graph.with_brokers(data, listed, triggers)
+
+
+EVENTING = "eventing.knative.dev/"
+
+
 def routes(cp: ControlPlane) -> list[web.RouteDef]:
     async def metrics(request: web.Request) -> web.Response:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -56,7 +89,7 @@ def routes(cp: ControlPlane) -> list[web.RouteDef]:
 
         window = _window(request)
         data: dict[str, Any] = golden.graph(cp.metrics.window(window), window, labels_of())
-        return web.json_response(data)
+        return web.json_response(_with_brokers(cp, data))
 
     async def services(request: web.Request) -> web.Response:
         from amimesh.telemetry import golden

@@ -26,6 +26,7 @@ import contextlib
 import datetime
 import json
 import logging
+import os
 import urllib.error
 import urllib.request
 import uuid
@@ -34,9 +35,11 @@ from pathlib import Path
 from typing import Any
 
 from amimesh.config.store import Store
+from amimesh.controlplane.mesh_config import nats_wanted_path
 from amimesh.eventing import apiserver
+from amimesh.eventing.addressing import EventingPlan
 from amimesh.eventing.config import INGRESS, NAMESPACE, Runner
-from amimesh.eventing.expand import expand
+from amimesh.eventing.expand import expand, nats_cluster
 from amimesh.resources import ParseResult, parse_object
 from amimesh.resources.meta import Resource
 
@@ -56,12 +59,14 @@ def runner_for(state_dir: Path | None, nats_port: int, python: str) -> Runner | 
     with no state runs none); without a JetStream server it runs PingSources only."""
     if state_dir is None:
         return None
+    secrets = str(state_dir / "eventing" / "credentials")
     if not nats_port:
-        return Runner(python=python)
+        return Runner(python=python, secrets_dir=secrets)
     return Runner(
         python=python,
         nats_url=f"nats://127.0.0.1:{nats_port}",
         credentials=str(state_dir / "nats" / "credentials"),
+        secrets_dir=secrets,
     )
 
 
@@ -92,6 +97,8 @@ class EventingController:
         written = [r for r in store.resources() if store.source_of(r.key) != SOURCE]
         self._report_changes(written)
         plan = expand(written, self.runner)
+        self._write_secrets(plan.secrets)
+        self._want_server(plan, written)
         self._status = dict(plan.status)
         problems = tuple(str(p) for p in plan.problems)
         if problems != self._problems:
@@ -105,6 +112,40 @@ class EventingController:
         for e in errors:
             log.warning("eventing: %s", e)
         self._last_version = store.config_version
+
+    def _want_server(self, plan: EventingPlan, written: list[Resource]) -> None:
+        """Tell `ami up` the mesh's JetStream server is wanted: a Broker or a channel
+        on it (not on a config-nats cluster). Written once; `ami up` removes it."""
+        if self.state_dir is None or self.runner is None or not self.runner.nats_url:
+            return
+        if not plan.config.brokers or nats_cluster(written) is not None:
+            return
+        marker = nats_wanted_path(self.state_dir)
+        if not marker.exists():
+            marker.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            marker.write_text("a Broker or a channel\n")
+
+    def _write_secrets(self, secrets: dict[str, str]) -> None:
+        """The credentials of brokers' Secrets, a file each (0600 in a 0700
+        directory), before the broker process that reads them starts."""
+        if self.runner is None or not self.runner.secrets_dir:
+            return
+        where = Path(self.runner.secrets_dir)
+        if not secrets and not where.exists():
+            return
+        where.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for name, text in secrets.items():
+            path = where / name
+            if path.exists() and path.read_text() == text:
+                continue
+            tmp = where / f".{name}.tmp"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+            tmp.replace(path)
+        for old in where.iterdir():
+            if old.name not in secrets and not old.name.startswith("."):
+                old.unlink()
 
     def watch(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop

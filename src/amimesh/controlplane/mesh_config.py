@@ -19,6 +19,12 @@ TRACES_DB = "traces.db"
 LOCK_FILE = "controlplane.lock"
 
 
+def nats_wanted_path(state_dir: Path) -> Path:
+    """Written by the control plane once its config has a Broker or a channel on the
+    mesh's own JetStream server: `ami up` then starts the server if it had not."""
+    return state_dir / "nats" / "wanted"
+
+
 @dataclass(frozen=True)
 class MeshControlPlane:
     """`controlplane.json`: what `ami up` decided for its control plane."""

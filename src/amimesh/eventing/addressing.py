@@ -44,6 +44,9 @@ class EventingPlan:
     derived: list[dict[str, Any]] = field(default_factory=list)
     status: dict[Key, dict[str, Any]] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    # Credentials the control plane writes for the broker process: a file name (under
+    # the runner's `secrets_dir`) and its text, `user:password`.
+    secrets: dict[str, str] = field(default_factory=dict)
 
 
 def ready_status(ready: bool, reason: str = "", message: str = "") -> dict[str, Any]:

@@ -22,8 +22,10 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 from cloudevents.core.base import BaseCloudEvent
+from nats.aio.client import Client
+from nats.js import JetStreamContext
 
-from amimesh.eventing import events, jetstream, ping
+from amimesh.eventing import events, http1, jetstream, ping
 from amimesh.eventing.config import (
     CONFIG_ENV,
     NATS_CREDENTIALS_ENV,
@@ -33,8 +35,8 @@ from amimesh.eventing.config import (
     TriggerEntry,
 )
 from amimesh.eventing.dispatcher import TriggerDispatcher, stop
-from amimesh.eventing.history import Record
 from amimesh.eventing.ingress import Ingress
+from amimesh.eventing.notes import Notes
 
 log = logging.getLogger("amimesh.eventing.broker")
 
@@ -47,15 +49,18 @@ async def serve(config: BrokerConfig, url: str, user: str, password: str, port: 
     # PingSources.
     instance = os.environ.get("AMI_INSTANCE", "")
     sources = config.pings if not instance or instance.endswith("-0") else ()
-    async with aiohttp.ClientSession(trust_env=True) as session:
-        pings = [asyncio.create_task(ping.run(p, session), name=f"ping-{p.name}") for p in sources]
+    # Deliveries leave through the sidecar `HTTP_PROXY` names (`http1.proxy_for`).
+    async with aiohttp.ClientSession() as session:
+        client = http1.Client(session)
+        pings = [asyncio.create_task(ping.run(p, client), name=f"ping-{p.name}") for p in sources]
         try:
             if config.brokers:
-                await _brokers(config, url, user, password, port, session)
+                await _brokers(config, url, user, password, port, client)
             else:
                 await _health_only(port)
         finally:
             await stop(pings)
+            await client.close()
 
 
 async def _health_only(port: int) -> None:
@@ -89,35 +94,24 @@ async def _brokers(
     user: str,
     password: str,
     port: int,
-    session: aiohttp.ClientSession,
+    client: http1.Client,
 ) -> None:
-    nc = None
-    deadline = asyncio.get_running_loop().time() + CONNECT_TIMEOUT_S
-    while nc is None:
-        try:
-            nc = await jetstream.connect(url, user, password)
-        except Exception as e:  # the server may be starting
-            if asyncio.get_running_loop().time() > deadline:
-                raise
-            log.info("JetStream server not there yet (%s)", e)
-            await asyncio.sleep(CONNECT_RETRY_S)
+    nc = await _connect(url, user, password)
     js = nc.jetstream()
     await jetstream.ensure_log_stream(js, config.replicas)
-    await jetstream.drop_stale_streams(js, list(config.brokers))
-    client = nc
-
-    async def note(broker: BrokerEntry, record: Record) -> None:
-        """A history record (`ami events` reads them): buffered by the client, not
-        waited for; one lost with a connection is no loss of an event."""
-        try:
-            await client.publish(
-                jetstream.log_subject(broker.namespace, broker.name), record.encode()
-            )
-        except Exception as e:  # the connection is away: the history has a gap
-            log.debug("a history record was not sent: %s", e)
+    # The mesh's server holds only this mesh's streams: those of brokers gone go.
+    # A broker's own servers (its config's) may serve others too: nothing is removed.
+    await jetstream.drop_stale_streams(js, [b for b in config.brokers if not b.servers])
+    clients: dict[tuple[str, str], Client] = {("", ""): nc}
+    streams: dict[tuple[str, str], JetStreamContext] = {("", ""): js}
+    notes = Notes(nc)
+    note = notes.note
 
     async def publish(broker: BrokerEntry, event: BaseCloudEvent) -> None:
-        await js.publish(
+        target = streams.get(broker.connection)
+        if target is None:  # its own servers are not reached (yet): 503
+            raise LookupError(f"the servers of {broker.name} are not reached")
+        await target.publish(
             broker.subject,
             events.to_bytes(event),
             stream=broker.stream,
@@ -130,19 +124,44 @@ async def _brokers(
     site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
     tasks: list[asyncio.Task[None]] = []
-    try:
-        by_broker = {(b.namespace, b.name, b.kind): b for b in config.brokers}
-        dispatchers = []
-        for b in config.brokers:
-            await jetstream.ensure_stream(js, b, config.replicas)
-            mine = [t for t in config.triggers if _owner(t) == (b.namespace, b.name, b.kind)]
-            await jetstream.drop_stale_consumers(js, b, mine)
+
+    async def serve_group(key: tuple[str, str], bjs: JetStreamContext) -> None:
+        """The streams, consumers and dispatchers of the brokers on one connection."""
+        group = [b for b in config.brokers if b.connection == key]
+        mine = {(b.namespace, b.name, b.kind): b for b in group}
+        for b in group:
+            await jetstream.ensure_stream(bjs, b, config.replicas)
+            theirs = [t for t in config.triggers if _owner(t) == (b.namespace, b.name, b.kind)]
+            await jetstream.drop_stale_consumers(bjs, b, theirs)
         for t in config.triggers:
-            d = TriggerDispatcher(js, by_broker[_owner(t)], t, session, publish, note)
+            owner = mine.get(_owner(t))
+            if owner is None:
+                continue
+            d = TriggerDispatcher(bjs, owner, t, client, publish, note)
             await d.prepare()
-            dispatchers.append(d)
-        for d in dispatchers:
-            tasks.append(asyncio.create_task(d.run(), name=f"trigger-{d.trigger.name}"))
+            tasks.append(asyncio.create_task(d.run(), name=f"trigger-{t.name}"))
+        streams[key] = bjs
+
+    async def own_servers(key: tuple[str, str]) -> None:
+        """A broker's own servers (its config's), tried until reached: the other
+        brokers do not wait for them."""
+        servers, credentials = key
+        who = jetstream.read_credentials(Path(credentials)) if credentials else ("", "")
+        while True:
+            try:
+                c = await _connect(servers, *who)
+                break
+            except Exception as e:  # they are away: its events get 503 meanwhile
+                log.warning("JetStream servers %s not reached (%s): trying again", servers, e)
+                await asyncio.sleep(CONNECT_RETRY_S * 10)
+        clients[key] = c
+        await serve_group(key, c.jetstream())
+        log.info("brokers on %s served", servers)
+
+    try:
+        await serve_group(("", ""), js)
+        for key in sorted({b.connection for b in config.brokers if b.servers}):
+            tasks.append(asyncio.create_task(own_servers(key), name=f"servers-{key[0]}"))
         ingress.ready = True
         log.info(
             "broker ingress on 127.0.0.1:%d: %d broker(s), %d trigger(s)",
@@ -155,7 +174,22 @@ async def _brokers(
         ingress.ready = False
         await stop(tasks)
         await runner.cleanup()
-        await nc.drain()
+        await notes.close()
+        for c in clients.values():
+            await c.drain()
+
+
+async def _connect(url: str, user: str, password: str) -> Client:
+    """A client of `url`'s servers, which may be starting: tried for a minute."""
+    deadline = asyncio.get_running_loop().time() + CONNECT_TIMEOUT_S
+    while True:
+        try:
+            return await jetstream.connect(url, user, password)
+        except Exception as e:  # the server may be starting
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            log.info("JetStream server %s not there yet (%s)", url, e)
+            await asyncio.sleep(CONNECT_RETRY_S)
 
 
 def _owner(t: TriggerEntry) -> tuple[str, str, str]:

@@ -33,6 +33,9 @@ class Runner:
     python: str
     nats_url: str = ""
     credentials: str = ""  # the credential file's path
+    # Where the control plane writes the credentials of brokers' Secrets (`secrets`
+    # of the plan), one file each.
+    secrets_dir: str = ""
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,27 @@ class BrokerEntry:
     namespace: str
     name: str
     kind: str = "broker"
+    # Its stream's settings (`eventing.brokerconfig`): the servers ("": the mesh's)
+    # and the file with their credential, the replicas (0: the mesh's), retention,
+    # the oldest event kept (0: no limit) and its size.
+    servers: str = ""
+    credentials: str = ""
+    replicas: int = 0
+    retention: str = "interest"
+    max_age_s: float = 0.0
+    max_bytes: int = 1 << 30
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> BrokerEntry:
+        return cls(**data)
+
+    @property
+    def connection(self) -> tuple[str, str]:
+        """Which JetStream client serves it: ("", "") is the mesh's."""
+        return (self.servers, self.credentials)
 
     @property
     def is_channel(self) -> bool:
@@ -150,9 +174,7 @@ class BrokerConfig:
     def to_json(self) -> dict[str, Any]:
         return {
             "replicas": self.replicas,
-            "brokers": [
-                {"namespace": b.namespace, "name": b.name, "kind": b.kind} for b in self.brokers
-            ],
+            "brokers": [b.to_json() for b in self.brokers],
             "triggers": [t.to_json() for t in self.triggers],
             "pings": [p.to_json() for p in self.pings],
         }
@@ -160,10 +182,7 @@ class BrokerConfig:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> BrokerConfig:
         return cls(
-            brokers=tuple(
-                BrokerEntry(str(b["namespace"]), str(b["name"]), str(b.get("kind", "broker")))
-                for b in data["brokers"]
-            ),
+            brokers=tuple(BrokerEntry.from_json(b) for b in data["brokers"]),
             triggers=tuple(TriggerEntry.from_json(t) for t in data["triggers"]),
             pings=tuple(PingEntry.from_json(p) for p in data.get("pings", ())),
             replicas=int(data.get("replicas", 1)),

@@ -20,14 +20,13 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-import aiohttp
 from cloudevents.core.base import BaseCloudEvent
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 
 from amimesh.eventing import delivery as rules
-from amimesh.eventing import events, history
+from amimesh.eventing import events, history, http1
 from amimesh.eventing.config import BrokerEntry, TriggerEntry
 from amimesh.eventing.filters import matches
 from amimesh.eventing.jetstream import ACK_WAIT_S, ensure_consumer
@@ -36,6 +35,7 @@ log = logging.getLogger(__name__)
 
 BATCH = 32
 MAX_IN_FLIGHT = 64  # events of one trigger being delivered at once
+MIN_FETCH = 16  # with deliveries under way, the fewest events a fetch asks for
 FETCH_WAIT_S = 1.0
 # The most of a response body read: a reply event is bounded like an incoming one.
 MAX_REPLY_BYTES = 1 << 20
@@ -60,26 +60,24 @@ class Outcome:
 
 
 async def send(
-    session: aiohttp.ClientSession,
+    client: http1.Client,
     url: str,
     event: BaseCloudEvent,
     *,
     mode: str,
     timeout_s: float,
+    drop: tuple[str, ...] = (),
 ) -> Outcome:
-    """POST `event` to `url` (with `Prefer: reply`) and read what came back."""
-    headers, body = events.to_http(event, mode)
+    """POST `event` (without the attributes `drop` names) to `url`, with `Prefer:
+    reply`, through the proxy the environment names for it, and read what came back."""
+    headers, body = events.to_http(event, mode, drop)
     headers["Prefer"] = "reply"
     try:
-        async with session.post(
-            url, data=body, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout_s)
-        ) as resp:
-            read = await events.read_bounded(resp.content, MAX_REPLY_BYTES)
-            status = resp.status
-            got = {k.lower(): v for k, v in resp.headers.items()}
-    except (aiohttp.ClientError, TimeoutError, OSError) as e:
+        answer = await client.post(url, headers, body, timeout_s=timeout_s, limit=MAX_REPLY_BYTES)
+    except http1.NoAnswer as e:
         log.debug("delivery to %s: no response (%s)", url, e)
         return Outcome(None)
+    read, status, got = answer.body, answer.status, answer.headers
     if read is None:
         if not rules.succeeded(status):
             return Outcome(status, b"")
@@ -106,7 +104,7 @@ class TriggerDispatcher:
         js: JetStreamContext,
         broker: BrokerEntry,
         trigger: TriggerEntry,
-        session: aiohttp.ClientSession,
+        session: http1.Client,
         publish: Publish,
         note: Note = _no_note,
     ) -> None:
@@ -117,6 +115,8 @@ class TriggerDispatcher:
         self.publish = publish
         self._note = note
         self._sub: JetStreamContext.PullSubscription | None = None
+        # The events being handled, and when each was taken.
+        self._handling: dict[int, tuple[Msg, float]] = {}
 
     async def prepare(self) -> None:
         """Make (or find) the trigger's durable consumer."""
@@ -124,18 +124,21 @@ class TriggerDispatcher:
 
     async def run(self) -> None:
         """Fetch and deliver until cancelled: up to `MAX_IN_FLIGHT` events at once, a
-        new fetch as soon as one is done (one slow subscriber's answer holds up no
-        other event). One fetch at a time: a pull subscription's inbox is not to be
-        shared by two."""
+        new fetch as soon as `MIN_FETCH` of them are done, or none is under way (one
+        slow subscriber's answer holds up no other event). One fetch at a time: a
+        pull subscription's inbox is not to be shared by two."""
         if self._sub is None:
             await self.prepare()
         sub = self._sub
         assert sub is not None
         pending: set[asyncio.Task[None]] = set()
+        ticker = asyncio.create_task(self._in_progress(), name="in-progress")
         try:
             while True:
                 free = MAX_IN_FLIGHT - len(pending)
-                if free <= 0:
+                # Busy: fetch again once a batch's worth is done, not at every
+                # delivery (a fetch is a round trip to the server).
+                if free < (MIN_FETCH if pending else 1):
                     await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                     continue
                 try:
@@ -155,12 +158,14 @@ class TriggerDispatcher:
                     pending.add(task)
                     task.add_done_callback(pending.discard)
         finally:
+            ticker.cancel()
             for task in pending:
                 task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+            await asyncio.gather(ticker, *pending, return_exceptions=True)
 
     async def _handle_safely(self, msg: Msg) -> None:
-        ticker = asyncio.create_task(_in_progress(msg), name="in-progress")
+        key = id(msg)
+        self._handling[key] = (msg, asyncio.get_running_loop().time())
         try:
             await self.handle(msg)
         except asyncio.CancelledError:
@@ -169,8 +174,23 @@ class TriggerDispatcher:
             # Not acknowledged: JetStream redelivers it after its ack wait.
             log.exception("trigger %s: an event failed", self.trigger.name)
         finally:
-            ticker.cancel()
-            await asyncio.gather(ticker, return_exceptions=True)
+            del self._handling[key]
+
+    async def _in_progress(self) -> None:
+        """Every third of the ack wait, tell JetStream that each event handled for
+        longer than that is still being handled (one loop for all of them: a task per
+        event costs more than its delivery)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(ACK_WAIT_S / 3)
+            since = loop.time() - ACK_WAIT_S / 3
+            for msg, taken in list(self._handling.values()):
+                if taken > since:
+                    continue
+                try:
+                    await msg.in_progress()
+                except Exception:  # acknowledged meanwhile, or the connection is away
+                    continue
 
     async def handle(self, msg: Msg) -> None:
         t = self.trigger
@@ -189,8 +209,14 @@ class TriggerDispatcher:
             await self._dead_letter(msg, event, None, b"", attempt)
             return
         # The broker's TTL stays in the broker: the subscriber does not see it.
-        outgoing = events.with_attributes(event, {}, drop=(rules.TTL,))
-        out = await send(self.session, t.subscriber, outgoing, mode=d.format, timeout_s=d.timeout_s)
+        out = await send(
+            self.session,
+            t.subscriber,
+            event,
+            mode=d.format,
+            timeout_s=d.timeout_s,
+            drop=(rules.TTL,),
+        )
         if rules.succeeded(out.status) and not out.bad_reply:
             if out.reply is not None and not await self._reply(event, out.reply):
                 delay = rules.backoff(d, max(1, attempt))
@@ -285,16 +311,6 @@ class TriggerDispatcher:
             delay,
         )
         await msg.nak(delay=delay)
-
-
-async def _in_progress(msg: Msg) -> None:
-    """Tell JetStream, every third of the ack wait, that `msg` is still being handled."""
-    while True:
-        await asyncio.sleep(ACK_WAIT_S / 3)
-        try:
-            await msg.in_progress()
-        except Exception:  # acknowledged meanwhile, or the connection is away
-            return
 
 
 async def stop(tasks: list[asyncio.Task[None]]) -> None:

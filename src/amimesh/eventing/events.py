@@ -16,6 +16,7 @@ from typing import Any
 from cloudevents.core.base import BaseCloudEvent
 from cloudevents.core.bindings import http as ce_http
 from cloudevents.core.bindings.common import get_event_factory_for_version
+from cloudevents.core.exceptions import CloudEventValidationError
 from cloudevents.core.formats.json import JSONFormat
 
 STRUCTURED = "application/cloudevents+json"
@@ -119,18 +120,32 @@ def to_bytes(event: BaseCloudEvent) -> bytes:
     return _FORMAT.write(event)
 
 
+_V1 = get_event_factory_for_version("1.0")
+
+
 def from_bytes(data: bytes) -> BaseCloudEvent:
-    item = json.loads(data)
-    return _FORMAT.read(get_event_factory_for_version(str(item.get("specversion"))), data)
+    """A stored event: read as 1.0 (one parse), else as the version it says."""
+    try:
+        return _FORMAT.read(_V1, data)
+    except CloudEventValidationError:
+        item = json.loads(data)
+        return _FORMAT.read(get_event_factory_for_version(str(item.get("specversion"))), data)
 
 
-def to_http(event: BaseCloudEvent, mode: str = "binary") -> tuple[dict[str, str], bytes]:
-    """Headers and body to send `event` in binary or structured ("json") mode."""
+def to_http(
+    event: BaseCloudEvent, mode: str = "binary", drop: tuple[str, ...] = ()
+) -> tuple[dict[str, str], bytes]:
+    """Headers and body to send `event` in binary or structured ("json") mode, without
+    the attributes `drop` names."""
     if mode == "json":
+        if drop:
+            event = with_attributes(event, {}, drop=drop)
         msg = ce_http.to_structured(event, _FORMAT)
-    else:
-        msg = ce_http.to_binary(event, _FORMAT)
-    return dict(msg.headers), msg.body
+        return dict(msg.headers), msg.body
+    msg = ce_http.to_binary(event, _FORMAT)
+    # Binary mode: an attribute is a header of its own, so dropping one copies nothing.
+    gone = {f"ce-{name}" for name in drop}
+    return {k: v for k, v in msg.headers.items() if k.lower() not in gone}, msg.body
 
 
 def with_attributes(

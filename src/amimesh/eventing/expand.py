@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
-from amimesh.eventing import flows
+from amimesh.eventing import brokerconfig, flows
 from amimesh.eventing.addressing import (
     NO_SERVER,
     EventingPlan,
@@ -83,9 +83,21 @@ def expand(resources: Iterable[Resource], runner: Runner | None) -> EventingPlan
             runner = replace(runner, nats_url=cluster.servers, credentials=cluster.credentials)
     server = runner is not None and bool(runner.nats_url)
     brokers = {(b.namespace, b.name): b for b in resources if isinstance(b, ke.Broker)}
+    entries: dict[tuple[str, str], BrokerEntry] = {}
+    broken: dict[tuple[str, str], Problem] = {}
+    for key, b in brokers.items():
+        entry_or_problem = _broker_entry(b, resources, runner, replicas, plan)
+        if isinstance(entry_or_problem, Problem):
+            plan.problems.append(entry_or_problem)
+            broken[key] = entry_or_problem
+        else:
+            entries[key] = entry_or_problem
     triggers: list[TriggerEntry] = []
     for t in (r for r in resources if isinstance(r, ke.Trigger)):
         entry, problem = _trigger(t, brokers, resources)
+        if problem is None and (t.namespace, t.spec.broker) not in entries:
+            message = f'its Broker "{t.spec.broker}" is not ready: its config is wrong'
+            problem = Problem(t.ref, "spec.broker", message, "BrokerNotReady")
         if problem is not None:
             plan.problems.append(problem)
             plan.status[t.key] = ready_status(False, problem.reason, problem.message)
@@ -97,9 +109,19 @@ def expand(resources: Iterable[Resource], runner: Runner | None) -> EventingPlan
             "subscriberUri": entry.subscriber,
         }
     for (ns, name), b in brokers.items():
+        if (ns, name) in broken:
+            bad = broken[(ns, name)]
+            plan.status[b.key] = ready_status(False, bad.reason, str(bad))
+            continue
         status = ready_status(server, "NoServer", NO_SERVER)
         if server:
             status["address"] = {"url": broker_url(ns, name)}
+        defaults = brokerconfig.br_defaults(resources, ns)
+        status["annotations"] = {
+            ke.BROKER_CLASS: brokerconfig.broker_class(
+                b, defaults if isinstance(defaults, brokerconfig.Defaults) else None
+            )
+        }
         plan.status[b.key] = status
     pings = _pings(resources, plan, runner is not None)
     for src in resources:
@@ -117,7 +139,7 @@ def expand(resources: Iterable[Resource], runner: Runner | None) -> EventingPlan
     channels, subscriptions = flows.channels(resources, plan, server)
     if server:
         plan.config = BrokerConfig(
-            tuple(BrokerEntry(ns, name) for ns, name in sorted(brokers)) + channels,
+            tuple(entries[k] for k in sorted(entries)) + channels,
             tuple(sorted(triggers, key=lambda e: e.durable)) + subscriptions,
             pings,
             replicas,
@@ -323,6 +345,38 @@ def default_delivery(
     except ValueError as e:
         message = " ".join(str(e).split())[:300]
         return Problem(cm.ref, f"{field}: delivery", message, "BadConfig")
+
+
+def _broker_entry(
+    b: ke.Broker,
+    resources: Sequence[Resource],
+    runner: Runner | None,
+    replicas: int,
+    plan: EventingPlan,
+) -> BrokerEntry | Problem:
+    """The Broker as its process serves it, its stream's settings from its config
+    (`eventing.brokerconfig`); a Problem when its config is wrong."""
+    defaults = brokerconfig.br_defaults(resources, b.namespace)
+    if isinstance(defaults, Problem):
+        return defaults
+    settings = brokerconfig.stream_settings(b, resources, defaults)
+    if isinstance(settings, Problem):
+        return settings
+    credentials = settings.credentials
+    if settings.secret is not None:
+        file = f"{settings.secret[0]}.{settings.secret[1]}"
+        plan.secrets[file] = brokerconfig.secret_credential(resources, settings.secret)
+        credentials = f"{runner.secrets_dir}/{file}" if runner and runner.secrets_dir else file
+    return BrokerEntry(
+        b.namespace,
+        b.name,
+        servers=settings.servers,
+        credentials=credentials,
+        replicas=settings.replicas or (1 if settings.servers else replicas),
+        retention=settings.retention,
+        max_age_s=settings.max_age_s,
+        max_bytes=settings.max_bytes,
+    )
 
 
 def _trigger(

@@ -48,6 +48,21 @@ class Record:
             return None
 
 
+def encode_many(records: Iterable[Record]) -> bytes:
+    """Records as one message of the history stream: a line each."""
+    return b"\n".join(r.encode() for r in records)
+
+
+def decode_many(raw: bytes) -> list[Record]:
+    """The records of a message (one or many lines); lines that are none are skipped."""
+    out = []
+    for line in raw.split(b"\n"):
+        record = Record.decode(line)
+        if record is not None:
+            out.append(record)
+    return out
+
+
 @dataclass
 class Delivery:
     trigger: str

@@ -27,7 +27,7 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import NotFoundError
+from nats.js.errors import APIError, NotFoundError
 
 from amimesh.eventing.config import BrokerEntry, TriggerEntry
 
@@ -77,22 +77,36 @@ async def connect(url: str, user: str, password: str) -> Client:
 
 
 async def ensure_stream(js: JetStreamContext, broker: BrokerEntry, replicas: int = 1) -> None:
-    config = StreamConfig(
-        name=broker.stream,
-        subjects=[broker.subject],
-        storage=StorageType.FILE,
-        retention=RetentionPolicy.INTEREST,
-        discard=DiscardPolicy.NEW,
-        max_bytes=STREAM_MAX_BYTES,
-        num_replicas=replicas,
-    )
+    """Make the broker's stream, or bring it to the broker's settings (its config's
+    replicas, retention, age and size; `replicas` when it names none)."""
+    config = stream_config(broker, replicas)
     try:
         await js.stream_info(broker.stream)
     except NotFoundError:
         await js.add_stream(config)
         log.info("stream %s made", broker.stream)
         return
-    await js.update_stream(config)
+    try:
+        await js.update_stream(config)
+    except APIError as e:  # a change the server refuses: the stream serves as it was
+        log.error(
+            "stream %s keeps its settings: the server refused the new ones (%s)", broker.stream, e
+        )
+
+
+def stream_config(broker: BrokerEntry, replicas: int = 1) -> StreamConfig:
+    return StreamConfig(
+        name=broker.stream,
+        subjects=[broker.subject],
+        storage=StorageType.FILE,
+        retention=(
+            RetentionPolicy.LIMITS if broker.retention == "limits" else RetentionPolicy.INTEREST
+        ),
+        discard=DiscardPolicy.NEW,
+        max_bytes=broker.max_bytes or STREAM_MAX_BYTES,
+        max_age=broker.max_age_s or None,
+        num_replicas=broker.replicas or replicas,
+    )
 
 
 LOG_STREAM = "KNB_LOG"

@@ -18,10 +18,10 @@ import logging
 import uuid
 import zoneinfo
 
-import aiohttp
 from cloudevents.core.v1.event import CloudEvent
 
 from amimesh.eventing import delivery as rules
+from amimesh.eventing import http1
 from amimesh.eventing.config import PingEntry
 from amimesh.eventing.dispatcher import send
 from amimesh.resources import cron
@@ -55,7 +55,7 @@ def zone(p: PingEntry, schedule: cron.Schedule) -> dt.tzinfo:
     return zoneinfo.ZoneInfo(name) if name else dt.UTC
 
 
-async def run(p: PingEntry, session: aiohttp.ClientSession) -> None:
+async def run(p: PingEntry, client: http1.Client) -> None:
     """Fire `p` on its schedule until cancelled."""
     schedule = cron.parse(p.schedule)
     tz = zone(p, schedule)
@@ -68,16 +68,14 @@ async def run(p: PingEntry, session: aiohttp.ClientSession) -> None:
             return
         await asyncio.sleep(max(0.0, (tick - dt.datetime.now(tz)).total_seconds()))
         deadline = loop.time() + max(1.0, (tick - now).total_seconds())
-        await _deliver(p, event_for(p, tick), session, deadline)
+        await _deliver(p, event_for(p, tick), client, deadline)
 
 
-async def _deliver(
-    p: PingEntry, event: CloudEvent, session: aiohttp.ClientSession, deadline: float
-) -> None:
+async def _deliver(p: PingEntry, event: CloudEvent, client: http1.Client, deadline: float) -> None:
     loop = asyncio.get_running_loop()
     policy = rules.Delivery()
     for attempt in range(1, policy.attempts + 1):
-        out = await send(session, p.sink, event, mode="binary", timeout_s=policy.timeout_s)
+        out = await send(client, p.sink, event, mode="binary", timeout_s=policy.timeout_s)
         if rules.succeeded(out.status):
             log.debug("pingsource %s/%s: %s sent", p.namespace, p.name, event.get_id())
             return

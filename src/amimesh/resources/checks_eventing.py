@@ -49,6 +49,10 @@ def _stream_name_issues(name: str) -> Iterator[Issue]:
 
 def check_broker(broker: ke.Broker) -> Iterator[Issue]:
     yield from _stream_name_issues(broker.name)
+    config = broker.spec.config
+    if config is not None and (config.kind != "ConfigMap" or config.apiVersion not in ("", "v1")):
+        got = f"{config.apiVersion or '?'} {config.kind}"
+        yield Issue(("spec", "config"), f"must name a v1 ConfigMap, got {got}")
     if broker.spec.delivery is not None:
         yield from delivery_issues(broker.spec.delivery, ("spec", "delivery"))
 

@@ -76,7 +76,7 @@ class DeliverySpec(Strict):
 class BrokerSpec(Strict):
     config: KReference | None = Field(
         default=None,
-        description="accepted and kept: every broker runs on the mesh's JetStream server",
+        description="a v1 ConfigMap: its stream's servers, credentials, replicas, retention",
     )
     delivery: DeliverySpec | None = Field(
         default=None, description="the default of its triggers without a delivery"

@@ -1,8 +1,11 @@
 """The mesh's JetStream server: `ami up` runs one `nats-server` when the config has a
-Broker, beside the control plane and the node agent.
+Broker (or a channel), beside the control plane and the node agent, or later, when the
+control plane first has one (`wanted_marker`: a Broker applied to a mesh that had
+none).
 
     STATE/nats/nats.conf      its config: loopback port, JetStream store, user
     STATE/nats/credentials    `ami:PASSWORD` (0600), generated per mesh run
+    STATE/nats/wanted         written by the control plane: the mesh has a Broker
     STATE/nats/jetstream/     the store (streams: one per Broker)
     STATE/logs/nats.log       its output
 
@@ -91,9 +94,36 @@ def wanted(config_root: Path) -> bool:
     return not cluster and any(isinstance(r, stored) for r in result.resources)
 
 
+def names_a_cluster(config_root: Path) -> bool:
+    """Whether the config names a NATS cluster of its own (`knative-eventing/
+    config-nats`): then the mesh runs no server. Parsed only when a file's text
+    names it."""
+    if not _text_matches(config_root, re.compile(rb"config-nats")):
+        return False
+    from amimesh.eventing.config import NAMESPACE
+    from amimesh.eventing.expand import NATS_CONFIG
+    from amimesh.resources import files
+    from amimesh.resources.kube import ConfigMap
+
+    return any(
+        isinstance(r, ConfigMap) and (r.namespace, r.name) == (NAMESPACE, NATS_CONFIG)
+        for r in files.load_path(config_root).resources
+    )
+
+
+def wanted_marker(state_dir: Path) -> Path:
+    """The file the control plane writes when its config first has a Broker (or a
+    channel): `ami up` then starts the server it had not started."""
+    return mesh_config.nats_wanted_path(state_dir)
+
+
 def _names_a_stored_kind(config_root: Path) -> bool:
     """Whether a config file's text names one of `_STORED_KINDS` (or the config is too
     large to look at this way: then the full read decides)."""
+    return _text_matches(config_root, _STORED_KINDS)
+
+
+def _text_matches(config_root: Path, pattern: re.Pattern[bytes]) -> bool:
     paths = [config_root] if config_root.is_file() else sorted(config_root.rglob("*"))
     seen = 0
     for path in paths:
@@ -103,7 +133,7 @@ def _names_a_stored_kind(config_root: Path) -> bool:
             seen += path.stat().st_size
             if seen > _MAX_SCAN:
                 return True
-            if _STORED_KINDS.search(path.read_bytes()):
+            if pattern.search(path.read_bytes()):
                 return True
         except OSError:
             continue

@@ -49,6 +49,7 @@ RESTART_MAX_S = 5.0
 STOP_TIMEOUT_S = 60.0
 NODE_START_TIMEOUT_S = 60.0
 NODE_POLL_S = 0.02
+NATS_POLL_S = 0.2  # how often `ami up` looks whether the control plane wants a server
 
 
 def config_root(config_dir: Path) -> Path:
@@ -169,6 +170,7 @@ class Supervisor:
         self.adopted = False
         self._claimed = False
         self._info_ready = False
+        self._nats_waiter: asyncio.Task[None] | None = None
 
     @property
     def status_file(self) -> Path:
@@ -237,12 +239,19 @@ class Supervisor:
             reload=cfg.reload,
         ).write(st.path)
         if cp.nats_port:
-            # Before the broker can ask for it: the node agent starts the broker.
             self.nats.argv = nats.argv(st.path)
             self.nats.on_start.append(self._write_info)
-            if self.nats.child is None:
-                await self.nats.spawn()
-            self.nats.watch()
+            if self.nats.child is not None or nats.wanted(self.root):
+                # Before the broker can ask for it: the node agent starts the broker.
+                if self.nats.child is None:
+                    await self.nats.spawn()
+                self.nats.watch()
+            else:
+                # No Broker yet: the server starts when the control plane first wants
+                # one (a Broker or a channel applied later), with no restart.
+                self._nats_waiter = asyncio.create_task(
+                    self._start_nats_when_wanted(), name="nats-on-demand"
+                )
         for managed in (self.controlplane, self.node):
             managed.on_start.append(self._write_info)
             if managed.child is None:
@@ -257,6 +266,13 @@ class Supervisor:
         self._info_ready = True
         self._write_info()
         st.mark_current()
+
+    async def _start_nats_when_wanted(self) -> None:
+        marker = nats.wanted_marker(self.state.path)
+        while not marker.exists():  # noqa: ASYNC110  # another process writes it
+            await asyncio.sleep(NATS_POLL_S)
+        log.info("the control plane wants a JetStream server: starting it")
+        self.nats.watch()
 
     def _node_started(self) -> bool:
         child = self.node.child
@@ -287,15 +303,19 @@ class Supervisor:
         )
 
     def _with_nats(self, cp: cp_mesh.MeshControlPlane) -> cp_mesh.MeshControlPlane:
-        """`cp` with the JetStream server's port when the config has a Broker (the last
-        run's port when it can be had again), else without one."""
-        if not nats.wanted(self.root):
+        """`cp` with the JetStream server's port (the last run's when it can be had
+        again) and its config written, whether or not the config has a Broker yet:
+        one applied later is served without a restart. Without a config-nats
+        cluster, that is: then the mesh runs no server."""
+        if nats.names_a_cluster(self.root):
             return cp_mesh.MeshControlPlane(**{**cp.__dict__, "nats_port": 0})
         port = cp.nats_port
         if self.nats.child is None:
             if not (port and PortAllocator().claim(port)):
                 port = PortAllocator().allocate()
             nats.write_config(self.state.path, port)
+            # The control plane says again whether it wants the server.
+            nats.wanted_marker(self.state.path).unlink(missing_ok=True)
         return cp_mesh.MeshControlPlane(**{**cp.__dict__, "nats_port": port})
 
     def _settings(self) -> dict[str, Any]:
@@ -355,6 +375,9 @@ class Supervisor:
         await self.node.stop(STOP_TIMEOUT_S)
         kill_instances(self.state)
         await self.controlplane.stop(10.0)
+        if self._nats_waiter is not None:
+            self._nats_waiter.cancel()
+            await asyncio.gather(self._nats_waiter, return_exceptions=True)
         await self.nats.stop(10.0)
         self._release_state_dir()
 
@@ -363,6 +386,8 @@ class Supervisor:
         self.node.kill()
         kill_instances(self.state)
         self.controlplane.kill()
+        if self._nats_waiter is not None:
+            self._nats_waiter.cancel()
         self.nats.kill()
 
     def _release_state_dir(self) -> None:

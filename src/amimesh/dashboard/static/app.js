@@ -285,6 +285,11 @@
       selector: 'node[kind = "service"]',
       style: { shape: "ellipse", "background-color": "#fff1d6", "border-color": "#c48a1c" },
     },
+    {
+      // A Knative Broker: events come from its ingress service, go by its triggers.
+      selector: 'node[kind = "broker"]',
+      style: { shape: "hexagon", width: 40, height: 36, "background-color": "#efe6ff", "border-color": "#7b4fc4" },
+    },
     { selector: "node.gateway", style: { shape: "diamond", width: 44, height: 44 } },
     { selector: "node.errors", style: { "border-color": "#d0453b", "border-width": 3 } },
     { selector: "node.idle", style: { opacity: 0.55 } },
@@ -306,6 +311,15 @@
       },
     },
     { selector: "edge[!mtls]", style: { "line-style": "dashed" } },
+    {
+      selector: 'edge[kind = "broker"]',
+      style: { "line-color": "#b9a3e0", "target-arrow-color": "#b9a3e0", width: 1.5 },
+    },
+    {
+      selector: 'edge[kind = "trigger"]',
+      style: { "line-color": "#7b4fc4", "target-arrow-color": "#7b4fc4", "source-arrow-shape": "circle", "source-arrow-color": "#7b4fc4" },
+    },
+    { selector: 'edge[kind = "trigger"][!ready]', style: { "line-style": "dotted" } },
     {
       selector: ":selected",
       style: { "overlay-color": "#3f7cc4", "overlay-opacity": 0.15, "overlay-padding": 6 },
@@ -359,14 +373,16 @@
   }
 
   function edgeLabel(e) {
+    if (e.kind === "broker") return "";
     const parts = [`${fmtRps(e.rps)} rps`];
+    if (e.kind === "trigger") parts.unshift((e.triggers || []).join(", "));
     if (e.requests) parts.push(`${fmtPct(e.error_rate)} err`);
     if (e.p99_ms !== null && e.p99_ms !== undefined) parts.push(`p99 ${fmtMs(e.p99_ms)}`);
     return parts.join(" · ");
   }
 
   function edgeId(e) {
-    return `${e.source}->${e.target}|${e.protocol || ""}`;
+    return `${e.source}->${e.target}|${e.kind || e.protocol || ""}`;
   }
 
   async function refreshGraph() {
@@ -494,9 +510,13 @@
     if (ele.isEdge()) {
       const src = cy.getElementById(d.source).data("label") || d.source;
       const dst = cy.getElementById(d.target).data("label") || d.target;
+      const triggers = d.kind === "trigger"
+        ? [["triggers", (d.triggers || []).join(", ")], ["ready", d.ready ? "yes" : "no"]]
+        : [];
       show(box,
         el("h3", { text: `${src} → ${dst}` }),
         dl([
+          ...triggers,
           ["protocol", d.protocol || "-"],
           ["mTLS", d.mtls ? "yes (mutual TLS)" : "no (plain text)"],
           ["rps", fmtRps(d.rps)],
@@ -510,7 +530,15 @@
     const pairs = [["kind", d.kind], ["namespace", d.namespace || "-"]];
     let metrics;
     let traceService = null;
-    if (d.kind === "service") {
+    if (d.kind === "broker") {
+      pairs.push(
+        ["address", d.url || "-"],
+        ["ready", d.ready ? "yes" : "no"],
+        ["triggers", (d.triggers || []).join(", ") || "none"],
+        ["delivers as", d.identity || "-"],
+      );
+      traceService = "broker-ingress";
+    } else if (d.kind === "service") {
       pairs.push(["host", d.host || "-"]);
       metrics = state.services.get(d.host);
       traceService = d.name;
