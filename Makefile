@@ -44,13 +44,15 @@ test: lint test-deps bytecode
 	$(BIN)/pytest -q
 
 # Debian packages the tests drive: a real Prometheus (scrapes the control plane), git
-# (the GitOps tests make repositories; the control plane fetches them) and
-# Chromium (the dashboard test, through Playwright with the system browser).
+# (the GitOps tests make repositories; the control plane fetches them), Chromium (the
+# dashboard test, through Playwright with the system browser), and Node.js and Perl
+# (Tekton's own examples have steps in those languages).
 test-deps:
 	@(command -v chromium >/dev/null && command -v prometheus >/dev/null && \
-	  command -v git >/dev/null) || \
+	  command -v git >/dev/null && command -v node >/dev/null && \
+	  command -v perl >/dev/null) || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	    --no-install-recommends chromium prometheus git)
+	    --no-install-recommends chromium prometheus git nodejs perl)
 
 # The main job: the example shop, with sidecars, gateway and control plane.
 up: venv bytecode

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from amimesh.config.directory import DirectorySource, yaml_files
@@ -99,3 +100,29 @@ def test_apply_upserts_and_overrides_files_until_deleted() -> None:
     # A broken apply changes nothing.
     bad = parse_documents(SVC.replace("port: 80", "port: 0") % ("two", "two"), "-")
     assert store.apply(bad) and store.get(("Service", "default", "two")) is None
+
+
+def test_a_file_written_before_the_watch_starts_is_read_when_it_does(tmp_path: Path) -> None:
+    # The control plane loads the directory, then starts its watch later (once xDS
+    # serves): a file written in between must not wait for its next change.
+    (tmp_path / "a.yaml").write_text(SVC % ("one", "one"))
+    store = Store()
+    src = DirectorySource(store, tmp_path)
+    assert src.sync() == []
+    (tmp_path / "b.yaml").write_text(SVC % ("two", "two"))
+
+    async def watch_until_read() -> list[str]:
+        stop = asyncio.Event()
+        task = asyncio.create_task(src.watch(stop))
+        try:
+            for _ in range(600):  # up to a minute on a busy machine
+                names = sorted(r.name for r in store.resources())
+                if names == ["one", "two"]:
+                    return names
+                await asyncio.sleep(0.1)
+            return sorted(r.name for r in store.resources())
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 30)
+
+    assert asyncio.run(watch_until_read()) == ["one", "two"]

@@ -41,6 +41,11 @@ def _excluded(path: Path, root: Path, exclude_dirs: Collection[str]) -> bool:
     return any(part in exclude_dirs for part in parents)
 
 
+# How long the watcher waits for a first change before it answers with none, so that
+# the catch-up sync runs (`watch`); later timeouts are ignored.
+CATCH_UP_MS = 500
+
+
 class DirectorySource:
     """`exclude_dirs`: names of directories whose files are not config (e.g. `tasks`)."""
 
@@ -100,15 +105,29 @@ class DirectorySource:
         """Reload changed files until `stop` is set.
 
         Only the files named by the change events are parsed again; a change to a
-        directory itself (moved in or out) re-syncs everything.
+        directory itself (moved in or out) re-syncs everything. The first time the
+        watcher answers (a change, or half a second of none) everything is synced once:
+        a file written between the first load and the watcher's start (while the
+        control plane was starting) is read then, not missed until its next change.
         """
+        caught_up = False
         async for changes in watchfiles.awatch(
             self._root,
             stop_event=stop,
             debounce=self._debounce_ms,
             step=20,
             recursive=True,
+            rust_timeout=CATCH_UP_MS,
+            yield_on_timeout=True,
         ):
+            if not caught_up:
+                caught_up = True
+                errors = self.sync()
+                if errors:
+                    log.warning("%d config error(s) under %s", len(errors), self._root)
+                continue
+            if not changes:
+                continue
             paths = [Path(p) for _, p in changes]
             if any(p.is_dir() or p == self._root for p in paths):
                 errors = self.sync()
