@@ -7,6 +7,8 @@ here asserts how long anything took."""
 from __future__ import annotations
 
 import asyncio
+import re
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -88,6 +90,21 @@ def test_the_kept_examples_are_those_source_md_lists() -> None:
     listed = source.split("## Kept")[1].split("## Left out")[0]
     assert sorted(line[2:] for line in listed.splitlines() if line.startswith("- ")) == KEPT
     assert len(KEPT) == 71
+
+
+def test_the_host_has_every_interpreter_the_examples_name() -> None:
+    """Steps run on the host: an interpreter a script's shebang names must be there (the
+    examples name sh, bash, python3, perl and node)."""
+    missing = set()
+    for rel in KEPT:
+        text = (EXAMPLES / rel).read_text()
+        for env_name in re.findall(r"#!/usr/bin/env (\S+)", text):
+            if shutil.which(env_name) is None:
+                missing.add((rel, env_name))
+        for path in re.findall(r"#!(/\S+)", text):
+            if path != "/usr/bin/env" and not Path(path).exists():
+                missing.add((rel, path))
+    assert sorted(missing) == [], "install these on the host to run the examples"
 
 
 @pytest.mark.timeout(600)
