@@ -68,10 +68,11 @@ def _logs(root: Path) -> str:
     return "\n".join(out)
 
 
-async def run_example(rel: str, root: Path, runs: Runs | None = None) -> list[dict[str, Any]]:
-    """Every TaskRun and PipelineRun of the example, in file order; their statuses."""
+async def run_example(rel: str, root: Path) -> tuple[Runs, list[dict[str, Any]]]:
+    """Every TaskRun and PipelineRun of the example, in file order: the runs (with every
+    TaskRun's record) and the statuses of the file's own runs."""
     resources = load_example(EXAMPLES / rel)
-    runs = runs or Runs(root, Lookups.of(resources))
+    runs = Runs(root, Lookups.of(resources))
     statuses = []
     for r in resources:
         if isinstance(r, tk.TaskRun):
@@ -82,7 +83,7 @@ async def run_example(rel: str, root: Path, runs: Runs | None = None) -> list[di
             record = runs.pipeline_run(r, time.time())
             await asyncio.wait_for(runs.run_pipeline(r, record, PipelineControl()), RUN_DEADLINE_S)
             statuses.append(record.status())
-    return statuses
+    return runs, statuses
 
 
 def test_the_kept_examples_are_those_source_md_lists() -> None:
@@ -116,7 +117,7 @@ async def test_every_kept_example_succeeds(tmp_path: Path) -> None:
         root = tmp_path / rel.replace("/", "_")
         async with gate:
             try:
-                statuses = await run_example(rel, root)
+                _, statuses = await run_example(rel, root)
             except Exception as err:  # noqa: BLE001 - reported with the others below
                 failures.append(f"{rel}: {err!r}\n{_logs(root)}")
                 return
@@ -139,9 +140,7 @@ async def test_every_kept_example_succeeds(tmp_path: Path) -> None:
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("rel", sorted(FAILING))
 async def test_a_left_out_example_fails_for_its_reason(rel: str, tmp_path: Path) -> None:
-    resources = load_example(EXAMPLES / "left-out" / rel)
-    runs = Runs(tmp_path, Lookups.of(resources))
-    statuses = await run_example("left-out/" + rel, tmp_path, runs)
+    runs, statuses = await run_example("left-out/" + rel, tmp_path)
     assert [s["conditions"][0]["reason"] for s in statuses][-1] == "Failed", statuses
     messages = [r.status()["conditions"][0].get("message", "") for r in runs.task_runs.values()]
     assert any(FAILING[rel] in m for m in messages), messages
