@@ -10,6 +10,7 @@ import asyncio
 import re
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -93,18 +94,30 @@ def test_the_kept_examples_are_those_source_md_lists() -> None:
     assert len(KEPT) == 71
 
 
-def test_the_host_has_every_interpreter_the_examples_name() -> None:
-    """Steps run on the host: an interpreter a script's shebang names must be there (the
-    examples name sh, bash, python3, perl and node)."""
+def _commands(node: Any) -> Iterator[str]:
+    """The program of every `command` in a decoded document."""
+    if isinstance(node, dict):
+        command = node.get("command")
+        if isinstance(command, list) and command:
+            yield str(command[0])
+        for value in node.values():
+            yield from _commands(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _commands(value)
+
+
+def test_the_host_has_every_program_the_examples_name() -> None:
+    """Steps run on the host: the interpreters their shebangs name and the programs
+    their commands name must be there (sh, bash, python3, perl, node, ps, ls, echo)."""
     missing = set()
     for rel in KEPT:
         text = (EXAMPLES / rel).read_text()
-        for env_name in re.findall(r"#!/usr/bin/env (\S+)", text):
-            if shutil.which(env_name) is None:
-                missing.add((rel, env_name))
-        for path in re.findall(r"#!(/\S+)", text):
-            if path != "/usr/bin/env" and not Path(path).exists():
-                missing.add((rel, path))
+        programs = re.findall(r"#!/usr/bin/env (\S+)", text)
+        programs += [p for p in re.findall(r"#!(/\S+)", text) if p != "/usr/bin/env"]
+        for document in yaml.safe_load_all(text):
+            programs += _commands(document)
+        missing |= {(rel, p) for p in programs if shutil.which(p) is None}
     assert sorted(missing) == [], "install these on the host to run the examples"
 
 
