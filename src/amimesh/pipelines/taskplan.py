@@ -252,6 +252,8 @@ def _plan_container(
         # No command: the image's default runs with the args. For the base images steps
         # use (busybox, alpine, ubuntu) that is a shell (`args: [-c, "..."]`).
         command = ["/bin/sh"]
+    # Substituted before it is judged relative: `$(workspaces.W.path)/sub` is absolute.
+    working_dir = values.string(working_dir)
     if not working_dir.startswith("/"):
         working_dir = f"/workspace/{working_dir}"
     timeout = getattr(c, "timeout", None)
@@ -266,7 +268,7 @@ def _plan_container(
         script=script,
         args=tuple(rewrite_paths(a, pairs) for a in values.items(args)),
         env=tuple((k, local(v)) for k, v in env.items()),
-        working_dir=local(working_dir),
+        working_dir=rewrite_paths(working_dir, pairs),
         timeout_s=(seconds(timeout) or None) if timeout is not None else None,
         on_error=on_error,
         problem=problem,
