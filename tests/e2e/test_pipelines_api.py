@@ -272,3 +272,41 @@ async def test_a_killed_node_agents_running_steps_are_stopped_by_the_next(
             first.kill()
             await first.wait()
         await client.close()
+
+
+async def test_a_run_through_the_api_reads_its_secret_workspace_and_no_other_secret_goes_out(
+    api: tuple[test_utils.TestClient[Any, Any], str],
+) -> None:
+    client, _ = api
+    secrets = """
+apiVersion: v1
+kind: Secret
+metadata: {name: deploy-key}
+stringData: {key: sekret}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: unrelated}
+stringData: {key: private}
+---
+apiVersion: tekton.dev/v1
+kind: TaskRun
+metadata: {name: with-secret}
+spec:
+  workspaces: [{name: creds, secret: {secretName: deploy-key}}]
+  taskSpec:
+    workspaces: [{name: creds}]
+    results: [{name: key}]
+    steps:
+    - name: read
+      image: alpine
+      script: printf '%s' "$(cat $(workspaces.creds.path)/key)" > $(results.key.path)
+"""
+    await apply(client, secrets)
+    run = await wait_for(client, "TaskRun", "with-secret", finished)
+    assert run["status"]["conditions"][0]["reason"] == "Succeeded", run["status"]
+    assert run["status"]["results"] == [{"name": "key", "type": "string", "value": "sekret"}]
+    resp = await client.get("/api/v1/pipelines/config", headers=AUTH)
+    body = await resp.text()
+    assert resp.status == 200
+    assert "deploy-key" in body and "private" not in body

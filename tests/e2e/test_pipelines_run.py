@@ -656,3 +656,61 @@ async def test_volumes_emptydir_and_configmap(tmp_path: Path) -> None:
     await asyncio.wait_for(runs.run_task_run(tr, record), DEADLINE_S)
     assert record.reason == "Succeeded", record.message
     assert log_of(runs, "default", "vols", "read") == "cached\nfast\n"
+
+
+async def test_a_secret_workspace_is_its_values_as_files_only_the_runner_reads(
+    tmp_path: Path,
+) -> None:
+    resources = load(
+        """
+        apiVersion: v1
+        kind: Secret
+        metadata: {name: creds}
+        data: {token: czNjcjN0}   # "s3cr3t"
+        stringData: {user: ci}
+        ---
+        apiVersion: tekton.dev/v1
+        kind: TaskRun
+        metadata: {name: uses-secret}
+        spec:
+          workspaces:
+          - {name: creds, secret: {secretName: creds}}
+          - {name: picked, secret: {secretName: creds, items: [{key: user, path: who/name}]}}
+          - {name: maybe, secret: {secretName: absent, optional: true}}
+          taskSpec:
+            workspaces: [{name: creds}, {name: picked}, {name: maybe}]
+            steps:
+            - name: read
+              image: alpine
+              script: |
+                echo "$(cat $(workspaces.creds.path)/user):$(cat $(workspaces.creds.path)/token)"
+                cat $(workspaces.picked.path)/who/name; echo
+                ls $(workspaces.picked.path)
+                ls -A $(workspaces.maybe.path) | wc -l
+        ---
+        apiVersion: tekton.dev/v1
+        kind: TaskRun
+        metadata: {name: missing-secret}
+        spec:
+          workspaces: [{name: creds, secret: {secretName: nowhere}}]
+          taskSpec:
+            workspaces: [{name: creds}]
+            steps: [{name: never, image: alpine, script: "echo ran"}]
+        """
+    )
+    runs = runs_for(tmp_path, resources)
+    ok, missing = sorted((r for r in resources if isinstance(r, tk.TaskRun)), key=lambda r: r.name)[
+        ::-1
+    ]
+    record = runs.task_run(ok, time.time())
+    await asyncio.wait_for(runs.run_task_run(ok, record), DEADLINE_S)
+    assert record.status()["conditions"][0]["reason"] == "Succeeded", record.status()
+    assert log_of(runs, "default", "uses-secret", "read").split() == ["ci:s3cr3t", "ci", "who", "0"]
+    token = runs.task_run_dir("default", "uses-secret") / "workspaces" / "creds" / "token"
+    assert token.stat().st_mode & 0o777 == 0o400
+    assert token.parent.stat().st_mode & 0o777 == 0o700
+    failed = runs.task_run(missing, time.time())
+    await asyncio.wait_for(runs.run_task_run(missing, failed), DEADLINE_S)
+    condition = failed.status()["conditions"][0]
+    assert condition["reason"] == "CreateContainerConfigError"
+    assert 'secret "nowhere" not found' in condition["message"]

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from amimesh.controlplane import api_json
+from amimesh.resources.kube import Secret
 
 if TYPE_CHECKING:
     from amimesh.controlplane.server import ControlPlane
@@ -55,8 +56,17 @@ class PipelinesApi:
         except ValueError:
             return _errors(["since and wait: want numbers"])
         version = await self.cp.wait_config(since, wait)
-        wanted = [r for r in self.cp.store.resources() if (r.API_GROUP, r.KIND) in pl.CONFIG_KINDS]
+        every = self.cp.store.resources()
+        wanted = [r for r in every if (r.API_GROUP, r.KIND) in pl.CONFIG_KINDS]
         items = [api_json.resource_json(r) for r in sorted(wanted, key=lambda r: r.key)]
+        # The Secrets runs bind as workspaces, with their values (the node agent writes
+        # them as the workspace's files); no other Secret leaves the control plane.
+        bound = pl.secrets_for_runs(wanted)
+        items += [
+            api_json.resource_json(r, redact=False)
+            for r in sorted(every, key=lambda r: r.key)
+            if isinstance(r, Secret) and (r.namespace, r.name) in bound
+        ]
         node = request.query.get("node", "")
         # What the node reported before matters to a node agent just started (since -1).
         known = self.cp.pipelines.known(node) if node and since == -1 else []

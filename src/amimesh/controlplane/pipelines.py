@@ -19,6 +19,7 @@ import contextlib
 import json
 import logging
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,20 @@ CONFIG_KINDS = frozenset(
     [(tk.TEKTON_GROUP, k) for k in ("Task", "Pipeline", "TaskRun", "PipelineRun")]
     + [("", "ConfigMap")]
 )
+
+
+def secrets_for_runs(resources: Iterable[Resource]) -> set[tuple[str, str]]:
+    """(namespace, name) of each Secret a TaskRun's or PipelineRun's workspace binds:
+    the only Secrets whose values go to the node agents that run them."""
+    out: set[tuple[str, str]] = set()
+    for r in resources:
+        if isinstance(r, tk.TaskRun | tk.PipelineRun):
+            for b in r.spec.workspaces:
+                if b.secret is not None:
+                    out.add((r.namespace, b.secret.secretName))
+    return out
+
+
 CANCEL_STATUS = {"PipelineRun": "Cancelled", "TaskRun": "TaskRunCancelled"}
 
 

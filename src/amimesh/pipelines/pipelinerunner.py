@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from amimesh.pipelines import scheduler as sch
 from amimesh.pipelines.taskplan import TaskPlan, plan_task
 from amimesh.pipelines.values import ParamError, Value, Values, param_values, resolve_params
 from amimesh.resources import tekton as tk
-from amimesh.resources.kube import ConfigMap
+from amimesh.resources.kube import ConfigMap, Secret
 from amimesh.resources.meta import Resource
 
 
@@ -43,6 +44,7 @@ class Lookups:
     task: Callable[[str, str], tk.TaskSpec | None]
     pipeline: Callable[[str, str], tk.PipelineSpec | None]
     config_map: Callable[[str, str], Mapping[str, str] | None]
+    secret: Callable[[str, str], Mapping[str, bytes] | None] = lambda _ns, _name: None
 
     @staticmethod
     def of(resources: Iterable[Resource]) -> Lookups:
@@ -50,6 +52,7 @@ class Lookups:
         tasks: dict[tuple[str, str], tk.TaskSpec] = {}
         pipelines: dict[tuple[str, str], tk.PipelineSpec] = {}
         maps: dict[tuple[str, str], Mapping[str, str]] = {}
+        secrets: dict[tuple[str, str], Mapping[str, bytes]] = {}
         for r in resources:
             if isinstance(r, tk.Task):
                 tasks[(r.namespace, r.name)] = r.spec
@@ -57,10 +60,14 @@ class Lookups:
                 pipelines[(r.namespace, r.name)] = r.spec
             elif isinstance(r, ConfigMap):
                 maps[(r.namespace, r.name)] = r.data
+            elif isinstance(r, Secret):
+                values = {k: r.value(k) for k in r.keys()}
+                secrets[(r.namespace, r.name)] = {k: v for k, v in values.items() if v is not None}
         return Lookups(
             lambda ns, n: tasks.get((ns, n)),
             lambda ns, n: pipelines.get((ns, n)),
             lambda ns, n: maps.get((ns, n)),
+            lambda ns, n: secrets.get((ns, n)),
         )
 
 
@@ -135,6 +142,14 @@ class Runs:
                         f'configmap "{b.configMap.name}" not found for workspace "{b.name}"',
                     )
                 _fill(base, data or {}, {i.key: i.path for i in b.configMap.items})
+            if b.secret is not None:
+                values = self.lookups.secret(namespace, b.secret.secretName)
+                if values is None and not b.secret.optional:
+                    raise RunFailed(
+                        "CreateContainerConfigError",
+                        f'secret "{b.secret.secretName}" not found for workspace "{b.name}"',
+                    )
+                _fill_secret(base, values or {}, {i.key: i.path for i in b.secret.items})
             path = base / b.subPath if b.subPath else base
             path.mkdir(parents=True, exist_ok=True)
             out[b.name] = str(path)
@@ -300,6 +315,11 @@ class Runs:
             )
         except ParamError as err:
             raise RunFailed(err.reason, err.message) from None
+        if run.spec.pipelineSpec is not None:
+            # An embedded pipelineSpec sees the run's params it does not declare too
+            # (Tekton's propagated params), and so do its embedded taskSpecs.
+            for p in run.spec.params:
+                params.setdefault(p.name, p.value)
         specs: dict[str, tk.TaskSpec] = {}
         missing = []
         for t in [*spec.tasks, *spec.finally_]:
@@ -536,6 +556,26 @@ def _check_workspaces(spec: tk.TaskSpec, bound: Mapping[str, str]) -> None:
                 f"bound workspaces did not match declared workspaces: didn't provide required "
                 f'values: ["{w.name}"]',
             )
+
+
+def _fill_secret(directory: Path, data: Mapping[str, bytes], items: Mapping[str, str]) -> None:
+    """A Secret as files, readable by the runner's user alone (0400 in a 0700 directory),
+    written as they are created so no other user ever sees one readable."""
+    directory.mkdir(parents=True, exist_ok=True)
+    directory.chmod(0o700)
+    chosen = items or {k: k for k in data}
+    for key, rel in chosen.items():
+        if key not in data or ".." in rel.split("/") or rel.startswith("/"):
+            continue
+        path = directory / rel
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()  # a run again: its old file is read-only
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o400)
+        try:
+            os.write(fd, data[key])
+        finally:
+            os.close(fd)
 
 
 def _fill(directory: Path, data: Mapping[str, str], items: Mapping[str, str]) -> None:

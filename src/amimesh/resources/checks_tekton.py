@@ -99,6 +99,7 @@ def _binding_issues(bindings: Sequence[tk.WorkspaceBinding], loc: Loc) -> Iterat
             "persistentVolumeClaim": b.persistentVolumeClaim,
             "volumeClaimTemplate": b.volumeClaimTemplate,
             "configMap": b.configMap,
+            "secret": b.secret,
         }
         yield from _one_of((*loc, i), **sources)
         if ".." in b.subPath.split("/") or b.subPath.startswith("/"):

@@ -124,6 +124,15 @@ class ConfigMapSource(Strict):
     defaultMode: int | None = None
 
 
+class SecretSource(Strict):
+    secretName: str = Field(
+        min_length=1, description="a Secret Ami holds; its values become files (mode 0400)"
+    )
+    items: list[KeyToPath] = Field(default_factory=list)
+    optional: bool = False
+    defaultMode: int | None = Field(default=None, description="accepted; files are 0400")
+
+
 class PVCSource(Strict):
     claimName: str = Field(
         min_length=1, description="a directory kept across runs, named after the claim"
@@ -354,7 +363,7 @@ class WorkspaceBinding(Strict):
         default=None, description="a directory of the run's (a claim per run, as in Tekton)"
     )
     configMap: ConfigMapSource | None = None
-    secret: NotSupported = None
+    secret: SecretSource | None = None
     csi: NotSupported = None
     projected: NotSupported = None
 
