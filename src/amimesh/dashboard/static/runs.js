@@ -132,7 +132,7 @@ window.amiRuns = function (h) {
         "curve-style": "bezier",
       },
     },
-    { selector: 'edge[kind = "result"]', style: { "line-style": "dashed" } },
+    { selector: 'edge[kind *= "result"]', style: { "line-style": "dashed" } },
     { selector: ":selected", style: { "overlay-color": "#3f7cc4", "overlay-opacity": 0.15, "overlay-padding": 6 } },
   ];
 
@@ -143,7 +143,7 @@ window.amiRuns = function (h) {
       container: $("#run-graph"),
       style: GRAPH_STYLE,
       minZoom: 0.2,
-      maxZoom: 2.5,
+      maxZoom: 1.3,
       boxSelectionEnabled: false,
     });
     window.amiRunGraph = cy;
@@ -184,22 +184,32 @@ window.amiRuns = function (h) {
     }
   }
 
-  // Left to right along runAfter and result edges; finally tasks in a column after all.
+  // Left to right in layers: a task one column after the last task it waits for, the
+  // finally tasks in a column after all of them.
   function layout(g) {
-    const main = g.elements().filter((ele) => !(ele.isNode() && ele.data("final")));
-    const finals = g.nodes().filter((n) => n.data("final"));
-    if (main.nonempty()) {
-      main.layout({
-        name: "breadthfirst",
-        directed: true,
-        spacingFactor: 1.1,
-        animate: false,
-        transform: (node, pos) => ({ x: pos.y * 2.4, y: pos.x * 0.9 }),
-      }).run();
-    }
-    const box = main.nonempty() ? main.boundingBox() : { x2: 0, y1: 0 };
-    finals.forEach((n, i) => {
-      n.position({ x: box.x2 + 140, y: box.y1 + 22 + i * 64 });
+    const depth = new Map();
+    const depthOf = (n, seen) => {
+      if (depth.has(n.id())) return depth.get(n.id());
+      if (seen.has(n.id())) return 0; // a cycle cannot run; draw it anyway
+      seen.add(n.id());
+      const parents = n.incomers("node").toArray();
+      const d = parents.length ? 1 + Math.max(...parents.map((p) => depthOf(p, seen))) : 0;
+      depth.set(n.id(), d);
+      return d;
+    };
+    const columns = [];
+    const finals = [];
+    g.nodes().forEach((n) => {
+      if (n.data("final")) {
+        finals.push(n);
+        return;
+      }
+      const d = depthOf(n, new Set());
+      (columns[d] = columns[d] || []).push(n);
+    });
+    columns.push(finals);
+    columns.forEach((nodes, x) => {
+      (nodes || []).forEach((n, y) => n.position({ x: x * 200, y: (y - (nodes.length - 1) / 2) * 70 }));
     });
     g.fit(undefined, 24);
   }
@@ -208,7 +218,7 @@ window.amiRuns = function (h) {
     const steps = n.steps.map((s) => stepBox(n, s));
     return el("section", { class: "run-task", dataset: { task: n.id, state: n.state } },
       el("h3", {}, `${n.finally ? "finally: " : ""}${n.name} `, stateChip(n.state, n.reason),
-        n.taskRun ? el("a", { class: "muted", href: runHref("TaskRun", n.namespace, n.taskRun), text: ` ${n.taskRun}` }) : null),
+        n.taskRun ? el("a", { class: "muted taskrun", href: runHref("TaskRun", n.namespace, n.taskRun), text: n.taskRun }) : null),
       n.message && n.state === "Failed" ? el("p", { class: "muted", text: n.message }) : null,
       steps.length ? steps : el("p", { class: "muted", text: n.state === "Skipped" ? "not run" : "no steps yet" }));
   }
