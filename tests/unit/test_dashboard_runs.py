@@ -117,7 +117,9 @@ def test_the_graph_has_runafter_and_result_edges_and_finally_apart() -> None:
 
 def test_task_states_come_from_taskruns_and_skipped_tasks() -> None:
     trs = [
-        taskrun("ci-run-fetch", "fetch", condition("True", "Succeeded"), [{"name": "clone", **DONE}]),
+        taskrun(
+            "ci-run-fetch", "fetch", condition("True", "Succeeded"), [{"name": "clone", **DONE}]
+        ),
         taskrun(
             "ci-run-build",
             "build",
@@ -142,7 +144,9 @@ def test_task_states_come_from_taskruns_and_skipped_tasks() -> None:
     assert (nodes["build"]["state"], nodes["build"]["reason"]) == ("Failed", "Failed")
     assert nodes["build"]["message"] == '"step-compile" exited with code 1'
     assert nodes["build"]["taskRun"] == "ci-run-build"
-    assert [(s["name"], s["state"], s["reason"], s["exitCode"]) for s in nodes["build"]["steps"]] == [
+    assert [
+        (s["name"], s["state"], s["reason"], s["exitCode"]) for s in nodes["build"]["steps"]
+    ] == [
         ("compile", "Failed", "Error", 1),
         ("push", "Succeeded", "Completed", 0),
     ]
@@ -222,7 +226,9 @@ async def client() -> AsyncIterator[tuple[Client, ControlPlane]]:
         await c.close()
 
 
-async def test_graph_and_logs_endpoints(client: tuple[Client, ControlPlane], tmp_path: Path) -> None:
+async def test_graph_and_logs_endpoints(
+    client: tuple[Client, ControlPlane], tmp_path: Path
+) -> None:
     c, cp = client
     run_dir = tmp_path / "run"
     (run_dir / "logs").mkdir(parents=True)
