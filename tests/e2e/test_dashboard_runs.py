@@ -56,6 +56,7 @@ spec:
         image: golang
         script: |
           echo "compiling the shop"
+          echo '<img src=x id=injected>'
           printf '1.2.3' > $(results.version.path)
       - name: package
         image: alpine
@@ -164,6 +165,9 @@ def test_the_runs_view_shows_a_run_its_graph_and_logs(mesh: Up, tmp_path: Path) 
             assert "1 test failed" not in unit.inner_text()
             build_log = page.locator('.run-task[data-task="build"] .run-step[data-step="compile"]')
             assert "compiling the shop" in build_log.locator("pre.log").inner_text()
+            # A log is text, never markup.
+            assert "<img src=x id=injected>" in build_log.locator("pre.log").inner_text()
+            assert page.locator("#injected").count() == 0
             screenshot(page, tmp_path, "dashboard-run-running.png")
 
             gate.write_text("open")
@@ -184,6 +188,16 @@ def test_the_runs_view_shows_a_run_its_graph_and_logs(mesh: Up, tmp_path: Path) 
             assert "exit 1" in step.inner_text()
             page.wait_for_selector("#run-head h2 .chip.run-Failed")
             screenshot(page, tmp_path, "dashboard-run.png")
+
+            # The failed task's own TaskRun page: one task, its step's log.
+            page.click('.run-task[data-task="test"] a.taskrun')
+            assert page.url.endswith("#run/TaskRun/default/ci-run-1-test")
+            wait_for(
+                lambda: (page.evaluate(GRAPH) or {}).get("nodes") == {"test": ["Failed", "Failed"]},
+                timeout=30,
+            )
+            lone = page.locator('.run-task[data-task="test"] .run-step[data-step="unit"] pre.log')
+            wait_for(lambda: "1 test failed" in lone.inner_text(), timeout=30)
 
             # Back in the list, the run's final status, with Tekton's reason.
             page.click("#nav a[data-view=runs]")
