@@ -145,13 +145,14 @@ def test_task_states_come_from_taskruns_and_skipped_tasks() -> None:
     assert nodes["build"]["message"] == '"step-compile" exited with code 1'
     assert nodes["build"]["taskRun"] == "ci-run-build"
     assert [
-        (s["name"], s["state"], s["reason"], s["exitCode"]) for s in nodes["build"]["steps"]
+        (s["name"], s["state"], s["reason"], s["exitCode"])
+        for s in nodes["build"]["runs"][0]["steps"]
     ] == [
         ("compile", "Failed", "Error", 1),
         ("push", "Succeeded", "Completed", 0),
     ]
-    assert nodes["build"]["steps"][0]["image"] == "golang"
-    assert [(s["state"], s["reason"]) for s in nodes["lint"]["steps"]] == [
+    assert nodes["build"]["runs"][0]["steps"][0]["image"] == "golang"
+    assert [(s["state"], s["reason"]) for s in nodes["lint"]["runs"][0]["steps"]] == [
         ("Running", "Running"),
         ("Pending", ""),
     ]
@@ -161,6 +162,20 @@ def test_task_states_come_from_taskruns_and_skipped_tasks() -> None:
     assert nodes["deploy"]["taskRun"] is None  # not the other run's TaskRun
     assert (nodes["notify"]["state"], nodes["report"]["state"]) == ("Pending", "Pending")
     assert nodes["report"]["taskRun"] == "ci-run-report"
+
+
+def test_a_matrix_task_has_a_run_per_combination_and_their_state_together() -> None:
+    trs = [
+        taskrun("ci-run-lint-0", "lint", condition("True", "Succeeded")),
+        taskrun("ci-run-lint-1", "lint", condition("Unknown", "Started")),
+    ]
+    children = [("ci-run-lint-0", "lint"), ("ci-run-lint-1", "lint")]
+    lint = {n["id"]: n for n in rungraph.run_graph(pipelinerun(children, []), trs)["nodes"]}["lint"]
+    assert [r["taskRun"] for r in lint["runs"]] == ["ci-run-lint-0", "ci-run-lint-1"]
+    assert (lint["state"], lint["reason"], lint["completionTime"]) == ("Running", "Running", None)
+    trs[1]["status"]["conditions"] = [condition("False", "TaskRunTimeout")]
+    lint = {n["id"]: n for n in rungraph.run_graph(pipelinerun(children, []), trs)["nodes"]}["lint"]
+    assert (lint["state"], lint["reason"]) == ("Failed", "TaskRunTimeout")
 
 
 def test_a_step_continued_after_an_error_and_a_skipped_step() -> None:
@@ -177,7 +192,7 @@ def test_a_lone_taskrun_is_a_graph_of_one() -> None:
     assert graph["kind"] == "TaskRun" and graph["edges"] == []
     [node] = graph["nodes"]
     assert (node["id"], node["state"], node["reason"]) == ("hello", "Failed", "TaskRunTimeout")
-    assert [s["state"] for s in node["steps"]] == ["Pending"]
+    assert [s["state"] for s in node["runs"][0]["steps"]] == ["Pending"]
 
 
 # --- the step log's tail --------------------------------------------------------------

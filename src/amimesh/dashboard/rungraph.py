@@ -3,11 +3,15 @@
 takes the run objects the API serves (`/api/v1/pipelines/runs`) and returns JSON.
 
     graph = run_graph(pipelinerun, taskruns)
-    graph["nodes"][0]   # {"id": "build", "state": "Failed", "reason": "Failed", "steps": [...]}
+    graph["nodes"][0]   # {"id": "build", "state": "Failed", "reason": "Failed",
+                        #  "runs": [{"taskRun": "ci-run-build", "steps": [...], ...}]}
     graph["edges"][0]   # {"source": "build", "target": "test", "kind": "runAfter"}
 
 A task's state is one of Succeeded, Failed, Running, Pending and Skipped, with
 Tekton's reason beside it (the TaskRun's Succeeded condition, or `skippedTasks[].reason`).
+A task runs as one TaskRun, or one per combination of a `matrix`: `runs` lists them,
+and the task's state is theirs taken together (running while any runs, failed when
+any failed).
 """
 
 from __future__ import annotations
@@ -95,26 +99,50 @@ def _task_node(
     task: Mapping[str, Any],
     *,
     final: bool,
-    taskrun: Mapping[str, Any] | None,
+    taskruns: Sequence[Mapping[str, Any]],
     skipped: Mapping[str, str],
 ) -> dict[str, Any]:
     name = str(task.get("name", ""))
     ref = task.get("taskRef") or {}
+    runs = [_taskrun_fields(t) for t in taskruns]
     node: dict[str, Any] = {
         "id": name,
         "name": name,
         "task": ref.get("name", "") if isinstance(ref, Mapping) else "",
         "finally": final,
-        "taskRun": None,
-        "steps": [],
+        "taskRun": runs[0]["taskRun"] if runs else None,
+        "message": "",
+        "runs": runs,
     }
-    if taskrun is not None:
-        node.update(_taskrun_fields(taskrun))
+    if runs:
+        node.update(_together(runs))
     elif name in skipped:
         node["state"], node["reason"] = SKIPPED, skipped[name]
     else:
         node["state"], node["reason"] = PENDING, ""
     return node
+
+
+def _together(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The state of a task from its TaskRuns' (one, or a matrix's)."""
+    states = [r["state"] for r in runs]
+    if RUNNING in states or (PENDING in states and len(set(states)) > 1):
+        state = RUNNING
+    elif FAILED in states:
+        state = FAILED
+    else:
+        state = states[0]
+    first = next((r for r in runs if r["state"] == state), runs[0])
+    reason = first["reason"] if first["state"] == state else RUNNING
+    starts = [r["startTime"] for r in runs if r.get("startTime")]
+    ends = [r["completionTime"] for r in runs if r.get("completionTime")]
+    return {
+        "state": state,
+        "reason": reason,
+        "message": first.get("message", ""),
+        "startTime": min(starts) if starts else None,
+        "completionTime": max(ends) if len(ends) == len(runs) else None,
+    }
 
 
 def _taskrun_fields(taskrun: Mapping[str, Any]) -> dict[str, Any]:
@@ -143,15 +171,15 @@ def run_graph(
     spec = status.get("pipelineSpec") or {}
     run_name = pipelinerun.get("metadata", {}).get("name")
     by_name = {str(t.get("metadata", {}).get("name")): t for t in taskruns}
-    by_task: dict[str, Mapping[str, Any]] = {}
+    by_task: dict[str, dict[str, Mapping[str, Any]]] = {}
     for ref in status.get("childReferences") or []:
         tr = by_name.get(str(ref.get("name")))
         if tr is not None:
-            by_task[str(ref.get("pipelineTaskName"))] = tr
-    for tr in taskruns:  # a TaskRun reported before its PipelineRun names it
+            by_task.setdefault(str(ref.get("pipelineTaskName")), {})[str(ref.get("name"))] = tr
+    for tr_name, tr in by_name.items():  # a TaskRun reported before its PipelineRun names it
         labels = tr.get("metadata", {}).get("labels") or {}
         if labels.get(PIPELINE_RUN) == run_name and labels.get(PIPELINE_TASK):
-            by_task.setdefault(str(labels[PIPELINE_TASK]), tr)
+            by_task.setdefault(str(labels[PIPELINE_TASK]), {}).setdefault(tr_name, tr)
     skipped = {
         str(s.get("name")): str(s.get("reason", "")) for s in status.get("skippedTasks") or []
     }
@@ -162,7 +190,14 @@ def run_graph(
     for final, group in ((False, tasks), (True, list(spec.get("finally") or []))):
         for task in group:
             name = str(task.get("name", ""))
-            nodes.append(_task_node(task, final=final, taskrun=by_task.get(name), skipped=skipped))
+            nodes.append(
+                _task_node(
+                    task,
+                    final=final,
+                    taskruns=list(by_task.get(name, {}).values()),
+                    skipped=skipped,
+                )
+            )
             if final:
                 continue
             kinds: dict[str, list[str]] = {}
@@ -203,15 +238,20 @@ def taskrun_graph(taskrun: Mapping[str, Any]) -> dict[str, Any]:
     meta = taskrun.get("metadata", {})
     labels = meta.get("labels") or {}
     name = str(labels.get(PIPELINE_TASK) or labels.get("tekton.dev/task") or meta.get("name"))
+    run = _taskrun_fields(taskrun)
+    state, reason = run_state(taskrun)
     node: dict[str, Any] = {
         "id": name,
         "name": name,
         "task": labels.get("tekton.dev/task", ""),
         "finally": False,
-        **_taskrun_fields(taskrun),
+        "taskRun": run["taskRun"],
+        "state": state,
+        "reason": reason,
+        "message": run["message"],
+        "runs": [run],
     }
     status = taskrun.get("status") or {}
-    state, reason = run_state(taskrun)
     return {
         "kind": "TaskRun",
         "name": meta.get("name"),

@@ -215,17 +215,26 @@ window.amiRuns = function (h) {
     g.fit(undefined, 24);
   }
 
+  // A task's TaskRun (a matrix task has one per combination), its steps and their logs.
   function taskSection(n) {
-    const steps = n.steps.map((s) => stepBox(n, s));
+    const many = n.runs.length > 1;
+    const runLink = (r) => el("a", { class: "muted taskrun", href: runHref("TaskRun", r.namespace, r.taskRun), text: r.taskRun });
+    const body = n.runs.flatMap((r) => [
+      many ? el("h4", {}, runLink(r), " ", stateChip(r.state, r.reason)) : null,
+      r.message && r.state === "Failed" ? el("p", { class: "muted", text: r.message }) : null,
+      ...r.steps.map((s) => stepBox(r, s)),
+    ]);
+    const empty = !n.runs.some((r) => r.steps.length);
     return el("section", { class: "run-task", dataset: { task: n.id, state: n.state } },
       el("h3", {}, `${n.finally ? "finally: " : ""}${n.name} `, stateChip(n.state, n.reason),
-        n.taskRun ? el("a", { class: "muted taskrun", href: runHref("TaskRun", n.namespace, n.taskRun), text: n.taskRun }) : null),
-      n.message && n.state === "Failed" ? el("p", { class: "muted", text: n.message }) : null,
-      steps.length ? steps : el("p", { class: "muted", text: n.state === "Skipped" ? "not run" : "no steps yet" }));
+        n.runs.length === 1 ? runLink(n.runs[0]) : null),
+      body,
+      empty ? el("p", { class: "muted", text: n.state === "Skipped" ? "not run" : "no steps yet" }) : null);
   }
 
-  function stepBox(n, s) {
-    const key = `${n.namespace}/${n.taskRun}/${s.name}`;
+  // `r`: one of a task's runs (its TaskRun's name, namespace, steps).
+  function stepBox(r, s) {
+    const key = `${r.namespace}/${r.taskRun}/${s.name}`;
     let log = runs.logs.get(key);
     if (!log) {
       log = { pre: el("pre", { class: "log" }), offset: null, finished: false, reading: false };
@@ -248,8 +257,8 @@ window.amiRuns = function (h) {
         `namespace ${graph.namespace} · started ${fmtTime(graph.startTime)} · `,
         `duration ${fmtDuration(graph.startTime, graph.completionTime)}`),
       graph.message ? el("p", { class: "muted", text: graph.message }) : null);
-    const shape = JSON.stringify(graph.nodes.map((n) => [n.id, n.taskRun, n.state, n.reason, n.message,
-      n.steps.map((s) => [s.name, s.state, s.reason, s.exitCode])]));
+    const shape = JSON.stringify(graph.nodes.map((n) => [n.id, n.state, n.reason, n.runs.map((r) =>
+      [r.taskRun, r.state, r.reason, r.message, r.steps.map((s) => [s.name, s.state, s.reason, s.exitCode])])]));
     if (shape !== runs.shape) {
       runs.shape = shape;
       // The log boxes move into the new sections as they are: their text stays.
@@ -291,10 +300,10 @@ window.amiRuns = function (h) {
     const g = ensureGraph();
     if (g) drawGraph(g, graph);
     const reads = [];
-    for (const n of graph.nodes) {
-      for (const s of n.steps) {
-        if (!n.taskRun || s.state === "Pending") continue;
-        const key = `${n.namespace}/${n.taskRun}/${s.name}`;
+    for (const r of graph.nodes.flatMap((n) => n.runs)) {
+      for (const s of r.steps) {
+        if (s.state === "Pending") continue;
+        const key = `${r.namespace}/${r.taskRun}/${s.name}`;
         const log = runs.logs.get(key);
         if (log) reads.push(readLog(key, log));
       }
