@@ -141,7 +141,7 @@ def test_the_runs_view_shows_a_run_its_graph_and_logs(mesh: Up, tmp_path: Path) 
             page.on("pageerror", lambda e: problems.append(str(e)))
             page.goto(url)
             page.click("#nav a[data-view=runs]")
-            page.wait_for_selector("#pipelineruns-table td.empty")
+            page.wait_for_selector("#pipelineruns-table td.empty", timeout=60_000)
 
             # A run applied while the list is open shows up in it, then opens.
             meshes.apply(mesh, RUN % gate, "run.yaml")

@@ -5,6 +5,7 @@ node agent reports them. The page itself, on a real run, is tests/e2e/test_dashb
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -218,6 +219,8 @@ def test_read_log_from_the_end_then_from_an_offset(tmp_path: Path) -> None:
     jump = api_pipelines.read_log(log, rest["offset"], 50, whole_lines=True)
     assert jump["text"] == "last\n" and jump["skipped"] == 3 + 100 + 1
     assert api_pipelines.read_log(tmp_path / "none.log", None, 50, whole_lines=True)["text"] == ""
+    os.mkfifo(tmp_path / "fifo.log")  # not read: opening it would wait for a writer
+    assert api_pipelines.read_log(tmp_path / "fifo.log", None, 50, whole_lines=True)["size"] == 0
 
 
 def test_a_line_longer_than_the_limit_still_moves_on(tmp_path: Path) -> None:

@@ -161,6 +161,9 @@ def read_log(path: Path, offset: int | None, limit: int, *, whole_lines: bool) -
 
     {"text": ..., "offset": where the next read starts, "size": the log's size,
      "skipped": bytes left out before text}"""
+    # Only a regular file: a FIFO or a device named there would block or never end.
+    if not path.is_file():
+        return {"text": "", "offset": offset or 0, "size": 0, "skipped": 0}
     try:
         with open(path, "rb") as f:
             size = f.seek(0, 2)
@@ -168,7 +171,7 @@ def read_log(path: Path, offset: int | None, limit: int, *, whole_lines: bool) -
             start = max(0, min(start, size), size - limit)
             f.seek(start)
             data = f.read(size - start)
-    except FileNotFoundError:
+    except OSError:
         return {"text": "", "offset": offset or 0, "size": 0, "skipped": 0}
     skipped = start - (offset or 0) if offset is not None else start
     if start > 0 and (offset is None or start > offset):
