@@ -1,8 +1,8 @@
 """The dashboard through the control plane's HTTP API: sign-in by `?token=`, the
 cookie (GET and HEAD only), the bearer token, static files and the page's CSP; then
 the page itself in headless Chromium against a small fake API with the documented
-shapes (graph, metrics, traces, Knative revisions, Tekton runs), so the page is checked without a
-running mesh."""
+shapes (graph, metrics, traces, Knative revisions, Tekton runs), so the page is checked
+without a running mesh."""
 
 from __future__ import annotations
 
