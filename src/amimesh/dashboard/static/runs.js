@@ -10,6 +10,8 @@ window.amiRuns = function (h) {
   // A log box keeps at most this much text: the view of a huge log is its end.
   const MAX_LOG_CHARS = 256 * 1024;
   const STATES = ["Succeeded", "Failed", "Running", "Pending", "Skipped"];
+  // The list shows the newest runs of each kind, this many.
+  const MAX_ROWS = 200;
 
   const runs = {
     run: null, // {kind, namespace, name} on a run's page
@@ -73,6 +75,10 @@ window.amiRuns = function (h) {
     const newest = (items) =>
       [...((items || {}).items || [])].sort((a, b) =>
         String(b.metadata.creationTimestamp || "").localeCompare(String(a.metadata.creationTimestamp || "")));
+    const more = (items, kind) => {
+      const n = ((items || {}).items || []).length - MAX_ROWS;
+      return n > 0 ? [el("tr", {}, el("td", { class: "empty", colspan: 6, text: `${n} older ${kind}s not shown (ami ${kind.toLowerCase()} list)` }))] : [];
+    };
     const row = (kind, r, what) => {
       const [st, reason] = runState(r);
       const status = r.status || {};
@@ -86,15 +92,16 @@ window.amiRuns = function (h) {
         el("td", { class: "num", text: fmtDuration(status.startTime, status.completionTime) }));
     };
     fill($("#pipelineruns-table tbody"),
-      newest(prs).map((r) => row("PipelineRun", r, (r.metadata.labels || {})["tekton.dev/pipeline"])),
+      [...newest(prs).slice(0, MAX_ROWS).map((r) => row("PipelineRun", r, (r.metadata.labels || {})["tekton.dev/pipeline"])),
+        ...more(prs, "PipelineRun")],
       6, prs ? "no PipelineRuns" : "this control plane runs no pipelines");
     fill($("#taskruns-table tbody"),
-      newest(trs).map((r) => {
+      [...newest(trs).slice(0, MAX_ROWS).map((r) => {
         const labels = r.metadata.labels || {};
         const task = labels["tekton.dev/task"] || labels["tekton.dev/pipelineTask"];
         const from = labels["tekton.dev/pipelineRun"];
         return row("TaskRun", r, from ? `${task} (in ${from})` : task);
-      }),
+      }), ...more(trs, "TaskRun")],
       6, trs ? "no TaskRuns" : "this control plane runs no pipelines");
   }
 
