@@ -1,8 +1,8 @@
 """The dashboard through the control plane's HTTP API: sign-in by `?token=`, the
 cookie (GET and HEAD only), the bearer token, static files and the page's CSP; then
 the page itself in headless Chromium against a small fake API with the documented
-shapes (graph, metrics, traces, Knative revisions), so the page is checked without a
-running mesh."""
+shapes (graph, metrics, traces, Knative revisions, Tekton runs), so the page is checked
+without a running mesh."""
 
 from __future__ import annotations
 
@@ -483,3 +483,149 @@ async def test_page_in_chromium_against_a_fake_api(tmp_path: Path) -> None:
     finally:
         await server.close()
     assert [p for p in problems if "401" not in p] == []
+
+
+# --- the Runs view, against a fake pipelines API -----------------------------------------
+
+RUN_GRAPH: dict[str, Any] = {
+    "kind": "PipelineRun", "name": "ci-run", "namespace": "default", "pipeline": "ci",
+    "state": "Running", "reason": "Running", "message": "", "startTime": "2026-01-02T03:04:05Z",
+    "completionTime": None,
+    "nodes": [
+        {"id": "build", "name": "build", "task": "", "finally": False, "taskRun": "ci-run-build",
+         "state": "Running", "reason": "Running", "message": "",
+         "runs": [{"taskRun": "ci-run-build", "namespace": "default", "state": "Running",
+                   "reason": "Running", "message": "",
+                   "steps": [{"name": "compile", "state": "Running", "reason": "Running",
+                              "image": "golang"}]}]},
+        {"id": "<b>deploy</b>", "name": "<b>deploy</b>", "task": "", "finally": False,
+         "taskRun": None, "state": "Skipped", "reason": "When Expressions evaluated to false",
+         "message": "", "runs": []},
+        {"id": "report", "name": "report", "task": "", "finally": True, "taskRun": None,
+         "state": "Pending", "reason": "", "message": "", "runs": []},
+    ],
+    "edges": [{"id": "build-><b>deploy</b>", "source": "build", "target": "<b>deploy</b>",
+               "kind": "runAfter"}],
+}  # fmt: skip
+RUN_OBJECT = {
+    "kind": "PipelineRun",
+    "metadata": {"name": "ci-run", "namespace": "default", "labels": {"tekton.dev/pipeline": "ci"}},
+    "status": {
+        "conditions": [{"status": "Unknown", "reason": "Running"}],
+        "startTime": "2026-01-02T03:04:05Z",
+    },
+}
+
+
+def fake_pipelines_api(offsets: list[str | None], graphs: list[str]) -> web.Application:
+    """The Runs view's endpoints: one running PipelineRun whose one step's log comes in
+    two reads (the first from the end of a long log), then ends. `offsets` and `graphs`
+    record what the page asked."""
+
+    async def status(request: web.Request) -> web.Response:
+        return web.json_response({"resources": 0})
+
+    async def runs(request: web.Request) -> web.Response:
+        items = [RUN_OBJECT] if request.query.get("kind") == "PipelineRun" else []
+        return web.json_response({"items": items})
+
+    async def graph(request: web.Request) -> web.Response:
+        graphs.append(request.match_info["name"])
+        if request.match_info["name"] != "ci-run":
+            raise web.HTTPNotFound()
+        return web.json_response(RUN_GRAPH)
+
+    async def logs(request: web.Request) -> web.Response:
+        offset = request.query.get("offset")
+        offsets.append(offset)
+        if offset is None:
+            return web.json_response(
+                {"text": "line 2\n", "offset": 100, "size": 100, "skipped": 93, "finished": False}
+            )
+        if offset == "100":
+            return web.json_response(
+                {"text": "<i>line 3</i>\n", "offset": 114, "size": 114, "skipped": 0,
+                 "finished": True}
+            )  # fmt: skip
+        raise web.HTTPBadRequest()
+
+    app = web.Application(middlewares=[_auth_middleware(TOKEN)])
+    app.add_routes(dashboard_web.routes())
+    app.add_routes(
+        [
+            web.get("/api/v1/status", status),
+            web.get("/api/v1/pipelines/runs", runs),
+            web.get("/api/v1/pipelines/graph/{kind}/{namespace}/{name}", graph),
+            web.get("/api/v1/pipelines/logs/{namespace}/{taskrun}/{step}", logs),
+        ]
+    )
+    return app
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no chromium (make test-deps)")
+@pytest.mark.skipif(not VENDORED, reason="cytoscape.js is not vendored: run tools/vendor_js.py")
+async def test_runs_view_in_chromium_against_a_fake_api(tmp_path: Path) -> None:
+    from playwright.async_api import async_playwright
+
+    offsets: list[str | None] = []
+    graphs: list[str] = []
+    server = test_utils.TestServer(fake_pipelines_api(offsets, graphs), host="127.0.0.1")
+    await server.start_server()
+    problems: list[str] = []
+    try:
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(
+                executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
+            )
+            try:
+                page = await browser.new_page(viewport={"width": 1400, "height": 900})
+                page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+                page.on("pageerror", lambda e: problems.append(str(e)))
+                base = str(server.make_url("/dashboard/"))
+                await page.goto(f"{base}?token={TOKEN}#runs")
+                row = page.locator('#pipelineruns-table tr[data-name="ci-run"]')
+                await row.wait_for()
+                assert "Running" in await row.inner_text()
+                assert "no TaskRuns" in await page.inner_text("#taskruns-table")
+                await row.click()
+
+                # The graph: states, the skipped task's reason, finally in its own column.
+                await until(page, "window.amiRunGraph && window.amiRunGraph.nodes().length === 3")
+                nodes = await page.evaluate(
+                    "window.amiRunGraph.nodes().map(n => [n.id(), n.data('state'), "
+                    "n.position('x')])"
+                )
+                x = {n: px for n, _, px in nodes}
+                assert {n: s for n, s, _ in nodes} == {
+                    "build": "Running",
+                    "<b>deploy</b>": "Skipped",
+                    "report": "Pending",
+                }
+                assert x["build"] < x["<b>deploy</b>"] < x["report"]
+                # The log: the end of a long one, then what came after, then no more reads.
+                log = page.locator(
+                    '.run-task[data-task="build"] .run-step[data-step="compile"] pre'
+                )
+                await until(
+                    page, "document.querySelector('pre.log').textContent.includes('line 3')"
+                )
+                assert await log.text_content() == (
+                    "… the first 93 bytes left out …\nline 2\n<i>line 3</i>\n"
+                )
+                assert offsets[:2] == [None, "100"]
+                # Names and log lines are text, never markup.
+                assert await page.locator("#run-tasks b, #run-tasks i").count() == 0
+                assert "Skipped: When Expressions" in await page.inner_text("#run-tasks")
+                # The run still runs, so the page asks again; a finished log, no more.
+                n, seen = len(offsets), len(graphs)
+                for _ in range(int(WAIT_S / POLL_S)):
+                    if len(graphs) >= seen + 2:
+                        break
+                    await asyncio.sleep(POLL_S)
+                assert len(graphs) >= seen + 2 and len(offsets) == n, (graphs, offsets)
+                await page.screenshot(path=str(tmp_path / "run.png"))
+            finally:
+                await browser.close()
+    finally:
+        await server.close()
+    assert problems == []

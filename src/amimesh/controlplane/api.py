@@ -31,7 +31,8 @@ runtime, granting one SPIFFE ID), never the API token.
     POST   /api/v1/serving/activate                {"namespace", "revision"}: an instance now
                                                    (a request waits at the activator)
     GET    /api/v1/pipelines/...                   Tekton: runs' config for node agents, their
-                                                   reports, runs with status, cancel
+                                                   reports, runs with status, cancel, a
+                                                   run's task graph, a step's log
                                                    (`api_pipelines`)
     POST   /api/v1/triggers/sink/{ns}/{name}       Tekton Triggers: a listener's webhook, with
                                                    the listener's token (`api_triggers`)

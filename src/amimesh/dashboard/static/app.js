@@ -1,12 +1,13 @@
 // Ami dashboard: reads the control plane's JSON API (/api/v1/...) with the sign-in
 // cookie and draws the service graph (cytoscape.js), golden metrics, traces, config,
-// each proxy's xDS state and the Knative revisions' autoscaling. Plain JS, no build step; the CSP allows no inline code,
+// each proxy's xDS state, the Knative revisions' autoscaling and Tekton runs (runs.js). Plain JS, no build step; the CSP allows no inline code,
 // so every node is built with DOM calls and every text goes in as text.
 "use strict";
 
 (function () {
   const REFRESH_MS = 5000;
-  const VIEWS = ["graph", "metrics", "traces", "config", "proxies"];
+  const RUNS_REFRESH_MS = 1000;
+  const VIEWS = ["graph", "metrics", "traces", "config", "proxies", "runs", "run"];
   const XDS_TYPES = ["CDS", "EDS", "LDS", "RDS", "SDS"];
 
   const state = {
@@ -199,9 +200,15 @@
     );
   }
 
+  // --- Tekton runs (runs.js) -----------------------------------------------------------
+
+  const runsView = window.amiRuns({ $, el, show, fill, chip, api, fmtTime });
+
   // --- refresh loop ---------------------------------------------------------------------
 
   const refreshers = {
+    runs: () => runsView.refreshList(),
+    run: () => runsView.refreshRun(),
     graph: refreshGraph,
     metrics: refreshMetrics,
     traces: refreshTraces,
@@ -962,6 +969,7 @@
       view = "traces";
       state.traceId = decodeURIComponent(hash.slice("trace/".length)) || null;
     }
+    if (view === "run" && !runsView.open(hash)) view = "runs";
     if (!VIEWS.includes(view)) view = "graph";
     if (view === "traces" && hash.startsWith("traces?")) {
       const params = new URLSearchParams(hash.slice("traces?".length));
@@ -978,8 +986,10 @@
     if (view === "traces" && state.view !== "traces") state.tracesLoaded = false;
     state.view = view;
     for (const v of VIEWS) $("#view-" + v).hidden = v !== view;
-    for (const a of document.querySelectorAll("#nav a")) a.classList.toggle("active", a.dataset.view === view);
+    const navView = view === "run" ? "runs" : view;
+    for (const a of document.querySelectorAll("#nav a")) a.classList.toggle("active", a.dataset.view === navView);
     if (view === "graph" && cy) cy.resize();
+    if (view === "run") runsView.resize();
     refresh();
   }
 
@@ -1004,6 +1014,12 @@
     setInterval(() => {
       if (!document.hidden) refresh();
     }, REFRESH_MS);
+    // Runs change by the second and their logs by the line: those views ask more often.
+    setInterval(() => {
+      if (document.hidden || !(state.view === "runs" || state.view === "run")) return;
+      if (state.view === "run" && !runsView.live()) return;
+      refresh();
+    }, RUNS_REFRESH_MS);
     route();
   }
 
