@@ -211,10 +211,20 @@ def test_pipelinerun_workspace_needs_one_source() -> None:
       - {name: a, emptyDir: {}, persistentVolumeClaim: {claimName: c}}
       - {name: b}
       - {name: c, secret: {secretName: s}}
+      - {name: d, secret: {secretName: s}, configMap: {name: m}}
     """
     found = errors(text)
     assert any(
-        e.endswith("spec.workspaces[2].secret: is not supported by Ami yet") for e in found
+        e.endswith(
+            "spec.workspaces[0]: expected exactly one, got both: emptyDir, persistentVolumeClaim"
+        )
+        for e in found
+    ), found
+    assert any("spec.workspaces[1]: expected exactly one, got neither" in e for e in found), found
+    assert not any("workspaces[2]" in e for e in found), found  # a secret is a source
+    assert any(
+        e.endswith("spec.workspaces[3]: expected exactly one, got both: configMap, secret")
+        for e in found
     ), found
 
 
