@@ -6,7 +6,8 @@ SNI, converted by the control plane and served by a real gateway Envoy.
 One mesh for the module: TCP echo services `echo-a` and `echo-b` (each answering
 `NAME|bytes`), two TLS servers `secure-a` and `secure-b` terminating TLS themselves
 with their own certificates for a.example.com and b.example.com, and the ingress
-gateway serving the Gateway `l4` on ports 9100 (TCP) and 9443 (TLS).
+gateway serving the Gateway `l4` on ports 9100 (TCP) and 9443 (TLS); a client sidecar
+with a local TCP port for `echo-a`, for a mesh (GAMMA) TCPRoute.
 """
 
 from __future__ import annotations
@@ -87,6 +88,17 @@ spec:
   rules: [{backendRefs: [{name: secure-b, namespace: other, port: 8443}]}]
 """
 
+MESH_ROUTE = """
+apiVersion: gateway.networking.k8s.io/v1
+kind: TCPRoute
+metadata: {name: echo-a-mesh}
+spec:
+  parentRefs: [{group: "", kind: Service, name: echo-a, port: 9000}]
+  rules:
+  - backendRefs:
+    - {name: echo-b, port: 9000, weight: 1}
+"""
+
 GRANT = """
 apiVersion: gateway.networking.k8s.io/v1beta1
 kind: ReferenceGrant
@@ -101,6 +113,7 @@ spec:
 class L4:
     mesh: Mesh
     gateway: Sidecar
+    client: Sidecar
     certs: dict[str, Path]
 
 
@@ -132,9 +145,10 @@ def l4(module_mesh: Mesh, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             namespace=namespace,
         )
     gateway = mesh.gateway(ports={9100: 0, 9443: 0})
+    client = mesh.client(upstreams=[("echo-a", 9000, "TCP")])
     mesh.wait_synced()
     try:
-        yield L4(mesh, gateway, certs)
+        yield L4(mesh, gateway, client, certs)
     finally:
         for s in servers:
             if isinstance(s, EchoServer):
@@ -202,3 +216,15 @@ def test_a_cross_namespace_tls_backend_needs_a_reference_grant(l4: L4) -> None:
     assert _conditions(l4, "TLSRoute", "secure-b")["ResolvedRefs"] == ("True", "ResolvedRefs")
     # The first route still answers.
     assert _tls_get(l4, "a.example.com").json() == "secure-a"
+
+
+def test_mesh_tcp_route_on_a_service(l4: L4) -> None:
+    port = l4.client.upstream_port("echo-a", 9000)
+    wait_for(lambda: answered(lambda: tcp_call(port, b"m")) == b"echo-a|m")
+    l4.mesh.apply(MESH_ROUTE, source="gateway-api-l4-mesh.yaml")
+    # The client's connections to echo-a now go where the route sends them.
+    wait_for(lambda: answered(lambda: tcp_call(port, b"m")) == b"echo-b|m")
+    assert {tcp_call(port, b"m") for _ in range(10)} == {b"echo-b|m"}
+    assert _conditions(l4, "TCPRoute", "echo-a-mesh")["Accepted"] == ("True", "Accepted")
+    l4.mesh.remove("gateway-api-l4-mesh.yaml")
+    wait_for(lambda: answered(lambda: tcp_call(port, b"m")) == b"echo-a|m")
