@@ -10,16 +10,20 @@ What is converted:
   controllerName is one of `CONTROLLERS`) runs on the mesh's ingress gateway: each
   listener Ami serves (HTTP; HTTPS terminating TLS with its first certificateRef as
   the server's `credentialName`) becomes an Istio Gateway `GATEWAY-gwapi-LISTENER`
-  selecting that gateway, with one server whose host is the listener's hostname.
-  TLS and TCP listeners are refused in the listener's status (the ingress gateway has
-  no TCP or TLS-passthrough servers yet), and so are routes attaching only to them.
+  selecting that gateway, with one server whose host is the listener's hostname;
+  a TCP listener a TCP server (every host), a TLS listener with mode Passthrough a
+  TLS PASSTHROUGH server. A TLS listener terminating TLS, a UDP one and an HBONE one
+  (and every listener of an ambient waypoint) are not served; their status says why.
 - Routes attached to a Gateway become one VirtualService per (listener, hostname),
   bound to the listener's Istio Gateway, holding the rules of every route attached
-  there, sorted by the API's precedence (`http`).
+  there, sorted by the API's precedence (`http`). TCPRoutes on a TCP listener become
+  its VirtualService's `tcp` routes; TLSRoutes on a passthrough listener, per
+  hostname shared with the listener (the SNI name), `tls` routes (`streams`).
 - Routes whose parentRef is a Service (GAMMA) become a VirtualService for that
   service's host in the route's namespace: exported everywhere when the route lives in
   the service's namespace (a producer route), to its own namespace only otherwise (a
-  consumer route). A parentRef `port` limits the routes to that service port.
+  consumer route). A parentRef `port` limits the routes to that service port. A
+  mesh TCPRoute's `tcp` routes get a VirtualService of their own.
 - A backend (or a certificate) in another namespace needs a ReferenceGrant there; a
   backend that is not permitted or not found is left out of the split and named in
   the route's ResolvedRefs condition; a rule left with no backend answers 500.

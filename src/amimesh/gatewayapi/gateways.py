@@ -1,6 +1,7 @@
 """A Gateway's listeners on the mesh's ingress gateway: which are served (each as an
-Istio Gateway of one server), which conflict on the one proxy every Gateway shares,
-which routes each allows, and the Gateway's status."""
+Istio Gateway of one server: HTTP, HTTPS terminated, TCP, or TLS passed through),
+which conflict on the one proxy every Gateway shares, which routes each allows, and
+the Gateway's status."""
 
 from __future__ import annotations
 
