@@ -290,9 +290,12 @@ def test_gateway_and_listener_status(edge: Edge) -> None:
     http = {c["type"]: c["status"] for c in listeners["http"]["conditions"]}
     assert http["Programmed"] == "True"
     assert listeners["http"]["attachedRoutes"] == 3  # web, remote and greeter
+    # A passthrough listener is served too (tests/e2e/test_gateway_api_l4.py), with no
+    # route attached here.
     tls = {c["type"]: (c["status"], c["reason"]) for c in listeners["passthrough"]["conditions"]}
-    assert tls["Accepted"] == ("False", "UnsupportedProtocol")
-    assert tls["Programmed"][0] == "False"
+    assert tls["Accepted"] == ("True", "Accepted")
+    assert tls["Programmed"] == ("True", "Programmed")
+    assert listeners["passthrough"]["attachedRoutes"] == 0
     assert conditions(route_status(edge.mesh, "web")) == {
         "Accepted": ("True", "Accepted"),
         "ResolvedRefs": ("True", "ResolvedRefs"),

@@ -82,22 +82,27 @@ spec:
 """
 
 
-def test_each_served_listener_is_an_istio_gateway_and_tcp_is_refused() -> None:
+def test_each_served_listener_is_an_istio_gateway() -> None:
     out = run("")
     gateways = {d["metadata"]["name"]: d for d in out.derived if d["kind"] == "Gateway"}
-    assert set(gateways) == {"gw-gwapi-web", "gw-gwapi-same", "gw-gwapi-picked"}
+    assert set(gateways) == {"gw-gwapi-web", "gw-gwapi-same", "gw-gwapi-picked", "gw-gwapi-tcp"}
     server = gateways["gw-gwapi-web"]["spec"]["servers"][0]
     assert server == {
         "port": {"number": 80, "name": "web", "protocol": "HTTP"},
         "hosts": ["*.example.com"],
     }
     assert gateways["gw-gwapi-web"]["spec"]["selector"] == {"istio": "ingressgateway"}
+    assert gateways["gw-gwapi-tcp"]["spec"]["servers"] == [
+        {"port": {"number": 9000, "name": "tcp", "protocol": "TCP"}, "hosts": ["*"]}
+    ]
     status = out.status[("Gateway.gateway.networking.k8s.io", "infra", "gw")]
     tcp = next(x for x in status["listeners"] if x["name"] == "tcp")
-    assert [(c["type"], c["status"], c["reason"]) for c in tcp["conditions"]][:2] == [
-        ("Accepted", "False", "UnsupportedProtocol"),
-        ("Programmed", "False", "Invalid"),
+    assert [(c["type"], c["status"], c["reason"]) for c in tcp["conditions"]][:3] == [
+        ("Accepted", "True", "Accepted"),
+        ("Conflicted", "False", "NoConflicts"),
+        ("Programmed", "True", "Programmed"),
     ]
+    assert tcp["supportedKinds"] == [{"group": "gateway.networking.k8s.io", "kind": "TCPRoute"}]
 
 
 def test_a_gateway_of_another_class_is_left_alone() -> None:
@@ -382,19 +387,311 @@ spec:
     )
 
 
-def test_tcp_routes_are_not_served_yet() -> None:
-    out = run(
-        """
-apiVersion: gateway.networking.k8s.io/v1alpha2
-kind: TCPRoute
-metadata: {name: t}
+L4_GATEWAY = """
+apiVersion: v1
+kind: Service
+metadata: {name: db-a}
+spec: {selector: {app: db-a}, ports: [{name: tcp, port: 5432}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: db-b}
+spec: {selector: {app: db-b}, ports: [{name: tcp, port: 5432}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: tls-backend, namespace: team}
+spec: {selector: {app: tls-backend}, ports: [{name: tls, port: 8443}]}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: l4, namespace: default}
 spec:
-  parentRefs: [{name: gw, namespace: infra, sectionName: tcp}]
-  rules: [{backendRefs: [{name: web, port: 80}]}]
+  gatewayClassName: istio
+  listeners:
+  - {name: tcp, port: 9100, protocol: TCP}
+  - name: tls
+    port: 9443
+    protocol: TLS
+    hostname: "*.example.com"
+    tls: {mode: Passthrough}
+    allowedRoutes: {namespaces: {from: All}}
+  - name: tls-any
+    port: 9444
+    protocol: TLS
+    tls: {mode: Passthrough}
+  - name: terminate
+    port: 9445
+    protocol: TLS
+    tls: {mode: Terminate, certificateRefs: [{name: cert}]}
+"""
+
+
+def stream_conditions(out: Conversion, kind: str, name: str, ns: str = "default") -> list[str]:
+    [parent] = out.status[(kind, ns, name)]["parents"]
+    return [f"{c['type']}/{c['status']}/{c['reason']}" for c in parent["conditions"]]
+
+
+def listener_conditions(out: Conversion, gateway: str, ns: str = "default") -> dict[str, Any]:
+    status = out.status[("Gateway.gateway.networking.k8s.io", ns, gateway)]
+    return {
+        x["name"]: {c["type"]: (c["status"], c["reason"]) for c in x["conditions"]}
+        for x in status["listeners"]
+    }
+
+
+@pytest.mark.parametrize("version", ["v1alpha2", "v1alpha3", "v1"])
+def test_tcp_route_on_a_tcp_listener_splits_by_weight(version: str) -> None:
+    out = run(
+        L4_GATEWAY
+        + f"""---
+apiVersion: gateway.networking.k8s.io/{version}
+kind: TCPRoute
+metadata: {{name: db}}
+spec:
+  parentRefs: [{{name: l4, sectionName: tcp}}]
+  rules:
+  - backendRefs:
+    - {{name: db-a, port: 5432, weight: 3}}
+    - {{name: db-b, port: 5432, weight: 1}}
+    - {{name: db-c, port: 5432, weight: 1}}
+    - {{name: db-b, port: 5432, weight: 0}}
 """
     )
-    [parent] = out.status[("TCPRoute", "default", "t")]["parents"]
-    assert parent["conditions"][0]["reason"] == "UnsupportedValue"
+    vs = virtual_service(out, "l4-gwapi-tcp-tcp")
+    assert vs["spec"] == {
+        "hosts": ["*"],
+        "gateways": ["default/l4-gwapi-tcp"],
+        "tcp": [
+            {
+                "route": [
+                    {
+                        "destination": {
+                            "host": "db-a.default.svc.cluster.local",
+                            "port": {"number": 5432},
+                        },
+                        "weight": 3,
+                    },
+                    {
+                        "destination": {
+                            "host": "db-b.default.svc.cluster.local",
+                            "port": {"number": 5432},
+                        },
+                        "weight": 1,
+                    },
+                ]
+            }
+        ],
+    }
+    # db-c does not exist: named, and left out of the split.
+    assert stream_conditions(out, "TCPRoute", "db") == [
+        "Accepted/True/Accepted",
+        "ResolvedRefs/False/BackendNotFound",
+    ]
+    assert listener_conditions(out, "l4")["tcp"]["Programmed"] == ("True", "Programmed")
+    status = out.status[("Gateway.gateway.networking.k8s.io", "default", "l4")]
+    assert {x["name"]: x["attachedRoutes"] for x in status["listeners"]}["tcp"] == 1
+
+
+def test_tls_route_passthrough_by_sni_intersected_with_the_listener() -> None:
+    out = run(
+        L4_GATEWAY
+        + """---
+apiVersion: gateway.networking.k8s.io/v1alpha2
+kind: TLSRoute
+metadata: {name: secure, namespace: team}
+spec:
+  parentRefs: [{name: l4, namespace: default, sectionName: tls}]
+  hostnames: [a.example.com, b.example.org]
+  rules: [{backendRefs: [{name: tls-backend, port: 8443}]}]
+---
+apiVersion: gateway.networking.k8s.io/v1alpha2
+kind: TLSRoute
+metadata: {name: elsewhere, namespace: team}
+spec:
+  parentRefs: [{name: l4, namespace: default, sectionName: tls}]
+  hostnames: [a.example.org]
+  rules: [{backendRefs: [{name: tls-backend, port: 8443}]}]
+---
+apiVersion: gateway.networking.k8s.io/v1alpha2
+kind: TLSRoute
+metadata: {name: no-sni}
+spec:
+  parentRefs: [{name: l4, sectionName: tls-any}]
+  rules: [{backendRefs: [{name: db-a, port: 5432}]}]
+"""
+    )
+    gateways = {d["metadata"]["name"]: d for d in out.derived if d["kind"] == "Gateway"}
+    assert gateways["l4-gwapi-tls"]["spec"]["servers"] == [
+        {
+            "port": {"number": 9443, "name": "tls", "protocol": "TLS"},
+            "hosts": ["*.example.com"],
+            "tls": {"mode": "PASSTHROUGH"},
+        }
+    ]
+    vs = virtual_service(out, "l4-gwapi-tls-a.example.com")
+    assert vs["metadata"]["namespace"] == "default"
+    assert vs["spec"] == {
+        "hosts": ["a.example.com"],
+        "gateways": ["default/l4-gwapi-tls"],
+        "tls": [
+            {
+                "match": [{"sniHosts": ["a.example.com"]}],
+                "route": [
+                    {
+                        "destination": {
+                            "host": "tls-backend.team.svc.cluster.local",
+                            "port": {"number": 8443},
+                        },
+                        "weight": 1,
+                    }
+                ],
+            }
+        ],
+    }
+    assert stream_conditions(out, "TLSRoute", "secure", "team") == [
+        "Accepted/True/Accepted",
+        "ResolvedRefs/True/ResolvedRefs",
+    ]
+    assert stream_conditions(out, "TLSRoute", "elsewhere", "team")[0] == (
+        "Accepted/False/NoMatchingListenerHostname"
+    )
+    # Neither the route nor the listener names a host: no SNI name to pass through by.
+    assert stream_conditions(out, "TLSRoute", "no-sni")[0] == "Accepted/False/UnsupportedValue"
+    # TLS terminated in front of TCP is not served, and says so.
+    terminate = listener_conditions(out, "l4")["terminate"]
+    assert terminate["Accepted"] == ("False", "UnsupportedValue")
+    assert terminate["Programmed"] == ("False", "Invalid")
+
+
+def test_stream_routes_backends_across_namespaces_need_a_grant() -> None:
+    route_text = """
+apiVersion: gateway.networking.k8s.io/v1alpha2
+kind: TCPRoute
+metadata: {name: far}
+spec:
+  parentRefs: [{name: l4, sectionName: tcp}]
+  rules: [{backendRefs: [{name: tls-backend, namespace: team, port: 8443}]}]
+"""
+    out = run(L4_GATEWAY + "---" + route_text)
+    assert stream_conditions(out, "TCPRoute", "far")[1] == "ResolvedRefs/False/RefNotPermitted"
+    # No backend left: no route, so the gateway takes no connection.
+    assert not [d for d in out.derived if d["metadata"]["name"] == "l4-gwapi-tcp-tcp"]
+    grant = """
+apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: {name: tcp-in, namespace: team}
+spec:
+  from: [{group: gateway.networking.k8s.io, kind: TCPRoute, namespace: default}]
+  to: [{group: "", kind: Service}]
+"""
+    out = run(L4_GATEWAY + "---" + route_text + "---" + grant)
+    assert stream_conditions(out, "TCPRoute", "far")[1] == "ResolvedRefs/True/ResolvedRefs"
+    vs = virtual_service(out, "l4-gwapi-tcp-tcp")
+    [tcp] = vs["spec"]["tcp"]
+    assert tcp["route"][0]["destination"]["host"] == "tls-backend.team.svc.cluster.local"
+
+
+def test_route_kinds_follow_the_listener_protocol() -> None:
+    out = run(
+        L4_GATEWAY
+        + """---
+apiVersion: gateway.networking.k8s.io/v1alpha2
+kind: TCPRoute
+metadata: {name: to-tls}
+spec:
+  parentRefs: [{name: l4, sectionName: tls}]
+  rules: [{backendRefs: [{name: db-a, port: 5432}]}]
+---
+"""
+        + route(
+            "to-tcp",
+            "  parentRefs: [{name: l4, sectionName: tcp}]\n"
+            "  rules: [{backendRefs: [{name: web, port: 80}]}]",
+        )
+    )
+    assert stream_conditions(out, "TCPRoute", "to-tls")[0] == "Accepted/False/NotAllowedByListeners"
+    assert parent_conditions(out, "to-tcp")[0]["Accepted"] == "False/NotAllowedByListeners"
+
+
+def test_tcp_listeners_conflict_on_one_port() -> None:
+    out = run(
+        L4_GATEWAY
+        + """---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: zz-later, namespace: default}
+spec:
+  gatewayClassName: istio
+  listeners:
+  - {name: tcp-again, port: 9100, protocol: TCP}
+  - {name: http-on-tls, port: 9443, protocol: HTTP}
+  - name: tls-b
+    port: 9443
+    protocol: TLS
+    hostname: b.example.net
+    tls: {mode: Passthrough}
+"""
+    )
+    later = listener_conditions(out, "zz-later")
+    assert later["tcp-again"]["Conflicted"] == ("True", "HostnameConflict")
+    assert later["http-on-tls"]["Conflicted"] == ("True", "ProtocolConflict")
+    assert later["tls-b"]["Programmed"] == ("True", "Programmed")
+
+
+def test_mesh_tcp_route_on_a_service() -> None:
+    out = run(
+        L4_GATEWAY
+        + """---
+apiVersion: gateway.networking.k8s.io/v1alpha2
+kind: TCPRoute
+metadata: {name: db-split}
+spec:
+  parentRefs: [{group: "", kind: Service, name: db-a, port: 5432}]
+  rules:
+  - backendRefs:
+    - {name: db-a, port: 5432, weight: 9}
+    - {name: db-b, port: 5432, weight: 1}
+"""
+    )
+    assert stream_conditions(out, "TCPRoute", "db-split")[0] == "Accepted/True/Accepted"
+    vs = virtual_service(out, "db-a-gwapi-mesh-tcp")
+    assert vs["spec"]["hosts"] == ["db-a.default.svc.cluster.local"]
+    assert vs["spec"]["exportTo"] == ["*"]
+    [tcp] = vs["spec"]["tcp"]
+    assert tcp["match"] == [{"port": 5432}]
+    assert [d["weight"] for d in tcp["route"]] == [9, 1]
+
+
+def test_hbone_and_waypoints_are_accepted_and_not_programmed() -> None:
+    out = run(
+        """
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: waypoint}
+spec:
+  gatewayClassName: istio-waypoint
+  listeners: [{name: mesh, port: 15008, protocol: HBONE}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: edge-hbone}
+spec:
+  gatewayClassName: istio
+  listeners: [{name: mesh, port: 15008, protocol: HBONE}]
+"""
+    )
+    for name in ("waypoint", "edge-hbone"):
+        mesh = listener_conditions(out, name)["mesh"]
+        assert mesh["Accepted"] == ("True", "Accepted")
+        assert mesh["Programmed"] == ("False", "Invalid")
+        status = out.status[("Gateway.gateway.networking.k8s.io", "default", name)]
+        [programmed] = [c for c in status["conditions"] if c["type"] == "Programmed"]
+        assert programmed["status"] == "False"
+        assert "ambient" in programmed["message"]
+    assert not [
+        d for d in out.derived if d["metadata"]["name"].startswith(("waypoint", "edge-hbone"))
+    ]
 
 
 def test_https_certificate_refs_across_namespaces_need_a_grant() -> None:

@@ -14,8 +14,15 @@ from amimesh.resources.meta import Resource
 
 Key = tuple[str, str, str]
 CONTROLLER = "ami.dev/gateway-controller"
-CONTROLLERS = (CONTROLLER, "istio.io/gateway-controller")
-BUILTIN_CLASSES = {"ami": CONTROLLER, "istio": "istio.io/gateway-controller"}
+# Istio's controller of ambient waypoints (class `istio-waypoint`): Ami reads their
+# Gateways and gives them a status saying why they are not run (`gateways`).
+WAYPOINT_CONTROLLER = "istio.io/mesh-controller"
+CONTROLLERS = (CONTROLLER, "istio.io/gateway-controller", WAYPOINT_CONTROLLER)
+BUILTIN_CLASSES = {
+    "ami": CONTROLLER,
+    "istio": "istio.io/gateway-controller",
+    "istio-waypoint": WAYPOINT_CONTROLLER,
+}
 DOMAIN = "cluster.local"
 NAME_LABEL = "kubernetes.io/metadata.name"
 

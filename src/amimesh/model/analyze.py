@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from amimesh.model.analyze_findings import CODES, Code, Finding, Severity
-from amimesh.model.analyze_gateways import gateway_findings
+from amimesh.model.analyze_gateways import gateway_api_findings, gateway_findings
 from amimesh.model.analyze_policies import policy_findings
 from amimesh.model.analyze_routes import virtual_service_findings
 from amimesh.model.analyze_services import destination_rule_findings, service_findings
@@ -34,6 +34,7 @@ def analyze(snap: Snapshot) -> list[Finding]:
     found += destination_rule_findings(snap)
     found += service_findings(snap)
     found += gateway_findings(snap)
+    found += gateway_api_findings(snap)
     found += policy_findings(snap)
     found += sidecar_findings(snap)
     found += telemetry_findings(snap)

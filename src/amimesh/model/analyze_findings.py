@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from amimesh.model.snapshot import Snapshot
+from amimesh.resources import gateway_api as ga
 from amimesh.resources import istio_authz as authz
 from amimesh.resources import istio_gateway as gw
 from amimesh.resources import istio_networking as net
@@ -42,6 +43,9 @@ SERVICE_NO_WORKLOAD = Code("AMI0301", "Warning", "Service selects no workload")
 SERVICE_NO_TARGET_PORT = Code("AMI0302", "Warning", "no selected workload declares targetPort")
 SERVICE_FIELD_IGNORED = Code("AMI0303", "Info", "Service field that means nothing on one machine")
 GATEWAY_FIELD_IGNORED = Code("AMI0401", "Info", "Gateway field that Istio and Ami ignore")
+GATEWAY_API_IGNORED = Code(
+    "AMI0402", "Info", "Gateway API listener or Gateway not run on one machine"
+)
 POLICY_TARGETS_NOTHING = Code("AMI0501", "Warning", "policy's targetRefs attach it to no proxy")
 PROXY_FIELD_IGNORED = Code(
     "AMI0601", "Info", "Sidecar, ProxyConfig or EnvoyFilter field ignored on one machine"
@@ -64,6 +68,7 @@ CODES: tuple[Code, ...] = (
     SERVICE_NO_TARGET_PORT,
     SERVICE_FIELD_IGNORED,
     GATEWAY_FIELD_IGNORED,
+    GATEWAY_API_IGNORED,
     POLICY_TARGETS_NOTHING,
     PROXY_FIELD_IGNORED,
     TELEMETRY_FIELD_IGNORED,
@@ -109,6 +114,7 @@ def finding(
     | net.DestinationRule
     | kube.Service
     | gw.Gateway
+    | ga.Gateway
     | authz.AuthorizationPolicy
     | authz.RequestAuthentication
     | tel.Telemetry,

@@ -143,7 +143,7 @@ class Listener(Strict):
     name: SectionName
     hostname: Hostname | None = None
     port: Port
-    protocol: Literal["HTTP", "HTTPS", "TLS", "TCP", "UDP"]
+    protocol: Literal["HTTP", "HTTPS", "TLS", "TCP", "UDP", "HBONE"]
     tls: GatewayTLSConfig | None = None
     allowedRoutes: AllowedRoutes | None = None
 
