@@ -188,6 +188,7 @@ class Load:
     def __init__(self, up: Up, host: str) -> None:
         self.up, self.host = up, host
         self.statuses: list[int] = []
+        self.errors: list[str] = []  # what a request that got no answer ran into
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run)
 
@@ -195,8 +196,9 @@ class Load:
         while not self._stop.is_set():
             try:
                 self.statuses.append(through_gateway(self.up, self.host).status_code)
-            except httpx.HTTPError:
+            except httpx.HTTPError as e:
                 self.statuses.append(0)
+                self.errors.append(repr(e))
 
     def __enter__(self) -> Load:
         self._thread.start()
@@ -213,7 +215,7 @@ def test_a_new_template_makes_a_revision_then_a_split_with_tags(mesh: Up) -> Non
         apply(mesh, ksvc("hello", "two"))
         until(lambda: ready_at(mesh, "hello", "hello-00002"), "hello-00002 ready")
         until(lambda: len(load.statuses) > 20, "requests during the change")
-    assert set(load.statuses) == {200}, Counter(load.statuses)
+    assert set(load.statuses) == {200}, (Counter(load.statuses), load.errors)
     # The latest ready revision takes the traffic; a template unchanged makes none.
     until(
         lambda: (
