@@ -277,10 +277,10 @@ def test_analyze_offline_reports_every_code(running: Running) -> None:
         for line in result.stdout.splitlines()
         if line.startswith(("Error", "Warning", "Info"))
     }
-    numbers = (101, 102, 103, 104, 105, 106, 107, 108, 201, 202, 203, 301, 302, 303, 401, 501)
+    numbers = (101, 102, 103, 104, 105, 106, 107, 108, 201, 202, 203, 301, 302, 303, 401, 402, 501)
     numbers += (601, 701)
     assert codes == {f"[AMI0{n}]" for n in numbers}
-    assert result.stdout.splitlines()[-1] == "11 errors, 11 warnings, 22 info"
+    assert result.stdout.splitlines()[-1] == "11 errors, 11 warnings, 24 info"
     as_json = running.ami("analyze", str(TESTDATA / "clean.yaml"), "-o", "json", mesh=False)
     assert (as_json.returncode, json.loads(as_json.stdout)) == (0, {"findings": [], "errors": []})
 

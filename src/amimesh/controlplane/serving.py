@@ -466,7 +466,9 @@ class ServingController:
                 changed |= self._scale.pop(key, None) is not None
                 continue
             ids = ready.get(key, [])
+            proxied = key in self._through
             kpa = self._kpa_of(r, config, now, len(ids))
+            changed |= (key in self._through) != proxied  # a new revision's proxy mode
             if kpa is None:
                 continue
             if ids:  # with no instance there is nothing to scrape
@@ -529,6 +531,12 @@ class ServingController:
         if self._current_scale(key) < floor:
             log.info("activator: %s/%s from zero to %d", namespace, revision, floor)
             self._scale[key] = floor
+            # From zero the activator stays in the path (Knative's proxy mode) until a
+            # decision finds burst capacity to spare, not only while nothing is ready.
+            if key not in self._through:
+                self._through.add(key)
+                if kpa is not None:
+                    kpa.proxy_since = self._clock()
             if kpa is not None:
                 kpa.status = kpa_status.next_status(
                     kpa.settings, kpa.status, want=floor, ready=0, now=self._clock()
@@ -566,6 +574,13 @@ class ServingController:
                 kpa_status.new_status(now),
                 initial_excess_burst_capacity(settings),
             )
+            # A new revision starts in proxy mode when its initial burst capacity says
+            # so (as Knative's serverless service does), before its first decision.
+            if self.activator_port is not None and kpa_status.activator_in_path(
+                max(ready, 1), found.ebc
+            ):
+                self._through.add(key)
+                found.proxy_since = now
         elif found.settings != settings:
             found.autoscaler.update(settings, now)
             found.settings = settings
