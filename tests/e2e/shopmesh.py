@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,9 +69,16 @@ class Shop:
             r.raise_for_status()
             return r.json()
 
-    def synced(self) -> None:
-        """Until every proxy acked the current config, with no change still pending."""
-        wait_for(lambda: self.api_get("/api/v1/proxies")["synced"])
+    def synced(self, timeout: float = 120.0) -> None:
+        """Until every proxy acked the current config, with no change still pending
+        (on a timeout, the proxies' last state says which one did not)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            state = self.api_get("/api/v1/proxies")
+            if state["synced"]:
+                return
+            assert time.monotonic() < deadline, f"proxies not synced: {state}"
+            time.sleep(0.1)
 
     def fetch(self, user: str | None = None) -> tuple[int, str]:
         """The product page through the gateway: (status, body)."""
