@@ -7,6 +7,7 @@ end with no descendant of `ami up` and no Envoy of ours left.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -222,27 +223,37 @@ def start_up(config_dir: Path, state_root: Path, *args: str) -> Up:
 
 def kill_everything(up: Up, family: list[psutil.Process]) -> None:
     """The finalizer: whatever is still alive of a mesh is killed (its control plane,
-    node agent and instances outlive `ami up` by design)."""
+    node agent and instances outlive `ami up` by design). `ami up` goes first: it
+    restarts a control plane or node agent that dies, and one started again between two
+    kills here would outlive the test."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(up.proc.pid, signal.SIGKILL)
+    up.proc.kill()
+    up.proc.wait(10)
     supervisor.kill_mesh(up.state)
     # Also whatever names the mesh's own state directory on its command line (other
     # meshes may share the state root): a mesh whose start failed half-way may have
-    # recorded no pid yet.
+    # recorded no pid yet. Looked for again until none is left.
     own = str(up.state.path)
-    named = [
-        p
-        for p in psutil.process_iter(["cmdline"])
-        if any(part == own or part.startswith(own + "/") for part in p.info["cmdline"] or ())
-    ]
-    for p in [*family, *up.family(), *named]:
-        try:
-            os.killpg(p.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            p.kill()
-        except psutil.NoSuchProcess:
-            pass
-    up.proc.wait(10)
+    for _ in range(20):
+        named = [
+            p
+            for p in psutil.process_iter(["cmdline"])
+            if any(part == own or part.startswith(own + "/") for part in p.info["cmdline"] or ())
+        ]
+        for p in [*family, *up.family(), *named]:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            try:
+                p.kill()
+            except psutil.NoSuchProcess:
+                pass
+        family = []
+        if not named:
+            return
+        time.sleep(0.1)
 
 
 @contextmanager
