@@ -34,6 +34,7 @@ import httpx
 from amimesh.eventing import jetstream
 from amimesh.runtime import nats as nats_server
 from amimesh.runtime.node_config import read_pids
+from eventing import CONFIG  # the same mesh: a Broker, a Trigger, its sink, a client
 from process_model import Mesh, wait
 
 PRODUCERS = 8
@@ -75,40 +76,6 @@ class Handler(BaseHTTPRequestHandler):
 ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
 """
 
-CONFIG = """
-apiVersion: eventing.knative.dev/v1
-kind: Broker
-metadata: {name: default}
----
-apiVersion: eventing.knative.dev/v1
-kind: Trigger
-metadata: {name: sink}
-spec:
-  broker: default
-  filter: {attributes: {type: bench}}
-  subscriber: {ref: {apiVersion: v1, kind: Service, name: sink}}
----
-apiVersion: ami.dev/v1alpha1
-kind: Workload
-metadata: {name: sink, labels: {app: sink}}
-spec:
-  command: [python3, -c, %s]
-  ports: [{name: http, port: 8080}]
-  readinessProbe: {tcpSocket: {port: 8080}}
----
-apiVersion: v1
-kind: Service
-metadata: {name: sink}
-spec:
-  selector: {app: sink}
-  ports: [{name: http, port: 80, targetPort: 8080}]
----
-apiVersion: ami.dev/v1alpha1
-kind: Workload
-metadata: {name: client, labels: {app: client}}
-spec:
-  command: [sleep, "3600"]
-"""
 
 CLUSTER_CONFIG = """
 ---
