@@ -16,12 +16,10 @@ deliveries have settled (nothing new for 20 s, at most 10 minutes). The target i
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
-import socket
-import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -31,18 +29,18 @@ from typing import Any
 
 import httpx
 
-from amimesh.eventing import jetstream
-from amimesh.runtime import nats as nats_server
 from amimesh.runtime.node_config import read_pids
 from eventing import CONFIG  # the same mesh: a Broker, a Trigger, its sink, a client
 from process_model import Mesh, wait
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.e2e.nats_cluster import PASSWORD, USER, Cluster  # noqa: E402  (three servers)
 
 PRODUCERS = 8
 SETTLE_S = 20.0
 MAX_WAIT_S = 600.0
 BROKER = "http://broker-ingress.knative-eventing.svc.cluster.local/default/default"
 SINK_URL = "http://sink.default.svc.cluster.local/"
-USER, PASSWORD = "ami", "bench-cluster"
 
 SINK = r"""
 import json, os, threading
@@ -89,73 +87,6 @@ data: {servers: "%s", credentials: %s, replicas: "3"}
 def emit(figure: str, value: float, unit: str, **params: Any) -> None:
     line = {"bench": "eventing", "figure": figure, "value": round(value, 3), "unit": unit}
     print(json.dumps(line | params), flush=True)
-
-
-def free_ports(n: int) -> list[int]:
-    held = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            held.append(s)
-        return [int(s.getsockname()[1]) for s in held]
-    finally:
-        for s in held:
-            s.close()
-
-
-class Cluster:
-    """Three JetStream servers on loopback, routes between them."""
-
-    def __init__(self, root: Path) -> None:
-        ports = free_ports(6)
-        self.ports, routes = ports[:3], ports[3:]
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        for i in range(3):
-            name = f"n{i}"
-            others = ",".join(f"nats://127.0.0.1:{r}" for j, r in enumerate(routes) if j != i)
-            argv = [
-                nats_server.binary(),
-                "-a", "127.0.0.1", "-p", str(self.ports[i]), "-n", name,
-                "-js", "-sd", str(root / name),
-                "--cluster_name", "ami", "--cluster", f"nats://127.0.0.1:{routes[i]}",
-                "--routes", others, "--user", USER, "--pass", PASSWORD,
-            ]  # fmt: skip
-            self.procs[name] = subprocess.Popen(
-                argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-            )
-
-    @property
-    def servers(self) -> str:
-        return ",".join(f"nats://127.0.0.1:{p}" for p in self.ports)
-
-    def stream(self) -> Any:
-        async def run() -> Any:
-            nc = await jetstream.connect(self.servers, USER, PASSWORD)
-            try:
-                return await nc.jetstream().stream_info("KNB_default_default")
-            finally:
-                await nc.close()
-
-        return asyncio.run(run())
-
-    def ready(self) -> bool:
-        async def run() -> bool:
-            nc = await jetstream.connect(self.servers, USER, PASSWORD)
-            try:
-                return bool(await nc.jetstream().account_info())
-            finally:
-                await nc.close()
-
-        try:
-            return asyncio.run(asyncio.wait_for(run(), 5))
-        except Exception:
-            return False
-
-    def stop(self) -> None:
-        for p in self.procs.values():
-            p.kill()
-            p.wait(10)
 
 
 def proxy_of(mesh: Mesh) -> str:

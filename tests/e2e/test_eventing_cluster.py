@@ -5,11 +5,8 @@ stream's leader while events flow loses no event answered 202; delivery goes on
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
-import socket
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,9 +15,8 @@ import httpx
 import pytest
 from nats.js.api import RetentionPolicy
 
-from amimesh.eventing import jetstream
-from amimesh.runtime import nats as nats_server
 from tests.e2e.meshes import from_yaml
+from tests.e2e.nats_cluster import PASSWORD, USER, Cluster
 from tests.e2e.test_eventing import (
     APP,
     BROKER_URL,
@@ -34,82 +30,6 @@ from tests.e2e.test_eventing import (
 from tests.e2e.test_runtime import Up, until
 
 pytestmark = [pytest.mark.envoy, pytest.mark.slow]
-
-USER, PASSWORD = "ami", "cluster-secret"
-STREAM = "KNB_default_default"
-
-
-def distinct_ports(n: int) -> list[int]:
-    """`n` free loopback ports, all different (each held while the next is found)."""
-    held = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            held.append(s)
-        return [int(s.getsockname()[1]) for s in held]
-    finally:
-        for s in held:
-            s.close()
-
-
-class Cluster:
-    """Three JetStream servers on loopback, routes between them."""
-
-    def __init__(self, root: Path) -> None:
-        ports = distinct_ports(6)
-        self.ports, routes = ports[:3], ports[3:]
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        for i in range(3):
-            name = f"n{i}"
-            others = ",".join(f"nats://127.0.0.1:{r}" for j, r in enumerate(routes) if j != i)
-            argv = [
-                nats_server.binary(),
-                "-a", "127.0.0.1",
-                "-p", str(self.ports[i]),
-                "-n", name,
-                "-js", "-sd", str(root / name),
-                "--cluster_name", "ami",
-                "--cluster", f"nats://127.0.0.1:{routes[i]}",
-                "--routes", others,
-                "--user", USER, "--pass", PASSWORD,
-            ]  # fmt: skip
-            with open(root / f"{name}.log", "wb") as log:
-                self.procs[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-
-    @property
-    def servers(self) -> str:
-        return ",".join(f"nats://127.0.0.1:{p}" for p in self.ports)
-
-    def ask(self, what: Any) -> Any:
-        async def run() -> Any:
-            nc = await jetstream.connect(self.servers, USER, PASSWORD)
-            try:
-                return await what(nc.jetstream())
-            finally:
-                await nc.close()
-
-        return asyncio.run(run())
-
-    def ready(self) -> bool:
-        async def info(js: Any) -> Any:
-            return await js.account_info()
-
-        try:
-            return bool(self.ask(info))
-        except Exception:
-            return False
-
-    def stream(self) -> Any:
-        async def info(js: Any) -> Any:
-            return await js.stream_info(STREAM)
-
-        return self.ask(info)
-
-    def stop(self) -> None:
-        for p in self.procs.values():
-            p.kill()
-            p.wait(10)
 
 
 def mesh_yaml(out: Path, servers: str) -> str:

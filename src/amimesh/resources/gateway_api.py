@@ -242,8 +242,8 @@ class HTTPRouteFilter(Strict):
     cors: NotSupported = None
 
 
-class _WeightedBackendRef(Strict):
-    """A route's backend with its weight (the filters are the route kind's own)."""
+class BackendRef(Strict):
+    """A route's backend with its weight (HTTP and gRPC routes add their own filters)."""
 
     group: str | None = None
     kind: str | None = None
@@ -263,7 +263,7 @@ class _WeightedBackendRef(Strict):
         )
 
 
-class HTTPBackendRef(_WeightedBackendRef):
+class HTTPBackendRef(BackendRef):
     filters: list[HTTPRouteFilter] = Field(default_factory=list, max_length=16)
 
 
@@ -331,7 +331,7 @@ class GRPCRouteFilter(Strict):
     extensionRef: NotSupported = None
 
 
-class GRPCBackendRef(_WeightedBackendRef):
+class GRPCBackendRef(BackendRef):
     filters: list[GRPCRouteFilter] = Field(default_factory=list, max_length=16)
 
 
@@ -357,25 +357,6 @@ class GRPCRoute(Resource):
 
 
 # --- TCPRoute and TLSRoute ---------------------------------------------------------------
-
-
-class BackendRef(Strict):
-    group: str | None = None
-    kind: str | None = None
-    name: Name
-    namespace: str | None = None
-    port: Port | None = None
-    weight: Weight = 1
-
-    @property
-    def ref(self) -> BackendObjectReference:
-        return BackendObjectReference(
-            group=self.group,
-            kind=self.kind,
-            name=self.name,
-            namespace=self.namespace,
-            port=self.port,
-        )
 
 
 class StreamRouteRule(Strict):
