@@ -7,10 +7,14 @@ mesh's config is. Exit 1 if any finding is an Error (or, offline, a file does no
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from amimesh.cli.cmd_apply import MESH_HELP
+
+if TYPE_CHECKING:
+    from amimesh.resources import Resource
 
 
 def add_parser(sub: Any) -> None:
@@ -27,7 +31,7 @@ def analyze_paths(paths: list[Path]) -> tuple[list[dict[str, Any]], list[str]]:
     """(findings as the API gives them, load errors) for the YAML under `paths`."""
     from amimesh.model.analyze import analyze
     from amimesh.model.snapshot import build_snapshot
-    from amimesh.resources import ConfigError, Resource, load_path
+    from amimesh.resources import ConfigError, load_path
     from amimesh.resources.files import yaml_files
 
     files: list[Path] = []
@@ -50,7 +54,12 @@ def analyze_paths(paths: list[Path]) -> tuple[list[dict[str, Any]], list[str]]:
                 continue
             resources[r.key] = r
             sources[r.key] = str(f)
-    findings = analyze(build_snapshot(resources.values()))
+    # The derived resources are context: findings are those of the files' resources.
+    extra = derived(resources.values())
+    made = {r.key for r in extra}
+    findings = [
+        f for f in analyze(build_snapshot([*resources.values(), *extra])) if f.key not in made
+    ]
     return [{**f.to_dict(), "source": sources.get(f.key)} for f in findings], [
         str(e) for e in errors
     ]
@@ -87,3 +96,29 @@ def run(args: argparse.Namespace) -> int:
         return report(body.get("findings", []), [])
 
     return client.guarded(online)
+
+
+def derived(written: Iterable[Resource]) -> list[Resource]:
+    """What the control plane adds to these resources when it runs them, by the same
+    pure functions: Knative revisions' workloads, services and routes, each
+    EventListener's Service, the Gateway API's and HTTPProxy's Istio resources. Offline
+    analysis then knows the hosts they make (a VirtualService may route to
+    `el-NAME` or a Knative route), as the running mesh's does."""
+    from amimesh.gatewayapi.convert import convert
+    from amimesh.model import httpproxy
+    from amimesh.pipelines import listeners
+    from amimesh.resources import parse_object
+    from amimesh.resources import tekton_triggers as tt
+    from amimesh.serving.expand import expand
+
+    written = list(written)
+    made: list[dict[str, Any]] = []
+    made += expand(written, [], now=0.0).derived
+    for r in written:
+        if isinstance(r, tt.EventListener):
+            made += listeners.listener_resources(r, api="http://127.0.0.1", token_file="")
+    made += convert(written, now="1970-01-01T00:00:00Z").derived
+    made += httpproxy.expand(written).derived
+    parsed = parse_object({"apiVersion": "v1", "kind": "List", "items": made}, "derived")
+    keys = {r.key for r in written}
+    return [r for r in parsed.resources if r.key not in keys]
