@@ -73,6 +73,6 @@ def test_proxy_config_concurrency_and_environment(mesh: Up) -> None:
     tuned = server_info(mesh, "tuned-0.default")
     assert tuned["command_line_options"]["concurrency"] == 3  # type: ignore[index]
     plain = server_info(mesh, "plain-0.default")
-    assert plain["command_line_options"]["concurrency"] == 2  # type: ignore[index]
+    assert plain["command_line_options"]["concurrency"] == 1  # type: ignore[index]
     assert envoy_environ(mesh, "tuned-0.default")["AMI_TEST_PROXY_VAR"] == "from-proxy-config"
     assert "AMI_TEST_PROXY_VAR" not in envoy_environ(mesh, "plain-0.default")

@@ -156,7 +156,7 @@ def test_max_concurrency_reaches_the_proxy_with_one_envoy_worker(parsed: list[Re
 
     plain = replica(web(parsed))
     assert plain.agent.proxy.max_concurrency == 0
-    assert plain.agent.envoy.concurrency == 2
+    assert plain.agent.envoy.concurrency == 1
     annotated = web(parsed).model_copy(deep=True)
     annotated.metadata.annotations["ami.dev/max-concurrency"] = "4"
     limited = replica(annotated)
@@ -195,6 +195,7 @@ def test_gateway_instance_and_server_ports(parsed: list[Resource]) -> None:
         config_dir=Path("/conf"),
     )
     assert spec.agent.envoy.cwd == "/conf"
+    assert spec.agent.envoy.concurrency == 2  # a sidecar runs 1
     proxy = spec.agent.proxy
     assert proxy.kind == "gateway"
     assert proxy.labels == {"istio": "ingressgateway", "app": "istio-ingressgateway"}

@@ -22,8 +22,8 @@ Schema (version 2):
       "xds": {"host": "127.0.0.1", "port": 40999, "delta": true},
       "envoy": {"bootstrap": ".../envoy.json", "log": ".../web-0.default.envoy.log",
                 "log_level": "warning", "drain_s": 0.25,
-                "concurrency": 2,           # worker threads; 1 with a max_concurrency;
-                                            # a ProxyConfig's; 0: Envoy's default
+                "concurrency": 1,           # worker threads: 1 for a sidecar, 2 for the
+                                            # gateway, or a ProxyConfig's; 0: Envoy's default
                 "env": {}},                 # a ProxyConfig's environmentVariables
       "grace_s": 0.5,                       # not-ready → app stopped (proxies drop it)
       "hold_app": false,                    # true: the app starts once Envoy is ready

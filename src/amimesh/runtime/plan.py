@@ -54,14 +54,18 @@ BUNDLE_FILE = "trust-bundle.pem"
 PROXY_CONFIG_ANNOTATION = "proxy.istio.io/config"
 # Until the first ready, a workload without a probe is checked this often for its port.
 DEFAULT_TCP_PERIOD_S = 1.0
-# Envoy worker threads: Istio's sidecar default. A sidecar that limits the requests in
-# flight to its app (`ami.dev/max-concurrency`) runs one. Envoy's circuit breakers are
-# shared by its workers but each worker has connection pools of its own: a request
-# waiting in one worker's pool is not given the connection another worker frees, and
-# a worker with no connection opens one past `max_connections` only to have
-# `max_requests` refuse the request (a 503 where Knative would queue it).
-ENVOY_WORKERS = 2
-LIMITED_ENVOY_WORKERS = 1
+# Envoy worker threads. A sidecar runs one, as Linkerd's proxy does by default: every
+# instance's sidecar shares the machine's cores with every other instance and app, and
+# a second worker costs each Envoy a third more CPU to start (its own copy of every
+# cluster and listener) for throughput one app rarely needs. One worker also keeps a
+# sidecar that limits the requests in flight to its app (`ami.dev/max-concurrency`)
+# right: Envoy's circuit breakers are shared by its workers but each worker has
+# connection pools of its own, so a request waiting in one worker's pool would not be
+# given the connection another worker frees (a 503 where Knative would queue it). The
+# ingress gateway, which carries every instance's outside traffic, runs two (Istio's
+# default). A ProxyConfig's `concurrency` sets either.
+ENVOY_WORKERS = 1
+GATEWAY_ENVOY_WORKERS = 2
 
 
 class PlanError(ValueError):
@@ -248,9 +252,7 @@ def workload_instance(
         hold_app=holds_app(workload.metadata.annotations),
         trust_domain=trust_domain,
         telemetry_port=telemetry_port,
-        envoy_workers=envoy_workers(
-            settings, LIMITED_ENVOY_WORKERS if proxy.max_concurrency else ENVOY_WORKERS
-        ),
+        envoy_workers=envoy_workers(settings, ENVOY_WORKERS),
         envoy_cwd=config_dir,
         envoy_env=dict(settings.environment),
     )
@@ -296,7 +298,7 @@ def gateway_instance(
         grace_s=0.0,
         trust_domain=trust_domain,
         telemetry_port=telemetry_port,
-        envoy_workers=envoy_workers(settings, ENVOY_WORKERS),
+        envoy_workers=envoy_workers(settings, GATEWAY_ENVOY_WORKERS),
         envoy_cwd=config_dir,
         envoy_env=dict(settings.environment),
     )
