@@ -3,10 +3,13 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
+from amimesh.config import directory
 from amimesh.config.directory import DirectorySource, yaml_files
 from amimesh.config.store import Store
 from amimesh.model.snapshot import Instance
-from amimesh.resources import parse_documents
+from amimesh.resources import ParseResult, parse_documents
 
 SVC = """
 apiVersion: v1
@@ -126,3 +129,31 @@ def test_a_file_written_before_the_watch_starts_is_read_when_it_does(tmp_path: P
             await asyncio.wait_for(task, 30)
 
     assert asyncio.run(watch_until_read()) == ["one", "two"]
+
+
+def test_a_sync_parses_only_the_files_changed_since_they_were_loaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "a.yaml").write_text(SVC % ("one", "one"))
+    (tmp_path / "b.yaml").write_text(SVC % ("two", "two"))
+    parsed: list[str] = []
+    real = directory.load_path
+
+    def counting(path: Path) -> ParseResult:
+        parsed.append(path.name)
+        return real(path)
+
+    monkeypatch.setattr(directory, "load_path", counting)
+    store = Store()
+    src = DirectorySource(store, tmp_path)
+    assert src.sync() == [] and sorted(parsed) == ["a.yaml", "b.yaml"]
+    parsed.clear()
+    assert src.sync() == [] and parsed == []
+    (tmp_path / "b.yaml").write_text(SVC % ("two", "changed"))
+    assert src.sync() == [] and parsed == ["b.yaml"]
+    assert store.get(("Service", "default", "two")).spec.selector == {"app": "changed"}  # type: ignore[union-attr]
+    parsed.clear()
+    (tmp_path / "b.yaml").unlink()
+    (tmp_path / "b.yaml").write_text(SVC % ("two", "back"))
+    assert src.reload([tmp_path / "b.yaml"]) == [] and parsed == ["b.yaml"]
+    assert src.sync() == [] and parsed == ["b.yaml"]

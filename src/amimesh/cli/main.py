@@ -51,9 +51,9 @@ COMMANDS = (
 )
 
 
-def _modules() -> list[ModuleType]:
+def _modules(names: Sequence[str] = COMMANDS) -> list[ModuleType]:
     found = []
-    for name in COMMANDS:
+    for name in names:
         try:
             found.append(importlib.import_module(f"amimesh.cli.cmd_{name}"))
         except ModuleNotFoundError as e:
@@ -62,13 +62,23 @@ def _modules() -> list[ModuleType]:
     return found
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line, or (`only`) just one command's: what runs a command
+    need not import the other thirty (the control plane and the node agent are
+    commands too, started with every `ami up`)."""
     p = argparse.ArgumentParser(prog="ami", description="Ami service mesh")
     p.add_argument("--version", action="version", version=f"ami {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in _modules():
+    for module in _modules(COMMANDS if only is None else (only,)):
         module.add_parser(sub)
     return p
+
+
+def _command(argv: Sequence[str]) -> str | None:
+    """The command `argv` names first, if it is one."""
+    if argv and argv[0].replace("-", "_") in COMMANDS:
+        return argv[0].replace("-", "_")
+    return None
 
 
 def dash_values(argv: Sequence[str]) -> list[str]:
@@ -96,7 +106,8 @@ def dash_values(argv: Sequence[str]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(dash_values(sys.argv[1:] if argv is None else argv))
+    words = list(sys.argv[1:] if argv is None else argv)
+    args = parser(_command(words)).parse_args(dash_values(words))
     code: int = args.run(args)
     return code
 

@@ -12,8 +12,6 @@ import logging
 from collections.abc import Collection, Iterable
 from pathlib import Path
 
-import watchfiles
-
 from amimesh.config.store import Store
 from amimesh.resources import ConfigError, files, load_path
 
@@ -41,6 +39,14 @@ def _excluded(path: Path, root: Path, exclude_dirs: Collection[str]) -> bool:
     return any(part in exclude_dirs for part in parents)
 
 
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
 # How long the watcher waits for a first change before it answers with none, so that
 # the catch-up sync runs (`watch`); later timeouts are ignored.
 CATCH_UP_MS = 500
@@ -61,21 +67,35 @@ class DirectorySource:
         self._root = root
         self._debounce_ms = debounce_ms
         self._exclude = frozenset(exclude_dirs)
+        # Each file as it was when last loaded (inode, size, mtime): a sync skips the
+        # files that have not changed since, which the store already holds.
+        self._loaded: dict[Path, tuple[int, int, int]] = {}
 
     def _source(self, path: Path) -> str:
         return SOURCE_PREFIX + str(path)
 
     def sync(self) -> list[ConfigError]:
-        """Load every file now, drop sources for files that are gone; returns all errors."""
+        """Load every file changed since it was last loaded (all, the first time), drop
+        sources for files that are gone; returns the errors of the files loaded."""
         present = yaml_files(self._root, self._exclude)
         wanted = {self._source(p) for p in present}
         for source in self._store.sources():
             if source.startswith(SOURCE_PREFIX) and source not in wanted:
                 if self._is_ours(source):
+                    self._loaded.pop(Path(source[len(SOURCE_PREFIX) :]), None)
                     self._store.remove_source(source)
         errors: list[ConfigError] = []
         for path in present:
-            errors += self._store.set_source(self._source(path), load_path(path))
+            seen = _stamp(path)
+            if seen is not None and self._loaded.get(path) == seen:
+                continue
+            errors += self._load(path, seen)
+        return errors
+
+    def _load(self, path: Path, seen: tuple[int, int, int] | None) -> list[ConfigError]:
+        errors = self._store.set_source(self._source(path), load_path(path))
+        if seen is not None:
+            self._loaded[path] = seen
         return errors
 
     def _is_ours(self, source: str) -> bool:
@@ -96,8 +116,9 @@ class DirectorySource:
             if self._root.is_dir() and _excluded(path, self._root, self._exclude):
                 continue
             if path.is_file():
-                errors += self._store.set_source(self._source(path), load_path(path))
+                errors += self._load(path, _stamp(path))
             else:
+                self._loaded.pop(path, None)
                 self._store.remove_source(self._source(path))
         return errors
 
@@ -108,8 +129,11 @@ class DirectorySource:
         directory itself (moved in or out) re-syncs everything. The first time the
         watcher answers (a change, or half a second of none) everything is synced once:
         a file written between the first load and the watcher's start (while the
-        control plane was starting) is read then, not missed until its next change.
+        control plane was starting) is read then, not missed until its next change
+        (the files unchanged since they were loaded are not parsed again).
         """
+        import watchfiles  # not on the way to the first config: the watch starts later
+
         caught_up = False
         async for changes in watchfiles.awatch(
             self._root,

@@ -73,6 +73,18 @@ PLANE_MODULES = (
     "amimesh.xds.server",
 )
 
+# What starts once xDS serves (Tekton's run status, Eventing, Triggers, GitOps, the
+# config directory's watch): loaded on a thread too, while the node agents' first
+# certificate requests and Envoys' first xDS streams are being answered.
+REST_MODULES = (
+    "amimesh.controlplane.pipelines",
+    "amimesh.controlplane.eventing",
+    "amimesh.controlplane.triggers",
+    "amimesh.controlplane.gitops",
+    "watchfiles",
+    "anyio._backends._asyncio",
+)
+
 log = logging.getLogger(__name__)
 
 
@@ -366,6 +378,7 @@ class ControlPlane:
                 await self._api.stop()
                 self._api = None
             raise
+        await asyncio.to_thread(_import_all, REST_MODULES)
         self.pipelines  # noqa: B018 - Tekton's modules, loaded once the rest serves
         self._start_eventing()
         self._start_triggers()

@@ -68,6 +68,10 @@ log = logging.getLogger(__name__)
 ACTIVATOR_NAMESPACE = "knative-serving"
 ACTIVATOR_ACCOUNT = "activator"
 SAMPLE_S = 1.0
+# Tekton's runner starts once no instance of the first config is starting any more,
+# or after this long.
+PIPELINES_AFTER_S = 10.0
+PIPELINES_POLL_S = 0.1
 SAMPLE_RESEND_S = 3.0
 # Live reload: how long a replica started anew may take to be ready (else the old one
 # stays), and to appear in the endpoints of the Envoys that route to the old one.
@@ -157,6 +161,7 @@ class Node:
         # Tekton's runner, made once the instances are started (its modules are not on
         # the way to the first ready instance).
         self.pipelines: PipelineAgent | None = None
+        self._pipelines_task: asyncio.Task[None] | None = None
         self._api_token = api_token
 
     # --- start -------------------------------------------------------------------------
@@ -175,8 +180,21 @@ class Node:
         self._records.clear()
         self._tasks.append(asyncio.create_task(self._watch(), name="node-config-watch"))
         self._tasks.append(asyncio.create_task(self._sample(), name="node-concurrency"))
-        # Tekton's runner is imported on a thread: the instances just started get on
-        # with their apps, Envoys and certificates meanwhile.
+        if self.config.activator_port:
+            await self._start_activator(self.config.activator_port)
+        self._pipelines_task = asyncio.create_task(self._start_pipelines(), name="node-tekton")
+        self._write_status()
+
+    async def _start_pipelines(self) -> None:
+        """Tekton's runner, once the instances just started are ready (or after
+        PIPELINES_AFTER_S): its modules, imported on a thread, would otherwise take the
+        CPU and the interpreter from the apps, Envoys and certificates starting."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + PIPELINES_AFTER_S
+        while loop.time() < deadline and any(  # noqa: ASYNC110  # each runner's own state
+            r.state == "starting" for r in self.runners.values()
+        ):
+            await asyncio.sleep(PIPELINES_POLL_S)
         await asyncio.to_thread(importlib.import_module, "amimesh.runtime.pipelines")
         from amimesh.runtime.pipelines import PipelineAgent
 
@@ -185,9 +203,6 @@ class Node:
             config.api, self._api_token, config.name, self.state.path / "pipelines"
         )
         await self.pipelines.start()
-        if self.config.activator_port:
-            await self._start_activator(self.config.activator_port)
-        self._write_status()
 
     async def _first_config(self) -> None:
         loop = asyncio.get_running_loop()
@@ -765,6 +780,9 @@ class Node:
         await self._close()
 
     async def _close(self) -> None:
+        if self._pipelines_task is not None:
+            self._pipelines_task.cancel()
+            await asyncio.gather(self._pipelines_task, return_exceptions=True)
         if self.pipelines is not None:
             await self.pipelines.stop()
         if self.activator is not None:

@@ -1,0 +1,46 @@
+"""`ami COMMAND` builds only that command's parser; each one alone parses as it does
+beside the others."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import subprocess
+import sys
+
+import pytest
+
+from amimesh.cli import main
+
+
+@pytest.mark.parametrize("name", main.COMMANDS)
+def test_each_command_parses_alone(name: str) -> None:
+    word = name.replace("_", "-")
+    assert main._command([word]) == name
+    alone = main.parser(main._command([word]))
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit) as done:
+        alone.parse_args([word, "--help"])
+    assert done.value.code == 0
+    full = io.StringIO()
+    with contextlib.redirect_stdout(full), pytest.raises(SystemExit):
+        main.parser().parse_args([word, "--help"])
+    assert out.getvalue() == full.getvalue()
+
+
+def test_running_a_command_imports_no_other() -> None:
+    # In a fresh interpreter: the node agent, started by every `ami up`.
+    code = (
+        "import sys; from amimesh.cli import main; main.parser('node'); "
+        "print(sorted(n for n in main.COMMANDS if 'amimesh.cli.cmd_' + n in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["['node']"]
+
+
+def test_anything_else_gets_the_whole_command_line() -> None:
+    assert main._command(["--help"]) is None
+    assert main._command(["no-such-command"]) is None
+    with contextlib.redirect_stderr(io.StringIO()), pytest.raises(SystemExit) as done:
+        main.main(["no-such-command"])
+    assert done.value.code == 2
