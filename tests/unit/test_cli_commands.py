@@ -44,3 +44,21 @@ def test_anything_else_gets_the_whole_command_line() -> None:
     with contextlib.redirect_stderr(io.StringIO()), pytest.raises(SystemExit) as done:
         main.main(["no-such-command"])
     assert done.value.code == 2
+
+
+def test_the_mesh_processes_skip_the_search_for_pydantic_plugins() -> None:
+    # In a fresh interpreter: once skipped, building a model never looks at the
+    # installed packages' entry points (made to fail here), and the environment that
+    # apps inherit is untouched.
+    code = (
+        "import importlib.metadata, os, pydantic\n"
+        "from amimesh.cli import main\n"
+        "main.without_pydantic_plugins()\n"
+        "def boom(*a, **k): raise AssertionError('entry points scanned')\n"
+        "importlib.metadata.entry_points = boom\n"
+        "class M(pydantic.BaseModel):\n    x: int = 1\n"
+        "print(M(x=2).x, 'PYDANTIC_DISABLE_PLUGINS' in os.environ)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["2", "False"]
+    assert "controlplane" in main.MESH_PROCESSES and "node" in main.MESH_PROCESSES

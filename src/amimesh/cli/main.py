@@ -105,9 +105,27 @@ def dash_values(argv: Sequence[str]) -> list[str]:
     return glued
 
 
+# The mesh's own long-lived processes, which build pydantic models as they start.
+MESH_PROCESSES = ("controlplane", "node")
+
+
+def without_pydantic_plugins() -> None:
+    """Ami uses no pydantic plugin: spare the process pydantic's search for them, a
+    scan of every installed package's entry points (60 ms of CPU) when the first model
+    is built. Not by PYDANTIC_DISABLE_PLUGINS: the apps and steps started from here
+    would inherit it."""
+    from pydantic.plugin import _loader
+
+    if _loader._plugins is None:
+        _loader._plugins = {}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
-    args = parser(_command(words)).parse_args(dash_values(words))
+    command = _command(words)
+    if command in MESH_PROCESSES:
+        without_pydantic_plugins()
+    args = parser(command).parse_args(dash_values(words))
     code: int = args.run(args)
     return code
 

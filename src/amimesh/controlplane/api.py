@@ -80,7 +80,6 @@ from amimesh.dashboard import web as dashboard_web
 from amimesh.identity import csr as csr_mod
 from amimesh.identity.ca import CaError
 from amimesh.identity.service import NamesNotGranted, NotGranted, UnknownToken
-from amimesh.model import analyze
 from amimesh.resources import ParseResult, Service, Workload
 from amimesh.resources import knative_serving as ks
 from amimesh.resources.istio_gateway import Gateway
@@ -306,6 +305,8 @@ class Api:
     async def analyze(self, request: web.Request) -> web.Response:
         store = self.cp.store
         findings = []
+        from amimesh.model import analyze  # every kind's checks: loaded on first use
+
         for f in analyze.analyze(self.cp.snapshot):
             findings.append({**f.to_dict(), "source": store.source_of(f.key)})
         return _json({"findings": findings})

@@ -17,8 +17,8 @@ from typing import Any
 
 from amimesh.config.store import Store
 from amimesh.controlplane.follow import Follower
+from amimesh.model.authz import GATEWAY_API_GROUP
 from amimesh.resources import ParseResult, parse_object
-from amimesh.resources import gateway_api as ga
 from amimesh.resources.meta import Resource
 
 log = logging.getLogger(__name__)
@@ -57,9 +57,11 @@ class GatewayApiController:
             return  # instances came or went: nothing the conversion reads
         self._seen = store.config_version
         written = [r for r in store.resources() if store.source_of(r.key) != SOURCE]
-        mine = [r for r in written if r.API_GROUP == ga.GROUP]
+        mine = [r for r in written if r.API_GROUP == GATEWAY_API_GROUP]
         # What a conversion reads: the Gateway API's resources and the Services.
-        inputs = tuple(r for r in written if r.API_GROUP == ga.GROUP or r.kind == "Service")
+        inputs = tuple(
+            r for r in written if r.API_GROUP == GATEWAY_API_GROUP or r.kind == "Service"
+        )
         if inputs == self._last:
             return
         self._last = inputs

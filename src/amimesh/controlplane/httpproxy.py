@@ -16,13 +16,15 @@ from typing import Any
 
 from amimesh.config.store import Store
 from amimesh.controlplane.follow import Follower
-from amimesh.model import httpproxy
 from amimesh.resources import ParseResult, parse_object
-from amimesh.resources.contour import HTTPProxy
 
 log = logging.getLogger(__name__)
 
 SOURCE = "httpproxy"
+# Contour's API group and kind, as keys name it (`resources.contour` is loaded only when
+# the config has an HTTPProxy).
+CONTOUR_GROUP = "projectcontour.io"
+HTTPPROXY_KIND = "HTTPProxy"
 
 
 class HTTPProxyController:
@@ -34,6 +36,11 @@ class HTTPProxyController:
 
     def reconcile(self) -> None:
         resources = [r for r in self.store.resources() if self.store.source_of(r.key) != SOURCE]
+        if self._last is None and SOURCE not in self.store.sources():
+            if not any(r.API_GROUP == CONTOUR_GROUP for r in resources):
+                return  # no HTTPProxy yet: nothing to load, serve or say
+        from amimesh.model import httpproxy
+
         out = httpproxy.expand(resources)
         self._status = out.status
         if out.derived == self._last:
@@ -57,6 +64,6 @@ class HTTPProxyController:
 
     def status_of(self, key: tuple[str, str, str]) -> dict[str, Any] | None:
         kind, namespace, name = key
-        if kind != HTTPProxy.qualified_kind():
+        if kind != HTTPPROXY_KIND:
             return None
         return self._status.get((namespace, name))

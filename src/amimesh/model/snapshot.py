@@ -14,11 +14,11 @@ from typing import Literal, TypeVar
 
 from amimesh.model import hosts, intercepts, mtls, telemetry
 from amimesh.model.selection import selects
-from amimesh.resources import contour, kube
 from amimesh.resources import istio_gateway as gw
 from amimesh.resources import istio_networking as net
 from amimesh.resources import istio_security as sec
 from amimesh.resources import istio_telemetry as tel
+from amimesh.resources import kube
 from amimesh.resources.meta import Resource
 from amimesh.resources.workload import Workload
 
@@ -417,7 +417,7 @@ def _upstream_h2(r: kube.Service) -> set[str]:
     (or `.h2`: HTTP/2, which the mesh's mutual TLS carries) annotation names."""
     named: set[str] = set()
     for suffix in ("h2c", "h2"):
-        value = r.metadata.annotations.get(contour.UPSTREAM_PROTOCOL + suffix, "")
+        value = r.metadata.annotations.get(kube.UPSTREAM_PROTOCOL + suffix, "")
         named.update(v.strip() for v in value.split(",") if v.strip())
     return named
 

@@ -16,6 +16,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
+from amimesh.resources import kube
 from amimesh.resources.fields import (
     DNS_LABEL,
     INT32_MAX,
@@ -28,10 +29,9 @@ from amimesh.resources.fields import (
 from amimesh.resources.meta import Resource
 
 CONTOUR_GROUP = "projectcontour.io"
-# A Service annotation: the ports (names or numbers, comma separated) whose upstream
-# speaks HTTP/2 in clear text (`h2c`), HTTP/2 over TLS (`h2`) or TLS (`tls`).
-UPSTREAM_PROTOCOL = "projectcontour.io/upstream-protocol."
-UPSTREAM_PROTOCOLS = ("h2c", "h2", "tls")
+# The Service annotation naming upstream protocols (defined beside the Service).
+UPSTREAM_PROTOCOL = kube.UPSTREAM_PROTOCOL
+UPSTREAM_PROTOCOLS = kube.UPSTREAM_PROTOCOLS
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9a-zA-Z]+$")
 
 

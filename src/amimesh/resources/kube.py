@@ -11,6 +11,12 @@ from pydantic import BeforeValidator, Field
 from amimesh.resources.fields import NotSupported, Port, PortOrName, Strict, UnsupportedValues
 from amimesh.resources.meta import Resource
 
+# Contour's Service annotation: the ports (names or numbers, comma separated) whose
+# upstream speaks HTTP/2 in clear text (`h2c`), HTTP/2 over TLS (`h2`) or TLS (`tls`).
+# Here, with the Service it annotates: what reads it need not load Contour's kinds.
+UPSTREAM_PROTOCOL = "projectcontour.io/upstream-protocol."
+UPSTREAM_PROTOCOLS = ("h2c", "h2", "tls")
+
 _NO_IPS = "accepted and ignored: Ami assigns no cluster IPs"
 # Accepted and ignored on one machine, which has no node ports and one address family
 # (`ami analyze` says so).

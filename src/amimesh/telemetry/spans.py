@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
-from opentelemetry.proto.common.v1 import common_pb2
-from opentelemetry.proto.resource.v1 import resource_pb2
-from opentelemetry.proto.trace.v1 import trace_pb2
+if TYPE_CHECKING:  # OTLP's messages load when spans are read or written as OTLP (not
+    # with the trace store, which the control plane opens before it serves)
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+    from opentelemetry.proto.common.v1 import common_pb2
 
 SERVICE_NAME = "service.name"
 UNKNOWN_SERVICE = "unknown"
@@ -112,6 +112,8 @@ def from_otlp(request: trace_service_pb2.ExportTraceServiceRequest) -> list[Span
 
 
 def _otlp_value(value: Attribute) -> common_pb2.AnyValue:
+    from opentelemetry.proto.common.v1 import common_pb2
+
     if isinstance(value, bool):
         return common_pb2.AnyValue(bool_value=value)
     if isinstance(value, int):
@@ -128,11 +130,17 @@ def _otlp_value(value: Attribute) -> common_pb2.AnyValue:
 
 
 def _kvs(attrs: Mapping[str, Attribute]) -> list[common_pb2.KeyValue]:
+    from opentelemetry.proto.common.v1 import common_pb2
+
     return [common_pb2.KeyValue(key=k, value=_otlp_value(v)) for k, v in attrs.items()]
 
 
 def to_otlp(spans: Iterable[Span]) -> trace_service_pb2.ExportTraceServiceRequest:
     """One OTLP export of `spans`, one resource per service."""
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+    from opentelemetry.proto.resource.v1 import resource_pb2
+    from opentelemetry.proto.trace.v1 import trace_pb2
+
     by_service: dict[str, list[Span]] = {}
     for s in spans:
         by_service.setdefault(s.service, []).append(s)
