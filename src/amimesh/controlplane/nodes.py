@@ -88,6 +88,7 @@ class Nodes:
         self.store = store
         self.path = path
         self._reports: dict[str, NodeReport] = {}
+        self._reported = False  # a report came in this run (not only loaded)
 
     def load(self) -> None:
         """Take back the reports of the last run (their instances registered again)."""
@@ -104,6 +105,7 @@ class Nodes:
         log.info("node reports of the last run: %s", ", ".join(sorted(reports)) or "none")
 
     def report(self, node: str, report: NodeReport) -> None:
+        self._reported = True
         self._set(node, report)
         self._save()
 
@@ -111,6 +113,13 @@ class Nodes:
         old = self._reports.get(node)
         self._reports[node] = report
         self.store.replace_instances([i.id for i in old.instances] if old else [], report.instances)
+
+    def settled(self) -> bool:
+        """Whether a node agent has reported in this run and no instance of any is
+        starting (the first config's instances are up, or failed)."""
+        if not self._reported:
+            return False
+        return not any(row.get("state") == "starting" for row in self.status_rows() or ())
 
     def status_rows(self) -> list[dict[str, Any]] | None:
         """Every node's instance status rows; None before any node reported."""

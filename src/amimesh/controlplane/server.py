@@ -85,6 +85,11 @@ REST_MODULES = (
     "anyio._backends._asyncio",
 )
 
+# With node agents, REST_MODULES' part starts once no instance of theirs is starting
+# (their first reports), or after REST_AFTER_S.
+REST_AFTER_S = 10.0
+REST_POLL_S = 0.1
+
 log = logging.getLogger(__name__)
 
 
@@ -233,6 +238,7 @@ class ControlPlane:
         )
         self._stop = asyncio.Event()
         self._watch_task: asyncio.Task[None] | None = None
+        self._rest_task: asyncio.Task[None] | None = None
         self._unsubscribe = self.store.subscribe(self._on_store_change)
         self.xds_port = 0
         self.api_port = 0  # the bound API port while started with an API
@@ -378,6 +384,26 @@ class ControlPlane:
                 await self._api.stop()
                 self._api = None
             raise
+        if self.config.node_token is not None:
+            # Node agents are starting the first instances: their apps, Envoys and
+            # certificates go first, the rest once they are up.
+            self._rest_task = asyncio.create_task(self._start_rest_later(), name="start-rest")
+        else:
+            await self._start_rest()
+        log.info("xDS serving on %s:%d", self.config.xds_host, self.xds_port)
+        return self.xds_port
+
+    async def _start_rest_later(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + REST_AFTER_S
+        while loop.time() < deadline and not self.nodes.settled():  # noqa: ASYNC110
+            await asyncio.sleep(REST_POLL_S)  # node agents' reports come in as requests
+        await self._start_rest()
+
+    async def _start_rest(self) -> None:
+        """What xDS does not need: Tekton's run status, Eventing and Triggers (if not
+        started already), GitOps, the config directory's watch."""
+        assert self._loop is not None
         await asyncio.to_thread(_import_all, REST_MODULES)
         self.pipelines  # noqa: B018 - Tekton's modules, loaded once the rest serves
         self._start_eventing()
@@ -389,8 +415,6 @@ class ControlPlane:
             self._watch_task = asyncio.create_task(
                 self._source.watch(self._stop), name="config-watch"
             )
-        log.info("xDS serving on %s:%d", self.config.xds_host, self.xds_port)
-        return self.xds_port
 
     @cached_property
     def eventing(self) -> EventingController:
@@ -468,6 +492,10 @@ class ControlPlane:
 
     async def stop(self) -> None:
         self._stop.set()
+        if self._rest_task is not None:
+            self._rest_task.cancel()
+            await asyncio.gather(self._rest_task, return_exceptions=True)
+            self._rest_task = None
         self.serving.close()
         self.gateway_api.close()
         self.httpproxy.close()

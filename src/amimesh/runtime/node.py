@@ -178,6 +178,9 @@ class Node:
         for iid in sorted(self._records):  # recorded, not wanted any more
             self._stop_recorded(iid)
         self._records.clear()
+        # The first report at once, whatever runs (even nothing): the control plane
+        # starts what waits for the first instances once none is starting any more.
+        self.reporter.changed()
         self._tasks.append(asyncio.create_task(self._watch(), name="node-config-watch"))
         self._tasks.append(asyncio.create_task(self._sample(), name="node-concurrency"))
         if self.config.activator_port:
