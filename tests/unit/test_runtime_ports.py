@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import time
+from pathlib import Path
 
 import pytest
 
 from amimesh.model.proxy import GatewayPort
-from amimesh.runtime import gateway
+from amimesh.runtime import gateway, ports
 from amimesh.runtime.ports import PortAllocator, is_free
 
 
@@ -73,3 +76,36 @@ def test_ports_come_from_below_the_ephemeral_range() -> None:
     assert len(set(ports)) == 50
     if low - LOWEST >= 1000:  # outgoing connections never hold one of them
         assert all(LOWEST <= p < low for p in ports)
+
+
+def test_two_allocators_on_one_machine_never_hand_out_the_same_port(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two meshes starting at once: neither binds what it picked at once, so each sees
+    # the other's ports free; the note on the machine keeps them apart.
+    monkeypatch.setattr(ports, "claims_dir", lambda: tmp_path / "claims")
+    first, second = PortAllocator(owner="mesh-a"), PortAllocator(owner="mesh-b")
+    picked = [first.allocate() for _ in range(30)]
+    assert all(is_free(p) for p in picked)  # nothing bound them
+    for p in picked:
+        assert not second.claim(p)
+    assert not set(picked) & {second.allocate() for _ in range(30)}
+    # The owner takes its own ports again (a mesh started again), also from a new
+    # process (another allocator of the same owner).
+    again = PortAllocator(owner="mesh-a")
+    assert all(again.claim(p) for p in picked[:5])
+    # An old note is no one's any more.
+    old = tmp_path / "claims" / str(picked[5])
+    stale = time.time() - ports.CLAIM_TTL_S - 1
+    os.utime(old, (stale, stale))
+    assert second.claim(picked[5])
+
+
+def test_without_a_place_for_notes_allocation_still_works(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setattr(ports, "claims_dir", lambda: blocker / "claims")  # cannot be made
+    alloc = PortAllocator(owner="x")
+    assert len({alloc.allocate() for _ in range(10)}) == 10

@@ -128,7 +128,7 @@ class Node:
         self.api = NodeApi(config.api, api_token)
         self.ca = certs.CaClient(config.api, node_token)
         self.identities = Identities(self.ca.sign)
-        self.ports = PortAllocator()
+        self.ports = PortAllocator(owner=f"{st.path.resolve()}#node")
         self.runners: dict[str, InstanceRunner] = {}
         self.gateway: InstanceRunner | None = None
         self.gateway_urls: tuple[str, ...] = ()

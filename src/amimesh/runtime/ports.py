@@ -5,16 +5,24 @@ outgoing connections take their local ports: a port handed out there could be th
 local end of a long-lived connection (to NATS, to xDS) by the time the app binds it,
 and stay so for as long as that connection lives. A free one is picked at random and
 checked by binding it; the allocator remembers what it handed out, so two instances
-of one mesh never get the same port even before either binds it. Another listener may
-still take a port between allocation and use: the instance then fails to start and
-the runtime restarts it with backoff.
+of one mesh never get the same port even before either binds it. Every port handed
+out is also noted on this machine for this user (`$TMPDIR/ami-ports-UID/PORT`, its
+owner inside) for CLAIM_TTL_S: another mesh's allocator, starting at the same moment,
+skips it rather than see it free because its owner has not bound it yet (a control
+plane binds some of its ports seconds after `ami up` picked them). Another listener
+may still take a port between allocation and use: the instance then fails to start
+and the runtime restarts it with backoff.
 """
 
 from __future__ import annotations
 
 import errno
+import os
 import random
 import socket
+import tempfile
+import time
+from pathlib import Path
 
 LOOPBACK = "127.0.0.1"
 # Where allocated ports come from, when the ephemeral range leaves room below it.
@@ -33,6 +41,39 @@ def ephemeral_range() -> tuple[int, int]:
         return 32768, 60999
 
 
+# How long a port handed out stays noted for other allocators on this machine.
+CLAIM_TTL_S = 600.0
+
+
+def claims_dir() -> Path:
+    return Path(tempfile.gettempdir()) / f"ami-ports-{os.getuid()}"
+
+
+def _note(port: int, owner: str) -> bool:
+    """Note `port` as handed out by `owner`; False when another owner noted it within
+    CLAIM_TTL_S. Where no note can be kept (a read-only or foreign directory) every
+    port passes: the allocator's own bookkeeping still holds."""
+    folder = claims_dir()
+    try:
+        folder.mkdir(mode=0o700, exist_ok=True)
+        if folder.stat().st_uid != os.getuid():
+            return True
+        path = folder / str(port)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            if time.time() - path.stat().st_mtime < CLAIM_TTL_S:
+                if path.read_text() != owner:
+                    return False
+            path.write_text(owner)  # stale, or this owner's again: noted anew
+            return True
+        with os.fdopen(fd, "w") as f:
+            f.write(owner)
+        return True
+    except OSError:
+        return True
+
+
 def is_free(port: int, host: str = LOOPBACK) -> bool:
     """Whether `port` can be bound on `host` now (with SO_REUSEADDR, as Envoy binds)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -47,8 +88,13 @@ def is_free(port: int, host: str = LOOPBACK) -> bool:
 
 
 class PortAllocator:
-    def __init__(self, host: str = LOOPBACK) -> None:
+    """`owner`: who hands the ports out (a mesh's state dir), as noted for the other
+    allocators on this machine; a port it noted itself it may take again (`claim`),
+    in this process or a later one. Without one, the allocator is its own owner."""
+
+    def __init__(self, host: str = LOOPBACK, owner: str = "") -> None:
         self.host = host
+        self.owner = owner or f"{os.getpid()}:{id(self)}:{time.monotonic_ns()}"
         self._taken: set[int] = set()
 
     def allocate(self) -> int:
@@ -58,21 +104,26 @@ class PortAllocator:
         if low - LOWEST >= 1000:
             for _ in range(200):
                 port = random.randrange(LOWEST, low)
-                if port not in self._taken and is_free(port, self.host):
+                if port in self._taken or not is_free(port, self.host):
+                    continue
+                if _note(port, self.owner):
                     self._taken.add(port)
                     return port
         for _ in range(100):
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
                 s.bind((self.host, 0))
                 port = int(s.getsockname()[1])
-            if port not in self._taken:
+            if port not in self._taken and _note(port, self.owner):
                 self._taken.add(port)
                 return port
         raise RuntimeError("no free port found")
 
     def claim(self, port: int) -> bool:
-        """Take `port` if it is free and not handed out; False otherwise."""
+        """Take `port` if it is free and not handed out (by this allocator, or lately
+        by another owner on this machine); False otherwise."""
         if port in self._taken or not is_free(port, self.host):
+            return False
+        if not _note(port, self.owner):
             return False
         self._taken.add(port)
         return True

@@ -278,12 +278,19 @@ class Supervisor:
         child = self.node.child
         return child is not None and self.node_status().get("pid") == child.pid
 
+    @property
+    def _port_owner(self) -> str:
+        """Who this mesh's control ports are noted for on this machine (`ports`); the
+        node agent notes its instances' ports as another owner, so that neither hands
+        out a port the other picked and has not bound yet."""
+        return f"{self.state.path.resolve()}#up"
+
     def _control_plane_config(self) -> cp_mesh.MeshControlPlane:
         """The ports of the last run when they can be had again (its Envoys may still
         run and reconnect), else new ones."""
         with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
             old = cp_mesh.read(self.state.path)
-            ports = PortAllocator()
+            ports = PortAllocator(owner=self._port_owner)
             same = self.controlplane.child is not None or all(
                 ports.claim(p)
                 for p in (old.xds_port, old.api_port, old.zipkin_port, old.activator_port)
@@ -293,7 +300,7 @@ class Supervisor:
                 return cp_mesh.MeshControlPlane(
                     **{**old.__dict__, **self._settings()},
                 )
-        ports = PortAllocator()
+        ports = PortAllocator(owner=self._port_owner)
         return cp_mesh.MeshControlPlane(
             xds_port=ports.allocate(),
             api_port=ports.allocate(),
@@ -311,8 +318,8 @@ class Supervisor:
             return cp_mesh.MeshControlPlane(**{**cp.__dict__, "nats_port": 0})
         port = cp.nats_port
         if self.nats.child is None:
-            if not (port and PortAllocator().claim(port)):
-                port = PortAllocator().allocate()
+            if not (port and PortAllocator(owner=self._port_owner).claim(port)):
+                port = PortAllocator(owner=self._port_owner).allocate()
             nats.write_config(self.state.path, port)
             # The control plane says again whether it wants the server.
             nats.wanted_marker(self.state.path).unlink(missing_ok=True)
