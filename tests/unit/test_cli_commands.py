@@ -62,3 +62,21 @@ def test_the_mesh_processes_skip_the_search_for_pydantic_plugins() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["2", "False"]
     assert "controlplane" in main.MESH_PROCESSES and "node" in main.MESH_PROCESSES
+
+
+def test_the_mesh_processes_start_without_the_cyclic_collector_until_started() -> None:
+    # In a fresh interpreter: `ami node` turns the collector off before anything loads
+    # (here it stops at --help), and `gcstart.started()` turns it on again, with what
+    # lived until then frozen out of its sight; elsewhere `started()` changes nothing.
+    code = (
+        "import gc\n"
+        "from amimesh import gcstart\n"
+        "from amimesh.cli import main\n"
+        "gcstart.started(); print('@', gc.isenabled(), gc.get_freeze_count() == 0)\n"
+        "try:\n    main.main(['node', '--help'])\nexcept SystemExit:\n    pass\n"
+        "print('@', gc.isenabled())\n"
+        "gcstart.started(); print('@', gc.isenabled(), gc.get_freeze_count() > 0)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    said = [line.split()[1:] for line in out.stdout.splitlines() if line.startswith("@ ")]
+    assert said == [["True", "True"], ["False"], ["True", "True"]]

@@ -18,6 +18,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from amimesh import gcstart
 from amimesh.config.directory import DirectorySource
 from amimesh.config.store import Store
 from amimesh.controlplane.applied import Applied
@@ -415,6 +416,7 @@ class ControlPlane:
             self._watch_task = asyncio.create_task(
                 self._source.watch(self._stop), name="config-watch"
             )
+        gcstart.started()
 
     @cached_property
     def eventing(self) -> EventingController:

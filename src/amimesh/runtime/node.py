@@ -32,6 +32,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from amimesh import gcstart
 from amimesh.agent import certs, probe
 from amimesh.agent import config as agent_config
 from amimesh.agent.agent import Adopted, Agent
@@ -206,6 +207,7 @@ class Node:
             config.api, self._api_token, config.name, self.state.path / "pipelines"
         )
         await self.pipelines.start()
+        gcstart.started()
 
     async def _first_config(self) -> None:
         loop = asyncio.get_running_loop()
