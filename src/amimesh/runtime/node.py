@@ -159,8 +159,8 @@ class Node:
         self._closing = False
         self._status_due = False
         self.activator: Activator | None = None
-        # Tekton's runner, made once the instances are started (its modules are not on
-        # the way to the first ready instance).
+        # Tekton's runner, made once the first instances are up (its modules are not
+        # on the way to the first ready instance).
         self.pipelines: PipelineAgent | None = None
         self._pipelines_task: asyncio.Task[None] | None = None
         self._api_token = api_token
