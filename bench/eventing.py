@@ -15,6 +15,12 @@ Figures (one JSON line each), from one mesh started here (embedded JetStream ser
 - `delivery_latency_ms_p50`, `_p99`: at a fixed rate (50 events/s), from the broker's
   ingress (the `time` it gives an event sent without one) to the subscriber.
 
+`--cpu` also prints, for each load phase, the CPU seconds per event of every process
+of the mesh (each Envoy by its instance, the broker, the JetStream server, the
+subscriber, the node agent, the control plane) and of `hey`, from /proc/PID/stat
+before and after the phase, and the machine's idle share meanwhile (/proc/stat): one
+JSON line per phase (`cpu_ms_per_event`).
+
 `--processes N` runs N broker processes (`knative-eventing/config-ami-broker`).
 
 `--durability [--events N]` runs the durability runs instead (`eventing_durability.py`):
@@ -26,7 +32,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -149,10 +157,107 @@ def hey(url: str, proxy: str, seconds: int, workers: int, rate: int = 0) -> tupl
     return float(found.group(1)), ok
 
 
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        tree.setdefault(ppid, []).append(int(entry.name))
+    return tree
+
+
+def _label(pid: int) -> str:
+    args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    words = [a.decode(errors="replace") for a in args if a]
+    if any(w.endswith("/envoy") for w in words[:1]):
+        config = words[words.index("-c") + 1] if "-c" in words else ""
+        return "envoy:" + Path(config).parent.name
+    if "-m" in words:
+        module = words[words.index("-m") + 1]
+        if module == "amimesh.cli.main":
+            return "ami " + words[words.index("-m") + 2]
+        return module.rsplit(".", 1)[-1]
+    if words and words[0].endswith("nats-server"):
+        return "nats-server"
+    if words[:2] == ["python3", "-c"]:
+        return "subscriber"
+    return Path(words[0]).name if words else str(pid)
+
+
+def cpu_of(root: int) -> dict[str, float]:
+    """CPU seconds (user + system, all threads) of `root` and its descendants, by label."""
+    tree = _children()
+    todo, seen = [root], {}
+    while todo:
+        pid = todo.pop()
+        todo += tree.get(pid, [])
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            label = _label(pid)
+        except (OSError, ValueError, IndexError):
+            continue
+        seen[label] = seen.get(label, 0.0) + (int(fields[11]) + int(fields[12])) / TICK
+    return seen
+
+
+def idle_share() -> tuple[float, float]:
+    """(idle + iowait jiffies, all jiffies) of the machine so far."""
+    cpu = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return float(cpu[3] + cpu[4]), float(sum(cpu))
+
+
+class CpuMeter:
+    """Per-process CPU over one phase: `start`, then `report(phase, events)`."""
+
+    def __init__(self, root: int) -> None:
+        self.root = root
+        self.before: dict[str, float] = {}
+        self.idle = (0.0, 0.0)
+        self.hey = 0.0
+        self.t0 = 0.0
+
+    def start(self) -> None:
+        self.before = cpu_of(self.root)
+        self.idle = idle_share()
+        self.hey = _children_cpu()
+        self.t0 = time.monotonic()
+
+    def report(self, phase: str, events: int) -> None:
+        after = cpu_of(self.root)
+        idle, total = idle_share()
+        used = {k: after[k] - self.before.get(k, 0.0) for k in after}
+        used["hey"] = _children_cpu() - self.hey
+        per = {k: round(v * 1000 / max(1, events), 4) for k, v in sorted(used.items()) if v > 0}
+        emit(
+            "cpu_ms_per_event",
+            sum(used.values()) * 1000 / max(1, events),
+            "ms",
+            phase=phase,
+            events=events,
+            seconds=round(time.monotonic() - self.t0, 2),
+            idle_share=round((idle - self.idle[0]) / max(1.0, total - self.idle[1]), 3),
+            processes=per,
+        )
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Knative Eventing on the mesh")
     p.add_argument("--quick", action="store_true", help="shorter load runs")
     p.add_argument("--processes", type=int, default=1, help="broker processes (config-ami-broker)")
+    p.add_argument("--cpu", action="store_true", help="CPU per event of every process")
     p.add_argument("--durability", action="store_true", help="the kill -9 runs: lost_events")
     p.add_argument("--events", type=int, default=2000, help="events of each durability run")
     args = p.parse_args(argv)
@@ -185,13 +290,22 @@ def main(argv: list[str] | None = None) -> int:
             def delivered() -> int:
                 return int(sink.get(SINK_URL).json()["count"])
 
+            meter = CpuMeter(mesh.proc.pid) if args.cpu else None
             # The direct path first (it also warms the sidecars).
+            if meter:
+                meter.start()
             direct, direct_ok = hey(SINK_URL, proxy, seconds, workers)
+            if meter:
+                meter.report("direct", direct_ok)
             base = delivered()
             t0 = time.monotonic()
+            if meter:
+                meter.start()
             accepted, ok = hey(BROKER, proxy, seconds, workers)
             wait(lambda: delivered() >= base + ok, 300, 0.2)
             elapsed = time.monotonic() - t0
+            if meter:
+                meter.report("broker", ok)
             through = ok / elapsed
             emit(
                 "broker_events_per_s",
