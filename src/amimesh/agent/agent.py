@@ -372,8 +372,13 @@ class Agent:
     async def _start_app(self) -> None:
         app = self.config.app
         assert app is not None
-        env = app_env(self.config, self._environ, self._python_bin)
-        command = app_command(self.config)
+        try:  # the app may speak mutual TLS as its identity itself (AMI_SDS_SOCKET)
+            sds_socket = await self._serve_sds() or ""
+        except OSError as e:
+            log.warning("%s: no SDS socket for the app: %s", self.config.proxy.id, e)
+            sds_socket = ""
+        env = app_env(self.config, self._environ, self._python_bin, sds_socket)
+        command = app_command(self.config, sds_socket)
         try:
             self.app = await Child.spawn(command, log=Path(app.log), cwd=app.cwd, env=env)
         except OSError as e:

@@ -24,9 +24,10 @@ def upstream_var(upstream: Upstream) -> str:
     return f"AMI_UPSTREAM_{env_name(service)}_{upstream.port}"
 
 
-def mesh_env(config: AgentConfig) -> dict[str, str]:
+def mesh_env(config: AgentConfig, sds_socket: str = "") -> dict[str, str]:
     """The variables the mesh sets for the app (docs/runtime.md): `PORT`, the proxy
-    variables, `AMI_*`; not the inherited ones nor the Workload's `env`."""
+    variables, `AMI_*`; not the inherited ones nor the Workload's `env`. `sds_socket`:
+    where the instance's identity is served (`AMI_SDS_SOCKET`), "" for none."""
     proxy = config.proxy
     env: dict[str, str] = {}
     inbound = proxy.inbound
@@ -47,6 +48,10 @@ def mesh_env(config: AgentConfig) -> dict[str, str]:
         AMI_INSTANCE=config.name,
         AMI_SERVICE_ACCOUNT=proxy.service_account,
     )
+    if proxy.admin_port > 0:
+        env["AMI_PROXY_ADMIN_PORT"] = str(proxy.admin_port)
+    if sds_socket:
+        env["AMI_SDS_SOCKET"] = sds_socket
     return env
 
 
@@ -58,7 +63,9 @@ def own_env(config: AgentConfig, mesh: Mapping[str, str]) -> dict[str, str]:
     return expansion.expand_env(config.app.env.items(), mesh)
 
 
-def app_env(config: AgentConfig, inherited: Mapping[str, str], python_bin: str) -> dict[str, str]:
+def app_env(
+    config: AgentConfig, inherited: Mapping[str, str], python_bin: str, sds_socket: str = ""
+) -> dict[str, str]:
     """The app's environment: `inherited` (the agent's own), then the mesh's variables,
     then the Workload's `env` (which may override any of them).
 
@@ -68,17 +75,17 @@ def app_env(config: AgentConfig, inherited: Mapping[str, str], python_bin: str) 
     env = dict(inherited)
     path = env.get("PATH", "")
     env["PATH"] = python_bin + (os.pathsep + path if path else "")
-    mesh = mesh_env(config)
+    mesh = mesh_env(config, sds_socket)
     env.update(mesh)
     env.update(own_env(config, mesh))
     return env
 
 
-def app_command(config: AgentConfig) -> tuple[str, ...]:
+def app_command(config: AgentConfig, sds_socket: str = "") -> tuple[str, ...]:
     """The app's command line with `$(VAR)` references expanded, as the kubelet expands
     a container's command and args: against the mesh's variables and the Workload's
     `env` (the inherited environment is not consulted, as an image's is not)."""
     if config.app is None:
         return ()
-    mesh = mesh_env(config)
+    mesh = mesh_env(config, sds_socket)
     return expansion.expand_all(config.app.command, {**mesh, **own_env(config, mesh)})

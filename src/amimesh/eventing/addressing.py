@@ -5,6 +5,11 @@ A `ref` names a Knative Service (`http://NAME.NS.svc.cluster.local`, its route),
 Kubernetes Service (`...:PORT`, its first port), a Broker (its address at the broker's
 ingress), a channel, a Sequence or a Parallel (their first channel); a `uri` is taken
 as written, and with a `ref` it is a path on it.
+
+`direct_cluster` says when the broker may deliver to a subscriber straight to its
+instances' inbound sidecars (mutual TLS as the broker's identity) instead of through
+its own sidecar: when that sidecar would do nothing but pick an instance, retry a 503
+and open mutual TLS, which the broker then does itself.
 """
 
 from __future__ import annotations
@@ -14,6 +19,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from amimesh.eventing.config import BrokerConfig, broker_url, channel_url
+from amimesh.model import hosts
+from amimesh.resources import gateway_api as gw
+from amimesh.resources import istio_envoyfilter as ief
+from amimesh.resources import istio_networking as net
+from amimesh.resources import istio_security as sec
+from amimesh.resources import istio_sidecar as isc
 from amimesh.resources import knative_eventing as ke
 from amimesh.resources import knative_messaging as km
 from amimesh.resources import knative_serving as ks
@@ -115,3 +126,66 @@ def destination_url(dest: ke.Destination, namespace: str, resources: Sequence[Re
 
 def defined(resources: Sequence[Resource], kind: type[Resource], ns: str, name: str) -> bool:
     return any(isinstance(r, kind) and (r.namespace, r.name) == (ns, name) for r in resources)
+
+
+# Kinds any one of which changes what a sidecar's outbound hop does (or may), mesh-wide.
+_ANY_CHANGES_OUTBOUND = (isc.Sidecar, ief.EnvoyFilter)
+
+
+def direct_cluster(dest: ke.Destination, namespace: str, resources: Sequence[Resource]) -> str:
+    """The cluster (`outbound|PORT||HOST`) of a subscriber that the broker may reach
+    straight at its instances' inbound sidecars, or "" for the way through its sidecar.
+
+    Only a Kubernetes Service of the mesh's own workloads (it has a selector), on the
+    mesh's default route: no VirtualService (for the mesh), no
+    DestinationRule and no ServiceEntry names its host, no Gateway API route has it as
+    a parent, and nothing of the mesh-wide kinds that change outbound hops (a Sidecar,
+    an EnvoyFilter) nor a PeerAuthentication turning mutual TLS off is there. Anything
+    else keeps the broker's sidecar in the path, which applies it.
+    """
+    ref = dest.ref
+    if ref is None or (ref.apiVersion.rpartition("/")[0], ref.kind) != ("", "Service"):
+        return ""
+    ns = ref.namespace or namespace
+    svc = next(
+        (
+            r
+            for r in resources
+            if isinstance(r, KubeService) and (r.namespace, r.name) == (ns, ref.name)
+        ),
+        None,
+    )
+    if svc is None or not svc.spec.selector:
+        return ""
+    host = hosts.fqdn(ref.name, ns)
+    for r in resources:
+        if isinstance(r, _ANY_CHANGES_OUTBOUND):
+            return ""
+        if isinstance(r, sec.PeerAuthentication) and _turns_mtls_off(r):
+            return ""
+        if isinstance(r, net.VirtualService):
+            mesh = not r.spec.gateways or "mesh" in r.spec.gateways
+            if mesh and _names(r.spec.hosts, r.namespace, host):
+                return ""
+        elif isinstance(r, net.DestinationRule):
+            if _names([r.spec.host], r.namespace, host):
+                return ""
+        elif isinstance(r, net.ServiceEntry):
+            if _names(r.spec.hosts, r.namespace, host):
+                return ""
+        elif isinstance(r, gw.HTTPRoute | gw.GRPCRoute):
+            if any(p.kind == "Service" for p in r.spec.parentRefs):
+                return ""
+    return f"outbound|{svc.spec.ports[0].port}||{host}"
+
+
+def _names(patterns: Sequence[str], namespace: str, host: str) -> bool:
+    """Whether any of a resource's host `patterns` (short names read in `namespace`,
+    wildcards) covers `host`."""
+    return any(hosts.wildcard_matches(hosts.expand(p, namespace), host) for p in patterns)
+
+
+def _turns_mtls_off(policy: sec.PeerAuthentication) -> bool:
+    modes = [policy.spec.mtls.mode] if policy.spec.mtls is not None else []
+    modes += [m.mode for m in (policy.spec.portLevelMtls or {}).values()]
+    return "DISABLE" in modes

@@ -2,7 +2,10 @@
 every Trigger's dispatcher, on the mesh's JetStream server, and every PingSource. The
 node agent runs it as the Workload `knative-eventing/broker-ingress`, with a sidecar:
 it listens on `PORT` (loopback) behind its inbound listener, and delivers through
-`HTTP_PROXY` (its HTTP client reads it: every delivery leaves into the mesh).
+`HTTP_PROXY` (its HTTP client reads it: every delivery leaves into the mesh), or,
+to a subscriber on the mesh's default route, straight to the subscriber's inbound
+sidecars as its own identity (`eventing.direct`: `AMI_SDS_SOCKET` and
+`AMI_PROXY_ADMIN_PORT`, which the node agent sets).
 
 Its settings come from the environment the expansion wrote: the brokers and triggers
 (`AMI_EVENTING_CONFIG`), the server (`AMI_NATS_URL`) and the file with its credential
@@ -34,6 +37,7 @@ from amimesh.eventing.config import (
     BrokerEntry,
     TriggerEntry,
 )
+from amimesh.eventing.direct import Direct
 from amimesh.eventing.dispatcher import TriggerDispatcher, stop
 from amimesh.eventing.ingress import Ingress
 from amimesh.eventing.notes import Notes
@@ -106,6 +110,10 @@ async def _brokers(
     streams: dict[tuple[str, str], JetStreamContext] = {("", ""): js}
     notes = Notes(nc)
     note = notes.note
+    tasks: list[asyncio.Task[None]] = []
+    direct = _direct(config, client)
+    if direct is not None:
+        tasks.append(asyncio.create_task(direct.run(), name="direct"))
 
     async def publish(broker: BrokerEntry, event: BaseCloudEvent) -> None:
         target = streams.get(broker.connection)
@@ -123,7 +131,6 @@ async def _brokers(
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
-    tasks: list[asyncio.Task[None]] = []
 
     async def serve_group(key: tuple[str, str], bjs: JetStreamContext) -> None:
         """The streams, consumers and dispatchers of the brokers on one connection."""
@@ -137,7 +144,7 @@ async def _brokers(
             owner = mine.get(_owner(t))
             if owner is None:
                 continue
-            d = TriggerDispatcher(bjs, owner, t, client, publish, note)
+            d = TriggerDispatcher(bjs, owner, t, client, publish, note, direct)
             await d.prepare()
             tasks.append(asyncio.create_task(d.run(), name=f"trigger-{t.name}"))
         streams[key] = bjs
@@ -177,6 +184,18 @@ async def _brokers(
         await notes.close()
         for c in clients.values():
             await c.drain()
+
+
+def _direct(config: BrokerConfig, client: http1.Client) -> Direct | None:
+    """The way straight to the subscribers that allow it, when the node agent gave
+    this process its identity and its sidecar's admin port."""
+    clusters = {t.direct for t in config.triggers if t.direct}
+    sds_socket = os.environ.get("AMI_SDS_SOCKET", "")
+    admin = os.environ.get("AMI_PROXY_ADMIN_PORT", "")
+    if not clusters or not sds_socket or not admin.isdigit():
+        return None
+    peer = f"{os.environ.get('AMI_WORKLOAD', '')}.{os.environ.get('AMI_NAMESPACE', '')}"
+    return Direct(clusters, int(admin), sds_socket, peer, client)
 
 
 async def _connect(url: str, user: str, password: str) -> Client:

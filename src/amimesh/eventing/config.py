@@ -127,6 +127,10 @@ class TriggerEntry:
     # (a URL, "" to drop it) rather than back into the channel.
     subscription: bool = False
     reply: str = ""
+    # The subscriber's cluster (`outbound|PORT||HOST`) when its deliveries may go
+    # straight to its instances' inbound sidecars (`addressing.direct_cluster`); "":
+    # always through the broker's sidecar.
+    direct: str = ""
 
     @property
     def durable(self) -> str:
@@ -145,6 +149,7 @@ class TriggerEntry:
             "filters": [dict(f) for f in self.filters],
             "subscription": self.subscription,
             "reply": self.reply,
+            "direct": self.direct,
         }
 
     @classmethod
@@ -159,6 +164,7 @@ class TriggerEntry:
             filters=tuple(data.get("filters") or ()),
             subscription=bool(data.get("subscription", False)),
             reply=str(data.get("reply", "")),
+            direct=str(data.get("direct", "")),
         )
 
 

@@ -1,6 +1,8 @@
 """The broker's dispatcher: for each Trigger, its durable consumer's events, filtered
-and delivered to the subscriber through the broker's sidecar, with Knative's delivery
-rules (`eventing.delivery`).
+and delivered to the subscriber through the mesh, with Knative's delivery rules
+(`eventing.delivery`): through the broker's sidecar, or straight to the subscriber's
+inbound sidecars over mutual TLS as the broker (`eventing.direct`) when its route is
+the mesh's default.
 
 An event is acknowledged in JetStream only once its fate is settled: delivered (and
 its reply, if any, stored back in the broker), sent to the dead-letter sink, or
@@ -28,6 +30,7 @@ from nats.js import JetStreamContext
 from amimesh.eventing import delivery as rules
 from amimesh.eventing import events, history, http1
 from amimesh.eventing.config import BrokerEntry, TriggerEntry
+from amimesh.eventing.direct import Direct
 from amimesh.eventing.filters import matches
 from amimesh.eventing.jetstream import ACK_WAIT_S, ensure_consumer
 
@@ -67,13 +70,24 @@ async def send(
     mode: str,
     timeout_s: float,
     drop: tuple[str, ...] = (),
+    direct: tuple[Direct, str] | None = None,
 ) -> Outcome:
     """POST `event` (without the attributes `drop` names) to `url`, with `Prefer:
-    reply`, through the proxy the environment names for it, and read what came back."""
+    reply`, and read what came back: straight to the cluster `direct` names when its
+    instances can be reached, else through the proxy the environment names for it."""
     headers, body = events.to_http(event, mode, drop)
     headers["Prefer"] = "reply"
     try:
-        answer = await client.post(url, headers, body, timeout_s=timeout_s, limit=MAX_REPLY_BYTES)
+        answer = None
+        if direct is not None:
+            way, cluster = direct
+            answer = await way.post(
+                cluster, url, headers, body, timeout_s=timeout_s, limit=MAX_REPLY_BYTES
+            )
+        if answer is None:
+            answer = await client.post(
+                url, headers, body, timeout_s=timeout_s, limit=MAX_REPLY_BYTES
+            )
     except http1.NoAnswer as e:
         log.debug("delivery to %s: no response (%s)", url, e)
         return Outcome(None)
@@ -107,6 +121,7 @@ class TriggerDispatcher:
         session: http1.Client,
         publish: Publish,
         note: Note = _no_note,
+        direct: Direct | None = None,
     ) -> None:
         self.js = js
         self.broker = broker
@@ -114,6 +129,8 @@ class TriggerDispatcher:
         self.session = session
         self.publish = publish
         self._note = note
+        # Straight to the subscriber's instances, when its route allows it.
+        self._direct = (direct, trigger.direct) if direct is not None and trigger.direct else None
         self._sub: JetStreamContext.PullSubscription | None = None
         # The events being handled, and when each was taken.
         self._handling: dict[int, tuple[Msg, float]] = {}
@@ -216,6 +233,7 @@ class TriggerDispatcher:
             mode=d.format,
             timeout_s=d.timeout_s,
             drop=(rules.TTL,),
+            direct=self._direct,
         )
         if rules.succeeded(out.status) and not out.bad_reply:
             if out.reply is not None and not await self._reply(event, out.reply):

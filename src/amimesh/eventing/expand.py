@@ -32,6 +32,7 @@ from amimesh.eventing.addressing import (
     EventingPlan,
     Problem,
     destination_url,
+    direct_cluster,
     ready_status,
 )
 from amimesh.eventing.config import (
@@ -424,7 +425,14 @@ def _trigger(
         f.model_dump(mode="json", exclude_defaults=True, by_alias=True) for f in t.spec.filters
     )
     entry = TriggerEntry(
-        t.namespace, t.name, t.spec.broker, subscriber, delivery, attributes, filters
+        t.namespace,
+        t.name,
+        t.spec.broker,
+        subscriber,
+        delivery,
+        attributes,
+        filters,
+        direct=direct_cluster(t.spec.subscriber, t.namespace, resources),
     )
     return entry, None
 

@@ -8,6 +8,10 @@ cost the broker more than the rest of a delivery); anything else (`https://`) go
 through aiohttp. A request on a kept-alive connection that the other end had closed
 meanwhile (no byte of an answer) is sent once more on a new one: delivery is at
 least once anyway.
+
+A request can instead go straight to a given address over TLS (`Via`: a subscriber's
+inbound sidecar, with the broker's own certificate); a connection that cannot be made
+there raises `NotConnected`, so that the caller can take another way.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import ssl
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping
@@ -35,6 +40,24 @@ class Answer:
 
 class NoAnswer(Exception):
     """The request got no (complete) answer: refused, reset, timed out, garbled."""
+
+
+class NotConnected(NoAnswer):
+    """No connection to the `Via` could be made (refused, or no TLS handshake): the
+    request was not sent."""
+
+
+@dataclass(frozen=True)
+class Via:
+    """Where a request goes instead of its URL's host or the proxy: an address, over
+    TLS with `context`."""
+
+    host: str
+    port: int
+    context: ssl.SSLContext
+
+
+Address = tuple[str, int, ssl.SSLContext | None]
 
 
 @functools.cache
@@ -79,18 +102,30 @@ class _Conn:
 class Client:
     def __init__(self, session: aiohttp.ClientSession) -> None:
         self.session = session
-        self._idle: dict[tuple[str, int], list[_Conn]] = {}
+        self._idle: dict[Address, list[_Conn]] = {}
 
     async def post(
-        self, url: str, headers: Mapping[str, str], body: bytes, *, timeout_s: float, limit: int
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        *,
+        timeout_s: float,
+        limit: int,
+        via: Via | None = None,
     ) -> Answer:
-        """`POST` and read the answer (its body None when over `limit` bytes)."""
-        proxy = proxy_for(url)
+        """`POST` and read the answer (its body None when over `limit` bytes): to the
+        proxy the environment names for `url`, or straight to `via`."""
         parts = urllib.parse.urlsplit(url)
+        proxy = proxy_for(url) if via is None else None
         if parts.scheme != "http" or (proxy is not None and not proxy.startswith("http://")):
             return await self._aiohttp(url, headers, body, proxy, timeout_s, limit)
-        via = urllib.parse.urlsplit(proxy) if proxy is not None else parts
-        address = (via.hostname or "", via.port or 80)
+        address: Address
+        if via is not None:
+            address = (via.host, via.port, via.context)
+        else:
+            hop = urllib.parse.urlsplit(proxy) if proxy is not None else parts
+            address = (hop.hostname or "", hop.port or 80, None)
         target = (
             url
             if proxy is not None
@@ -104,7 +139,12 @@ class Client:
         request = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
         try:
             async with asyncio.timeout(timeout_s):
-                conn, reused = await self._take(address)
+                try:
+                    conn, reused = await self._take(address)
+                except (OSError, ssl.SSLError) as e:
+                    if via is None:
+                        raise
+                    raise NotConnected(str(e) or type(e).__name__) from None
                 try:
                     try:
                         answer, keep = await _exchange(conn, request, limit)
@@ -132,7 +172,7 @@ class Client:
             conn.close()
         return answer
 
-    async def _take(self, address: tuple[str, int]) -> tuple[_Conn, bool]:
+    async def _take(self, address: Address) -> tuple[_Conn, bool]:
         idle = self._idle.get(address)
         while idle:
             conn = idle.pop()
@@ -141,16 +181,25 @@ class Client:
             conn.close()
         return await self._connect(address)
 
-    async def _connect(self, address: tuple[str, int]) -> tuple[_Conn, bool]:
-        reader, writer = await asyncio.open_connection(*address, limit=MAX_HEAD_BYTES)
+    async def _connect(self, address: Address) -> tuple[_Conn, bool]:
+        host, port, context = address
+        reader, writer = await asyncio.open_connection(
+            host, port, limit=MAX_HEAD_BYTES, ssl=context
+        )
         return _Conn(reader, writer), False
 
-    def _give(self, address: tuple[str, int], conn: _Conn) -> None:
+    def _give(self, address: Address, conn: _Conn) -> None:
         idle = self._idle.setdefault(address, [])
         if len(idle) < MAX_IDLE:
             idle.append(conn)
         else:
             conn.close()
+
+    def forget(self, context: ssl.SSLContext) -> None:
+        """Close the kept connections made with `context` (a certificate renewed)."""
+        for address in [a for a in self._idle if a[2] is context]:
+            for conn in self._idle.pop(address):
+                conn.close()
 
     async def close(self) -> None:
         for idle in self._idle.values():

@@ -32,7 +32,6 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import os
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ import h11
 
 from amimesh.agent.http_client import Closed
 from amimesh.agent.sds import Secrets
+from amimesh.identity import workload_sds
 from amimesh.runtime import activator_h2
 
 log = logging.getLogger(__name__)
@@ -516,14 +516,6 @@ def _header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> str | None:
 def client_context(secrets: Secrets) -> ssl.SSLContext:
     """A TLS client context presenting `secrets`' certificate and trusting the mesh's
     roots. The key goes through an anonymous in-memory file (`memfd`), never to disk."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False  # peers are SPIFFE IDs, not host names
-    context.verify_mode = ssl.CERT_REQUIRED
-    context.load_verify_locations(cadata=secrets.trust_bundle)
-    fd = os.memfd_create("activator-identity", os.MFD_CLOEXEC)
-    try:
-        os.write(fd, (secrets.certificate_chain + "\n" + secrets.private_key).encode())
-        context.load_cert_chain(f"/proc/self/fd/{fd}")
-    finally:
-        os.close(fd)
-    return context
+    return workload_sds.client_context(
+        secrets.certificate_chain, secrets.private_key, secrets.trust_bundle, "activator-identity"
+    )

@@ -1,0 +1,200 @@
+"""Deliveries straight to a subscriber's inbound sidecars, past the broker's own.
+
+A delivery through the broker's sidecar costs a whole proxy hop (its outbound
+listener: parse, route, pick an instance, open mutual TLS, count). For a subscriber
+on the mesh's default route (`addressing.direct_cluster`: nothing but the mesh's
+defaults would happen on that hop) the broker does that hop's work itself:
+
+- its identity: the broker's own certificate, served by its node agent on
+  `AMI_SDS_SOCKET` (`identity.workload_sds`), so the subscriber's sidecar sees the
+  broker's SPIFFE ID as it would through the sidecar: its AuthorizationPolicies, its
+  metrics (`source_principal`, and `x-ami-peer` as the sidecar sets it) apply;
+- the instances: the endpoints its sidecar has for the subscriber's cluster, healthy
+  ones, read from the sidecar's admin API (`AMI_PROXY_ADMIN_PORT`) every `POLL_S`;
+- the mesh's default retries: a 503 or a refused connection is tried again up to
+  twice, on another instance when there is one, after Envoy's jittered back-off.
+
+Until the identity and the endpoints are there, or when no instance can be reached
+at all, a delivery goes through the sidecar as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import random
+import ssl
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from amimesh.eventing import http1
+from amimesh.identity.workload_sds import WorkloadIdentity
+
+log = logging.getLogger(__name__)
+
+POLL_S = 1.0
+MAX_ADMIN_BYTES = 64 << 20  # the sidecar's /clusters answer
+MESH_RETRIES = 2  # the mesh's default route: a 503 or a refused connection, twice more
+BACKOFF_BASE_S = 0.025  # Envoy's default retry back-off: 25 ms, at most ten times that
+PEER_HEADER = "x-ami-peer"
+
+
+def healthy_endpoints(
+    clusters: Mapping[str, Any], names: Iterable[str]
+) -> dict[str, list[tuple[str, int]]]:
+    """The healthy endpoints (address, port) of the clusters `names`, from Envoy's
+    `/clusters?format=json`."""
+    wanted = set(names)
+    out: dict[str, list[tuple[str, int]]] = {name: [] for name in wanted}
+    for cluster in clusters.get("cluster_statuses") or ():
+        name = cluster.get("name")
+        if name not in wanted:
+            continue
+        for host in cluster.get("host_statuses") or ():
+            health = host.get("health_status") or {}
+            if health.get("eds_health_status", "HEALTHY") != "HEALTHY":
+                continue
+            if any(v is True for k, v in health.items() if k.startswith("failed_")):
+                continue
+            address = (host.get("address") or {}).get("socket_address") or {}
+            if address.get("address") and address.get("port_value"):
+                out[name].append((str(address["address"]), int(address["port_value"])))
+    return out
+
+
+def dechunk(body: bytes) -> bytes:
+    """A chunked body (read whole) without its framing."""
+    out = bytearray()
+    while True:
+        line, sep, rest = body.partition(b"\r\n")
+        if not sep:
+            raise ValueError("a chunked body ends early")
+        size = int(line.split(b";")[0].strip(), 16)
+        if size == 0:
+            return bytes(out)
+        if len(rest) < size + 2:
+            raise ValueError("a chunked body ends early")
+        out += rest[:size]
+        body = rest[size + 2 :]
+
+
+class Direct:
+    """The way straight to the subscribers of `clusters`; `run` until cancelled."""
+
+    def __init__(
+        self,
+        clusters: Iterable[str],
+        admin_port: int,
+        sds_socket: str,
+        peer: str,
+        client: http1.Client,
+    ) -> None:
+        self.clusters = frozenset(clusters)
+        self.admin_port = admin_port
+        self.peer = peer
+        self._client = client
+        self._identity = WorkloadIdentity(sds_socket, name="broker", on_change=self._renewed)
+        self._endpoints: dict[str, list[tuple[str, int]]] = {}
+        self._turn = itertools.count()
+        self._context: ssl.SSLContext | None = None
+
+    def _renewed(self, context: ssl.SSLContext) -> None:
+        old, self._context = self._context, context
+        if old is not None:
+            self._client.forget(old)
+
+    async def run(self) -> None:
+        identity = asyncio.create_task(self._identity.run(), name="broker-identity")
+        try:
+            while True:
+                try:
+                    self._endpoints = healthy_endpoints(await self._clusters(), self.clusters)
+                except (OSError, ValueError, TimeoutError) as e:
+                    log.debug("the sidecar's endpoints not read: %s", e)
+                await asyncio.sleep(POLL_S)
+        finally:
+            identity.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await identity
+
+    async def _clusters(self) -> Mapping[str, Any]:
+        async with asyncio.timeout(5):
+            reader, writer = await asyncio.open_connection("127.0.0.1", self.admin_port)
+            try:
+                writer.write(
+                    b"GET /clusters?format=json HTTP/1.1\r\nHost: admin\r\n"
+                    b"Connection: close\r\n\r\n"
+                )
+                data = await reader.read(MAX_ADMIN_BYTES + 1)
+                while data and len(data) <= MAX_ADMIN_BYTES:
+                    more = await reader.read(MAX_ADMIN_BYTES + 1 - len(data))
+                    if not more:
+                        break
+                    data += more
+            finally:
+                writer.close()
+        if len(data) > MAX_ADMIN_BYTES:
+            raise ValueError("the sidecar's /clusters is too large")
+        head, _, body = data.partition(b"\r\n\r\n")
+        status, *fields = head.decode("latin-1").split("\r\n")
+        if status.split(" ")[1:2] != ["200"]:
+            raise ValueError(status)
+        if any(f.lower().replace(" ", "") == "transfer-encoding:chunked" for f in fields):
+            body = dechunk(body)
+        found = json.loads(body)
+        if not isinstance(found, dict):
+            raise ValueError("the sidecar's /clusters is not an object")
+        return found
+
+    def routes(self, cluster: str) -> list[http1.Via]:
+        """Where a delivery to `cluster` may go, in the order to try (a different
+        first instance each time); none until the identity and endpoints are known."""
+        context = self._context
+        endpoints = self._endpoints.get(cluster) or []
+        if context is None or not endpoints:
+            return []
+        start = next(self._turn) % len(endpoints)
+        ordered = endpoints[start:] + endpoints[:start]
+        return [http1.Via(host, port, context) for host, port in ordered]
+
+    async def post(
+        self,
+        cluster: str,
+        url: str,
+        headers: dict[str, str],
+        body: bytes,
+        *,
+        timeout_s: float,
+        limit: int,
+    ) -> http1.Answer | None:
+        """POST straight to `cluster`'s instances with the mesh's default retries; None
+        when no instance could be reached (the caller goes through the sidecar).
+        Raises http1.NoAnswer when one took the request and gave no answer."""
+        routes = self.routes(cluster)
+        if not routes:
+            return None
+        headers = {**headers, PEER_HEADER: self.peer}
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        answer: http1.Answer | None = None
+        for attempt in range(1 + MESH_RETRIES):
+            if attempt:
+                cap = BACKOFF_BASE_S * min(10, 2**attempt)
+                await asyncio.sleep(random.uniform(0, cap))
+            via = routes[attempt % len(routes)]
+            left = deadline - loop.time()
+            if left <= 0:
+                raise http1.NoAnswer("timed out")
+            try:
+                answer = await self._client.post(
+                    url, headers, body, timeout_s=left, limit=limit, via=via
+                )
+            except http1.NotConnected as e:
+                log.debug("delivery to %s:%d: not connected (%s)", via.host, via.port, e)
+                continue
+            if answer.status != 503:
+                return answer
+        return answer  # the last 503, or None: nothing reached
