@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from amimesh.runtime.node_config import read_pids
 from tests.e2e.meshes import apply, from_yaml
@@ -402,6 +403,66 @@ def received(out: Path, name: str) -> list[dict[str, Any]]:
 
 def ids(out: Path, name: str) -> set[str]:
     return {r["headers"].get("ce-id", "") for r in received(out, name)}
+
+
+BROKER_ID = "spiffe://cluster.local/ns/knative-eventing/sa/mt-broker-ingress"
+
+
+def broker_sidecar_requests_to(up: Up, host: str) -> int:
+    """Requests the broker's own sidecar sent to `host`'s cluster so far (its admin
+    API's stats)."""
+    homes = [h for h in up.state.instances.iterdir() if h.name.startswith("broker-ingress")]
+    total = 0
+    for home in homes:
+        admin = json.loads((home / "agent.json").read_text())["proxy"]["admin_port"]
+        stats = httpx.get(
+            f"http://127.0.0.1:{admin}/stats?filter=upstream_rq_total", trust_env=False
+        ).text
+        for line in stats.splitlines():
+            name, _, value = line.partition(": ")
+            if name == f"cluster.outbound|80||{host}.upstream_rq_total":
+                total += int(value)
+    return total
+
+
+def test_deliveries_go_straight_to_the_subscribers_sidecar_over_mutual_tls(
+    mesh: tuple[Up, Path],
+) -> None:
+    """A subscriber on the mesh's default route gets its deliveries from the broker
+    itself, over mutual TLS as the broker's identity: its sidecar names the broker's
+    SPIFFE ID to the app and in its metrics, and the broker's own sidecar sends it
+    nothing."""
+    up, out = mesh
+    host = "orders.default.svc.cluster.local"
+    # The broker's way straight to the subscriber (identity and endpoints) is there.
+    until(lambda: send(up, binary("d-0", "order.placed", region="x")).status_code == 202, "sent")
+    until(lambda: "d-0" in ids(out, "orders"), "d-0 delivered")
+    before = broker_sidecar_requests_to(up, host)
+    for i in range(1, 6):
+        assert send(up, binary(f"d-{i}", "order.placed", region="x")).status_code == 202
+    until(lambda: {f"d-{i}" for i in range(1, 6)} <= ids(out, "orders"), "d-1..5 delivered")
+    assert broker_sidecar_requests_to(up, host) == before
+    (row,) = [r for r in received(out, "orders") if r["headers"]["ce-id"] == "d-3"]
+    # The subscriber's sidecar took the broker's certificate (and only it says so).
+    assert f"URI={BROKER_ID}" in row["headers"]["x-forwarded-client-cert"]
+    assert "ce-knativebrokerttl" not in row["headers"]
+
+    def counted() -> bool:
+        with up.client() as api:
+            text = api.get("/metrics").text
+        return any(
+            s.name == "istio_requests_total"
+            and s.labels.get("reporter") == "destination"
+            and s.labels.get("destination_workload") == "orders"
+            and s.labels.get("source_principal") == BROKER_ID
+            and s.labels.get("source_workload") == "broker-ingress"
+            and s.labels.get("connection_security_policy") == "mutual_tls"
+            and s.value > 0
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        )
+
+    until(counted, "the subscriber's sidecar counted the broker's deliveries", timeout=60)
 
 
 def test_binary_and_structured_events_reach_a_filtered_trigger(mesh: tuple[Up, Path]) -> None:

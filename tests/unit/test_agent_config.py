@@ -114,6 +114,14 @@ def test_app_env_is_the_runtime_contract(tmp_path: Path) -> None:
     assert inherited["HTTP_PROXY"] == "http://corp:3128"  # not modified in place
 
 
+def test_app_env_names_the_sidecars_admin_and_the_identitys_socket(tmp_path: Path) -> None:
+    cfg = sidecar_config(tmp_path)
+    env = app_env(cfg, {}, "/venv/bin", "/state/instances/web-0.shop/sds.sock")
+    assert env["AMI_PROXY_ADMIN_PORT"] == str(cfg.proxy.admin_port)
+    assert env["AMI_SDS_SOCKET"] == "/state/instances/web-0.shop/sds.sock"
+    assert "AMI_SDS_SOCKET" not in app_env(cfg, {}, "/venv/bin")  # no identity served
+
+
 def test_app_env_without_ports_or_outbound() -> None:
     cfg = ac.AgentConfig(
         name="job-0",

@@ -1,0 +1,237 @@
+"""Which subscribers the broker reaches straight at their inbound sidecars (pure, from
+the resources), the endpoints it reads from its sidecar's admin API, and the
+delivery client's TLS way against a real TLS server."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import ssl
+import textwrap
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from amimesh.eventing import direct, http1
+from amimesh.eventing import expand as ex
+from amimesh.eventing.addressing import direct_cluster
+from amimesh.resources import knative_eventing as ke
+from amimesh.resources import parse_documents
+from amimesh.resources.meta import Resource
+
+BASE = """
+apiVersion: eventing.knative.dev/v1
+kind: Broker
+metadata: {name: default}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: sink}
+spec:
+  selector: {app: sink}
+  ports: [{port: 8080}]
+---
+apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata: {name: t}
+spec:
+  broker: default
+  subscriber: {ref: {apiVersion: v1, kind: Service, name: sink}}
+"""
+CLUSTER = "outbound|8080||sink.default.svc.cluster.local"
+
+
+def resources(*more: str) -> list[Resource]:
+    text = "\n---\n".join([BASE, *(textwrap.dedent(m) for m in more)])
+    result = parse_documents(text, "x.yaml")
+    assert result.errors == []
+    return list(result.resources)
+
+
+def cluster_of(rs: list[Resource]) -> str:
+    (t,) = [r for r in rs if isinstance(r, ke.Trigger)]
+    return direct_cluster(t.spec.subscriber, t.namespace, rs)
+
+
+def test_a_service_on_the_default_route_is_reached_straight() -> None:
+    rs = resources()
+    assert cluster_of(rs) == CLUSTER
+    runner = ex.Runner("/usr/bin/python3", "nats://127.0.0.1:4222", "/c")
+    (entry,) = ex.expand(rs, runner).config.triggers
+    assert entry.direct == CLUSTER
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        # A VirtualService for the mesh naming the host (short name, FQDN, wildcard).
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: v}\n"
+        "spec: {hosts: [sink], http: [{route: [{destination: {host: sink}}]}]}",
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\n"
+        "metadata: {name: v, namespace: other}\nspec: {hosts: ['*.default.svc.cluster.local'],"
+        " http: [{route: [{destination: {host: sink.default}}]}]}",
+        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d}\n"
+        "spec: {host: sink.default.svc.cluster.local, trafficPolicy: {tls: {mode: DISABLE}}}",
+        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: s}\n"
+        "spec: {hosts: [sink.default.svc.cluster.local], ports: [{number: 8080, name: http, "
+        "protocol: HTTP}], resolution: DNS}",
+        "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: s}\n"
+        "spec: {egress: [{hosts: ['./*']}]}",
+        "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: p}\n"
+        "spec: {mtls: {mode: DISABLE}}",
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\n"
+        "spec: {parentRefs: [{group: '', kind: Service, name: sink}], rules: [{backendRefs: "
+        "[{name: sink, port: 8080}]}]}",
+    ],
+    ids=["vs", "vs-wildcard", "dr", "serviceentry", "sidecar", "mtls-off", "gamma"],
+)
+def test_anything_on_the_outbound_hop_keeps_the_sidecar(extra: str) -> None:
+    assert cluster_of(resources(extra)) == ""
+
+
+def test_what_does_not_touch_the_host_keeps_it_straight() -> None:
+    other = (
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: v}\n"
+        "spec: {hosts: [other], http: [{route: [{destination: {host: other}}]}]}"
+    )
+    gateway_only = (
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: g}\n"
+        "spec: {hosts: ['*'], gateways: [gw], http: [{route: [{destination: {host: sink}}]}]}"
+    )
+    strict = (
+        "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: p}\n"
+        "spec: {mtls: {mode: STRICT}}"
+    )
+    assert cluster_of(resources(other, gateway_only, strict)) == CLUSTER
+
+
+def test_only_kubernetes_services_are_reached_straight() -> None:
+    rs = resources()
+    uri = ke.Destination.model_validate({"uri": "http://sink.default.svc.cluster.local/"})
+    assert direct_cluster(uri, "default", rs) == ""
+    ksvc = ke.Destination.model_validate(
+        {"ref": {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "name": "sink"}}
+    )
+    assert direct_cluster(ksvc, "default", rs) == ""
+
+
+CLUSTERS = {
+    "cluster_statuses": [
+        {
+            "name": CLUSTER,
+            "host_statuses": [
+                {
+                    "address": {"socket_address": {"address": "127.0.0.1", "port_value": 4001}},
+                    "health_status": {"eds_health_status": "HEALTHY"},
+                },
+                {
+                    "address": {"socket_address": {"address": "127.0.0.1", "port_value": 4002}},
+                    "health_status": {"eds_health_status": "UNHEALTHY"},
+                },
+                {
+                    "address": {"socket_address": {"address": "127.0.0.1", "port_value": 4003}},
+                    "health_status": {
+                        "eds_health_status": "HEALTHY",
+                        "failed_outlier_check": True,
+                    },
+                },
+            ],
+        },
+        {"name": "outbound|80||other.default.svc.cluster.local", "host_statuses": []},
+    ]
+}
+
+
+def test_only_healthy_endpoints_are_taken() -> None:
+    found = direct.healthy_endpoints(CLUSTERS, [CLUSTER, "outbound|1||gone"])
+    assert found == {CLUSTER: [("127.0.0.1", 4001)], "outbound|1||gone": []}
+
+
+def test_a_chunked_answer_is_read_whole() -> None:
+    assert direct.dechunk(b"3\r\nabc\r\n2;x=1\r\nde\r\n0\r\n\r\n") == b"abcde"
+    with pytest.raises(ValueError):
+        direct.dechunk(b"5\r\nab")
+
+
+# --- the TLS way, against a real server ------------------------------------------------
+
+
+def self_signed(tmp: Path) -> tuple[Path, Path, str]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    pem = cert.public_bytes(serialization.Encoding.PEM).decode()
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    (tmp / "c.pem").write_text(pem)
+    (tmp / "k.pem").write_text(key_pem)
+    return tmp / "c.pem", tmp / "k.pem", pem
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[http1.Client]:
+    async with aiohttp.ClientSession() as session:
+        c = http1.Client(session)
+        yield c
+        await c.close()
+
+
+async def test_a_request_goes_straight_over_mutual_tls(
+    tmp_path: Path, client: http1.Client
+) -> None:
+    cert, key, pem = self_signed(tmp_path)
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(cert, key)
+    server_tls.verify_mode = ssl.CERT_REQUIRED  # the client must show its certificate
+    server_tls.load_verify_locations(cafile=str(cert))
+    seen: list[bytes] = []
+    peers: list[object] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peers.append(writer.get_extra_info("peercert"))
+        head = await reader.readuntil(b"\r\n\r\n")
+        seen.append(head + await reader.readexactly(2))
+        writer.write(b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=server_tls)
+    port = server.sockets[0].getsockname()[1]
+    from amimesh.identity.workload_sds import client_context
+
+    context = client_context(pem, key.read_text(), pem)
+    try:
+        via = http1.Via("127.0.0.1", port, context)
+        url = "http://sink.default.svc.cluster.local/path"
+        answer = await client.post(url, {"ce-id": "1"}, b"{}", timeout_s=10, limit=100, via=via)
+        assert answer.status == 202
+        assert seen[0].startswith(b"POST /path HTTP/1.1\r\nHost: sink.default.svc.cluster.local")
+        assert peers[0]  # the server saw the client's certificate
+        # Nothing listening: not connected, so that the caller can take another way.
+        server.close()
+        await server.wait_closed()
+        client.forget(context)
+        with pytest.raises(http1.NotConnected):
+            await client.post(url, {}, b"{}", timeout_s=10, limit=100, via=via)
+    finally:
+        server.close()
