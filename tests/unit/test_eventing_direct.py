@@ -111,6 +111,13 @@ def test_what_does_not_touch_the_host_keeps_it_straight() -> None:
     assert cluster_of(resources(other, gateway_only, strict)) == CLUSTER
 
 
+def test_a_grpc_or_http2_port_keeps_the_sidecar() -> None:
+    for port in ("{name: grpc, port: 8080}", "{port: 8080, appProtocol: kubernetes.io/h2c}"):
+        text = BASE.replace("ports: [{port: 8080}]", f"ports: [{port}]")
+        rs = list(parse_documents(text, "x.yaml").resources)
+        assert cluster_of(rs) == "", port
+
+
 def test_only_kubernetes_services_are_reached_straight() -> None:
     rs = resources()
     uri = ke.Destination.model_validate({"uri": "http://sink.default.svc.cluster.local/"})

@@ -136,12 +136,13 @@ def direct_cluster(dest: ke.Destination, namespace: str, resources: Sequence[Res
     """The cluster (`outbound|PORT||HOST`) of a subscriber that the broker may reach
     straight at its instances' inbound sidecars, or "" for the way through its sidecar.
 
-    Only a Kubernetes Service of the mesh's own workloads (it has a selector), on the
-    mesh's default route: no VirtualService (for the mesh), no
-    DestinationRule and no ServiceEntry names its host, no Gateway API route has it as
-    a parent, and nothing of the mesh-wide kinds that change outbound hops (a Sidecar,
-    an EnvoyFilter) nor a PeerAuthentication turning mutual TLS off is there. Anything
-    else keeps the broker's sidecar in the path, which applies it.
+    Only a Kubernetes Service of the mesh's own workloads (it has a selector) whose
+    first port is HTTP/1.1 (not HTTP/2, gRPC or TCP), on the mesh's default route: no
+    VirtualService (for the mesh), no DestinationRule and no ServiceEntry names its
+    host, no Gateway API route has it as a parent, and nothing of the mesh-wide kinds
+    that change outbound hops (a Sidecar, an EnvoyFilter) nor a PeerAuthentication
+    turning mutual TLS off is there. Anything else keeps the broker's sidecar in the
+    path, which applies it.
     """
     ref = dest.ref
     if ref is None or (ref.apiVersion.rpartition("/")[0], ref.kind) != ("", "Service"):
@@ -155,7 +156,7 @@ def direct_cluster(dest: ke.Destination, namespace: str, resources: Sequence[Res
         ),
         None,
     )
-    if svc is None or not svc.spec.selector:
+    if svc is None or not svc.spec.selector or not _plain_http(svc):
         return ""
     host = hosts.fqdn(ref.name, ns)
     for r in resources:
@@ -177,6 +178,23 @@ def direct_cluster(dest: ke.Destination, namespace: str, resources: Sequence[Res
             if any(p.kind == "Service" for p in r.spec.parentRefs):
                 return ""
     return f"outbound|{svc.spec.ports[0].port}||{host}"
+
+
+# Port protocols (appProtocol, or the port name's prefix, as Istio selects them) other
+# than HTTP/1.1: their outbound hop speaks another protocol to the instance.
+_NOT_HTTP1 = frozenset(
+    {"http2", "grpc", "h2c", "kubernetes.io/h2c", "tcp", "tls", "https", "mongo", "udp"}
+)
+
+
+def _plain_http(svc: KubeService) -> bool:
+    """Whether the Service's first port is reached over HTTP/1.1 (and no annotation
+    asks for HTTP/2 upstream)."""
+    port = svc.spec.ports[0]
+    choices = [(port.appProtocol or "").lower(), (port.name or "").split("-")[0].lower()]
+    if any(c in _NOT_HTTP1 for c in choices):
+        return False
+    return not any("upstream-protocol" in k for k in svc.metadata.annotations)
 
 
 def _names(patterns: Sequence[str], namespace: str, host: str) -> bool:
