@@ -19,7 +19,10 @@ Figures (one JSON line each), from one mesh started here (embedded JetStream ser
 of the mesh (each Envoy by its instance, the broker, the JetStream server, the
 subscriber, the node agent, the control plane) and of `hey`, from /proc/PID/stat
 before and after the phase, and the machine's idle share meanwhile (/proc/stat): one
-JSON line per phase (`cpu_ms_per_event`).
+JSON line per phase (`cpu_ms_per_event`), and `cpu_throughput_ratio`: the direct
+phase's CPU per event over the broker phase's, the ratio both phases would give on a
+machine they had to themselves, when both are CPU-bound (on a machine shared with
+other work, the measured ratio also compares how much of it each phase got).
 
 `--processes N` runs N broker processes (`knative-eventing/config-ami-broker`).
 
@@ -230,7 +233,8 @@ class CpuMeter:
         self.hey = _children_cpu()
         self.t0 = time.monotonic()
 
-    def report(self, phase: str, events: int) -> None:
+    def report(self, phase: str, events: int) -> float:
+        """Print the phase's line; its CPU seconds per event."""
         after = cpu_of(self.root)
         idle, total = idle_share()
         used = {k: after[k] - self.before.get(k, 0.0) for k in after}
@@ -246,6 +250,7 @@ class CpuMeter:
             idle_share=round((idle - self.idle[0]) / max(1.0, total - self.idle[1]), 3),
             processes=per,
         )
+        return sum(used.values()) / max(1, events)
 
 
 def _children_cpu() -> float:
@@ -295,8 +300,7 @@ def main(argv: list[str] | None = None) -> int:
             if meter:
                 meter.start()
             direct, direct_ok = hey(SINK_URL, proxy, seconds, workers)
-            if meter:
-                meter.report("direct", direct_ok)
+            direct_cpu = meter.report("direct", direct_ok) if meter else 0.0
             base = delivered()
             t0 = time.monotonic()
             if meter:
@@ -304,8 +308,7 @@ def main(argv: list[str] | None = None) -> int:
             accepted, ok = hey(BROKER, proxy, seconds, workers)
             wait(lambda: delivered() >= base + ok, 300, 0.2)
             elapsed = time.monotonic() - t0
-            if meter:
-                meter.report("broker", ok)
+            broker_cpu = meter.report("broker", ok) if meter else 0.0
             through = ok / elapsed
             emit(
                 "broker_events_per_s",
@@ -318,6 +321,8 @@ def main(argv: list[str] | None = None) -> int:
             emit("broker_accepted_per_s", accepted, "events/s", events=ok)
             emit("direct_events_per_s", direct, "events/s", events=direct_ok)
             emit("broker_throughput_ratio", through / direct, "ratio")
+            if broker_cpu > 0:
+                emit("cpu_throughput_ratio", direct_cpu / broker_cpu, "ratio")
 
             sink.get(SINK_URL + "latencies")  # forget the latencies so far
             base = delivered()

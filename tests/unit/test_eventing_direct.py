@@ -45,6 +45,7 @@ spec:
   subscriber: {ref: {apiVersion: v1, kind: Service, name: sink}}
 """
 CLUSTER = "outbound|8080||sink.default.svc.cluster.local"
+SINK_ID = "spiffe://cluster.local/ns/default/sa/sink"
 
 
 def resources(*more: str) -> list[Resource]:
@@ -160,6 +161,42 @@ def test_only_healthy_endpoints_are_taken() -> None:
     assert found == {CLUSTER: [("127.0.0.1", 4001)], "outbound|1||gone": []}
 
 
+def tls_socket(*sans: dict[str, object]) -> dict[str, object]:
+    context = {"default_validation_context": {"match_typed_subject_alt_names": list(sans)}}
+    return {"typed_config": {"common_tls_context": {"combined_validation_context": context}}}
+
+
+def test_the_identities_the_sidecar_accepts_are_the_mesh_sockets() -> None:
+    uri = {"san_type": "URI", "matcher": {"exact": SINK_ID}}
+    dump = {
+        "configs": [
+            {
+                "cluster": {
+                    "name": CLUSTER,
+                    "transport_socket_matches": [
+                        {"match": {"tlsMode": "istio"}, "transport_socket": tls_socket(uri)},
+                        {"name": "tlsMode-disabled", "transport_socket": {}},
+                    ],
+                }
+            },
+            {
+                "cluster": {
+                    "name": "outbound|80||prefixed.default.svc.cluster.local",
+                    "transport_socket": tls_socket(
+                        {"san_type": "URI", "matcher": {"prefix": "spiffe://"}}
+                    ),
+                }
+            },
+        ]
+    }
+    names = [CLUSTER, "outbound|80||prefixed.default.svc.cluster.local"]
+    assert direct.peer_identities(dump, names) == {
+        CLUSTER: frozenset({SINK_ID}),
+        # Not exactly named: not reached straight.
+        "outbound|80||prefixed.default.svc.cluster.local": frozenset(),
+    }
+
+
 def test_a_chunked_answer_is_read_whole() -> None:
     assert direct.dechunk(b"3\r\nabc\r\n2;x=1\r\nde\r\n0\r\n\r\n") == b"abcde"
     with pytest.raises(ValueError):
@@ -182,6 +219,10 @@ def self_signed(tmp: Path) -> tuple[Path, Path, str]:
         .not_valid_before(now - datetime.timedelta(minutes=1))
         .not_valid_after(now + datetime.timedelta(hours=1))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.UniformResourceIdentifier(SINK_ID)]),
+            critical=False,
+        )
         .sign(key, hashes.SHA256())
     )
     pem = cert.public_bytes(serialization.Encoding.PEM).decode()
@@ -228,8 +269,13 @@ async def test_a_request_goes_straight_over_mutual_tls(
 
     context = client_context(pem, key.read_text(), pem)
     try:
-        via = http1.Via("127.0.0.1", port, context)
         url = "http://sink.default.svc.cluster.local/path"
+        # A peer whose certificate names another identity is not sent to.
+        other = http1.Via("127.0.0.1", port, context, frozenset({"spiffe://x/ns/y/sa/z"}))
+        with pytest.raises(http1.NotConnected):
+            await client.post(url, {}, b"{}", timeout_s=10, limit=100, via=other)
+        assert seen == []
+        via = http1.Via("127.0.0.1", port, context, frozenset({SINK_ID}))
         answer = await client.post(url, {"ce-id": "1"}, b"{}", timeout_s=10, limit=100, via=via)
         assert answer.status == 202
         assert seen[0].startswith(b"POST /path HTTP/1.1\r\nHost: sink.default.svc.cluster.local")

@@ -10,7 +10,10 @@ defaults would happen on that hop) the broker does that hop's work itself:
   broker's SPIFFE ID as it would through the sidecar: its AuthorizationPolicies, its
   metrics (`source_principal`, and `x-ami-peer` as the sidecar sets it) apply;
 - the instances: the endpoints its sidecar has for the subscriber's cluster, healthy
-  ones, read from the sidecar's admin API (`AMI_PROXY_ADMIN_PORT`) every `POLL_S`;
+  ones, and the SPIFFE IDs its sidecar would accept from them (the cluster's
+  mutual TLS `match_typed_subject_alt_names`), read from the sidecar's admin API
+  (`AMI_PROXY_ADMIN_PORT`) every `POLL_S`: a peer whose certificate names none of
+  them (a port taken over by another workload meanwhile) is not sent to;
 - the mesh's default retries: a 503 or a refused connection is tried again up to
   twice, on another instance when there is one, after Envoy's jittered back-off.
 
@@ -26,7 +29,9 @@ import itertools
 import json
 import logging
 import random
+import re
 import ssl
+import urllib.parse
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -81,6 +86,39 @@ def dechunk(body: bytes) -> bytes:
         body = rest[size + 2 :]
 
 
+def peer_identities(dump: Mapping[str, Any], names: Iterable[str]) -> dict[str, frozenset[str]]:
+    """The SPIFFE IDs the sidecar accepts from the mesh's endpoints of the clusters
+    `names` (their `tlsMode: istio` transport socket), from Envoy's
+    `/config_dump?resource=dynamic_active_clusters`. A cluster that names them other
+    than exactly (a prefix, a pattern) gets none: it is not reached straight."""
+    wanted = set(names)
+    out: dict[str, frozenset[str]] = {}
+    for config in dump.get("configs") or ():
+        cluster = config.get("cluster") or {}
+        name = cluster.get("name")
+        if name not in wanted:
+            continue
+        sockets = [
+            m.get("transport_socket") or {}
+            for m in cluster.get("transport_socket_matches") or ()
+            if (m.get("match") or {}).get("tlsMode") == "istio"
+        ] or [cluster.get("transport_socket") or {}]
+        ids: set[str] = set()
+        exact = True
+        for socket in sockets:
+            common = (socket.get("typed_config") or {}).get("common_tls_context") or {}
+            combined = common.get("combined_validation_context") or {}
+            validation = combined.get("default_validation_context") or {}
+            for san in validation.get("match_typed_subject_alt_names") or ():
+                value = (san.get("matcher") or {}).get("exact")
+                if san.get("san_type") != "URI" or not isinstance(value, str):
+                    exact = False
+                else:
+                    ids.add(value)
+        out[name] = frozenset(ids) if exact else frozenset()
+    return out
+
+
 class Direct:
     """The way straight to the subscribers of `clusters`; `run` until cancelled."""
 
@@ -98,6 +136,7 @@ class Direct:
         self._client = client
         self._identity = WorkloadIdentity(sds_socket, name="broker", on_change=self._renewed)
         self._endpoints: dict[str, list[tuple[str, int]]] = {}
+        self._peers: dict[str, frozenset[str]] = {}
         self._turn = itertools.count()
         self._context: ssl.SSLContext | None = None
 
@@ -111,7 +150,10 @@ class Direct:
         try:
             while True:
                 try:
-                    self._endpoints = healthy_endpoints(await self._clusters(), self.clusters)
+                    dump = await self._admin(self._dump_path)
+                    self._peers = peer_identities(dump, self.clusters)
+                    clusters = await self._admin("/clusters?format=json")
+                    self._endpoints = healthy_endpoints(clusters, self.clusters)
                 except (OSError, ValueError, TimeoutError) as e:
                     log.debug("the sidecar's endpoints not read: %s", e)
                 await asyncio.sleep(POLL_S)
@@ -120,13 +162,20 @@ class Direct:
             with contextlib.suppress(asyncio.CancelledError):
                 await identity
 
-    async def _clusters(self) -> Mapping[str, Any]:
+    @property
+    def _dump_path(self) -> str:
+        pattern = "|".join(re.escape(c) for c in sorted(self.clusters))
+        return "/config_dump?resource=dynamic_active_clusters&name_regex=" + urllib.parse.quote(
+            f"^({pattern})$"
+        )
+
+    async def _admin(self, path: str) -> Mapping[str, Any]:
+        """A JSON answer of the sidecar's admin API."""
         async with asyncio.timeout(5):
             reader, writer = await asyncio.open_connection("127.0.0.1", self.admin_port)
             try:
                 writer.write(
-                    b"GET /clusters?format=json HTTP/1.1\r\nHost: admin\r\n"
-                    b"Connection: close\r\n\r\n"
+                    f"GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n".encode()
                 )
                 data = await reader.read(MAX_ADMIN_BYTES + 1)
                 while data and len(data) <= MAX_ADMIN_BYTES:
@@ -137,7 +186,7 @@ class Direct:
             finally:
                 writer.close()
         if len(data) > MAX_ADMIN_BYTES:
-            raise ValueError("the sidecar's /clusters is too large")
+            raise ValueError(f"the sidecar's {path} is too large")
         head, _, body = data.partition(b"\r\n\r\n")
         status, *fields = head.decode("latin-1").split("\r\n")
         if status.split(" ")[1:2] != ["200"]:
@@ -146,19 +195,21 @@ class Direct:
             body = dechunk(body)
         found = json.loads(body)
         if not isinstance(found, dict):
-            raise ValueError("the sidecar's /clusters is not an object")
+            raise ValueError(f"the sidecar's {path} is not an object")
         return found
 
     def routes(self, cluster: str) -> list[http1.Via]:
         """Where a delivery to `cluster` may go, in the order to try (a different
-        first instance each time); none until the identity and endpoints are known."""
+        first instance each time); none until the identity, the endpoints and their
+        identities are known."""
         context = self._context
         endpoints = self._endpoints.get(cluster) or []
-        if context is None or not endpoints:
+        peers = self._peers.get(cluster) or frozenset()
+        if context is None or not endpoints or not peers:
             return []
         start = next(self._turn) % len(endpoints)
         ordered = endpoints[start:] + endpoints[:start]
-        return [http1.Via(host, port, context) for host, port in ordered]
+        return [http1.Via(host, port, context, peers) for host, port in ordered]
 
     async def post(
         self,

@@ -50,14 +50,16 @@ class NotConnected(NoAnswer):
 @dataclass(frozen=True)
 class Via:
     """Where a request goes instead of its URL's host or the proxy: an address, over
-    TLS with `context`."""
+    TLS with `context`, to a peer whose certificate names one of `peers` (URI SANs:
+    SPIFFE IDs)."""
 
     host: str
     port: int
     context: ssl.SSLContext
+    peers: frozenset[str] = frozenset()
 
 
-Address = tuple[str, int, ssl.SSLContext | None]
+Address = tuple[str, int, ssl.SSLContext | None, frozenset[str]]
 
 
 @functools.cache
@@ -122,10 +124,10 @@ class Client:
             return await self._aiohttp(url, headers, body, proxy, timeout_s, limit)
         address: Address
         if via is not None:
-            address = (via.host, via.port, via.context)
+            address = (via.host, via.port, via.context, via.peers)
         else:
             hop = urllib.parse.urlsplit(proxy) if proxy is not None else parts
-            address = (hop.hostname or "", hop.port or 80, None)
+            address = (hop.hostname or "", hop.port or 80, None, frozenset())
         target = (
             url
             if proxy is not None
@@ -182,10 +184,13 @@ class Client:
         return await self._connect(address)
 
     async def _connect(self, address: Address) -> tuple[_Conn, bool]:
-        host, port, context = address
+        host, port, context, peers = address
         reader, writer = await asyncio.open_connection(
             host, port, limit=MAX_HEAD_BYTES, ssl=context
         )
+        if context is not None and not peers & _uris(writer.get_extra_info("peercert")):
+            writer.close()
+            raise ssl.SSLError(f"{host}:{port} is none of {sorted(peers)}")
         return _Conn(reader, writer), False
 
     def _give(self, address: Address, conn: _Conn) -> None:
@@ -230,6 +235,13 @@ class Client:
                 return Answer(resp.status, {k.lower(): v for k, v in resp.headers.items()}, read)
         except (aiohttp.ClientError, TimeoutError, OSError) as e:
             raise NoAnswer(str(e) or type(e).__name__) from None
+
+
+def _uris(cert: object) -> frozenset[str]:
+    """The URI SANs of a peer certificate as `ssl` gives it (None: no certificate)."""
+    if not isinstance(cert, dict):
+        return frozenset()
+    return frozenset(v for k, v in cert.get("subjectAltName", ()) if k == "URI")
 
 
 class _Closed(Exception):
