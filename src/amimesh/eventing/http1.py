@@ -22,6 +22,7 @@ import functools
 import ssl
 import urllib.parse
 import urllib.request
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -105,6 +106,8 @@ class Client:
     def __init__(self, session: aiohttp.ClientSession) -> None:
         self.session = session
         self._idle: dict[Address, list[_Conn]] = {}
+        # Contexts given up (a certificate renewed): their connections are not kept.
+        self._forgotten: weakref.WeakSet[ssl.SSLContext] = weakref.WeakSet()
 
     async def post(
         self,
@@ -194,6 +197,9 @@ class Client:
         return _Conn(reader, writer), False
 
     def _give(self, address: Address, conn: _Conn) -> None:
+        if address[2] is not None and address[2] in self._forgotten:
+            conn.close()
+            return
         idle = self._idle.setdefault(address, [])
         if len(idle) < MAX_IDLE:
             idle.append(conn)
@@ -201,7 +207,9 @@ class Client:
             conn.close()
 
     def forget(self, context: ssl.SSLContext) -> None:
-        """Close the kept connections made with `context` (a certificate renewed)."""
+        """Close the kept connections made with `context` (a certificate renewed), and
+        those in use once they are done."""
+        self._forgotten.add(context)
         for address in [a for a in self._idle if a[2] is context]:
             for conn in self._idle.pop(address):
                 conn.close()
