@@ -129,36 +129,42 @@ def test_only_kubernetes_services_are_reached_straight() -> None:
     assert direct_cluster(ksvc, "default", rs) == ""
 
 
-CLUSTERS = {
-    "cluster_statuses": [
+def lb(port: int, health: str | None = "HEALTHY", tls: str | None = "istio") -> dict[str, object]:
+    out: dict[str, object] = {
+        "endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}
+    }
+    if health is not None:
+        out["health_status"] = health
+    if tls is not None:
+        out["metadata"] = {"filter_metadata": {"envoy.transport_socket_match": {"tlsMode": tls}}}
+    return out
+
+
+ENDPOINTS = {
+    "configs": [
         {
-            "name": CLUSTER,
-            "host_statuses": [
-                {
-                    "address": {"socket_address": {"address": "127.0.0.1", "port_value": 4001}},
-                    "health_status": {"eds_health_status": "HEALTHY"},
-                },
-                {
-                    "address": {"socket_address": {"address": "127.0.0.1", "port_value": 4002}},
-                    "health_status": {"eds_health_status": "UNHEALTHY"},
-                },
-                {
-                    "address": {"socket_address": {"address": "127.0.0.1", "port_value": 4003}},
-                    "health_status": {
-                        "eds_health_status": "HEALTHY",
-                        "failed_outlier_check": True,
-                    },
-                },
-            ],
+            "endpoint_config": {
+                "cluster_name": CLUSTER,
+                "endpoints": [
+                    {
+                        "lb_endpoints": [
+                            lb(4001),
+                            lb(4002, health="UNHEALTHY"),
+                            lb(4003, health=None),  # EDS said nothing: not known unhealthy
+                            lb(4004, tls=None),  # plain text: not the mesh's mutual TLS
+                        ]
+                    }
+                ],
+            }
         },
-        {"name": "outbound|80||other.default.svc.cluster.local", "host_statuses": []},
+        {"endpoint_config": {"cluster_name": "outbound|80||other.default.svc.cluster.local"}},
     ]
 }
 
 
-def test_only_healthy_endpoints_are_taken() -> None:
-    found = direct.healthy_endpoints(CLUSTERS, [CLUSTER, "outbound|1||gone"])
-    assert found == {CLUSTER: [("127.0.0.1", 4001)], "outbound|1||gone": []}
+def test_only_healthy_mesh_endpoints_are_taken() -> None:
+    found = direct.healthy_endpoints(ENDPOINTS, [CLUSTER, "outbound|1||gone"])
+    assert found == {CLUSTER: [("127.0.0.1", 4001), ("127.0.0.1", 4003)], "outbound|1||gone": []}
 
 
 def tls_socket(*sans: dict[str, object]) -> dict[str, object]:

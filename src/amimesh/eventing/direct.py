@@ -9,11 +9,12 @@ defaults would happen on that hop) the broker does that hop's work itself:
   `AMI_SDS_SOCKET` (`identity.workload_sds`), so the subscriber's sidecar sees the
   broker's SPIFFE ID as it would through the sidecar: its AuthorizationPolicies, its
   metrics (`source_principal`, and `x-ami-peer` as the sidecar sets it) apply;
-- the instances: the endpoints its sidecar has for the subscriber's cluster, healthy
-  ones, and the SPIFFE IDs its sidecar would accept from them (the cluster's
-  mutual TLS `match_typed_subject_alt_names`), read from the sidecar's admin API
-  (`AMI_PROXY_ADMIN_PORT`) every `POLL_S`: a peer whose certificate names none of
-  them (a port taken over by another workload meanwhile) is not sent to;
+- the instances: the endpoints its sidecar has for the subscriber's cluster (those it
+  reaches over the mesh's mutual TLS, not known unhealthy), and the SPIFFE IDs its
+  sidecar would accept from them (the cluster's `match_typed_subject_alt_names`),
+  read from the sidecar's admin API (`AMI_PROXY_ADMIN_PORT`, its config of those
+  clusters alone) every `POLL_S`: a peer whose certificate names none of them (a
+  port taken over by another workload meanwhile) is not sent to;
 - the mesh's default retries: a 503 or a refused connection is tried again up to
   twice, on another instance when there is one, after Envoy's jittered back-off.
 
@@ -48,25 +49,30 @@ PEER_HEADER = "x-ami-peer"
 
 
 def healthy_endpoints(
-    clusters: Mapping[str, Any], names: Iterable[str]
+    dump: Mapping[str, Any], names: Iterable[str]
 ) -> dict[str, list[tuple[str, int]]]:
-    """The healthy endpoints (address, port) of the clusters `names`, from Envoy's
-    `/clusters?format=json`."""
+    """The endpoints (address, port) of the clusters `names` that the sidecar reaches
+    over the mesh's mutual TLS (`tlsMode: istio`) and that are not known unhealthy,
+    from Envoy's `/config_dump?resource=dynamic_endpoint_configs&include_eds`."""
     wanted = set(names)
     out: dict[str, list[tuple[str, int]]] = {name: [] for name in wanted}
-    for cluster in clusters.get("cluster_statuses") or ():
-        name = cluster.get("name")
+    for config in dump.get("configs") or ():
+        assignment = config.get("endpoint_config") or {}
+        name = assignment.get("cluster_name")
         if name not in wanted:
             continue
-        for host in cluster.get("host_statuses") or ():
-            health = host.get("health_status") or {}
-            if health.get("eds_health_status", "HEALTHY") != "HEALTHY":
-                continue
-            if any(v is True for k, v in health.items() if k.startswith("failed_")):
-                continue
-            address = (host.get("address") or {}).get("socket_address") or {}
-            if address.get("address") and address.get("port_value"):
-                out[name].append((str(address["address"]), int(address["port_value"])))
+        for group in assignment.get("endpoints") or ():
+            for lb in group.get("lb_endpoints") or ():
+                if lb.get("health_status", "UNKNOWN") not in ("UNKNOWN", "HEALTHY"):
+                    continue
+                meta = (lb.get("metadata") or {}).get("filter_metadata") or {}
+                if (meta.get("envoy.transport_socket_match") or {}).get("tlsMode") != "istio":
+                    continue
+                address = ((lb.get("endpoint") or {}).get("address") or {}).get(
+                    "socket_address"
+                ) or {}
+                if address.get("address") and address.get("port_value"):
+                    out[name].append((str(address["address"]), int(address["port_value"])))
     return out
 
 
@@ -150,10 +156,12 @@ class Direct:
         try:
             while True:
                 try:
-                    dump = await self._admin(self._dump_path)
-                    self._peers = peer_identities(dump, self.clusters)
-                    clusters = await self._admin("/clusters?format=json")
-                    self._endpoints = healthy_endpoints(clusters, self.clusters)
+                    clusters = await self._admin(self._dump_path("dynamic_active_clusters"))
+                    self._peers = peer_identities(clusters, self.clusters)
+                    endpoints = await self._admin(
+                        self._dump_path("dynamic_endpoint_configs") + "&include_eds"
+                    )
+                    self._endpoints = healthy_endpoints(endpoints, self.clusters)
                 except (OSError, ValueError, TimeoutError) as e:
                     log.debug("the sidecar's endpoints not read: %s", e)
                 await asyncio.sleep(POLL_S)
@@ -162,12 +170,10 @@ class Direct:
             with contextlib.suppress(asyncio.CancelledError):
                 await identity
 
-    @property
-    def _dump_path(self) -> str:
-        pattern = "|".join(re.escape(c) for c in sorted(self.clusters))
-        return "/config_dump?resource=dynamic_active_clusters&name_regex=" + urllib.parse.quote(
-            f"^({pattern})$"
-        )
+    def _dump_path(self, resource: str) -> str:
+        """The sidecar's config of `resource` kind, for our clusters only."""
+        pattern = urllib.parse.quote(f"^({'|'.join(re.escape(c) for c in sorted(self.clusters))})$")
+        return f"/config_dump?resource={resource}&name_regex={pattern}"
 
     async def _admin(self, path: str) -> Mapping[str, Any]:
         """A JSON answer of the sidecar's admin API."""
