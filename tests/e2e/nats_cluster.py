@@ -37,6 +37,8 @@ class Cluster:
         ports = distinct_ports(6)
         self.ports, routes = ports[:3], ports[3:]
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._argv: dict[str, list[str]] = {}
+        self._root = root
         for i in range(3):
             name = f"n{i}"
             others = ",".join(f"nats://127.0.0.1:{r}" for j, r in enumerate(routes) if j != i)
@@ -51,8 +53,15 @@ class Cluster:
                 "--routes", others,
                 "--user", USER, "--pass", PASSWORD,
             ]  # fmt: skip
-            with open(root / f"{name}.log", "wb") as log:
-                self.procs[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+            self._argv[name] = argv
+            self.start(name)
+
+    def start(self, name: str) -> None:
+        """Start node `name` (again: with its store, it rejoins the cluster)."""
+        with open(self._root / f"{name}.log", "ab") as log:
+            self.procs[name] = subprocess.Popen(
+                self._argv[name], stdout=log, stderr=subprocess.STDOUT
+            )
 
     @property
     def servers(self) -> str:

@@ -127,9 +127,14 @@ def test_kill_9_of_the_stream_leader_loses_no_accepted_event(
         leader = info.cluster.leader
         os.kill(cluster.procs[leader].pid, signal.SIGKILL)
 
-    accepted = produce_across(up, "c", kill, DURABILITY_EVENTS)
-    assert cluster.stream().cluster.leader != leader
-    all_delivered(out, accepted)
+    try:
+        accepted = produce_across(up, "c", kill, DURABILITY_EVENTS)
+        assert cluster.stream().cluster.leader != leader
+        all_delivered(out, accepted)
+    finally:
+        if leader:  # the node back, with its store: what else lives there serves again
+            cluster.procs[leader].wait(10)
+            cluster.start(leader)
 
 
 def test_a_broker_of_its_own_config_has_its_stream_and_delivers(

@@ -226,6 +226,21 @@ class Agent:
 
     # --- identity ----------------------------------------------------------------------
 
+    def _sds_path(self) -> str:
+        """Where this instance's SDS socket is (or will be, once Envoy's task serves
+        it), "" without an identity: known without waiting for the server, so that the
+        app starts at once."""
+        spec = self.config.identity
+        if spec is None or self._identities is None:
+            return ""
+        if self.sds is not None:
+            return str(self.sds.path)
+        try:
+            return str(sds.socket_path(Path(spec.sds_socket))[0])
+        except OSError as e:
+            log.warning("%s: no SDS socket for the app: %s", self.config.proxy.id, e)
+            return ""
+
     async def _serve_sds(self) -> str | None:
         """This instance's SDS socket, served (still empty); its path, None without an
         identity. Raises OSError."""
@@ -372,11 +387,7 @@ class Agent:
     async def _start_app(self) -> None:
         app = self.config.app
         assert app is not None
-        try:  # the app may speak mutual TLS as its identity itself (AMI_SDS_SOCKET)
-            sds_socket = await self._serve_sds() or ""
-        except OSError as e:
-            log.warning("%s: no SDS socket for the app: %s", self.config.proxy.id, e)
-            sds_socket = ""
+        sds_socket = self._sds_path()  # the app may speak mTLS as its identity itself
         env = app_env(self.config, self._environ, self._python_bin, sds_socket)
         command = app_command(self.config, sds_socket)
         try:
