@@ -183,12 +183,7 @@ class Direct:
                 writer.write(
                     f"GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n".encode()
                 )
-                data = await reader.read(MAX_ADMIN_BYTES + 1)
-                while data and len(data) <= MAX_ADMIN_BYTES:
-                    more = await reader.read(MAX_ADMIN_BYTES + 1 - len(data))
-                    if not more:
-                        break
-                    data += more
+                data = await http1.read_to_end(reader, MAX_ADMIN_BYTES)
             finally:
                 writer.close()
         if len(data) > MAX_ADMIN_BYTES:

@@ -281,12 +281,7 @@ async def _exchange(conn: _Conn, request: bytes, limit: int) -> tuple[Answer, bo
         return Answer(status, headers, body), keep and body is not None
     length = headers.get("content-length")
     if length is None:  # the body ends with the connection
-        data = await reader.read(limit + 1)
-        while data and len(data) <= limit:
-            more = await reader.read(limit + 1 - len(data))
-            if not more:
-                break
-            data += more
+        data = await read_to_end(reader, limit)
         return Answer(status, headers, data if len(data) <= limit else None), False
     n = int(length)
     if n > limit:
@@ -308,6 +303,18 @@ async def _headers(reader: asyncio.StreamReader) -> dict[str, str]:
         key = name.strip().lower()
         value = value.strip()
         headers[key] = f"{headers[key]}, {value}" if key in headers else value
+
+
+async def read_to_end(reader: asyncio.StreamReader, limit: int) -> bytes:
+    """What `reader` gives until it ends, or the first `limit + 1` bytes of it (more
+    than `limit`: too much, for the caller to refuse)."""
+    data = await reader.read(limit + 1)
+    while data and len(data) <= limit:
+        more = await reader.read(limit + 1 - len(data))
+        if not more:
+            break
+        data += more
+    return data
 
 
 async def _chunked(reader: asyncio.StreamReader, limit: int) -> bytes | None:
