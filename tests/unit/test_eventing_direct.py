@@ -203,10 +203,22 @@ def test_the_identities_the_sidecar_accepts_are_the_mesh_sockets() -> None:
     }
 
 
-def test_a_chunked_answer_is_read_whole() -> None:
-    assert direct.dechunk(b"3\r\nabc\r\n2;x=1\r\nde\r\n0\r\n\r\n") == b"abcde"
-    with pytest.raises(ValueError):
-        direct.dechunk(b"5\r\nab")
+async def test_a_chunked_admin_answer_is_read_whole() -> None:
+    # The sidecar's admin API answers /config_dump chunked: read as one JSON object.
+    async def admin(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b'3\r\n{"a\r\n4;x=1\r\n": 1\r\n1\r\n}\r\n0\r\n\r\n'
+        )
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(admin, "127.0.0.1", 0)
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        way = direct.Direct([CLUSTER], port, "/nonexistent.sock", "peer", None)  # type: ignore[arg-type]
+        assert await way._admin("/config_dump") == {"a": 1}
 
 
 # --- the TLS way, against a real server ------------------------------------------------

@@ -33,11 +33,14 @@ from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2
 from envoy.service.discovery.v3 import discovery_pb2
 from envoy.service.secret.v3 import sds_pb2_grpc
 
+from amimesh.identity import workload_sds
+
 log = logging.getLogger(__name__)
 
-DEFAULT = "default"
-ROOTCA = "ROOTCA"
-SECRET_TYPE = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
+# The secrets' names, as Istio names them, and their type: as a workload reads them.
+DEFAULT = workload_sds.CERTIFICATE
+ROOTCA = workload_sds.TRUST
+SECRET_TYPE = workload_sds.SECRET_TYPE
 # sun_path holds 108 bytes with the final NUL; keep a margin.
 MAX_SOCKET_PATH = 100
 

@@ -76,22 +76,6 @@ def healthy_endpoints(
     return out
 
 
-def dechunk(body: bytes) -> bytes:
-    """A chunked body (read whole) without its framing."""
-    out = bytearray()
-    while True:
-        line, sep, rest = body.partition(b"\r\n")
-        if not sep:
-            raise ValueError("a chunked body ends early")
-        size = int(line.split(b";")[0].strip(), 16)
-        if size == 0:
-            return bytes(out)
-        if len(rest) < size + 2:
-            raise ValueError("a chunked body ends early")
-        out += rest[:size]
-        body = rest[size + 2 :]
-
-
 def peer_identities(dump: Mapping[str, Any], names: Iterable[str]) -> dict[str, frozenset[str]]:
     """The SPIFFE IDs the sidecar accepts from the mesh's endpoints of the clusters
     `names` (their `tlsMode: istio` transport socket), from Envoy's
@@ -177,24 +161,14 @@ class Direct:
 
     async def _admin(self, path: str) -> Mapping[str, Any]:
         """A JSON answer of the sidecar's admin API."""
-        async with asyncio.timeout(5):
-            reader, writer = await asyncio.open_connection("127.0.0.1", self.admin_port)
-            try:
-                writer.write(
-                    f"GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n".encode()
-                )
-                data = await http1.read_to_end(reader, MAX_ADMIN_BYTES)
-            finally:
-                writer.close()
-        if len(data) > MAX_ADMIN_BYTES:
+        answer = await http1.get(
+            "127.0.0.1", self.admin_port, path, limit=MAX_ADMIN_BYTES, timeout_s=5
+        )
+        if answer.status != 200:
+            raise ValueError(f"the sidecar's {path}: status {answer.status}")
+        if answer.body is None:
             raise ValueError(f"the sidecar's {path} is too large")
-        head, _, body = data.partition(b"\r\n\r\n")
-        status, *fields = head.decode("latin-1").split("\r\n")
-        if status.split(" ")[1:2] != ["200"]:
-            raise ValueError(status)
-        if any(f.lower().replace(" ", "") == "transfer-encoding:chunked" for f in fields):
-            body = dechunk(body)
-        found = json.loads(body)
+        found = json.loads(answer.body)
         if not isinstance(found, dict):
             raise ValueError(f"the sidecar's {path} is not an object")
         return found

@@ -281,12 +281,28 @@ async def _exchange(conn: _Conn, request: bytes, limit: int) -> tuple[Answer, bo
         return Answer(status, headers, body), keep and body is not None
     length = headers.get("content-length")
     if length is None:  # the body ends with the connection
-        data = await read_to_end(reader, limit)
+        data = await _read_to_end(reader, limit)
         return Answer(status, headers, data if len(data) <= limit else None), False
     n = int(length)
     if n > limit:
         return Answer(status, headers, None), False
     return Answer(status, headers, await reader.readexactly(n)), keep
+
+
+async def get(host: str, port: int, path: str, *, limit: int, timeout_s: float) -> Answer:
+    """One GET on a connection of its own, closed after (a sidecar's admin API). Raises
+    OSError when nothing answered, TimeoutError after `timeout_s`."""
+    request = f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    async with asyncio.timeout(timeout_s):
+        reader, writer = await asyncio.open_connection(host, port)
+        conn = _Conn(reader, writer)
+        try:
+            answer, _ = await _exchange(conn, request.encode(), limit)
+        except (_Closed, asyncio.IncompleteReadError) as e:
+            raise ConnectionError(f"{host}:{port} answered nothing whole") from e
+        finally:
+            conn.close()
+    return answer
 
 
 async def _headers(reader: asyncio.StreamReader) -> dict[str, str]:
@@ -305,7 +321,7 @@ async def _headers(reader: asyncio.StreamReader) -> dict[str, str]:
         headers[key] = f"{headers[key]}, {value}" if key in headers else value
 
 
-async def read_to_end(reader: asyncio.StreamReader, limit: int) -> bytes:
+async def _read_to_end(reader: asyncio.StreamReader, limit: int) -> bytes:
     """What `reader` gives until it ends, or the first `limit + 1` bytes of it (more
     than `limit`: too much, for the caller to refuse)."""
     data = await reader.read(limit + 1)
