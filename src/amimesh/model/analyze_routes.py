@@ -121,6 +121,12 @@ def _conflicting_hosts(
     return {h: found for h, found in by_host.items() if len(found) > 1}
 
 
+def _gateway_bound(vs: net.VirtualService) -> bool:
+    """Whether `vs` is bound to a Gateway too: a host of it that names no service is
+    then served there (a Knative route's domain), not a route nobody uses."""
+    return any(g != "mesh" for g in vs.spec.gateways)
+
+
 def _host_findings(
     snap: Snapshot,
     vs: net.VirtualService,
@@ -141,7 +147,7 @@ def _host_findings(
             "merge them into one VirtualService: Ami concatenates their routes in "
             "namespace/name order, an order Istio does not promise",
         )
-    if snap.service(resolved) is None:
+    if snap.service(resolved) is None and not _gateway_bound(vs):
         yield finding(
             HOST_WITHOUT_SERVICE,
             vs,
