@@ -61,9 +61,14 @@ def test_ads_for_clusters_and_listeners(delta: bool, api_type: str) -> None:
         "set_node_on_first_message_only": True,
         "grpc_services": [
             {
-                "envoy_grpc": {"cluster_name": "xds-grpc"},
-                # Back soon after the control plane is (the default waits up to 30 s).
-                "retry_policy": {"retry_back_off": {"base_interval": "0.1s", "max_interval": "1s"}},
+                "envoy_grpc": {
+                    "cluster_name": "xds-grpc",
+                    # Back soon after the control plane is (the default waits up to 30 s).
+                    # Envoy reads the stream's backoff here, not from the GrpcService.
+                    "retry_policy": {
+                        "retry_back_off": {"base_interval": "0.1s", "max_interval": "1s"}
+                    },
+                }
             }
         ],
     }

@@ -412,7 +412,16 @@ SDS = {
     "api_config_source": {
         "api_type": "GRPC",
         "transport_api_version": "V3",
-        "grpc_services": [{"envoy_grpc": {"cluster_name": "sds-grpc"}}],
+        "grpc_services": [
+            {
+                "envoy_grpc": {
+                    "cluster_name": "sds-grpc",
+                    "retry_policy": {
+                        "retry_back_off": {"base_interval": "0.100s", "max_interval": "1s"}
+                    },
+                }
+            }
+        ],
     },
     "resource_api_version": "V3",
 }

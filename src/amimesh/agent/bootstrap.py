@@ -55,12 +55,6 @@ def _address(host: str, port: int) -> dict[str, Any]:
     return {"socket_address": {"address": host, "port_value": port}}
 
 
-# How soon an Envoy reconnects to a control plane that went away (Envoy's default:
-# 0.5 s doubling to 30 s): the control plane comes back within seconds, and every
-# proxy should resync as soon as it does.
-XDS_RETRY = {"retry_back_off": {"base_interval": "0.1s", "max_interval": "1s"}}
-
-
 def xds_cluster(host: str, port: int) -> dict[str, Any]:
     """The static cluster that reaches the control plane's ADS server (HTTP/2)."""
     return {
@@ -215,7 +209,12 @@ def bootstrap(
                 "transport_api_version": "V3",
                 "set_node_on_first_message_only": True,
                 "grpc_services": [
-                    {"envoy_grpc": {"cluster_name": XDS_CLUSTER}, "retry_policy": XDS_RETRY}
+                    {
+                        "envoy_grpc": {
+                            "cluster_name": XDS_CLUSTER,
+                            "retry_policy": names.CONFIG_STREAM_RETRY,
+                        }
+                    }
                 ],
             },
             "cds_config": dict(ads_source),

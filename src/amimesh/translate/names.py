@@ -6,6 +6,13 @@ from __future__ import annotations
 # streams, traces).
 CONTROL_PLANE_CLUSTER = "xds-grpc"
 
+# How soon an Envoy opens a config stream again (ADS to the control plane, SDS to its
+# node agent) after the stream ended or could not connect: jittered, doubling from the
+# base to the cap. Envoy's default is 0.5 s doubling to 30 s; here a proxy started
+# before the control plane listens, or left behind while it restarted, resyncs within
+# a second of its coming back. Envoy reads it from the stream's `envoy_grpc` only.
+CONFIG_STREAM_RETRY = {"retry_back_off": {"base_interval": "0.1s", "max_interval": "1s"}}
+
 # The explicit-proxy (HTTP_PROXY) listener and its single route table.
 OUTBOUND_LISTENER = "outbound"
 OUTBOUND_ROUTE = "outbound"

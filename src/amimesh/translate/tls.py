@@ -23,11 +23,12 @@ from envoy.config.core.v3 import base_pb2, config_source_pb2, grpc_service_pb2
 from envoy.extensions.transport_sockets.raw_buffer.v3 import raw_buffer_pb2
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tls_pb2
 from envoy.type.matcher.v3 import string_pb2
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, json_format
 from google.protobuf.message import Message
 
 from amimesh.resources import istio_security as sec
 from amimesh.resources.fields import is_ip
+from amimesh.translate import names
 
 UpstreamTlsContext: TypeAlias = tls_pb2.UpstreamTlsContext
 DownstreamTlsContext: TypeAlias = tls_pb2.DownstreamTlsContext
@@ -45,6 +46,7 @@ SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 INBOUND_ALPN = ("h2", "http/1.1")
 
 _SAN = common_pb2.SubjectAltNameMatcher
+_STREAM_RETRY = json_format.ParseDict(names.CONFIG_STREAM_RETRY, base_pb2.RetryPolicy())
 
 
 def _pack(message: Message) -> any_pb2.Any:
@@ -61,7 +63,9 @@ def sds_config() -> config_source_pb2.ConfigSource:
     api.transport_api_version = config_source_pb2.V3
     api.grpc_services.append(
         grpc_service_pb2.GrpcService(
-            envoy_grpc=grpc_service_pb2.GrpcService.EnvoyGrpc(cluster_name=SDS_CLUSTER)
+            envoy_grpc=grpc_service_pb2.GrpcService.EnvoyGrpc(
+                cluster_name=SDS_CLUSTER, retry_policy=_STREAM_RETRY
+            )
         )
     )
     return source
