@@ -174,6 +174,75 @@ def test_a_service_without_sidecar_endpoints_needs_no_certificate() -> None:
     assert [m.name for m in c.transport_socket_matches] == ["tlsMode-istio", "tlsMode-disabled"]
 
 
+WORKLOADS = """
+apiVersion: ami.dev/v1alpha1
+kind: Workload
+metadata: {name: reviews-v1, namespace: shop, labels: {app: reviews, version: v1}}
+spec: {command: [python, -m, reviews], serviceAccount: reviews, ports: [{port: 9080}]}
+---
+apiVersion: ami.dev/v1alpha1
+kind: Workload
+metadata: {name: reviews-next, namespace: shop, labels: {app: reviews, version: next}}
+spec: {command: [python, -m, reviews], serviceAccount: next, replicas: 0,
+       ports: [{port: 9080}]}
+---
+apiVersion: ami.dev/v1alpha1
+kind: Workload
+metadata: {name: reviews-db, namespace: shop, labels: {app: reviews}}
+spec: {command: [db], serviceAccount: db, ports: [{port: 5000}]}
+---
+apiVersion: ami.dev/v1alpha1
+kind: Workload
+metadata: {name: reviews, namespace: other, labels: {app: reviews}}
+spec: {command: [python, -m, reviews], serviceAccount: elsewhere, ports: [{port: 9080}]}
+"""
+
+
+def test_a_services_workloads_count_before_their_instances_are_ready() -> None:
+    # The identities a service's Workloads run as are known from config: its cluster
+    # verifies them from the first push, and stays the same (no CDS update, no new TLS
+    # context in every proxy) as instances start and become ready.
+    result = parse_documents(MESH + "---\n" + WORKLOADS, "mesh.yaml")
+    assert result.ok, [str(e) for e in result.errors]
+    name = f"outbound|9080||{REVIEWS}"
+    before = build_snapshot(result.resources, [])
+    assert before.endpoints[(REVIEWS, 9080)][0].address == "10.0.0.9"  # the WorkloadEntry
+    cold = by_name(before)[name]
+    mesh, _ = cold.transport_socket_matches
+    sans = tls_context(mesh.transport_socket)["common_tls_context"]["combined_validation_context"]
+    # Each Workload of the service in its namespace, at zero replicas too; not the
+    # one that has no such port, nor the one in another namespace.
+    assert [
+        m["matcher"]["exact"]
+        for m in sans["default_validation_context"]["match_typed_subject_alt_names"]
+    ] == ["spiffe://cluster.local/ns/shop/sa/next", "spiffe://cluster.local/ns/shop/sa/reviews"]
+    ready = build_snapshot(result.resources, INSTANCES[:1], previous=before)
+    assert by_name(ready)[name].SerializeToString(deterministic=True) == cold.SerializeToString(
+        deterministic=True
+    )
+    # The database port's only workload: mutual TLS to it, its identity alone.
+    db = by_name(before)[f"outbound|5000||{REVIEWS}"].transport_socket_matches[0]
+    assert tls_context(db.transport_socket)["common_tls_context"]["combined_validation_context"][
+        "default_validation_context"
+    ]["match_typed_subject_alt_names"] == [
+        {"san_type": "URI", "matcher": {"exact": "spiffe://cluster.local/ns/shop/sa/db"}}
+    ]
+
+
+def test_a_workload_whose_port_disables_mtls_adds_no_identity() -> None:
+    result = parse_documents(
+        MESH
+        + "---\n"
+        + WORKLOADS
+        + "---\napiVersion: security.istio.io/v1\nkind: PeerAuthentication\n"
+        "metadata: {name: db, namespace: shop}\nspec: {mtls: {mode: DISABLE}}\n",
+        "mesh.yaml",
+    )
+    assert result.ok, [str(e) for e in result.errors]
+    c = by_name(build_snapshot(result.resources, []))[f"outbound|9080||{REVIEWS}"]
+    assert list(c.transport_socket_matches) == []  # plain text: nothing to wait for
+
+
 def test_alpn_follows_the_port_protocol_and_sni_the_subset() -> None:
     subsets = "  subsets: [{name: v1, labels: {version: v1}}]\n"
     snap = snapshot(

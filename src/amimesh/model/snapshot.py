@@ -142,6 +142,11 @@ class Snapshot:
     # hostname -> the intercepts with a header of the workloads its Service selects
     # (`model.intercepts`): each is a subset `intercept-ID` and a route ahead of others.
     intercepts: Mapping[str, tuple[intercepts.Intercept, ...]] = field(default_factory=dict)
+    # (hostname, service port) -> what the endpoints of the Workloads its Service selects
+    # will be, ready or not (no address or port): whose identities the service's
+    # clusters verify, so that a cluster does not change as its instances become ready.
+    # Absent key = none.
+    workload_endpoints: Mapping[tuple[str, int], tuple[Endpoint, ...]] = field(default_factory=dict)
 
     def resolve(self, host: str, namespace: str) -> str:
         """The hostname a reference to `host` from `namespace` means."""
@@ -280,9 +285,13 @@ def build_snapshot(
 
     services: dict[str, MeshService] = {}
     endpoints: dict[tuple[str, int], tuple[Endpoint, ...]] = {}
+    workload_endpoints: dict[tuple[str, int], tuple[Endpoint, ...]] = {}
     peer_auth = mtls.index(r for r in by_key.values() if isinstance(r, sec.PeerAuthentication))
     selectable = _Selectable(
         ready, [r for r in by_key.values() if isinstance(r, net.WorkloadEntry)], peer_auth
+    )
+    planned = _Selectable(
+        [_planned(r) for r in by_key.values() if isinstance(r, Workload)], [], peer_auth
     )
     for r in by_key.values():
         if isinstance(r, kube.Service):
@@ -290,6 +299,9 @@ def build_snapshot(
             services[svc.hostname] = svc
             for sp in svc.ports:
                 endpoints[(svc.hostname, sp.port)] = _kube_endpoints(svc, sp, selectable)
+                expected = _kube_endpoints(svc, sp, planned)
+                if expected:
+                    workload_endpoints[(svc.hostname, sp.port)] = expected
         elif isinstance(r, net.ServiceEntry):
             for svc, eps in _service_entry(r, selectable):
                 services.setdefault(svc.hostname, svc)
@@ -356,8 +368,25 @@ def build_snapshot(
                 if s.origin == "kubernetes" and s.selector
             },
         ),
+        workload_endpoints=workload_endpoints,
     )
     return _reuse(snap, previous) if previous is not None else snap
+
+
+def _planned(workload: Workload) -> Instance:
+    """What every instance of `workload` registers as, but its address and ports."""
+    ports = workload.spec.ports
+    return Instance(
+        id=f"{workload.name}.{workload.namespace}",
+        workload=workload.name,
+        namespace=workload.namespace,
+        labels=dict(workload.metadata.labels),
+        service_account=workload.spec.serviceAccount,
+        address="",
+        ports={p.port: 0 for p in ports},
+        port_names={p.name: p.port for p in ports if p.name},
+        locality=workload.spec.locality or "",
+    )
 
 
 def _reuse(new: Snapshot, old: Snapshot) -> Snapshot:
@@ -384,6 +413,7 @@ def _reuse(new: Snapshot, old: Snapshot) -> Snapshot:
         peer_authentications=_keep(new.peer_authentications, old.peer_authentications),
         telemetries=_keep(new.telemetries, old.telemetries),
         intercepts=_keep(new.intercepts, old.intercepts),
+        workload_endpoints=_keep(new.workload_endpoints, old.workload_endpoints),
     )
 
 

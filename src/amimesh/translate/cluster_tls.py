@@ -3,15 +3,18 @@
 - No `tls`, MESH_INTERNAL service: `transport_socket_matches`. Endpoints whose metadata
   says `tlsMode: istio` (they run a sidecar that accepts mutual TLS) get the mesh's
   mutual TLS, the others plain text: Istio's auto mTLS. With no such endpoint at all,
-  simply plain text (the cluster changes anyway when one comes: its SANs do).
+  ready or planned (a Workload the Service selects counts before its first instance is
+  ready), simply plain text.
 - No `tls`, MESH_EXTERNAL service or a per-request (DFP) cluster: plain text.
 - `DISABLE`: plain text. `ISTIO_MUTUAL`: the mesh's mutual TLS to every endpoint.
 - `SIMPLE`, `MUTUAL`: TLS from certificate files (`tls.file_upstream`).
 
 The mesh's mutual TLS verifies that the server is one of the service's workloads: its
-certificate's SPIFFE ID must be the identity of one of the service port's endpoints
-(`identities`), unless the rule lists `subjectAltNames`. Its SNI names the cluster as
-Istio does, `outbound_.PORT_.SUBSET_.HOST`. ALPN offers the protocol the cluster speaks.
+certificate's SPIFFE ID must be the identity of one of the service port's endpoints or
+of a Workload behind it (`identities`: known from config, so a cluster stays the same
+while its instances start and become ready), unless the rule lists `subjectAltNames`.
+Its SNI names the cluster as Istio does, `outbound_.PORT_.SUBSET_.HOST`. ALPN offers
+the protocol the cluster speaks.
 """
 
 from __future__ import annotations
@@ -55,9 +58,11 @@ def alpn(protocol: str, *, client_protocol: bool = False, upgrade: bool = False)
 
 
 def identities(snap: Snapshot, svc: MeshService, port: int, *, mesh_only: bool) -> list[str]:
-    """The SPIFFE IDs of the service port's endpoints (with `mesh_only`, only of those
-    reached with mutual TLS), sorted."""
-    eps = snap.endpoints.get((svc.hostname, port), ())
+    """The SPIFFE IDs of the service port's endpoints, and of its Workloads' whether an
+    instance is ready or not (with `mesh_only`, only of those reached with mutual TLS),
+    sorted."""
+    key = (svc.hostname, port)
+    eps = (*snap.endpoints.get(key, ()), *snap.workload_endpoints.get(key, ()))
     return sorted(
         {
             mtls.spiffe_id(snap.domain, e.namespace, e.service_account)

@@ -65,6 +65,7 @@ def inputs(snap: Snapshot, svc: MeshService) -> tuple[object, ...]:
         snap.destination_rules.get(host),
         snap.intercepts.get(host),
         *(snap.endpoints.get((host, p.port)) for p in svc.ports),
+        *(snap.workload_endpoints.get((host, p.port)) for p in svc.ports),
     )
 
 
