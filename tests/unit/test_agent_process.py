@@ -1,18 +1,15 @@
-"""Child processes of `ami up` and the node agent: exit codes, logs, their groups."""
+"""Child processes of the node agent: a start cancelled half way leaves nothing."""
 
 from __future__ import annotations
 
-import os
-import signal
+import asyncio
 import sys
 import uuid
 from pathlib import Path
 
 import psutil
-import pytest
 
 from amimesh.agent.process import Child
-from amimesh.agent.spawn import start, start_time
 
 
 def running_with(marker: str) -> list[psutil.Process]:
@@ -23,32 +20,18 @@ def running_with(marker: str) -> list[psutil.Process]:
     return found
 
 
-async def test_a_childs_exit_code_is_read_and_nothing_is_left(tmp_path: Path) -> None:
-    log = tmp_path / "out.log"
-    log.write_text("before\n")
-    child = Child.spawn(["sh", "-c", "echo out; echo err >&2; exit 3"], log=log)
-    assert await child.wait() == 3
-    assert child.returncode == 3
-    # Appended to the log, both streams; the exited child is reaped, not a zombie.
-    assert log.read_text() == "before\nout\nerr\n"
-    assert not psutil.pid_exists(child.pid)
-    killed = Child.spawn([sys.executable, "-c", "import time; time.sleep(60)"], log=log)
-    assert killed.returncode is None
-    os.kill(killed.pid, signal.SIGKILL)
-    assert await killed.wait() == -signal.SIGKILL
-
-
-async def test_a_child_started_before_the_loop_is_waited_for_in_it(tmp_path: Path) -> None:
-    # `ami up` starts the control plane and the node agent before its event loop.
-    proc = start(["sh", "-c", "sleep 0.2; exit 7"], log=tmp_path / "out.log")
-    child = Child.of(proc)
-    assert child.started == start_time(proc.pid)
-    assert await child.wait() == 7
-
-
-def test_a_command_that_cannot_run_raises(tmp_path: Path) -> None:
-    with pytest.raises(OSError):
-        Child.spawn(["/nonexistent/command"], log=tmp_path / "out.log")
+async def test_a_start_cancelled_after_the_fork_ends_the_process(tmp_path: Path) -> None:
+    marker = f"child-{uuid.uuid4().hex}"
+    argv = [sys.executable, "-c", "import time; time.sleep(60)", marker]
+    for turns in range(4):  # cancelled at each point of the start
+        task = asyncio.ensure_future(Child.spawn(argv, log=tmp_path / "out.log"))
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        task.cancel()
+        done = await asyncio.gather(task, return_exceptions=True)
+        if isinstance(done[0], Child):  # it had started: ours to stop
+            await done[0].stop(5)
+        assert running_with(marker) == []
 
 
 async def test_a_started_child_is_stopped_with_its_group(tmp_path: Path) -> None:
@@ -58,7 +41,7 @@ async def test_a_started_child_is_stopped_with_its_group(tmp_path: Path) -> None
         "-c",
         f"sleep 60 & exec {sys.executable} -c 'import time; time.sleep(60)' {marker}",
     ]
-    child = Child.spawn(argv, log=tmp_path / "out.log")
+    child = await Child.spawn(argv, log=tmp_path / "out.log")
     assert child.returncode is None
     await child.stop(5)
     assert child.returncode is not None

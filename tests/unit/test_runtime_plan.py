@@ -16,7 +16,7 @@ from amimesh.resources import Resource, Workload, parse_documents
 from amimesh.resources.workload import Probe
 from amimesh.runtime import gateway, plan
 from amimesh.runtime.state import StateDir
-from amimesh.runtime.launch import EXCLUDE_DIRS, config_root
+from amimesh.runtime.supervisor import EXCLUDE_DIRS, config_root
 
 MESH = """
 apiVersion: ami.dev/v1alpha1

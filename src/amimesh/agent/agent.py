@@ -324,7 +324,9 @@ class Agent:
         )
         try:
             env = {**os.environ, **cfg.envoy.env} if cfg.envoy.env else None
-            self.envoy = Child.spawn(argv, log=Path(cfg.envoy.log), cwd=cfg.envoy.cwd, env=env)
+            self.envoy = await Child.spawn(
+                argv, log=Path(cfg.envoy.log), cwd=cfg.envoy.cwd, env=env
+            )
         except OSError as e:
             self.post(machine.EnvoyFailed(f"cannot run envoy: {e}"))
             return
@@ -389,7 +391,7 @@ class Agent:
         env = app_env(self.config, self._environ, self._python_bin, sds_socket)
         command = app_command(self.config, sds_socket)
         try:
-            self.app = Child.spawn(command, log=Path(app.log), cwd=app.cwd, env=env)
+            self.app = await Child.spawn(command, log=Path(app.log), cwd=app.cwd, env=env)
         except OSError as e:
             self.post(machine.AppFailed(f"cannot run {command[0]!r} in {app.cwd}: {e}"))
             return

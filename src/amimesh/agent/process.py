@@ -12,11 +12,8 @@ import contextlib
 import fcntl
 import os
 import signal
-import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-
-from amimesh.agent.spawn import start, start_time
 
 # The exit code of an adopted process, whose real code only its first parent could read.
 UNKNOWN_EXIT = 255
@@ -68,19 +65,32 @@ def naming(directory: Path) -> list[int]:
     return found
 
 
+def start_time(pid: int) -> int | None:
+    """When `pid` started (clock ticks since boot, /proc/PID/stat), None if it is gone
+    or a zombie: with the pid, it names one process for good."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    if fields[0] == "Z":
+        return None
+    return int(fields[19])
+
+
 class Child:
     """A process started with `start_new_session`, so it and everything it starts form
     one group that `stop` ends, and a terminal's Ctrl-C reaches only the parent. Its
     output goes to a file, never to a pipe: it outlives the node agent that started it."""
 
-    def __init__(self, pid: int, proc: subprocess.Popen[bytes] | None = None) -> None:
+    def __init__(self, pid: int, proc: asyncio.subprocess.Process | None = None) -> None:
         self.pid = pid
         self._proc = proc
         self._code: int | None = None
         self.started = start_time(pid) or 0
 
     @classmethod
-    def spawn(
+    async def spawn(
         cls,
         argv: Sequence[str],
         *,
@@ -88,14 +98,36 @@ class Child:
         cwd: str | None = None,
         env: Mapping[str, str] | None = None,
     ) -> Child:
-        """Start `argv` with stdout and stderr appended to `log`, stdin from /dev/null
-        (`spawn.start`). Raises OSError when it cannot run (no such command or
-        directory, not executable)."""
-        return cls.of(start(argv, log=log, cwd=cwd, env=env))
+        """Start `argv` with stdout and stderr appended to `log`, stdin from /dev/null.
 
-    @classmethod
-    def of(cls, proc: subprocess.Popen[bytes]) -> Child:
-        """The child `proc`, started already (by `spawn.start`)."""
+        Raises OSError when it cannot run (no such command or directory, not executable).
+        """
+        log.parent.mkdir(parents=True, exist_ok=True)
+        out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            creating = asyncio.ensure_future(
+                asyncio.create_subprocess_exec(
+                    *argv,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=asyncio.subprocess.STDOUT,
+                    cwd=cwd,
+                    env=dict(env) if env is not None else None,
+                    start_new_session=True,
+                )
+            )
+            try:
+                proc = await asyncio.shield(creating)
+            except asyncio.CancelledError:
+                # Cancelled while the process was being made (its instance stopped
+                # meanwhile): it may run already, and nobody would ever end it.
+                with contextlib.suppress(OSError):
+                    started = await creating
+                    kill_group(started.pid)
+                    await started.wait()
+                raise
+        finally:
+            os.close(out)
         return cls(proc.pid, proc)
 
     @classmethod
@@ -108,30 +140,21 @@ class Child:
     @property
     def returncode(self) -> int | None:
         if self._proc is not None:
-            return self._proc.poll()  # reaps it once it has exited
+            return self._proc.returncode
         if self._code is None and start_time(self.pid) != self.started:
             self._code = UNKNOWN_EXIT
         return self._code
 
     async def _wait_process(self) -> int:
         if self._proc is not None:
-            # Our own child: its pidfd turns readable when it exits; the code is then
-            # read (and the zombie reaped) at once.
-            if self._proc.poll() is None:
-                await self._exited()
-            return self._proc.wait()
+            return await self._proc.wait()
         if self._code is not None:
             return self._code
-        await self._exited()
-        self._code = UNKNOWN_EXIT
-        return self._code
-
-    async def _exited(self) -> None:
-        """Returns once the process has exited (or is gone)."""
         try:
             fd = os.pidfd_open(self.pid)
         except ProcessLookupError:
-            return
+            self._code = UNKNOWN_EXIT
+            return self._code
         loop = asyncio.get_running_loop()
         gone: asyncio.Future[None] = loop.create_future()
 
@@ -141,11 +164,13 @@ class Child:
 
         loop.add_reader(fd, readable)
         try:
-            if self._proc is not None or start_time(self.pid) == self.started:
+            if start_time(self.pid) == self.started:
                 await asyncio.shield(gone)
         finally:
             loop.remove_reader(fd)
             os.close(fd)
+        self._code = UNKNOWN_EXIT
+        return self._code
 
     async def wait(self) -> int:
         """The exit code (negative: killed by that signal); what the process started

@@ -96,23 +96,17 @@ def host_port(text: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    # The control plane and the node agent start before `ami up` loads its event loop
-    # and console: the control plane's own start is the first stretch of every `up`.
-    from amimesh.runtime.launch import DEFAULT_CERT_TTL_S, DEFAULT_GITOPS_POLL_S, Launch, UpConfig
+    from amimesh.runtime import up
 
-    config = UpConfig(
-        config_dir=args.dir,
+    return up.run(
+        args.dir,
         state_root=args.state_dir,
         gateway_port=args.gateway_port,
+        log_level=args.log_level,
+        cert_ttl_s=args.cert_ttl,
         ca_certs_dir=args.ca_certs,
         access_log_format=args.access_log_format,
         trace_forward=args.trace_forward,
-        gitops_poll_s=args.gitops_poll if args.gitops_poll is not None else DEFAULT_GITOPS_POLL_S,
-        cert_ttl_s=args.cert_ttl if args.cert_ttl is not None else DEFAULT_CERT_TTL_S,
-        log_level=args.log_level,
+        gitops_poll_s=args.gitops_poll,
         reload=args.reload,
     )
-    launch = Launch.early(config)
-    from amimesh.runtime import up
-
-    return up.run(config, launch)

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from amimesh.agent.spawn import start_time
+from amimesh.agent.process import start_time
 from amimesh.runtime import state, supervisor
 
 

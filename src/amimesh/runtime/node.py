@@ -37,8 +37,7 @@ from amimesh.agent import certs, probe
 from amimesh.agent import config as agent_config
 from amimesh.agent.agent import Adopted, Agent
 from amimesh.agent.identities import Identities
-from amimesh.agent.process import kill_group, naming
-from amimesh.agent.spawn import start_time
+from amimesh.agent.process import kill_group, naming, start_time
 from amimesh.config.watch import Watches
 from amimesh.identity.spiffe import workload_id
 from amimesh.model import sidecars

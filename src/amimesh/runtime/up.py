@@ -21,8 +21,13 @@ from typing import Any, TypeVar
 from rich.console import Console
 from rich.markup import escape
 
-from amimesh.runtime.launch import Launch, MeshRunning, UpConfig
-from amimesh.runtime.supervisor import Supervisor
+from amimesh.runtime.supervisor import (
+    DEFAULT_CERT_TTL_S,
+    AccessLogFormat,
+    MeshRunning,
+    Supervisor,
+    UpConfig,
+)
 
 STARTUP_TIMEOUT_S = 60.0
 SUPERVISOR_LOG = "supervisor.log"
@@ -100,11 +105,9 @@ class Progress:
         self.pending.discard(iid)
 
 
-async def serve(
-    config: UpConfig, console: Console, log_level: str = "info", launch: Launch | None = None
-) -> int:
+async def serve(config: UpConfig, console: Console, log_level: str = "info") -> int:
     progress = Progress(console)
-    sup = Supervisor(config, launch)
+    sup = Supervisor(config)
     try:
         sup.claim()
     except MeshRunning as e:
@@ -247,16 +250,51 @@ def _summary(console: Console, sup: Supervisor, progress: Progress) -> None:
         console.print(f"  {line}", markup=False)
 
 
-def run(config: UpConfig, launch: Launch | None = None) -> int:
-    """Run the mesh `config` describes until interrupted; the process exit code.
-    `launch`: its processes, started already (`Launch.early`). Traces are kept in
-    `STATE/traces.db`."""
+DEFAULT_GITOPS_POLL_S = 3.0
+
+
+def run(
+    config_dir: Path,
+    *,
+    state_root: Path | None = None,
+    gateway_port: int | None = None,
+    log_level: str = "info",
+    cert_ttl_s: float | None = None,
+    ca_certs_dir: Path | None = None,
+    access_log_format: AccessLogFormat = "json",
+    trace_forward: str | None = None,
+    gitops_poll_s: float | None = None,
+    reload: bool = False,
+) -> int:
+    """Run the mesh of `config_dir` until interrupted; the process exit code.
+
+    `cert_ttl_s` is the workload certificates' lifetime (default 24 h); `ca_certs_dir`
+    a user-supplied CA (Istio's cacerts layout) instead of the mesh's own root;
+    `access_log_format` how every proxy's access log is written ("json" or "text");
+    `trace_forward` an OTLP/gRPC receiver (`host:port`) that gets every trace export too;
+    `gitops_poll_s` how often Argo CD Applications' repositories are fetched (default
+    3 s); `reload` live reload of the Workloads with a `workingDir` and of Knative
+    Services (docs/devloop.md). Traces are kept in `STATE/traces.db`."""
     console = Console(highlight=False, emoji=False, soft_wrap=True)
-    problem = config.problem()
-    if problem is not None:
-        console.print(f"[red]error:[/red] {escape(problem)}")
+    if not config_dir.is_dir():
+        console.print(f"[red]error:[/red] not a directory: {config_dir}")
         return 2
-    return asyncio.run(serve(config, console, config.log_level, launch))
+    if ca_certs_dir is not None and not ca_certs_dir.is_dir():
+        console.print(f"[red]error:[/red] --ca-certs: not a directory: {ca_certs_dir}")
+        return 2
+    config = UpConfig(
+        config_dir=config_dir,
+        state_root=state_root,
+        gateway_port=gateway_port,
+        ca_certs_dir=ca_certs_dir,
+        access_log_format=access_log_format,
+        trace_forward=trace_forward,
+        gitops_poll_s=gitops_poll_s if gitops_poll_s is not None else DEFAULT_GITOPS_POLL_S,
+        cert_ttl_s=cert_ttl_s if cert_ttl_s is not None else DEFAULT_CERT_TTL_S,
+        log_level=log_level,
+        reload=reload,
+    )
+    return asyncio.run(serve(config, console, log_level))
 
 
 def _log_to_file(path: Path, level: str) -> logging.Handler:
