@@ -237,7 +237,7 @@ def main() -> int:
         return 2
     # On uvloop: its event loop and TLS layer are compiled where asyncio's are Python,
     # and every event crosses the loop several times (ingress, JetStream, delivery over
-    # mutual TLS): about 14 % less of the broker's CPU per event (docs/performance.md).
+    # mutual TLS): about a tenth less of the broker's CPU per event (docs/performance.md).
     uvloop.run(serve(config, url, user, password, port))
     return 0
 
