@@ -5,7 +5,6 @@ move. Traffic between the sidecars is mutual TLS to the expected identity."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -46,14 +45,9 @@ def mesh(tmp_path: Path) -> Iterator[Up]:
         yield up
 
 
-def admin(up: Up, instance: str) -> str:
-    config = json.loads((up.state.instances / instance / "agent.json").read_text())
-    return f"http://127.0.0.1:{config['proxy']['admin_port']}"
-
-
-def outbound(up: Up, instance: str) -> str:
-    config = json.loads((up.state.instances / instance / "agent.json").read_text())
-    return f"http://127.0.0.1:{config['proxy']['outbound_port']}"
+def port(up: Up, instance: str, which: str) -> str:
+    """`http://127.0.0.1:PORT` of the instance's Envoy: `admin_port` or `outbound_port`."""
+    return f"http://127.0.0.1:{up.proxy(instance)[which]}"
 
 
 def cluster(dump: dict[str, Any], name: str) -> dict[str, Any]:
@@ -68,17 +62,17 @@ def cluster(dump: dict[str, Any], name: str) -> dict[str, Any]:
 def test_each_envoy_gets_its_clusters_once(mesh: Up) -> None:
     with httpx.Client(trust_env=False, timeout=10) as http:
         # A request from front's app through its sidecar to back: mutual TLS.
-        proxy = outbound(mesh, "front-0.default")
+        proxy = port(mesh, "front-0.default", "outbound_port")
         with httpx.Client(proxy=proxy, trust_env=False, timeout=10) as via:
             answer = via.get("http://back.default.svc.cluster.local:8000/")
         assert answer.status_code == 200
         for instance in ("front-0.default", "back-0.default"):
             stats = http.get(
-                admin(mesh, instance) + "/stats",
+                port(mesh, instance, "admin_port") + "/stats",
                 params={"filter": "^cluster_manager.cds.update_success$"},
             ).text
             assert stats.strip() == "cluster_manager.cds.update_success: 1", (instance, stats)
-        dump = http.get(admin(mesh, "front-0.default") + "/config_dump").json()
+        dump = http.get(port(mesh, "front-0.default", "admin_port") + "/config_dump").json()
     back = cluster(dump, "outbound|8000||back.default.svc.cluster.local")
     mtls = back["transport_socket_matches"][0]
     assert mtls["match"] == {"tlsMode": "istio"}

@@ -4,7 +4,6 @@ ProxyConfig's `concurrency` (Envoy's own `/server_info` says so) and with its
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,8 +50,7 @@ def mesh(tmp_path: Path) -> Iterator[Up]:
 
 
 def server_info(up: Up, instance: str) -> dict[str, object]:
-    config = json.loads((up.state.instances / instance / "agent.json").read_text())
-    port = config["proxy"]["admin_port"]
+    port = up.proxy(instance)["admin_port"]
     with httpx.Client(trust_env=False, timeout=5) as http:
         info: dict[str, object] = http.get(f"http://127.0.0.1:{port}/server_info").json()
     return info

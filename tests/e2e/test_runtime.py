@@ -180,6 +180,13 @@ class Up:
             timeout=5,
         )
 
+    def proxy(self, instance: str) -> dict[str, Any]:
+        """The proxy section of `instance`'s config as the node agent wrote it (its
+        Envoy's admin and outbound ports among them)."""
+        config = json.loads((self.state.instances / instance / "agent.json").read_text())
+        proxy: dict[str, Any] = config["proxy"]
+        return proxy
+
     def instances(self) -> dict[str, dict[str, Any]]:
         with self.client() as c:
             resp = c.get("/api/v1/status")
