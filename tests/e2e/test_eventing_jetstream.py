@@ -4,28 +4,36 @@ as the config says, and those of deleted brokers, channels and triggers removed.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import socket
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from nats.js.api import RetentionPolicy
 
 from amimesh.eventing import jetstream
-from amimesh.eventing.config import BrokerEntry, TriggerEntry
+from amimesh.eventing.config import BrokerConfig, BrokerEntry, TriggerEntry
 from amimesh.eventing.delivery import Delivery
 from amimesh.runtime import nats as nats_server
 from tests.e2e.test_runtime import until
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[str]:
+def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[str]:
+    port = _free_port()
     argv = [nats_server.binary(), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(tmp_path)]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"nats://127.0.0.1:{port}"
@@ -104,3 +112,39 @@ def test_a_brokers_config_makes_its_stream_and_a_change_updates_it(server: str) 
         1 << 21,
     )
     assert changed.max_age == 60.0
+
+
+def test_the_broker_stops_when_its_server_is_gone(tmp_path: Path) -> None:
+    # Stopping drains the JetStream connection; with the server gone that drain would
+    # wait for a reconnection without end (or fail), and the process would not end well.
+    port, http_port = _free_port(), _free_port()
+    argv = [nats_server.binary(), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(tmp_path)]
+    server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    config = BrokerConfig(
+        brokers=(BrokerEntry("default", "default"),),
+        triggers=(TriggerEntry("default", "t", "default", "http://127.0.0.1:9/", Delivery()),),
+    )
+    env = {
+        **os.environ,
+        "AMI_EVENTING_CONFIG": config.encode(),
+        "AMI_NATS_URL": f"nats://127.0.0.1:{port}",
+        "PORT": str(http_port),
+    }
+    log = (tmp_path / "broker.log").open("wb")
+    broker = subprocess.Popen(
+        [sys.executable, "-m", "amimesh.eventing.broker"], env=env, stdout=log, stderr=log
+    )
+    try:
+        until(
+            lambda: httpx.get(f"http://127.0.0.1:{http_port}/healthz").status_code == 200,
+            "the broker ready",
+            timeout=60,
+        )
+        server.kill()
+        server.wait(10)
+        broker.send_signal(signal.SIGTERM)
+        assert broker.wait(30) == 0
+    finally:
+        broker.kill()
+        server.kill()
+        log.close()

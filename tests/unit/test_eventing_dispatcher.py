@@ -30,6 +30,13 @@ class FakeMsg:
     data: bytes
     metadata: Meta
     acked: bool = False
+    reply: str = ""
+
+    def __post_init__(self) -> None:
+        # As the server writes it: domain, account, stream, consumer, deliveries, ...
+        n = self.metadata.num_delivered
+        self.reply = f"$JS.ACK._.ACC.KNB_default_default.t.{n}.7.7.1700000000000000000.0.x"
+
     naks: list[float | None] = field(default_factory=list)
 
     async def ack(self) -> None:

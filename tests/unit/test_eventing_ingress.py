@@ -1,5 +1,5 @@
-"""The broker's ingress in process, its store a fake: what it answers and what it
-stores."""
+"""The broker's ingress in process on its own HTTP server (`http1_server`), its store a
+fake: what it answers and what it stores, over real connections."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import io
 import json
 from collections.abc import AsyncIterator
 
+import aiohttp
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 from cloudevents.core.base import BaseCloudEvent
 
-from amimesh.eventing import events
+from amimesh.eventing import events, http1_server
 from amimesh.eventing.config import BrokerConfig, BrokerEntry
 from amimesh.eventing.ingress import MAX_BODY_BYTES, Ingress
 
@@ -40,15 +40,52 @@ def store() -> Store:
     return Store()
 
 
+class Answer:
+    def __init__(self, status: int, body: str) -> None:
+        self.status = status
+        self.body = body
+
+    async def text(self) -> str:
+        return self.body
+
+
+class Client:
+    """Requests to the ingress's server, each answer read whole."""
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self.session = session
+
+    async def request(self, method: str, path: str, **kwargs: object) -> Answer:
+        async with self.session.request(method, path, **kwargs) as resp:  # type: ignore[arg-type]
+            return Answer(resp.status, await resp.text())
+
+    async def post(self, path: str, **kwargs: object) -> Answer:
+        return await self.request("POST", path, **kwargs)
+
+    async def get(self, path: str, **kwargs: object) -> Answer:
+        return await self.request("GET", path, **kwargs)
+
+    async def put(self, path: str, **kwargs: object) -> Answer:
+        return await self.request("PUT", path, **kwargs)
+
+
 @pytest.fixture
-async def client(store: Store) -> AsyncIterator[TestClient]:
-    ingress = Ingress(BrokerConfig(brokers=(BrokerEntry("default", "default"),)), store.publish)
+async def client(store: Store) -> AsyncIterator[Client]:
+    ingress = Ingress(
+        BrokerConfig(
+            brokers=(BrokerEntry("default", "default"), BrokerEntry("default", "ch", "channel"))
+        ),
+        store.publish,
+    )
     ingress.ready = True
-    async with TestClient(TestServer(ingress.app())) as c:
-        yield c
+    server = await http1_server.serve(ingress.handle, "127.0.0.1", 0, MAX_BODY_BYTES)
+    port = server.port
+    async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as session:
+        yield Client(session)
+    server.close()
 
 
-async def test_binary_event_stored_with_a_ttl(client: TestClient, store: Store) -> None:
+async def test_binary_event_stored_with_a_ttl(client: Client, store: Store) -> None:
     resp = await client.post(
         "/default/default", headers=BINARY | {"ce-myext": "v"}, data=b'{"a": 1}'
     )
@@ -63,7 +100,7 @@ async def test_binary_event_stored_with_a_ttl(client: TestClient, store: Store) 
     assert events.attributes_of(again)["knativebrokerttl"] == 255
 
 
-async def test_structured_and_03(client: TestClient, store: Store) -> None:
+async def test_structured_and_03(client: Client, store: Store) -> None:
     body = {"specversion": "0.3", "id": "2", "source": "/s", "type": "t", "data": "hi"}
     resp = await client.post(
         "/default/default",
@@ -74,7 +111,7 @@ async def test_structured_and_03(client: TestClient, store: Store) -> None:
     assert store.events[0][1].get_specversion() == "0.3"
 
 
-async def test_batch(client: TestClient, store: Store) -> None:
+async def test_batch(client: Client, store: Store) -> None:
     batch = [{"specversion": "1.0", "id": str(i), "source": "/s", "type": "t"} for i in range(3)]
     resp = await client.post(
         "/default/default",
@@ -106,7 +143,7 @@ async def test_batch(client: TestClient, store: Store) -> None:
     ],
 )
 async def test_invalid_events_get_400_and_why(
-    client: TestClient,
+    client: Client,
     store: Store,
     headers: dict[str, str],
     body: bytes,
@@ -118,7 +155,7 @@ async def test_invalid_events_get_400_and_why(
     assert store.events == []
 
 
-async def test_other_answers(client: TestClient, store: Store) -> None:
+async def test_other_answers(client: Client, store: Store) -> None:
     assert (await client.get("/default/default")).status == 405
     assert (await client.put("/default/default", data=b"{}")).status == 405
     assert (await client.post("/default/other", headers=BINARY, data=b"{}")).status == 404
@@ -130,14 +167,14 @@ async def test_other_answers(client: TestClient, store: Store) -> None:
     assert (await client.post("/default/default", headers=BINARY, data=b"{}")).status == 503
 
 
-async def test_a_body_of_many_chunks_is_read_whole(client: TestClient, store: Store) -> None:
+async def test_a_body_of_many_chunks_is_read_whole(client: Client, store: Store) -> None:
     data = json.dumps({"blob": "x" * 300_000}).encode()
     resp = await client.post("/default/default", headers=BINARY, data=io.BytesIO(data))
     assert resp.status == 202
     assert store.events[0][1].get_data() == {"blob": "x" * 300_000}
 
 
-async def test_a_chunked_body_over_the_limit(client: TestClient, store: Store) -> None:
+async def test_a_chunked_body_over_the_limit(client: Client, store: Store) -> None:
     async def chunks() -> AsyncIterator[bytes]:
         for _ in range(20):
             yield b"x" * 65536

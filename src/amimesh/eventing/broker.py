@@ -16,6 +16,7 @@ there, so it takes events only when the triggers that want them will see them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -24,12 +25,11 @@ from pathlib import Path
 
 import aiohttp
 import uvloop
-from aiohttp import web
 from cloudevents.core.base import BaseCloudEvent
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
-from amimesh.eventing import events, http1, jetstream, ping
+from amimesh.eventing import events, http1, http1_server, jetstream, ping
 from amimesh.eventing.config import (
     CONFIG_ENV,
     NATS_CREDENTIALS_ENV,
@@ -40,13 +40,14 @@ from amimesh.eventing.config import (
 )
 from amimesh.eventing.direct import Direct
 from amimesh.eventing.dispatcher import TriggerDispatcher, stop
-from amimesh.eventing.ingress import Ingress
+from amimesh.eventing.ingress import MAX_BODY_BYTES, Ingress
 from amimesh.eventing.notes import Notes
 
 log = logging.getLogger("amimesh.eventing.broker")
 
 CONNECT_TIMEOUT_S = 60.0
 CONNECT_RETRY_S = 0.2
+STOP_WAIT_S = 2.0  # at most, for each server to take what is pending, when stopping
 
 
 async def serve(config: BrokerConfig, url: str, user: str, password: str, port: int) -> None:
@@ -72,13 +73,11 @@ async def _health_only(port: int) -> None:
     """No broker: the process answers its readiness probe and runs its sources."""
     ingress = Ingress(BrokerConfig(), _no_store)
     ingress.ready = True
-    runner = web.AppRunner(ingress.app(), access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    server = await http1_server.serve(ingress.handle, "127.0.0.1", port, MAX_BODY_BYTES)
     try:
         await _until_signalled()
     finally:
-        await runner.cleanup()
+        server.close()
 
 
 async def _no_store(broker: BrokerEntry, event: BaseCloudEvent) -> None:
@@ -128,10 +127,7 @@ async def _brokers(
         )
 
     ingress = Ingress(config, publish, note)
-    runner = web.AppRunner(ingress.app(), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
+    server = await http1_server.serve(ingress.handle, "127.0.0.1", port, MAX_BODY_BYTES)
 
     async def serve_group(key: tuple[str, str], bjs: JetStreamContext) -> None:
         """The streams, consumers and dispatchers of the brokers on one connection."""
@@ -181,10 +177,15 @@ async def _brokers(
     finally:
         ingress.ready = False
         await stop(tasks)
-        await runner.cleanup()
-        await notes.close()
+        server.close()
+        # A server away (stopping too, or gone) would be waited for without end.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(notes.close(), STOP_WAIT_S)
         for c in clients.values():
-            await c.drain()
+            try:
+                await asyncio.wait_for(c.drain(), STOP_WAIT_S)
+            except Exception:  # the server is away: what was not sent stays unsent
+                await c.close()
 
 
 def _direct(config: BrokerConfig, client: http1.Client) -> Direct | None:
@@ -223,7 +224,6 @@ def main() -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stdout,
     )
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     try:
         config = BrokerConfig.decode(os.environ[CONFIG_ENV])
         url = os.environ[NATS_URL_ENV]

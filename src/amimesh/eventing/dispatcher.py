@@ -32,7 +32,7 @@ from amimesh.eventing import events, history, http1
 from amimesh.eventing.config import BrokerEntry, TriggerEntry
 from amimesh.eventing.direct import Direct
 from amimesh.eventing.filters import matches
-from amimesh.eventing.jetstream import ACK_WAIT_S, ensure_consumer
+from amimesh.eventing.jetstream import ACK_WAIT_S, delivered, ensure_consumer
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +220,7 @@ class TriggerDispatcher:
         if not matches(t.attributes, t.filters, events.attributes_of(event)):
             await msg.ack()
             return
-        attempt = msg.metadata.num_delivered
+        attempt = delivered(msg)
         d = t.delivery
         if attempt > d.attempts:  # its attempts were spent before a restart
             await self._dead_letter(msg, event, None, b"", attempt)

@@ -34,19 +34,6 @@ def _media_type(headers: Mapping[str, str]) -> str:
     return headers.get("content-type", "").split(";")[0].strip().lower()
 
 
-async def read_bounded(stream: Any, limit: int) -> bytes | None:
-    """All of an aiohttp body stream, or None once it has more than `limit` bytes (at
-    most a chunk past the limit is read)."""
-    body = bytearray()
-    while True:
-        chunk = await stream.read(64 * 1024)
-        if not chunk:
-            return bytes(body)
-        body += chunk
-        if len(body) > limit:
-            return None
-
-
 def is_batch(headers: Mapping[str, str]) -> bool:
     return _media_type(headers) == BATCH
 

@@ -17,7 +17,6 @@ there raises `NotConnected`, so that the caller can take another way.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import ssl
 import urllib.parse
@@ -25,8 +24,10 @@ import urllib.request
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import cast
 
 import aiohttp
+import httptools
 
 MAX_IDLE = 128  # kept-alive connections per address
 MAX_HEAD_BYTES = 64 * 1024
@@ -90,16 +91,128 @@ def _bypassed(host: str, no_proxy: str) -> bool:
     return False
 
 
-@dataclass
-class _Conn:
-    reader: asyncio.StreamReader
-    writer: asyncio.StreamWriter
+class _Conn(asyncio.Protocol):
+    """A kept-alive connection: one request at a time, its answer parsed as it comes
+    (httptools' parser) and handed over whole, or with no body once over the limit."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self._parser = httptools.HttpResponseParser(self)
+        self._waiter: asyncio.Future[tuple[Answer, bool]] | None = None
+        self._limit = 0
+        self._begin()
+
+    def _begin(self) -> None:
+        self._got = 0  # bytes of the current answer so far
+        self._headers: dict[str, str] = {}
+        self._head = 0
+        self._body: list[bytes] = []
+        self._size = 0
+        self._in_body = False
 
     def usable(self) -> bool:
-        return not self.writer.is_closing() and not self.reader.at_eof()
+        return self.transport is not None and not self.transport.is_closing()
 
     def close(self) -> None:
-        self.writer.close()
+        if self.transport is not None:
+            self.transport.close()
+
+    def exchange(self, request: bytes, limit: int) -> asyncio.Future[tuple[Answer, bool]]:
+        """Send `request`: the answer, and whether the connection can be kept."""
+        waiter = asyncio.get_running_loop().create_future()
+        if self.transport is None or self.transport.is_closing():
+            waiter.set_exception(_Closed())
+            return waiter
+        self._waiter, self._limit = waiter, limit
+        self._begin()
+        self.transport.write(request)
+        return waiter
+
+    # asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not subclasses of asyncio's, but are the same kind.
+        self.transport = cast(asyncio.Transport, transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        waiter, self._waiter = self._waiter, None
+        if waiter is None or waiter.done():
+            return
+        if self._got == 0:  # not a byte of an answer: the request may go again
+            waiter.set_exception(_Closed())
+        elif (
+            self._in_body
+            and "content-length" not in self._headers
+            and ("chunked" not in self._headers.get("transfer-encoding", "").lower())
+        ):  # a body that ends with the connection
+            waiter.set_result((self._answer(), False))
+        else:
+            waiter.set_exception(ConnectionError("the answer was cut short"))
+
+    def data_received(self, data: bytes) -> None:
+        if self._waiter is None:  # nothing asked: a kept connection is not to be trusted
+            self.close()
+            return
+        self._got += len(data)
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._fail(ValueError("the answer switches protocols"))
+        except httptools.HttpParserError as e:
+            cause = e.__context__ if isinstance(e.__context__, ValueError) else e
+            self._fail(ValueError(f"not an HTTP/1.1 answer: {cause}"))
+
+    # httptools callbacks
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head += len(name) + len(value)
+        if self._head > MAX_HEAD_BYTES:
+            raise ValueError("the answer's head is too large")
+        key = name.decode("latin-1").lower()
+        text = value.decode("latin-1").strip()
+        old = self._headers.get(key)
+        self._headers[key] = text if old is None else f"{old}, {text}"
+
+    def on_headers_complete(self) -> None:
+        self._in_body = True
+        length = self._headers.get("content-length", "")
+        if length.isdigit() and int(length) > self._limit:
+            self._over()
+
+    def on_body(self, body: bytes) -> None:
+        self._size += len(body)
+        if self._size > self._limit:
+            self._over()
+            return
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        status = self._parser.get_status_code()
+        if 100 <= status < 200:  # an interim answer: the real one follows
+            self._begin()
+            self._got = 1
+            return
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result((self._answer(), self._parser.should_keep_alive()))
+
+    def _answer(self, over: bool = False) -> Answer:
+        body = None if over else b"".join(self._body)
+        return Answer(self._parser.get_status_code(), self._headers, body)
+
+    def _over(self) -> None:
+        """The body passes the limit: the answer without it, and the connection goes."""
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result((self._answer(over=True), False))
+        self.close()
+
+    def _fail(self, error: Exception) -> None:
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(error)
+        self.close()
 
 
 class Client:
@@ -142,34 +255,28 @@ class Client:
             raise NoAnswer("a line break in the request's head")
         head.append(f"Content-Length: {len(body)}")
         request = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
         try:
-            async with asyncio.timeout(timeout_s):
-                try:
-                    conn, reused = await self._take(address)
-                except (OSError, ssl.SSLError) as e:
-                    if via is None:
-                        raise
-                    raise NotConnected(str(e) or type(e).__name__) from None
-                try:
-                    try:
-                        answer, keep = await _exchange(conn, request, limit)
-                    except _Closed:
-                        if not reused:
-                            raise
-                        conn.close()
-                        conn, _ = await self._connect(address)
-                        answer, keep = await _exchange(conn, request, limit)
-                except BaseException:
-                    conn.close()
+            try:
+                conn, reused = await self._take(address, timeout_s)
+            except (OSError, ssl.SSLError, TimeoutError) as e:
+                if via is None:
                     raise
-        except (
-            OSError,
-            TimeoutError,
-            ValueError,
-            _Closed,
-            asyncio.IncompleteReadError,
-            asyncio.LimitOverrunError,
-        ) as e:
+                raise NotConnected(str(e) or type(e).__name__) from None
+            try:
+                try:
+                    answer, keep = await _within(conn.exchange(request, limit), deadline)
+                except _Closed:
+                    if not reused:
+                        raise
+                    conn.close()
+                    conn, _ = await self._connect(address, deadline - loop.time())
+                    answer, keep = await _within(conn.exchange(request, limit), deadline)
+            except BaseException:
+                conn.close()
+                raise
+        except (OSError, TimeoutError, ValueError, _Closed) as e:
             raise NoAnswer(str(e) or type(e).__name__) from None
         if keep:
             self._give(address, conn)
@@ -177,24 +284,25 @@ class Client:
             conn.close()
         return answer
 
-    async def _take(self, address: Address) -> tuple[_Conn, bool]:
+    async def _take(self, address: Address, timeout_s: float) -> tuple[_Conn, bool]:
         idle = self._idle.get(address)
         while idle:
             conn = idle.pop()
             if conn.usable():
                 return conn, True
             conn.close()
-        return await self._connect(address)
+        return await self._connect(address, timeout_s)
 
-    async def _connect(self, address: Address) -> tuple[_Conn, bool]:
+    async def _connect(self, address: Address, timeout_s: float) -> tuple[_Conn, bool]:
         host, port, context, peers = address
-        reader, writer = await asyncio.open_connection(
-            host, port, limit=MAX_HEAD_BYTES, ssl=context
-        )
-        if context is not None and not peers & _uris(writer.get_extra_info("peercert")):
-            writer.close()
+        async with asyncio.timeout(max(0.0, timeout_s)):
+            transport, conn = await asyncio.get_running_loop().create_connection(
+                _Conn, host, port, ssl=context
+            )
+        if context is not None and not peers & _uris(transport.get_extra_info("peercert")):
+            transport.close()
             raise ssl.SSLError(f"{host}:{port} is none of {sorted(peers)}")
-        return _Conn(reader, writer), False
+        return conn, False
 
     def _give(self, address: Address, conn: _Conn) -> None:
         if address[2] is not None and address[2] in self._forgotten:
@@ -218,9 +326,8 @@ class Client:
         for idle in self._idle.values():
             for conn in idle:
                 conn.close()
-                with contextlib.suppress(Exception):
-                    await conn.writer.wait_closed()
         self._idle.clear()
+        await asyncio.sleep(0)  # the transports close on the loop's next turn
 
     async def _aiohttp(
         self,
@@ -256,95 +363,40 @@ class _Closed(Exception):
     """The other end closed the connection before any byte of an answer."""
 
 
-async def _exchange(conn: _Conn, request: bytes, limit: int) -> tuple[Answer, bool]:
-    """Send `request`; the answer, and whether the connection can be kept."""
-    conn.writer.write(request)
-    await conn.writer.drain()
-    reader = conn.reader
-    while True:
-        try:
-            line = await reader.readuntil(b"\r\n")
-        except asyncio.IncompleteReadError as e:
-            if not e.partial:
-                raise _Closed() from None
-            raise
-        version, _, rest = line.decode("latin-1").partition(" ")
-        status = int(rest[:3])
-        headers = await _headers(reader)
-        if not 100 <= status < 200:
-            break
-    keep = version == "HTTP/1.1" and headers.get("connection", "").lower() != "close"
-    if status in (204, 304):
-        return Answer(status, headers, b""), keep
-    if "chunked" in headers.get("transfer-encoding", "").lower():
-        body = await _chunked(reader, limit)
-        return Answer(status, headers, body), keep and body is not None
-    length = headers.get("content-length")
-    if length is None:  # the body ends with the connection
-        data = await _read_to_end(reader, limit)
-        return Answer(status, headers, data if len(data) <= limit else None), False
-    n = int(length)
-    if n > limit:
-        return Answer(status, headers, None), False
-    return Answer(status, headers, await reader.readexactly(n)), keep
+async def _within(
+    waiter: asyncio.Future[tuple[Answer, bool]], deadline: float
+) -> tuple[Answer, bool]:
+    """The answer `waiter` brings, or TimeoutError at `deadline` (a timer, not a task)."""
+    loop = asyncio.get_running_loop()
+    if waiter.done():
+        return waiter.result()
+    timer = loop.call_at(deadline, _expire, waiter)
+    try:
+        return await waiter
+    finally:
+        timer.cancel()
+
+
+def _expire(waiter: asyncio.Future[tuple[Answer, bool]]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError("no answer in time"))
 
 
 async def get(host: str, port: int, path: str, *, limit: int, timeout_s: float) -> Answer:
     """One GET on a connection of its own, closed after (a sidecar's admin API). Raises
     OSError when nothing answered, TimeoutError after `timeout_s`."""
     request = f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
     async with asyncio.timeout(timeout_s):
-        reader, writer = await asyncio.open_connection(host, port)
-        conn = _Conn(reader, writer)
-        try:
-            answer, _ = await _exchange(conn, request.encode(), limit)
-        except (_Closed, asyncio.IncompleteReadError) as e:
-            raise ConnectionError(f"{host}:{port} answered nothing whole") from e
-        finally:
-            conn.close()
+        _, conn = await loop.create_connection(_Conn, host, port)
+    try:
+        answer, _ = await _within(conn.exchange(request.encode(), limit), deadline)
+    except _Closed as e:
+        raise ConnectionError(f"{host}:{port} answered nothing whole") from e
+    finally:
+        conn.close()
     return answer
-
-
-async def _headers(reader: asyncio.StreamReader) -> dict[str, str]:
-    headers: dict[str, str] = {}
-    size = 0
-    while True:
-        line = await reader.readuntil(b"\r\n")
-        size += len(line)
-        if size > MAX_HEAD_BYTES:
-            raise ValueError("the answer's head is too large")
-        if line == b"\r\n":
-            return headers
-        name, _, value = line.decode("latin-1").partition(":")
-        key = name.strip().lower()
-        value = value.strip()
-        headers[key] = f"{headers[key]}, {value}" if key in headers else value
-
-
-async def _read_to_end(reader: asyncio.StreamReader, limit: int) -> bytes:
-    """What `reader` gives until it ends, or the first `limit + 1` bytes of it (more
-    than `limit`: too much, for the caller to refuse)."""
-    data = await reader.read(limit + 1)
-    while data and len(data) <= limit:
-        more = await reader.read(limit + 1 - len(data))
-        if not more:
-            break
-        data += more
-    return data
-
-
-async def _chunked(reader: asyncio.StreamReader, limit: int) -> bytes | None:
-    body = bytearray()
-    while True:
-        size = int((await reader.readuntil(b"\r\n")).split(b";")[0].strip(), 16)
-        if size == 0:
-            while await reader.readuntil(b"\r\n") != b"\r\n":  # trailers
-                pass
-            return bytes(body)
-        if len(body) + size > limit:
-            return None
-        body += await reader.readexactly(size)
-        await reader.readexactly(2)
 
 
 async def _read_bounded(stream: aiohttp.StreamReader, limit: int) -> bytes | None:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import nats
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import (
     AckPolicy,
@@ -40,6 +41,26 @@ PUBLISH_TIMEOUT_S = 5.0
 # attempt keeps its event, and an event of a dispatcher that died is delivered again
 # within this much.
 ACK_WAIT_S = 6.0
+
+
+# A message's ack subject: `$JS.ACK.<stream>.<consumer>.<delivered>.<...>` (9 tokens),
+# or with a domain and an account first (12 or more).
+_V1_TOKENS = 9
+_V1_DELIVERED = 4
+
+
+def delivered(msg: Msg) -> int:
+    """How many times JetStream has delivered `msg` (this time included), read from its
+    ack subject alone: nats-py's `metadata` also builds the rest (sequences, a
+    datetime), which a delivery does not need."""
+    tokens = (msg.reply or "").split(".")
+    if tokens[:2] != [Msg.Ack.Prefix0, Msg.Ack.Prefix1]:
+        return msg.metadata.num_delivered  # not a JetStream message: nats-py says so
+    if len(tokens) == _V1_TOKENS:
+        return int(tokens[_V1_DELIVERED])
+    if len(tokens) > Msg.Ack.NumDelivered:
+        return int(tokens[Msg.Ack.NumDelivered])
+    return msg.metadata.num_delivered
 
 
 def read_credentials(path: Path) -> tuple[str, str]:
