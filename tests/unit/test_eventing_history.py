@@ -77,8 +77,12 @@ def test_records_round_trip_and_junk_is_skipped() -> None:
 def test_a_message_holds_many_records() -> None:
     a = Record("taken", 1.0, "a", "/s", "t")
     b = Record("attempt", 2.0, "a", "/s", "t", trigger="one", attempt=1, status=202)
+    assert encode_many([a, b]).startswith(b'[{"kind":"taken"')  # one JSON array
     assert decode_many(encode_many([a, b])) == [a, b]
-    assert decode_many(a.encode()) == [a]  # a message of one record, as written before
+    assert decode_many(b'[{"kind": "taken", "surprise": 1}, 7, ' + a.encode() + b"]") == [a]
+    assert decode_many(b"[not json") == []
+    # As written before: a line each.
+    assert decode_many(a.encode()) == [a]
     assert decode_many(a.encode() + b"\nnot json\n" + b.encode()) == [a, b]
 
 

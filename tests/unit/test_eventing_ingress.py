@@ -93,11 +93,27 @@ async def test_binary_event_stored_with_a_ttl(client: Client, store: Store) -> N
     ((broker, event),) = store.events
     assert broker.stream == "KNB_default_default"
     assert events.attributes_of(event)["myext"] == "v"
-    assert event.get_extension("knativebrokerttl") == 255
+    # Binary mode: an attribute is a header, its value a string.
+    assert event.get_extension("knativebrokerttl") == "255"
     assert event.get_data() == {"a": 1}
     # As stored and read back.
     again = events.from_bytes(events.to_bytes(event))
-    assert events.attributes_of(again)["knativebrokerttl"] == 255
+    assert events.attributes_of(again)["knativebrokerttl"] == "255"
+
+
+async def test_a_ttl_is_one_less_than_sent(client: Client, store: Store) -> None:
+    sent = BINARY | {"ce-knativebrokerttl": "7"}
+    assert (await client.post("/default/default", headers=sent, data=b"{}")).status == 202
+    item = {"specversion": "1.0", "id": "s", "source": "/s", "type": "t", "knativebrokerttl": 3}
+    structured = {"content-type": "application/cloudevents+json"}
+    resp = await client.post("/default/default", headers=structured, data=json.dumps(item))
+    assert resp.status == 202
+    binary, structured_event = (e for _, e in store.events)
+    assert binary.get_extension("knativebrokerttl") == "6"
+    assert structured_event.get_extension("knativebrokerttl") == 2
+    # A channel keeps none.
+    assert (await client.post("/channels/default/ch", headers=BINARY, data=b"{}")).status == 202
+    assert store.events[-1][1].get_extension("knativebrokerttl") is None
 
 
 async def test_structured_and_03(client: Client, store: Store) -> None:

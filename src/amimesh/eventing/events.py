@@ -9,7 +9,7 @@ without them, so the required attributes are checked here before the SDK reads i
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -38,21 +38,32 @@ def is_batch(headers: Mapping[str, str]) -> bool:
     return _media_type(headers) == BATCH
 
 
-def read_request(headers: Mapping[str, str], body: bytes) -> list[BaseCloudEvent]:
-    """The events of a request (one, or a batch's): headers with lowercase names."""
+Stamp = tuple[str, Callable[[Any], Any]]
+
+
+def read_request(
+    headers: Mapping[str, str], body: bytes, stamp: Stamp | None = None
+) -> list[BaseCloudEvent]:
+    """The events of a request (one, or a batch's): headers with lowercase names.
+    `stamp` (an extension's name and a function of its value as sent, None when
+    absent) sets that extension on each event as it is read: one event made, not a
+    copy of it (in binary mode the value is a header, so a string)."""
     if is_batch(headers):
         items = _json(body)
         if not isinstance(items, list):
             raise InvalidEvent("a batch must be a JSON array of events")
-        return [_structured_item(item, f"event {i}: ") for i, item in enumerate(items)]
+        return [_structured_item(item, f"event {i}: ", stamp) for i, item in enumerate(items)]
     if any(k.startswith("ce-") for k in headers):
+        if stamp is not None:
+            name, value = stamp
+            headers = {**headers, f"ce-{name}": str(value(headers.get(f"ce-{name}")))}
         return [_binary(headers, body)]
     if _media_type(headers) != STRUCTURED:
         raise InvalidEvent(
             "not a CloudEvent: binary mode needs ce-id, ce-source, ce-type and "
             "ce-specversion headers; structured mode the content type " + STRUCTURED
         )
-    return [_structured_item(_json(body), "")]
+    return [_structured_item(_json(body), "", stamp)]
 
 
 def _json(body: bytes) -> Any:
@@ -77,9 +88,12 @@ def _binary(headers: Mapping[str, str], body: bytes) -> BaseCloudEvent:
         raise InvalidEvent(_reason(e)) from None
 
 
-def _structured_item(item: Any, where: str) -> BaseCloudEvent:
+def _structured_item(item: Any, where: str, stamp: Stamp | None = None) -> BaseCloudEvent:
     if not isinstance(item, dict):
         raise InvalidEvent(f"{where}an event must be a JSON object")
+    if stamp is not None:
+        name, value = stamp
+        item = {**item, name: value(item.get(name))}
     missing = [a for a in REQUIRED if not item.get(a)]
     if missing:
         raise InvalidEvent(f"{where}missing required attribute(s): " + ", ".join(missing))

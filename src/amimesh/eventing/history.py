@@ -34,27 +34,46 @@ class Record:
     status: int | None = None
     outcome: str = ""
 
+    def fields(self) -> dict[str, Any]:
+        """The fields that say something (`time` always)."""
+        return {k: v for k, v in self.__dict__.items() if v not in ("", None, 0) or k == "time"}
+
     def encode(self) -> bytes:
-        data = {k: v for k, v in self.__dict__.items() if v not in ("", None, 0) or k == "time"}
-        return json.dumps(data, separators=(",", ":")).encode()
+        return json.dumps(self.fields(), separators=(",", ":")).encode()
 
     @classmethod
     def decode(cls, raw: bytes) -> Record | None:
         """The record, or None for anything else (a newer or broken one)."""
         try:
-            data = json.loads(raw)
+            return cls._of(json.loads(raw))
+        except ValueError:
+            return None
+
+    @classmethod
+    def _of(cls, data: Any) -> Record | None:
+        try:
             return cls(**data) if isinstance(data, dict) else None
-        except (ValueError, TypeError):
+        except TypeError:
             return None
 
 
 def encode_many(records: Iterable[Record]) -> bytes:
-    """Records as one message of the history stream: a line each."""
-    return b"\n".join(r.encode() for r in records)
+    """Records as one message of the history stream: a JSON array of them (one
+    encoding per message: an encoding per record cost the broker more than the rest
+    of its history)."""
+    return json.dumps([r.fields() for r in records], separators=(",", ":")).encode()
 
 
 def decode_many(raw: bytes) -> list[Record]:
-    """The records of a message (one or many lines); lines that are none are skipped."""
+    """The records of a message: a JSON array of them, or (as written before) a line
+    each; those that are none are skipped."""
+    if raw.lstrip().startswith(b"["):
+        try:
+            items = json.loads(raw)
+        except ValueError:
+            return []
+        found = [Record._of(item) for item in items] if isinstance(items, list) else []
+        return [r for r in found if r is not None]
     out = []
     for line in raw.split(b"\n"):
         record = Record.decode(line)

@@ -62,19 +62,16 @@ class Ingress:
         broker = self.config.broker(ns, name, kind)
         if broker is None:
             return Response(404, f"no {kind} {ns}/{name}\n")
+        # A broker's events get Knative's TTL as they are read (a channel keeps none:
+        # it has no replies of its own).
+        stamp = None if broker.is_channel else (rules.TTL, rules.ingress_ttl)
         try:
-            received = events.read_request(request.headers, request.body)
+            stored = events.read_request(request.headers, request.body, stamp)
         except events.InvalidEvent as e:
             return Response(400, f"{e}\n")
-        stored: list[BaseCloudEvent] = []
-        for event in received:
-            if broker.is_channel:  # a channel keeps no TTL: it has no replies of its own
-                stored.append(event)
-                continue
-            ttl = rules.ingress_ttl(event.get_extension(rules.TTL))
-            if ttl <= 0:
+        for event in stored if stamp else ():
+            if int(str(event.get_extension(rules.TTL))) <= 0:
                 return Response(400, f"event {event.get_id()}: its TTL is spent\n")
-            stored.append(events.with_attributes(event, {rules.TTL: ttl}))
         for event in stored:
             try:
                 await self.publish(broker, event)
