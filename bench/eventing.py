@@ -12,6 +12,9 @@ Figures (one JSON line each), from one mesh started here (embedded JetStream ser
 - `direct_events_per_s`: the same producers, the same events, POSTed straight to the
   same subscriber through the same sidecar.
 - `broker_throughput_ratio`: the first over the second (the issue's target: >= 0.5).
+  The two phases alternate in rounds (2 with `--quick`, else 4; the time split evenly),
+  so that a machine whose speed drifts during the run gives both the same share of
+  each speed.
 - `delivery_latency_ms_p50`, `_p99`: at a fixed rate (50 events/s), from the broker's
   ingress (the `time` it gives an event sent without one) to the subscriber.
 
@@ -144,7 +147,7 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
 
 
-def hey(url: str, proxy: str, seconds: int, workers: int, rate: int = 0) -> tuple[float, int]:
+def hey(url: str, proxy: str, seconds: float, workers: int, rate: int = 0) -> tuple[float, int]:
     """(requests per second, 2xx answers) of `hey` POSTing the event for `seconds`."""
     cmd = ["hey", "-z", f"{seconds}s", "-c", str(workers), "-m", "POST", "-x", proxy]
     for h in HEADERS:
@@ -218,7 +221,8 @@ def idle_share() -> tuple[float, float]:
 
 
 class CpuMeter:
-    """Per-process CPU over one phase: `start`, then `report(phase, events)`."""
+    """Per-process CPU over one phase, in one or more rounds: `start` and `stop(events)`
+    around each, then `report(phase)`."""
 
     def __init__(self, root: int) -> None:
         self.root = root
@@ -226,6 +230,10 @@ class CpuMeter:
         self.idle = (0.0, 0.0)
         self.hey = 0.0
         self.t0 = 0.0
+        self.used: dict[str, float] = {}
+        self.idle_used = (0.0, 0.0)
+        self.events = 0
+        self.seconds = 0.0
 
     def start(self) -> None:
         self.before = cpu_of(self.root)
@@ -233,24 +241,34 @@ class CpuMeter:
         self.hey = _children_cpu()
         self.t0 = time.monotonic()
 
-    def report(self, phase: str, events: int) -> float:
-        """Print the phase's line; its CPU seconds per event."""
+    def stop(self, events: int) -> None:
         after = cpu_of(self.root)
         idle, total = idle_share()
-        used = {k: after[k] - self.before.get(k, 0.0) for k in after}
-        used["hey"] = _children_cpu() - self.hey
-        per = {k: round(v * 1000 / max(1, events), 4) for k, v in sorted(used.items()) if v > 0}
+        for k in after:
+            self.used[k] = self.used.get(k, 0.0) + after[k] - self.before.get(k, 0.0)
+        self.used["hey"] = self.used.get("hey", 0.0) + _children_cpu() - self.hey
+        self.idle_used = (
+            self.idle_used[0] + idle - self.idle[0],
+            self.idle_used[1] + total - self.idle[1],
+        )
+        self.events += events
+        self.seconds += time.monotonic() - self.t0
+
+    def report(self, phase: str) -> float:
+        """Print the phase's line; its CPU seconds per event."""
+        used, events = self.used, max(1, self.events)
+        per = {k: round(v * 1000 / events, 4) for k, v in sorted(used.items()) if v > 0}
         emit(
             "cpu_ms_per_event",
-            sum(used.values()) * 1000 / max(1, events),
+            sum(used.values()) * 1000 / events,
             "ms",
             phase=phase,
-            events=events,
-            seconds=round(time.monotonic() - self.t0, 2),
-            idle_share=round((idle - self.idle[0]) / max(1.0, total - self.idle[1]), 3),
+            events=self.events,
+            seconds=round(self.seconds, 2),
+            idle_share=round(self.idle_used[0] / max(1.0, self.idle_used[1]), 3),
             processes=per,
         )
-        return sum(used.values()) / max(1, events)
+        return sum(used.values()) / events
 
 
 def _children_cpu() -> float:
@@ -275,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
         print("bench/eventing.py needs hey: make bench-deps", file=sys.stderr)
         return 2
     seconds = 4 if args.quick else 10
+    rounds = 2 if args.quick else 4
+    per_round = seconds / rounds
     workers = 16
     with tempfile.TemporaryDirectory(prefix="ami-bench-eventing-") as work:
         text = CONFIG % json.dumps(SINK)
@@ -295,30 +315,46 @@ def main(argv: list[str] | None = None) -> int:
             def delivered() -> int:
                 return int(sink.get(SINK_URL).json()["count"])
 
-            meter = CpuMeter(mesh.proc.pid) if args.cpu else None
-            # The direct path first (it also warms the sidecars).
-            if meter:
-                meter.start()
-            direct, direct_ok = hey(SINK_URL, proxy, seconds, workers)
-            direct_cpu = meter.report("direct", direct_ok) if meter else 0.0
-            base = delivered()
-            t0 = time.monotonic()
-            if meter:
-                meter.start()
-            accepted, ok = hey(BROKER, proxy, seconds, workers)
-            wait(lambda: delivered() >= base + ok, 300, 0.2)
-            elapsed = time.monotonic() - t0
-            broker_cpu = meter.report("broker", ok) if meter else 0.0
-            through = ok / elapsed
+            direct_meter = CpuMeter(mesh.proc.pid) if args.cpu else None
+            broker_meter = CpuMeter(mesh.proc.pid) if args.cpu else None
+            # The phases alternate, a round of each at a time (the direct path first: it
+            # also warms the sidecars), so that a machine whose speed drifts (shared
+            # with other work) gives both phases the same share of each speed.
+            direct_ok = broker_ok = 0
+            direct_s = broker_s = accepted_s = 0.0
+            for _ in range(rounds):
+                if direct_meter:
+                    direct_meter.start()
+                rate, ok = hey(SINK_URL, proxy, per_round, workers)
+                if direct_meter:
+                    direct_meter.stop(ok)
+                direct_ok += ok
+                direct_s += ok / rate if rate else 0.0
+                base = delivered()
+                t0 = time.monotonic()
+                if broker_meter:
+                    broker_meter.start()
+                rate, ok = hey(BROKER, proxy, per_round, workers)
+                wait(lambda: delivered() >= base + ok, 300, 0.05)  # noqa: B023
+                broker_s += time.monotonic() - t0
+                if broker_meter:
+                    broker_meter.stop(ok)
+                broker_ok += ok
+                accepted_s += ok / rate if rate else 0.0
+            direct_cpu = direct_meter.report("direct") if direct_meter else 0.0
+            broker_cpu = broker_meter.report("broker") if broker_meter else 0.0
+            through = broker_ok / broker_s
+            direct = direct_ok / direct_s
             emit(
                 "broker_events_per_s",
                 through,
                 "events/s",
                 seconds=seconds,
+                rounds=rounds,
                 producers=workers,
                 processes=args.processes,
             )
-            emit("broker_accepted_per_s", accepted, "events/s", events=ok)
+            emit("broker_accepted_per_s", broker_ok / accepted_s, "events/s", events=broker_ok)
             emit("direct_events_per_s", direct, "events/s", events=direct_ok)
             emit("broker_throughput_ratio", through / direct, "ratio")
             if broker_cpu > 0:
