@@ -41,7 +41,7 @@ async def server() -> AsyncIterator[tuple[Echo, int]]:
     echo = Echo()
     srv = await http1_server.serve(echo, "127.0.0.1", 0, LIMIT)
     yield echo, srv.port
-    srv.close()
+    await srv.close()
 
 
 async def exchange(port: int, data: bytes, answers: int = 1) -> bytes:
@@ -109,6 +109,27 @@ async def _nothing_within(reader: asyncio.StreamReader, seconds: float) -> bool:
     except TimeoutError:
         return True
     return False
+
+
+async def test_stopping_answers_what_was_read_then_closes() -> None:
+    echo = Echo()
+    srv = await http1_server.serve(echo, "127.0.0.1", 0, LIMIT)
+    port = srv.port
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    idle_reader, idle_writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(post("/slow", b""))
+    await asyncio.wait_for(echo.slow.wait(), 10)
+    closing = asyncio.create_task(srv.close())
+    await asyncio.sleep(0.1)
+    echo.release.set()  # the request being handled finishes: answered, then closed
+    got = await asyncio.wait_for(reader.read(), 10)
+    assert got.startswith(b"HTTP/1.1 200 ") and b"POST /slow 0" in got
+    assert await asyncio.wait_for(idle_reader.read(), 10) == b""  # an idle one: closed
+    await asyncio.wait_for(closing, 10)
+    with pytest.raises(OSError):
+        await asyncio.open_connection("127.0.0.1", port)
+    writer.close()
+    idle_writer.close()
 
 
 async def test_chunked_body_and_repeated_headers(server: tuple[Echo, int]) -> None:
@@ -223,7 +244,7 @@ def test_served_on_uvloop() -> None:
             port = srv.port
             return await exchange(port, post("/a", b"xy") + post("/b", b""), answers=2)
         finally:
-            srv.close()
+            await srv.close()
 
     got = uvloop.run(run())
     assert got.index(b"POST /a 2") < got.index(b"POST /b 0")

@@ -82,7 +82,7 @@ async def client(store: Store) -> AsyncIterator[Client]:
     port = server.port
     async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as session:
         yield Client(session)
-    server.close()
+    await server.close()
 
 
 async def test_binary_event_stored_with_a_ttl(client: Client, store: Store) -> None:

@@ -77,7 +77,7 @@ async def _health_only(port: int) -> None:
     try:
         await _until_signalled()
     finally:
-        server.close()
+        await server.close()
 
 
 async def _no_store(broker: BrokerEntry, event: BaseCloudEvent) -> None:
@@ -176,8 +176,8 @@ async def _brokers(
         await _until_signalled()
     finally:
         ingress.ready = False
+        await server.close()  # the requests read are answered (stored: 202)
         await stop(tasks)
-        server.close()
         # A server away (stopping too, or gone) would be waited for without end.
         with contextlib.suppress(Exception):
             await asyncio.wait_for(notes.close(), STOP_WAIT_S)

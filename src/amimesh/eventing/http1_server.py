@@ -38,6 +38,7 @@ IDLE_TIMEOUT_S = 300.0
 # client could lose the answer before reading it.
 DRAIN_BYTES = 4 << 20
 DRAIN_S = 5.0
+STOP_GRACE_S = 5.0  # when the server stops, for the answers owed
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ class _Connection(asyncio.Protocol):
         self._closing = False
         self._paused = False
         self._draining = -1  # bytes left to drop after a refusal (-1: not refused)
+        self._stopping = False  # the server stops: close once the answers owed are sent
         self._idle: asyncio.TimerHandle | None = None
         self._reset()
 
@@ -232,7 +234,9 @@ class _Connection(asyncio.Protocol):
                     transport.resume_reading()
         finally:
             self._busy = False
-            if not self._queue:
+            if self._stopping and not self._queue:
+                self._close()
+            elif not self._queue:
                 self._arm_idle()
 
     def _refuse(self, response: Response) -> None:
@@ -268,6 +272,15 @@ class _Connection(asyncio.Protocol):
         if self._transport is not None:
             self._transport.abort()
 
+    def stop(self) -> None:
+        """Read no more requests; close once those read are answered."""
+        self._stopping = True
+        if self._transport is None:
+            return
+        self._transport.pause_reading()
+        if not self._busy and not self._queue:
+            self._close()
+
     def _arm_idle(self) -> None:
         if self._transport is None or self._closing:
             return
@@ -287,10 +300,16 @@ class Listener:
     def port(self) -> int:
         return int(self.server.sockets[0].getsockname()[1])
 
-    def close(self) -> None:
-        """Stop listening and close every connection (what is being handled finishes
-        unanswered)."""
+    async def close(self, grace_s: float = STOP_GRACE_S) -> None:
+        """Stop listening; answer the requests already read (an event being stored is
+        answered 202 once it is), for `grace_s` at most; then close every connection."""
         self.server.close()
+        for conn in list(self._live):
+            conn.stop()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace_s
+        while self._live and loop.time() < deadline:  # noqa: ASYNC110 (a few turns)
+            await asyncio.sleep(0.02)
         for conn in list(self._live):
             conn.abort()
 
