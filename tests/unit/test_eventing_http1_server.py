@@ -248,3 +248,18 @@ def test_served_on_uvloop() -> None:
 
     got = uvloop.run(run())
     assert got.index(b"POST /a 2") < got.index(b"POST /b 0")
+
+
+async def test_a_request_not_whole_in_time_ends_its_connection(
+    server: tuple[Echo, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    echo, port = server
+    monkeypatch.setattr(http1_server, "READ_TIMEOUT_S", 0.2)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")  # and no more
+    assert await asyncio.wait_for(reader.read(), 10) == b""  # closed, nothing answered
+    writer.close()
+    assert echo.seen == []
+    # The server goes on serving others.
+    got = await exchange(port, post("/b", b"x"))
+    assert b"POST /b 1" in got

@@ -8,7 +8,8 @@ but nothing from the network is trusted: a request line and its headers are at m
 (refused with 413 from its `Content-Length` before any of it is read, or as soon as a
 chunked body passes it), anything the parser refuses gets 400; after any of these the
 connection is closed. A connection reads no further while `MAX_QUEUED` of its
-requests wait for their answers, and is closed after `IDLE_TIMEOUT_S` without one.
+requests wait for their answers, and is closed after `IDLE_TIMEOUT_S` without one,
+or when a request it started is not whole within `READ_TIMEOUT_S`.
 
 A web framework's machinery (request objects, routing, middleware, response
 preparation) cost the broker more per event than the rest of its ingress; a request
@@ -33,6 +34,7 @@ MAX_HEAD_BYTES = 64 * 1024
 MAX_HEADERS = 100
 MAX_QUEUED = 8  # requests of one connection waiting for their answers
 IDLE_TIMEOUT_S = 300.0
+READ_TIMEOUT_S = 30.0  # from a request's first byte to its last
 # After refusing a request whose body is still coming, what is read (and dropped)
 # before the connection closes: closing with unread data would reset it, and the
 # client could lose the answer before reading it.
@@ -101,6 +103,7 @@ class _Connection(asyncio.Protocol):
         self._paused = False
         self._draining = -1  # bytes left to drop after a refusal (-1: not refused)
         self._stopping = False  # the server stops: close once the answers owed are sent
+        self._reading = False  # a request begun and not yet whole
         self._idle: asyncio.TimerHandle | None = None
         self._reset()
 
@@ -117,7 +120,7 @@ class _Connection(asyncio.Protocol):
         # uvloop's transports are not subclasses of asyncio's, but are the same kind.
         self._transport = cast(asyncio.Transport, transport)
         self._live.add(self)
-        self._arm_idle()
+        self._arm_timer(IDLE_TIMEOUT_S)
 
     def connection_lost(self, exc: Exception | None) -> None:
         # Requests being handled finish (an event being stored is stored); nothing
@@ -152,9 +155,8 @@ class _Connection(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self._reset()
-        if self._idle is not None:
-            self._idle.cancel()
-            self._idle = None
+        self._reading = True
+        self._arm_timer(READ_TIMEOUT_S)
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -192,6 +194,10 @@ class _Connection(asyncio.Protocol):
         request = Request(method, path, self._headers, body)
         self._queue.append((request, self._parser.should_keep_alive()))
         self._reset()
+        self._reading = False
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
         if len(self._queue) >= MAX_QUEUED and self._transport and not self._paused:
             self._transport.pause_reading()
             self._paused = True
@@ -236,8 +242,8 @@ class _Connection(asyncio.Protocol):
             self._busy = False
             if self._stopping and not self._queue:
                 self._close()
-            elif not self._queue:
-                self._arm_idle()
+            elif not self._queue and not self._reading:
+                self._arm_timer(IDLE_TIMEOUT_S)
 
     def _refuse(self, response: Response) -> None:
         """Answer a request that cannot be read, after those before it, and close."""
@@ -281,12 +287,13 @@ class _Connection(asyncio.Protocol):
         if not self._busy and not self._queue:
             self._close()
 
-    def _arm_idle(self) -> None:
+    def _arm_timer(self, seconds: float) -> None:
+        """Close the connection after `seconds` (idle, or a request not whole)."""
         if self._transport is None or self._closing:
             return
         if self._idle is not None:
             self._idle.cancel()
-        self._idle = asyncio.get_running_loop().call_later(IDLE_TIMEOUT_S, self._close)
+        self._idle = asyncio.get_running_loop().call_later(seconds, self._close)
 
 
 class Listener:
