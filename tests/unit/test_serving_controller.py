@@ -324,3 +324,36 @@ def test_a_bad_config_gc_is_refused_naming_its_key() -> None:
     (error,) = result.errors
     assert "data.min-non-active-revisions" in str(error) and "gc.yaml" in str(error)
     assert "must be <= max-non-active-revisions(0)" in str(error)
+
+
+def test_a_revision_that_stops_taking_traffic_keeps_its_instances_a_while() -> None:
+    # The proxies' routes to it change after the new revision is ready: a request
+    # already on its way to the old one is answered by it, not left at the activator.
+    from amimesh.controlplane.serving import RETIRE_GRACE_S
+
+    store, serving, now = started(KSVC)
+    store.register_instance(ready_instance(0))
+    for _ in range(4):
+        now[0] += 1
+        serving.observe("local", {"hello-00001-0.default": 0.5})
+        serving.tick(now[0])
+    running = workloads(store)["hello-00001"].spec.replicas
+    assert running >= 1
+    store.set_source(
+        "t.yaml", parse_documents(KSVC.replace("hello, command", "hello2, command"), "t.yaml")
+    )
+    serving.reconcile()
+    labels = {"serving.knative.dev/revision": "hello-00002"}
+    store.register_instance(
+        Instance(id="hello-00002-0.default", workload="hello-00002", labels=labels)
+    )
+    serving.reconcile()
+    assert destination(store).startswith("hello-00002")
+    for _ in range(5):  # within the grace: still running
+        now[0] += 1
+        serving.tick(now[0])
+        assert workloads(store)["hello-00001"].spec.replicas == running
+    for _ in range(int(RETIRE_GRACE_S)):  # then stopped
+        now[0] += 1
+        serving.tick(now[0])
+    assert workloads(store)["hello-00001"].spec.replicas == 0

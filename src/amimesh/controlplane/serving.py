@@ -76,6 +76,12 @@ TICK_S = 1.0  # a sample a second, as Knative scrapes
 DECIDE_EVERY = 2  # a decision every two ticks (Knative's tick interval: 2 s)
 # A node's report older than this is no sample (the node is away).
 STALE_S = 5.0
+# A revision that stops taking traffic keeps its instances this long: the proxies'
+# routes to it (and the activator's requests for it) are replaced meanwhile, and a
+# request already on its way there is answered, not left waiting for an instance that
+# is gone. (Knative's old revisions linger much longer: scale to zero after a stable
+# window and a grace period.)
+RETIRE_GRACE_S = 10.0
 
 Key = tuple[str, str, str]
 
@@ -124,6 +130,7 @@ class ServingController:
         self._kpa: dict[tuple[str, str], _Kpa] = {}
         self._scale: dict[tuple[str, str], int] = {}
         self._through: set[tuple[str, str]] = set()  # the KPA keeps the activator there
+        self._retiring: dict[tuple[str, str], float] = {}  # no longer active since
         self._ticks = 0
         self._last_inputs: tuple[Any, ...] | None = None
         self._follower = Follower(store, self.reconcile, "serving")
@@ -463,8 +470,15 @@ class ServingController:
             if key not in self._active:
                 self._kpa.pop(key, None)
                 self._through.discard(key)
-                changed |= self._scale.pop(key, None) is not None
+                if key in self._scale:
+                    since = self._retiring.setdefault(key, now)
+                    if now - since < RETIRE_GRACE_S:
+                        continue  # its instances serve what is on its way to them
+                    del self._scale[key]
+                    changed = True
+                self._retiring.pop(key, None)
                 continue
+            self._retiring.pop(key, None)
             ids = ready.get(key, [])
             proxied = key in self._through
             kpa = self._kpa_of(r, config, now, len(ids))
