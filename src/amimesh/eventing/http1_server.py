@@ -19,6 +19,7 @@ here is a method, a path, lowercase headers and a body.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -61,6 +62,7 @@ class Response:
 Handler = Callable[[Request], Awaitable[Response]]
 
 
+@functools.cache  # on every answer: a handful of statuses
 def _reason(status: int) -> str:
     try:
         return HTTPStatus(status).phrase
