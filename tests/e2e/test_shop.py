@@ -41,12 +41,13 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
         yield shop
         # `ami down` stops everything gracefully and leaves no process behind.
         descendants = psutil.Process(shop.proc.pid).children(recursive=True)
-        # The control plane, the node agent, and an Envoy and an app per instance (ten
-        # workloads', and the serverless one's while it runs); the gateway has no app.
+        # The control plane, the node agent, the JetStream server (the shop has a
+        # Broker), and an Envoy and an app per instance (the workloads', the broker's,
+        # and the serverless ones' while they run); the gateway has no app.
         rows = shop.api_get("/api/v1/status")["instances"]
         sidecars = [r for r in rows if r["kind"] == "sidecar"]
-        assert len(sidecars) >= 10
-        assert len(descendants) == 2 + 2 * len(sidecars) + 1
+        assert len(sidecars) >= 12
+        assert len(descendants) == 3 + 2 * len(sidecars) + 1
         shop.down()
         _gone, alive = psutil.wait_procs(descendants, timeout=10)
         assert alive == [], [p.pid for p in alive]
@@ -274,3 +275,59 @@ def test_the_serverless_recommendations_start_at_zero_and_answer(shop: Shop) -> 
     assert [r["workload"] for r in rows if r["workload"].startswith("recommendations-")] == [
         "recommendations-00001"
     ]
+
+
+def test_a_paid_order_is_an_event_that_is_shipped_and_invoiced_or_refunded(shop: Shop) -> None:
+    """Payment sends each paid order to the broker as an `order.placed` event (its
+    SinkBinding gives it the broker's address). Shipping takes it and answers with an
+    `order.shipped` event, which the broker delivers to invoice, a Knative Service at
+    zero until then. An order over shipping's limit is retried, then dead-lettered to
+    payment's /refunds."""
+    rows = shop.api_get("/api/v1/status")["instances"]
+    assert not [r for r in rows if r["workload"].startswith("invoice-")]
+    with httpx.Client(trust_env=False, timeout=30) as http:
+        small = http.post(shop.gateway + "checkout", params={"item": 2})
+        assert small.status_code == 200 and "Paid" in small.text, small.text
+        for _ in range(6):
+            http.post(shop.gateway + "cart/add", params={"item": 3, "u": "events"})
+        big = http.post(shop.gateway + "checkout", params={"u": "events"})
+        assert big.status_code == 200 and "Paid" in big.text, big.text
+
+    def outcomes() -> dict[str, list[tuple[str, dict[str, Any]]]] | None:
+        out = shop.ami("events", "default", "--last", "100", "-o", "json").stdout
+        by_type: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+        for event in json.loads(out):
+            for d in event["deliveries"]:
+                if d["outcome"] in ("delivered", "dead-lettered"):
+                    by_type.setdefault(event["type"], []).append((event["id"], d))
+        placed, shipped = by_type.get("order.placed", []), by_type.get("order.shipped", [])
+        return by_type if len(placed) == 2 and len(shipped) == 1 else None
+
+    by_type = wait_for(outcomes, timeout=120)
+    placed = {d["outcome"]: (event_id, d) for event_id, d in by_type["order.placed"]}
+    _, shipped_order = placed["delivered"]
+    assert shipped_order == {
+        "trigger": "shipping",
+        "attempts": 1,
+        "status": 200,
+        "outcome": "delivered",
+    }
+    refused_id, refused = placed["dead-lettered"]
+    # The trigger's delivery: three retries after the first attempt.
+    assert refused == {
+        "trigger": "shipping",
+        "attempts": 4,
+        "status": 500,
+        "outcome": "dead-lettered",
+    }
+    ((_, invoiced),) = by_type["order.shipped"]
+    assert invoiced == {"trigger": "invoice", "attempts": 1, "status": 202, "outcome": "delivered"}
+    rows = shop.api_get("/api/v1/status")["instances"]
+    assert [r["workload"] for r in rows if r["workload"].startswith("invoice-")] == [
+        "invoice-00001"
+    ]
+    logs = shop.state / "logs"
+    payment_log = (logs / "payment-0.default.log").read_text()
+    assert f"refund 126.0 for order {refused_id}" in payment_log
+    invoice_log = (logs / "invoice-00001-0.default.log").read_text()
+    assert "invoice for order" in invoice_log

@@ -89,3 +89,5 @@ def test_a_message_holds_many_records() -> None:
 def test_delivered_after_retries() -> None:
     d = Delivery("one", attempts=3, status=202, outcome="delivered")
     assert outcome_text(d) == "delivered after 3 attempts (202)"
+    once = {"outcome": "dead-lettered", "attempts": 1, "status": 400}
+    assert outcome_text(once) == "dead-lettered after 1 attempt (400)"

@@ -1,4 +1,4 @@
-"""The broker process (`python -m amimesh.eventing.broker`): every Broker's ingress and
+"""The broker process (`python -m amimesh.eventing.broker_main`): every Broker's ingress and
 every Trigger's dispatcher, on the mesh's JetStream server, and every PingSource. The
 node agent runs it as the Workload `knative-eventing/broker-ingress`, with a sidecar:
 it listens on `PORT` (loopback) behind its inbound listener, and delivers through
@@ -23,7 +23,6 @@ import signal
 import sys
 from pathlib import Path
 
-import aiohttp
 import uvloop
 from cloudevents.core.base import BaseCloudEvent
 from nats.aio.client import Client
@@ -56,17 +55,16 @@ async def serve(config: BrokerConfig, url: str, user: str, password: str, port: 
     instance = os.environ.get("AMI_INSTANCE", "")
     sources = config.pings if not instance or instance.endswith("-0") else ()
     # Deliveries leave through the sidecar `HTTP_PROXY` names (`http1.proxy_for`).
-    async with aiohttp.ClientSession() as session:
-        client = http1.Client(session)
-        pings = [asyncio.create_task(ping.run(p, client), name=f"ping-{p.name}") for p in sources]
-        try:
-            if config.brokers:
-                await _brokers(config, url, user, password, port, client)
-            else:
-                await _health_only(port)
-        finally:
-            await stop(pings)
-            await client.close()
+    client = http1.Client()
+    pings = [asyncio.create_task(ping.run(p, client), name=f"ping-{p.name}") for p in sources]
+    try:
+        if config.brokers:
+            await _brokers(config, url, user, password, port, client)
+        else:
+            await _health_only(port)
+    finally:
+        await stop(pings)
+        await client.close()
 
 
 async def _health_only(port: int) -> None:

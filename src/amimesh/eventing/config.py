@@ -22,7 +22,7 @@ INGRESS_PORT = 8080
 CONFIG_ENV = "AMI_EVENTING_CONFIG"  # base64 of the JSON of `BrokerConfig`
 NATS_URL_ENV = "AMI_NATS_URL"
 NATS_CREDENTIALS_ENV = "AMI_NATS_CREDENTIALS"  # a file: `user:password`
-BROKER_MODULE = "amimesh.eventing.broker"
+BROKER_MODULE = "amimesh.eventing.broker_main"
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from amimesh.resources import iso8601
-
 Policy = Literal["linear", "exponential"]
 
 # Knative's broker default (config-br-defaults): 10 retries, exponential, PT0.2S.
@@ -68,6 +66,10 @@ def resolve(spec: Mapping[str, Any] | None, dead_letter: str = "") -> Delivery:
     delivery written without one retries nothing, as in Knative."""
     if spec is None:
         return Delivery(dead_letter=dead_letter)
+    # Here, not at the top: the broker process imports this module but resolves in the
+    # control plane, and the parser brings pydantic with it.
+    from amimesh.resources import iso8601
+
     delay = spec.get("backoffDelay")
     timeout = spec.get("timeout")
     return Delivery(

@@ -129,7 +129,8 @@ def summarize(records: Iterable[Record], last: int = 20) -> list[EventRow]:
 
 
 def outcome_text(d: Delivery | Mapping[str, Any]) -> str:
-    """`delivered (202)`, `retrying after 503, attempt 2`, `dead-lettered after 3 (500)`."""
+    """`delivered (202)`, `retrying after 503, attempt 2`, `dead-lettered after 3
+    attempts (500)`, `dead-lettered after 1 attempt (400)`."""
     get = d.get if isinstance(d, Mapping) else d.__dict__.get
     status = get("status")
     code = str(status) if status is not None else "no response"
@@ -139,4 +140,5 @@ def outcome_text(d: Delivery | Mapping[str, Any]) -> str:
         return f"retrying after {code}, attempt {attempts}"
     if outcome == DELIVERED and attempts <= 1:
         return f"delivered ({code})"
-    return f"{outcome} after {attempts} attempts ({code})"
+    times = "attempt" if attempts == 1 else "attempts"
+    return f"{outcome} after {attempts} {times} ({code})"

@@ -5,9 +5,9 @@ bounded answer.
 Plain `http://` goes over a small pool of connections of its own (a delivery is a
 request line, a few headers and a body; a general client's machinery per request
 cost the broker more than the rest of a delivery); anything else (`https://`) goes
-through aiohttp. A request on a kept-alive connection that the other end had closed
-meanwhile (no byte of an answer) is sent once more on a new one: delivery is at
-least once anyway.
+through aiohttp, imported and given a session only when such a request comes. A
+request on a kept-alive connection that the other end had closed meanwhile (no byte
+of an answer) is sent once more on a new one: delivery is at least once anyway.
 
 A request can instead go straight to a given address over TLS (`Via`: a subscriber's
 inbound sidecar, with the broker's own certificate); a connection that cannot be made
@@ -24,10 +24,12 @@ import urllib.request
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
-import aiohttp
 import httptools
+
+if TYPE_CHECKING:
+    import aiohttp
 
 MAX_IDLE = 128  # kept-alive connections per address
 MAX_HEAD_BYTES = 64 * 1024
@@ -216,8 +218,11 @@ class _Conn(asyncio.Protocol):
 
 
 class Client:
-    def __init__(self, session: aiohttp.ClientSession) -> None:
+    def __init__(self, session: aiohttp.ClientSession | None = None) -> None:
+        """`session`: for what goes through aiohttp (else one of its own, made when
+        first needed and closed with the client)."""
         self.session = session
+        self._own_session = session is None
         self._idle: dict[Address, list[_Conn]] = {}
         # Contexts given up (a certificate renewed): their connections are not kept.
         self._forgotten: weakref.WeakSet[ssl.SSLContext] = weakref.WeakSet()
@@ -327,6 +332,9 @@ class Client:
             for conn in idle:
                 conn.close()
         self._idle.clear()
+        if self._own_session and self.session is not None:
+            await self.session.close()
+            self.session = None
         await asyncio.sleep(0)  # the transports close on the loop's next turn
 
     async def _aiohttp(
@@ -338,6 +346,10 @@ class Client:
         timeout_s: float,
         limit: int,
     ) -> Answer:
+        import aiohttp
+
+        if self.session is None:
+            self.session = aiohttp.ClientSession()
         try:
             async with self.session.post(
                 url,

@@ -60,38 +60,17 @@ _STORED_KINDS = re.compile(
     re.MULTILINE,
 )
 _YAML = (".yaml", ".yml", ".json")
-_MAX_SCAN = 64 * 1024 * 1024  # bytes of config looked at before a full read decides
+_MAX_SCAN = 64 * 1024 * 1024  # bytes of config looked at; past them, say yes
 
 
 def wanted(config_root: Path) -> bool:
-    """Whether the mesh's config has a Broker (or a channel, a Sequence, a Parallel)
-    and names no NATS cluster of its own
-    (`knative-eventing/config-nats`): then `ami up` runs the server. A look at the
-    files' text first: a config that names none of those kinds is not parsed here
-    (`ami up` would pay for Ami's resource models before it starts anything)."""
-    if not _names_a_stored_kind(config_root):
-        return False
-    from amimesh.eventing.config import NAMESPACE
-    from amimesh.eventing.expand import NATS_CONFIG
-    from amimesh.resources import files
-    from amimesh.resources import knative_messaging as km
-    from amimesh.resources.knative_eventing import ApiServerSource, Broker
-    from amimesh.resources.kube import ConfigMap
-    from amimesh.resources.meta import Resource
-
-    result = files.load_path(config_root)
-    cluster = any(
-        isinstance(r, ConfigMap) and (r.namespace, r.name) == (NAMESPACE, NATS_CONFIG)
-        for r in result.resources
-    )
-    stored: tuple[type[Resource], ...] = (
-        Broker,
-        ApiServerSource,
-        *km.CHANNELS,
-        km.Sequence,
-        km.Parallel,
-    )
-    return not cluster and any(isinstance(r, stored) for r in result.resources)
+    """Whether the mesh's config has a Broker (or an ApiServerSource, a channel, a
+    Sequence, a Parallel) and names no NATS cluster of its own
+    (`knative-eventing/config-nats`): then `ami up` runs the server. Told from the
+    files' text (a `kind:` line naming one of those kinds), not from Ami's resource
+    models: `ami up` would pay for them before it starts anything, and a wrong guess
+    costs one idle server."""
+    return _names_a_stored_kind(config_root) and not names_a_cluster(config_root)
 
 
 def names_a_cluster(config_root: Path) -> bool:

@@ -1,0 +1,1 @@
+"""invoice: writes an invoice for each shipped order; serverless, at zero until one comes."""

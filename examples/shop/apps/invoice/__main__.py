@@ -1,0 +1,3 @@
+from invoice.app import main
+
+main()

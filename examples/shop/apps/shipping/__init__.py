@@ -1,0 +1,1 @@
+"""shipping: ships paid orders, told by events."""

@@ -1,0 +1,3 @@
+from shipping.app import main
+
+main()
