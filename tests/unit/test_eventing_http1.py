@@ -4,6 +4,8 @@ HTTP/1.1 allows, kept-alive connections, a kept one the server closed, bounds.""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
@@ -176,3 +178,30 @@ async def test_a_line_break_in_a_header_is_never_sent(client: http1.Client) -> N
                 limit=9,
             )
     assert server.requests == []
+
+
+async def test_https_goes_through_a_session_of_its_own_made_when_needed() -> None:
+    """What is not plain HTTP goes through aiohttp: the client makes its session at
+    the first such request (the broker does not import aiohttp to start) and closes
+    it with itself."""
+    c = http1.Client()
+    assert c.session is None
+    server = Server(lambda n: b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+    async with await serve(server):
+        assert (await post(c, server)).status == 200  # plain HTTP: no session
+        assert c.session is None
+        with pytest.raises(http1.NoAnswer):  # no TLS there
+            await c.post(f"https://127.0.0.1:{server.port}/", {}, b"", timeout_s=0.5, limit=9)
+    session = c.session
+    assert isinstance(session, aiohttp.ClientSession)
+    await c.close()
+    assert session.closed and c.session is None
+
+
+def test_the_broker_process_starts_without_aiohttp_or_resource_models() -> None:
+    code = (
+        "import sys; import amimesh.eventing.broker_main; "
+        "print(sorted(m for m in ('aiohttp', 'pydantic') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
