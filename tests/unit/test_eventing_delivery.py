@@ -102,3 +102,53 @@ def test_a_reply_loop_ends() -> None:
             break
         hops += 1
     assert hops == 255
+
+
+NOW = 1_700_000_000.0  # 2023-11-14T22:13:20Z
+
+
+def test_retry_after_is_read_only_with_retry_after_max() -> None:
+    plain = d.resolve({"retry": 3, "backoffPolicy": "linear", "backoffDelay": "PT1S"})
+    assert plain.retry_after_max_s is None
+    # Without retryAfterMax the header changes nothing (Knative's opt-in).
+    assert d.retry_wait(plain, 1, 503, "30", NOW) == 1.0
+    capped = d.resolve(
+        {"retry": 3, "backoffPolicy": "linear", "backoffDelay": "PT1S", "retryAfterMax": "PT10S"}
+    )
+    assert capped.retry_after_max_s == 10.0
+    assert d.retry_wait(capped, 1, 503, "5", NOW) == 5.0  # longer than the backoff
+    assert d.retry_wait(capped, 1, 429, "30", NOW) == 10.0  # capped
+    assert d.retry_wait(capped, 3, 429, "2", NOW) == 3.0  # the backoff is longer
+    assert d.retry_wait(capped, 1, 500, "30", NOW) == 1.0  # only 429 and 503
+    assert d.retry_wait(capped, 1, 503, None, NOW) == 1.0
+    # PT0S: read, and capped at nothing.
+    zero = d.resolve({"retry": 1, "backoffDelay": "PT0.2S", "retryAfterMax": "PT0S"})
+    assert zero.retry_after_max_s == 0.0
+    assert d.retry_wait(zero, 1, 503, "30", NOW) == d.backoff(zero, 1)
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("120", 120.0),
+        (" 7 ", 7.0),
+        ("0", 0.0),
+        ("-5", 0.0),
+        ("1.5", 0.0),
+        ("soon", 0.0),
+        ("", 0.0),
+        ("9" * 100, 0.0),
+        ("Tue, 14 Nov 2023 22:14:20 GMT", 60.0),  # IMF-fixdate
+        ("Tuesday, 14-Nov-23 22:15:20 GMT", 120.0),  # RFC 850
+        ("Tue Nov 14 22:13:50 2023", 30.0),  # asctime, GMT
+        ("Tue, 14 Nov 2023 22:00:00 GMT", 0.0),  # past
+    ],
+)
+def test_retry_after_header_forms(header: str, seconds: float) -> None:
+    assert d.retry_after_s(header, NOW) == pytest.approx(seconds)
+
+
+def test_a_delivery_with_retry_after_max_survives_its_encoding() -> None:
+    written = d.resolve({"retry": 2, "retryAfterMax": "PT1M"})
+    assert d.Delivery.from_json(written.to_json()) == written
+    assert d.Delivery.from_json({"retry": 2}).retry_after_max_s is None  # written before

@@ -152,6 +152,22 @@ async def test_retryable_answers_are_naked_with_the_backoff(world: World) -> Non
     assert not first.acked and not second.acked
 
 
+async def test_a_retry_after_header_lengthens_the_wait_up_to_retry_after_max(
+    world: World,
+) -> None:
+    world.subscriber.answers = [(503, {"Retry-After": "3"}, b""), (429, {"Retry-After": "60"}, b"")]
+    first, second = msg(1), msg(1)
+    d = world.dispatcher(retry_after_max_s=10.0)
+    await d.handle(first)
+    await d.handle(second)
+    assert first.naks == [3.0] and second.naks == [10.0]
+    # Without retryAfterMax, the backoff alone.
+    world.subscriber.answers = [(503, {"Retry-After": "3"}, b"")]
+    third = msg(1)
+    await world.dispatcher().handle(third)
+    assert third.naks == [0.5]
+
+
 async def test_spent_retries_go_to_the_dead_letter_sink(world: World) -> None:
     world.subscriber.answers = [(500, {}, b"boom")]
     m = msg(3)  # the last of 1 + 2 retries

@@ -474,3 +474,19 @@ def test_several_broker_processes() -> None:
     (problem,) = plan.problems
     assert problem.field == "data.processes" and "from 1 to 8" in problem.message
     assert plan.derived[0]["spec"]["replicas"] == 1
+
+
+def test_retry_after_max_reaches_the_trigger_and_a_bad_one_is_refused() -> None:
+    t = trigger(
+        "broker: plain\nsubscriber: {uri: 'http://x/'}\ndelivery: {retry: 2, retryAfterMax: PT30S}",
+        "t",
+    )
+    plan = ex.expand(_resources(PLAIN_BROKER, t), RUNNER)
+    assert plan.problems == []
+    assert plan.config.triggers[0].delivery.retry_after_max_s == 30.0
+    result = parse_documents(
+        trigger("broker: plain\nsubscriber: {uri: 'http://x/'}\ndelivery: {retryAfterMax: 30s}"),
+        "t.yaml",
+    )
+    (error,) = result.errors
+    assert "spec.delivery.retryAfterMax" in str(error) and "ISO-8601" in str(error)

@@ -7,11 +7,19 @@ attempt number that starts one step lower, and its unit test follows the other
 reading. Ami takes the documented one: the n-th retry (n = 1, 2, ...) waits
 `delay * 2^n` (exponential) or `delay * n` (linear). With Knative's default (10 retries,
 exponential, PT0.2S) the waits are 0.4 s, 0.8 s, ... 204.8 s.
+
+`retryAfterMax` (Knative's `delivery-retryafter` feature): when it is set, a 429 or
+503 answer's `Retry-After` header (delay-seconds or an HTTP-date) can lengthen the
+wait before the next attempt, to at most `retryAfterMax`; the wait is the longer of
+that and the backoff. Unset, the header is not read, as in Knative while the feature
+is opt-in; `PT0S` reads it and caps it at nothing.
 """
 
 from __future__ import annotations
 
 import base64
+import datetime
+import email.utils
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -32,6 +40,10 @@ ERROR_CODE = "knativeerrorcode"
 ERROR_DATA = "knativeerrordata"
 ERROR_DATA_MAX = 1024
 
+# The answers whose `Retry-After` is read (with `retryAfterMax` set).
+RETRY_AFTER_STATUSES = (429, 503)
+_RETRY_AFTER_MAX_CHARS = 64  # longer is no delay-seconds nor HTTP-date
+
 TTL = "knativebrokerttl"
 DEFAULT_TTL = 255
 
@@ -46,6 +58,7 @@ class Delivery:
     timeout_s: float = DEFAULT_TIMEOUT_S
     dead_letter: str = ""  # a URL; "" for none
     format: Literal["binary", "json"] = "binary"
+    retry_after_max_s: float | None = None  # None: `Retry-After` is not read
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -72,6 +85,7 @@ def resolve(spec: Mapping[str, Any] | None, dead_letter: str = "") -> Delivery:
 
     delay = spec.get("backoffDelay")
     timeout = spec.get("timeout")
+    retry_after_max = spec.get("retryAfterMax")
     return Delivery(
         retry=int(spec.get("retry") or 0),
         policy=spec.get("backoffPolicy") or DEFAULT_POLICY,
@@ -79,6 +93,7 @@ def resolve(spec: Mapping[str, Any] | None, dead_letter: str = "") -> Delivery:
         timeout_s=iso8601.parse(timeout) if timeout else DEFAULT_TIMEOUT_S,
         dead_letter=dead_letter,
         format=spec.get("format") or "binary",
+        retry_after_max_s=iso8601.parse(retry_after_max) if retry_after_max else None,
     )
 
 
@@ -91,6 +106,38 @@ def backoff(delivery: Delivery, retry: int) -> float:
     else:
         wait = delivery.delay_s * 2.0 ** min(retry, 40)
     return min(wait, MAX_BACKOFF_S)
+
+
+def retry_wait(
+    delivery: Delivery, retry: int, status: int | None, retry_after: str | None, now: float
+) -> float:
+    """Seconds to wait before the `retry`-th retry after an answer of `status` with
+    that `Retry-After` header (None: none): the backoff, or what the header asks when
+    that is longer, capped at `retryAfterMax` (only with `retryAfterMax` set, and
+    only for 429 and 503). `now`: the Unix time, for a header that is a date."""
+    wait = backoff(delivery, retry)
+    cap = delivery.retry_after_max_s
+    if cap is None or status not in RETRY_AFTER_STATUSES or retry_after is None:
+        return wait
+    return max(wait, min(retry_after_s(retry_after, now), cap, MAX_BACKOFF_S))
+
+
+def retry_after_s(value: str, now: float) -> float:
+    """The seconds a `Retry-After` header asks for: delay-seconds, or an HTTP-date
+    (IMF-fixdate, or the obsolete RFC 850 and asctime forms) less `now`; 0 for
+    anything else or a time already past (RFC 9110, 10.2.3)."""
+    text = value.strip()
+    if not text or len(text) > _RETRY_AFTER_MAX_CHARS:
+        return 0.0
+    if text.isascii() and text.isdigit():
+        return float(int(text))
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return 0.0
+    if when.tzinfo is None:  # the asctime form: an HTTP-date is always GMT
+        when = when.replace(tzinfo=datetime.UTC)
+    return max(when.timestamp() - now, 0.0)
 
 
 def schedule(delivery: Delivery) -> list[float]:

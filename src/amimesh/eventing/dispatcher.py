@@ -60,6 +60,7 @@ class Outcome:
     body: bytes = b""
     reply: BaseCloudEvent | None = None
     bad_reply: str = ""
+    retry_after: str | None = None  # the answer's `Retry-After` header
 
 
 async def send(
@@ -94,11 +95,11 @@ async def send(
     read, status, got = answer.body, answer.status, answer.headers
     if read is None:
         if not rules.succeeded(status):
-            return Outcome(status, b"")
+            return Outcome(status, b"", retry_after=got.get("retry-after"))
         return Outcome(status, b"", bad_reply="the reply is over 1 MiB")
     data = read
     if not rules.succeeded(status):
-        return Outcome(status, data)
+        return Outcome(status, data, retry_after=got.get("retry-after"))
     if not data and not any(k.startswith("ce-") for k in got):
         return Outcome(status)
     try:
@@ -248,7 +249,7 @@ class TriggerDispatcher:
         if out.bad_reply:
             log.info("trigger %s: %s: %s", t.name, event.get_id(), out.bad_reply)
         elif rules.retryable(out.status) and attempt < d.attempts:
-            delay = rules.backoff(d, attempt)
+            delay = rules.retry_wait(d, attempt, out.status, out.retry_after, time.time())
             log.info(
                 "trigger %s: %s got %s, retry %d in %.3gs",
                 t.name,

@@ -67,7 +67,13 @@ class DeliverySpec(Strict):
         default=None, description="the base delay between attempts (ISO-8601)"
     )
     timeout: IsoDuration | None = Field(default=None, description="each attempt's limit (ISO-8601)")
-    retryAfterMax: NotSupported = None
+    retryAfterMax: IsoDuration | None = Field(
+        default=None,
+        description=(
+            "the longest wait a 429 or 503 answer's Retry-After may ask for (ISO-8601); "
+            "unset: the header is not read"
+        ),
+    )
     format: Literal["json", "binary"] | None = Field(
         default=None, description="structured (json) or binary mode; default: binary"
     )
