@@ -84,3 +84,49 @@ def test_resource_mode_carries_the_object() -> None:
     (e,) = run("Resource", [], [cm("new", "7")])
     assert e.headers["ce-type"] == "dev.knative.apiserver.resource.add"
     assert json.loads(e.body)["data"] == {"k": "7"}
+
+
+def test_the_object_is_named_in_extensions_as_knative_does() -> None:
+    (e,) = run("Reference", [], [wl("w", "shop")])
+    assert e.headers["ce-kind"] == "Workload"
+    assert e.headers["ce-apiversion"] == "ami.dev/v1alpha1"
+    assert (e.headers["ce-name"], e.headers["ce-namespace"]) == ("w", "default")
+
+
+def test_filters_leave_out_the_events_they_fail() -> None:
+    filtered = SOURCE.replace(
+        "  ceOverrides:",
+        "  filters:\n"
+        "  - any:\n"
+        "    - exact: {type: dev.knative.apiserver.ref.add}\n"
+        "    - cesql: \"kind = 'Workload'\"\n"
+        "  - not: {prefix: {name: tmp-}}\n"
+        # The overrides come after the filters: they cannot be filtered on.
+        "  - not: {exact: {origin: mesh}}\n"
+        "  ceOverrides:",
+    )
+    counter = itertools.count()
+    before = [cm("changed"), cm("gone"), wl("w", "shop")]
+    after = [cm("changed", "2"), cm("new"), cm("tmp-new"), wl("w", "shop"), wl("w2", "shop")]
+    out = apiserver.changes(
+        resources(filtered % "Reference", *before),
+        resources(filtered % "Reference", *after),
+        ids=lambda: f"e{next(counter)}",
+        time="2026-12-07T00:00:00Z",
+    )
+    got = [(e.headers["ce-type"], e.headers["ce-name"]) for e in out]
+    # ConfigMaps: only adds, and not tmp-new; Workloads: every change.
+    assert got == [
+        ("dev.knative.apiserver.ref.add", "new"),
+        ("dev.knative.apiserver.ref.add", "w2"),
+    ]
+    assert all(e.headers["ce-origin"] == "mesh" for e in out)
+
+
+def test_a_filter_with_two_dialects_is_refused() -> None:
+    bad = SOURCE.replace(
+        "  ceOverrides:", "  filters:\n  - {exact: {type: a}, prefix: {type: b}}\n  ceOverrides:"
+    )
+    result = parse_documents(bad % "Reference", "x.yaml")
+    (error,) = result.errors
+    assert "spec.filters[0]" in str(error) and "dialect" in str(error)

@@ -9,8 +9,11 @@ Knative's events (knative/eventing `pkg/adapter/apiserver`): type
 `Resource`) or `dev.knative.apiserver.ref.add|update|delete` with its reference
 (`apiVersion`, `kind`, `name`, `namespace`; mode `Reference`, the default); subject
 the object's path (`/apis/GROUP/VERSION/namespaces/NS/PLURAL/NAME`, `/api/v1/...` for
-the core group); source `ami://controlplane`. A source watches the resources of its
-namespace whose apiVersion and kind it lists (and whose labels its selector matches).
+the core group); source `ami://controlplane`; and, as Knative's, the object's `kind`,
+`apiversion`, `name` and `namespace` as extensions, for triggers to filter on. A
+source watches the resources of its namespace whose apiVersion and kind it lists (and
+whose labels its selector matches), and sends each event its `filters` (a Trigger's
+dialects) do not fail, before its `ceOverrides` are added, as Knative's adapter does.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from amimesh.eventing import filters
 from amimesh.resources import knative_eventing as ke
 from amimesh.resources.meta import Resource
 
@@ -70,7 +74,10 @@ def watches(src: ke.ApiServerSource, r: Resource) -> bool:
     return False
 
 
-def _event(src: ke.ApiServerSource, r: Resource, verb: str, event_id: str, time: str) -> Emitted:
+def _event(
+    src: ke.ApiServerSource, r: Resource, verb: str, event_id: str, time: str
+) -> Emitted | None:
+    """The event, or None when the source's filters leave it out."""
     if src.spec.mode == "Resource":
         kind = "resource"
         data: Any = r.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -89,8 +96,20 @@ def _event(src: ke.ApiServerSource, r: Resource, verb: str, event_id: str, time:
         "ce-type": f"dev.knative.apiserver.{kind}.{verb}",
         "ce-subject": subject(r),
         "ce-time": time,
+        "ce-kind": r.KIND,
+        "ce-apiversion": r.apiVersion,
+        "ce-name": r.name,
+        "ce-namespace": r.namespace,
         "content-type": "application/json",
     }
+    if src.spec.filters:
+        wanted = [
+            f.model_dump(mode="json", by_alias=True, exclude_none=True) for f in src.spec.filters
+        ]
+        attributes = {k[3:]: v for k, v in headers.items() if k.startswith("ce-")}
+        attributes["datacontenttype"] = headers["content-type"]
+        if filters.all_of(wanted, attributes) is filters.Result.FAIL:
+            return None
     if src.spec.ceOverrides is not None:
         headers.update({f"ce-{k}": v for k, v in src.spec.ceOverrides.extensions.items()})
     return Emitted(src.namespace, src.name, headers, json.dumps(data).encode())
@@ -116,7 +135,9 @@ def changes(
         assert r is not None
         for src in sources:
             if watches(src, r):
-                out.append(_event(src, r, verb, ids(), time))
+                event = _event(src, r, verb, ids(), time)
+                if event is not None:
+                    out.append(event)
     return out
 
 

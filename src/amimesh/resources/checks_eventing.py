@@ -123,6 +123,8 @@ def check_sink_binding(binding: ke.SinkBinding) -> Iterator[Issue]:
 
 def check_api_server_source(src: ke.ApiServerSource) -> Iterator[Issue]:
     yield from _stream_name_issues(src.name)
+    for i, f in enumerate(src.spec.filters):
+        yield from filter_issues(f, ("spec", "filters", i))
     yield from destination_issues(src.spec.sink, ("spec", "sink"))
     if src.spec.ceOverrides is not None:
         yield from _extension_issues(src.spec.ceOverrides.extensions, ("spec", "ceOverrides"))

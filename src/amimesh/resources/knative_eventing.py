@@ -231,7 +231,10 @@ class ApiServerSourceSpec(Strict):
     )
     owner: NotSupported = None
     namespaceSelector: NotSupported = None
-    filters: NotSupported = None
+    filters: list[Filter] = Field(
+        default_factory=list,
+        description="as a Trigger's `filters`: an event is sent only when none fails",
+    )
     sink: Destination
     ceOverrides: CloudEventOverrides | None = None
 
