@@ -476,10 +476,10 @@ CASES: list[tuple[str, str, list[str]]] = [
     ),
     (
         "Service type Ami does not support yet, targetPort out of range",
-        SVC_HEAD + "  type: LoadBalancer\n  ports: [{port: 80, targetPort: 70000}]\n",
+        SVC_HEAD + "  type: ExternalName\n  ports: [{port: 80, targetPort: 70000}]\n",
         [
             f"{SVC}: spec.ports[0].targetPort: must be a port number from 1 to 65535, got 70000",
-            f'{SVC}: spec.type: "LoadBalancer" is not supported by Ami yet',
+            f'{SVC}: spec.type: "ExternalName" is not supported by Ami yet',
         ],
     ),
     (

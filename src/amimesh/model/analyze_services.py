@@ -178,6 +178,15 @@ def _ignored_field_findings(r: kube.Service) -> Iterator[Finding]:
             'type "NodePort" is ' + _ONE_MACHINE + "; the Service works as a ClusterIP one",
             "reach it through the mesh, or through the ingress gateway from outside",
         )
+    elif spec.type == "LoadBalancer":
+        yield finding(
+            SERVICE_FIELD_IGNORED,
+            r,
+            "spec.type",
+            'type "LoadBalancer" is ignored: one machine has no load balancer to provision '
+            "(nor node ports); the Service works as a ClusterIP one",
+            "from outside, reach it through the ingress gateway (a Gateway and a route)",
+        )
     for i, p in enumerate(spec.ports):
         if p.nodePort is not None:
             yield finding(

@@ -54,7 +54,7 @@ def check_service(svc: Service) -> Iterator[Issue]:
             f'port name "{ports[later].name}" is already used by ports[{first}]',
         )
     for i, port in enumerate(ports):
-        if port.nodePort is not None and svc.spec.type != "NodePort":
+        if port.nodePort is not None and svc.spec.type not in ("NodePort", "LoadBalancer"):
             yield Issue(
                 ("spec", "ports", i, "nodePort"),
                 f'may not be used when type is "{svc.spec.type}" (as in Kubernetes)',

@@ -21,9 +21,9 @@ _NO_IPS = "accepted and ignored: Ami assigns no cluster IPs"
 # Accepted and ignored on one machine, which has no node ports and one address family
 # (`ami analyze` says so).
 _NO_MEANING = "accepted and ignored: it means nothing on one machine (`ami analyze` says so)"
-_TYPE_NOT_YET = UnsupportedValues(("LoadBalancer", "ExternalName"))
+_TYPE_NOT_YET = UnsupportedValues(("ExternalName",))
 ServiceType = Annotated[
-    Literal["ClusterIP", "NodePort"], _TYPE_NOT_YET, BeforeValidator(_TYPE_NOT_YET)
+    Literal["ClusterIP", "NodePort", "LoadBalancer"], _TYPE_NOT_YET, BeforeValidator(_TYPE_NOT_YET)
 ]
 IPFamily = Literal["IPv4", "IPv6"]
 IPFamilyPolicy = Literal["SingleStack", "PreferDualStack", "RequireDualStack"]
@@ -43,7 +43,10 @@ class ServicePort(Strict):
 class ServiceSpec(Strict):
     selector: dict[str, str] = Field(default_factory=dict)
     ports: list[ServicePort] = Field(min_length=1)
-    type: ServiceType = Field(default="ClusterIP", description="NodePort: " + _NO_MEANING)
+    type: ServiceType = Field(
+        default="ClusterIP",
+        description="NodePort, LoadBalancer: read as ClusterIP; " + _NO_MEANING,
+    )
     clusterIP: str | None = Field(default=None, description=_NO_IPS)
     clusterIPs: list[str] = Field(default_factory=list, description=_NO_IPS)
     sessionAffinity: SessionAffinity | None = None

@@ -45,7 +45,8 @@ The **Ami** column says:
   same error.
 - **ignored**: accepted and has no effect: read-only fields that `kubectl get -o yaml`
   writes, and fields that mean nothing on one machine (a Service's `nodePort`,
-  `ipFamilies`, `ipFamilyPolicy`; `type: NodePort` is read as ClusterIP), which
+  `ipFamilies`, `ipFamilyPolicy`; `type: NodePort` and `LoadBalancer` are read as
+  ClusterIP), which
   `ami analyze` reports (AMI0303) so that nobody counts on them.
 
 A field that neither Istio nor Kubernetes defines is an error as well:
