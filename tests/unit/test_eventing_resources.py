@@ -348,7 +348,9 @@ spec:
       - image: heart
         command: [python, beat.py]
         args: [--fast]
-        env: [{name: RATE, value: "1"}]
+        env:
+        - {name: RATE, value: "1"}
+        - {name: KEY, valueFrom: {secretKeyRef: {name: heart, key: key}}}
   ceOverrides: {extensions: {team: shop}}
   sink: {ref: {apiVersion: eventing.knative.dev/v1, kind: Broker, name: default}}
 """
@@ -360,7 +362,10 @@ def test_a_container_source_runs_as_a_workload_with_k_sink() -> None:
     spec = workload["spec"]
     assert spec["command"] == ["python", "beat.py"] and spec["args"] == ["--fast"]
     assert spec["serviceAccount"] == "heart"
-    env = {e["name"]: e["value"] for e in spec["env"]}
+    env = {e["name"]: e.get("value") for e in spec["env"]}
+    # A Secret's key stays a reference: the control plane reads it for the node agents.
+    (key,) = [e for e in spec["env"] if e["name"] == "KEY"]
+    assert key["valueFrom"] == {"secretKeyRef": {"name": "heart", "key": "key", "optional": False}}
     assert env["K_SINK"] == cfg.broker_url("default", "default")
     assert env["K_CE_OVERRIDES"] == '{"extensions": {"team": "shop"}}'
     assert env["RATE"] == "1"

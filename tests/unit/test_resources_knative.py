@@ -281,12 +281,11 @@ CASES: list[tuple[str, str, list[str]]] = [
         ksvc(
             template(
                 container="env:\n- {name: PORT, value: '80'}\n- {name: 1X, value: a}\n"
-                "- name: SECRET\n  valueFrom: {secretKeyRef: {name: s, key: k}}\n"
+                "- name: POD\n  valueFrom: {fieldRef: {fieldPath: metadata.name}}\n"
             )
         ),
         [
-            f"{C0}.env[2].valueFrom: is not supported by Ami yet: Ami has no Secrets or "
-            "ConfigMaps to read it from; write the value inline with `value`",
+            f"{C0}.env[2].valueFrom.fieldRef: is not supported by Ami yet",
         ],
     ),
     (

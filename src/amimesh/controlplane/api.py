@@ -80,6 +80,7 @@ from amimesh.dashboard import web as dashboard_web
 from amimesh.identity import csr as csr_mod
 from amimesh.identity.ca import CaError
 from amimesh.identity.service import NamesNotGranted, NotGranted, UnknownToken
+from amimesh.model import env_from
 from amimesh.resources import ParseResult, Service, Workload
 from amimesh.resources import knative_serving as ks
 from amimesh.resources.istio_gateway import Gateway
@@ -437,6 +438,10 @@ class Api:
             from amimesh.eventing import binding  # eventing's modules when there is one
 
             wanted = binding.bound(wanted, every)
+        # Variables from ConfigMaps and Secrets, read for the node agents alone: a
+        # Workload one of whose keys is missing is not run (`ami analyze` says why).
+        if any(isinstance(r, Workload) and any(e.valueFrom for e in r.spec.env) for r in wanted):
+            wanted, _missing = env_from.resolved(wanted, every)
         items = [api_json.resource_json(r) for r in sorted(wanted, key=lambda r: r.key)]
         return _json({"version": version, "resources": items}, dumps=json.dumps)
 

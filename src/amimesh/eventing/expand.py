@@ -193,7 +193,7 @@ def _container_source(
         return []
     template = src.spec.template
     container = template.spec.containers[0]
-    env = [{"name": e.name, "value": e.value} for e in container.env]
+    env: list[dict[str, Any]] = [e.workload_entry() for e in container.env]
     env.append({"name": SINK_ENV, "value": sink})
     if src.spec.ceOverrides is not None:
         overrides = {"extensions": dict(src.spec.ceOverrides.extensions)}

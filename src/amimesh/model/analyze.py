@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from amimesh.model.analyze_findings import CODES, Code, Finding, Severity
+from amimesh.model import env_from
+from amimesh.model.analyze_findings import CODES, WORKLOAD_ENV_MISSING, Code, Finding, Severity
 from amimesh.model.analyze_gateways import gateway_api_findings, gateway_findings
 from amimesh.model.analyze_policies import policy_findings
 from amimesh.model.analyze_routes import virtual_service_findings
@@ -38,9 +39,28 @@ def analyze(snap: Snapshot) -> list[Finding]:
     found += policy_findings(snap)
     found += sidecar_findings(snap)
     found += telemetry_findings(snap)
+    found += workload_findings(snap)
     order = {key: i for i, key in enumerate(sorted(snap.resources))}
     # Stable sort: per resource, findings keep the order their checks produced.
     return sorted(found, key=lambda f: order.get(f.key, len(order)))
+
+
+def workload_findings(snap: Snapshot) -> list[Finding]:
+    """Variables a Workload reads from a ConfigMap or Secret key that is not there."""
+    sources = env_from.sources(snap.resources.values())
+    return [
+        Finding(
+            WORKLOAD_ENV_MISSING.code,
+            WORKLOAD_ENV_MISSING.severity,
+            "Workload",
+            m.workload.namespace,
+            m.workload.name,
+            m.field,
+            f"{m.message}: the Workload does not run until it is there",
+            "add the key, or mark the reference `optional: true` to run without it",
+        )
+        for m in env_from.missing(snap.workloads.values(), sources)
+    ]
 
 
 def has_errors(findings: Iterable[Finding]) -> bool:

@@ -51,6 +51,9 @@ PROXY_FIELD_IGNORED = Code(
     "AMI0601", "Info", "Sidecar, ProxyConfig or EnvoyFilter field ignored on one machine"
 )
 TELEMETRY_FIELD_IGNORED = Code("AMI0701", "Info", "Telemetry setting Ami accepts and cannot honour")
+WORKLOAD_ENV_MISSING = Code(
+    "AMI0801", "Error", "Workload variable from a ConfigMap or Secret key that is not there"
+)
 
 CODES: tuple[Code, ...] = (
     UNKNOWN_HOST,
@@ -72,6 +75,7 @@ CODES: tuple[Code, ...] = (
     POLICY_TARGETS_NOTHING,
     PROXY_FIELD_IGNORED,
     TELEMETRY_FIELD_IGNORED,
+    WORKLOAD_ENV_MISSING,
 )
 
 

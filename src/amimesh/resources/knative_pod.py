@@ -3,7 +3,7 @@
 The fields are the subset of a Kubernetes PodSpec that Knative Serving accepts
 (knative/serving `pkg/apis/serving/fieldmask.go`). Of those:
 
-- what changes how the app runs (volumes, envFrom, `valueFrom`, init containers,
+- what changes how the app runs (volumes, envFrom, `valueFrom`'s `fieldRef`, init containers,
   liveness and startup probes, exec and gRPC probes, host namespaces) is typed
   `NotSupported`: an error that says so, never a silent ignore;
 - what only Kubernetes' scheduler or kubelet reads (image pull policy and secrets,
@@ -19,12 +19,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic import BeforeValidator, Field, model_validator
 
 from amimesh.resources.fields import (
     DNS_SUBDOMAIN,
-    NOT_SUPPORTED,
-    NOT_SUPPORTED_MESSAGE,
     NotSupported,
     Port,
     Strict,
@@ -32,6 +30,7 @@ from amimesh.resources.fields import (
     UnsupportedValues,
     show,
 )
+from amimesh.resources.workload import EnvVarSource
 
 # Knative's defaults (config-defaults): max-revision-timeout-seconds and
 # container-concurrency-max-limit.
@@ -42,19 +41,6 @@ _KUBE_ONLY = "accepted and ignored: only Kubernetes' scheduler or kubelet reads 
 _PULL = "accepted and ignored: Ami pulls no images"
 _SECURITY = "accepted and ignored: local processes run as the user who runs Ami"
 _KEPT = "kept for Kubernetes; not enforced on local processes"
-
-
-def _no_value_from(value: Any) -> Any:
-    if value is not None:
-        raise ValueError(
-            f"{NOT_SUPPORTED_MESSAGE}: Ami has no Secrets or ConfigMaps to read it from; "
-            "write the value inline with `value`"
-        )
-    return value
-
-
-# `valueFrom` (secretKeyRef, configMapKeyRef, fieldRef): not yet.
-ValueFrom = Annotated[Any, NOT_SUPPORTED, AfterValidator(_no_value_from)]
 
 
 def _probe_port(value: Any) -> Any:
@@ -81,7 +67,22 @@ Scheme = Annotated[Literal["HTTP"], _SCHEME_NOT_YET, BeforeValidator(_SCHEME_NOT
 class EnvVar(Strict):
     name: str = Field(min_length=1)
     value: str = ""
-    valueFrom: ValueFrom = None
+    valueFrom: EnvVarSource | None = Field(
+        default=None, description="a ConfigMap's or Secret's key of the namespace"
+    )
+
+    @model_validator(mode="after")
+    def _value_or_source(self) -> EnvVar:
+        if self.valueFrom is not None and self.value:
+            raise ValueError("valueFrom: may not be set when `value` is not empty")
+        return self
+
+    def workload_entry(self) -> dict[str, Any]:
+        """The entry of a derived Workload's `env`: the value, or the reference (the
+        control plane reads it for the node agents)."""
+        if self.valueFrom is not None:
+            return {"name": self.name, "valueFrom": self.valueFrom.model_dump(exclude_none=True)}
+        return {"name": self.name, "value": self.value}
 
 
 class ContainerPort(Strict):

@@ -17,13 +17,21 @@ from pydantic import BeforeValidator, Field
 
 from amimesh.resources import goparse
 from amimesh.resources.fields import NotSupported, Strict, TypeName, show
-from amimesh.resources.knative_pod import EnvVar
 from amimesh.resources.meta import Resource
 
 TEKTON_GROUP = "tekton.dev"
 VERSIONS: tuple[str, ...] = ("v1", "v1beta1")
 _KUBE_ONLY = "accepted and ignored: only Kubernetes reads it"
 _IMAGE = "recorded and shown; locally the step runs on the host"
+
+
+class EnvVar(Strict):
+    """A step's (or sidecar's) variable: its value written inline. The local runner
+    reads no ConfigMap or Secret into a step's environment yet."""
+
+    name: str = Field(min_length=1)
+    value: str = ""
+    valueFrom: NotSupported = None
 
 
 def _go_duration(value: Any) -> Any:

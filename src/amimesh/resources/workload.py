@@ -29,9 +29,43 @@ class WorkloadPort(Strict):
 Arg = Annotated[str, AfterValidator(no_nul)]
 
 
+class KeySelector(Strict):
+    """One key of a ConfigMap or Secret of the Workload's namespace."""
+
+    name: str = Field(min_length=1, max_length=253, description="the ConfigMap or Secret")
+    key: str = Field(min_length=1, max_length=253)
+    optional: bool = Field(default=False, description="true: without it, the variable is left out")
+
+
+class EnvVarSource(Strict):
+    configMapKeyRef: KeySelector | None = None
+    secretKeyRef: KeySelector | None = None
+    fieldRef: NotSupported = None
+    resourceFieldRef: NotSupported = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> EnvVarSource:
+        if (self.configMapKeyRef is None) == (self.secretKeyRef is None):
+            raise ValueError("must set exactly one of configMapKeyRef, secretKeyRef")
+        return self
+
+
 class EnvVar(Strict):
     name: Arg = Field(min_length=1)
     value: Arg = Field(default="", description="$(VAR) of earlier entries is expanded")
+    valueFrom: EnvVarSource | None = Field(
+        default=None,
+        description=(
+            "a ConfigMap's or Secret's key, read when the node agent is given the Workload "
+            "(the API and `ami get` show the reference, never a Secret's value)"
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _value_or_source(self) -> EnvVar:
+        if self.valueFrom is not None and self.value:
+            raise ValueError("valueFrom: may not be set when `value` is not empty")
+        return self
 
 
 class HTTPGetAction(Strict):

@@ -575,8 +575,8 @@ def _revision_resources(r: RevisionRecord, run: Run, replicas: int) -> list[dict
     if r.service:
         labels[SERVICE_LABEL] = r.service
     own = {e.name for e in container.env}
-    env = [{"name": k, "value": v} for k, v in run.env if k not in own]
-    env += [{"name": e.name, "value": e.value} for e in container.env]
+    env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in run.env if k not in own]
+    env += [e.workload_entry() for e in container.env]
     env += [
         {"name": "K_SERVICE", "value": r.service or r.configuration},
         {"name": "K_CONFIGURATION", "value": r.configuration},
