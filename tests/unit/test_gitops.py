@@ -131,7 +131,11 @@ def test_errors_name_the_commit_file_and_field() -> None:
     [
         ("/srv/repo", "--upload-pack=x", ".", "spec.source.targetRevision"),
         ("/srv/repo", "a..b", ".", "spec.source.targetRevision"),
-        ("https://example.com/r.git", "HEAD", ".", "spec.source.repoURL"),
+        ("git@github.com:org/r.git", "HEAD", ".", "spec.source.repoURL"),
+        ("ssh://git@github.com/org/r.git", "HEAD", ".", "spec.source.repoURL"),
+        ("https://user:pw@example.com/r.git", "HEAD", ".", "spec.source.repoURL"),
+        ("https:///r.git", "HEAD", ".", "spec.source.repoURL"),
+        ("ext::sh -c touch% /tmp/pwned", "HEAD", ".", "spec.source.repoURL"),
         ("file://relative", "HEAD", ".", "spec.source.repoURL"),
         ("/srv/repo", "HEAD", "../up", "spec.source.path"),
         ("/srv/repo", "HEAD", "/abs", "spec.source.path"),
@@ -143,6 +147,12 @@ def test_application_validation(repo: str, rev: str, path: str, field: str) -> N
     assert [(e.file, e.ref, e.field) for e in result.errors] == [
         ("app.yaml", "Application/default/guestbook", field)
     ]
+
+
+def test_a_public_remote_repository_is_taken() -> None:
+    for repo in ("https://github.com/argoproj/argocd-example-apps.git", "http://127.0.0.1:8/r"):
+        result = parse_documents(APP.format(repo=repo, rev="HEAD", path="guestbook"), "a.yaml")
+        assert result.ok, result.errors
 
 
 def test_unsupported_fields_and_destinations_say_so() -> None:

@@ -48,7 +48,7 @@ from amimesh.controlplane.follow import Follower
 from amimesh.gitops import compare as cmp
 from amimesh.gitops import health, manifests, refwatch
 from amimesh.gitops import webhook as hooks
-from amimesh.gitops.repo import GitError, Mirror
+from amimesh.gitops.repo import GitError, Mirror, is_remote
 from amimesh.resources import ConfigError, ParseResult, parse_object
 from amimesh.resources.argocd import Application, ApplicationSource
 from amimesh.resources.meta import Resource
@@ -59,6 +59,10 @@ log = logging.getLogger(__name__)
 SOURCE_PREFIX = "gitops:"
 STATE_FILE = "gitops.json"
 DEFAULT_POLL_S = 3.0
+# A remote repository is fetched at most this often by the poll (Argo CD's default
+# `timeout.reconciliation`); a change of its Application, a webhook or `ami app sync`
+# read it at once.
+REMOTE_POLL_S = 180.0
 DEFAULT_WATCH_S = 0.2
 FINALIZER = "resources-finalizer.argocd.argoproj.io"
 MAX_STATE_FILE = 16 * 1024 * 1024
@@ -102,6 +106,7 @@ class GitOpsController:
         state_dir: Path | None,
         *,
         poll_s: float = DEFAULT_POLL_S,
+        remote_poll_s: float = REMOTE_POLL_S,
         watch_s: float = DEFAULT_WATCH_S,
         knative_status: Callable[[Key], Mapping[str, Any] | None] = lambda _k: None,
         instance_rows: Callable[[], list[dict[str, Any]] | None] = lambda: None,
@@ -109,6 +114,7 @@ class GitOpsController:
     ) -> None:
         self.store = store
         self.poll_s = poll_s
+        self.remote_poll_s = remote_poll_s
         self.watch_s = watch_s
         self._knative_status = knative_status
         self._instance_rows = instance_rows
@@ -145,6 +151,8 @@ class GitOpsController:
         while True:
             self._wake.clear()  # a change while polling wakes the next round at once
             for app in self.applications():
+                if self._polled_lately(app):
+                    continue
                 try:
                     await self.refresh(app.namespace, app.name)
                 except AppNotFound:
@@ -153,6 +161,16 @@ class GitOpsController:
                     log.exception("gitops: %s: refresh failed", app.ref)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_s)
+
+    def _polled_lately(self, app: Application) -> bool:
+        """A remote repository read less than `remote_poll_s` ago, for an Application
+        that has not changed since: the poll leaves it for now."""
+        src = app.spec.source
+        st = self._apps.get(app.key)
+        if src is None or not is_remote(src.repoURL) or st is None or st.target is None:
+            return False
+        fresh = self._clock() - st.reconciled_at < self.remote_poll_s
+        return fresh and st.spec == app.spec.model_dump()
 
     async def _watch_refs(self) -> None:
         """Every `watch_s`, the refs of each local repository an Application names: when

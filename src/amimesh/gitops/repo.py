@@ -10,6 +10,11 @@ Nothing from the repository reaches a shell: every command is an argument list, 
 revision is resolved with `--end-of-options` after it was refused if it starts with
 `-`, and a tree is only read through the commit id git resolved. A listing is cut at
 `MAX_ENTRIES`, and contents are read only after their sizes were added up.
+
+A repository is local (a path, `file://`) or public over `https://` or `http://`: git
+may use those transports and no other (no `ext::` command, no ssh). A clone or fetch
+is bounded in time (`FETCH_TIMEOUT_S`) and in the size of the mirror on disk
+(`MAX_REPO_BYTES`, watched while git writes it): past either, git is stopped.
 """
 
 from __future__ import annotations
@@ -20,12 +25,28 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from amimesh.gitops.manifests import Entry
 
 TIMEOUT_S = 60.0
+FETCH_TIMEOUT_S = 300.0  # a clone or fetch, which may come over the network
+MAX_REPO_BYTES = 512 * 1024 * 1024  # a mirror on disk
+REMOTE_SCHEMES = ("https://", "http://")
+# The transports git may take: a local path and HTTP(S) only.
+_PROTOCOLS = (
+    "-c",
+    "protocol.allow=never",
+    "-c",
+    "protocol.file.allow=always",
+    "-c",
+    "protocol.http.allow=always",
+    "-c",
+    "protocol.https.allow=always",
+)
+_WATCH_S = 0.25  # how often a running clone or fetch is measured
 MAX_ENTRIES = 100_000  # entries of one listed tree
 _MAX_LISTING = MAX_ENTRIES * 512  # bytes of `ls-tree` output read at most
 _locks: dict[Path, threading.Lock] = {}
@@ -46,7 +67,7 @@ def git(args: Sequence[str], *, cwd: Path | None = None, stdin: bytes | None = N
     """Run `git ARGS` (no shell); its stdout, or `GitError` with its stderr."""
     try:
         done = subprocess.run(
-            ["git", "-c", "core.hooksPath=/dev/null", *args],
+            ["git", "-c", "core.hooksPath=/dev/null", *_PROTOCOLS, *args],
             cwd=cwd,
             input=stdin,
             capture_output=True,
@@ -64,6 +85,71 @@ def git(args: Sequence[str], *, cwd: Path | None = None, stdin: bytes | None = N
     return done.stdout
 
 
+def is_remote(url: str) -> bool:
+    return url.startswith(REMOTE_SCHEMES)
+
+
+def _size(path: Path) -> int:
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                continue
+    return total
+
+
+def bounded_git(
+    args: Sequence[str],
+    *,
+    watch: Path,
+    cwd: Path | None = None,
+    timeout_s: float = FETCH_TIMEOUT_S,
+    max_bytes: int | None = None,
+) -> None:
+    """Run `git ARGS` that writes into `watch` (a clone, a fetch): stopped, with
+    `GitError`, once it runs longer than `timeout_s` or `watch` holds more than
+    `max_bytes` (default `MAX_REPO_BYTES`)."""
+    if max_bytes is None:
+        max_bytes = MAX_REPO_BYTES
+    cmd = ["git", "-c", "core.hooksPath=/dev/null", *_PROTOCOLS, *args]
+    with tempfile.TemporaryFile() as err:
+        try:
+            proc = subprocess.Popen(
+                cmd,
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                env=_env(),
+            )
+        except FileNotFoundError:
+            raise GitError("the git command is not installed") from None
+        deadline = time.monotonic() + timeout_s
+        try:
+            while True:
+                try:
+                    code = proc.wait(timeout=_WATCH_S)
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+                if _size(watch) > max_bytes:
+                    raise GitError(f"git {args[0]}: the repository is over {max_bytes} bytes")
+                if time.monotonic() > deadline:
+                    raise GitError(f"git {args[0]} took longer than {timeout_s:.0f}s")
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        if code != 0:
+            err.seek(0)
+            lines = err.read(64 * 1024).decode(errors="replace").strip().splitlines()
+            raise GitError("; ".join(lines[-3:])[:500] or f"git {args[0]} failed")
+    if _size(watch) > max_bytes:
+        raise GitError(f"git {args[0]}: the repository is over {max_bytes} bytes")
+
+
 class Mirror:
     """A bare mirror of `url` under `root` (one directory per URL, shared by the
     Applications that name it; one fetch at a time)."""
@@ -78,12 +164,17 @@ class Mirror:
     def fetch(self) -> None:
         with self._lock:
             if (self.path / "HEAD").exists():
-                git(["fetch", "--prune", "--quiet", "origin"], cwd=self.path)
+                bounded_git(
+                    ["fetch", "--prune", "--quiet", "origin"], cwd=self.path, watch=self.path
+                )
                 return
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             tmp = Path(tempfile.mkdtemp(prefix=".clone-", dir=self.path.parent))
             try:
-                git(["clone", "--mirror", "--no-hardlinks", "--quiet", "--", self.url, str(tmp)])
+                bounded_git(
+                    ["clone", "--mirror", "--no-hardlinks", "--quiet", "--", self.url, str(tmp)],
+                    watch=tmp,
+                )
                 tmp.replace(self.path)
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)

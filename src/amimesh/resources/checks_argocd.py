@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 from amimesh.resources import argocd
 from amimesh.resources.errors import Issue
@@ -58,10 +59,26 @@ def _source(src: argocd.ApplicationSource) -> Iterator[Issue]:
     if url.startswith("file://"):
         if not url[len("file://") :].startswith("/"):
             yield Issue(("spec", "source", "repoURL"), "a file:// URL needs an absolute path")
+    elif url.startswith(("https://", "http://")):
+        try:
+            split = urlsplit(url)
+            host, has_user = split.hostname, split.username is not None
+            split.port  # noqa: B018  # raises on a port that is no number
+        except ValueError:
+            host, has_user = None, False
+        if not host:
+            yield Issue(("spec", "source", "repoURL"), "must be a URL with a host")
+        elif has_user:
+            yield Issue(
+                ("spec", "source", "repoURL"),
+                "credentials are not supported yet (in the URL they would be shown with the "
+                "Application): Ami fetches public repositories over https:// or http://",
+            )
     elif not url.startswith("/"):
         yield Issue(
             ("spec", "source", "repoURL"),
-            "Ami fetches a local repository here: an absolute path or a file:// URL",
+            "Ami fetches a public repository over https:// or http://, or a local one (an "
+            "absolute path or a file:// URL); ssh and git:// are not supported yet",
         )
     if "\x00" in url or "\n" in url:
         yield Issue(("spec", "source", "repoURL"), "must be one line")

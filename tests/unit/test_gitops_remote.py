@@ -1,0 +1,164 @@
+"""A repository over HTTP (a real git server: `git http-backend`), and the bounds of a
+clone: the transports git may use, the size of a mirror."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from amimesh.gitops import repo
+from amimesh.gitops.repo import GitError, Mirror
+from tests.gitserver import serving
+
+
+def git(cwd: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-c", "user.name=T", "-c", "user.email=t@example.com", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+def published(tmp_path: Path, files: dict[str, bytes]) -> tuple[Path, str]:
+    """A work tree with one commit of `files`, and a bare copy of it under
+    tmp/served/shop.git; the commit."""
+    work = tmp_path / "work"
+    work.mkdir()
+    git(work, "init", "-q", "-b", "main")
+    for name, data in files.items():
+        (work / name).write_bytes(data)
+    git(work, "add", "-A")
+    git(work, "commit", "-q", "-m", "first")
+    served = tmp_path / "served"
+    served.mkdir()
+    git(tmp_path, "clone", "-q", "--bare", str(work), str(served / "shop.git"))
+    return served, git(work, "rev-parse", "HEAD")
+
+
+def test_a_repository_is_fetched_over_http(tmp_path: Path) -> None:
+    served, first = published(tmp_path, {"svc.yaml": b"kind: Service\n"})
+    with serving(served) as base:
+        url = f"{base}/shop.git"
+        assert repo.is_remote(url)
+        mirror = Mirror(url, tmp_path / "mirrors")
+        mirror.fetch()
+        assert mirror.resolve("main") == first
+        # A new commit pushed to the server arrives with the next fetch.
+        work = tmp_path / "work"
+        (work / "svc.yaml").write_text("kind: Service # 2\n")
+        git(work, "commit", "-qam", "second")
+        git(work, "push", "-q", str(served / "shop.git"), "main")
+        mirror.fetch()
+        assert mirror.resolve("main") == git(work, "rev-parse", "HEAD") != first
+        (entry,) = mirror.tree(mirror.resolve("main"), ".", recurse=False)
+        assert mirror.read([entry.oid]) == [b"kind: Service # 2\n"]
+
+
+def test_a_repository_over_the_size_bound_is_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    served, _ = published(tmp_path, {"big.bin": os.urandom(3 * 1024 * 1024)})
+    monkeypatch.setattr(repo, "MAX_REPO_BYTES", 1024 * 1024)
+    with serving(served) as base:
+        mirror = Mirror(f"{base}/shop.git", tmp_path / "mirrors")
+        with pytest.raises(GitError, match="over 1048576 bytes"):
+            mirror.fetch()
+    # Nothing half-cloned is kept.
+    assert not mirror.path.exists()
+    assert [p.name for p in (tmp_path / "mirrors").iterdir()] == []
+
+
+def test_git_takes_no_other_transport(tmp_path: Path) -> None:
+    """ssh and git:// would be tried by git's own default; `ext::` (a command) is
+    refused by it too. Here none is even tried."""
+    for url in ("ssh://127.0.0.1:1/shop.git", "git://127.0.0.1:1/shop.git"):
+        with pytest.raises(GitError, match="not allowed"):
+            Mirror(url, tmp_path / "mirrors").fetch()
+    touched = tmp_path / "touched"
+    with pytest.raises(GitError, match="not allowed"):
+        Mirror(f"ext::sh -c touch% {touched}", tmp_path / "mirrors").fetch()
+    assert not touched.exists()
+
+
+async def test_an_application_of_a_remote_repository_syncs_and_a_push_refreshes_it(
+    tmp_path: Path,
+) -> None:
+    """Over HTTP from a real git server: the Application syncs; the poll then leaves the
+    remote repository alone for `remote_poll_s` (Argo CD's 3 minutes), and a push
+    webhook brings a new commit at once."""
+    import asyncio
+
+    from aiohttp import test_utils
+
+    from amimesh.controlplane.api import make_app
+    from amimesh.controlplane.server import ControlPlane, ControlPlaneConfig
+    from tests.unit.test_gitops_controller import (
+        AUTH,
+        AUTO,
+        SERVICE,
+        TOKEN,
+        WORKLOAD,
+        apply,
+        until,
+        vs,
+        vs_timeout,
+    )
+    from tests.unit.test_gitops_refresh import push_body
+
+    work = tmp_path / "work"
+    work.mkdir()
+    git(work, "init", "-q", "-b", "main")
+    (work / "manifests").mkdir()
+    (work / "manifests" / "web.yaml").write_text(WORKLOAD + "---\n" + SERVICE)
+    (work / "manifests" / "vs.yaml").write_text(vs())
+    git(work, "add", "-A")
+    git(work, "commit", "-q", "-m", "first")
+    served = tmp_path / "served"
+    served.mkdir()
+    git(tmp_path, "clone", "-q", "--bare", str(work), str(served / "shop.git"))
+    state = tmp_path / "state"
+    state.mkdir()
+    cp = ControlPlane(ControlPlaneConfig(state_dir=state, api_token=TOKEN, gitops_poll_s=0.1))
+    client = test_utils.TestClient(test_utils.TestServer(make_app(cp, TOKEN)))
+    await client.start_server()
+    cp.gitops.watch(asyncio.get_running_loop())
+    fetches: list[str] = []
+    fetch = Mirror.fetch
+
+    def counted(self: Mirror) -> None:
+        fetches.append(self.url)
+        fetch(self)
+
+    try:
+        with serving(served) as base:
+            url = f"{base}/shop.git"
+            Mirror.fetch = counted  # type: ignore[method-assign]
+            apply(
+                cp,
+                f"apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {{name: shop}}\n"
+                f"spec:\n  source: {{repoURL: '{url}', path: manifests}}\n"
+                "  destination: {server: https://kubernetes.default.svc, namespace: shop}\n" + AUTO,
+            )
+            await until("the first sync", lambda: vs_timeout(cp) == "5.0")
+            # Ten polls later (one every 0.1 s), still the one fetch.
+            rounds = len(fetches)
+            await asyncio.sleep(1.0)
+            assert len(fetches) == rounds == 1
+            (work / "manifests" / "vs.yaml").write_text(vs("7s"))
+            git(work, "commit", "-qam", "longer")
+            git(work, "push", "-q", str(served / "shop.git"), "main")
+            hook = {"X-GitHub-Event": "push", "Content-Type": "application/json", **AUTH}
+            resp = await client.post("/api/webhook", data=push_body(url), headers=hook)
+            assert resp.status == 200 and (await resp.json())["refreshed"] == ["default/shop"]
+            assert vs_timeout(cp) == "7.0"
+    finally:
+        Mirror.fetch = fetch  # type: ignore[method-assign]
+        await cp.gitops.close()
+        await client.close()
