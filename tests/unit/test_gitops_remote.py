@@ -3,7 +3,6 @@ clone: the transports git may use, the size of a mirror."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,17 +10,13 @@ import pytest
 from amimesh.gitops import repo
 from amimesh.gitops.repo import GitError, Mirror
 from tests.gitserver import serving
+from tests.unit.test_gitops_controller import Repo
 
 
 def git(cwd: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", "-c", "user.name=T", "-c", "user.email=t@example.com", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return done.stdout.strip()
+    repo = Repo.__new__(Repo)  # a Repo's git, run in `cwd`
+    repo.path = cwd
+    return repo.git(*args)
 
 
 def published(tmp_path: Path, files: dict[str, bytes]) -> tuple[Path, str]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import BeforeValidator, Field
 
 from amimesh.resources.fields import (
     DNS_SUBDOMAIN,
@@ -30,7 +30,7 @@ from amimesh.resources.fields import (
     UnsupportedValues,
     show,
 )
-from amimesh.resources.workload import EnvVarSource
+from amimesh.resources.workload import EnvVar as WorkloadEnvVar
 
 # Knative's defaults (config-defaults): max-revision-timeout-seconds and
 # container-concurrency-max-limit.
@@ -64,18 +64,8 @@ _SCHEME_NOT_YET = UnsupportedValues(("HTTPS",), uppercase=True)
 Scheme = Annotated[Literal["HTTP"], _SCHEME_NOT_YET, BeforeValidator(_SCHEME_NOT_YET)]
 
 
-class EnvVar(Strict):
-    name: str = Field(min_length=1)
-    value: str = ""
-    valueFrom: EnvVarSource | None = Field(
-        default=None, description="a ConfigMap's or Secret's key of the namespace"
-    )
-
-    @model_validator(mode="after")
-    def _value_or_source(self) -> EnvVar:
-        if self.valueFrom is not None and self.value:
-            raise ValueError("valueFrom: may not be set when `value` is not empty")
-        return self
+class EnvVar(WorkloadEnvVar):
+    """A container's variable, as a Workload's (a value, or `valueFrom` a key)."""
 
     def workload_entry(self) -> dict[str, Any]:
         """The entry of a derived Workload's `env`: the value, or the reference (the
