@@ -278,9 +278,9 @@ def test_analyze_offline_reports_every_code(running: Running) -> None:
         if line.startswith(("Error", "Warning", "Info"))
     }
     numbers = (101, 102, 103, 104, 105, 106, 107, 108, 201, 202, 203, 301, 302, 303, 401, 402, 501)
-    numbers += (601, 701)
+    numbers += (601, 701, 801)
     assert codes == {f"[AMI0{n}]" for n in numbers}
-    assert result.stdout.splitlines()[-1] == "11 errors, 11 warnings, 24 info"
+    assert result.stdout.splitlines()[-1] == "13 errors, 11 warnings, 26 info"
     as_json = running.ami("analyze", str(TESTDATA / "clean.yaml"), "-o", "json", mesh=False)
     assert (as_json.returncode, json.loads(as_json.stdout)) == (0, {"findings": [], "errors": []})
 
