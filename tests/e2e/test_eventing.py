@@ -6,6 +6,7 @@ re-ingested; a `kill -9` of the broker process loses no event it answered 202.""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -434,9 +435,19 @@ def test_deliveries_go_straight_to_the_subscribers_sidecar_over_mutual_tls(
     nothing."""
     up, out = mesh
     host = "orders.default.svc.cluster.local"
-    # The broker's way straight to the subscriber (identity and endpoints) is there.
-    until(lambda: send(up, binary("d-0", "order.placed", region="x")).status_code == 202, "sent")
-    until(lambda: "d-0" in ids(out, "orders"), "d-0 delivered")
+    # Until the broker knows its way straight to the subscriber (its identity, the
+    # subscriber's endpoints and their identities, read from its sidecar every second),
+    # deliveries go through its sidecar: wait until one goes straight.
+    probes = itertools.count()
+
+    def went_straight() -> bool:
+        before = broker_sidecar_requests_to(up, host)
+        probe = f"d-0-{next(probes)}"
+        assert send(up, binary(probe, "order.placed", region="x")).status_code == 202
+        until(lambda: probe in ids(out, "orders"), f"{probe} delivered")
+        return broker_sidecar_requests_to(up, host) == before
+
+    until(went_straight, "a delivery straight to the subscriber's sidecar", timeout=60)
     before = broker_sidecar_requests_to(up, host)
     for i in range(1, 6):
         assert send(up, binary(f"d-{i}", "order.placed", region="x")).status_code == 202
