@@ -3,10 +3,15 @@ the CGI program that web servers run for git) behind a small HTTP server on loop
 
     with serving(root) as base:        # ROOT/NAME.git is at BASE/NAME.git
         git clone BASE/shop.git
+
+With `auth=(user, password)`, every request needs them (HTTP basic authentication),
+as a private repository's server asks.
 """
 
 from __future__ import annotations
 
+import base64
+import hmac
 import os
 import subprocess
 import threading
@@ -18,11 +23,20 @@ from pathlib import Path
 from typing import Any
 
 
-def _handler(root: Path) -> type[BaseHTTPRequestHandler]:
+def _handler(root: Path, auth: tuple[str, str] | None) -> type[BaseHTTPRequestHandler]:
+    wanted = "Basic " + base64.b64encode(":".join(auth).encode()).decode() if auth else ""
+
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.0"
 
         def _backend(self) -> None:
+            given = self.headers.get("Authorization", "")
+            if wanted and not hmac.compare_digest(given.encode(), wanted.encode()):
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Basic realm="git"')
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             url = urllib.parse.urlsplit(self.path)
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
@@ -68,9 +82,9 @@ def _handler(root: Path) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def serving(root: Path) -> Iterator[str]:
+def serving(root: Path, auth: tuple[str, str] | None = None) -> Iterator[str]:
     """Serve the bare repositories under `root`; yields the base URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(root))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(root, auth))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -3,12 +3,14 @@ clone: the transports git may use, the size of a mirror."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from amimesh.gitops import repo
+from amimesh.gitops import repo, repocreds
 from amimesh.gitops.repo import GitError, Mirror
+from amimesh.gitops.repocreds import Credentials
 from tests.gitserver import serving
 from tests.unit.test_gitops_controller import Repo
 
@@ -127,9 +129,9 @@ async def test_an_application_of_a_remote_repository_syncs_and_a_push_refreshes_
     fetches: list[str] = []
     fetch = Mirror.fetch
 
-    def counted(self: Mirror) -> None:
+    def counted(self: Mirror, credentials: Credentials | None = None) -> None:
         fetches.append(self.url)
-        fetch(self)
+        fetch(self, credentials)
 
     try:
         with serving(served) as base:
@@ -157,3 +159,109 @@ async def test_an_application_of_a_remote_repository_syncs_and_a_push_refreshes_
         Mirror.fetch = fetch  # type: ignore[method-assign]
         await cp.gitops.close()
         await client.close()
+
+
+def test_a_private_repository_is_fetched_with_its_credentials(tmp_path: Path) -> None:
+    served, first = published(tmp_path, {"svc.yaml": b"kind: Service\n"})
+    with serving(served, auth=("deploy", "t0k3n")) as base:
+        url = f"{base}/shop.git"
+        with pytest.raises(GitError, match="Username"):  # asked, and nothing answers
+            Mirror(url, tmp_path / "none").fetch()
+        with pytest.raises(GitError):
+            Mirror(url, tmp_path / "wrong").fetch(Credentials("deploy", "nope"))
+        mirror = Mirror(url, tmp_path / "mirrors")
+        mirror.fetch(Credentials("deploy", "t0k3n"))
+        assert mirror.resolve("main") == first
+        mirror.fetch(Credentials("deploy", "t0k3n"))  # a fetch asks again
+    # The password is kept nowhere: not in the mirror's config, not in its files.
+    for path in mirror.path.rglob("*"):
+        if path.is_file():
+            assert b"t0k3n" not in path.read_bytes(), path
+
+
+def secret(name: str, kind: str, url: str, **data: str) -> str:
+    fields = ", ".join(f"{k}: {v!r}" for k, v in {"url": url, **data}.items())
+    return (
+        f"apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: argocd, "
+        f"labels: {{argocd.argoproj.io/secret-type: {kind}}}}}\nstringData: {{{fields}}}\n"
+    )
+
+
+def test_which_secret_gives_a_repositorys_credentials() -> None:
+    from amimesh.resources import parse_documents
+
+    texts = [
+        secret("org", "repo-creds", "https://git.example.com/org", username="o", password="1"),
+        secret("team", "repo-creds", "https://git.example.com/org/team", password="2"),
+        secret("one", "repository", "https://git.example.com/org/team/app.git", password="3"),
+        secret("ssh", "repository", "https://git.example.com/org/keys", sshPrivateKey="k"),
+        secret("elsewhere", "repository", "https://other.example.com/r", password="4").replace(
+            "namespace: argocd", "namespace: default"
+        ),
+    ]
+    resources = parse_documents("---\n".join(texts), "s.yaml").resources
+
+    def found(url: str) -> object:
+        return repocreds.find(url, resources)
+
+    # The repository's own Secret first (Argo CD's normalizing: case, `.git`, `/`).
+    assert found("https://GIT.example.com/org/team/app/") == Credentials("git", "3")
+    # Else the longest template whose URL is a prefix of it, on a path boundary.
+    assert found("https://git.example.com/org/team/other") == Credentials("git", "2")
+    assert found("https://git.example.com/org/x.git") == Credentials("o", "1")
+    assert found("https://git.example.com/organic/x") is None
+    # Only Argo CD's namespace; an ssh key is not used, and says so.
+    assert found("https://other.example.com/r") is None
+    unsupported = found("https://git.example.com/org/keys")
+    assert isinstance(unsupported, repocreds.Unsupported)
+    assert "sshPrivateKey" in unsupported.message
+    assert "3" not in repr(found("https://git.example.com/org/team/app"))
+
+
+async def test_an_application_of_a_private_repository_syncs_with_its_secret(
+    tmp_path: Path,
+) -> None:
+    import asyncio
+
+    from amimesh.controlplane.server import ControlPlane, ControlPlaneConfig
+    from tests.unit.test_gitops_controller import (
+        AUTO,
+        SERVICE,
+        TOKEN,
+        WORKLOAD,
+        apply,
+        status,
+        until,
+        vs,
+        vs_timeout,
+    )
+
+    files = {"web.yaml": (WORKLOAD + "---\n" + SERVICE).encode(), "vs.yaml": vs().encode()}
+    served, _ = published(tmp_path, files)
+    state = tmp_path / "state"
+    state.mkdir()
+    cp = ControlPlane(ControlPlaneConfig(state_dir=state, api_token=TOKEN, gitops_poll_s=0.1))
+    cp.gitops.watch(asyncio.get_running_loop())
+    try:
+        with serving(served, auth=("deploy", "t0k3n")) as base:
+            url = f"{base}/shop.git"
+            apply(
+                cp,
+                f"apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {{name: shop}}\n"
+                f"spec:\n  source: {{repoURL: '{url}', path: .}}\n"
+                "  destination: {server: https://kubernetes.default.svc, namespace: shop}\n" + AUTO,
+            )
+
+            def condition() -> str:
+                conditions = status(cp).get("conditions") or []
+                return str(conditions[0]["message"]) if conditions else ""
+
+            assert "Username" in await until("the fetch refused", condition)
+            assert vs_timeout(cp) is None
+            # Argo CD's repository Secret: the next fetch has its credentials.
+            apply(cp, secret("shop-repo", "repository", url, username="deploy", password="t0k3n"))
+            await cp.gitops.refresh("default", "shop")
+            await until("the sync", lambda: vs_timeout(cp) == "5.0")
+            assert "t0k3n" not in json.dumps(status(cp))
+    finally:
+        await cp.gitops.close()

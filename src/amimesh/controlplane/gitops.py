@@ -46,9 +46,10 @@ from amimesh.config.store import API_SOURCE, Key, Store
 from amimesh.controlplane import api_json
 from amimesh.controlplane.follow import Follower
 from amimesh.gitops import compare as cmp
-from amimesh.gitops import health, manifests, refwatch
+from amimesh.gitops import health, manifests, refwatch, repocreds
 from amimesh.gitops import webhook as hooks
 from amimesh.gitops.repo import GitError, Mirror, is_remote
+from amimesh.gitops.repocreds import Credentials, Unsupported
 from amimesh.resources import ConfigError, ParseResult, parse_object
 from amimesh.resources.argocd import Application, ApplicationSource
 from amimesh.resources.meta import Resource
@@ -245,14 +246,30 @@ class GitOpsController:
             root = self._tmp
         return Mirror(url.removeprefix("file://"), root)
 
-    def _load(self, app: Application, revision: str, cached: Loaded | None) -> Loaded:
+    def _credentials(self, app: Application) -> Credentials | Unsupported | None:
+        """The credentials of the Application's repository: Argo CD's repository Secrets
+        in the store (read on the event loop, handed to the worker thread)."""
+        src = app.spec.source
+        if src is None or not is_remote(src.repoURL):
+            return None
+        return repocreds.find(src.repoURL, self.store.resources())
+
+    def _load(
+        self,
+        app: Application,
+        revision: str,
+        cached: Loaded | None,
+        credentials: Credentials | Unsupported | None = None,
+    ) -> Loaded:
         """Fetch, resolve `revision`, and read its manifests (unless `cached` is that
         commit already). Runs in a worker thread."""
         src = app.spec.source
         assert src is not None  # checked by checks_argocd
+        if isinstance(credentials, Unsupported):
+            return Loaded("", revision, error=f"repository {src.repoURL}: {credentials.message}")
         mirror = self._mirror(src.repoURL)
         try:
-            mirror.fetch()
+            mirror.fetch(credentials)
             commit = mirror.resolve(revision)
         except GitError as err:
             return Loaded("", revision, error=f"repository {src.repoURL}: {err}")
@@ -284,7 +301,9 @@ class GitOpsController:
             assert src is not None
             spec = app.spec.model_dump()
             cached = st.target if spec == st.spec else None
-            loaded = await asyncio.to_thread(self._load, app, src.targetRevision, cached)
+            loaded = await asyncio.to_thread(
+                self._load, app, src.targetRevision, cached, self._credentials(app)
+            )
             st.target, st.spec, st.reconciled_at = loaded, spec, self._clock()
             self._auto(app, st)
         self._save_state()
@@ -317,7 +336,9 @@ class GitOpsController:
             src = app.spec.source
             assert src is not None
             wanted = revision or src.targetRevision
-            loaded = await asyncio.to_thread(self._load, app, wanted, st.target)
+            loaded = await asyncio.to_thread(
+                self._load, app, wanted, st.target, self._credentials(app)
+            )
             if revision is None:
                 st.target, st.reconciled_at = loaded, self._clock()
             self._sync(app, st, loaded, prune=prune, initiated={"username": "ami"})

@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from amimesh.gitops.manifests import Entry
+from amimesh.gitops.repocreds import Credentials
 
 TIMEOUT_S = 60.0
 FETCH_TIMEOUT_S = 300.0  # a clone or fetch, which may come over the network
@@ -100,6 +101,14 @@ def _size(path: Path) -> int:
     return total
 
 
+# A credential helper that answers git's `get` with the username and password of its
+# environment: the password is in no argument list and in no file.
+_HELPER = (
+    '!f() { test "$1" = get && '
+    'printf \'username=%s\\npassword=%s\\n\' "$AMI_GIT_USERNAME" "$AMI_GIT_PASSWORD"; }; f'
+)
+
+
 def bounded_git(
     args: Sequence[str],
     *,
@@ -107,13 +116,20 @@ def bounded_git(
     cwd: Path | None = None,
     timeout_s: float = FETCH_TIMEOUT_S,
     max_bytes: int | None = None,
+    credentials: Credentials | None = None,
 ) -> None:
     """Run `git ARGS` that writes into `watch` (a clone, a fetch): stopped, with
     `GitError`, once it runs longer than `timeout_s` or `watch` holds more than
-    `max_bytes` (default `MAX_REPO_BYTES`)."""
+    `max_bytes` (default `MAX_REPO_BYTES`). With `credentials`, git gets them from a
+    credential helper (and from no other)."""
     if max_bytes is None:
         max_bytes = MAX_REPO_BYTES
-    cmd = ["git", "-c", "core.hooksPath=/dev/null", *_PROTOCOLS, *args]
+    cmd = ["git", "-c", "core.hooksPath=/dev/null", *_PROTOCOLS]
+    env = _env()
+    if credentials is not None:
+        cmd += ["-c", "credential.helper=", "-c", f"credential.helper={_HELPER}"]
+        env.update(AMI_GIT_USERNAME=credentials.username, AMI_GIT_PASSWORD=credentials.password)
+    cmd += list(args)
     with tempfile.TemporaryFile() as err:
         try:
             proc = subprocess.Popen(
@@ -122,7 +138,7 @@ def bounded_git(
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=err,
-                env=_env(),
+                env=env,
             )
         except FileNotFoundError:
             raise GitError("the git command is not installed") from None
@@ -161,11 +177,14 @@ class Mirror:
         with _locks_lock:
             self._lock = _locks.setdefault(self.path, threading.Lock())
 
-    def fetch(self) -> None:
+    def fetch(self, credentials: Credentials | None = None) -> None:
         with self._lock:
             if (self.path / "HEAD").exists():
                 bounded_git(
-                    ["fetch", "--prune", "--quiet", "origin"], cwd=self.path, watch=self.path
+                    ["fetch", "--prune", "--quiet", "origin"],
+                    cwd=self.path,
+                    watch=self.path,
+                    credentials=credentials,
                 )
                 return
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -174,6 +193,7 @@ class Mirror:
                 bounded_git(
                     ["clone", "--mirror", "--no-hardlinks", "--quiet", "--", self.url, str(tmp)],
                     watch=tmp,
+                    credentials=credentials,
                 )
                 tmp.replace(self.path)
             finally:

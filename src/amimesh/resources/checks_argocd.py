@@ -71,8 +71,8 @@ def _source(src: argocd.ApplicationSource) -> Iterator[Issue]:
         elif has_user:
             yield Issue(
                 ("spec", "source", "repoURL"),
-                "credentials are not supported yet (in the URL they would be shown with the "
-                "Application): Ami fetches public repositories over https:// or http://",
+                "must hold no credentials (they would be shown with the Application): put "
+                "them in a repository Secret (argocd.argoproj.io/secret-type: repository)",
             )
     elif not url.startswith("/"):
         yield Issue(
