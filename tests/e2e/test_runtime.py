@@ -331,6 +331,7 @@ def test_up_reports_the_mesh(mesh: Up) -> None:
     printed = until(lambda: "Try:" in mesh.text() and mesh.text(), "the summary")
     assert info.gateway_urls[0] in printed
     assert str(mesh.state.path) in printed
+    assert "ami logs api -f" in printed  # a workload of the user's, not the gateway
 
 
 def test_requests_cross_the_gateway_and_both_sidecars(mesh: Up) -> None:

@@ -241,7 +241,18 @@ def _summary(console: Console, sup: Supervisor, progress: Progress) -> None:
     https = [u for u in gateway_urls if u.startswith("https://")]
     tries += [f"curl --cacert {root_cert} {url}" for url in https[:1]]
     tries.append(f"{ami} status")
-    workloads = sorted({r["workload"] for r in rows if r["kind"] == "sidecar"})
+    # The user's own workloads first: not the platform's (a broker, a listener).
+    platform = ("knative-", "istio-", "tekton-")
+    workloads = [
+        w
+        for _, w in sorted(
+            {
+                (str(r.get("namespace", "")).startswith(platform), r["workload"])
+                for r in rows
+                if r["kind"] == "sidecar"
+            }
+        )
+    ]
     tries += [f"{ami} logs {w} -f" for w in workloads[:1]]
     tries += [f"{ami} identity {w}" for w in workloads[:1]]
     tries.append(f"{ami} down {name}   (or Ctrl-C)")
