@@ -333,12 +333,12 @@ CASES: list[tuple[str, str, list[str]]] = [
         ksvc(
             template(
                 "volumes: [{name: v, secret: {secretName: s}}]\n",
-                container="volumeMounts: [{name: v, mountPath: /v}]\nlivenessProbe: {}\n",
+                container="volumeMounts: [{name: v, mountPath: /v}]\nstartupProbe: {}\n",
             )
         ),
         [
             f"{C0}.volumeMounts: is not supported by Ami yet",
-            f"{C0}.livenessProbe: is not supported by Ami yet",
+            f"{C0}.startupProbe: is not supported by Ami yet",
             f"{TT}.spec.volumes: is not supported by Ami yet",
         ],
     ),

@@ -184,6 +184,25 @@ def test_probe_defaults_and_ports() -> None:
         plan.probe_spec(tcp_probe(7777), ())
 
 
+def test_a_liveness_probe_is_aimed_at_the_apps_port_and_none_is_none() -> None:
+    ports = (InboundPort(8080, 1, 2, "http"),)
+    assert plan.liveness_spec(None, ports) is None  # no default, unlike readiness
+    live = Probe.model_validate(
+        {"httpGet": {"path": "/live", "port": "http"}, "periodSeconds": 5, "failureThreshold": 4}
+    )
+    spec = plan.liveness_spec(live, ports)
+    assert spec is not None
+    assert (spec.kind, spec.port, spec.path, spec.period_s, spec.failure_threshold) == (
+        "http",
+        2,
+        "/live",
+        5,
+        4,
+    )
+    with pytest.raises(plan.PlanError, match="livenessProbe port 7777"):
+        plan.liveness_spec(tcp_probe(7777), ports)
+
+
 def test_gateway_instance_and_server_ports(parsed: list[Resource]) -> None:
     snap = build_snapshot(parsed)
     assert gateway.server_ports(snap) == {80: "http", 8080: "http"}  # not eastwest's

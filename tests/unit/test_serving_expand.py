@@ -325,3 +325,24 @@ def test_config_network_templates_name_hosts_tags_and_urls() -> None:
     assert status["url"] == "https://hello-shop.eu.example.com"
     assert status["traffic"][0]["url"] == "https://hello-at-old-shop.eu.example.com"
     assert status["address"]["url"] == "http://hello.shop.svc.cluster.local"
+
+
+def test_a_knative_revision_restarts_on_its_liveness_probe_with_kubernetes_defaults() -> None:
+    ksvc = (
+        "apiVersion: serving.knative.dev/v1\nkind: Service\nmetadata: {name: hello, "
+        "namespace: shop}\nspec:\n  template:\n    spec:\n      containers:\n"
+        "      - image: example.com/hello\n        command: [x]\n"
+        "        livenessProbe: {httpGet: {path: /healthz}}\n"
+    )
+    result = parse_documents(ksvc, "x.yaml")
+    assert result.errors == []
+    out = expand(result.resources, [], now=0.0)
+    (w,) = [d for d in out.derived if d["kind"] == "Workload"]
+    port = w["spec"]["ports"][0]["port"]
+    assert w["spec"]["livenessProbe"] == {
+        "httpGet": {"path": "/healthz", "port": port},
+        "periodSeconds": 10,
+        "timeoutSeconds": 1,
+        "failureThreshold": 3,
+        "initialDelaySeconds": 0,
+    }

@@ -134,7 +134,36 @@ class Agent:
         self.post(machine.EnvoyExited(await envoy.wait()))
 
     async def _follow_app(self, app: Child) -> None:
-        self.post(machine.AppExited(await app.wait()))
+        self.post(machine.AppExited(await self._watch(app)))
+
+    async def _watch(self, app: Child) -> int:
+        """Wait for `app` to exit (its code), probing its liveness meanwhile."""
+        spec = self.config.app.liveness if self.config.app is not None else None
+        watcher = asyncio.create_task(self._liveness(app, spec)) if spec is not None else None
+        try:
+            return await app.wait()
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
+
+    async def _liveness(self, app: Child, spec: agent_config.ProbeSpec) -> None:
+        """As the kubelet's liveness probe: from `initial_delay_s`, every `period_s`;
+        after `failure_threshold` failures in a row the app is stopped (its exit is
+        then an exit as any other: restarted by the restart policy)."""
+        assert self.config.app is not None
+        await asyncio.sleep(spec.initial_delay_s)
+        failures = 0
+        while True:
+            problem = await probe.failure(spec)
+            failures = failures + 1 if problem else 0
+            if failures >= spec.failure_threshold:
+                log.warning("%s: liveness probe failed: %s", self.config.proxy.id, problem)
+                self._report({"event": "liveness", "problem": problem})
+                await app.stop(self.config.app.stop_timeout_s)
+                return
+            await asyncio.sleep(spec.period_s)
 
     # --- actions -----------------------------------------------------------------------
 
@@ -396,7 +425,7 @@ class Agent:
             self.post(machine.AppFailed(f"cannot run {command[0]!r} in {app.cwd}: {e}"))
             return
         self.post(machine.AppStarted(self.app.pid))
-        self.post(machine.AppExited(await self.app.wait()))
+        self.post(machine.AppExited(await self._watch(self.app)))
 
     async def _stop_app(self) -> None:
         assert self.config.app is not None

@@ -86,6 +86,8 @@ class AppSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     probe: ProbeSpec | None = None
     stop_timeout_s: float = 5.0
+    # Failing `failure_threshold` times in a row, the app is stopped (and restarted).
+    liveness: ProbeSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -213,6 +215,7 @@ def _proxy(d: Mapping[str, Any]) -> Proxy:
 
 def _app(d: Mapping[str, Any]) -> AppSpec:
     probe = d.get("probe")
+    liveness = d.get("liveness")
     return AppSpec(
         command=tuple(d["command"]),
         cwd=d["cwd"],
@@ -220,6 +223,7 @@ def _app(d: Mapping[str, Any]) -> AppSpec:
         env=dict(d.get("env", {})),
         probe=ProbeSpec(**probe) if probe is not None else None,
         stop_timeout_s=float(d.get("stop_timeout_s", 5.0)),
+        liveness=ProbeSpec(**liveness) if liveness is not None else None,
     )
 
 

@@ -15,6 +15,8 @@
                                               run ends with `code`
     {"event": "probe", "problem": "..."}      the readiness probe's failure changed ("" once
                                               it passes): why the instance is not ready
+    {"event": "liveness", "problem": "..."}   the liveness probe failed its threshold: the
+                                              app is being stopped (`exited` follows)
 
 Every event may carry more keys later; readers ignore keys and events they do not know.
 Events about readiness come in order: `ready` and `not-ready` alternate, starting with

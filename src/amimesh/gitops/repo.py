@@ -19,9 +19,11 @@ is bounded in time (`FETCH_TIMEOUT_S`) and in the size of the mirror on disk
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -139,6 +141,9 @@ def bounded_git(
                 stdout=subprocess.DEVNULL,
                 stderr=err,
                 env=env,
+                # Its own process group: git's helpers (`git-remote-http`,
+                # `index-pack`) are stopped with it, not left writing.
+                start_new_session=True,
             )
         except FileNotFoundError:
             raise GitError("the git command is not installed") from None
@@ -156,7 +161,8 @@ def bounded_git(
                     raise GitError(f"git {args[0]} took longer than {timeout_s:.0f}s")
         finally:
             if proc.poll() is None:
-                proc.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
         if code != 0:
             err.seek(0)

@@ -137,6 +137,13 @@ def check_container_source(src: ke.ContainerSource) -> Iterator[Issue]:
             ("spec", "template", "spec", "containers", 0, "command"),
             "is required here: Ami runs the container's command (its image is kept for Kubernetes)",
         )
+    for i, c in enumerate(src.spec.template.spec.containers):
+        if c.livenessProbe is not None:
+            yield Issue(
+                ("spec", "template", "spec", "containers", i, "livenessProbe"),
+                "is not supported by Ami yet on a ContainerSource (a Knative Service's "
+                "container takes one)",
+            )
     yield from destination_issues(src.spec.sink, ("spec", "sink"))
     if src.spec.ceOverrides is not None:
         yield from _extension_issues(src.spec.ceOverrides.extensions, ("spec", "ceOverrides"))

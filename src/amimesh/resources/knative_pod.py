@@ -4,7 +4,7 @@ The fields are the subset of a Kubernetes PodSpec that Knative Serving accepts
 (knative/serving `pkg/apis/serving/fieldmask.go`). Of those:
 
 - what changes how the app runs (volumes, envFrom, `valueFrom`'s `fieldRef`, init containers,
-  liveness and startup probes, exec and gRPC probes, host namespaces) is typed
+  startup probes, exec and gRPC probes, host namespaces) is typed
   `NotSupported`: an error that says so, never a silent ignore;
 - what only Kubernetes' scheduler or kubelet reads (image pull policy and secrets,
   security contexts, affinity, tolerations, node selectors, DNS settings, ...) is
@@ -143,7 +143,10 @@ class Container(Strict):
     )
     envFrom: NotSupported = None
     volumeMounts: NotSupported = None
-    livenessProbe: NotSupported = None
+    livenessProbe: Probe | None = Field(
+        default=None,
+        description="failing, the app is restarted (Kubernetes' defaults: every 10 s, 3 failures)",
+    )
     startupProbe: NotSupported = None
 
 

@@ -189,6 +189,13 @@ class WorkloadSpec(Strict):
     replicas: int = Field(default=1, ge=0)
     ports: list[WorkloadPort] = Field(default_factory=list)
     readinessProbe: Probe | None = None
+    livenessProbe: Probe | None = Field(
+        default=None,
+        description=(
+            "failing failureThreshold times in a row, the app is stopped and restarted by "
+            "its restartPolicy, as the kubelet restarts a container"
+        ),
+    )
     restartPolicy: Literal["Always", "OnFailure", "Never"] = "Always"
     locality: str | None = None
 

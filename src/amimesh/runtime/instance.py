@@ -94,6 +94,7 @@ class InstanceRunner:
         self.exit_code: int | None = None
         self.reason = ""
         self.probe = ""  # the last readiness probe's failure ("" once it passes)
+        self._liveness = ""  # the liveness probe's failure that is stopping the app
         self._agent: Agent | None = None
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -225,6 +226,8 @@ class InstanceRunner:
             case "probe":
                 self.probe = str(event.get("problem", ""))
                 self._on_change(self)
+            case "liveness":
+                self._liveness = str(event.get("problem", ""))
             case "ready":
                 self.reason = self.probe = ""
                 self._register()
@@ -238,6 +241,9 @@ class InstanceRunner:
                 self._code = e.code if e.code is not None else FAILED
                 if not self._stopping.is_set():
                     self.reason = self._exit_reason(self._code)
+                    if self._liveness:
+                        self.reason = f"liveness probe failed ({self._liveness}): stopped"
+                self._liveness = ""
             case "failed":
                 self._unregister()
                 self.reason = e.reason

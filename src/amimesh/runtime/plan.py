@@ -140,12 +140,22 @@ def probe_spec(probe: Probe | None, inbound: tuple[InboundPort, ...]) -> ProbeSp
         if not inbound:
             return None
         return ProbeSpec(kind="tcp", port=inbound[0].app_port, period_s=DEFAULT_TCP_PERIOD_S)
+    return _aimed(probe, inbound, "readinessProbe")
+
+
+def liveness_spec(probe: Probe | None, inbound: tuple[InboundPort, ...]) -> ProbeSpec | None:
+    """The agent's liveness probe: the Workload's livenessProbe aimed at the app's real
+    port; none without one."""
+    return None if probe is None else _aimed(probe, inbound, "livenessProbe")
+
+
+def _aimed(probe: Probe, inbound: tuple[InboundPort, ...], what: str) -> ProbeSpec:
     action = probe.httpGet or probe.tcpSocket
     assert action is not None  # validated: exactly one of them
     http = probe.httpGet
     return ProbeSpec(
         kind="http" if http is not None else "tcp",
-        port=_app_port(action.port, inbound),
+        port=_app_port(action.port, inbound, what),
         path=http.path if http is not None else "/",
         initial_delay_s=probe.initialDelaySeconds,
         period_s=probe.periodSeconds,
@@ -154,13 +164,13 @@ def probe_spec(probe: Probe | None, inbound: tuple[InboundPort, ...]) -> ProbeSp
     )
 
 
-def _app_port(port: int | str | None, inbound: tuple[InboundPort, ...]) -> int:
+def _app_port(port: int | str | None, inbound: tuple[InboundPort, ...], what: str) -> int:
     for p in inbound:
         if port is None or p.port == port or (p.name and p.name == port):
             return p.app_port
     if not inbound:
-        raise PlanError("readinessProbe needs a port: the workload declares none")
-    raise PlanError(f"readinessProbe port {port!r} is not one of the workload's ports")
+        raise PlanError(f"{what} needs a port: the workload declares none")
+    raise PlanError(f"{what} port {port!r} is not one of the workload's ports")
 
 
 def access_log_path(state: StateDir, iid: str) -> str:
@@ -229,6 +239,7 @@ def workload_instance(
         log=str(state.logs / f"{iid}.log"),
         env={e.name: e.value for e in spec.env},
         probe=probe_spec(spec.readinessProbe, inbound),
+        liveness=liveness_spec(spec.livenessProbe, inbound),
     )
     registration = Instance(
         id=iid,

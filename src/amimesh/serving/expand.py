@@ -492,6 +492,25 @@ def _probe(probe: Probe | None, port: int) -> dict[str, Any]:
     return out
 
 
+def _liveness(probe: Probe | None, port: int) -> dict[str, Any] | None:
+    """Kubernetes' liveness probe as a Workload's, with Kubernetes' defaults (every 10 s,
+    a 1 s timeout, 3 failures in a row); aimed at the serving port, as Knative aims it."""
+    if probe is None:
+        return None
+    action: dict[str, Any] = (
+        {"httpGet": {"path": probe.httpGet.path or "/", "port": port}}
+        if probe.httpGet is not None
+        else {"tcpSocket": {"port": port}}
+    )
+    return {
+        **action,
+        "periodSeconds": probe.periodSeconds or 10,
+        "timeoutSeconds": probe.timeoutSeconds or 1,
+        "failureThreshold": probe.failureThreshold or 3,
+        "initialDelaySeconds": probe.initialDelaySeconds,
+    }
+
+
 @dataclass(frozen=True)
 class Run:
     """How a container runs here: its command, args, directory and env."""
@@ -591,6 +610,9 @@ def _revision_resources(r: RevisionRecord, run: Run, replicas: int) -> list[dict
         "ports": [{"name": "http", "port": port, "protocol": protocol}],
         "readinessProbe": _probe(container.readinessProbe, port),
     }
+    liveness = _liveness(container.livenessProbe, port)
+    if liveness is not None:
+        workload_spec["livenessProbe"] = liveness
     if run.working_dir:
         workload_spec["workingDir"] = run.working_dir
     annotations = {f"{SERVING}/image": container.image} if container.image else {}
