@@ -440,8 +440,7 @@ class Api:
             wanted = binding.bound(wanted, every)
         # Variables from ConfigMaps and Secrets, read for the node agents alone: a
         # Workload one of whose keys is missing is not run (`ami analyze` says why).
-        if any(isinstance(r, Workload) and any(e.valueFrom for e in r.spec.env) for r in wanted):
-            wanted, _missing = env_from.resolved(wanted, every)
+        wanted, _missing = env_from.resolved(wanted, every)
         items = [api_json.resource_json(r) for r in sorted(wanted, key=lambda r: r.key)]
         return _json({"version": version, "resources": items}, dumps=json.dumps)
 

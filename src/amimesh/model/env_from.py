@@ -71,14 +71,34 @@ def _field(i: int, ref: EnvVarSource) -> str:
     return f"spec.env[{i}].valueFrom.{which}"
 
 
+def _read_all(w: Workload, found: Sources) -> tuple[list[EnvVar], list[Missing]]:
+    """The Workload's variables with their `valueFrom` read (an optional one that is not
+    there left out), and the ones that cannot be read."""
+    env: list[EnvVar] = []
+    problems: list[Missing] = []
+    for i, e in enumerate(w.spec.env):
+        if e.valueFrom is None:
+            env.append(e)
+            continue
+        value, why = _read(e.valueFrom, w.namespace, found)
+        if why:
+            problems.append(Missing(w, _field(i, e.valueFrom), why))
+        elif value is not None:
+            # `$$` is a `$`: the value is taken as it is, as Kubernetes takes a
+            # `valueFrom` value, with no `$(VAR)` expanded in it.
+            env.append(EnvVar(name=e.name, value=value.replace("$", "$$")))
+    return env, problems
+
+
+def _reads(w: Workload) -> bool:
+    return any(e.valueFrom is not None for e in w.spec.env)
+
+
 def missing(workloads: Iterable[Workload], found: Sources) -> Iterator[Missing]:
     """Every variable of `workloads` that cannot be read."""
     for w in workloads:
-        for i, e in enumerate(w.spec.env):
-            if e.valueFrom is not None:
-                value, why = _read(e.valueFrom, w.namespace, found)
-                if value is None and why:
-                    yield Missing(w, _field(i, e.valueFrom), why)
+        if _reads(w):
+            yield from _read_all(w, found)[1]
 
 
 def resolved(
@@ -86,27 +106,19 @@ def resolved(
 ) -> tuple[list[Resource], list[Missing]]:
     """`items` with each Workload's `valueFrom` variables read (an optional one that is
     not there left out), less the Workloads one of whose variables cannot be read."""
-    found = sources(resources)
+    found: Sources | None = None  # the ConfigMaps and Secrets, looked up when needed
     out: list[Resource] = []
     problems: list[Missing] = []
     for item in items:
-        if not isinstance(item, Workload) or all(e.valueFrom is None for e in item.spec.env):
+        if not isinstance(item, Workload) or not _reads(item):
             out.append(item)
             continue
-        env: list[EnvVar] = []
-        why = list(missing([item], found))
+        if found is None:
+            found = sources(resources)
+        env, why = _read_all(item, found)
         if why:
             problems += why
             continue
-        for e in item.spec.env:
-            if e.valueFrom is None:
-                env.append(e)
-                continue
-            value, _ = _read(e.valueFrom, item.namespace, found)
-            if value is not None:
-                # `$$` is a `$`: the value is taken as it is, as Kubernetes takes a
-                # `valueFrom` value, with no `$(VAR)` expanded in it.
-                env.append(EnvVar(name=e.name, value=value.replace("$", "$$")))
         spec = item.spec.model_copy(update={"env": env})
         out.append(item.model_copy(update={"spec": spec}))
     return out, problems

@@ -59,6 +59,7 @@ _STORED_KINDS = re.compile(
     rb"|Sequence|Parallel)[\"']?\s*$",
     re.MULTILINE,
 )
+_CLUSTER = re.compile(rb"config-nats")
 _YAML = (".yaml", ".yml", ".json")
 _MAX_SCAN = 64 * 1024 * 1024  # bytes of config looked at; past them, say yes
 
@@ -70,15 +71,26 @@ def wanted(config_root: Path) -> bool:
     files' text (a `kind:` line naming one of those kinds), not from Ami's resource
     models: `ami up` would pay for them before it starts anything, and a wrong guess
     costs one idle server."""
-    return _names_a_stored_kind(config_root) and not names_a_cluster(config_root)
+    return decide(config_root) == (False, True)
 
 
 def names_a_cluster(config_root: Path) -> bool:
     """Whether the config names a NATS cluster of its own (`knative-eventing/
     config-nats`): then the mesh runs no server. Parsed only when a file's text
     names it."""
-    if not _text_matches(config_root, re.compile(rb"config-nats")):
-        return False
+    return decide(config_root)[0]
+
+
+def decide(config_root: Path) -> tuple[bool, bool]:
+    """(whether the config names a NATS cluster of its own, whether it wants the
+    mesh's server), from one look at the files' text; the config is parsed only when
+    a file's text names `config-nats`."""
+    cluster_named, stored = _text_matches(config_root, (_CLUSTER, _STORED_KINDS))
+    cluster = cluster_named and _has_cluster_config(config_root)
+    return cluster, stored and not cluster
+
+
+def _has_cluster_config(config_root: Path) -> bool:
     from amimesh.eventing.config import NAMESPACE
     from amimesh.eventing.expand import NATS_CONFIG
     from amimesh.resources import files
@@ -96,27 +108,26 @@ def wanted_marker(state_dir: Path) -> Path:
     return mesh_config.nats_wanted_path(state_dir)
 
 
-def _names_a_stored_kind(config_root: Path) -> bool:
-    """Whether a config file's text names one of `_STORED_KINDS` (or the config is too
-    large to look at this way: then the full read decides)."""
-    return _text_matches(config_root, _STORED_KINDS)
-
-
-def _text_matches(config_root: Path, pattern: re.Pattern[bytes]) -> bool:
+def _text_matches(config_root: Path, patterns: tuple[re.Pattern[bytes], ...]) -> list[bool]:
+    """Which of `patterns` some config file's text matches, each file read once (all
+    of them, past `_MAX_SCAN` bytes of config: the full read decides then)."""
+    found = [False] * len(patterns)
     paths = [config_root] if config_root.is_file() else sorted(config_root.rglob("*"))
     seen = 0
     for path in paths:
+        if all(found):
+            break
         if path.suffix not in _YAML or not path.is_file():
             continue
         try:
             seen += path.stat().st_size
             if seen > _MAX_SCAN:
-                return True
-            if pattern.search(path.read_bytes()):
-                return True
+                return [True] * len(patterns)
+            text = path.read_bytes()
         except OSError:
             continue
-    return False
+        found = [f or bool(p.search(text)) for f, p in zip(found, patterns, strict=True)]
+    return found
 
 
 def home(state_dir: Path) -> Path:

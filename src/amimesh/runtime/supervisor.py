@@ -171,6 +171,7 @@ class Supervisor:
         self._claimed = False
         self._info_ready = False
         self._nats_waiter: asyncio.Task[None] | None = None
+        self._nats_wanted = False  # the config has a Broker (`nats.decide`, at start)
 
     @property
     def status_file(self) -> Path:
@@ -241,7 +242,7 @@ class Supervisor:
         if cp.nats_port:
             self.nats.argv = nats.argv(st.path)
             self.nats.on_start.append(self._write_info)
-            if self.nats.child is not None or nats.wanted(self.root):
+            if self.nats.child is not None or self._nats_wanted:
                 # Before the broker can ask for it: the node agent starts the broker.
                 if self.nats.child is None:
                     await self.nats.spawn()
@@ -314,7 +315,8 @@ class Supervisor:
         again) and its config written, whether or not the config has a Broker yet:
         one applied later is served without a restart. Without a config-nats
         cluster, that is: then the mesh runs no server."""
-        if nats.names_a_cluster(self.root):
+        cluster, self._nats_wanted = nats.decide(self.root)
+        if cluster:
             return cp_mesh.MeshControlPlane(**{**cp.__dict__, "nats_port": 0})
         port = cp.nats_port
         if self.nats.child is None:
