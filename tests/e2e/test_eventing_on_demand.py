@@ -5,8 +5,10 @@ no restart of the mesh."""
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
+from amimesh.controlplane import mesh_config
 from tests.e2e.meshes import apply, from_yaml
 from tests.e2e.test_eventing import APP, BROKER_URL, ids, trigger, workload
 from tests.e2e.test_kn_cli import ami, ok
@@ -25,7 +27,11 @@ def test_a_broker_applied_later_starts_the_server_and_delivers(tmp_path: Path) -
     with from_yaml(tmp_path, workload("orders", "sink", out), files={"apps/app.py": APP}) as up:
         info = json.loads(up.state.info_file.read_text())
         assert "nats_pid" not in info  # no Broker: no server
-        refused = ami(up, "events", "default")
+        # Its port is kept for it, but something else may listen there meanwhile (on a
+        # busy machine, another process took it once): that is no JetStream server.
+        port = mesh_config.read(up.state.path).nats_port
+        with socket.create_server(("127.0.0.1", port)):
+            refused = ami(up, "events", "default")
         assert refused.returncode != 0
         assert "no Broker yet" in refused.stderr + refused.stdout
 

@@ -12,8 +12,8 @@ applies to it. Apps send through their sidecars to the broker's address.
 
 from __future__ import annotations
 
+import asyncio
 import json
-import socket
 import urllib.error
 import urllib.request
 import uuid
@@ -242,6 +242,9 @@ def history_of(
     return asyncio.run(_history(mesh, namespace, broker, follow))
 
 
+CONNECT_TIMEOUT_S = 10.0
+
+
 async def _history(
     mesh: StateDir,
     namespace: str,
@@ -255,16 +258,28 @@ async def _history(
     from amimesh.controlplane import mesh_config
     from amimesh.eventing import jetstream
     from amimesh.runtime import nats as nats_server
+    from amimesh.runtime import state
 
     port = mesh_config.read(mesh.path).nats_port
     if not port:
         raise NoBroker("the mesh runs no JetStream server: its config names a NATS cluster")
-    try:  # the server starts with the mesh's first Broker
-        socket.create_connection(("127.0.0.1", port), timeout=2).close()
-    except OSError:
-        raise NoBroker("the mesh runs no JetStream server: it has no Broker yet") from None
+    # The server starts with the mesh's first Broker, and `ami up` notes its pid: its
+    # port alone says nothing (until then, another process may have taken it).
+    try:
+        pid = int(json.loads(mesh.info_file.read_text()).get("nats_pid") or 0)
+    except (OSError, ValueError, TypeError, AttributeError):
+        pid = 0
+    if not pid or not state.pid_alive(pid):
+        raise NoBroker("the mesh runs no JetStream server: it has no Broker yet")
     user, password = jetstream.read_credentials(nats_server.credentials_path(mesh.path))
-    nc = await jetstream.connect(nats_server.url(port), user, password)
+    try:  # a command answers: it does not wait for ever for a server that is not there
+        nc = await asyncio.wait_for(
+            jetstream.connect(nats_server.url(port), user, password), CONNECT_TIMEOUT_S
+        )
+    except TimeoutError:
+        raise NoBroker(
+            f"the mesh's JetStream server did not answer within {CONNECT_TIMEOUT_S:.0f}s"
+        ) from None
     try:
         js = nc.jetstream()
         try:
